@@ -1,0 +1,352 @@
+"""Compiler of the ``dsp_chain`` engine: (hardware, workload) -> Program.
+
+The Program is what the simulator times and what the RTL executes (docs/dsp_chain.md). Each
+linear layer becomes, per chunk of tokens that fits the activation and output buffers, one
+``LDA`` of the chunk's activations and one ``MM`` per tile of ``chains`` output rows.
+
+Two modes: ``with_data=True`` builds the memory image (random seeded INT8 activations and
+INT4/INT8 weights pruned N:M by magnitude) and the golden outputs; ``with_data=False`` builds
+only the instruction list, which is all the simulator needs (fast enough for whole LLMs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import dsp_chain_isa as isa
+from . import golden, sparsity
+from .config import ConfigError, DesignPoint, DspChainHardware, GemmLayer
+from .workloads import expand_workload
+
+_ALIGN = 64
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    """How one layer maps onto the hardware."""
+
+    name: str
+    rows: int
+    k: int
+    tokens: int
+    n: int  # kept per group as the hardware sees it (N = M when dense)
+    dense: bool
+    weight_bits: int
+    groups: int  # ceil(K / M)
+    gpad: int  # groups padded so that a row's kept weights fill whole steps
+    steps: int  # weight records per row tile
+    row_tiles: int
+    chunk_tokens: int  # tokens per LDA chunk
+    repeat: int
+
+    @property
+    def chunks(self) -> int:
+        return -(-self.tokens // self.chunk_tokens)
+
+    def chunk_sizes(self) -> list[int]:
+        sizes = [self.chunk_tokens] * (self.tokens // self.chunk_tokens)
+        if self.tokens % self.chunk_tokens:
+            sizes.append(self.tokens % self.chunk_tokens)
+        return sizes
+
+    @property
+    def useful_macs(self) -> int:
+        """MACs on kept weights (what a sparse engine must do), per instance."""
+        return self.tokens * self.rows * self.groups * self.n
+
+
+def plan_layer(hw: DspChainHardware, layer: GemmLayer, path: str) -> LayerPlan:
+    """Check that ``layer`` fits ``hw`` and decide its tiling; errors name ``path``."""
+    nm = layer.sparsity
+    m = hw.mux_m
+    if nm.dense:
+        n, dense = m, True
+    else:
+        if nm.m != m:
+            raise ConfigError(
+                f"{path}.sparsity", f"N:M {nm} needs mux_m={nm.m}, but hardware.mux_m is {m}"
+            )
+        n, dense = nm.n, False
+        if n & (n - 1):
+            raise ConfigError(f"{path}.sparsity", f"N must be a power of two for dsp_chain, not {n}")
+        if n < hw.min_n:
+            raise ConfigError(
+                f"{path}.sparsity", f"N={n} is below hardware.min_n={hw.min_n}"
+            )
+    L = hw.chain_len
+    groups = -(-layer.k // m)
+    if n <= L:
+        per_step = L // n
+        gpad = -(-groups // per_step) * per_step
+    else:
+        gpad = groups
+    steps = gpad * n // L
+    if steps > hw.weight_bank_depth:
+        raise ConfigError(
+            f"{path}.k",
+            f"K={layer.k} at {n}:{m} needs {steps} weight records per row tile, but a weight bank "
+            f"holds {hw.weight_bank_depth} (raise hardware.weight_buffer_kib)",
+        )
+    if gpad > hw.act_depth:
+        raise ConfigError(
+            f"{path}.k",
+            f"K={layer.k} needs {gpad} activation rows per token group, but the activation "
+            f"buffer holds {hw.act_depth} (raise hardware.act_buffer_kib)",
+        )
+    tgroups_max = min(hw.act_depth // gpad, hw.out_bank_depth, (1 << 16) - 1)
+    if steps >= 1 << 16 or gpad >= 1 << 16:
+        raise ConfigError(f"{path}.k", f"K={layer.k} is too large for the 16-bit step counters")
+    chunk_tokens = min(layer.tokens, tgroups_max * hw.lanes)
+    return LayerPlan(
+        name=layer.name,
+        rows=layer.rows,
+        k=layer.k,
+        tokens=layer.tokens,
+        n=n,
+        dense=dense,
+        weight_bits=layer.weight_bits,
+        groups=groups,
+        gpad=gpad,
+        steps=steps,
+        row_tiles=-(-layer.rows // hw.chains),
+        chunk_tokens=chunk_tokens,
+        repeat=layer.repeat,
+    )
+
+
+@dataclass
+class OutputBlock:
+    """Where one MM wrote its output rows."""
+
+    layer: int
+    token0: int
+    tile: int
+    tgroups: int
+    addr: int
+
+
+@dataclass
+class LayerData:
+    x: np.ndarray  # [T, K] int8
+    w: np.ndarray  # [R, K] pruned weights (int8 values in the weight range)
+    expected: np.ndarray  # [T, R] golden outputs (int64, wrapped)
+
+
+@dataclass
+class Program:
+    """The shared dataflow schedule of one design point."""
+
+    hw: DspChainHardware
+    instrs: np.ndarray  # isa.INSTR_DTYPE, ends with END
+    plans: list[LayerPlan]
+    operators: list[str]
+    memory: np.ndarray | None = None  # uint8 image (with_data only)
+    regions: dict[str, tuple[int, int]] = field(default_factory=dict)
+    layers: list[LayerData] = field(default_factory=list)
+    outputs: list[OutputBlock] = field(default_factory=list)
+
+    @property
+    def geometry(self) -> isa.Geometry:
+        return geometry(self.hw)
+
+    def words(self) -> list[int]:
+        return isa.encode_program(self.instrs)
+
+    @property
+    def useful_macs(self) -> int:
+        return sum(p.useful_macs * p.repeat for p in self.plans)
+
+    def expected_outputs(self) -> list[np.ndarray]:
+        return [layer.expected for layer in self.layers]
+
+    def read_outputs(self, memory: np.ndarray | bytes | bytearray) -> list[np.ndarray]:
+        """Decode every layer's Y[T, R] from a memory image after execution."""
+        mem = np.frombuffer(bytes(memory), dtype=np.uint8) if not isinstance(memory, np.ndarray) else memory
+        geo = self.geometry
+        ys = [np.zeros((p.tokens, p.rows), dtype=np.int64) for p in self.plans]
+        P, lanes = self.hw.chains, self.hw.lanes
+        for blk in self.outputs:
+            nbytes = blk.tgroups * geo.out_row_bytes
+            rows = mem[blk.addr : blk.addr + nbytes].reshape(blk.tgroups, geo.out_row_bytes)
+            vals = isa.unpack_out_rows(geo, rows)  # [tg, P, lanes]
+            plan = self.plans[blk.layer]
+            tok = blk.token0 + np.arange(blk.tgroups * lanes).reshape(blk.tgroups, lanes)
+            row = blk.tile * P + np.arange(P)
+            vals = vals.transpose(0, 2, 1)  # [tg, lanes, P]
+            tmask = tok < plan.tokens
+            rmask = row < plan.rows
+            y = ys[blk.layer]
+            for tg in range(blk.tgroups):
+                for lane in range(lanes):
+                    if tmask[tg, lane]:
+                        y[tok[tg, lane], row[rmask]] = vals[tg, lane, rmask]
+        return ys
+
+
+def geometry(hw: DspChainHardware) -> isa.Geometry:
+    return isa.Geometry(
+        chains=hw.chains, chain_len=hw.chain_len, mux_m=hw.mux_m, lanes=hw.lanes, acc_bits=hw.acc_bits
+    )
+
+
+def _emit_layer(hw: DspChainHardware, plan: LayerPlan, operator: int) -> np.ndarray:
+    """Instructions of one layer instance (addresses filled in later for with_data)."""
+    per_chunk = 1 + plan.row_tiles
+    out = np.zeros(plan.chunks * per_chunk, dtype=isa.INSTR_DTYPE)
+    out["operator"] = operator
+    n_log2 = plan.n.bit_length() - 1
+    for c, tokens in enumerate(plan.chunk_sizes()):
+        tg = -(-tokens // hw.lanes)
+        base = c * per_chunk
+        out[base]["op"] = isa.OP_LDA
+        out[base]["steps"] = tg * plan.gpad
+        mm = out[base + 1 : base + per_chunk]
+        mm["op"] = isa.OP_MM
+        mm["int4"] = 1 if plan.weight_bits == 4 else 0
+        mm["dense"] = 1 if plan.dense else 0
+        mm["n_log2"] = n_log2
+        mm["steps"] = plan.steps
+        mm["tgroups"] = tg
+        mm["gpad"] = plan.gpad
+    return out
+
+
+def compile_layers(
+    hw: DspChainHardware,
+    layers: list[GemmLayer],
+    *,
+    with_data: bool = False,
+    seed: int = 0,
+    path: str = "workload.layers[{i}]",
+) -> Program:
+    """Compile ``layers``; ``path`` formats each layer's key path in errors ({i}, {name})."""
+    plans = [
+        plan_layer(hw, layer, path.format(i=i, name=layer.name)) for i, layer in enumerate(layers)
+    ]
+    operators = list(dict.fromkeys(p.name for p in plans))
+    op_index = {name: i for i, name in enumerate(operators)}
+    blocks = []
+    for plan in plans:
+        block = _emit_layer(hw, plan, op_index[plan.name])
+        blocks.extend([block] * (plan.repeat if not with_data else 1))
+    end = np.zeros(1, dtype=isa.INSTR_DTYPE)
+    end["op"] = isa.OP_END
+    end["operator"] = -1
+    instrs = np.concatenate(blocks + [end])
+    program = Program(hw=hw, instrs=instrs, plans=plans, operators=operators)
+    if with_data:
+        if any(p.repeat != 1 for p in plans):
+            raise ConfigError("workload", "repeat must be 1 when building data (RTL runs)")
+        _fill_data(program, seed)
+    return program
+
+
+def compile_design_point(point: DesignPoint, *, with_data: bool = False) -> Program:
+    layers = expand_workload(point.workload)
+    path = "workload.layers[{i}]" if point.workload.kind == "gemm" else "workload[operator {name}]"
+    return compile_layers(point.hardware, layers, with_data=with_data, seed=point.seed, path=path)
+
+
+# --------------------------------------------------------------------------------------------
+# Data: memory image and golden outputs
+
+
+def _align(x: int) -> int:
+    return -(-x // _ALIGN) * _ALIGN
+
+
+def _make_layer_data(plan: LayerPlan, m: int, rng: np.random.Generator, acc_bits: int) -> LayerData:
+    lo, hi = golden.int_range(8)
+    x = rng.integers(lo, hi + 1, size=(plan.tokens, plan.k), dtype=np.int64).astype(np.int8)
+    wlo, whi = golden.int_range(plan.weight_bits)
+    w = rng.integers(wlo, whi + 1, size=(plan.rows, plan.k), dtype=np.int64).astype(np.int8)
+    if not plan.dense:
+        kp = plan.groups * m
+        wp = np.zeros((plan.rows, kp), dtype=np.int8)
+        wp[:, : plan.k] = w
+        wp = sparsity.prune_nm(wp, plan.n, m, axis=1)
+        w = wp[:, : plan.k]
+    return LayerData(x=x, w=w, expected=golden.linear(x, w, acc_bits))
+
+
+def _weight_records(hw: DspChainHardware, plan: LayerPlan, w: np.ndarray) -> np.ndarray:
+    """All weight records of a layer: uint8 [row_tiles, steps, rec_bytes]."""
+    P, L, m = hw.chains, hw.chain_len, hw.mux_m
+    rows_p = plan.row_tiles * P
+    wp = np.zeros((rows_p, plan.gpad * m), dtype=np.int8)
+    wp[: plan.rows, : plan.k] = w
+    if plan.dense:
+        kept = wp.astype(np.int64)
+        idx = None
+    else:
+        values, indices = sparsity.compress_nm(wp, plan.n, m)
+        kept = values.reshape(rows_p, -1).astype(np.int64)
+        idx = indices.reshape(rows_p, -1).astype(np.int64)
+    geo = geometry(hw)
+    recs = []
+    for t in range(plan.row_tiles):
+        kt = kept[t * P : (t + 1) * P].reshape(P, plan.steps, L).transpose(1, 0, 2)
+        it = None
+        if idx is not None:
+            it = idx[t * P : (t + 1) * P].reshape(P, plan.steps, L).transpose(1, 0, 2)
+        recs.append(isa.pack_weight_records(geo, kt, it, plan.weight_bits))
+    return np.stack(recs)
+
+
+def _act_rows(hw: DspChainHardware, plan: LayerPlan, x: np.ndarray, t0: int, tokens: int) -> np.ndarray:
+    """Activation rows of one chunk: uint8 [tg*gpad, lanes*M]."""
+    lanes, m = hw.lanes, hw.mux_m
+    tg = -(-tokens // lanes)
+    xp = np.zeros((tg * lanes, plan.gpad * m), dtype=np.int8)
+    xp[:tokens, : plan.k] = x[t0 : t0 + tokens]
+    rows = xp.reshape(tg, lanes, plan.gpad, m).transpose(0, 2, 1, 3).reshape(tg * plan.gpad, lanes * m)
+    return rows.view(np.uint8)
+
+
+def _fill_data(program: Program, seed: int) -> None:
+    hw = program.hw
+    geo = geometry(hw)
+    rng = np.random.default_rng(seed)
+    chunks: list[tuple[int, np.ndarray]] = []  # (address, bytes)
+    cursor = 0
+
+    def place(name: str, data: np.ndarray) -> int:
+        nonlocal cursor
+        addr = cursor
+        program.regions[name] = (addr, int(data.size))
+        chunks.append((addr, data.reshape(-1)))
+        cursor = _align(addr + data.size)
+        return addr
+
+    instrs = program.instrs
+    pos = 0
+    for li, plan in enumerate(program.plans):
+        data = _make_layer_data(plan, hw.mux_m, rng, hw.acc_bits)
+        program.layers.append(data)
+        recs = _weight_records(hw, plan, data.w)
+        w_addr = place(f"{plan.name}#{li}.weights", recs)
+        rec_bytes = recs.shape[2]
+        t0 = 0
+        for c, tokens in enumerate(plan.chunk_sizes()):
+            tg = -(-tokens // hw.lanes)
+            acts = _act_rows(hw, plan, data.x, t0, tokens)
+            instrs[pos]["addr_a"] = place(f"{plan.name}#{li}.acts{c}", acts)
+            pos += 1
+            for t in range(plan.row_tiles):
+                out_bytes = tg * geo.out_row_bytes
+                out_addr = place(
+                    f"{plan.name}#{li}.out{c}.{t}", np.zeros(out_bytes, dtype=np.uint8)
+                )
+                instrs[pos]["addr_a"] = w_addr + t * plan.steps * rec_bytes
+                instrs[pos]["addr_b"] = out_addr
+                program.outputs.append(OutputBlock(li, t0, t, tg, out_addr))
+                pos += 1
+            t0 += tokens
+    if cursor >= 1 << 32:
+        raise ConfigError("workload", f"memory image of {cursor} bytes exceeds the 32-bit address space")
+    mem = np.zeros(max(cursor, _ALIGN), dtype=np.uint8)
+    for addr, data in chunks:
+        mem[addr : addr + data.size] = data
+    program.memory = mem

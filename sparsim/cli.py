@@ -1,0 +1,198 @@
+"""The ``sparsim`` command line: simulate, sweep, rtl, verify."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from dataflow.config import ConfigError
+
+_EPILOG = """\
+examples:
+  sparsim simulate examples/llama2_decode_u280.yaml
+  sparsim sweep examples/quickstart.yaml
+  sparsim rtl examples/tiny_gemm.yaml -o build/tiny.v
+  sparsim verify examples/tiny_gemm.yaml --seeds 3
+"""
+
+
+class _Fail(Exception):
+    """A user-facing failure that is not a config error (e.g. a file cannot be written)."""
+
+
+def _print_table(rows: list[tuple[str, str]]) -> None:
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from dataflow.config import load_design_point
+    from simulator.dsp_chain import simulate
+
+    point = load_design_point(args.config)
+    t0 = time.perf_counter()
+    try:
+        result = simulate(point)
+    except ConfigError as exc:
+        raise exc.with_source(args.config) from None
+    wall = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, default=float))
+        return 0
+    hw = point.hardware
+    print(f"{args.config}: dsp_chain P={hw.chains} L={hw.chain_len} M={hw.mux_m} lanes={hw.lanes} "
+          f"@ {hw.clock_mhz:g} MHz, {hw.memory.bandwidth_bytes_per_cycle} B/cycle memory")
+    rows = [
+        ("cycles", f"{result.cycles:,}"),
+        ("time", f"{result.seconds * 1e3:.3f} ms"),
+    ]
+    if "tokens_per_s" in result.extra:
+        rows.append(("tokens/s", f"{result.extra['tokens_per_s']:.1f}"))
+    rows += [
+        ("MAC utilisation", f"{result.mac_utilisation:.1%}"),
+        ("memory bandwidth", f"{result.bandwidth_gbps:.1f} GB/s "
+                             f"({result.extra['bandwidth_utilisation']:.1%} of peak)"),
+        ("bytes read / written", f"{result.bytes_read:,} / {result.bytes_written:,}"),
+    ]
+    _print_table(rows)
+    print("stall cycles of the compute engine, by cause:")
+    _print_table([(k, f"{v:,} ({v / result.cycles:.1%})") for k, v in result.stalls.items()])
+    print("time by operator:")
+    _print_table([
+        (k, f"{v / result.cycles * result.seconds * 1e3:.3f} ms ({v / result.cycles:.1%})")
+        for k, v in result.operator_cycles.items()
+    ])
+    print(f"(simulated in {wall:.3f} s)")
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from simulator.report import write_report
+    from simulator.sweep import expand, load_sweep, run_sweep
+
+    spec = load_sweep(args.spec)
+    out_dir = Path(args.out) if args.out else Path("reports") / spec.name
+    n = len(expand(spec))
+    print(f"sweep {spec.name}: {n} design points on {args.jobs or 'all'} local workers", file=sys.stderr)
+    t0 = time.perf_counter()
+    rows = run_sweep(spec, jobs=args.jobs)
+    wall = time.perf_counter() - t0
+    try:
+        files = write_report(spec, rows, out_dir)
+    except OSError as exc:
+        raise _Fail(f"cannot write the report to {out_dir}: {exc.strerror}") from None
+    feasible = sum(1 for r in rows if r.get("feasible"))
+    print(f"{n} points ({feasible} feasible) in {wall:.1f} s = {n / wall * 60:.0f} points/min")
+    for f in files:
+        print(f"  wrote {f}")
+    return 0
+
+
+def cmd_rtl(args: argparse.Namespace) -> int:
+    from dataflow.config import load_design_point
+    from rtl.verilog import to_verilog
+
+    point = load_design_point(args.config)
+    text = to_verilog(point.hardware)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(text)
+        tmp.replace(out)
+    except OSError as exc:
+        raise _Fail(f"cannot write {out}: {exc.strerror}") from None
+    print(f"wrote {out} ({len(text.splitlines())} lines)")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from dataflow.config import load_design_point
+    from dataflow.dsp_chain import compile_design_point
+    from rtl.verilator import verify
+
+    point = load_design_point(args.config)
+    if point.workload.kind != "gemm":
+        raise ConfigError("workload.kind", "verify runs explicit gemm workloads (small layers), not 'llm'",
+                          args.config)
+    failures = 0
+    for i in range(args.seeds):
+        seeded = point.model_copy(update={"seed": point.seed + i})
+        try:
+            program = compile_design_point(seeded, with_data=True)
+        except ConfigError as exc:
+            raise exc.with_source(args.config) from None
+        res = verify(program, stalls=args.stalls, seed=seeded.seed)
+        ok = res.outputs_match and (args.stalls or res.cycles_match)
+        failures += not ok
+        cyc = f"rtl {res.cycles_rtl} cycles, simulator {res.cycles_sim}"
+        verdict = "PASS" if ok else "FAIL"
+        print(f"seed {seeded.seed}: {verdict}  outputs {'match' if res.outputs_match else 'DIFFER'} "
+              f"golden; {cyc}{' (stalls on)' if args.stalls else ''}")
+        if not ok and getattr(res, "details", ""):
+            print(f"  {res.details}")
+    print(f"{args.seeds - failures} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sparsim",
+        description="Co-design simulator for sparse FPGA accelerators: a Numba cycle-level "
+                    "simulator, Amaranth RTL and a NumPy golden model that agree.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("simulate", help="time one design point (YAML) and show where the time goes")
+    p.add_argument("config", help="design point YAML: hardware (preset + overrides) and workload")
+    p.add_argument("--json", action="store_true", help="print all metrics as JSON")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("sweep", help="run a design-space sweep (YAML) and write a report")
+    p.add_argument("spec", help="sweep YAML: base design point, swept parameters, objectives")
+    p.add_argument("--out", help="report folder (default reports/<name>)")
+    p.add_argument("--jobs", type=int, default=None, help="local worker processes (default: all cores)")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("rtl", help="write the Verilog of a design point's hardware")
+    p.add_argument("config", help="design point YAML")
+    p.add_argument("-o", "--output", help="Verilog file to write (default: stdout)")
+    p.set_defaults(func=cmd_rtl)
+
+    p = sub.add_parser("verify", help="run a design point's RTL under Verilator+cocotb and compare "
+                                      "with the golden model and the simulator")
+    p.add_argument("config", help="design point YAML with a small gemm workload")
+    p.add_argument("--seeds", type=int, default=1, help="random data seeds to run (default 1)")
+    p.add_argument("--stalls", action="store_true",
+                   help="random valid/ready stalls on every stream (values must still match)")
+    p.set_defaults(func=cmd_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"sparsim: error: {exc}", file=sys.stderr)
+        return 2
+    except _Fail as exc:
+        print(f"sparsim: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("sparsim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""Bad input of every kind: one line naming the key path and the reason, non-zero exit."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from sparsim.cli import main
+
+GOOD_HW = "hardware: {preset: tiny}\n"
+GOOD_LAYER = "{rows: 4, k: 32, tokens: 1, sparsity: '2:8'}"
+
+
+def point(hw: str = GOOD_HW, layer: str = GOOD_LAYER) -> str:
+    return f"{hw}workload:\n  kind: gemm\n  layers:\n    - {layer}\n"
+
+
+CASES = [
+    ("malformed yaml", "hardware: {preset: tiny\nworkload: [", r"malformed YAML: line \d+, column \d+"),
+    ("duplicate key", "hardware: {preset: tiny}\nhardware: {preset: tiny}\n", r"duplicate key 'hardware'"),
+    ("empty file", "", r"file is empty"),
+    ("unknown key", point(hw="hardware: {preset: tiny, chainz: 4}\n"), r"hardware\.chainz: unknown key"),
+    ("unknown preset", point(hw="hardware: {preset: u281}\n"), r"hardware\.preset: unknown preset 'u281'"),
+    ("wrong type", point(hw="hardware: {preset: tiny, chains: four}\n"), r"hardware\.chains: .*not 'four'"),
+    ("zero size", point(hw="hardware: {preset: tiny, chains: 0}\n"), r"hardware\.chains: .*greater than 0"),
+    ("negative size", point(layer="{rows: -4, k: 32, sparsity: '2:8'}"),
+     r"workload\.layers\[0\]\.rows: .*greater than 0"),
+    ("zero tokens", point(layer="{rows: 4, k: 32, tokens: 0, sparsity: '2:8'}"),
+     r"workload\.layers\[0\]\.tokens: .*greater than 0"),
+    ("N > M", point(layer="{rows: 4, k: 32, sparsity: '9:8'}"),
+     r"workload\.layers\[0\]\.sparsity: N must not exceed M, not 9:8"),
+    ("M not power of two", point(layer="{rows: 4, k: 32, sparsity: '2:6'}"),
+     r"workload\.layers\[0\]\.sparsity: M must be a power of two, not 6"),
+    ("bad N:M text", point(layer="{rows: 4, k: 32, sparsity: 'half'}"),
+     r"workload\.layers\[0\]\.sparsity: expected 'N:M'"),
+    ("chain_len not power of two", point(hw="hardware: {preset: tiny, chain_len: 6}\n"),
+     r"hardware\.chain_len: must be a power of two >= 2, not 6"),
+    ("min_n above mux_m", point(hw="hardware: {preset: tiny, min_n: 16}\n"),
+     r"hardware\.min_n: min_n=16 must not exceed mux_m=8"),
+    ("unknown workload kind", GOOD_HW + "workload: {kind: cnn}\n", r"workload: kind must be one of"),
+    ("missing workload", GOOD_HW, r"workload: required key is missing"),
+    ("M differs from hardware", point(layer="{rows: 4, k: 32, sparsity: '2:4'}"),
+     r"workload\.layers\[0\]\.sparsity: N:M 2:4 needs mux_m=4, but hardware\.mux_m is 8"),
+    ("cannot tile K into act buffer", point(layer="{rows: 4, k: 100000, sparsity: '8:8'}"),
+     r"workload\.layers\[0\]\.k: K=100000 .*raise hardware\.(weight|act)_buffer_kib"),
+    ("buffer too small", point(hw="hardware: {preset: tiny, out_buffer_kib: 0.001}\n"),
+     r"hardware\.out_buffer_kib: too small"),
+    ("unknown llm operator", GOOD_HW.replace("tiny", "u280") +
+     "workload: {kind: llm, model: llama2-7b, per_operator: {qq: '2:16'}}\n",
+     r"workload\.per_operator: unknown operator 'qq'"),
+]
+
+
+@pytest.mark.parametrize("text, pattern", [(t, p) for _, t, p in CASES], ids=[c[0] for c in CASES])
+def test_simulate_rejects_bad_input(write_yaml, capsys, text, pattern):
+    path = write_yaml(text)
+    code = main(["simulate", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"sparsim: error: {path}: ")
+    assert __import__("re").search(pattern, lines[0]), lines[0]
+
+
+def test_missing_file(capsys, tmp_path):
+    code = main(["simulate", str(tmp_path / "nope.yaml")])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot read file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_no_traceback_in_a_real_process(write_yaml):
+    path = write_yaml(point(layer="{rows: 4, k: 32, sparsity: '9:8'}"))
+    proc = subprocess.run([sys.executable, "-m", "sparsim.cli", "simulate", str(path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0
+    assert proc.stdout == ""
+
+
+SWEEP_CASES = [
+    ("missing base", "name: s\n", r"base: required key is missing"),
+    ("bad objective", "name: s\nbase: {}\nobjectives: {cycles: lowest}\n",
+     r"objectives\.cycles: expected 'min' or 'max'"),
+    ("unknown top key", "name: s\nbase: {}\nsweeps: {}\n", r"sweeps: unknown key"),
+    ("empty list", "name: s\nbase: {}\nsweep: {grid: {hardware.chains: []}}\n",
+     r"sweep\.grid\.hardware\.chains: expected a non-empty list"),
+    ("zip lengths", "name: s\nbase: {}\nsweep: {zip: [{hardware.chains: [1, 2], hardware.chain_len: [4]}]}\n",
+     r"sweep\.zip\[0\]: lists must have equal lengths"),
+    ("bad swept value", "name: s\nbase: {hardware: {preset: tiny}, workload: {kind: gemm, layers: ["
+     + GOOD_LAYER + "]}}\nsweep: {grid: {hardware.chain_len: [4, 6]}}\n",
+     r"hardware\.chain_len: must be a power of two >= 2, not 6 \(at hardware\.chain_len=6\)"),
+    ("typo in swept path", "name: s\nbase: {hardware: {preset: tiny}, workload: {kind: gemm, layers: ["
+     + GOOD_LAYER + "]}}\nsweep: {grid: {hardware.chainz: [4]}}\n", r"hardware\.chainz: unknown key"),
+]
+
+
+@pytest.mark.parametrize("text, pattern", [(t, p) for _, t, p in SWEEP_CASES], ids=[c[0] for c in SWEEP_CASES])
+def test_sweep_rejects_bad_spec(write_yaml, capsys, tmp_path, text, pattern):
+    path = write_yaml(text, "sweep.yaml")
+    out = tmp_path / "out"
+    code = main(["sweep", str(path), "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert err[-1].startswith(f"sparsim: error: {path}: ")
+    assert __import__("re").search(pattern, err[-1]), err[-1]
+    assert not out.exists(), "nothing may be written for a bad spec"

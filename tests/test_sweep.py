@@ -1,0 +1,58 @@
+"""Sweep expansion, runner and report."""
+
+from __future__ import annotations
+
+import csv
+
+from simulator.report import pareto_front
+from simulator.sweep import expand, parse_sweep
+from sparsim.cli import main
+
+SPEC = """
+name: t
+base:
+  hardware: {preset: tiny}
+  workload: {kind: gemm, layers: [{rows: 8, k: 64, tokens: 2, sparsity: "2:8"}]}
+sweep:
+  grid:
+    hardware.chains: [1, 2, 4]
+    workload.layers: [[{rows: 8, k: 64, tokens: 2, sparsity: "2:8"}], [{rows: 8, k: 9000, sparsity: "8:8"}]]
+  zip:
+    - {hardware.chain_len: [2, 4], hardware.min_n: [2, 4]}
+objectives: {dsps: min, cycles: min}
+"""
+
+
+def test_expand_grid_and_zip():
+    spec = parse_sweep(__import__("yaml").safe_load(SPEC))
+    points = expand(spec)
+    assert len(points) == 3 * 2 * 2
+    assert {(p["hardware.chain_len"], p["hardware.min_n"]) for p in points} == {(2, 2), (4, 4)}
+
+
+def test_sweep_writes_report(write_yaml, tmp_path, capsys):
+    path = write_yaml(SPEC, "s.yaml")
+    out = tmp_path / "rep"
+    assert main(["sweep", str(path), "--out", str(out), "--jobs", "2"]) == 0
+    for name in ("results.csv", "spec.resolved.yaml", "report.md", "pareto.png", "breakdown.png"):
+        assert (out / name).stat().st_size > 0, name
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert len(rows) == 12
+    infeasible = [r for r in rows if r["feasible"] == "False"]
+    assert len(infeasible) == 9
+    assert sum("k: K=9000" in r["reason"] for r in infeasible) == 6
+    assert sum("N=2 is below hardware.min_n=4" in r["reason"] for r in infeasible) == 3
+    report = (out / "report.md").read_text()
+    assert "## Pareto front" in report and "## Infeasible points" in report
+
+
+def test_pareto_front():
+    rows = [
+        {"feasible": True, "a": 1, "b": 5},
+        {"feasible": True, "a": 2, "b": 2},
+        {"feasible": True, "a": 3, "b": 3},  # dominated by (2, 2)
+        {"feasible": True, "a": 4, "b": 1},
+        {"feasible": False, "a": 0, "b": 0},  # infeasible never counts
+    ]
+    assert pareto_front(rows, {"a": "min", "b": "min"}) == [0, 1, 3]
+    assert pareto_front(rows, {"a": "max", "b": "max"}) == [0, 2, 3]
