@@ -245,11 +245,21 @@ class LlmWorkload(_Model):
 Workload = Union[GemmWorkload, LlmWorkload]
 
 
+class EnergyTable(_Model):
+    """Per-event energies (pJ) and static power (W); defaults and sources in simulator/energy.py."""
+
+    mac_pj: float = Field(default=1.0, ge=0, description="one multiply-accumulate")
+    onchip_byte_pj: float = Field(default=0.6, ge=0, description="one byte read or written in an on-chip buffer")
+    offchip_byte_pj: float = Field(default=31.0, ge=0, description="one byte moved to or from off-chip memory")
+    static_w: float = Field(default=20.0, ge=0, description="static power of the device, W")
+
+
 class DesignPoint(_Model):
-    """A hardware configuration and the workload to run on it."""
+    """A hardware configuration, the workload to run on it, and the energy table to cost it."""
 
     hardware: DspChainHardware
     workload: GemmWorkload | LlmWorkload = Field(discriminator="kind")
+    energy: EnergyTable = Field(default_factory=EnergyTable)
     seed: int = Field(default=0, ge=0)
 
 

@@ -34,15 +34,17 @@ DEVICES: dict[str, Device] = {
 _U280 = {
     "device": "u280",
     "clock_mhz": 225.0,
-    "chains": 384,
+    # 160 chains × 16 slots: the widest chain array whose double-buffered weight banks
+    # (P·L·12 bits wide) fit the U280's 960 URAMs (see simulator/resources.py).
+    "chains": 160,
     "chain_len": 16,
     "mux_m": 16,
     "min_n": 2,
     "lanes": 2,
     "acc_bits": 32,
-    "weight_buffer_kib": 24576,
-    "act_buffer_kib": 2048,
-    "out_buffer_kib": 1024,
+    "weight_buffer_kib": 7680,
+    "act_buffer_kib": 256,
+    "out_buffer_kib": 128,
     "memory": {"channels": 32, "bytes_per_cycle": 64, "latency_cycles": 64},
 }
 

@@ -230,22 +230,54 @@ def run(program: Program) -> Result:
     )
 
 
-def simulate(point) -> Result:
-    """Compile a :class:`~dataflow.config.DesignPoint` (timing only) and time it.
+def onchip_bytes(program: Program) -> int:
+    """Bytes written to and read from the on-chip buffers by the whole Program."""
+    ins = program.instrs
+    geo = geometry(program.hw)
+    rec = record_bytes(program)
+    mm = ins["op"] == isa.OP_MM
+    steps = ins["steps"].astype(np.int64)
+    tg = ins["tgroups"].astype(np.int64)
+    weights = (steps * rec * (1 + tg))[mm].sum()  # bank write once, read per token group
+    act_reads = (steps * tg)[mm].sum() * program.hw.act_ports * geo.act_row_bytes
+    outs = 2 * tg[mm].sum() * geo.out_row_bytes  # written by compute, read by store
+    act_writes = (steps * rec)[ins["op"] == isa.OP_LDA].sum()
+    return int(weights + act_reads + outs + act_writes)
 
-    For LLM workloads ``extra`` carries ``latency_ms`` (one pass), ``tokens_per_s`` and the
-    memory-bandwidth utilisation against the configured peak.
+
+def simulate(point) -> Result:
+    """Compile a :class:`~dataflow.config.DesignPoint` (timing only), time it and cost it.
+
+    ``extra`` carries ``latency_ms`` (one pass), the memory-bandwidth utilisation against the
+    configured peak, arithmetic intensity, GOPS, energy by part (simulator/energy.py) and, for
+    LLM workloads, ``tokens_per_s`` and energy per token.
     """
     from dataflow.dsp_chain import compile_design_point
     from dataflow.workloads import tokens_per_pass
+    from simulator.energy import energy_joules
 
     program = compile_design_point(point, with_data=False)
     result = run(program)
     hw = point.hardware
     peak = hw.memory.bandwidth_bytes_per_cycle * hw.clock_mhz * 1e6 / 1e9
-    result.extra["latency_ms"] = result.seconds * 1e3
-    result.extra["bandwidth_utilisation"] = result.bandwidth_gbps / peak
+    offchip = result.bytes_read + result.bytes_written
+    x = result.extra
+    x["latency_ms"] = result.seconds * 1e3
+    x["bandwidth_utilisation"] = result.bandwidth_gbps / peak
+    x["arithmetic_intensity"] = 2 * result.useful_macs / offchip
+    x["gops"] = 2 * result.useful_macs / result.seconds / 1e9
+    x["peak_gops"] = 2 * hw.macs_per_cycle * hw.clock_mhz * 1e6 / 1e9
+    x["peak_bandwidth_gbps"] = peak
+    x.update(energy_joules(
+        point.energy,
+        macs=result.issue_cycles * hw.macs_per_cycle,
+        onchip_bytes=onchip_bytes(program),
+        offchip_bytes=offchip,
+        seconds=result.seconds,
+    ))
     tokens = tokens_per_pass(point.workload)
     if tokens is not None:
-        result.extra["tokens_per_s"] = tokens / result.seconds
+        x["tokens_per_s"] = tokens / result.seconds
+        x["energy_per_token_j"] = x["energy_j"] / tokens
+        x["tokens_per_joule"] = tokens / x["energy_j"]
     return result

@@ -1,0 +1,103 @@
+"""Crash-safe sweep results: an append-only JSON-lines file keyed by design-point hash.
+
+Each finished point is one line ``{"key": ..., "row": {...}}`` written with a single ``write``
+and flushed, so a crash or ``kill -9`` loses at most the line being written; a torn last line
+is ignored on reading and that point is simply computed again. Keys are hashes of the resolved
+design point, so a resumed sweep recomputes nothing that finished and never stores a point twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+#: Bump when the simulator's results change meaning, so stale stored rows are not reused.
+RESULTS_VERSION = 1
+
+
+def point_key(resolved: dict[str, Any]) -> str:
+    """Stable hash of a resolved design point (canonical JSON)."""
+    text = json.dumps({"v": RESULTS_VERSION, "point": resolved}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+class ResultStore:
+    """Results of one sweep, in ``<folder>/points.jsonl``."""
+
+    FILE = "points.jsonl"
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / self.FILE
+        self._rows: dict[str, dict] = {}
+        self._fh = None
+        if self.path.exists():
+            for key, row in self._read():
+                self._rows.setdefault(key, row)
+
+    def _read(self) -> Iterator[tuple[str, dict]]:
+        with self.path.open("rb") as fh:
+            data = fh.read()
+        lines = data.split(b"\n")
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                yield rec["key"], rec["row"]
+            except (ValueError, KeyError, TypeError):
+                if i == len(lines) - 1:
+                    continue  # torn last line from an interrupted write: recompute that point
+                raise ValueError(f"{self.path}: line {i + 1} is corrupt; delete the file to start over") from None
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, key: str) -> dict | None:
+        return self._rows.get(key)
+
+    def add(self, key: str, row: dict) -> bool:
+        """Store ``row`` unless ``key`` is already stored; returns whether it was new."""
+        if key in self._rows:
+            return False
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._repair_tail()
+            self._fh = self.path.open("ab")
+        line = json.dumps({"key": key, "row": row}, separators=(",", ":"), default=_plain) + "\n"
+        self._fh.write(line.encode())
+        self._fh.flush()
+        self._rows[key] = row
+        return True
+
+    def _repair_tail(self) -> None:
+        """Cut a torn last line so the next record starts on a line of its own."""
+        if not self.path.exists():
+            return
+        with self.path.open("rb+") as fh:
+            data = fh.read()
+            if data and not data.endswith(b"\n"):
+                cut = data.rfind(b"\n") + 1
+                fh.truncate(cut)
+
+    def sync(self) -> None:
+        if self._fh is not None:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self.sync()
+            self._fh.close()
+            self._fh = None
+
+
+def _plain(v: Any) -> Any:
+    if hasattr(v, "item"):
+        return v.item()
+    raise TypeError(f"cannot store {type(v).__name__}")
