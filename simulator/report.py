@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .sweep import SweepSpec
+from .sweep import SweepSpec, expand
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -76,6 +76,21 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def write_resolved_spec(spec: SweepSpec, out_dir: Path) -> Path:
+    """Save the spec as run (every default filled in), tool versions and seeds."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    resolved = spec.to_dict()
+    resolved["points"] = len(expand(spec))
+    resolved["seeds"] = {
+        "sample": (spec.sample or {}).get("seed"),
+        "design_point": spec.base.get("seed", 0),
+    }
+    resolved["versions"] = _versions()
+    path = out_dir / "spec.resolved.yaml"
+    _atomic_write(path, yaml.safe_dump(resolved, sort_keys=False).encode())
+    return path
+
+
 def write_report(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:
     """Write everything about a finished sweep into ``out_dir``; returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -95,17 +110,7 @@ def write_report(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]
     _atomic_write(path, buf.getvalue().encode())
     written.append(path)
 
-    resolved = {
-        "name": spec.name,
-        "base": spec.base,
-        "sweep": {"grid": spec.grid, "zip": spec.zips},
-        "objectives": spec.objectives,
-        "points": len(rows),
-        "versions": _versions(),
-    }
-    path = out_dir / "spec.resolved.yaml"
-    _atomic_write(path, yaml.safe_dump(resolved, sort_keys=False).encode())
-    written.append(path)
+    written.append(out_dir / "spec.resolved.yaml")
 
     written += _plots(spec, rows, out_dir)
     path = out_dir / "report.md"
@@ -126,7 +131,7 @@ def _markdown(spec: SweepSpec, rows: list[dict], files: list[Path]) -> str:
         "",
     ]
     metric_cols = [c for c in ("cycles", "latency_ms", "tokens_per_s", "mac_utilisation",
-                               "bandwidth_gbps", "dsps") if any(c in r for r in feasible)]
+                               "bandwidth_gbps", "dsp", "energy_j") if any(c in r for r in feasible)]
     for key, sense in spec.objectives.items():
         vals = [r for r in feasible if isinstance(r.get(key), (int, float))]
         if not vals:
@@ -163,7 +168,13 @@ _LABELS = {
     "tokens_per_s": "throughput (tokens/s)",
     "latency_ms": "latency per pass (ms)",
     "cycles": "cycles",
-    "dsps": "DSP48 slots",
+    "dsp": "DSP48E2 (estimated)",
+    "energy_j": "energy per pass (J)",
+    "energy_per_token_j": "energy per token (J)",
+    "tokens_per_joule": "tokens per joule",
+    "uram": "URAM (estimated)",
+    "bram36": "BRAM36 (estimated)",
+    "lut": "LUT (estimated)",
     "mac_utilisation": "MAC utilisation (fraction)",
     "bandwidth_gbps": "achieved memory bandwidth (GB/s)",
 }
@@ -209,6 +220,9 @@ def _plots(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
 
+    if feasible and all("arithmetic_intensity" in r and "gops" in r for r in feasible):
+        written.append(_roofline(spec, feasible, out_dir, plt))
+
     op_keys = [k for k in (feasible[0] if feasible else {}) if k.startswith("op_cycles_")]
     if op_keys and keys:
         key = keys[0]
@@ -233,3 +247,35 @@ def _plots(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     return written
+
+
+def _roofline(spec: SweepSpec, feasible: list[dict], out_dir: Path, plt) -> Path:
+    """Achieved GOPS against arithmetic intensity, under each distinct hardware roof."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(7, 5), constrained_layout=True)
+    roofs = sorted({(r["peak_gops"], r["peak_bandwidth_gbps"]) for r in feasible})
+    ai = np.array([r["arithmetic_intensity"] for r in feasible])
+    xs = np.logspace(np.log10(ai.min() / 4), np.log10(ai.max() * 8), 200)
+    shown = roofs if len(roofs) <= 6 else [roofs[0], roofs[-1]]
+    for peak, bw in shown:
+        ax.plot(xs, np.minimum(peak, bw * xs), lw=1, alpha=0.6,
+                label=f"roof {peak:,.0f} GOPS, {bw:,.0f} GB/s")
+    color_key = spec.parameters[0] if spec.parameters else None
+    groups: dict = {}
+    for r in feasible:
+        groups.setdefault(r.get(color_key) if color_key else "all", []).append(r)
+    for label, grp in sorted(groups.items(), key=lambda kv: (isinstance(kv[0], str), kv[0])):
+        ax.scatter([r["arithmetic_intensity"] for r in grp], [r["gops"] for r in grp], s=24,
+                   alpha=0.8, label=f"{color_key.split('.')[-1]}={label}" if color_key else "points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("arithmetic intensity (ops per off-chip byte)")
+    ax.set_ylabel("achieved performance (GOPS, 2 ops per useful MAC)")
+    ax.set_title(f"{spec.name}: roofline")
+    ax.grid(True, which="both", alpha=0.25)
+    ax.legend(fontsize=7, loc="lower right")
+    path = out_dir / "roofline.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -7,33 +7,48 @@ Spec (YAML)::
       hardware: {preset: u280}
       workload: {kind: llm, model: llama2-7b, phase: decode}
     sweep:
-      grid:                     # Cartesian product
-        hardware.chains: [96, 192, 384]
+      grid:                     # Cartesian product; a value list or {range: [lo, hi, step]}
+        hardware.chains: [96, 128, 160]
         workload.sparsity: ["4:16", "8:16", "16:16"]
-      zip:                      # optional: groups whose lists vary together
-        - {hardware.chain_len: [8, 16], hardware.min_n: [2, 4]}
-    objectives: {tokens_per_s: max, dsps: min}
+      zip:                      # groups whose lists vary together
+        - {hardware.chain_len: [8, 16], hardware.min_n: [2, 2]}
+      sample: {n: 200, seed: 1} # optional: N distinct points drawn at random from the above
+    constraints:                # drop points before they run
+      within_device: true       # resource estimate within hardware.device (default true)
+      max: {dsp: 4096}          # caps on estimated resources (dsp, lut, ff, bram36, uram)
+    objectives: {dsp: min, tokens_per_s: max}
 
-Each point is validated as a whole design point; a point that the compiler cannot map (for
-example a layer that does not fit the buffers) is kept in the results as infeasible, with the
-reason, instead of stopping the sweep.
+Points are evaluated on a local process pool (or a Dask cluster) and each finished point is
+stored at once in ``points.jsonl`` under a hash of its resolved design point, so an interrupted
+sweep resumes where it stopped. A point that the compiler cannot map (a layer that does not
+fit the buffers) or that breaks a constraint is kept as infeasible, with the reason.
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
+import json
+import math
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
-from dataflow.config import ConfigError, design_point_from_dict, load_yaml
+import numpy as np
 
-_TOP_KEYS = {"name", "base", "sweep", "objectives", "description"}
-_SWEEP_KEYS = {"grid", "zip"}
+from dataflow.config import ConfigError, DesignPoint, design_point_from_dict, load_yaml
+
+from . import engines
+from .store import ResultStore, point_key
+
+_TOP_KEYS = {"name", "base", "sweep", "objectives", "constraints", "description"}
+_SWEEP_KEYS = {"grid", "zip", "sample"}
+_CONSTRAINT_KEYS = {"within_device", "max", "min"}
+_RESOURCES = ("dsp", "lut", "ff", "bram36", "uram")
 
 
 @dataclass
@@ -42,6 +57,10 @@ class SweepSpec:
     base: dict
     grid: dict[str, list] = field(default_factory=dict)
     zips: list[dict[str, list]] = field(default_factory=list)
+    sample: dict[str, int] | None = None
+    within_device: bool = True
+    limits_max: dict[str, float] = field(default_factory=dict)
+    limits_min: dict[str, float] = field(default_factory=dict)
     objectives: dict[str, str] = field(default_factory=dict)
     description: str = ""
 
@@ -52,65 +71,143 @@ class SweepSpec:
             names += list(group)
         return names
 
+    @property
+    def size(self) -> int:
+        """Points in the full product (before sampling)."""
+        n = 1
+        for values in self.grid.values():
+            n *= len(values)
+        for group in self.zips:
+            n *= len(next(iter(group.values())))
+        return n
 
-def _require_mapping(value: Any, path: str) -> dict:
+    def to_dict(self) -> dict:
+        sweep: dict[str, Any] = {"grid": self.grid, "zip": self.zips}
+        if self.sample:
+            sweep["sample"] = self.sample
+        return {
+            "name": self.name,
+            "description": self.description,
+            "base": self.base,
+            "sweep": sweep,
+            "constraints": {"within_device": self.within_device, "max": self.limits_max,
+                            "min": self.limits_min},
+            "objectives": self.objectives,
+        }
+
+
+# ------------------------------------------------------------------------------------------
+# Parsing
+
+
+def _mapping(value: Any, path: str) -> dict:
+    if value is None:
+        return {}
     if not isinstance(value, dict):
         raise ConfigError(path, f"expected a mapping, not {type(value).__name__}")
     return value
 
 
-def _check_param_lists(group: dict, path: str) -> None:
+def _unknown(keys: Iterable, allowed: set, prefix: str) -> None:
+    extra = sorted(set(keys) - allowed, key=str)
+    if extra:
+        raise ConfigError(f"{prefix}{extra[0]}", "unknown key")
+
+
+def _values(raw: Any, path: str) -> list:
+    if isinstance(raw, dict):
+        _unknown(raw, {"range"}, f"{path}.")
+        r = raw.get("range")
+        if not (isinstance(r, list) and len(r) in (2, 3) and all(isinstance(x, (int, float)) for x in r)):
+            raise ConfigError(f"{path}.range", "expected [low, high] or [low, high, step] numbers")
+        lo, hi = r[0], r[1]
+        step = r[2] if len(r) == 3 else 1
+        if step <= 0 or hi < lo:
+            raise ConfigError(f"{path}.range", f"needs low <= high and step > 0, not {r}")
+        count = int(math.floor((hi - lo) / step + 1e-9)) + 1
+        vals = [lo + i * step for i in range(count)]
+        return [int(v) if all(isinstance(x, int) for x in r) else float(v) for v in vals]
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(path, "expected a non-empty list of values or {range: [low, high, step]}")
+    return raw
+
+
+def _param_group(raw: Any, path: str) -> dict[str, list]:
+    group = _mapping(raw, path)
+    out = {}
     for key, values in group.items():
-        if not isinstance(key, str) or not key:
+        if not isinstance(key, str) or not key or key.startswith(".") or key.endswith("."):
             raise ConfigError(path, f"parameter names must be dotted key paths, not {key!r}")
-        if not isinstance(values, list) or not values:
-            raise ConfigError(f"{path}.{key}", "expected a non-empty list of values")
+        out[key] = _values(values, f"{path}.{key}")
+    return out
+
+
+def _limits(raw: Any, path: str) -> dict[str, float]:
+    limits = _mapping(raw, path)
+    for key, value in limits.items():
+        if key not in _RESOURCES:
+            raise ConfigError(f"{path}.{key}", f"unknown resource; known: {', '.join(_RESOURCES)}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"{path}.{key}", f"expected a number >= 0, not {value!r}")
+    return dict(limits)
 
 
 def parse_sweep(raw: Any) -> SweepSpec:
-    raw = _require_mapping(raw, "")
-    unknown = set(raw) - _TOP_KEYS
-    if unknown:
-        raise ConfigError(sorted(unknown)[0], "unknown key")
+    raw = _mapping(raw, "")
+    _unknown(raw, _TOP_KEYS, "")
     name = raw.get("name")
     if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
         raise ConfigError("name", f"expected a plain name for the report folder, not {name!r}")
     if "base" not in raw:
         raise ConfigError("base", "required key is missing")
-    base = _require_mapping(raw["base"], "base")
-    sweep = _require_mapping(raw.get("sweep", {}) or {}, "sweep")
-    unknown = set(sweep) - _SWEEP_KEYS
-    if unknown:
-        raise ConfigError(f"sweep.{sorted(unknown)[0]}", "unknown key")
-    grid = _require_mapping(sweep.get("grid", {}) or {}, "sweep.grid")
-    _check_param_lists(grid, "sweep.grid")
-    zips_raw = sweep.get("zip", []) or []
+    base = _mapping(raw["base"], "base")
+    sweep = _mapping(raw.get("sweep"), "sweep")
+    _unknown(sweep, _SWEEP_KEYS, "sweep.")
+    grid = _param_group(sweep.get("grid"), "sweep.grid")
+    zips_raw = sweep.get("zip") or []
     if isinstance(zips_raw, dict):
         zips_raw = [zips_raw]
     if not isinstance(zips_raw, list):
         raise ConfigError("sweep.zip", "expected a list of parameter groups")
     zips = []
     for i, group in enumerate(zips_raw):
-        group = _require_mapping(group, f"sweep.zip[{i}]")
-        _check_param_lists(group, f"sweep.zip[{i}]")
-        lengths = {len(v) for v in group.values()}
+        group = _param_group(group, f"sweep.zip[{i}]")
+        lengths = sorted({len(v) for v in group.values()})
         if len(lengths) > 1:
-            raise ConfigError(f"sweep.zip[{i}]", f"lists must have equal lengths, not {sorted(lengths)}")
-        zips.append(group)
-    objectives = _require_mapping(raw.get("objectives", {}) or {}, "objectives")
+            raise ConfigError(f"sweep.zip[{i}]", f"lists must have equal lengths, not {lengths}")
+        if group:
+            zips.append(group)
+    sample = None
+    if sweep.get("sample") is not None:
+        sample = _mapping(sweep["sample"], "sweep.sample")
+        _unknown(sample, {"n", "seed"}, "sweep.sample.")
+        for key in ("n", "seed"):
+            v = sample.get(key)
+            if not isinstance(v, int) or isinstance(v, bool) or v < (1 if key == "n" else 0):
+                raise ConfigError(f"sweep.sample.{key}", f"expected an integer >= {1 if key == 'n' else 0}, not {v!r}")
+    constraints = _mapping(raw.get("constraints"), "constraints")
+    _unknown(constraints, _CONSTRAINT_KEYS, "constraints.")
+    within = constraints.get("within_device", True)
+    if not isinstance(within, bool):
+        raise ConfigError("constraints.within_device", f"expected true or false, not {within!r}")
+    objectives = _mapping(raw.get("objectives"), "objectives")
     for key, sense in objectives.items():
+        if key not in engines.METRICS:
+            raise ConfigError(f"objectives.{key}", f"unknown metric; known: {', '.join(engines.METRICS)}")
         if sense not in ("min", "max"):
             raise ConfigError(f"objectives.{key}", f"expected 'min' or 'max', not {sense!r}")
     spec = SweepSpec(
-        name=name, base=base, grid=grid, zips=zips, objectives=dict(objectives),
-        description=str(raw.get("description", "")),
+        name=name, base=base, grid=grid, zips=zips, sample=sample, within_device=within,
+        limits_max=_limits(constraints.get("max"), "constraints.max"),
+        limits_min=_limits(constraints.get("min"), "constraints.min"),
+        objectives=dict(objectives), description=str(raw.get("description") or ""),
     )
     seen: set[str] = set()
     for param in spec.parameters:
         if param in seen:
             raise ConfigError(f"sweep.{param}", "parameter is swept twice")
         seen.add(param)
-    # Validate the base and one point per value, so a typo fails before any work is done.
+    # Validate the base and every single value, so a typo fails before any work is done.
     for overrides in _probe_points(spec):
         point_from_overrides(spec.base, overrides)
     return spec
@@ -123,6 +220,10 @@ def load_sweep(path: str | Path) -> SweepSpec:
         raise exc.with_source(str(path)) from None
 
 
+# ------------------------------------------------------------------------------------------
+# Points
+
+
 def set_path(tree: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
     node = tree
@@ -133,10 +234,10 @@ def set_path(tree: dict, dotted: str, value: Any) -> None:
         if not isinstance(nxt, dict):
             raise ConfigError(".".join(keys[: i + 1]), "is not a mapping, cannot set a key below it")
         node = nxt
-    node[keys[-1]] = value
+    node[keys[-1]] = copy.deepcopy(value)
 
 
-def point_from_overrides(base: dict, overrides: dict[str, Any]):
+def point_from_overrides(base: dict, overrides: dict[str, Any]) -> DesignPoint:
     tree = copy.deepcopy(base)
     for key, value in overrides.items():
         set_path(tree, key, value)
@@ -144,18 +245,33 @@ def point_from_overrides(base: dict, overrides: dict[str, Any]):
         return design_point_from_dict(tree)
     except ConfigError as exc:
         where = ", ".join(f"{k}={v}" for k, v in overrides.items())
-        reason = f"{exc.reason} (at {where})" if where else exc.reason
-        raise ConfigError(exc.path, reason) from None
+        raise ConfigError(exc.path, f"{exc.reason} (at {where})" if where else exc.reason) from None
 
 
-def expand(spec: SweepSpec) -> list[dict[str, Any]]:
-    """Every point of the sweep as its overrides, in a stable order."""
-    axes: list[list[dict[str, Any]]] = []
-    for key, values in spec.grid.items():
-        axes.append([{key: v} for v in values])
+def _axes(spec: SweepSpec) -> list[list[dict[str, Any]]]:
+    axes = [[{key: v} for v in values] for key, values in spec.grid.items()]
     for group in spec.zips:
         n = len(next(iter(group.values())))
         axes.append([{k: vs[i] for k, vs in group.items()} for i in range(n)])
+    return axes
+
+
+def _point_at(axes: list[list[dict]], index: int) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for axis in reversed(axes):
+        index, i = divmod(index, len(axis))
+        merged = {**axis[i], **merged}
+    return {k: merged[k] for axis in axes for k in axis[0]}
+
+
+def expand(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Every point of the sweep as its overrides, in a stable order (sampled if asked)."""
+    axes = _axes(spec)
+    total = spec.size
+    if spec.sample and spec.sample["n"] < total:
+        rng = np.random.default_rng(spec.sample.get("seed", 0))
+        picks = np.sort(rng.choice(total, size=spec.sample["n"], replace=False))
+        return [_point_at(axes, int(i)) for i in picks]
     points = []
     for combo in itertools.product(*axes):
         merged: dict[str, Any] = {}
@@ -167,63 +283,199 @@ def expand(spec: SweepSpec) -> list[dict[str, Any]]:
 
 def _probe_points(spec: SweepSpec) -> list[dict[str, Any]]:
     probes: list[dict[str, Any]] = [{}]
-    for key, values in spec.grid.items():
-        probes += [{key: v} for v in values]
-    for group in spec.zips:
-        n = len(next(iter(group.values())))
-        probes += [{k: vs[i] for k, vs in group.items()} for i in range(n)]
+    for axis in _axes(spec):
+        probes += axis
     return probes
 
 
-def evaluate(base: dict, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Simulate one point; returns its row (parameters, then metrics)."""
-    from simulator.dsp_chain import simulate
+@dataclass
+class Task:
+    index: int
+    key: str
+    params: dict[str, Any]
+    resolved: dict  # DesignPoint.model_dump(mode="json")
 
-    point = point_from_overrides(base, overrides)
-    row: dict[str, Any] = {k: _plain(v) for k, v in overrides.items()}
-    hw = point.hardware
-    row["dsps"] = hw.dsps
-    try:
-        result = simulate(point)
-    except ConfigError as exc:
-        row["feasible"] = False
-        row["reason"] = str(exc)
-        return row
-    row["feasible"] = True
-    row["reason"] = ""
-    row.update({k: _plain(v) for k, v in result.to_dict().items()})
-    return row
+
+def plan_points(spec: SweepSpec) -> tuple[list[Task], dict[str, dict]]:
+    """Resolve every point; returns the tasks to simulate and the rows already decided by
+    constraints (keyed like the store)."""
+    tasks, decided = [], {}
+    for i, overrides in enumerate(expand(spec)):
+        point = point_from_overrides(spec.base, overrides)
+        resolved = point.model_dump(mode="json")
+        key = point_key(resolved)
+        params = {k: _plain(v) for k, v in overrides.items()}
+        res, reason = engines.pre_check(point)
+        if not spec.within_device:
+            reason = ""
+        for name, cap in spec.limits_max.items():
+            if not reason and res[name] > cap:
+                reason = f"{name} {res[name]:,} is over the limit {cap:,}"
+        for name, floor in spec.limits_min.items():
+            if not reason and res[name] < floor:
+                reason = f"{name} {res[name]:,} is under the limit {floor:,}"
+        tasks.append(Task(i, key, params, resolved))
+        if reason:
+            decided[key] = {"feasible": False, "reason": reason, **res}
+    return tasks, decided
 
 
 def _plain(v: Any) -> Any:
-    if hasattr(v, "item"):
-        return v.item()
-    return v
+    if isinstance(v, (list, dict)):
+        return json.dumps(v, separators=(",", ":"))
+    return v.item() if hasattr(v, "item") else v
 
 
-def _evaluate_star(args: tuple[dict, dict]) -> dict[str, Any]:
-    return evaluate(*args)
+# ------------------------------------------------------------------------------------------
+# Evaluation (runs in workers)
 
 
-def run_sweep(spec: SweepSpec, *, jobs: int | None = None, progress: bool | None = None) -> list[dict]:
-    """Evaluate every point on a local process pool; rows come back in spec order."""
-    points = expand(spec)
-    jobs = jobs or min(len(points), os.cpu_count() or 1)
-    if progress is None:
-        progress = sys.stderr.isatty()
-    tasks = [(spec.base, overrides) for overrides in points]
+def evaluate_resolved(resolved: dict) -> dict[str, Any]:
+    """Metrics of one resolved design point (a plain dict, so it crosses process boundaries)."""
+    point = DesignPoint.model_validate(resolved)
+    res, _ = engines.pre_check(point)
+    row: dict[str, Any] = dict(res)
+    try:
+        metrics = engines.evaluate(point)
+    except ConfigError as exc:
+        row.update(feasible=False, reason=str(exc))
+        return row
+    row.update(feasible=True, reason="")
+    row.update({k: _plain(v) for k, v in metrics.items()})
+    return row
+
+
+def evaluate_batch(batch: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    return [(key, evaluate_resolved(resolved)) for key, resolved in batch]
+
+
+# ------------------------------------------------------------------------------------------
+# Running
+
+
+class Progress:
+    """A progress bar on a terminal, otherwise a JSON line on stderr every few seconds."""
+
+    def __init__(self, total: int, done: int, enabled: bool | None = None, every_s: float = 5.0):
+        self.total, self.done, self.start_done = total, done, done
+        self.t0 = time.monotonic()
+        self.last = self.t0
+        self.every_s = every_s
+        self.tty = sys.stderr.isatty() if enabled is None else enabled
+        self.bar = None
+        if self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=done, unit="pt", desc="sweep", dynamic_ncols=True)
+        else:
+            self._log("start")
+
+    def _log(self, event: str) -> None:
+        elapsed = time.monotonic() - self.t0
+        rate = (self.done - self.start_done) / elapsed * 60 if elapsed > 0 else 0.0
+        left = self.total - self.done
+        eta = left / (rate / 60) if rate > 0 else None
+        rec = {"event": event, "done": self.done, "total": self.total,
+               "points_per_min": round(rate, 1), "eta_s": None if eta is None else round(eta, 1)}
+        print(json.dumps(rec), file=sys.stderr, flush=True)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif time.monotonic() - self.last >= self.every_s:
+            self.last = time.monotonic()
+            self._log("progress")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        else:
+            self._log("done")
+
+
+def _batches(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _run_local(batches: list, jobs: int, sink: Callable[[list], None]) -> None:
     if jobs <= 1:
-        iterator = map(_evaluate_star, tasks)
-        return list(_with_progress(iterator, len(tasks), progress))
-    chunk = max(1, len(tasks) // (jobs * 8))
+        for batch in batches:
+            sink(evaluate_batch(batch))
+        return
     with ProcessPoolExecutor(max_workers=jobs) as pool:
-        iterator = pool.map(_evaluate_star, tasks, chunksize=chunk)
-        return list(_with_progress(iterator, len(tasks), progress))
+        pending = set()
+        queue = iter(batches)
+        for batch in itertools.islice(queue, jobs * 4):
+            pending.add(pool.submit(evaluate_batch, batch))
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                sink(fut.result())
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.add(pool.submit(evaluate_batch, nxt))
 
 
-def _with_progress(iterator, total: int, enabled: bool):
-    if not enabled:
-        return iterator
-    from tqdm import tqdm
+def _run_dask(batches: list, address: str, sink: Callable[[list], None]) -> None:
+    from distributed import Client, as_completed
 
-    return tqdm(iterator, total=total, unit="pt", desc="sweep", dynamic_ncols=True)
+    with Client(address, timeout="30s") as client:
+        futures = client.map(evaluate_batch, batches, pure=False)
+        for fut in as_completed(futures):
+            sink(fut.result())
+
+
+@dataclass
+class SweepRun:
+    rows: list[dict]
+    computed: int
+    reused: int
+    seconds: float
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out_dir: Path,
+    *,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    progress: bool | None = None,
+    batch_size: int | None = None,
+) -> SweepRun:
+    """Evaluate every point not already in ``out_dir``'s store; rows come back in spec order."""
+    t0 = time.perf_counter()
+    tasks, decided = plan_points(spec)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    store = ResultStore(out_dir)
+    reused = sum(1 for t in tasks if t.key in store)
+    for key, row in decided.items():
+        store.add(key, row)
+    todo, seen = [], set()
+    for t in tasks:
+        if t.key not in store and t.key not in seen:
+            seen.add(t.key)
+            todo.append((t.key, t.resolved))
+    jobs = jobs or os.cpu_count() or 1
+    size = batch_size or max(1, min(16, len(todo) // (jobs * 4) or 1))
+    bar = Progress(total=len(tasks), done=len(tasks) - len(todo), enabled=progress)
+    computed = 0
+
+    def sink(results: list[tuple[str, dict]]) -> None:
+        nonlocal computed
+        for key, row in results:
+            computed += store.add(key, row)
+        bar.advance(len(results))
+
+    try:
+        if scheduler:
+            _run_dask(_batches(todo, size), scheduler, sink)
+        else:
+            _run_local(_batches(todo, size), jobs, sink)
+    finally:
+        bar.close()
+        store.close()
+    rows = []
+    for t in tasks:
+        rows.append({**t.params, **store.get(t.key)})
+    return SweepRun(rows=rows, computed=computed, reused=reused, seconds=time.perf_counter() - t0)

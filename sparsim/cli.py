@@ -71,22 +71,26 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from simulator.report import write_report
+    from simulator.report import write_report, write_resolved_spec
     from simulator.sweep import expand, load_sweep, run_sweep
 
     spec = load_sweep(args.spec)
     out_dir = Path(args.out) if args.out else Path("reports") / spec.name
-    n = len(expand(spec))
-    print(f"sweep {spec.name}: {n} design points on {args.jobs or 'all'} local workers", file=sys.stderr)
-    t0 = time.perf_counter()
-    rows = run_sweep(spec, jobs=args.jobs)
-    wall = time.perf_counter() - t0
+    where = f"Dask scheduler {args.scheduler}" if args.scheduler else f"{args.jobs or 'all'} local workers"
+    print(f"sweep {spec.name}: {len(expand(spec))} design points on {where}", file=sys.stderr)
     try:
-        files = write_report(spec, rows, out_dir)
+        write_resolved_spec(spec, out_dir)
+        run = run_sweep(spec, out_dir, jobs=args.jobs, scheduler=args.scheduler)
+        files = write_report(spec, run.rows, out_dir)
     except OSError as exc:
-        raise _Fail(f"cannot write the report to {out_dir}: {exc.strerror}") from None
-    feasible = sum(1 for r in rows if r.get("feasible"))
-    print(f"{n} points ({feasible} feasible) in {wall:.1f} s = {n / wall * 60:.0f} points/min")
+        raise _Fail(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # a corrupt results store
+        raise _Fail(str(exc)) from None
+    n = len(run.rows)
+    feasible = sum(1 for r in run.rows if r.get("feasible"))
+    rate = run.computed / run.seconds * 60 if run.seconds > 0 else 0.0
+    print(f"{n} points ({feasible} feasible): {run.computed} simulated, {run.reused} reused from "
+          f"an earlier run, in {run.seconds:.1f} s ({rate:.0f} points/min)")
     for f in files:
         print(f"  wrote {f}")
     return 0
@@ -161,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="sweep YAML: base design point, swept parameters, objectives")
     p.add_argument("--out", help="report folder (default reports/<name>)")
     p.add_argument("--jobs", type=int, default=None, help="local worker processes (default: all cores)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on a Dask distributed cluster (e.g. tcp://10.0.0.5:8786) instead")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("rtl", help="write the Verilog of a design point's hardware")

@@ -93,6 +93,13 @@ SWEEP_CASES = [
     ("bad swept value", "name: s\nbase: {hardware: {preset: tiny}, workload: {kind: gemm, layers: ["
      + GOOD_LAYER + "]}}\nsweep: {grid: {hardware.chain_len: [4, 6]}}\n",
      r"hardware\.chain_len: must be a power of two >= 2, not 6 \(at hardware\.chain_len=6\)"),
+    ("unknown metric", "name: s\nbase: {}\nobjectives: {speed: max}\n", r"objectives\.speed: unknown metric"),
+    ("bad range", "name: s\nbase: {}\nsweep: {grid: {hardware.chains: {range: [10, 1]}}}\n",
+     r"sweep\.grid\.hardware\.chains\.range: needs low <= high"),
+    ("bad constraint", "name: s\nbase: {}\nconstraints: {max: {dsps: 4}}\n",
+     r"constraints\.max\.dsps: unknown resource"),
+    ("bad sample", "name: s\nbase: {}\nsweep: {sample: {n: 0, seed: 1}}\n",
+     r"sweep\.sample\.n: expected an integer >= 1"),
     ("typo in swept path", "name: s\nbase: {hardware: {preset: tiny}, workload: {kind: gemm, layers: ["
      + GOOD_LAYER + "]}}\nsweep: {grid: {hardware.chainz: [4]}}\n", r"hardware\.chainz: unknown key"),
 ]

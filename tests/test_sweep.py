@@ -19,7 +19,7 @@ sweep:
     workload.layers: [[{rows: 8, k: 64, tokens: 2, sparsity: "2:8"}], [{rows: 8, k: 9000, sparsity: "8:8"}]]
   zip:
     - {hardware.chain_len: [2, 4], hardware.min_n: [2, 4]}
-objectives: {dsps: min, cycles: min}
+objectives: {dsp: min, cycles: min}
 """
 
 
@@ -56,3 +56,39 @@ def test_pareto_front():
     ]
     assert pareto_front(rows, {"a": "min", "b": "min"}) == [0, 1, 3]
     assert pareto_front(rows, {"a": "max", "b": "max"}) == [0, 2, 3]
+
+
+def _spec(extra: str):
+    return parse_sweep(__import__("yaml").safe_load(
+        "name: t\nbase:\n  hardware: {preset: u280}\n"
+        "  workload: {kind: llm, model: llama2-7b, layers: 1}\n" + extra))
+
+
+def test_range_and_seeded_sample():
+    spec = _spec("sweep:\n  grid:\n    hardware.chains: {range: [16, 160, 16]}\n"
+                 "    hardware.chain_len: [4, 8, 16]\n  sample: {n: 7, seed: 3}\n")
+    assert spec.size == 10 * 3
+    a, b = expand(spec), expand(spec)
+    assert a == b and len(a) == 7
+    assert len({tuple(sorted(p.items())) for p in a}) == 7, "samples are distinct"
+    other = expand(_spec("sweep:\n  grid:\n    hardware.chains: {range: [16, 160, 16]}\n"
+                         "    hardware.chain_len: [4, 8, 16]\n  sample: {n: 7, seed: 4}\n"))
+    assert other != a
+    full = expand(_spec("sweep:\n  grid:\n    hardware.chains: {range: [16, 160, 16]}\n"
+                        "    hardware.chain_len: [4, 8, 16]\n"))
+    assert all(p in full for p in a)
+
+
+def test_constraints_drop_points_before_they_run(tmp_path):
+    from simulator.sweep import run_sweep
+
+    spec = _spec("sweep:\n  grid:\n    hardware.chains: [64, 96, 320]\n"
+                 "constraints: {max: {dsp: 1500}}\n")
+    rows = run_sweep(spec, tmp_path, jobs=1, progress=False).rows
+    by_chains = {r["hardware.chains"]: r for r in rows}
+    assert by_chains[64]["feasible"] and "cycles" in by_chains[64]
+    assert by_chains[96]["reason"] == "dsp 1,536 is over the limit 1,500"
+    assert "cycles" not in by_chains[96], "dropped points are not simulated"
+    assert by_chains[320]["reason"].startswith("over the device budget: uram")
+    spec = _spec("sweep:\n  grid:\n    hardware.chains: [320]\nconstraints: {within_device: false}\n")
+    assert run_sweep(spec, tmp_path / "b", jobs=1, progress=False).rows[0]["feasible"]
