@@ -82,13 +82,13 @@ def test_range_and_seeded_sample():
 def test_constraints_drop_points_before_they_run(tmp_path):
     from simulator.sweep import run_sweep
 
-    spec = _spec("sweep:\n  grid:\n    hardware.chains: [64, 96, 320]\n"
+    spec = _spec("sweep:\n  grid:\n    hardware.chains: [64, 96, 192]\n"
                  "constraints: {max: {dsp: 1500}}\n")
     rows = run_sweep(spec, tmp_path, jobs=1, progress=False).rows
     by_chains = {r["hardware.chains"]: r for r in rows}
     assert by_chains[64]["feasible"] and "cycles" in by_chains[64]
     assert by_chains[96]["reason"] == "dsp 1,536 is over the limit 1,500"
     assert "cycles" not in by_chains[96], "dropped points are not simulated"
-    assert by_chains[320]["reason"].startswith("over the device budget: uram")
-    spec = _spec("sweep:\n  grid:\n    hardware.chains: [320]\nconstraints: {within_device: false}\n")
+    assert by_chains[192]["reason"].startswith("over the device budget: uram")
+    spec = _spec("sweep:\n  grid:\n    hardware.chains: [192]\nconstraints: {within_device: false}\n")
     assert run_sweep(spec, tmp_path / "b", jobs=1, progress=False).rows[0]["feasible"]
