@@ -198,15 +198,7 @@ def _plots(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:
         front = set(pareto_front(rows, spec.objectives))
         fig, ax = plt.subplots(figsize=(7, 5), constrained_layout=True)
         color_key = next((p for p in spec.parameters if p not in (x, y)), None)
-        groups: dict[Any, list[dict]] = {}
-        for r in feasible:
-            groups.setdefault(r.get(color_key) if color_key else "all", []).append(r)
-        def order(kv):
-            return (0, kv[0], "") if isinstance(kv[0], (int, float)) else (1, 0, str(kv[0]))
-
-        for label, grp in sorted(groups.items(), key=order):
-            ax.scatter([r[x] for r in grp], [r[y] for r in grp], s=28, alpha=0.75,
-                       label=f"{color_key.split('.')[-1]}={label}" if color_key else "points")
+        _scatter_by(ax, feasible, x, y, color_key, plt)
         pf = sorted((rows[i] for i in front), key=lambda r: r[x])
         ax.plot([r[x] for r in pf], [r[y] for r in pf], "k--", lw=1.2, marker="o", mfc="none",
                 ms=9, label="Pareto front")
@@ -249,6 +241,23 @@ def _plots(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:
     return written
 
 
+def _scatter_by(ax, rows: list[dict], x: str, y: str, key: str | None, plt) -> None:
+    """Scatter ``rows`` coloured by parameter ``key``: a colour bar for many numeric values,
+    a legend entry per value otherwise."""
+    values = [r.get(key) for r in rows] if key else ["all"] * len(rows)
+    distinct = sorted(set(values), key=lambda v: (isinstance(v, str), v))
+    name = key.split(".")[-1] if key else ""
+    if len(distinct) > 8 and all(isinstance(v, (int, float)) for v in distinct):
+        sc = ax.scatter([r[x] for r in rows], [r[y] for r in rows], c=values, cmap="viridis",
+                        s=26, alpha=0.8)
+        ax.figure.colorbar(sc, ax=ax, label=key)
+        return
+    for value in distinct:
+        grp = [r for r, v in zip(rows, values) if v == value]
+        ax.scatter([r[x] for r in grp], [r[y] for r in grp], s=26, alpha=0.8,
+                   label=f"{name}={value}" if key else "points")
+
+
 def _roofline(spec: SweepSpec, feasible: list[dict], out_dir: Path, plt) -> Path:
     """Achieved GOPS against arithmetic intensity, under each distinct hardware roof."""
     import numpy as np
@@ -262,12 +271,7 @@ def _roofline(spec: SweepSpec, feasible: list[dict], out_dir: Path, plt) -> Path
         ax.plot(xs, np.minimum(peak, bw * xs), lw=1, alpha=0.6,
                 label=f"roof {peak:,.0f} GOPS, {bw:,.0f} GB/s")
     color_key = spec.parameters[0] if spec.parameters else None
-    groups: dict = {}
-    for r in feasible:
-        groups.setdefault(r.get(color_key) if color_key else "all", []).append(r)
-    for label, grp in sorted(groups.items(), key=lambda kv: (isinstance(kv[0], str), kv[0])):
-        ax.scatter([r["arithmetic_intensity"] for r in grp], [r["gops"] for r in grp], s=24,
-                   alpha=0.8, label=f"{color_key.split('.')[-1]}={label}" if color_key else "points")
+    _scatter_by(ax, feasible, "arithmetic_intensity", "gops", color_key, plt)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("arithmetic intensity (ops per off-chip byte)")

@@ -16,6 +16,7 @@ examples:
   sparsim sweep examples/quickstart.yaml
   sparsim rtl examples/tiny_gemm.yaml -o build/tiny.v
   sparsim verify examples/tiny_gemm.yaml --seeds 3
+  sparsim synth examples/tiny_gemm.yaml
 """
 
 
@@ -117,6 +118,31 @@ def cmd_rtl(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from dataflow.config import load_design_point
+    from rtl.synth import synthesize
+    from simulator.resources import estimate
+
+    point = load_design_point(args.config)
+    hw = point.hardware
+    print(f"synthesising dsp_chain P={hw.chains} L={hw.chain_len} M={hw.mux_m} lanes={hw.lanes} "
+          f"with Yosys synth_xilinx -family xcup (the first run compiles Yosys, ~40 s) ...",
+          file=sys.stderr)
+    try:
+        res = synthesize(hw, use_cache=not args.fresh)
+    except RuntimeError as exc:
+        raise _Fail(str(exc)) from None
+    model = estimate(hw).to_dict()
+    if args.json:
+        print(json.dumps({"synthesis": res.resources(), "model": model, "seconds": res.seconds}))
+        return 0
+    print(f"  {'resource':<8} {'yosys':>10} {'model':>10}")
+    for name, value in res.resources().items():
+        print(f"  {name:<8} {value:>10g} {model[name]:>10g}")
+    print(f"  (synthesis took {res.seconds:.1f} s; cells by type in build/synth/)")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from dataflow.config import load_design_point
     from dataflow.dsp_chain import compile_design_point
@@ -173,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="design point YAML")
     p.add_argument("-o", "--output", help="Verilog file to write (default: stdout)")
     p.set_defaults(func=cmd_rtl)
+
+    p = sub.add_parser("synth", help="synthesise a design point with Yosys (synth_xilinx) and "
+                                     "compare the counts with the resource model")
+    p.add_argument("config", help="design point YAML (keep it small: synthesis is slow)")
+    p.add_argument("--json", action="store_true", help="print the counts as JSON")
+    p.add_argument("--fresh", action="store_true", help="ignore a cached result in build/synth/")
+    p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("verify", help="run a design point's RTL under Verilator+cocotb and compare "
                                       "with the golden model and the simulator")
