@@ -27,6 +27,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_sim_vs_rtl.py
 	$(PY) benchmarks/bench_llama_decode.py
+	$(PY) benchmarks/bench_sweep.py
 
 clean:
 	rm -rf build sim_build .pytest_cache .hypothesis reports/quickstart
