@@ -1,0 +1,98 @@
+"""Files that carry work into the cocotb process and results out of it (structured, no logs).
+
+A *job file* holds one or more runs for one built design: per run the instruction words, the
+memory image and the memory-model parameters. The bench writes a *result file* with, per run,
+the engine's cycle count, the final memory image and the memory model's counters. Both are
+``.npz`` archives: the ``meta`` entry is JSON text, arrays are stored as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+#: Environment variables naming the job and result files of a cocotb process.
+JOB_ENV = "SPARSIM_RTL_JOB"
+RESULT_ENV = "SPARSIM_RTL_RESULT"
+
+
+@dataclass(frozen=True)
+class PortMap:
+    """Bit offsets inside the flattened stream payloads of the top-level Verilog."""
+
+    req_addr: tuple[int, int]  # (offset, width)
+    req_count: tuple[int, int]
+    req_rec_bytes: tuple[int, int]
+    wr_addr: tuple[int, int]
+    wr_data: tuple[int, int]
+    wr_last: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One Program execution."""
+
+    bandwidth: int
+    latency: int
+    write_bytes: int
+    max_cycles: int
+    stall_seed: int | None = None
+
+
+@dataclass
+class RunResult:
+    """What the bench observed for one run."""
+
+    cycles: int  # the engine's ``cycles`` output once ``done``
+    bench_cycles: int  # the bench's own count of cycles until ``done`` was seen
+    done: bool
+    wall_seconds: float
+    stats: dict = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    memory: np.ndarray | None = None
+
+
+def write_job(path: Path, ports: PortMap, runs: list[tuple[RunSpec, list[int], np.ndarray]]) -> None:
+    arrays = {}
+    specs = []
+    for i, (spec, words, image) in enumerate(runs):
+        specs.append(asdict(spec))
+        arrays[f"words_{i}"] = np.array(
+            [list(w.to_bytes(16, "little")) for w in words], dtype=np.uint8
+        ).reshape(len(words), 16)
+        arrays[f"memory_{i}"] = np.frombuffer(bytes(image), dtype=np.uint8)
+    meta = {"ports": asdict(ports), "runs": specs}
+    np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
+
+
+def read_job(path: str | Path) -> tuple[PortMap, list[tuple[RunSpec, list[int], bytearray]]]:
+    with np.load(path) as z:
+        meta = json.loads(str(z["meta"]))
+        ports = PortMap(**{k: tuple(v) for k, v in meta["ports"].items()})
+        runs = []
+        for i, spec in enumerate(meta["runs"]):
+            words = [int.from_bytes(bytes(row), "little") for row in z[f"words_{i}"]]
+            runs.append((RunSpec(**spec), words, bytearray(z[f"memory_{i}"].tobytes())))
+    return ports, runs
+
+
+def write_results(path: str | Path, results: list[RunResult]) -> None:
+    arrays = {}
+    metas = []
+    for i, res in enumerate(results):
+        d = asdict(res)
+        d.pop("memory")
+        metas.append(d)
+        arrays[f"memory_{i}"] = np.frombuffer(bytes(res.memory), dtype=np.uint8)
+    np.savez(path, meta=np.array(json.dumps({"runs": metas})), **arrays)
+
+
+def read_results(path: str | Path) -> list[RunResult]:
+    with np.load(path) as z:
+        meta = json.loads(str(z["meta"]))
+        return [
+            RunResult(**d, memory=z[f"memory_{i}"].copy()) for i, d in enumerate(meta["runs"])
+        ]

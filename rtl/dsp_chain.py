@@ -1,0 +1,665 @@
+"""Amaranth RTL of the ``dsp_chain`` engine (docs/dsp_chain.md is the contract).
+
+Two public components:
+
+- :class:`SparseDspChain`: one chain of L DSP slots: per-slot, per-lane M:1 sparse mux, product
+  register, DSP48-style pipelined cascade (PCIN→PCOUT) and a wrapping accumulator.
+- :class:`DspChainAccelerator`: the whole engine of one :class:`~dataflow.config.DspChainHardware`
+  (P chains, activation buffer, two weight banks, two output banks and the loader, receiver,
+  compute and store engines), with ``lib.stream`` ports to the instruction source and memory.
+
+The pipeline depth is not a local constant: it comes from
+:func:`dataflow.dsp_chain_isa.pipeline_cycles`, the number the simulator uses too.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from amaranth.hdl import Array, C, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from dataflow import dsp_chain_isa as isa
+from dataflow.config import DspChainHardware
+
+__all__ = [
+    "SparseDspChain",
+    "DspChainAccelerator",
+    "read_request_layout",
+    "write_layout",
+    "read_data_bytes",
+]
+
+#: Activations and weights enter the multipliers as signed 8-bit values (INT4 sign-extended).
+OPERAND_BITS = 8
+
+
+def _check_pow2(name: str, value: object, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if value < minimum or value & (value - 1):
+        raise ValueError(f"{name} must be a power of two >= {minimum}, not {value}")
+    return value
+
+
+@contextmanager
+def _rejected_is_not_unused(component):
+    """Silence Amaranth's "created but never used" warning for a component whose constructor
+    rejected its parameters: it was never usable, so nothing was forgotten."""
+    try:
+        yield
+    except (TypeError, ValueError):
+        component._MustUse__silence = True
+        raise
+
+
+def _log2(value: int) -> int:
+    return value.bit_length() - 1
+
+
+class SparseDspChain(wiring.Component):
+    """One sparse DSP chain: ``chain_len`` slots that each multiply one kept weight by ``lanes``
+    activations picked from a group of ``mux_m`` by the weight's index, summed along a pipelined
+    cascade and accumulated across the steps of a token group.
+
+    Maths: for the step presented with ``valid``, slot ``j`` and lane ``l`` compute
+    ``p[j][l] = weights[j] * acts[j][l][idx[j]]`` with ``idx[j] = indices[j]``, or in dense mode
+    ``idx[j] = (k_base + j) % mux_m`` (the implicit index ``k % M`` of kept weight
+    ``k = s*L + j``). A token group's result is ``sum over its steps and slots of p``, wrapped to
+    ``acc_bits`` two's complement.
+
+    Timing: the operands are presented in cycle ``x`` (the mux-and-multiply cycle, ``c + 1`` in
+    the docs); ``x + 1 .. x + L`` are the cascade stages (slot ``j``'s product is delayed by ``j``
+    registers and added to slot ``j-1``'s registered partial sum); in cycle ``x + LATENCY`` (with
+    ``LATENCY = chain_len + 1``) the accumulator adds the cascade output and, if the step was the
+    last of its token group, ``result`` holds the group's sum with ``result_valid`` high. Steps
+    may be presented back to back, one per cycle.
+
+    Parameters (keyword-only)
+    -------------------------
+    chain_len : int
+        Slots L, a power of two >= 2.
+    mux_m : int
+        Group size M = mux inputs per slot and lane, a power of two from 2 to 16.
+    lanes : int
+        Tokens sharing each weight, 1 or 2.
+    acc_bits : int
+        Accumulator width, 16 to 48.
+
+    Members
+    -------
+    valid : In(1)
+        A step's operands are presented this cycle.
+    first : In(1)
+        The step is the first of its token group (the accumulator restarts from zero).
+    last : In(1)
+        The step is the last of its token group (its sum appears on ``result``).
+    dense : In(1)
+        Use implicit indices ``(k_base + j) % M`` instead of ``indices``.
+    k_base : In(log2 M)
+        ``(s * L) % M`` of the step, for dense mode.
+    weights : In(ArrayLayout(signed(8), L))
+        Kept weight of each slot (INT4 weights sign-extended).
+    indices : In(ArrayLayout(unsigned(log2 M), L))
+        Position of each slot's weight inside its group (sparse mode).
+    acts : In(ArrayLayout(ArrayLayout(ArrayLayout(signed(8), M), lanes), L))
+        For each slot, the activation row of its group: M activations per lane.
+    result : Out(ArrayLayout(signed(acc_bits), lanes))
+        Accumulated sum per lane; meaningful when ``result_valid``.
+    result_valid : Out(1)
+        ``result`` is the final sum of a token group (combinational, cycle ``x + LATENCY``).
+    """
+
+    def __init__(self, *, chain_len: int, mux_m: int, lanes: int, acc_bits: int):
+        with _rejected_is_not_unused(self):
+            self._chain_len = _check_pow2("chain_len", chain_len, minimum=2)
+            self._mux_m = _check_pow2("mux_m", mux_m, minimum=2)
+            if self._mux_m > 16:
+                raise ValueError(f"mux_m must be a power of two from 2 to 16, not {mux_m}")
+            if lanes not in (1, 2) or isinstance(lanes, bool):
+                raise ValueError(f"lanes must be 1 or 2, not {lanes!r}")
+            self._lanes = lanes
+            if isinstance(acc_bits, bool) or not isinstance(acc_bits, int) or not 16 <= acc_bits <= 48:
+                raise ValueError(f"acc_bits must be an integer from 16 to 48, not {acc_bits!r}")
+            self._acc_bits = acc_bits
+        ibits = _log2(mux_m)
+        act_row = data.ArrayLayout(data.ArrayLayout(signed(OPERAND_BITS), mux_m), lanes)
+        super().__init__(
+            {
+                "valid": In(1),
+                "first": In(1),
+                "last": In(1),
+                "dense": In(1),
+                "k_base": In(ibits),
+                "weights": In(data.ArrayLayout(signed(OPERAND_BITS), chain_len)),
+                "indices": In(data.ArrayLayout(unsigned(ibits), chain_len)),
+                "acts": In(data.ArrayLayout(act_row, chain_len)),
+                "result": Out(data.ArrayLayout(signed(acc_bits), lanes)),
+                "result_valid": Out(1),
+            }
+        )
+
+    @property
+    def latency(self) -> int:
+        """Cycles from presenting a step to its accumulated ``result``: ``chain_len + 1``."""
+        return self._chain_len + 1
+
+    def elaborate(self, platform):
+        m = Module()
+        L, M, lanes, acc_bits = self._chain_len, self._mux_m, self._lanes, self._acc_bits
+        ibits = _log2(M)
+        prod_shape = signed(2 * OPERAND_BITS)
+
+        # Mux and multiply (cycle x), registered.
+        products = []  # [j][lane]
+        for j in range(L):
+            implicit = Signal(ibits, name=f"implicit_idx{j}")
+            m.d.comb += implicit.eq(self.k_base + j)
+            idx = Signal(ibits, name=f"idx{j}")
+            m.d.comb += idx.eq(Mux(self.dense, implicit, self.indices[j]))
+            row = []
+            for lane in range(lanes):
+                act = Signal(signed(OPERAND_BITS), name=f"act{j}_{lane}")
+                m.d.comb += act.eq(self.acts[j][lane][idx])
+                prod = Signal(prod_shape, name=f"prod{j}_{lane}")
+                m.d.sync += prod.eq(self.weights[j] * act)
+                row.append(prod)
+            products.append(row)
+
+        # Cascade (cycles x+1 .. x+L): slot j's product waits j registers, then joins the
+        # registered partial sum of slot j-1, as PCIN→PCOUT does between DSP48s.
+        partial = [None] * lanes
+        for j in range(L):
+            for lane in range(lanes):
+                skewed = products[j][lane]
+                for d in range(j):
+                    reg = Signal(prod_shape, name=f"skew{j}_{lane}_{d}")
+                    m.d.sync += reg.eq(skewed)
+                    skewed = reg
+                pc = Signal(signed(acc_bits), name=f"pcout{j}_{lane}")
+                m.d.sync += pc.eq(skewed if partial[lane] is None else partial[lane] + skewed)
+                partial[lane] = pc
+
+        # Control travels alongside the data to the accumulate cycle x + L + 1.
+        ctrl = Cat(self.valid, self.first, self.last)
+        for d in range(L + 1):
+            reg = Signal(3, name=f"ctrl_d{d + 1}")
+            m.d.sync += reg.eq(ctrl)
+            ctrl = reg
+        acc_valid, acc_first, acc_last = ctrl[0], ctrl[1], ctrl[2]
+
+        for lane in range(lanes):
+            acc = Signal(signed(acc_bits), name=f"acc{lane}")
+            total = Signal(signed(acc_bits), name=f"sum{lane}")
+            m.d.comb += total.eq(Mux(acc_first, 0, acc) + partial[lane])
+            with m.If(acc_valid):
+                m.d.sync += acc.eq(total)
+            m.d.comb += self.result[lane].eq(total)
+        m.d.comb += self.result_valid.eq(acc_valid & acc_last)
+        return m
+
+
+def read_data_bytes(hw: DspChainHardware) -> int:
+    """Bytes of one read-data beat: the largest weight record or one activation row."""
+    geo = isa.Geometry(hw.chains, hw.chain_len, hw.mux_m, hw.lanes, hw.acc_bits)
+    return max(hw.max_weight_record_bytes, geo.act_row_bytes)
+
+
+def _rec_bytes_bits(hw: DspChainHardware) -> int:
+    return read_data_bytes(hw).bit_length()
+
+
+def read_request_layout(hw: DspChainHardware) -> data.StructLayout:
+    """Payload of a memory read request: byte address, record count and bytes per record."""
+    return data.StructLayout({"addr": 32, "count": 16, "rec_bytes": _rec_bytes_bits(hw)})
+
+
+def write_layout(hw: DspChainHardware) -> data.StructLayout:
+    """Payload of a memory write: byte address, one output row, last row of a store job."""
+    out_bits = hw.chains * hw.lanes * hw.acc_bits
+    return data.StructLayout({"addr": 32, "data": out_bits, "last": 1})
+
+
+class DspChainAccelerator(wiring.Component):
+    """The ``dsp_chain`` engine of one hardware configuration, executing a Program.
+
+    Behaviour and timing are those of docs/dsp_chain.md: cycle 0 is the first cycle after reset;
+    with an always-valid instruction stream, an always-ready memory (the memory model of the
+    docs) and no back-pressure, ``cycles`` ends equal to the simulator's cycle count.
+
+    All outputs are driven from registers (they never depend combinationally on an input in
+    the same cycle), so a testbench may sample them and then drive the inputs of that cycle.
+
+    Parameters
+    ----------
+    hw : DspChainHardware
+        Chains P, chain length L, mux size M, ``min_n``, lanes, ``acc_bits`` and the buffer
+        depths ``weight_bank_depth`` / ``act_depth`` / ``out_bank_depth``.
+
+    Members
+    -------
+    instr : In(stream.Signature(128))
+        Instruction words (``dataflow.dsp_chain_isa`` encoding); one is taken per handshake.
+        Unknown opcodes behave as ``END``.
+    rd_req : Out(stream.Signature(read_request_layout(hw)))
+        Memory read requests: ``addr`` (byte address), ``count`` (records), ``rec_bytes``
+        (bytes per record, consecutive in memory).
+    rd_data : In(stream.Signature(read_data_bytes(hw) * 8))
+        Read records, in request order, one per beat, in the low ``rec_bytes * 8`` bits
+        (little-endian). The engine never stalls this stream: ``ready`` is constant 1.
+    wr : Out(stream.Signature(write_layout(hw)))
+        Output rows to memory: ``addr`` (byte address), ``data`` (one output row,
+        ``P * lanes * acc_bits`` bits) and ``last`` (last row of a store job).
+    done : Out(1)
+        High from the cycle after ``END`` completed.
+    cycles : Out(32)
+        Cycle number while running; once ``done``, the Program's cycle count ``d + 1``.
+    """
+
+    def __init__(self, hw: DspChainHardware):
+        with _rejected_is_not_unused(self):
+            if not isinstance(hw, DspChainHardware):
+                raise TypeError(f"hw must be a DspChainHardware, not {type(hw).__name__}")
+        self._hw = hw
+        super().__init__(
+            {
+                "instr": In(stream.Signature(isa.INSTR_BITS)),
+                "rd_req": Out(stream.Signature(read_request_layout(hw))),
+                "rd_data": In(stream.Signature(read_data_bytes(hw) * 8)),
+                "wr": Out(stream.Signature(write_layout(hw))),
+                "done": Out(1),
+                "cycles": Out(32),
+            }
+        )
+
+    @property
+    def hw(self) -> DspChainHardware:
+        return self._hw
+
+    def elaborate(self, platform):
+        m = Module()
+        hw = self._hw
+        P, L, M, lanes, acc_bits = hw.chains, hw.chain_len, hw.mux_m, hw.lanes, hw.acc_bits
+        ibits = _log2(M)
+        ports = hw.act_ports
+        pipe = isa.pipeline_cycles(L)
+        geo = isa.Geometry(P, L, M, lanes, acc_bits)
+        wbank_bits = hw.max_weight_record_bytes * 8
+        act_bits = geo.act_row_bytes * 8
+        out_bits = P * lanes * acc_bits
+
+        # ---- storage --------------------------------------------------------------------
+        wbanks = []
+        for b in range(2):
+            mem = memory.Memory(shape=wbank_bits, depth=hw.weight_bank_depth, init=[])
+            m.submodules[f"weight_bank{b}"] = mem
+            wbanks.append((mem.write_port(), mem.read_port()))
+        act_mem = memory.Memory(shape=act_bits, depth=hw.act_depth, init=[])
+        m.submodules.act_buffer = act_mem
+        act_wp = act_mem.write_port()
+        act_rps = [act_mem.read_port() for _ in range(ports)]
+        obanks = []
+        for b in range(2):
+            mem = memory.Memory(shape=out_bits, depth=hw.out_bank_depth, init=[])
+            m.submodules[f"out_bank{b}"] = mem
+            wp = mem.write_port()
+            # Transparent: the store may read a row in the very cycle compute writes it.
+            obanks.append((wp, mem.read_port(transparent_for=(wp,))))
+
+        # ---- state shared between the engines ----------------------------------------------
+        # Per weight bank b: the MM job dispatched to it (set by the loader at its read request,
+        # cleared when compute finishes), and whether all its records arrived.
+        job_pending = Signal(2)
+        w_full = Signal(2)
+        job_steps = Array(Signal(16, name=f"job{b}_steps") for b in range(2))
+        job_tgroups = Array(Signal(16, name=f"job{b}_tgroups") for b in range(2))
+        job_gpad = Array(Signal(16, name=f"job{b}_gpad") for b in range(2))
+        job_nlog2 = Array(Signal(4, name=f"job{b}_nlog2") for b in range(2))
+        job_int4 = Array(Signal(1, name=f"job{b}_int4") for b in range(2))
+        job_dense = Array(Signal(1, name=f"job{b}_dense") for b in range(2))
+        job_addr_b = Array(Signal(32, name=f"job{b}_addr_b") for b in range(2))
+        # Per output bank: owned by a compute job (from its start to the end of its store), and
+        # holding finished rows waiting for the store; the store's job description.
+        out_busy = Signal(2)
+        out_full = Signal(2)
+        out_addr = Array(Signal(32, name=f"out{b}_addr") for b in range(2))
+        out_rows = Array(Signal(16, name=f"out{b}_rows") for b in range(2))
+        compute_done = Signal()  # compute finishes its job in this cycle (cycle e)
+        compute_bank = Signal()  # weight and output bank of the job compute runs or waits for
+        lda_arrived = Signal()  # the last activation row of an LDA arrives in this cycle
+        store_busy = Signal()
+
+        # ---- receive queue: outstanding read requests, oldest first ------------------------
+        # At most two are outstanding (two weight banks; an LDA waits for its own data), so two
+        # entries suffice. Target 0/1 = weight bank, 2 = activation buffer.
+        q_target = Array(Signal(2, name=f"rxq{i}_target") for i in range(2))
+        q_count = Array(Signal(16, name=f"rxq{i}_count") for i in range(2))
+        q_wp = Signal()
+        q_rp = Signal()
+        q_level = Signal(range(3))
+        q_push = Signal()
+        q_push_target = Signal(2)
+        q_pop = Signal()
+
+        # ---- loader -------------------------------------------------------------------------
+        op = Signal(4)
+        l_int4 = Signal()
+        l_dense = Signal()
+        l_nlog2 = Signal(4)
+        l_steps = Signal(16)
+        l_tgroups = Signal(16)
+        l_gpad = Signal(16)
+        l_addr_a = Signal(32)
+        l_addr_b = Signal(32)
+        l_bank = Signal()  # weight bank of the next MM (MM count % 2)
+        done = Signal()
+        rec_bytes = Signal(_rec_bytes_bits(hw))
+        m.d.comb += rec_bytes.eq(
+            Mux(
+                l_int4,
+                Mux(l_dense, geo.weight_record_bytes(4, True), geo.weight_record_bytes(4, False)),
+                Mux(l_dense, geo.weight_record_bytes(8, True), geo.weight_record_bytes(8, False)),
+            )
+        )
+        m.d.comb += [
+            self.rd_req.payload.addr.eq(l_addr_a),
+            self.rd_req.payload.count.eq(l_steps),
+            q_push_target.eq(l_bank),
+        ]
+        fields = isa.FIELD_LAYOUT
+
+        def field(name):
+            lo, width = fields[name]
+            return self.instr.payload[lo : lo + width]
+
+        engines_idle = Signal()
+        m.d.comb += engines_idle.eq((job_pending == 0) & (out_busy == 0) & ~store_busy)
+        with m.FSM(name="loader"):
+            with m.State("FETCH"):
+                m.d.comb += self.instr.ready.eq(1)
+                with m.If(self.instr.valid):
+                    m.d.sync += [
+                        op.eq(field("op")),
+                        l_int4.eq(field("int4")),
+                        l_dense.eq(field("dense")),
+                        l_nlog2.eq(field("n_log2")),
+                        l_steps.eq(field("steps")),
+                        l_tgroups.eq(field("tgroups")),
+                        l_gpad.eq(field("gpad")),
+                        l_addr_a.eq(field("addr_a")),
+                        l_addr_b.eq(field("addr_b")),
+                    ]
+                    with m.Switch(field("op")):
+                        with m.Case(isa.OP_MM):
+                            m.next = "MM_REQUEST"
+                        with m.Case(isa.OP_LDA):
+                            m.next = "LDA_REQUEST"
+                        with m.Default():
+                            m.next = "END_WAIT"
+            with m.State("MM_REQUEST"):
+                # Wait for the weight bank: MM i-2 must have finished computing.
+                m.d.comb += [
+                    self.rd_req.valid.eq(~job_pending.bit_select(l_bank, 1)),
+                    self.rd_req.payload.rec_bytes.eq(rec_bytes),
+                ]
+                with m.If(self.rd_req.valid & self.rd_req.ready):
+                    m.d.sync += [
+                        job_steps[l_bank].eq(l_steps),
+                        job_tgroups[l_bank].eq(l_tgroups),
+                        job_gpad[l_bank].eq(l_gpad),
+                        job_nlog2[l_bank].eq(l_nlog2),
+                        job_int4[l_bank].eq(l_int4),
+                        job_dense[l_bank].eq(l_dense),
+                        job_addr_b[l_bank].eq(l_addr_b),
+                        job_pending.bit_select(l_bank, 1).eq(1),
+                        l_bank.eq(~l_bank),
+                    ]
+                    m.d.comb += q_push.eq(1)
+                    m.next = "FETCH"
+            with m.State("LDA_REQUEST"):
+                # The activation buffer is rewritten: every earlier MM must have finished.
+                m.d.comb += [
+                    self.rd_req.valid.eq(job_pending == 0),
+                    self.rd_req.payload.rec_bytes.eq(geo.act_row_bytes),
+                ]
+                with m.If(self.rd_req.valid & self.rd_req.ready):
+                    m.d.comb += [q_push.eq(1), q_push_target.eq(2)]
+                    m.next = "LDA_WAIT"
+            with m.State("LDA_WAIT"):
+                with m.If(lda_arrived):
+                    m.next = "FETCH"
+            with m.State("END_WAIT"):
+                with m.If(engines_idle):
+                    m.d.sync += done.eq(1)
+                    m.next = "HALT"
+            with m.State("HALT"):
+                pass
+
+        cycle_count = Signal(32)
+        with m.If(~done):
+            m.d.sync += cycle_count.eq(cycle_count + 1)
+        m.d.comb += [self.done.eq(done), self.cycles.eq(cycle_count)]
+
+        # ---- receiver -----------------------------------------------------------------------
+        rx_index = Signal(16)
+        head_target = Signal(2)
+        head_count = Signal(16)
+        m.d.comb += [
+            head_target.eq(q_target[q_rp]),
+            head_count.eq(q_count[q_rp]),
+            self.rd_data.ready.eq(1),
+        ]
+        beat = self.rd_data.valid & (q_level != 0)
+        rx_last = Signal()
+        m.d.comb += rx_last.eq(beat & (rx_index == head_count - 1))
+        for b, (wp, _) in enumerate(wbanks):
+            m.d.comb += [
+                wp.addr.eq(rx_index),
+                wp.data.eq(self.rd_data.payload[:wbank_bits]),
+                wp.en.eq(beat & (head_target == b)),
+            ]
+        m.d.comb += [
+            act_wp.addr.eq(rx_index),
+            act_wp.data.eq(self.rd_data.payload[:act_bits]),
+            act_wp.en.eq(beat & (head_target == 2)),
+            lda_arrived.eq(rx_last & (head_target == 2)),
+            q_pop.eq(rx_last),
+        ]
+        with m.If(beat):
+            m.d.sync += rx_index.eq(Mux(rx_last, 0, rx_index + 1))
+        with m.If(rx_last & (head_target != 2)):
+            m.d.sync += w_full.bit_select(head_target[0], 1).eq(1)
+        with m.If(q_push):
+            m.d.sync += [
+                q_target[q_wp].eq(q_push_target),
+                q_count[q_wp].eq(l_steps),
+                q_wp.eq(~q_wp),
+            ]
+        with m.If(q_pop):
+            m.d.sync += q_rp.eq(~q_rp)
+        m.d.sync += q_level.eq(q_level + q_push - q_pop)
+
+        # ---- compute ------------------------------------------------------------------------
+        cb = compute_bank
+        steps = Signal(16)
+        tgroups = Signal(16)
+        gpad = Signal(16)
+        int4 = Signal()
+        dense = Signal()
+        n_log2 = Signal(4)
+        m.d.comb += [
+            steps.eq(job_steps[cb]),
+            tgroups.eq(job_tgroups[cb]),
+            gpad.eq(job_gpad[cb]),
+            int4.eq(job_int4[cb]),
+            dense.eq(job_dense[cb]),
+            # Dense layers have N = M whatever the instruction's n_log2 says.
+            n_log2.eq(Mux(job_dense[cb], ibits, job_nlog2[cb])),
+        ]
+        running = Signal()
+        draining = Signal()
+        drain_left = Signal(range(pipe))
+        step = Signal(16)
+        tgroup = Signal(16)
+        kpos = Signal(16 + _log2(L))  # s * L: first kept-weight position of the step
+        row_base = Signal(32)  # tgroup * gpad: first activation row of the token group
+        start = Signal()
+        issue = Signal()
+        last_step = Signal()
+        last_tgroup = Signal()
+        m.d.comb += [
+            start.eq(
+                ~running
+                & ~draining
+                & job_pending.bit_select(cb, 1)
+                & w_full.bit_select(cb, 1)
+                & ~out_busy.bit_select(cb, 1)
+            ),
+            issue.eq(start | running),
+            last_step.eq(step == steps - 1),
+            last_tgroup.eq(tgroup == tgroups - 1),
+        ]
+        with m.If(start):
+            m.d.sync += [
+                running.eq(1),
+                out_busy.bit_select(cb, 1).eq(1),
+                out_addr[cb].eq(job_addr_b[cb]),
+                out_rows[cb].eq(tgroups),
+            ]
+        with m.If(issue):
+            with m.If(last_step):
+                m.d.sync += [step.eq(0), kpos.eq(0), tgroup.eq(tgroup + 1), row_base.eq(row_base + gpad)]
+                with m.If(last_tgroup):
+                    m.d.sync += [
+                        running.eq(0),
+                        draining.eq(1),
+                        drain_left.eq(pipe - 1),
+                        tgroup.eq(0),
+                        row_base.eq(0),
+                    ]
+            with m.Else():
+                m.d.sync += [step.eq(step + 1), kpos.eq(kpos + L)]
+        with m.If(draining):
+            m.d.sync += drain_left.eq(drain_left - 1)
+            with m.If(drain_left == 0):
+                m.d.comb += compute_done.eq(1)
+                m.d.sync += [
+                    draining.eq(0),
+                    job_pending.bit_select(cb, 1).eq(0),
+                    w_full.bit_select(cb, 1).eq(0),
+                    out_full.bit_select(cb, 1).eq(1),
+                    cb.eq(~cb),
+                ]
+
+        # Cycle c: read addresses.
+        for _, rp in wbanks:
+            m.d.comb += rp.addr.eq(step)
+        group0 = Signal(kpos.shape())
+        m.d.comb += group0.eq(kpos >> n_log2)
+        for q, rp in enumerate(act_rps):
+            m.d.comb += rp.addr.eq(row_base + group0 + q)
+
+        # Cycle c+1: decode the record, pick each slot's activation row, feed the chains.
+        s1_valid = Signal()
+        s1_first = Signal()
+        s1_last = Signal()
+        s1_kbase = Signal(ibits)
+        m.d.sync += [
+            s1_valid.eq(issue),
+            s1_first.eq(step == 0),
+            s1_last.eq(last_step),
+            s1_kbase.eq(kpos[:ibits]),
+        ]
+        record = Signal(wbank_bits)
+        m.d.comb += record.eq(Mux(cb, wbanks[1][1].data, wbanks[0][1].data))
+        port_rows = Array(rp.data for rp in act_rps)
+        slot_rows = []
+        for j in range(L):
+            row = Signal(act_bits, name=f"slot{j}_row")
+            if ports > 1:
+                m.d.comb += row.eq(port_rows[C(j, _log2(L) + 1) >> n_log2])
+            else:
+                m.d.comb += row.eq(act_rps[0].data)
+            slot_rows.append(row)
+        results = []
+        for p in range(P):
+            chain = SparseDspChain(chain_len=L, mux_m=M, lanes=lanes, acc_bits=acc_bits)
+            m.submodules[f"chain{p}"] = chain
+            m.d.comb += [
+                chain.valid.eq(s1_valid),
+                chain.first.eq(s1_first),
+                chain.last.eq(s1_last),
+                chain.dense.eq(dense),
+                chain.k_base.eq(s1_kbase),
+            ]
+            for j in range(L):
+                e = p * L + j
+                w8 = record[e * 8 : (e + 1) * 8]
+                w4 = record[e * 4 : (e + 1) * 4].as_signed()
+                i8 = record[P * L * 8 + e * ibits : P * L * 8 + (e + 1) * ibits]
+                i4 = record[P * L * 4 + e * ibits : P * L * 4 + (e + 1) * ibits]
+                m.d.comb += [
+                    chain.weights[j].eq(Mux(int4, w4, w8.as_signed())),
+                    chain.indices[j].eq(Mux(int4, i4, i8)),
+                    chain.acts[j].eq(slot_rows[j]),
+                ]
+            results.append(chain)
+
+        # Cycle c+L+2: the chains' sums of a finished token group form one output row.
+        out_row = Signal(out_bits)
+        m.d.comb += out_row.eq(Cat(*(chain.result[lane] for chain in results for lane in range(lanes))))
+        row_valid = results[0].result_valid
+        out_index = Signal(16)
+        for b, (wp, _) in enumerate(obanks):
+            m.d.comb += [
+                wp.addr.eq(out_index),
+                wp.data.eq(out_row),
+                wp.en.eq(row_valid & (cb == b)),
+            ]
+        with m.If(row_valid):
+            m.d.sync += out_index.eq(out_index + 1)
+        with m.If(start):
+            m.d.sync += out_index.eq(0)
+
+        # ---- store --------------------------------------------------------------------------
+        st_bank = Signal()  # output bank being stored, or the next one to store
+        st_row = Signal(16)
+        st_addr = Signal(32)
+        st_last = Signal()
+        accepted = Signal()
+        finishing = Signal()
+        next_bank = Signal()
+        next_start = Signal()
+        next_row = Signal(16)
+        m.d.comb += [
+            st_last.eq(st_row == out_rows[st_bank] - 1),
+            accepted.eq(self.wr.valid & self.wr.ready),
+            finishing.eq(accepted & st_last),
+            next_bank.eq(st_bank ^ finishing),
+            next_start.eq(
+                (~store_busy | finishing)
+                & (out_full.bit_select(next_bank, 1) | (compute_done & (cb == next_bank)))
+            ),
+            next_row.eq(Mux(next_start, 0, st_row + accepted)),
+            self.wr.valid.eq(store_busy),
+            self.wr.payload.addr.eq(st_addr),
+            self.wr.payload.data.eq(Mux(st_bank, obanks[1][1].data, obanks[0][1].data)),
+            self.wr.payload.last.eq(st_last),
+        ]
+        # The row offered next cycle is read this cycle, so the data is there when offered.
+        for _, rp in obanks:
+            m.d.comb += rp.addr.eq(next_row)
+        m.d.sync += [st_row.eq(next_row), st_bank.eq(next_bank)]
+        with m.If(accepted):
+            m.d.sync += st_addr.eq(st_addr + geo.out_row_bytes)
+        with m.If(finishing):
+            m.d.sync += [
+                store_busy.eq(0),
+                out_full.bit_select(st_bank, 1).eq(0),
+                out_busy.bit_select(st_bank, 1).eq(0),
+            ]
+        with m.If(next_start):
+            m.d.sync += [store_busy.eq(1), st_addr.eq(out_addr[next_bank])]
+
+        return m

