@@ -33,6 +33,8 @@ __all__ = [
 
 #: Activations and weights enter the multipliers as signed 8-bit values (INT4 sign-extended).
 OPERAND_BITS = 8
+#: Bit offset of the second lane in the packed DSP48 multiplier operand (FlightLLM packing).
+PACK_SHIFT = 18
 
 
 def _check_pow2(name: str, value: object, *, minimum: int = 1) -> int:
@@ -158,13 +160,30 @@ class SparseDspChain(wiring.Component):
             m.d.comb += implicit.eq(self.k_base + j)
             idx = Signal(ibits, name=f"idx{j}")
             m.d.comb += idx.eq(Mux(self.dense, implicit, self.indices[j]))
-            row = []
+            acts = []
             for lane in range(lanes):
                 act = Signal(signed(OPERAND_BITS), name=f"act{j}_{lane}")
                 m.d.comb += act.eq(self.acts[j][lane][idx])
-                prod = Signal(prod_shape, name=f"prod{j}_{lane}")
-                m.d.sync += prod.eq(self.weights[j] * act)
-                row.append(prod)
+                acts.append(act)
+            row = [Signal(prod_shape, name=f"prod{j}_{lane}") for lane in range(lanes)]
+            if lanes == 1:
+                m.d.sync += row[0].eq(self.weights[j] * acts[0])
+            else:
+                # FlightLLM's DSP48 packing: both lanes share the weight, so one 8 × 27-bit
+                # multiply (a 27-bit operand: the DSP48E2 A port) gives both products:
+                # w * (a1 * 2^18 + a0) = (w*a1) * 2^18 + w*a0 with |w*a0| <= 2^14.
+                packed = Signal(signed(PACK_SHIFT + OPERAND_BITS + 1), name=f"packed{j}")
+                m.d.comb += packed.eq((acts[1] << PACK_SHIFT) + acts[0])
+                wide = Signal(signed(PACK_SHIFT + 2 * OPERAND_BITS + 1), name=f"wide{j}")
+                m.d.comb += wide.eq(self.weights[j] * packed)
+                low = Signal(signed(PACK_SHIFT), name=f"low{j}")
+                m.d.comb += low.eq(wide[:PACK_SHIFT])
+                # The high product is the arithmetic shift, plus one when the low part is
+                # negative (it borrowed from the high bits).
+                m.d.sync += [
+                    row[0].eq(low),
+                    row[1].eq((wide >> PACK_SHIFT) + low[PACK_SHIFT - 1]),
+                ]
             products.append(row)
 
         # Cascade (cycles x+1 .. x+L): slot j's product waits j registers, then joins the

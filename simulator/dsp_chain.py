@@ -178,30 +178,41 @@ def record_bytes(program: Program) -> np.ndarray:
     """Bytes per memory record of each instruction (weight record, or activation row)."""
     ins = program.instrs
     geo = geometry(program.hw)
-    out = np.zeros(ins.shape[0], dtype=np.int64)
-    for int4 in (0, 1):
-        for dense in (0, 1):
-            sel = (ins["op"] == isa.OP_MM) & (ins["int4"] == int4) & (ins["dense"] == dense)
-            out[sel] = geo.weight_record_bytes(4 if int4 else 8, bool(dense))
+    # Indexed by int4 * 2 + dense; one table lookup instead of a mask per format.
+    table = np.array([geo.weight_record_bytes(8 - 4 * int4, bool(dense))
+                      for int4 in (0, 1) for dense in (0, 1)], dtype=np.int64)
+    out = table[ins["int4"].astype(np.int64) * 2 + ins["dense"]]
     out[ins["op"] == isa.OP_LDA] = geo.act_row_bytes
+    out[ins["op"] == isa.OP_END] = 0
     return out
+
+
+def _kernel_inputs(program: Program) -> tuple[np.ndarray, ...]:
+    """The Program as the kernel's int64 arrays; derived once per Program and kept on it."""
+    cached = program.__dict__.get("_sim_arrays")
+    if cached is None or cached[0].shape[0] != program.instrs.shape[0]:
+        ins = program.instrs
+        cached = (
+            ins["op"].astype(np.int64),
+            ins["steps"].astype(np.int64),
+            ins["tgroups"].astype(np.int64),
+            record_bytes(program),
+            ins["operator"].astype(np.int64),
+        )
+        program.__dict__["_sim_arrays"] = cached
+    return cached
 
 
 def run(program: Program) -> Result:
     """Time ``program`` on its hardware."""
     hw = program.hw
-    ins = program.instrs
     geo = geometry(hw)
     stalls = np.zeros(len(STALL_CAUSES), dtype=np.int64)
     op_cycles = np.zeros(max(1, len(program.operators)), dtype=np.int64)
     counters = np.zeros(4, dtype=np.int64)
     cycles = int(
         _run_kernel(
-            ins["op"].astype(np.int64),
-            ins["steps"].astype(np.int64),
-            ins["tgroups"].astype(np.int64),
-            record_bytes(program),
-            ins["operator"].astype(np.int64),
+            *_kernel_inputs(program),
             np.int64(len(program.operators)),
             np.int64(geo.out_row_bytes),
             np.int64(isa.pipeline_cycles(hw.chain_len)),

@@ -115,11 +115,20 @@ def _run_chain(L, M, lanes, acc_bits, *, dense, weight_bits, seed, groups=6, ext
         (8, 4, 2, 32, True, 4),
         (8, 16, 1, 48, False, 8),
         (2, 2, 1, 16, True, 8),
+        (4, 8, 2, 32, False, 8),  # packed two-lane multiply at full INT8 range
+        (4, 16, 2, 48, True, 8),
     ],
 )
 @pytest.mark.parametrize("seed", [0, 1])
 def test_chain_matches_dot_product(L, M, lanes, acc_bits, dense, weight_bits, seed):
     got, want = _run_chain(L, M, lanes, acc_bits, dense=dense, weight_bits=weight_bits, seed=seed)
+    assert got == want
+
+
+def test_packed_lanes_at_extremes():
+    # Both lanes at -128 with -128 weights: the packed product's low half is +2^14 and the
+    # high half must come out exact.
+    got, want = _run_chain(4, 8, 2, 32, dense=False, weight_bits=8, seed=5, extreme=True)
     assert got == want
 
 

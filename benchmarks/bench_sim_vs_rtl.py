@@ -1,0 +1,60 @@
+"""Simulated cycles per second: the Numba simulator against cocotb + Verilator, same Program.
+
+Builds (or reuses) the RTL of a small design point, runs one GEMM Program on it under
+Verilator with the cocotb memory model, and times the simulator on the same Program. The RTL
+rate counts the cocotb run itself (from the first instruction to done), not the Verilator
+build or the simulator process start-up, so it flatters the RTL side.
+Run: .venv/bin/python benchmarks/bench_sim_vs_rtl.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from dataflow.config import design_point_from_dict
+from dataflow.dsp_chain import compile_design_point
+from rtl.verilator import verify_all
+from simulator.dsp_chain import run
+
+POINT = {
+    "hardware": {"preset": "tiny", "chains": 4, "chain_len": 8, "mux_m": 8,
+                 "weight_buffer_kib": 4, "act_buffer_kib": 2, "out_buffer_kib": 1},
+    "workload": {"kind": "gemm", "layers": [
+        {"name": "fc1", "rows": 32, "k": 256, "tokens": 8, "sparsity": "2:8", "weight_bits": 4},
+        {"name": "fc2", "rows": 24, "k": 128, "tokens": 8, "sparsity": "8:8", "weight_bits": 8},
+    ]},
+    "seed": 7,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=200)
+    args = parser.parse_args()
+    program = compile_design_point(design_point_from_dict(POINT), with_data=True)
+    run(program)  # load the Numba kernel
+    t0 = time.perf_counter()
+    (res,) = verify_all([(program, None)])
+    rtl_total = time.perf_counter() - t0
+    assert res.ok, res.summary()
+    times = []
+    for _ in range(args.repeat):
+        t = time.perf_counter()
+        sim = run(program)
+        times.append(time.perf_counter() - t)
+    sim_s = statistics.median(times)
+    rtl_rate = res.cycles_rtl / res.wall_seconds
+    sim_rate = sim.cycles / sim_s
+    print(f"Program: {len(program.instrs)} instructions, {sim.cycles:,} cycles "
+          f"(RTL {res.cycles_rtl:,}: {'match' if res.cycles_match else 'DIFFER'}; values "
+          f"{'match' if res.outputs_match else 'DIFFER'})")
+    print(f"  cocotb+Verilator: {res.wall_seconds:.3f} s run -> {rtl_rate:,.0f} cycles/s "
+          f"({rtl_total:.1f} s including build check and process start)")
+    print(f"  simulator:        {sim_s * 1e6:.1f} us (median of {args.repeat}) -> {sim_rate:,.0f} cycles/s")
+    print(f"  ratio simulator / RTL: {sim_rate / rtl_rate:,.0f}x")
+
+
+if __name__ == "__main__":
+    main()

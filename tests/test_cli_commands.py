@@ -1,0 +1,50 @@
+"""The CLI's commands through their public interface."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sparsim.cli import main
+
+TINY = "examples/tiny_gemm.yaml"
+
+
+def test_rtl_writes_reproducible_verilog(tmp_path, capsys):
+    a, b = tmp_path / "a.v", tmp_path / "sub" / "b.v"
+    assert main(["rtl", TINY, "-o", str(a)]) == 0
+    assert main(["rtl", TINY, "-o", str(b)]) == 0
+    text = a.read_text()
+    assert "module top(" in text and "endmodule" in text
+    assert text == b.read_text()
+    assert not list(tmp_path.glob(".*.tmp")), "no temporary file is left behind"
+
+
+def test_rtl_unwritable_output_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["rtl", TINY, "-o", str(blocker / "out.v")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and err[0].startswith("sparsim: error: cannot write")
+
+
+def test_simulate_json(capsys):
+    assert main(["simulate", "examples/llama2_decode_u280.yaml", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["tokens_per_s"] > 0 and data["cycles"] > 0
+    assert data["energy_j"] > 0
+
+
+def test_verify_rejects_llm_workloads(capsys):
+    assert main(["verify", "examples/llama2_decode_u280.yaml"]) == 2
+    assert "verify runs explicit gemm workloads" in capsys.readouterr().err
+
+
+@pytest.mark.verilator
+def test_verify_passes_on_tiny(capsys):
+    assert main(["verify", TINY, "--seeds", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("PASS") == 2 and "2 passed, 0 failed" in out
+    assert main(["verify", TINY, "--stalls"]) == 0
+    assert "stalls" in capsys.readouterr().out
