@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not verilator"
+	$(PY) -m pytest -q -m "not verilator and not synth"
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_sim_vs_rtl.py

@@ -217,7 +217,8 @@ def _plots(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:
 
     op_keys = [k for k in (feasible[0] if feasible else {}) if k.startswith("op_cycles_")]
     if op_keys and keys:
-        key = keys[0]
+        # Rank by a performance objective (one to maximise) when there is one.
+        key = next((k for k in keys if spec.objectives[k] == "max"), keys[0])
         best = sorted(feasible, key=lambda r: r[key], reverse=spec.objectives[key] == "max")[:6]
         fig, ax = plt.subplots(figsize=(8, 4.5), constrained_layout=True)
         labels = [
