@@ -23,7 +23,7 @@ base:
   workload: {kind: llm, model: opt-6.7b, phase: decode, weight_bits: 4, layers: 4}
 sweep:
   grid:
-    hardware.chains: {range: [32, 160, 16]}
+    hardware.chains: {range: [32, 208, 16]}
     hardware.chain_len: [8, 16]
     workload.sparsity: ["4:16", "8:16"]
   zip:
