@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 from dataflow.config import design_point_from_dict
 from dataflow.dsp_chain import compile_design_point
@@ -50,6 +53,16 @@ def main() -> None:
           f"simulate {statistics.median(sim) * 1e3:.2f} ms = {statistics.median(total) * 1e3:.1f} ms")
     print(f"  simulated cycles per second (kernel only, warm): "
           f"{result.cycles / statistics.median(sim):.3g}")
+    # The whole command as a user runs it (Python start-up and imports included).
+    example = Path(__file__).resolve().parent.parent / "examples" / "llama2_decode_u280.yaml"
+    cli = [sys.executable, "-m", "sparsim.cli", "simulate", str(example)]
+    walls = []
+    for _ in range(3):
+        t = time.perf_counter()
+        subprocess.run(cli, check=True, capture_output=True)
+        walls.append(time.perf_counter() - t)
+    print(f"  `sparsim simulate {example.name}` wall time: "
+          f"{', '.join(f'{w:.2f}' for w in walls)} s (3 runs)")
 
 
 if __name__ == "__main__":

@@ -94,3 +94,23 @@ def test_sparser_weights_stream_fewer_bytes():
     assert half.bytes_read == dense.bytes_read
     assert quarter.bytes_read < half.bytes_read
     assert quarter.cycles < half.cycles
+
+
+def test_energy_table_is_overridable_from_yaml(write_yaml, capsys):
+    import json
+
+    from sparsim.cli import main
+
+    base = ("hardware: {preset: u280}\n"
+            "workload: {kind: llm, model: llama2-7b, layers: 1}\n")
+    runs = {}
+    for name, extra in (("default", ""), ("cheap_hbm", "energy: {offchip_byte_pj: 3.1, static_w: 0}\n")):
+        assert main(["simulate", str(write_yaml(base + extra, f"{name}.yaml")), "--json"]) == 0
+        runs[name] = json.loads(capsys.readouterr().out)
+    d, c = runs["default"], runs["cheap_hbm"]
+    assert c["energy_offchip_j"] == pytest.approx(d["energy_offchip_j"] / 10)
+    assert c["energy_static_j"] == 0 and d["energy_static_j"] == pytest.approx(20 * d["seconds"])
+    assert c["energy_mac_j"] == d["energy_mac_j"] and c["cycles"] == d["cycles"]
+    bad = write_yaml(base + "energy: {offchip_byte_pj: -1}\n", "bad.yaml")
+    assert main(["simulate", str(bad)]) == 2
+    assert "energy.offchip_byte_pj: " in capsys.readouterr().err
