@@ -179,6 +179,11 @@ class NM(_Model):
             if not match:
                 raise ValueError(f"expected 'N:M' such as '2:8', not {v!r}")
             return {"n": int(match.group(1)), "m": int(match.group(2))}
+        if isinstance(v, int) and not isinstance(v, bool):
+            raise ValueError(
+                f"expected 'N:M' in quotes such as '8:16', not the number {v} "
+                "(YAML reads an unquoted 8:16 as the base-60 number 496)"
+            )
         return v
 
     @model_validator(mode="after")

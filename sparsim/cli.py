@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -13,11 +14,42 @@ from dataflow.config import ConfigError
 _EPILOG = """\
 examples:
   sparsim simulate examples/llama2_decode_u280.yaml
+  sparsim simulate examples/llama2_decode_u280.yaml --set workload.sparsity=8:16
   sparsim sweep examples/quickstart.yaml
   sparsim rtl examples/tiny_gemm.yaml -o build/tiny.v
   sparsim verify examples/tiny_gemm.yaml --seeds 3
   sparsim synth examples/tiny_gemm.yaml
 """
+
+
+def _load_point(args: argparse.Namespace):
+    """The design point of ``args.config`` with every ``--set key.path=value`` applied."""
+    from dataflow.config import design_point_from_dict, load_yaml
+    import yaml
+
+    raw = load_yaml(args.config)
+    if args.set:
+        from simulator.sweep import set_path
+
+        if not isinstance(raw, dict):
+            raise ConfigError("", f"a design point must be a mapping, not {type(raw).__name__}", args.config)
+        for item in args.set:
+            key, sep, text = item.partition("=")
+            if not sep or not key:
+                raise ConfigError("--set", f"expected KEY.PATH=VALUE, not {item!r}")
+            try:
+                # "8:16" stays text: YAML 1.1 would read it as the base-60 number 496.
+                value = text if re.fullmatch(r"\s*\d+\s*:\s*\d+\s*", text) else yaml.safe_load(text)
+            except yaml.YAMLError:
+                raise ConfigError(f"--set {key}", f"value {text!r} is not valid YAML") from None
+            try:
+                set_path(raw, key, value)
+            except ConfigError as exc:
+                raise exc.with_source(args.config) from None
+    try:
+        return design_point_from_dict(raw)
+    except ConfigError as exc:
+        raise exc.with_source(args.config) from None
 
 
 class _Fail(Exception):
@@ -31,10 +63,9 @@ def _print_table(rows: list[tuple[str, str]]) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from dataflow.config import load_design_point
     from simulator.dsp_chain import simulate
 
-    point = load_design_point(args.config)
+    point = _load_point(args)
     t0 = time.perf_counter()
     try:
         result = simulate(point)
@@ -98,10 +129,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_rtl(args: argparse.Namespace) -> int:
-    from dataflow.config import load_design_point
     from rtl.verilog import to_verilog
 
-    point = load_design_point(args.config)
+    point = _load_point(args)
     text = to_verilog(point.hardware)
     if args.output in (None, "-"):
         sys.stdout.write(text)
@@ -119,11 +149,10 @@ def cmd_rtl(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from dataflow.config import load_design_point
     from rtl.synth import synthesize
     from simulator.resources import estimate
 
-    point = load_design_point(args.config)
+    point = _load_point(args)
     hw = point.hardware
     print(f"synthesising dsp_chain P={hw.chains} L={hw.chain_len} M={hw.mux_m} lanes={hw.lanes} "
           f"with Yosys synth_xilinx -family xcup (the first run compiles Yosys, ~40 s) ...",
@@ -144,11 +173,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from dataflow.config import load_design_point
     from dataflow.dsp_chain import compile_design_point
     from rtl.verilator import verify_all
 
-    point = load_design_point(args.config)
+    point = _load_point(args)
     if point.workload.kind != "gemm":
         raise ConfigError("workload.kind", "verify runs explicit gemm workloads (small layers), not 'llm'",
                           args.config)
@@ -175,6 +203,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sparsim")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sparsim",
@@ -183,9 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"sparsim {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    overrides = argparse.ArgumentParser(add_help=False)
+    overrides.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", default=[],
+                           help="override a key of the design point (YAML value), "
+                                "e.g. --set hardware.chains=96 --set workload.sparsity=8:16")
 
-    p = sub.add_parser("simulate", help="time one design point (YAML) and show where the time goes")
+    p = sub.add_parser("simulate", parents=[overrides], help="time one design point (YAML) and show where the time goes")
     p.add_argument("config", help="design point YAML: hardware (preset + overrides) and workload")
     p.add_argument("--json", action="store_true", help="print all metrics as JSON")
     p.set_defaults(func=cmd_simulate)
@@ -198,19 +240,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run on a Dask distributed cluster (e.g. tcp://10.0.0.5:8786) instead")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("rtl", help="write the Verilog of a design point's hardware")
+    p = sub.add_parser("rtl", parents=[overrides], help="write the Verilog of a design point's hardware")
     p.add_argument("config", help="design point YAML")
     p.add_argument("-o", "--output", help="Verilog file to write (default: stdout)")
     p.set_defaults(func=cmd_rtl)
 
-    p = sub.add_parser("synth", help="synthesise a design point with Yosys (synth_xilinx) and "
+    p = sub.add_parser("synth", parents=[overrides], help="synthesise a design point with Yosys (synth_xilinx) and "
                                      "compare the counts with the resource model")
     p.add_argument("config", help="design point YAML (keep it small: synthesis is slow)")
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     p.add_argument("--fresh", action="store_true", help="ignore a cached result in build/synth/")
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("verify", help="run a design point's RTL under Verilator+cocotb and compare "
+    p = sub.add_parser("verify", parents=[overrides], help="run a design point's RTL under Verilator+cocotb and compare "
                                       "with the golden model and the simulator")
     p.add_argument("config", help="design point YAML with a small gemm workload")
     p.add_argument("--seeds", type=int, default=1, help="random data seeds to run (default 1)")

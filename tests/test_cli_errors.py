@@ -35,6 +35,8 @@ CASES = [
      r"workload\.layers\[0\]\.sparsity: M must be a power of two, not 6"),
     ("bad N:M text", point(layer="{rows: 4, k: 32, sparsity: 'half'}"),
      r"workload\.layers\[0\]\.sparsity: expected 'N:M'"),
+    ("unquoted N:M", point(layer="{rows: 4, k: 32, sparsity: 2:8}"),
+     r"workload\.layers\[0\]\.sparsity: expected 'N:M' in quotes such as '8:16', not the number 128"),
     ("chain_len not power of two", point(hw="hardware: {preset: tiny, chain_len: 6}\n"),
      r"hardware\.chain_len: must be a power of two >= 2, not 6"),
     ("min_n above mux_m", point(hw="hardware: {preset: tiny, min_n: 16}\n"),
@@ -115,3 +117,29 @@ def test_sweep_rejects_bad_spec(write_yaml, capsys, tmp_path, text, pattern):
     assert err[-1].startswith(f"sparsim: error: {path}: ")
     assert __import__("re").search(pattern, err[-1]), err[-1]
     assert not out.exists(), "nothing may be written for a bad spec"
+
+
+def test_set_overrides_a_design_point(capsys):
+    base = ["simulate", "examples/llama2_decode_u280.yaml", "--json"]
+    assert main(base) == 0
+    default = __import__("json").loads(capsys.readouterr().out)
+    assert main(base + ["--set", "workload.sparsity=8:16", "--set", "hardware.chains=128"]) == 0
+    changed = __import__("json").loads(capsys.readouterr().out)
+    assert changed["bytes_read"] > default["bytes_read"] and changed["cycles"] != default["cycles"]
+
+
+@pytest.mark.parametrize("item, pattern", [
+    ("chains", r"--set: expected KEY\.PATH=VALUE, not 'chains'"),
+    ("hardware.chain_len=6", r"hardware\.chain_len: must be a power of two >= 2, not 6"),
+    ("workload.kind.x=1", r"workload\.kind: is not a mapping"),
+])
+def test_set_rejects_bad_overrides(capsys, item, pattern):
+    assert main(["simulate", "examples/llama2_decode_u280.yaml", "--set", item]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and __import__("re").search(pattern, err[0]), err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.startswith("sparsim ")
