@@ -73,7 +73,7 @@ class DspChainHardware(_Model):
     lanes: Literal[1, 2] = Field(default=1, description="tokens sharing one weight per DSP48")
     acc_bits: int = Field(default=32, description="accumulator width in bits")
     weight_buffer_kib: float = Field(gt=0, description="two weight banks together, KiB")
-    act_buffer_kib: float = Field(gt=0, description="activation buffer, KiB")
+    act_buffer_kib: float = Field(gt=0, description="two activation banks together, KiB")
     out_buffer_kib: float = Field(gt=0, description="two output banks together, KiB")
     memory: MemoryConfig
 
@@ -150,8 +150,8 @@ class DspChainHardware(_Model):
 
     @property
     def act_depth(self) -> int:
-        """Activation rows (lanes × M bytes each) the activation buffer holds."""
-        return int(self.act_buffer_kib * 1024) // (self.lanes * self.mux_m)
+        """Activation rows (lanes × M bytes each) one activation bank holds."""
+        return int(self.act_buffer_kib * 1024) // 2 // (self.lanes * self.mux_m)
 
     @property
     def out_bank_depth(self) -> int:

@@ -1,8 +1,10 @@
 """Compiler of the ``dsp_chain`` engine: (hardware, workload) -> Program.
 
 The Program is what the simulator times and what the RTL executes (docs/dsp_chain.md). Each
-linear layer becomes, per chunk of tokens that fits the activation and output buffers, one
-``LDA`` of the chunk's activations and one ``MM`` per tile of ``chains`` output rows.
+linear layer becomes, per chunk of tokens that fits an activation bank and an output bank, one
+``LDA`` of the chunk's activations and one ``MM`` per tile of ``chains`` output rows. The first
+``LDA`` of a layer carries ``sync`` (its input depends on earlier layers' stored outputs); the
+others prefetch into the second activation bank.
 
 Two modes: ``with_data=True`` builds the memory image (random seeded INT8 activations and
 INT4/INT8 weights pruned N:M by magnitude) and the golden outputs; ``with_data=False`` builds
@@ -92,8 +94,8 @@ def plan_layer(hw: DspChainHardware, layer: GemmLayer, path: str) -> LayerPlan:
     if gpad > hw.act_depth:
         raise ConfigError(
             f"{path}.k",
-            f"K={layer.k} needs {gpad} activation rows per token group, but the activation "
-            f"buffer holds {hw.act_depth} (raise hardware.act_buffer_kib)",
+            f"K={layer.k} needs {gpad} activation rows per token group, but an activation "
+            f"bank holds {hw.act_depth} (raise hardware.act_buffer_kib)",
         )
     tgroups_max = min(hw.act_depth // gpad, hw.out_bank_depth, (1 << 16) - 1)
     if steps >= 1 << 16 or gpad >= 1 << 16:
@@ -202,6 +204,10 @@ def _emit_layer(hw: DspChainHardware, plan: LayerPlan, operator: int) -> np.ndar
         base = c * per_chunk
         out[base]["op"] = isa.OP_LDA
         out[base]["steps"] = tg * plan.gpad
+        # A layer's input is the previous layer's output: its first load waits until every
+        # earlier result is stored. Later chunks are independent tokens of the same layer and
+        # load into the other activation bank while the chains still work on this one.
+        out[base]["sync"] = 1 if c == 0 else 0
         mm = out[base + 1 : base + per_chunk]
         mm["op"] = isa.OP_MM
         mm["int4"] = 1 if plan.weight_bits == 4 else 0

@@ -20,7 +20,9 @@ def execute(hw: DspChainHardware, words: list[int], memory: np.ndarray) -> np.nd
     mem = memory.copy()
     geo = isa.Geometry(hw.chains, hw.chain_len, hw.mux_m, hw.lanes, hw.acc_bits)
     P, L, M, lanes = hw.chains, hw.chain_len, hw.mux_m, hw.lanes
-    act = np.zeros((hw.act_depth, lanes, M), dtype=np.int64)
+    act_banks = np.zeros((2, hw.act_depth, lanes, M), dtype=np.int64)
+    lda_count = 0  # LDA i loads bank i % 2; an MM reads the bank of the latest LDA
+    act = act_banks[1]
     for word in words:
         ins = isa.decode_instruction(word)
         if ins["op"] == isa.OP_END:
@@ -30,7 +32,9 @@ def execute(hw: DspChainHardware, words: list[int], memory: np.ndarray) -> np.nd
             if n > hw.act_depth:
                 raise ValueError(f"LDA of {n} rows overflows the activation buffer ({hw.act_depth})")
             raw = mem[ins["addr_a"] : ins["addr_a"] + n * nbytes].view(np.int8)
+            act = act_banks[lda_count % 2]
             act[:n] = raw.reshape(n, lanes, M)
+            lda_count += 1
             continue
         if ins["op"] != isa.OP_MM:
             raise ValueError(f"unknown opcode {ins['op']}")

@@ -28,6 +28,7 @@ INSTR_DTYPE = np.dtype(
         ("steps", np.uint32),
         ("tgroups", np.uint32),
         ("gpad", np.uint32),
+        ("sync", np.uint8),
         ("addr_a", np.uint64),
         ("addr_b", np.uint64),
         # Not encoded into the word: which workload operator the instruction belongs to, so
@@ -45,6 +46,7 @@ _FIELDS = (
     ("steps", 10, 16),
     ("tgroups", 26, 16),
     ("gpad", 42, 16),
+    ("sync", 58, 1),
     ("addr_a", 64, 32),
     ("addr_b", 96, 32),
 )

@@ -314,7 +314,9 @@ class DspChainAccelerator(wiring.Component):
             mem = memory.Memory(shape=wbank_bits, depth=hw.weight_bank_depth, init=[])
             m.submodules[f"weight_bank{b}"] = mem
             wbanks.append((mem.write_port(), mem.read_port()))
-        act_mem = memory.Memory(shape=act_bits, depth=hw.act_depth, init=[])
+        # Two activation banks in one memory: bank b holds rows b*act_depth .. +act_depth-1.
+        act_depth = hw.act_depth
+        act_mem = memory.Memory(shape=act_bits, depth=2 * act_depth, init=[])
         m.submodules.act_buffer = act_mem
         act_wp = act_mem.write_port()
         act_rps = [act_mem.read_port() for _ in range(ports)]
@@ -338,6 +340,7 @@ class DspChainAccelerator(wiring.Component):
         job_int4 = Array(Signal(1, name=f"job{b}_int4") for b in range(2))
         job_dense = Array(Signal(1, name=f"job{b}_dense") for b in range(2))
         job_addr_b = Array(Signal(32, name=f"job{b}_addr_b") for b in range(2))
+        job_abank = Signal(2)  # per weight bank: the activation bank its MM reads
         # Per output bank: owned by a compute job (from its start to the end of its store), and
         # holding finished rows waiting for the store; the store's job description.
         out_busy = Signal(2)
@@ -350,13 +353,14 @@ class DspChainAccelerator(wiring.Component):
         store_busy = Signal()
 
         # ---- receive queue: outstanding read requests, oldest first ------------------------
-        # At most two are outstanding (two weight banks; an LDA waits for its own data), so two
-        # entries suffice. Target 0/1 = weight bank, 2 = activation buffer.
-        q_target = Array(Signal(2, name=f"rxq{i}_target") for i in range(2))
-        q_count = Array(Signal(16, name=f"rxq{i}_count") for i in range(2))
-        q_wp = Signal()
-        q_rp = Signal()
-        q_level = Signal(range(3))
+        # At most three are outstanding (one per pending MM job, two weight banks, and one
+        # LDA, which waits for its own data), so four entries suffice.
+        # Target 0/1 = weight bank, 2 = activation buffer.
+        q_target = Array(Signal(2, name=f"rxq{i}_target") for i in range(4))
+        q_count = Array(Signal(16, name=f"rxq{i}_count") for i in range(4))
+        q_wp = Signal(2)
+        q_rp = Signal(2)
+        q_level = Signal(range(5))
         q_push = Signal()
         q_push_target = Signal(2)
         q_pop = Signal()
@@ -371,7 +375,9 @@ class DspChainAccelerator(wiring.Component):
         l_gpad = Signal(16)
         l_addr_a = Signal(32)
         l_addr_b = Signal(32)
+        l_sync = Signal()
         l_bank = Signal()  # weight bank of the next MM (MM count % 2)
+        a_next = Signal()  # activation bank of the next LDA (LDA count % 2)
         done = Signal()
         rec_bytes = Signal(_rec_bytes_bits(hw))
         m.d.comb += rec_bytes.eq(
@@ -406,6 +412,7 @@ class DspChainAccelerator(wiring.Component):
                         l_steps.eq(field("steps")),
                         l_tgroups.eq(field("tgroups")),
                         l_gpad.eq(field("gpad")),
+                        l_sync.eq(field("sync")),
                         l_addr_a.eq(field("addr_a")),
                         l_addr_b.eq(field("addr_b")),
                     ]
@@ -431,15 +438,19 @@ class DspChainAccelerator(wiring.Component):
                         job_int4[l_bank].eq(l_int4),
                         job_dense[l_bank].eq(l_dense),
                         job_addr_b[l_bank].eq(l_addr_b),
+                        # It reads the bank of the latest LDA.
+                        job_abank.bit_select(l_bank, 1).eq(~a_next),
                         job_pending.bit_select(l_bank, 1).eq(1),
                         l_bank.eq(~l_bank),
                     ]
                     m.d.comb += q_push.eq(1)
                     m.next = "FETCH"
             with m.State("LDA_REQUEST"):
-                # The activation buffer is rewritten: every earlier MM must have finished.
+                # Bank a_next is rewritten: no pending MM may read it (those before the previous
+                # LDA); with sync, every earlier MM must have computed and stored its results.
+                bank_readers = job_pending & Mux(a_next, job_abank, ~job_abank)
                 m.d.comb += [
-                    self.rd_req.valid.eq(job_pending == 0),
+                    self.rd_req.valid.eq(Mux(l_sync, engines_idle, bank_readers == 0)),
                     self.rd_req.payload.rec_bytes.eq(geo.act_row_bytes),
                 ]
                 with m.If(self.rd_req.valid & self.rd_req.ready):
@@ -447,6 +458,7 @@ class DspChainAccelerator(wiring.Component):
                     m.next = "LDA_WAIT"
             with m.State("LDA_WAIT"):
                 with m.If(lda_arrived):
+                    m.d.sync += a_next.eq(~a_next)
                     m.next = "FETCH"
             with m.State("END_WAIT"):
                 with m.If(engines_idle):
@@ -479,7 +491,7 @@ class DspChainAccelerator(wiring.Component):
                 wp.en.eq(beat & (head_target == b)),
             ]
         m.d.comb += [
-            act_wp.addr.eq(rx_index),
+            act_wp.addr.eq(rx_index + Mux(a_next, act_depth, 0)),
             act_wp.data.eq(self.rd_data.payload[:act_bits]),
             act_wp.en.eq(beat & (head_target == 2)),
             lda_arrived.eq(rx_last & (head_target == 2)),
@@ -493,10 +505,10 @@ class DspChainAccelerator(wiring.Component):
             m.d.sync += [
                 q_target[q_wp].eq(q_push_target),
                 q_count[q_wp].eq(l_steps),
-                q_wp.eq(~q_wp),
+                q_wp.eq(q_wp + 1),
             ]
         with m.If(q_pop):
-            m.d.sync += q_rp.eq(~q_rp)
+            m.d.sync += q_rp.eq(q_rp + 1)
         m.d.sync += q_level.eq(q_level + q_push - q_pop)
 
         # ---- compute ------------------------------------------------------------------------
@@ -576,8 +588,10 @@ class DspChainAccelerator(wiring.Component):
             m.d.comb += rp.addr.eq(step)
         group0 = Signal(kpos.shape())
         m.d.comb += group0.eq(kpos >> n_log2)
+        act_base = Signal(range(act_depth + 1))
+        m.d.comb += act_base.eq(Mux(job_abank.bit_select(cb, 1), act_depth, 0))
         for q, rp in enumerate(act_rps):
-            m.d.comb += rp.addr.eq(row_base + group0 + q)
+            m.d.comb += rp.addr.eq(act_base + row_base + group0 + q)
 
         # Cycle c+1: decode the record, pick each slot's activation row, feed the chains.
         s1_valid = Signal()

@@ -36,6 +36,7 @@ def _run_kernel(
     tgroups: np.ndarray,
     rec_bytes: np.ndarray,
     operator: np.ndarray,
+    sync: np.ndarray,
     n_operators: np.int64,
     out_row_bytes: np.int64,
     pipe: np.int64,
@@ -56,6 +57,7 @@ def _run_kernel(
     z_prev = np.int64(-1)  # store done of the previous MM
     z_hist0 = np.int64(-1)  # store done of MM i-2 (frees output bank i % 2)
     z_hist1 = np.int64(-1)
+    e_guard = np.int64(-1)  # compute done of the last MM before the previous LDA
     last_op = np.int64(-1)
     mm = np.int64(0)
     bytes_read = np.int64(0)
@@ -114,8 +116,13 @@ def _run_kernel(
             e_prev = e
             z_prev = z
             mm += 1
-        elif code == 1:  # LDA: waits for all earlier computes, then for its own data
-            r = f + 1 if f + 1 > e_prev + 1 else e_prev + 1
+        elif code == 1:  # LDA
+            # Its bank (LDA count % 2) is free once the MMs that read it, those before the
+            # previous LDA, have finished; with sync, every earlier result must be stored.
+            r = f + 1 if f + 1 > e_guard + 1 else e_guard + 1
+            if sync[i] != 0 and z_prev + 1 > r:
+                r = z_prev + 1
+            e_guard = e_prev
             t0 = r + latency if r + latency > read_free else read_free
             n = np.int64(steps[i])
             s_bytes = np.int64(rec_bytes[i])
@@ -198,6 +205,7 @@ def _kernel_inputs(program: Program) -> tuple[np.ndarray, ...]:
             ins["tgroups"].astype(np.int64),
             record_bytes(program),
             ins["operator"].astype(np.int64),
+            ins["sync"].astype(np.int64),
         )
         program.__dict__["_sim_arrays"] = cached
     return cached

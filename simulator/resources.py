@@ -88,7 +88,7 @@ def estimate(hw: DspChainHardware) -> Resources:
     skew_bits = P * lanes * 16 * L * (L - 1) // 2
     memories = [
         memory_cost(slots * (8 + hw.index_bits), hw.weight_bank_depth, copies=2),
-        memory_cost(lanes * M * 8, hw.act_depth, copies=hw.act_ports),
+        memory_cost(lanes * M * 8, 2 * hw.act_depth, copies=hw.act_ports),
         memory_cost(P * lanes * hw.acc_bits, hw.out_bank_depth, copies=2),
     ]
     lut = LUT_BASE + LUT_PER_MUX_BIT * mux_bits + LUT_PER_CASCADE_BIT * cascade_bits

@@ -25,7 +25,7 @@ def random_point(seed: int) -> dict:
         "lanes": int(rng.choice([1, 2])),
         "acc_bits": int(rng.choice([16, 24, 32])),
         "weight_buffer_kib": 4,
-        "act_buffer_kib": float(rng.choice([0.25, 1])),
+        "act_buffer_kib": float(rng.choice([0.5, 2])),
         "out_buffer_kib": 0.25,
     }
     layers = []

@@ -35,6 +35,30 @@ def test_hand_computed_timing():
     assert result.issue_cycles == 8
 
 
+def test_hand_computed_double_buffering_and_sync():
+    """Two chunks of one layer, then a second layer; same hardware as above but activation
+    banks of 4 rows (one token each). Records and rows are 8 B, so one per cycle.
+
+    LDA0 (sync, bank 0): request 1, rows 7..10, loader free 11.
+    MM0: request 12, records 18..25, compute 26..33, done 39; store 40.
+    LDA1 (bank 1): its bank has no readers yet, request 14 while MM0's records stream; its rows
+      queue behind them: 26..29. (Single-buffered it would wait for MM0 to finish: request 40.)
+    MM1: request 31, records 37..44, compute 45..52, done 58; store 59.
+    LDA2 (sync, bank 0): waits for every store: request 60, rows 66..69.
+    MM2: request 71, records 77..84, compute 85..92, done 98; store 99. END in 100 → 101 cycles.
+    """
+    layer = {"rows": 2, "k": 32, "sparsity": "8:8", "weight_bits": 8}
+    point = tiny([{**layer, "name": "a", "tokens": 2}, {**layer, "name": "b", "tokens": 1}],
+                 act_buffer_kib=0.0625)
+    program = compile_design_point(point)
+    assert list(program.instrs["op"]) == [1, 2, 1, 2, 1, 2, 0]
+    assert list(program.instrs["sync"][[0, 2, 4]]) == [1, 0, 1]
+    result = run(program)
+    assert result.cycles == 101
+    assert result.operator_cycles == {"a": 59, "b": 42}
+    assert result.stalls["weight_stream"] == 26 + 5 + 26
+
+
 def _layers(rng):
     m = 8
     return [{
