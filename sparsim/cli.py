@@ -52,6 +52,11 @@ def _load_point(args: argparse.Namespace):
         raise exc.with_source(args.config) from None
 
 
+#: Above this many estimated LUTs `sparsim synth` asks for --force: Yosys time grows with the
+#: design (the calibration points, 0.7–5.7 k LUTs, take 9–50 s each on a 2-core machine).
+SYNTH_LUT_LIMIT = 50_000
+
+
 class _Fail(Exception):
     """A user-facing failure that is not a config error (e.g. a file cannot be written)."""
 
@@ -154,6 +159,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     point = _load_point(args)
     hw = point.hardware
+    est = estimate(hw)
+    if est.lut > SYNTH_LUT_LIMIT and not args.force:
+        raise ConfigError(
+            "hardware",
+            f"the resource model estimates {est.dsp:,} DSPs and {est.lut:,} LUTs, above the "
+            f"{SYNTH_LUT_LIMIT:,}-LUT limit of sparsim synth (Yosys time grows with the design; "
+            f"use --force to run anyway)",
+            args.config,
+        )
     print(f"synthesising dsp_chain P={hw.chains} L={hw.chain_len} M={hw.mux_m} lanes={hw.lanes} "
           f"with Yosys synth_xilinx -family xcup (the first run compiles Yosys, ~40 s) ...",
           file=sys.stderr)
@@ -161,7 +175,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         res = synthesize(hw, use_cache=not args.fresh)
     except RuntimeError as exc:
         raise _Fail(str(exc)) from None
-    model = estimate(hw).to_dict()
+    model = est.to_dict()
     if args.json:
         print(json.dumps({"synthesis": res.resources(), "model": model, "seconds": res.seconds}))
         return 0
@@ -250,6 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="design point YAML (keep it small: synthesis is slow)")
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
     p.add_argument("--fresh", action="store_true", help="ignore a cached result in build/synth/")
+    p.add_argument("--force", action="store_true",
+                   help=f"synthesise even above {SYNTH_LUT_LIMIT:,} estimated LUTs (slow)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("verify", parents=[overrides], help="run a design point's RTL under Verilator+cocotb and compare "

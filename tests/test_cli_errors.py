@@ -143,3 +143,13 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
     assert exc.value.code == 0 and capsys.readouterr().out.startswith("sparsim ")
+
+
+def test_synth_refuses_a_design_too_large_to_synthesise(capsys):
+    """The u280 preset is ~660 k LUTs: sparsim synth says so in one line instead of starting
+    a very long Yosys run (no Yosys runs in this test)."""
+    assert main(["synth", "examples/llama2_decode_u280.yaml"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "llama2_decode_u280.yaml: hardware: the resource model estimates 2,560 DSPs" in err
+    assert "--force" in err
