@@ -7,7 +7,6 @@ path and the reason, e.g. ``hardware.chain_len: must be a power of two, not 6``.
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Any, Literal, Union
@@ -15,6 +14,7 @@ from typing import Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import dsp_chain_isa as isa
 from . import presets
 
 
@@ -132,8 +132,19 @@ class DspChainHardware(_Model):
         return self.dsps * self.lanes
 
     @property
+    def geometry(self) -> isa.Geometry:
+        """Record and row sizes of the packed formats (defined in dataflow/dsp_chain_isa.py)."""
+        return isa.Geometry(
+            chains=self.chains,
+            chain_len=self.chain_len,
+            mux_m=self.mux_m,
+            lanes=self.lanes,
+            acc_bits=self.acc_bits,
+        )
+
+    @property
     def index_bits(self) -> int:
-        return int(math.log2(self.mux_m))
+        return self.geometry.index_bits
 
     @property
     def act_ports(self) -> int:
@@ -141,7 +152,7 @@ class DspChainHardware(_Model):
 
     @property
     def max_weight_record_bytes(self) -> int:
-        return -(-self.dsps * (8 + self.index_bits) // 8)
+        return self.geometry.max_weight_record_bytes
 
     @property
     def weight_bank_depth(self) -> int:
@@ -151,12 +162,12 @@ class DspChainHardware(_Model):
     @property
     def act_depth(self) -> int:
         """Activation rows (lanes × M bytes each) one activation bank holds."""
-        return int(self.act_buffer_kib * 1024) // 2 // (self.lanes * self.mux_m)
+        return int(self.act_buffer_kib * 1024) // 2 // self.geometry.act_row_bytes
 
     @property
     def out_bank_depth(self) -> int:
         """Output rows (P × lanes accumulators each) one output bank holds."""
-        return int(self.out_buffer_kib * 1024) // 2 // (self.chains * self.lanes * self.acc_bits // 8)
+        return int(self.out_buffer_kib * 1024) // 2 // self.geometry.out_row_bytes
 
 
 # --------------------------------------------------------------------------------------------

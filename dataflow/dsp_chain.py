@@ -97,9 +97,21 @@ def plan_layer(hw: DspChainHardware, layer: GemmLayer, path: str) -> LayerPlan:
             f"K={layer.k} needs {gpad} activation rows per token group, but an activation "
             f"bank holds {hw.act_depth} (raise hardware.act_buffer_kib)",
         )
-    tgroups_max = min(hw.act_depth // gpad, hw.out_bank_depth, (1 << 16) - 1)
-    if steps >= 1 << 16 or gpad >= 1 << 16:
-        raise ConfigError(f"{path}.k", f"K={layer.k} is too large for the 16-bit step counters")
+    if steps > isa.field_max("steps") or gpad > isa.field_max("gpad"):
+        raise ConfigError(
+            f"{path}.k",
+            f"K={layer.k} needs {steps} steps and {gpad} activation rows per token group, more "
+            f"than the {isa.field_width('steps')}-bit steps and {isa.field_width('gpad')}-bit "
+            "gpad fields encode",
+        )
+    # A chunk's LDA counts its rows in the steps field, and its MMs count token groups in the
+    # tgroups field.
+    tgroups_max = min(
+        hw.act_depth // gpad,
+        hw.out_bank_depth,
+        isa.field_max("tgroups"),
+        isa.field_max("steps") // gpad,
+    )
     chunk_tokens = min(layer.tokens, tgroups_max * hw.lanes)
     return LayerPlan(
         name=layer.name,
@@ -145,13 +157,12 @@ class Program:
     plans: list[LayerPlan]
     operators: list[str]
     memory: np.ndarray | None = None  # uint8 image (with_data only)
-    regions: dict[str, tuple[int, int]] = field(default_factory=dict)
     layers: list[LayerData] = field(default_factory=list)
     outputs: list[OutputBlock] = field(default_factory=list)
 
     @property
     def geometry(self) -> isa.Geometry:
-        return geometry(self.hw)
+        return self.hw.geometry
 
     def words(self) -> list[int]:
         return isa.encode_program(self.instrs)
@@ -185,12 +196,6 @@ class Program:
                     if tmask[tg, lane]:
                         y[tok[tg, lane], row[rmask]] = vals[tg, lane, rmask]
         return ys
-
-
-def geometry(hw: DspChainHardware) -> isa.Geometry:
-    return isa.Geometry(
-        chains=hw.chains, chain_len=hw.chain_len, mux_m=hw.mux_m, lanes=hw.lanes, acc_bits=hw.acc_bits
-    )
 
 
 def _emit_layer(hw: DspChainHardware, plan: LayerPlan, operator: int) -> np.ndarray:
@@ -290,7 +295,7 @@ def _weight_records(hw: DspChainHardware, plan: LayerPlan, w: np.ndarray) -> np.
         values, indices = sparsity.compress_nm(wp, plan.n, m)
         kept = values.reshape(rows_p, -1).astype(np.int64)
         idx = indices.reshape(rows_p, -1).astype(np.int64)
-    geo = geometry(hw)
+    geo = hw.geometry
     recs = []
     for t in range(plan.row_tiles):
         kt = kept[t * P : (t + 1) * P].reshape(P, plan.steps, L).transpose(1, 0, 2)
@@ -313,15 +318,14 @@ def _act_rows(hw: DspChainHardware, plan: LayerPlan, x: np.ndarray, t0: int, tok
 
 def _fill_data(program: Program, seed: int) -> None:
     hw = program.hw
-    geo = geometry(hw)
+    geo = hw.geometry
     rng = np.random.default_rng(seed)
     chunks: list[tuple[int, np.ndarray]] = []  # (address, bytes)
     cursor = 0
 
-    def place(name: str, data: np.ndarray) -> int:
+    def place(data: np.ndarray) -> int:
         nonlocal cursor
         addr = cursor
-        program.regions[name] = (addr, int(data.size))
         chunks.append((addr, data.reshape(-1)))
         cursor = _align(addr + data.size)
         return addr
@@ -332,26 +336,27 @@ def _fill_data(program: Program, seed: int) -> None:
         data = _make_layer_data(plan, hw.mux_m, rng, hw.acc_bits)
         program.layers.append(data)
         recs = _weight_records(hw, plan, data.w)
-        w_addr = place(f"{plan.name}#{li}.weights", recs)
+        w_addr = place(recs)
         rec_bytes = recs.shape[2]
         t0 = 0
         for c, tokens in enumerate(plan.chunk_sizes()):
             tg = -(-tokens // hw.lanes)
             acts = _act_rows(hw, plan, data.x, t0, tokens)
-            instrs[pos]["addr_a"] = place(f"{plan.name}#{li}.acts{c}", acts)
+            instrs[pos]["addr_a"] = place(acts)
             pos += 1
             for t in range(plan.row_tiles):
                 out_bytes = tg * geo.out_row_bytes
-                out_addr = place(
-                    f"{plan.name}#{li}.out{c}.{t}", np.zeros(out_bytes, dtype=np.uint8)
-                )
+                out_addr = place(np.zeros(out_bytes, dtype=np.uint8))
                 instrs[pos]["addr_a"] = w_addr + t * plan.steps * rec_bytes
                 instrs[pos]["addr_b"] = out_addr
                 program.outputs.append(OutputBlock(li, t0, t, tg, out_addr))
                 pos += 1
             t0 += tokens
-    if cursor >= 1 << 32:
-        raise ConfigError("workload", f"memory image of {cursor} bytes exceeds the 32-bit address space")
+    if cursor > isa.field_max("addr_a") + 1:
+        raise ConfigError(
+            "workload",
+            f"memory image of {cursor} bytes exceeds the {isa.field_width('addr_a')}-bit address space",
+        )
     mem = np.zeros(max(cursor, _ALIGN), dtype=np.uint8)
     for addr, data in chunks:
         mem[addr : addr + data.size] = data

@@ -18,7 +18,7 @@ from .golden import wrap
 def execute(hw: DspChainHardware, words: list[int], memory: np.ndarray) -> np.ndarray:
     """Run ``words`` on a copy of ``memory``; returns the memory image afterwards."""
     mem = memory.copy()
-    geo = isa.Geometry(hw.chains, hw.chain_len, hw.mux_m, hw.lanes, hw.acc_bits)
+    geo = hw.geometry
     P, L, M, lanes = hw.chains, hw.chain_len, hw.mux_m, hw.lanes
     act_banks = np.zeros((2, hw.act_depth, lanes, M), dtype=np.int64)
     lda_count = 0  # LDA i loads bank i % 2; an MM reads the bank of the latest LDA

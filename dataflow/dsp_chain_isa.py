@@ -1,8 +1,9 @@
 """Instruction set and packed payload formats of the ``dsp_chain`` engine.
 
-This is the one place where instruction words, weight records, activation rows and output rows
-are encoded and decoded. The compiler, the simulator and the cocotb benches all use it. The
-formats are specified in ``docs/dsp_chain.md``.
+Instruction words, weight records, activation rows and output rows are encoded and decoded here,
+for the compiler, the simulator and the cocotb benches. The RTL reads the same tables: its
+instruction decoder is a ``data.StructLayout`` built from :data:`FIELDS` and its buffer widths
+come from :class:`Geometry`. The formats are specified in ``docs/dsp_chain.md``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import numpy as np
 OP_END = 0
 OP_LDA = 1
 OP_MM = 2
-OP_NAMES = {OP_END: "END", OP_LDA: "LDA", OP_MM: "MM"}
 
 INSTR_BITS = 128
 
@@ -37,8 +37,9 @@ INSTR_DTYPE = np.dtype(
     ]
 )
 
-# (name, low bit, width) of every encoded field.
-_FIELDS = (
+#: (name, low bit, width) of every encoded field, in bit order; bits 63:59 are reserved (zero).
+#: Counter and address widths in the RTL and the compiler's limits are read from this table.
+FIELDS = (
     ("op", 0, 4),
     ("int4", 4, 1),
     ("dense", 5, 1),
@@ -50,7 +51,18 @@ _FIELDS = (
     ("addr_a", 64, 32),
     ("addr_b", 96, 32),
 )
-FIELD_LAYOUT = {name: (lo, width) for name, lo, width in _FIELDS}
+FIELD_LAYOUT = {name: (lo, width) for name, lo, width in FIELDS}
+
+
+def field_width(name: str) -> int:
+    """Bits of instruction field ``name``."""
+    return FIELD_LAYOUT[name][1]
+
+
+def field_max(name: str) -> int:
+    """Largest value instruction field ``name`` encodes."""
+    return (1 << field_width(name)) - 1
+
 
 #: Cycles from a step's address cycle to its output-row write, as a function of chain length.
 def pipeline_cycles(chain_len: int) -> int:
@@ -61,7 +73,7 @@ def pipeline_cycles(chain_len: int) -> int:
 def encode_instruction(row: np.void) -> int:
     """Pack one instruction row into its 128-bit word."""
     word = 0
-    for name, lo, width in _FIELDS:
+    for name, lo, width in FIELDS:
         value = int(row[name])
         if value < 0 or value >= (1 << width):
             raise ValueError(f"instruction field {name}={value} does not fit in {width} bits")
@@ -71,7 +83,7 @@ def encode_instruction(row: np.void) -> int:
 
 def decode_instruction(word: int) -> dict[str, int]:
     """Unpack a 128-bit instruction word into its fields."""
-    return {name: (word >> lo) & ((1 << width) - 1) for name, lo, width in _FIELDS}
+    return {name: (word >> lo) & ((1 << width) - 1) for name, lo, width in FIELDS}
 
 
 def encode_program(instrs: np.ndarray) -> list[int]:
@@ -80,7 +92,9 @@ def encode_program(instrs: np.ndarray) -> list[int]:
 
 @dataclass(frozen=True)
 class Geometry:
-    """Sizes that the packed formats depend on (all from the hardware config)."""
+    """Sizes of the packed formats: the one definition, which the hardware config
+    (``DspChainHardware.geometry``, its buffer depths), the compiler, the simulator and the RTL
+    all read."""
 
     chains: int
     chain_len: int
@@ -95,6 +109,11 @@ class Geometry:
     def weight_record_bytes(self, weight_bits: int, dense: bool) -> int:
         ibits = 0 if dense else self.index_bits
         return -(-self.chains * self.chain_len * (weight_bits + ibits) // 8)
+
+    @property
+    def max_weight_record_bytes(self) -> int:
+        """The widest weight record (INT8 with indices): the width of a weight-bank row."""
+        return self.weight_record_bytes(8, dense=False)
 
     @property
     def act_row_bytes(self) -> int:

@@ -221,8 +221,8 @@ class SparseDspChain(wiring.Component):
 
 def read_data_bytes(hw: DspChainHardware) -> int:
     """Bytes of one read-data beat: the largest weight record or one activation row."""
-    geo = isa.Geometry(hw.chains, hw.chain_len, hw.mux_m, hw.lanes, hw.acc_bits)
-    return max(hw.max_weight_record_bytes, geo.act_row_bytes)
+    geo = hw.geometry
+    return max(geo.max_weight_record_bytes, geo.act_row_bytes)
 
 
 def _rec_bytes_bits(hw: DspChainHardware) -> int:
@@ -303,8 +303,8 @@ class DspChainAccelerator(wiring.Component):
         ibits = _log2(M)
         ports = hw.act_ports
         pipe = isa.pipeline_cycles(L)
-        geo = isa.Geometry(P, L, M, lanes, acc_bits)
-        wbank_bits = hw.max_weight_record_bytes * 8
+        geo = hw.geometry
+        wbank_bits = geo.max_weight_record_bytes * 8
         act_bits = geo.act_row_bytes * 8
         out_bits = P * lanes * acc_bits
 

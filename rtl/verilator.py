@@ -60,7 +60,7 @@ WAIVERS = [
     # blocks; the initialiser only mirrors the synchronous reset value.
     "PROCASSINIT",
     # Yosys keeps intermediate wires of which only some bits are read (e.g. the carry bit of
-    # a wrapping add); the reserved instruction bits 63:58 and the high bits of a read-data
+    # a wrapping add); the reserved instruction bits 63:59 and the high bits of a read-data
     # beat carrying a narrower record are unused by design.
     "UNUSEDSIGNAL",
     # Yosys relies on Verilog's context-determined widths ("!vec", "a + 2'h2", shifts of

@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 
 from dataflow import dsp_chain_isa as isa
-from dataflow.dsp_chain import Program, geometry
+from dataflow.dsp_chain import Program
 
 #: Causes a compute engine can wait on, in the order of the ``stalls`` array.
 STALL_CAUSES = ("weight_stream", "dispatch", "out_bank", "pipeline_drain", "tail")
@@ -184,7 +184,7 @@ class Result:
 def record_bytes(program: Program) -> np.ndarray:
     """Bytes per memory record of each instruction (weight record, or activation row)."""
     ins = program.instrs
-    geo = geometry(program.hw)
+    geo = program.hw.geometry
     # Indexed by int4 * 2 + dense; one table lookup instead of a mask per format.
     table = np.array([geo.weight_record_bytes(8 - 4 * int4, bool(dense))
                       for int4 in (0, 1) for dense in (0, 1)], dtype=np.int64)
@@ -214,7 +214,7 @@ def _kernel_inputs(program: Program) -> tuple[np.ndarray, ...]:
 def run(program: Program) -> Result:
     """Time ``program`` on its hardware."""
     hw = program.hw
-    geo = geometry(hw)
+    geo = hw.geometry
     stalls = np.zeros(len(STALL_CAUSES), dtype=np.int64)
     op_cycles = np.zeros(max(1, len(program.operators)), dtype=np.int64)
     counters = np.zeros(4, dtype=np.int64)
@@ -252,7 +252,7 @@ def run(program: Program) -> Result:
 def onchip_bytes(program: Program) -> int:
     """Bytes written to and read from the on-chip buffers by the whole Program."""
     ins = program.instrs
-    geo = geometry(program.hw)
+    geo = program.hw.geometry
     rec = record_bytes(program)
     mm = ins["op"] == isa.OP_MM
     steps = ins["steps"].astype(np.int64)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dataflow import dsp_chain_isa as isa
-from dataflow.config import design_point_from_dict
+from dataflow.config import ConfigError, design_point_from_dict
 from dataflow.dsp_chain import compile_design_point
 from dataflow.dsp_chain_exec import execute
 from dataflow.golden import linear, wrap
@@ -116,3 +116,26 @@ def test_chunks_and_tiles_are_used():
     assert (ops == isa.OP_MM).sum() == plan.chunks * plan.row_tiles
     after = execute(point.hardware, program.words(), program.memory)
     np.testing.assert_array_equal(program.read_outputs(after)[0], program.expected_outputs()[0])
+
+
+def test_lda_row_count_stays_within_its_field():
+    """With buffers deeper than the 16-bit fields, a chunk is cut so that its LDA's row count
+    (the ``steps`` field) still encodes; every word of the Program must encode."""
+    point = design_point_from_dict({
+        "hardware": {"preset": "tiny", "act_buffer_kib": 2048, "out_buffer_kib": 2048},
+        "workload": {"kind": "gemm", "layers": [{"rows": 2, "k": 8, "tokens": 70000, "sparsity": "2:8"}]},
+    })
+    program = compile_design_point(point)
+    lda = program.instrs[program.instrs["op"] == isa.OP_LDA]
+    assert point.hardware.act_depth > isa.field_max("steps")
+    assert lda["steps"].max() <= isa.field_max("steps")
+    assert len(program.words()) == len(program.instrs)
+
+
+def test_steps_beyond_the_field_are_rejected_with_the_key_path():
+    point = {
+        "hardware": {"preset": "tiny", "weight_buffer_kib": 4096, "act_buffer_kib": 4096},
+        "workload": {"kind": "gemm", "layers": [{"rows": 2, "k": 8 * 70000, "sparsity": "2:8"}]},
+    }
+    with pytest.raises(ConfigError, match=r"^workload\.layers\[0\]\.k: .* more than the 16-bit steps"):
+        compile_design_point(design_point_from_dict(point))

@@ -1,8 +1,10 @@
 """Cycle-level memory model of docs/dsp_chain.md, driven once per clock cycle by the bench.
 
-Plain Python, no cocotb: the bench samples the engine's outputs of cycle ``x``, calls
-:meth:`MemoryModel.cycle` and drives the returned inputs for the same cycle ``x``. A handshake
-happens in cycle ``x`` when the sampled ``valid`` and the driven ``ready`` are both high.
+Plain Python, no cocotb: in cycle ``x`` the bench samples the engine's outputs, asks the model
+for that cycle's inputs (:meth:`MemoryModel.read_request_ready`, :meth:`MemoryModel.read_data`,
+:meth:`MemoryModel.write_ready`), drives them and reports the handshakes of the cycle
+(:meth:`MemoryModel.read_request`, :meth:`MemoryModel.write`). A handshake happens in cycle ``x``
+when the sampled ``valid`` and the driven ``ready`` are both high.
 
 Contract (docs, "Memory model"): reads and writes each have their own port of
 ``BW = channels * bytes_per_cycle`` bytes per cycle, responses are in order, a port moves at
