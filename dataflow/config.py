@@ -2,20 +2,28 @@
 
 Configs are built from YAML at the edge; everything inside sparsim receives these objects, never
 raw dicts. Any bad value raises :class:`ConfigError`, whose message is one line naming the key
-path and the reason, e.g. ``hardware.chain_len: must be a power of two, not 6``.
+path and the reason, e.g. ``hardware.chain_len: must be a power of two, not 6``. Engines bring
+their own hardware and workload models (subclasses of :class:`HardwareConfig` and
+:class:`WorkloadConfig`, registered through :mod:`sparsim.engine`).
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
-from . import dsp_chain_isa as isa
+from sparsim import engine as engines
+
 from . import presets
+
+if TYPE_CHECKING:
+    from sparsim.engine import Engine
 
 
 class ConfigError(ValueError):
@@ -36,7 +44,7 @@ class ConfigError(ValueError):
         return ConfigError(path, self.reason, self.source)
 
 
-def _is_pow2(x: int) -> bool:
+def is_pow2(x: int) -> bool:
     return x > 0 and (x & (x - 1)) == 0
 
 
@@ -60,114 +68,20 @@ class MemoryConfig(_Model):
         return self.channels * self.bytes_per_cycle
 
 
-class DspChainHardware(_Model):
-    """Hardware of the ``dsp_chain`` engine (see docs/dsp_chain.md for each parameter)."""
+class HardwareConfig(_Model):
+    """What every engine's hardware model has; each engine subclasses it with
+    ``engine: Literal["<name>"] = "<name>"`` and its own parameters (see docs/engines.md)."""
 
-    engine: Literal["dsp_chain"] = "dsp_chain"
+    engine: str = Field(description="which engine (the discriminator of the hardware models)")
     device: str | None = Field(default=None, description="FPGA device preset for budgets")
-    clock_mhz: float = Field(gt=0)
-    chains: int = Field(gt=0, le=4096, description="parallel chains P")
-    chain_len: int = Field(gt=0, description="DSP slots per chain L (power of two)")
-    mux_m: int = Field(gt=0, description="group size M of N:M and mux inputs (power of two)")
-    min_n: int = Field(default=2, gt=0, description="smallest supported N (power of two)")
-    lanes: Literal[1, 2] = Field(default=1, description="tokens sharing one weight per DSP48")
-    acc_bits: int = Field(default=32, description="accumulator width in bits")
-    weight_buffer_kib: float = Field(gt=0, description="two weight banks together, KiB")
-    act_buffer_kib: float = Field(gt=0, description="two activation banks together, KiB")
-    out_buffer_kib: float = Field(gt=0, description="two output banks together, KiB")
-    memory: MemoryConfig
+    clock_mhz: float = Field(gt=0, description="accelerator clock, MHz")
 
-    @field_validator("chain_len")
+    @field_validator("device")
     @classmethod
-    def _chain_len(cls, v: int) -> int:
-        if not _is_pow2(v) or v < 2:
-            raise ValueError(f"must be a power of two >= 2, not {v}")
+    def _device(cls, v: str | None) -> str | None:
+        if v is not None and v not in presets.DEVICES:
+            raise ValueError(f"unknown device {v!r}; known: {', '.join(sorted(presets.DEVICES))}")
         return v
-
-    @field_validator("mux_m")
-    @classmethod
-    def _mux_m(cls, v: int) -> int:
-        if not _is_pow2(v) or not 2 <= v <= 16:
-            raise ValueError(f"must be a power of two from 2 to 16, not {v}")
-        return v
-
-    @field_validator("min_n")
-    @classmethod
-    def _min_n(cls, v: int) -> int:
-        if not _is_pow2(v):
-            raise ValueError(f"must be a power of two, not {v}")
-        return v
-
-    @field_validator("acc_bits")
-    @classmethod
-    def _acc_bits(cls, v: int) -> int:
-        if v % 8 or not 16 <= v <= 48:
-            raise ValueError(f"must be a multiple of 8 from 16 to 48, not {v}")
-        return v
-
-    @model_validator(mode="after")
-    def _cross(self) -> "DspChainHardware":
-        if self.min_n > self.mux_m:
-            raise ValueError(f"min_n: min_n={self.min_n} must not exceed mux_m={self.mux_m}")
-        if self.device is not None and self.device not in presets.DEVICES:
-            raise ValueError(
-                f"device: unknown device {self.device!r}; known: {', '.join(sorted(presets.DEVICES))}"
-            )
-        for name, depth in (
-            ("weight_buffer_kib", self.weight_bank_depth),
-            ("act_buffer_kib", self.act_depth),
-            ("out_buffer_kib", self.out_bank_depth),
-        ):
-            if depth < 1:
-                raise ValueError(f"{name}: too small to hold one row of its buffer")
-        return self
-
-    # Derived sizes -------------------------------------------------------------------------
-    @property
-    def dsps(self) -> int:
-        return self.chains * self.chain_len
-
-    @property
-    def macs_per_cycle(self) -> int:
-        return self.dsps * self.lanes
-
-    @property
-    def geometry(self) -> isa.Geometry:
-        """Record and row sizes of the packed formats (defined in dataflow/dsp_chain_isa.py)."""
-        return isa.Geometry(
-            chains=self.chains,
-            chain_len=self.chain_len,
-            mux_m=self.mux_m,
-            lanes=self.lanes,
-            acc_bits=self.acc_bits,
-        )
-
-    @property
-    def index_bits(self) -> int:
-        return self.geometry.index_bits
-
-    @property
-    def act_ports(self) -> int:
-        return max(1, self.chain_len // self.min_n)
-
-    @property
-    def max_weight_record_bytes(self) -> int:
-        return self.geometry.max_weight_record_bytes
-
-    @property
-    def weight_bank_depth(self) -> int:
-        """Weight records (steps) one bank holds."""
-        return int(self.weight_buffer_kib * 1024) // 2 // self.max_weight_record_bytes
-
-    @property
-    def act_depth(self) -> int:
-        """Activation rows (lanes × M bytes each) one activation bank holds."""
-        return int(self.act_buffer_kib * 1024) // 2 // self.geometry.act_row_bytes
-
-    @property
-    def out_bank_depth(self) -> int:
-        """Output rows (P × lanes accumulators each) one output bank holds."""
-        return int(self.out_buffer_kib * 1024) // 2 // self.geometry.out_row_bytes
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,7 +113,7 @@ class NM(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> "NM":
-        if not _is_pow2(self.m):
+        if not is_pow2(self.m):
             raise ValueError(f"M must be a power of two, not {self.m}")
         if self.n > self.m:
             raise ValueError(f"N must not exceed M, not {self.n}:{self.m}")
@@ -227,7 +141,16 @@ class GemmLayer(_Model):
     repeat: int = Field(default=1, gt=0, description="identical instances (for timing only)")
 
 
-class GemmWorkload(_Model):
+class WorkloadConfig(_Model):
+    """What every workload model has: its ``kind`` (a ``Literal``), which engines accept by
+    listing the model in their ``Engine.workloads``."""
+
+    kind: str
+
+
+class GemmWorkload(WorkloadConfig):
+    """Explicit linear layers."""
+
     kind: Literal["gemm"]
     layers: list[GemmLayer] = Field(min_length=1)
 
@@ -235,7 +158,7 @@ class GemmWorkload(_Model):
 LLM_OPERATORS = ("q", "k", "v", "o", "gate", "up", "down", "fc1", "fc2", "lm_head")
 
 
-class LlmWorkload(_Model):
+class LlmWorkload(WorkloadConfig):
     """A built-in LLM (see dataflow/workloads.py) in decode or prefill."""
 
     kind: Literal["llm"]
@@ -258,9 +181,6 @@ class LlmWorkload(_Model):
         return v
 
 
-Workload = Union[GemmWorkload, LlmWorkload]
-
-
 class EnergyTable(_Model):
     """Per-event energies (pJ) and static power (W); defaults and sources in simulator/energy.py."""
 
@@ -271,12 +191,28 @@ class EnergyTable(_Model):
 
 
 class DesignPoint(_Model):
-    """A hardware configuration, the workload to run on it, and the energy table to cost it."""
+    """A hardware configuration, the workload to run on it, and the energy table to cost it.
 
-    hardware: DspChainHardware
-    workload: GemmWorkload | LlmWorkload = Field(discriminator="kind")
+    Build one with :func:`design_point_from_dict`: it picks the engine from ``hardware.engine``
+    (or the preset) and validates against that engine's hardware model and the workload model
+    of ``workload.kind`` (:func:`point_model`), so every instance is of such a subclass.
+    """
+
+    hardware: HardwareConfig
+    workload: WorkloadConfig
     energy: EnergyTable = Field(default_factory=EnergyTable)
     seed: int = Field(default=0, ge=0)
+
+
+@functools.cache
+def point_model(hardware: type[HardwareConfig], workload: type[WorkloadConfig]) -> type[DesignPoint]:
+    """The :class:`DesignPoint` model of one hardware model and one workload model."""
+    return create_model(
+        f"{hardware.__name__}{workload.__name__}Point",
+        __base__=DesignPoint,
+        hardware=(hardware, ...),
+        workload=(workload, ...),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,14 +222,7 @@ class DesignPoint(_Model):
 def _loc_to_path(loc: tuple) -> str:
     parts: list[str] = []
     for item in loc:
-        if isinstance(item, int):
-            parts.append(f"[{item}]")
-        elif item in ("gemm", "llm") and parts and parts[-1] == "workload":
-            continue  # discriminator tag, not a key the user wrote
-        elif isinstance(item, str) and item.startswith(("function-", "tagged-union")):
-            continue
-        else:
-            parts.append(("." if parts else "") + str(item))
+        parts.append(f"[{item}]" if isinstance(item, int) else ("." if parts else "") + str(item))
     return "".join(parts)
 
 
@@ -306,56 +235,94 @@ def _reason(err: dict) -> str:
         return "unknown key"
     if err["type"] == "missing":
         return "required key is missing"
-    if err["type"] == "union_tag_invalid":
-        return f"kind must be one of 'gemm', 'llm', not {err.get('input')!r}"
     if err["type"] in ("int_parsing", "int_type", "float_parsing", "float_type", "bool_type", "string_type"):
         return f"{msg.lower()}, not {err.get('input')!r}"
     return msg
 
 
 def validation_to_config_error(exc: ValidationError, prefix: str = "") -> ConfigError:
+    """The first error of ``exc`` as a :class:`ConfigError`; its path is the error's location
+    in the model (validators put each error on the field it is about)."""
     err = exc.errors()[0]
     path = _loc_to_path(err["loc"])
-    # Cross-field validators name their own key ("min_n=..." or "device: ...").
-    reason = _reason(err)
-    m = re.match(r"^(\w+): (.*)$", reason)
-    if m and m.group(1) in DspChainHardware.model_fields:
-        path = f"{path}.{m.group(1)}" if path else m.group(1)
-        reason = m.group(2)
     if prefix:
         path = f"{prefix}.{path}" if path else prefix
-    return ConfigError(path, reason)
+    return ConfigError(path, _reason(err))
 
 
-def resolve_hardware(raw: Any, path: str = "hardware") -> dict:
-    """Expand ``preset:`` into the preset's values with the user's overrides on top."""
+def _known(names) -> str:
+    return ", ".join(sorted(names)) or "none"
+
+
+def resolve_hardware(raw: Any, path: str = "hardware") -> tuple[Engine, dict]:
+    """The engine of a raw hardware mapping, and the mapping with ``preset:`` expanded into
+    the preset's values (the user's keys on top).
+
+    Presets belong to engines. ``{preset: NAME}`` without ``engine`` picks the one engine that
+    has a preset of that name; if several have, ``engine`` must say which.
+    """
     if not isinstance(raw, dict):
         raise ConfigError(path, f"expected a mapping, not {type(raw).__name__}")
     raw = dict(raw)
     name = raw.pop("preset", None)
+    engine_name = raw.get("engine")
+    if engine_name is not None:
+        try:
+            candidates = [engines.get(engine_name)]
+        except KeyError:
+            raise ConfigError(f"{path}.engine",
+                              f"unknown engine {engine_name!r}; known: {_known(engines.names())}") from None
+    else:
+        candidates = [engines.get(n) for n in engines.names()]
     if name is None:
-        return raw
-    if name not in presets.HARDWARE:
-        raise ConfigError(
-            f"{path}.preset", f"unknown preset {name!r}; known: {', '.join(sorted(presets.HARDWARE))}"
-        )
-    merged = presets.hardware(name)
+        if engine_name is None:
+            raise ConfigError(f"{path}.engine", f"required key is missing (or give a preset); "
+                                                f"known engines: {_known(engines.names())}")
+        return candidates[0], raw
+    having = [e for e in candidates if name in e.presets]
+    if not having:
+        known = {p for e in candidates for p in e.presets}
+        raise ConfigError(f"{path}.preset", f"unknown preset {name!r}; known: {_known(known)}")
+    if len(having) > 1:
+        raise ConfigError(f"{path}.engine", f"preset {name!r} exists for engines "
+                                            f"{_known(e.name for e in having)}; say which")
+    eng = having[0]
+    merged = {"engine": eng.name, **copy.deepcopy(dict(eng.presets[name]))}
     for key, value in raw.items():
-        if key == "memory" and isinstance(value, dict) and isinstance(merged.get("memory"), dict):
-            merged["memory"] = {**merged["memory"], **value}
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
-    return merged
+    return eng, merged
 
 
 def design_point_from_dict(raw: Any) -> DesignPoint:
+    """Validate a raw design point against its engine's models (one-line :class:`ConfigError`)."""
     if not isinstance(raw, dict):
         raise ConfigError("", f"a design point must be a mapping, not {type(raw).__name__}")
     raw = dict(raw)
-    if "hardware" in raw:
-        raw["hardware"] = resolve_hardware(raw["hardware"])
+    if "hardware" not in raw:
+        raise ConfigError("hardware", "required key is missing")
+    eng, raw["hardware"] = resolve_hardware(raw["hardware"])
+    workload = raw.get("workload")
+    kind = workload.get("kind") if isinstance(workload, dict) else None
+    model = eng.kinds.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        # Hardware errors first, as they would be for a known kind.
+        try:
+            eng.hardware.model_validate(raw["hardware"])
+        except ValidationError as exc:
+            raise validation_to_config_error(exc, "hardware") from None
+        kinds = ", ".join(repr(k) for k in eng.kinds)
+        if workload is None:
+            raise ConfigError("workload", "required key is missing")
+        if not isinstance(workload, dict):
+            raise ConfigError("workload", f"expected a mapping, not {type(workload).__name__}")
+        if kind is None:
+            raise ConfigError("workload.kind", f"required key is missing; engine {eng.name} runs {kinds}")
+        raise ConfigError("workload.kind", f"engine {eng.name} runs {kinds}, not {kind!r}")
     try:
-        return DesignPoint.model_validate(raw)
+        return point_model(eng.hardware, model).model_validate(raw)
     except ValidationError as exc:
         raise validation_to_config_error(exc) from None
 

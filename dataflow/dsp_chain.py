@@ -14,15 +14,187 @@ only the instruction list, which is all the simulator needs (fast enough for who
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
+from pydantic import Field, ValidationInfo, field_validator
+
+from sparsim.engine import Engine, lazy
 
 from . import dsp_chain_isa as isa
 from . import golden, sparsity
-from .config import ConfigError, DesignPoint, DspChainHardware, GemmLayer
+from .config import (
+    ConfigError, DesignPoint, GemmLayer, GemmWorkload, HardwareConfig, LlmWorkload, MemoryConfig, is_pow2,
+)
 from .workloads import expand_workload
 
 _ALIGN = 64
+
+
+# --------------------------------------------------------------------------------------------
+# Hardware
+
+
+#: Bytes of one row of each buffer (defined by the packed formats in dataflow/dsp_chain_isa.py).
+_ROW_BYTES = {
+    "weight_buffer_kib": lambda geo: geo.max_weight_record_bytes,
+    "act_buffer_kib": lambda geo: geo.act_row_bytes,
+    "out_buffer_kib": lambda geo: geo.out_row_bytes,
+}
+
+
+def _bank_rows(buffer_kib: float, row_bytes: int) -> int:
+    """Rows one of the two banks of a ``buffer_kib`` buffer holds."""
+    return int(buffer_kib * 1024) // 2 // row_bytes
+
+
+class DspChainHardware(HardwareConfig):
+    """Hardware of the ``dsp_chain`` engine (see docs/dsp_chain.md for each parameter).
+
+    Checks that involve several fields run on the later field, reading the earlier ones, so
+    each error names the field to change.
+    """
+
+    engine: Literal["dsp_chain"] = "dsp_chain"
+    chains: int = Field(gt=0, le=4096, description="parallel chains P")
+    chain_len: int = Field(gt=0, description="DSP slots per chain L (power of two)")
+    mux_m: int = Field(gt=0, description="group size M of N:M and mux inputs (power of two)")
+    min_n: int = Field(default=2, gt=0, description="smallest supported N (power of two)")
+    lanes: Literal[1, 2] = Field(default=1, description="tokens sharing one weight per DSP48")
+    acc_bits: int = Field(default=32, description="accumulator width in bits")
+    weight_buffer_kib: float = Field(gt=0, description="two weight banks together, KiB")
+    act_buffer_kib: float = Field(gt=0, description="two activation banks together, KiB")
+    out_buffer_kib: float = Field(gt=0, description="two output banks together, KiB")
+    memory: MemoryConfig
+
+    @field_validator("chain_len")
+    @classmethod
+    def _chain_len(cls, v: int) -> int:
+        if not is_pow2(v) or v < 2:
+            raise ValueError(f"must be a power of two >= 2, not {v}")
+        return v
+
+    @field_validator("mux_m")
+    @classmethod
+    def _mux_m(cls, v: int) -> int:
+        if not is_pow2(v) or not 2 <= v <= 16:
+            raise ValueError(f"must be a power of two from 2 to 16, not {v}")
+        return v
+
+    @field_validator("min_n")
+    @classmethod
+    def _min_n(cls, v: int, info: ValidationInfo) -> int:
+        if not is_pow2(v):
+            raise ValueError(f"must be a power of two, not {v}")
+        mux_m = info.data.get("mux_m")
+        if mux_m is not None and v > mux_m:
+            raise ValueError(f"min_n={v} must not exceed mux_m={mux_m}")
+        return v
+
+    @field_validator("acc_bits")
+    @classmethod
+    def _acc_bits(cls, v: int) -> int:
+        if v % 8 or not 16 <= v <= 48:
+            raise ValueError(f"must be a multiple of 8 from 16 to 48, not {v}")
+        return v
+
+    @field_validator("weight_buffer_kib", "act_buffer_kib", "out_buffer_kib")
+    @classmethod
+    def _holds_a_row(cls, v: float, info: ValidationInfo) -> float:
+        try:
+            geo = isa.Geometry(**{k: info.data[k] for k in ("chains", "chain_len", "mux_m", "lanes", "acc_bits")})
+        except KeyError:
+            return v  # a field it depends on is already invalid; that error is reported
+        if _bank_rows(v, _ROW_BYTES[info.field_name](geo)) < 1:
+            raise ValueError("too small to hold one row of its buffer")
+        return v
+
+    # Derived sizes -------------------------------------------------------------------------
+    @property
+    def dsps(self) -> int:
+        return self.chains * self.chain_len
+
+    @property
+    def macs_per_cycle(self) -> int:
+        return self.dsps * self.lanes
+
+    @property
+    def geometry(self) -> isa.Geometry:
+        """Record and row sizes of the packed formats (defined in dataflow/dsp_chain_isa.py)."""
+        return isa.Geometry(
+            chains=self.chains,
+            chain_len=self.chain_len,
+            mux_m=self.mux_m,
+            lanes=self.lanes,
+            acc_bits=self.acc_bits,
+        )
+
+    @property
+    def index_bits(self) -> int:
+        return self.geometry.index_bits
+
+    @property
+    def act_ports(self) -> int:
+        return max(1, self.chain_len // self.min_n)
+
+    @property
+    def max_weight_record_bytes(self) -> int:
+        return self.geometry.max_weight_record_bytes
+
+    @property
+    def weight_bank_depth(self) -> int:
+        """Weight records (steps) one bank holds."""
+        return _bank_rows(self.weight_buffer_kib, self.geometry.max_weight_record_bytes)
+
+    @property
+    def act_depth(self) -> int:
+        """Activation rows (lanes × M bytes each) one activation bank holds."""
+        return _bank_rows(self.act_buffer_kib, self.geometry.act_row_bytes)
+
+    @property
+    def out_bank_depth(self) -> int:
+        """Output rows (P × lanes accumulators each) one output bank holds."""
+        return _bank_rows(self.out_buffer_kib, self.geometry.out_row_bytes)
+
+
+#: Hardware presets of the engine (``hardware: {preset: NAME}``). Numbers for real platforms
+#: come from ../shared/REFERENCE.md; ``tiny`` builds and simulates under Verilator in seconds.
+PRESETS: dict[str, dict] = {
+    # U280 HBM2 at the FlightLLM clock: 460 GB/s / 225 MHz ≈ 2,044 bytes per cycle, i.e. 32
+    # pseudo-channels × 64 bytes per cycle (2,048 B/cycle ≈ 461 GB/s).
+    "u280": {
+        "device": "u280",
+        "clock_mhz": 225.0,
+        # 160 chains × 16 slots: the widest chain array whose double-buffered weight banks
+        # (P·L·12 bits wide) fit the U280's 960 URAMs (see simulator/resources.py).
+        "chains": 160,
+        "chain_len": 16,
+        "mux_m": 16,
+        "min_n": 2,
+        "lanes": 2,
+        "acc_bits": 32,
+        "weight_buffer_kib": 7680,
+        "act_buffer_kib": 256,
+        "out_buffer_kib": 128,
+        "memory": {"channels": 32, "bytes_per_cycle": 64, "latency_cycles": 64},
+    },
+    "tiny": {
+        "device": None,
+        "clock_mhz": 100.0,
+        "chains": 2,
+        "chain_len": 4,
+        "mux_m": 8,
+        "min_n": 2,
+        "lanes": 1,
+        "acc_bits": 32,
+        "weight_buffer_kib": 1,
+        "act_buffer_kib": 1,
+        "out_buffer_kib": 0.5,
+        "memory": {"channels": 2, "bytes_per_cycle": 4, "latency_cycles": 6},
+    },
+}
+
+
 
 
 @dataclass(frozen=True)
@@ -361,3 +533,59 @@ def _fill_data(program: Program, seed: int) -> None:
     for addr, data in chunks:
         mem[addr : addr + data.size] = data
     program.memory = mem
+
+
+# --------------------------------------------------------------------------------------------
+# Registration (the pyproject.toml entry point ``dsp_chain = "dataflow.dsp_chain:ENGINE"``)
+
+
+def _describe(hw: DspChainHardware) -> str:
+    return (f"dsp_chain P={hw.chains} L={hw.chain_len} M={hw.mux_m} lanes={hw.lanes} "
+            f"@ {hw.clock_mhz:g} MHz, {hw.memory.bandwidth_bytes_per_cycle} B/cycle memory")
+
+
+def _resources(hw: DspChainHardware) -> dict[str, float]:
+    from simulator.resources import estimate
+
+    return estimate(hw).to_dict()
+
+
+def _program_cycles(program: Program) -> int:
+    from simulator.dsp_chain import run
+
+    return run(program).cycles
+
+
+def _bench_layouts(hw: DspChainHardware) -> dict:
+    from rtl.dsp_chain import read_request_layout, write_layout
+
+    return {"read_request": read_request_layout(hw), "write": write_layout(hw)}
+
+
+def _metrics() -> tuple:
+    from sparsim.engine import Metric
+    from simulator.results import shared_metrics
+
+    return shared_metrics("token") + (
+        Metric("issue_cycles", "cycles", "min", "cycles the chains issue MACs"),
+    )
+
+
+ENGINE = Engine(
+    name="dsp_chain",
+    hardware=DspChainHardware,
+    workloads=(GemmWorkload, LlmWorkload),
+    presets=PRESETS,
+    metrics=_metrics(),
+    simulate=lazy("simulator.dsp_chain:simulate"),
+    resources=_resources,
+    describe=_describe,
+    headline=("cycles", "latency_ms", "tokens_per_s", "mac_utilisation", "bandwidth_gbps", "dsp",
+              "energy_j"),
+    breakdown="operator",
+    rtl_top=lazy("rtl.dsp_chain:DspChainAccelerator"),
+    compile=compile_design_point,
+    program_cycles=_program_cycles,
+    bench_layouts=_bench_layouts,
+    bench_kinds=("gemm",),
+)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import dsp_chain_isa as isa
-from .config import DspChainHardware
+from .dsp_chain import DspChainHardware
 from .golden import wrap
 
 

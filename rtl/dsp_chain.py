@@ -4,7 +4,7 @@ Two public components:
 
 - :class:`SparseDspChain`: one chain of L DSP slots: per-slot, per-lane M:1 sparse mux, product
   register, DSP48-style pipelined cascade (PCIN→PCOUT) and a wrapping accumulator.
-- :class:`DspChainAccelerator`: the whole engine of one :class:`~dataflow.config.DspChainHardware`
+- :class:`DspChainAccelerator`: the whole engine of one :class:`~dataflow.dsp_chain.DspChainHardware`
   (P chains, activation buffer, two weight banks, two output banks and the loader, receiver,
   compute and store engines), with ``lib.stream`` ports to the instruction source and memory.
 
@@ -21,7 +21,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from dataflow import dsp_chain_isa as isa
-from dataflow.config import DspChainHardware
+from dataflow.dsp_chain import DspChainHardware
 
 __all__ = [
     "SparseDspChain",

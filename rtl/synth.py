@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from dataflow.config import DspChainHardware
+from dataflow.config import HardwareConfig
 
 from .verilog import TOP_MODULE, to_verilog
 
@@ -70,7 +70,7 @@ def _key(verilog_text: str) -> str:
     return hashlib.sha256(verilog_text.encode()).hexdigest()[:16]
 
 
-def synthesize(hw: DspChainHardware, build_root: Path | None = None, *,
+def synthesize(hw: HardwareConfig, build_root: Path | None = None, *,
                use_cache: bool = True, timeout_s: float = 1800) -> SynthResult:
     """Run ``synth_xilinx -family xcup`` on the design point's Verilog and count resources.
 

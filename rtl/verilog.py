@@ -1,4 +1,4 @@
-"""Verilog of the ``dsp_chain`` engine, reproducible byte for byte from the hardware config."""
+"""Verilog of a design point's hardware, reproducible byte for byte from the hardware config."""
 
 from __future__ import annotations
 
@@ -6,23 +6,25 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from dataflow.config import DspChainHardware
-
-from .dsp_chain import DspChainAccelerator
+from dataflow.config import HardwareConfig
+from sparsim import engine as engines
 
 #: Name of the top-level Verilog module.
 TOP_MODULE = "top"
 
 
-def to_verilog(hw: DspChainHardware) -> str:
-    """Verilog text of :class:`~rtl.dsp_chain.DspChainAccelerator` for ``hw``.
+def to_verilog(hw: HardwareConfig) -> str:
+    """Verilog text of the top component of ``hw``'s engine (``Engine.rtl_top``).
 
     No source locations are emitted, so the same ``hw`` always gives identical text.
     """
-    return verilog.convert(DspChainAccelerator(hw), name=TOP_MODULE, emit_src=False)
+    eng = engines.of(hw)
+    if eng.rtl_top is None:
+        raise ValueError(f"engine {eng.name} has no RTL")
+    return verilog.convert(eng.rtl_top(hw), name=TOP_MODULE, emit_src=False)
 
 
-def write_verilog(hw: DspChainHardware, path: str | Path) -> Path:
+def write_verilog(hw: HardwareConfig, path: str | Path) -> Path:
     """Write :func:`to_verilog` of ``hw`` to ``path`` (parents created) and return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,13 +8,15 @@ the RTL's. The kernel is a Numba function over plain arrays (structure of arrays
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
 from dataflow import dsp_chain_isa as isa
 from dataflow.dsp_chain import Program
+
+from . import results
 
 #: Causes a compute engine can wait on, in the order of the ``stalls`` array.
 STALL_CAUSES = ("weight_stream", "dispatch", "out_bank", "pipeline_drain", "tail")
@@ -162,23 +164,6 @@ class Result:
     mac_utilisation: float
     bandwidth_gbps: float
     useful_macs: int
-    extra: dict[str, float] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        out = {
-            "cycles": self.cycles,
-            "seconds": self.seconds,
-            "bytes_read": self.bytes_read,
-            "bytes_written": self.bytes_written,
-            "issue_cycles": self.issue_cycles,
-            "mac_utilisation": self.mac_utilisation,
-            "bandwidth_gbps": self.bandwidth_gbps,
-            "useful_macs": self.useful_macs,
-        }
-        out.update({f"stall_{k}": v for k, v in self.stalls.items()})
-        out.update({f"op_cycles_{k}": v for k, v in self.operator_cycles.items()})
-        out.update(self.extra)
-        return out
 
 
 def record_bytes(program: Program) -> np.ndarray:
@@ -264,39 +249,29 @@ def onchip_bytes(program: Program) -> int:
     return int(weights + act_reads + outs + act_writes)
 
 
-def simulate(point) -> Result:
-    """Compile a :class:`~dataflow.config.DesignPoint` (timing only), time it and cost it.
-
-    ``extra`` carries ``latency_ms`` (one pass), the memory-bandwidth utilisation against the
-    configured peak, arithmetic intensity, GOPS, energy by part (simulator/energy.py) and, for
-    LLM workloads, ``tokens_per_s`` and energy per token.
-    """
+def simulate(point) -> results.Result:
+    """Compile a :class:`~dataflow.config.DesignPoint` (timing only), time it and feed the
+    counts to the shared derivation (simulator/results.py: time, energy, roofline, tokens/s)."""
     from dataflow.dsp_chain import compile_design_point
     from dataflow.workloads import tokens_per_pass
-    from simulator.energy import energy_joules
 
     program = compile_design_point(point, with_data=False)
-    result = run(program)
+    timed = run(program)
     hw = point.hardware
-    peak = hw.memory.bandwidth_bytes_per_cycle * hw.clock_mhz * 1e6 / 1e9
-    offchip = result.bytes_read + result.bytes_written
-    x = result.extra
-    x["latency_ms"] = result.seconds * 1e3
-    x["bandwidth_utilisation"] = result.bandwidth_gbps / peak
-    x["arithmetic_intensity"] = 2 * result.useful_macs / offchip
-    x["gops"] = 2 * result.useful_macs / result.seconds / 1e9
-    x["peak_gops"] = 2 * hw.macs_per_cycle * hw.clock_mhz * 1e6 / 1e9
-    x["peak_bandwidth_gbps"] = peak
-    x.update(energy_joules(
-        point.energy,
-        macs=result.issue_cycles * hw.macs_per_cycle,
+    raw = results.RawCounts(
+        cycles=timed.cycles,
+        clock_mhz=hw.clock_mhz,
+        useful_macs=timed.useful_macs,
+        issued_macs=timed.issue_cycles * hw.macs_per_cycle,
+        peak_macs_per_cycle=hw.macs_per_cycle,
+        bytes_read=timed.bytes_read,
+        bytes_written=timed.bytes_written,
         onchip_bytes=onchip_bytes(program),
-        offchip_bytes=offchip,
-        seconds=result.seconds,
-    ))
-    tokens = tokens_per_pass(point.workload)
-    if tokens is not None:
-        x["tokens_per_s"] = tokens / result.seconds
-        x["energy_per_token_j"] = x["energy_j"] / tokens
-        x["tokens_per_joule"] = tokens / x["energy_j"]
-    return result
+        peak_bytes_per_cycle=hw.memory.bandwidth_bytes_per_cycle,
+        breakdown=timed.operator_cycles,
+        stalls=timed.stalls,
+        counts={"issue_cycles": timed.issue_cycles},
+        items=tokens_per_pass(point.workload),
+        item="token",
+    )
+    return results.derive(raw, point.energy)

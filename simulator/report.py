@@ -1,6 +1,8 @@
 """Sweep reports: results table, resolved spec, ``report.md`` and plots.
 
-Files are written to a temporary name and renamed into place, so an interrupted report never
+Table columns, axis labels and units come from the metric declarations of the engines the
+points ran on (``Engine.metrics``, ``Engine.headline``), so a new engine's report needs no
+change here. Files are written to a temporary name and renamed into place, so an interrupted report never
 leaves a half-written file behind.
 """
 
@@ -15,6 +17,10 @@ from typing import Any
 
 import yaml
 
+from sparsim import engine as engines
+from sparsim.engine import Engine, Metric
+
+from .results import BREAKDOWN_PREFIX
 from .sweep import SweepSpec, expand
 
 
@@ -57,8 +63,38 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _md_table(rows: list[dict], columns: list[str]) -> str:
-    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+class _Metrics:
+    """The metric declarations of the engines that produced ``rows``."""
+
+    def __init__(self, rows: list[dict]):
+        names = dict.fromkeys(r["engine"] for r in rows if r.get("engine"))
+        self.engines: list[Engine] = [engines.get(n) for n in names]
+
+    def get(self, key: str) -> Metric | None:
+        return next((m for e in self.engines if (m := e.metric(key)) is not None), None)
+
+    def label(self, key: str) -> str:
+        m = self.get(key)
+        return m.axis_label if m else key
+
+    def header(self, key: str) -> str:
+        """Column header: the metric's name (as in results.csv) and its unit."""
+        m = self.get(key)
+        return f"{key} ({m.unit})" if m and m.unit not in ("", "count", key) else key
+
+    def headline(self, rows: list[dict]) -> list[str]:
+        names = dict.fromkeys(n for e in self.engines for n in e.headline)
+        return [n for n in names if any(n in r for r in rows)]
+
+    @property
+    def breakdown(self) -> str:
+        kinds = dict.fromkeys(e.breakdown for e in self.engines)
+        return " or ".join(kinds) or "operator"
+
+
+def _md_table(rows: list[dict], columns: list[str], metrics: _Metrics | None = None) -> str:
+    headers = [metrics.header(c) for c in columns] if metrics else columns
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(columns)]
     for r in rows:
         out.append("| " + " | ".join(_fmt(r.get(c, "")) for c in columns) + " |")
     return "\n".join(out)
@@ -121,6 +157,7 @@ def write_report(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]
 
 def _markdown(spec: SweepSpec, rows: list[dict], files: list[Path]) -> str:
     feasible = [r for r in rows if r.get("feasible")]
+    metrics = _Metrics(rows)
     params = spec.parameters
     lines = [f"# Sweep `{spec.name}`", ""]
     if spec.description:
@@ -130,14 +167,14 @@ def _markdown(spec: SweepSpec, rows: list[dict], files: list[Path]) -> str:
         f"Swept: {', '.join(f'`{p}`' for p in params) or 'nothing'}.",
         "",
     ]
-    metric_cols = [c for c in ("cycles", "latency_ms", "tokens_per_s", "mac_utilisation",
-                               "bandwidth_gbps", "dsp", "energy_j") if any(c in r for r in feasible)]
+    metric_cols = [c for c in metrics.headline(feasible) if c not in params]
+    metric_cols += [k for k in spec.objectives if k not in metric_cols and k not in params]
     for key, sense in spec.objectives.items():
         vals = [r for r in feasible if isinstance(r.get(key), (int, float))]
         if not vals:
             continue
         best = sorted(vals, key=lambda r: r[key], reverse=(sense == "max"))[:5]
-        lines += [f"## Best by `{key}` ({sense})", "", _md_table(best, params + metric_cols), ""]
+        lines += [f"## Best by `{key}` ({sense})", "", _md_table(best, params + metric_cols, metrics), ""]
     if len(spec.objectives) >= 2:
         front = pareto_front(rows, spec.objectives)
         keys = list(spec.objectives)
@@ -147,7 +184,7 @@ def _markdown(spec: SweepSpec, rows: list[dict], files: list[Path]) -> str:
             "",
             f"{len(pts)} points are not dominated by any other.",
             "",
-            _md_table(pts, params + metric_cols),
+            _md_table(pts, params + metric_cols, metrics),
             "",
         ]
     infeasible = [r for r in rows if not r.get("feasible")]
@@ -164,26 +201,6 @@ def _markdown(spec: SweepSpec, rows: list[dict], files: list[Path]) -> str:
     return "\n".join(lines)
 
 
-_LABELS = {
-    "tokens_per_s": "throughput (tokens/s)",
-    "latency_ms": "latency per pass (ms)",
-    "cycles": "cycles",
-    "dsp": "DSP48E2 (estimated)",
-    "energy_j": "energy per pass (J)",
-    "energy_per_token_j": "energy per token (J)",
-    "tokens_per_joule": "tokens per joule",
-    "uram": "URAM (estimated)",
-    "bram36": "BRAM36 (estimated)",
-    "lut": "LUT (estimated)",
-    "mac_utilisation": "MAC utilisation (fraction)",
-    "bandwidth_gbps": "achieved memory bandwidth (GB/s)",
-}
-
-
-def _label(key: str) -> str:
-    return _LABELS.get(key, key)
-
-
 def _plots(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:
     import matplotlib
 
@@ -192,6 +209,7 @@ def _plots(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:
 
     written = []
     feasible = [r for r in rows if r.get("feasible")]
+    metrics = _Metrics(rows)
     keys = list(spec.objectives)
     if len(keys) >= 2 and feasible:
         x, y = keys[0], keys[1]
@@ -202,8 +220,8 @@ def _plots(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:
         pf = sorted((rows[i] for i in front), key=lambda r: r[x])
         ax.plot([r[x] for r in pf], [r[y] for r in pf], "k--", lw=1.2, marker="o", mfc="none",
                 ms=9, label="Pareto front")
-        ax.set_xlabel(f"{_label(x)} — {spec.objectives[x]}imise")
-        ax.set_ylabel(f"{_label(y)} — {spec.objectives[y]}imise")
+        ax.set_xlabel(f"{metrics.label(x)} — {spec.objectives[x]}imise")
+        ax.set_ylabel(f"{metrics.label(y)} — {spec.objectives[y]}imise")
         ax.set_title(f"{spec.name}: {len(feasible)} feasible design points")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=8, loc="best")
@@ -213,9 +231,9 @@ def _plots(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:
         written.append(path)
 
     if feasible and all("arithmetic_intensity" in r and "gops" in r for r in feasible):
-        written.append(_roofline(spec, feasible, out_dir, plt))
+        written.append(_roofline(spec, feasible, out_dir, plt, metrics))
 
-    op_keys = [k for k in (feasible[0] if feasible else {}) if k.startswith("op_cycles_")]
+    op_keys = list(dict.fromkeys(k for r in feasible for k in r if k.startswith(BREAKDOWN_PREFIX)))
     if op_keys and keys:
         # Rank by a performance objective (one to maximise) when there is one.
         key = next((k for k in keys if spec.objectives[k] == "max"), keys[0])
@@ -228,12 +246,12 @@ def _plots(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:
         bottom = [0.0] * len(best)
         cmap = plt.get_cmap("tab20")
         for n, k in enumerate(op_keys):
-            vals = [r[k] / r["cycles"] * r["latency_ms"] for r in best]
-            ax.bar(range(len(best)), vals, bottom=bottom, label=k[len("op_cycles_"):], color=cmap(n % 20))
+            vals = [r.get(k, 0) / r["cycles"] * r["latency_ms"] for r in best]
+            ax.bar(range(len(best)), vals, bottom=bottom, label=k[len(BREAKDOWN_PREFIX):], color=cmap(n % 20))
             bottom = [b + v for b, v in zip(bottom, vals)]
         ax.set_xticks(range(len(best)), labels, fontsize=7)
-        ax.set_ylabel("time per pass (ms)")
-        ax.set_title(f"Per-operator time of the best points by {key}")
+        ax.set_ylabel(metrics.label("latency_ms"))
+        ax.set_title(f"Time by {metrics.breakdown} of the best points by {key}")
         ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         path = out_dir / "breakdown.png"
         fig.savefig(path, dpi=120)
@@ -259,7 +277,7 @@ def _scatter_by(ax, rows: list[dict], x: str, y: str, key: str | None, plt) -> N
                    label=f"{name}={value}" if key else "points")
 
 
-def _roofline(spec: SweepSpec, feasible: list[dict], out_dir: Path, plt) -> Path:
+def _roofline(spec: SweepSpec, feasible: list[dict], out_dir: Path, plt, metrics: _Metrics) -> Path:
     """Achieved GOPS against arithmetic intensity, under each distinct hardware roof."""
     import numpy as np
 
@@ -275,8 +293,8 @@ def _roofline(spec: SweepSpec, feasible: list[dict], out_dir: Path, plt) -> Path
     _scatter_by(ax, feasible, "arithmetic_intensity", "gops", color_key, plt)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("arithmetic intensity (ops per off-chip byte)")
-    ax.set_ylabel("achieved performance (GOPS, 2 ops per useful MAC)")
+    ax.set_xlabel(metrics.label("arithmetic_intensity"))
+    ax.set_ylabel(metrics.label("gops"))
     ax.set_title(f"{spec.name}: roofline")
     ax.grid(True, which="both", alpha=0.25)
     ax.legend(fontsize=7, loc="lower right")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from dataflow.config import DspChainHardware
+from dataflow.dsp_chain import DspChainHardware
 from dataflow.presets import DEVICES
 
 #: Memories at least this many bits go to URAM288 (72 bits × 4096 rows); not calibrated

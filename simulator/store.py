@@ -14,8 +14,9 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-#: Bump when the simulator's results change meaning, so stale stored rows are not reused.
-RESULTS_VERSION = 1
+#: Bump when the simulator's results change meaning, so stale stored rows are not reused
+#: (2: rows name their engine).
+RESULTS_VERSION = 2
 
 
 def point_key(resolved: dict[str, Any]) -> str:

@@ -16,7 +16,8 @@ Spec (YAML)::
     constraints:                # drop points before they run
       within_device: true       # resource estimate within hardware.device (default true)
       max: {dsp: 4096}          # caps on estimated resources (dsp, lut, ff, bram36, uram)
-    objectives: {dsp: min, tokens_per_s: max}
+    objectives: {dsp: min, tokens_per_s: max}   # metrics the points' engines declare; a list
+                                                # of names takes each metric's direction
 
 Points are evaluated on a local process pool (or a Dask cluster) and each finished point is
 stored at once in ``points.jsonl`` under a hash of its resolved design point, so an interrupted
@@ -40,15 +41,15 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from dataflow import presets
 from dataflow.config import ConfigError, DesignPoint, design_point_from_dict, load_yaml
+from sparsim import engine as engines
 
-from . import engines
 from .store import ResultStore, point_key
 
 _TOP_KEYS = {"name", "base", "sweep", "objectives", "constraints", "description"}
 _SWEEP_KEYS = {"grid", "zip", "sample"}
 _CONSTRAINT_KEYS = {"within_device", "max", "min"}
-_RESOURCES = ("dsp", "lut", "ff", "bram36", "uram")
 
 
 @dataclass
@@ -145,8 +146,6 @@ def _param_group(raw: Any, path: str) -> dict[str, list]:
 def _limits(raw: Any, path: str) -> dict[str, float]:
     limits = _mapping(raw, path)
     for key, value in limits.items():
-        if key not in _RESOURCES:
-            raise ConfigError(f"{path}.{key}", f"unknown resource; known: {', '.join(_RESOURCES)}")
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             raise ConfigError(f"{path}.{key}", f"expected a number >= 0, not {value!r}")
     return dict(limits)
@@ -190,11 +189,15 @@ def parse_sweep(raw: Any) -> SweepSpec:
     within = constraints.get("within_device", True)
     if not isinstance(within, bool):
         raise ConfigError("constraints.within_device", f"expected true or false, not {within!r}")
-    objectives = _mapping(raw.get("objectives"), "objectives")
+    objectives = raw.get("objectives")
+    if isinstance(objectives, list):  # names only: each metric's declared direction
+        for i, key in enumerate(objectives):
+            if not isinstance(key, str):
+                raise ConfigError(f"objectives[{i}]", f"expected a metric name, not {key!r}")
+        objectives = dict.fromkeys(objectives)
+    objectives = _mapping(objectives, "objectives")
     for key, sense in objectives.items():
-        if key not in engines.METRICS:
-            raise ConfigError(f"objectives.{key}", f"unknown metric; known: {', '.join(engines.METRICS)}")
-        if sense not in ("min", "max"):
+        if sense not in ("min", "max", None):
             raise ConfigError(f"objectives.{key}", f"expected 'min' or 'max', not {sense!r}")
     spec = SweepSpec(
         name=name, base=base, grid=grid, zips=zips, sample=sample, within_device=within,
@@ -208,9 +211,28 @@ def parse_sweep(raw: Any) -> SweepSpec:
             raise ConfigError(f"sweep.{param}", "parameter is swept twice")
         seen.add(param)
     # Validate the base and every single value, so a typo fails before any work is done.
-    for overrides in _probe_points(spec):
-        point_from_overrides(spec.base, overrides)
+    kinds = {point_from_overrides(spec.base, overrides).hardware.engine
+             for overrides in _probe_points(spec)}
+    for name in sorted(kinds):
+        _check_metrics(spec, engines.get(name))
     return spec
+
+
+def _check_metrics(spec: SweepSpec, eng: engines.Engine) -> None:
+    """Objectives must be metrics of ``eng``; constraints, metrics known before a point runs."""
+    for key, sense in spec.objectives.items():
+        metric = eng.metric(key)
+        if metric is None:
+            known = ", ".join(m.name for m in eng.all_metrics)
+            raise ConfigError(f"objectives.{key}", f"unknown metric of engine {eng.name}; known: {known}")
+        if sense is None:
+            spec.objectives[key] = metric.direction
+    estimates = [m.name for m in eng.all_metrics if m.before_run]
+    for where, limits in (("max", spec.limits_max), ("min", spec.limits_min)):
+        for key in limits:
+            if key not in estimates:
+                raise ConfigError(f"constraints.{where}.{key}", f"unknown resource of engine {eng.name}; "
+                                                                f"known: {', '.join(estimates)}")
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
@@ -305,7 +327,7 @@ def plan_points(spec: SweepSpec) -> tuple[list[Task], dict[str, dict]]:
         resolved = point.model_dump(mode="json")
         key = point_key(resolved)
         params = {k: _plain(v) for k, v in overrides.items()}
-        res, reason = engines.pre_check(point)
+        res, reason = pre_check(point)
         if not spec.within_device:
             reason = ""
         for name, cap in spec.limits_max.items():
@@ -316,7 +338,7 @@ def plan_points(spec: SweepSpec) -> tuple[list[Task], dict[str, dict]]:
                 reason = f"{name} {res[name]:,} is under the limit {floor:,}"
         tasks.append(Task(i, key, params, resolved))
         if reason:
-            decided[key] = {"feasible": False, "reason": reason, **res}
+            decided[key] = {"engine": point.hardware.engine, "feasible": False, "reason": reason, **res}
     return tasks, decided
 
 
@@ -330,13 +352,25 @@ def _plain(v: Any) -> Any:
 # Evaluation (runs in workers)
 
 
+def pre_check(point: DesignPoint) -> tuple[dict[str, Any], str]:
+    """Resource estimate and, if the point exceeds its device, the reason (else '')."""
+    row = engines.of(point.hardware).resources(point.hardware)
+    over = presets.over_budget(row, point.hardware.device)
+    reason = ""
+    if over:
+        reason = "over the device budget: " + ", ".join(
+            f"{name} {row[name]:,}" for name in over
+        ) + f" on {point.hardware.device}"
+    return row, reason
+
+
 def evaluate_resolved(resolved: dict) -> dict[str, Any]:
     """Metrics of one resolved design point (a plain dict, so it crosses process boundaries)."""
-    point = DesignPoint.model_validate(resolved)
-    res, _ = engines.pre_check(point)
-    row: dict[str, Any] = dict(res)
+    point = design_point_from_dict(resolved)
+    res, _ = pre_check(point)
+    row: dict[str, Any] = {"engine": point.hardware.engine, **res}
     try:
-        metrics = engines.evaluate(point)
+        metrics = engines.of(point.hardware).simulate(point).to_dict()
     except ConfigError as exc:
         row.update(feasible=False, reason=str(exc))
         return row

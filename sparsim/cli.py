@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 from dataflow.config import ConfigError
+from sparsim import engine as engines
+from sparsim.engine import Engine
 
 _EPILOG = """\
 examples:
@@ -67,42 +69,40 @@ def _print_table(rows: list[tuple[str, str]]) -> None:
         print(f"  {k:<{width}}  {v}")
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from simulator.dsp_chain import simulate
+def _engine(point, args: argparse.Namespace, *, rtl: bool = False) -> Engine:
+    eng = engines.of(point.hardware)
+    if rtl and not eng.has_rtl:
+        raise ConfigError("hardware.engine", f"engine {eng.name} has no RTL yet", args.config)
+    return eng
 
+
+def cmd_simulate(args: argparse.Namespace) -> int:
     point = _load_point(args)
+    eng = _engine(point, args)
     t0 = time.perf_counter()
     try:
-        result = simulate(point)
+        result = eng.simulate(point)
     except ConfigError as exc:
         raise exc.with_source(args.config) from None
     wall = time.perf_counter() - t0
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, default=float))
         return 0
-    hw = point.hardware
-    print(f"{args.config}: dsp_chain P={hw.chains} L={hw.chain_len} M={hw.mux_m} lanes={hw.lanes} "
-          f"@ {hw.clock_mhz:g} MHz, {hw.memory.bandwidth_bytes_per_cycle} B/cycle memory")
-    rows = [
-        ("cycles", f"{result.cycles:,}"),
-        ("time", f"{result.seconds * 1e3:.3f} ms"),
-    ]
-    if "tokens_per_s" in result.extra:
-        rows.append(("tokens/s", f"{result.extra['tokens_per_s']:.1f}"))
-    rows += [
-        ("MAC utilisation", f"{result.mac_utilisation:.1%}"),
-        ("memory bandwidth", f"{result.bandwidth_gbps:.1f} GB/s "
-                             f"({result.extra['bandwidth_utilisation']:.1%} of peak)"),
-        ("bytes read / written", f"{result.bytes_read:,} / {result.bytes_written:,}"),
-    ]
-    _print_table(rows)
-    print("stall cycles of the compute engine, by cause:")
-    _print_table([(k, f"{v:,} ({v / result.cycles:.1%})") for k, v in result.stalls.items()])
-    print("time by operator:")
+    print(f"{args.config}: {eng.describe(point.hardware)}")
     _print_table([
-        (k, f"{v / result.cycles * result.seconds * 1e3:.3f} ms ({v / result.cycles:.1%})")
-        for k, v in result.operator_cycles.items()
+        (m.label, m.format(result[m.name]))
+        for m in map(eng.metric, eng.headline) if m.name in result.metrics
     ])
+    cycles = result["cycles"]
+    if result.stalls:
+        print("stall cycles, by cause:")
+        _print_table([(k, f"{v:,} ({v / cycles:.1%})") for k, v in result.stalls.items()])
+    if result.breakdown:
+        print(f"time by {eng.breakdown}:")
+        _print_table([
+            (k, f"{v / cycles * result['seconds'] * 1e3:.3f} ms ({v / cycles:.1%})")
+            for k, v in result.breakdown.items()
+        ])
     print(f"(simulated in {wall:.3f} s)")
     return 0
 
@@ -137,6 +137,7 @@ def cmd_rtl(args: argparse.Namespace) -> int:
     from rtl.verilog import to_verilog
 
     point = _load_point(args)
+    _engine(point, args, rtl=True)
     text = to_verilog(point.hardware)
     if args.output in (None, "-"):
         sys.stdout.write(text)
@@ -155,27 +156,25 @@ def cmd_rtl(args: argparse.Namespace) -> int:
 
 def cmd_synth(args: argparse.Namespace) -> int:
     from rtl.synth import synthesize
-    from simulator.resources import estimate
 
     point = _load_point(args)
+    eng = _engine(point, args, rtl=True)
     hw = point.hardware
-    est = estimate(hw)
-    if est.lut > SYNTH_LUT_LIMIT and not args.force:
+    model = eng.resources(hw)
+    if model["lut"] > SYNTH_LUT_LIMIT and not args.force:
         raise ConfigError(
             "hardware",
-            f"the resource model estimates {est.dsp:,} DSPs and {est.lut:,} LUTs, above the "
+            f"the resource model estimates {model['dsp']:,} DSPs and {model['lut']:,} LUTs, above the "
             f"{SYNTH_LUT_LIMIT:,}-LUT limit of sparsim synth (Yosys time grows with the design; "
             f"use --force to run anyway)",
             args.config,
         )
-    print(f"synthesising dsp_chain P={hw.chains} L={hw.chain_len} M={hw.mux_m} lanes={hw.lanes} "
-          f"with Yosys synth_xilinx -family xcup (the first run compiles Yosys, ~40 s) ...",
-          file=sys.stderr)
+    print(f"synthesising {eng.describe(hw)} with Yosys synth_xilinx -family xcup "
+          f"(the first run compiles Yosys, ~40 s) ...", file=sys.stderr)
     try:
         res = synthesize(hw, use_cache=not args.fresh)
     except RuntimeError as exc:
         raise _Fail(str(exc)) from None
-    model = est.to_dict()
     if args.json:
         print(json.dumps({"synthesis": res.resources(), "model": model, "seconds": res.seconds}))
         return 0
@@ -187,26 +186,26 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from dataflow.dsp_chain import compile_design_point
     from rtl.verilator import verify_all
 
     point = _load_point(args)
-    if point.workload.kind != "gemm":
-        raise ConfigError("workload.kind", "verify runs explicit gemm workloads (small layers), not 'llm'",
-                          args.config)
+    eng = _engine(point, args, rtl=True)
+    if point.workload.kind not in eng.bench_kinds:
+        kinds = ", ".join(repr(k) for k in eng.bench_kinds)
+        raise ConfigError("workload.kind", f"verify runs {kinds} workloads (small enough for the RTL) "
+                                           f"on engine {eng.name}, not {point.workload.kind!r}", args.config)
     if args.seeds < 1:
         raise ConfigError("--seeds", f"must be at least 1, not {args.seeds}")
     cases = []
     for i in range(args.seeds):
         seeded = point.model_copy(update={"seed": point.seed + i})
         try:
-            program = compile_design_point(seeded, with_data=True)
+            program = eng.compile(seeded, with_data=True)
         except ConfigError as exc:
             raise exc.with_source(args.config) from None
         cases.append((program, 1000 + seeded.seed if args.stalls else None))
-    hw = point.hardware
-    print(f"building dsp_chain P={hw.chains} L={hw.chain_len} M={hw.mux_m} lanes={hw.lanes} under "
-          f"Verilator (a new design point takes ~20 s, a cached one none) ...", file=sys.stderr)
+    print(f"building {eng.describe(point.hardware)} under Verilator "
+          f"(a new design point takes ~20 s, a cached one none) ...", file=sys.stderr)
     results = verify_all(cases)
     failures = 0
     for i, res in enumerate(results):

@@ -38,7 +38,7 @@ def test_simulate_json(capsys):
 
 def test_verify_rejects_llm_workloads(capsys):
     assert main(["verify", "examples/llama2_decode_u280.yaml"]) == 2
-    assert "verify runs explicit gemm workloads" in capsys.readouterr().err
+    assert "workload.kind: verify runs 'gemm' workloads" in capsys.readouterr().err
 
 
 @pytest.mark.verilator

@@ -41,7 +41,18 @@ CASES = [
      r"hardware\.chain_len: must be a power of two >= 2, not 6"),
     ("min_n above mux_m", point(hw="hardware: {preset: tiny, min_n: 16}\n"),
      r"hardware\.min_n: min_n=16 must not exceed mux_m=8"),
-    ("unknown workload kind", GOOD_HW + "workload: {kind: cnn}\n", r"workload: kind must be one of"),
+    ("unknown workload kind", GOOD_HW + "workload: {kind: cnn}\n",
+     r"workload\.kind: engine dsp_chain runs 'gemm', 'llm', not 'cnn'"),
+    ("missing workload kind", GOOD_HW + "workload: {layers: []}\n", r"workload\.kind: required key is missing"),
+    ("unknown engine", point(hw="hardware: {engine: systolic, clock_mhz: 100}\n"),
+     r"hardware\.engine: unknown engine 'systolic'; known: .*dsp_chain"),
+    ("preset of another engine", point(hw="hardware: {engine: dsp_chain, preset: nope}\n"),
+     r"hardware\.preset: unknown preset 'nope'; known: .*tiny"),
+    ("no engine, no preset", point(hw="hardware: {chains: 2}\n"), r"hardware\.engine: required key is missing"),
+    ("unknown device", point(hw="hardware: {preset: tiny, device: u999}\n"),
+     r"hardware\.device: unknown device 'u999'; known: u280, vu9p"),
+    ("min_n with a bad mux_m", point(hw="hardware: {preset: tiny, mux_m: 3, min_n: 16}\n"),
+     r"hardware\.mux_m: must be a power of two from 2 to 16, not 3"),
     ("missing workload", GOOD_HW, r"workload: required key is missing"),
     ("M differs from hardware", point(layer="{rows: 4, k: 32, sparsity: '2:4'}"),
      r"workload\.layers\[0\]\.sparsity: N:M 2:4 needs mux_m=4, but hardware\.mux_m is 8"),
@@ -83,6 +94,8 @@ def test_no_traceback_in_a_real_process(write_yaml):
     assert proc.stdout == ""
 
 
+GOOD_BASE = "{hardware: {preset: tiny}, workload: {kind: gemm, layers: [" + GOOD_LAYER + "]}}"
+
 SWEEP_CASES = [
     ("missing base", "name: s\n", r"base: required key is missing"),
     ("bad objective", "name: s\nbase: {}\nobjectives: {cycles: lowest}\n",
@@ -95,11 +108,16 @@ SWEEP_CASES = [
     ("bad swept value", "name: s\nbase: {hardware: {preset: tiny}, workload: {kind: gemm, layers: ["
      + GOOD_LAYER + "]}}\nsweep: {grid: {hardware.chain_len: [4, 6]}}\n",
      r"hardware\.chain_len: must be a power of two >= 2, not 6 \(at hardware\.chain_len=6\)"),
-    ("unknown metric", "name: s\nbase: {}\nobjectives: {speed: max}\n", r"objectives\.speed: unknown metric"),
+    ("unknown metric", "name: s\nbase: " + GOOD_BASE + "\nobjectives: {speed: max}\n",
+     r"objectives\.speed: unknown metric of engine dsp_chain; known: cycles, "),
+    ("objective name not a string", "name: s\nbase: " + GOOD_BASE + "\nobjectives: [cycles, 3]\n",
+     r"objectives\[1\]: expected a metric name, not 3"),
     ("bad range", "name: s\nbase: {}\nsweep: {grid: {hardware.chains: {range: [10, 1]}}}\n",
      r"sweep\.grid\.hardware\.chains\.range: needs low <= high"),
-    ("bad constraint", "name: s\nbase: {}\nconstraints: {max: {dsps: 4}}\n",
-     r"constraints\.max\.dsps: unknown resource"),
+    ("bad constraint", "name: s\nbase: " + GOOD_BASE + "\nconstraints: {max: {dsps: 4}}\n",
+     r"constraints\.max\.dsps: unknown resource of engine dsp_chain; known: dsp, lut, ff, bram36, uram"),
+    ("constraint on a simulated metric", "name: s\nbase: " + GOOD_BASE + "\nconstraints: {min: {cycles: 4}}\n",
+     r"constraints\.min\.cycles: unknown resource"),
     ("bad sample", "name: s\nbase: {}\nsweep: {sample: {n: 0, seed: 1}}\n",
      r"sweep\.sample\.n: expected an integer >= 1"),
     ("typo in swept path", "name: s\nbase: {hardware: {preset: tiny}, workload: {kind: gemm, layers: ["

@@ -1,0 +1,152 @@
+"""The engine seam: a toy engine registered at run time goes through the public paths
+(config, ``sparsim simulate``, ``sparsim sweep``, the report), and no shared file names an
+engine."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import pytest
+import toy_engine
+
+from dataflow.config import ConfigError, design_point_from_dict
+from simulator.sweep import parse_sweep
+from sparsim import engine as engines
+from sparsim.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+
+TOY_POINT = """\
+hardware: {preset: toy_small, lanes: 2}
+workload: {kind: vecsum, length: 64, vectors: 3}
+"""
+
+TOY_SWEEP = """\
+name: toy_sweep
+base:
+  hardware: {preset: toy_small}
+  workload: {kind: vecsum, length: 256, vectors: 2}
+sweep:
+  grid:
+    hardware.lanes: [1, 2, 4, 8, 16, 32, 64]
+    hardware.bytes_per_cycle: [4, 16]
+constraints:
+  max: {lut: 2000}
+objectives: [lut, elements_per_cycle]
+"""
+
+
+@pytest.fixture
+def toy():
+    eng = engines.register(toy_engine.ENGINE)
+    yield eng
+    engines.unregister(eng.name)
+
+
+def test_toy_engine_point_and_timing(toy):
+    point = design_point_from_dict({"hardware": {"preset": "toy_small", "lanes": 2},
+                                    "workload": {"kind": "vecsum", "length": 64, "vectors": 3}})
+    assert point.hardware.engine == "toy" and point.hardware.lanes == 2
+    # lanes 2: 32 add cycles beat 4 + 64/8 = 12 stream cycles; + 1 write = 33 per vector.
+    r = toy.simulate(point)
+    assert r["cycles"] == 99
+    assert r["vectors_per_s"] == pytest.approx(3 / (99 / 100e6))
+    assert r.breakdown == {"stream": 36, "write": 3}
+
+
+def test_simulate_through_the_cli(toy, write_yaml, capsys):
+    path = write_yaml(TOY_POINT)
+    assert main(["simulate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"{path}: toy lanes=2 @ 100 MHz, 8 B/cycle"
+    assert re.search(r"^  cycles +99 cycles$", out, re.M), out
+    assert re.search(r"^  summing rate +1\.939 elements/cycle$", out, re.M), out
+    assert "time by pass:" in out and "stall cycles, by cause:" in out
+    assert main(["simulate", str(path), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["cycles"] == 99 and row["op_cycles_stream"] == 36 and row["stall_memory"] == 0
+
+
+def test_sweep_and_report_through_the_cli(toy, write_yaml, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert main(["sweep", str(write_yaml(TOY_SWEEP, "sweep.yaml")), "--out", str(out), "--jobs", "1"]) == 0
+    with (out / "results.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 14 and {r["engine"] for r in rows} == {"toy"}
+    # lut = 40 * lanes + 200: the 64-lane points break the 2000-LUT cap before they run.
+    dropped = [r for r in rows if r["feasible"] == "False"]
+    assert {r["hardware.lanes"] for r in dropped} == {"64"}
+    assert all(r["elements_per_cycle"] == "" for r in dropped)
+    fast = next(r for r in rows if r["hardware.lanes"] == "32" and r["hardware.bytes_per_cycle"] == "16")
+    assert int(fast["cycles"]) == 2 * (4 + 16 + 1)
+    report = (out / "report.md").read_text()
+    # Objectives named without a direction take the declared one; columns carry the units.
+    assert "## Best by `elements_per_cycle` (max)" in report and "## Best by `lut` (min)" in report
+    assert "| hardware.lanes | hardware.bytes_per_cycle | cycles | elements_per_cycle (elements/cycle) |" in report
+    assert "vectors_per_s (vectors/s) | lut |" in report
+    assert "tokens_per_s" not in report
+    for png in ("pareto.png", "roofline.png", "breakdown.png"):
+        assert (out / png).stat().st_size > 1000 and f"({png})" in report
+
+
+def test_workload_kinds_belong_to_engines(toy):
+    with pytest.raises(ConfigError, match=r"^workload\.kind: engine toy runs 'vecsum', not 'gemm'$"):
+        design_point_from_dict({"hardware": {"preset": "toy_small"},
+                                "workload": {"kind": "gemm", "layers": []}})
+    with pytest.raises(ConfigError, match=r"^workload\.kind: engine dsp_chain runs 'gemm', 'llm', not 'vecsum'$"):
+        design_point_from_dict({"hardware": {"preset": "tiny"}, "workload": {"kind": "vecsum", "length": 4}})
+
+
+def test_a_preset_name_two_engines_share_needs_the_engine(toy):
+    engines.register(dataclasses.replace(toy, presets={"tiny": dict(toy.presets["toy_small"])}))
+    point = {"workload": {"kind": "vecsum", "length": 4}}
+    with pytest.raises(ConfigError, match=r"^hardware\.engine: preset 'tiny' exists for engines dsp_chain, toy; say which$"):
+        design_point_from_dict({"hardware": {"preset": "tiny"}, **point})
+    assert design_point_from_dict({"hardware": {"preset": "tiny", "engine": "toy"}, **point}).hardware.lanes == 4
+
+
+def test_objectives_and_constraints_are_checked_against_the_points_engine(toy):
+    base = {"hardware": {"preset": "toy_small"}, "workload": {"kind": "vecsum", "length": 8}}
+    with pytest.raises(ConfigError, match=r"^objectives\.tokens_per_s: unknown metric of engine toy; known: "):
+        parse_sweep({"name": "s", "base": base, "objectives": {"tokens_per_s": "max"}})
+    with pytest.raises(ConfigError, match=r"^constraints\.max\.elements_per_cycle: unknown resource of engine toy"):
+        parse_sweep({"name": "s", "base": base, "constraints": {"max": {"elements_per_cycle": 1}}})
+
+
+def test_rtl_commands_need_an_engine_with_rtl(toy, write_yaml, capsys):
+    path = write_yaml(TOY_POINT)
+    for command in ("rtl", "synth", "verify"):
+        assert main([command, str(path)]) == 2
+        assert capsys.readouterr().err.strip() == f"sparsim: error: {path}: hardware.engine: engine toy has no RTL yet"
+
+
+#: Files that belong to one engine and may name it (docs/engines.md lists the faces).
+ENGINE_FILES = {
+    "dataflow/dsp_chain.py", "dataflow/dsp_chain_isa.py", "dataflow/dsp_chain_exec.py",
+    "simulator/dsp_chain.py", "simulator/resources.py", "rtl/dsp_chain.py",
+    # The cocotb bench still implements the dsp_chain memory model and ports.
+    "rtl/cocotb_bench/__init__.py", "rtl/cocotb_bench/bench.py", "rtl/cocotb_bench/jobs.py",
+    "rtl/cocotb_bench/memory_model.py",
+}
+
+
+def _package_files() -> set[str]:
+    return {str(p.relative_to(REPO)) for pkg in ("sparsim", "dataflow", "simulator", "rtl")
+            for p in (REPO / pkg).rglob("*.py")}
+
+
+def test_no_shared_file_names_an_engine():
+    """Every module of the packages is either one engine's own (ENGINE_FILES) or shared, and
+    no shared one names ``dsp_chain``: the CLI, config, sweeps, store, reports and the
+    Verilog/synthesis/Verilator harness reach engines only through ``sparsim.engine``."""
+    files = _package_files()
+    assert ENGINE_FILES <= files, sorted(ENGINE_FILES - files)
+    shared = sorted(files - ENGINE_FILES)
+    assert {"sparsim/cli.py", "dataflow/config.py", "simulator/sweep.py", "simulator/report.py",
+            "simulator/store.py", "rtl/verilog.py", "rtl/synth.py", "rtl/verilator.py"} <= set(shared)
+    naming = [f for f in shared if re.search(r"dsp_chain|DspChain", (REPO / f).read_text())]
+    assert naming == []
