@@ -139,3 +139,38 @@ def test_steps_beyond_the_field_are_rejected_with_the_key_path():
     }
     with pytest.raises(ConfigError, match=r"^workload\.layers\[0\]\.k: .* more than the 16-bit steps"):
         compile_design_point(design_point_from_dict(point))
+
+
+# ---------------------------------------------------------------------------------------------
+# Hardware model and registration
+
+
+GEMM = {"kind": "gemm", "layers": [{"rows": 4, "k": 32, "sparsity": "2:8"}]}
+
+
+def test_the_engine_is_registered_with_its_presets_and_workload_kinds():
+    from dataflow.dsp_chain import ENGINE, DspChainHardware
+    from sparsim import engine as engines
+
+    assert engines.get("dsp_chain") is ENGINE
+    assert ENGINE.hardware is DspChainHardware and set(ENGINE.kinds) == {"gemm", "llm"}
+    assert set(ENGINE.presets) == {"u280", "tiny"}
+    implied = design_point_from_dict({"hardware": {"preset": "tiny"}, "workload": GEMM})
+    named = design_point_from_dict({"hardware": {"preset": "tiny", "engine": "dsp_chain"}, "workload": GEMM})
+    assert implied == named and implied.hardware.engine == "dsp_chain"
+    # A resolved point (as the sweep store keeps it) validates to the same point.
+    assert design_point_from_dict(implied.model_dump(mode="json")) == implied
+
+
+@pytest.mark.parametrize("overrides, path, reason", [
+    ({"min_n": 16}, "hardware.min_n", "min_n=16 must not exceed mux_m=8"),
+    ({"out_buffer_kib": 0.001}, "hardware.out_buffer_kib", "too small to hold one row of its buffer"),
+    ({"chains": 4000, "weight_buffer_kib": 1}, "hardware.weight_buffer_kib", "too small"),
+    # An invalid field a check depends on is reported, not the check on the later field.
+    ({"mux_m": 3, "min_n": 16}, "hardware.mux_m", "must be a power of two from 2 to 16, not 3"),
+    ({"chains": 0, "out_buffer_kib": 0.001}, "hardware.chains", "greater than 0"),
+])
+def test_cross_field_checks_name_the_field_to_change(overrides, path, reason):
+    with pytest.raises(ConfigError) as exc:
+        design_point_from_dict({"hardware": {"preset": "tiny", **overrides}, "workload": GEMM})
+    assert exc.value.path == path and reason in exc.value.reason
