@@ -1,9 +1,10 @@
 """Cycle-level simulator of the ``dsp_chain`` engine.
 
-Executes a Program's instructions against the memory model and the four concurrent engines of
-docs/dsp_chain.md (loader, receiver, compute, store), event by event: every engine's start and
-finish cycle is computed exactly as the RTL's registers produce them, so the cycle count equals
-the RTL's. The kernel is a Numba function over plain arrays (structure of arrays).
+Executes a Program's instructions against the shared memory model (:mod:`simulator.memory`)
+and the four concurrent engines of docs/dsp_chain.md (loader, receiver, compute, store), event by
+event: every engine's start and finish cycle is computed exactly as the RTL's registers produce
+them, so the cycle count equals the RTL's. The kernel is a Numba function over plain arrays
+(structure of arrays).
 """
 
 from __future__ import annotations
@@ -17,18 +18,11 @@ from dataflow import dsp_chain_isa as isa
 from dataflow.dsp_chain import Program
 
 from . import results
+from .memory import read_start, transfer_end, write_start
 
 #: Causes a compute engine can wait on, in the order of the ``stalls`` array.
 STALL_CAUSES = ("weight_stream", "dispatch", "out_bank", "pipeline_drain", "tail")
 _W_STREAM, _DISPATCH, _OUT_BANK, _DRAIN, _TAIL = range(5)
-
-
-@njit(cache=True, inline="always")
-def _transfer_end(t0: np.int64, n: np.int64, rec_bytes: np.int64, bw: np.int64) -> np.int64:
-    """Cycle of the last of ``n`` records of ``rec_bytes`` starting at ``t0`` (see docs)."""
-    j = n - 1
-    by_bandwidth = (n * rec_bytes + bw - 1) // bw - 1
-    return t0 + (j if j > by_bandwidth else by_bandwidth)
 
 
 @njit(cache=True)
@@ -74,8 +68,7 @@ def _run_kernel(
             f = r + 1
             n = np.int64(steps[i])
             s_bytes = np.int64(rec_bytes[i])
-            t0 = r + latency if r + latency > read_free else read_free
-            a = _transfer_end(t0, n, s_bytes, bw)
+            a = transfer_end(read_start(r, latency, read_free), n, s_bytes, bw)
             read_free = a + 1
             bytes_read += n * s_bytes
             # Compute: previous compute done, job dispatched, weights present, out bank drained.
@@ -105,8 +98,7 @@ def _run_kernel(
             last_op = oi
             # Store: offer rows after compute, once the previous store is done.
             s = e + 1 if e + 1 > z_prev + 1 else z_prev + 1
-            t0w = s if s > write_free else write_free
-            z = _transfer_end(t0w, tg, out_row_bytes, bw)
+            z = transfer_end(write_start(s, write_free), tg, out_row_bytes, bw)
             write_free = z + 1
             bytes_written += tg * out_row_bytes
             if mm % 2 == 0:
@@ -125,10 +117,9 @@ def _run_kernel(
             if sync[i] != 0 and z_prev + 1 > r:
                 r = z_prev + 1
             e_guard = e_prev
-            t0 = r + latency if r + latency > read_free else read_free
             n = np.int64(steps[i])
             s_bytes = np.int64(rec_bytes[i])
-            a = _transfer_end(t0, n, s_bytes, bw)
+            a = transfer_end(read_start(r, latency, read_free), n, s_bytes, bw)
             read_free = a + 1
             bytes_read += n * s_bytes
             f = a + 1
@@ -180,20 +171,21 @@ def record_bytes(program: Program) -> np.ndarray:
 
 
 def _kernel_inputs(program: Program) -> tuple[np.ndarray, ...]:
-    """The Program as the kernel's int64 arrays; derived once per Program and kept on it."""
-    cached = program.__dict__.get("_sim_arrays")
-    if cached is None or cached[0].shape[0] != program.instrs.shape[0]:
-        ins = program.instrs
-        cached = (
-            ins["op"].astype(np.int64),
-            ins["steps"].astype(np.int64),
-            ins["tgroups"].astype(np.int64),
-            record_bytes(program),
-            ins["operator"].astype(np.int64),
-            ins["sync"].astype(np.int64),
-        )
-        program.__dict__["_sim_arrays"] = cached
-    return cached
+    """The Program as the kernel's int64 arrays, derived afresh on every run.
+
+    Not cached: a Program's instructions may be edited in place, and deriving costs about as
+    much as the kernel itself (~0.2 ms for a 16k-instruction LLM decode pass), which is under 1%
+    of compiling that Program.
+    """
+    ins = program.instrs
+    return (
+        ins["op"].astype(np.int64),
+        ins["steps"].astype(np.int64),
+        ins["tgroups"].astype(np.int64),
+        record_bytes(program),
+        ins["operator"].astype(np.int64),
+        ins["sync"].astype(np.int64),
+    )
 
 
 def run(program: Program) -> Result:

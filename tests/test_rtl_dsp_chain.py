@@ -1,8 +1,8 @@
 """RTL of the ``dsp_chain`` engine.
 
 Fast tests (no Verilator): the chain unit under Amaranth's simulator against a NumPy dot product,
-constructor validation, Verilog reproducibility and the cocotb memory model against the
-simulator's transfer timing. Tests marked ``verilator`` build random design points and run
+constructor validation and Verilog reproducibility (the memory model the benches use is tested
+in tests/test_memory.py). Tests marked ``verilator`` build random design points and run
 Programs of random data on them: values must equal the golden model bit for bit and, with the
 exact memory timing of the docs, the cycle count must equal the simulator's; with random stalls
 on every stream the values must still be exact.
@@ -21,10 +21,9 @@ from dataflow import dsp_chain_isa as isa
 from dataflow import golden
 from dataflow.config import design_point_from_dict
 from dataflow.dsp_chain import compile_design_point
-from rtl.cocotb_bench.memory_model import MemoryModel, StallPolicy, record_offset
 from rtl.dsp_chain import DspChainAccelerator, SparseDspChain
 from rtl.verilog import to_verilog, write_verilog
-from simulator.dsp_chain import _transfer_end, run
+from simulator.dsp_chain import run
 
 
 def _tiny_hw(**overrides):
@@ -178,64 +177,6 @@ def test_verilog_is_reproducible(tmp_path):
     path = write_verilog(hw, tmp_path / "sub" / "top.v")
     assert path.read_text() == text
     assert to_verilog(_tiny_hw(chain_len=8)) != text
-
-
-# ------------------------------------------------------------------------------------------
-# Memory model against the simulator's transfer timing
-
-
-@pytest.mark.parametrize("rec_bytes,bw", [(1, 8), (5, 8), (8, 8), (9, 8), (24, 4), (3, 1)])
-def test_memory_model_read_timing_matches_simulator(rec_bytes, bw):
-    mem = bytearray(range(256)) * 4
-    model = MemoryModel(mem, bandwidth=bw, latency=3, write_bytes=4)
-    model.read_request(10, addr=7, count=5, rec_bytes=rec_bytes)
-    model.read_request(11, addr=100, count=3, rec_bytes=rec_bytes)
-    seen = []
-    for cycle in range(400):
-        rec = model.read_data(cycle)
-        if rec is not None:
-            seen.append((cycle, rec))
-    t0 = 13
-    first = [t0 + record_offset(j, rec_bytes, bw) for j in range(5)]
-    assert first[-1] == _transfer_end(t0, 5, rec_bytes, bw)
-    t1 = max(11 + 3, first[-1] + 1)
-    second = [t1 + record_offset(j, rec_bytes, bw) for j in range(3)]
-    assert [c for c, _ in seen] == first + second
-    addrs = [7 + j * rec_bytes for j in range(5)] + [100 + j * rec_bytes for j in range(3)]
-    assert [r for _, r in seen] == [int.from_bytes(mem[a : a + rec_bytes], "little") for a in addrs]
-    assert model.idle
-
-
-@pytest.mark.parametrize("row_bytes,bw", [(4, 8), (8, 8), (12, 8), (16, 2)])
-def test_memory_model_write_timing_matches_simulator(row_bytes, bw):
-    mem = bytearray(256)
-    model = MemoryModel(mem, bandwidth=bw, latency=1, write_bytes=row_bytes)
-    accepted = []
-    rows = 4
-    offered = 0
-    for cycle in range(5, 200):
-        valid = offered < rows
-        if model.write_ready(cycle, valid):
-            model.write(cycle, offered * row_bytes, offered + 1, offered == rows - 1)
-            accepted.append(cycle)
-            offered += 1
-    assert accepted == [5 + record_offset(j, row_bytes, bw) for j in range(rows)]
-    assert accepted[-1] == _transfer_end(5, rows, row_bytes, bw)
-    assert [mem[j * row_bytes] for j in range(rows)] == [1, 2, 3, 4]
-    # A burst offered right after the last acceptance starts at write_free = last + 1.
-    start = accepted[-1] + 1
-    ready = [c for c in range(start, start + 10) if model.write_ready(c, True)]
-    assert ready[0] == start + record_offset(0, row_bytes, bw)
-
-
-def test_memory_model_stalls_are_reproducible():
-    def trace(seed):
-        model = MemoryModel(bytearray(64), bandwidth=4, latency=2, write_bytes=4, stalls=StallPolicy(seed))
-        model.read_request(0, addr=0, count=6, rec_bytes=4)
-        return [c for c in range(200) if model.read_data(c) is not None]
-
-    assert trace(5) == trace(5)
-    assert trace(5) != trace(6) or trace(5) != trace(7)
 
 
 # ------------------------------------------------------------------------------------------

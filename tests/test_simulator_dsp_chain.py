@@ -59,6 +59,20 @@ def test_hand_computed_double_buffering_and_sync():
     assert result.stalls["weight_stream"] == 26 + 5 + 26
 
 
+def test_edited_program_is_timed_afresh():
+    """The simulator derives its arrays from the instructions on every run (no stale cache).
+
+    The GEMV of test_hand_computed_timing with 7 instead of 8 weight records: records 18..24,
+    compute 25..31, done 37, store 38, END 39: 40 cycles (one record and one step fewer).
+    """
+    program = compile_design_point(
+        tiny([{"rows": 2, "k": 32, "tokens": 1, "sparsity": "8:8", "weight_bits": 8}])
+    )
+    assert run(program).cycles == 42
+    program.instrs[1]["steps"] = 7
+    assert run(program).cycles == 40
+
+
 def _layers(rng):
     m = 8
     return [{

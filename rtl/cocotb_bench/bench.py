@@ -19,8 +19,9 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge
 
+from simulator.memory import StallPolicy, StripedMemory
+
 from .jobs import JOB_ENV, RESULT_ENV, PortMap, RunResult, RunSpec, read_job, write_results
-from .memory_model import MemoryModel, StallPolicy
 
 _RESET_CYCLES = 3
 
@@ -32,7 +33,7 @@ def _field(value: int, where: tuple[int, int]) -> int:
 
 async def _run(dut, ports: PortMap, spec: RunSpec, words: list[int], image: bytearray) -> RunResult:
     stalls = StallPolicy(seed=spec.stall_seed) if spec.stall_seed is not None else None
-    model = MemoryModel(
+    model = StripedMemory(
         image,
         bandwidth=spec.bandwidth,
         latency=spec.latency,
