@@ -19,7 +19,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
-from sparsim.engine import Engine, lazy
+from simulator.results import shared_metrics
+from sparsim.engine import Engine, Metric, lazy
 
 from . import dsp_chain_isa as isa
 from . import golden, sparsity
@@ -562,21 +563,14 @@ def _bench_layouts(hw: DspChainHardware) -> dict:
     return {"read_request": read_request_layout(hw), "write": write_layout(hw)}
 
 
-def _metrics() -> tuple:
-    from sparsim.engine import Metric
-    from simulator.results import shared_metrics
-
-    return shared_metrics("token") + (
-        Metric("issue_cycles", "cycles", "min", "cycles the chains issue MACs"),
-    )
-
-
 ENGINE = Engine(
     name="dsp_chain",
     hardware=DspChainHardware,
     workloads=(GemmWorkload, LlmWorkload),
     presets=PRESETS,
-    metrics=_metrics(),
+    metrics=shared_metrics("token") + (
+        Metric("issue_cycles", "cycles", "min", "cycles the chains issue MACs"),
+    ),
     simulate=lazy("simulator.dsp_chain:simulate"),
     resources=_resources,
     describe=_describe,

@@ -2,8 +2,9 @@
 
 Table columns, axis labels and units come from the metric declarations of the engines the
 points ran on (``Engine.metrics``, ``Engine.headline``), so a new engine's report needs no
-change here. Files are written to a temporary name and renamed into place, so an interrupted report never
-leaves a half-written file behind.
+change here; each plot's alt text in ``report.md`` states its axes. Files are written to a
+temporary name and renamed into place, so an interrupted report never leaves a half-written
+file behind.
 """
 
 from __future__ import annotations
@@ -148,14 +149,15 @@ def write_report(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]
 
     written.append(out_dir / "spec.resolved.yaml")
 
-    written += _plots(spec, rows, out_dir)
+    plots = _plots(spec, rows, out_dir)
+    written += [p for p, _ in plots]
     path = out_dir / "report.md"
-    _atomic_write(path, _markdown(spec, rows, written).encode())
+    _atomic_write(path, _markdown(spec, rows, plots).encode())
     written.append(path)
     return written
 
 
-def _markdown(spec: SweepSpec, rows: list[dict], files: list[Path]) -> str:
+def _markdown(spec: SweepSpec, rows: list[dict], plots: list[tuple[Path, str]]) -> str:
     feasible = [r for r in rows if r.get("feasible")]
     metrics = _Metrics(rows)
     params = spec.parameters
@@ -194,14 +196,14 @@ def _markdown(spec: SweepSpec, rows: list[dict], files: list[Path]) -> str:
         if len(infeasible) > 20:
             lines.append(f"- … and {len(infeasible) - 20} more (see results.csv)")
         lines.append("")
-    pngs = [f for f in files if f.suffix == ".png"]
-    if pngs:
-        lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in pngs] + [""]
+    if plots:
+        lines += ["## Plots", ""] + [f"![{caption}]({p.name})" for p, caption in plots] + [""]
     lines += ["Full table: `results.csv`; the resolved spec and tool versions: `spec.resolved.yaml`.", ""]
     return "\n".join(lines)
 
 
-def _plots(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:
+def _plots(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[tuple[Path, str]]:
+    """Write the plots; returns each file with a caption naming its axes."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -228,10 +230,11 @@ def _plots(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:
         path = out_dir / "pareto.png"
         fig.savefig(path, dpi=120)
         plt.close(fig)
-        written.append(path)
+        written.append((path, f"Pareto front: {metrics.label(y)} against {metrics.label(x)}"))
 
     if feasible and all("arithmetic_intensity" in r and "gops" in r for r in feasible):
-        written.append(_roofline(spec, feasible, out_dir, plt, metrics))
+        written.append((_roofline(spec, feasible, out_dir, plt, metrics),
+                        f"Roofline: {metrics.label('gops')} against {metrics.label('arithmetic_intensity')}"))
 
     op_keys = list(dict.fromkeys(k for r in feasible for k in r if k.startswith(BREAKDOWN_PREFIX)))
     if op_keys and keys:
@@ -256,7 +259,7 @@ def _plots(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:
         path = out_dir / "breakdown.png"
         fig.savefig(path, dpi=120)
         plt.close(fig)
-        written.append(path)
+        written.append((path, f"{metrics.label('latency_ms')} by {metrics.breakdown} of the best points by {key}"))
     return written
 
 

@@ -110,8 +110,9 @@ def shared_metrics(item: str | None = None) -> tuple[Metric, ...]:
         Metric("bytes_read", "B", "min", "off-chip bytes read"),
         Metric("bytes_written", "B", "min", "off-chip bytes written"),
         Metric("useful_macs", "MACs", "min", "useful MACs"),
-        Metric("arithmetic_intensity", "ops/B", "max", "arithmetic intensity (2 ops per useful MAC) per off-chip byte"),
-        Metric("gops", "GOPS", "max", "achieved performance, 2 ops per useful MAC"),
+        # Operations count 2 per useful MAC.
+        Metric("arithmetic_intensity", "ops per off-chip byte", "max", "arithmetic intensity"),
+        Metric("gops", "GOPS", "max", "achieved performance"),
         Metric("peak_gops", "GOPS", "max", "peak performance"),
         Metric("peak_bandwidth_gbps", "GB/s", "max", "peak memory bandwidth"),
         Metric("energy_j", "J", "min", "energy per pass"),
