@@ -47,6 +47,22 @@ def toy():
     engines.unregister(eng.name)
 
 
+def test_an_installed_package_registers_through_its_entry_point(tmp_path, monkeypatch):
+    """The one registration of docs/engines.md: an entry point in the sparsim.engines group
+    (here the metadata a pip-installed package would carry) is found by name."""
+    dist = tmp_path / "toy_engine_pkg-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-engine-pkg\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[sparsim.engines]\ntoy = toy_engine:ENGINE\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(engines, "_REGISTRY", {})
+    monkeypatch.setattr(engines, "_DISCOVERED", False)
+    assert engines.get("toy") is toy_engine.ENGINE
+    assert {"toy", "dsp_chain"} <= set(engines.names())
+    point = design_point_from_dict({"hardware": {"preset": "toy_small"}, "workload": {"kind": "vecsum", "length": 8}})
+    assert point.hardware.engine == "toy"
+
+
 def test_toy_engine_point_and_timing(toy):
     point = design_point_from_dict({"hardware": {"preset": "toy_small", "lanes": 2},
                                     "workload": {"kind": "vecsum", "length": 64, "vectors": 3}})
