@@ -241,16 +241,16 @@ def onchip_bytes(program: Program) -> int:
     return int(weights + act_reads + outs + act_writes)
 
 
-def simulate(point) -> results.Result:
-    """Compile a :class:`~dataflow.config.DesignPoint` (timing only), time it and feed the
-    counts to the shared derivation (simulator/results.py: time, energy, roofline, tokens/s)."""
+def simulate(point) -> results.RawCounts:
+    """Compile a :class:`~dataflow.config.DesignPoint` (timing only), time it and count what
+    the shared derivation needs (simulator/results.py: time, energy, roofline, tokens/s)."""
     from dataflow.dsp_chain import compile_design_point
     from dataflow.workloads import tokens_per_pass
 
     program = compile_design_point(point, with_data=False)
     timed = run(program)
     hw = point.hardware
-    raw = results.RawCounts(
+    return results.RawCounts(
         cycles=timed.cycles,
         clock_mhz=hw.clock_mhz,
         useful_macs=timed.useful_macs,
@@ -266,4 +266,3 @@ def simulate(point) -> results.Result:
         items=tokens_per_pass(point.workload),
         item="token",
     )
-    return results.derive(raw, point.energy)

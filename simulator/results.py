@@ -4,8 +4,9 @@ An engine's simulator counts what happened in one pass of its workload (:class:`
 cycles, MACs, bytes, time by operator or pass, stall causes); :func:`derive` turns the counts
 into the metrics every engine shares (time, bandwidth, utilisation, roofline coordinates,
 energy from the design point's table, and per-item rates when the workload has items such as
-tokens). Engines never compute these themselves, so the same metric means the same thing for
-every engine and the reports can rely on it.
+tokens). ``Engine.evaluate`` applies it to what ``Engine.simulate`` counted; engines never
+compute these themselves, so the same metric means the same thing for every engine and the
+reports can rely on it.
 """
 
 from __future__ import annotations

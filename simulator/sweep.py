@@ -370,7 +370,7 @@ def evaluate_resolved(resolved: dict) -> dict[str, Any]:
     res, _ = pre_check(point)
     row: dict[str, Any] = {"engine": point.hardware.engine, **res}
     try:
-        metrics = engines.of(point.hardware).simulate(point).to_dict()
+        metrics = engines.of(point.hardware).evaluate(point).to_dict()
     except ConfigError as exc:
         row.update(feasible=False, reason=str(exc))
         return row

@@ -81,7 +81,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     eng = _engine(point, args)
     t0 = time.perf_counter()
     try:
-        result = eng.simulate(point)
+        result = eng.evaluate(point)
     except ConfigError as exc:
         raise exc.with_source(args.config) from None
     wall = time.perf_counter() - t0

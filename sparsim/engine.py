@@ -89,8 +89,9 @@ class Engine:
     - ``presets``: named hardware settings (``hardware: {preset: NAME}``).
     - ``metrics``: every metric its results carry, beyond :data:`RESOURCE_METRICS`;
       ``headline`` names the few that ``sparsim simulate`` prints and report tables show.
-    - ``simulate(point) -> simulator.results.Result``: compile and time a design point
-      (raise ``ConfigError`` when the workload cannot be mapped).
+    - ``simulate(point) -> simulator.results.RawCounts``: compile and time a design point
+      (raise ``ConfigError`` when the workload cannot be mapped); :meth:`evaluate` derives the
+      metrics from these counts, the same way for every engine.
     - ``resources(hardware) -> dict``: estimated counts named as :data:`RESOURCE_METRICS`.
     - ``describe(hardware) -> str``: one line naming the engine and its main parameters.
     - ``breakdown``: what the ``op_cycles_*`` columns break the time down by ("operator",
@@ -146,6 +147,12 @@ class Engine:
     @property
     def all_metrics(self) -> tuple[Metric, ...]:
         return self.metrics + RESOURCE_METRICS
+
+    def evaluate(self, point: Any) -> Any:
+        """``simulator.results.Result`` of a design point: its raw counts, derived."""
+        from simulator.results import derive
+
+        return derive(self.simulate(point), point.energy)
 
     def metric(self, name: str) -> Metric | None:
         return next((m for m in self.all_metrics if m.name == name), None)

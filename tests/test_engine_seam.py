@@ -68,7 +68,7 @@ def test_toy_engine_point_and_timing(toy):
                                     "workload": {"kind": "vecsum", "length": 64, "vectors": 3}})
     assert point.hardware.engine == "toy" and point.hardware.lanes == 2
     # lanes 2: 32 add cycles beat 4 + 64/8 = 12 stream cycles; + 1 write = 33 per vector.
-    r = toy.simulate(point)
+    r = toy.evaluate(point)
     assert r["cycles"] == 99
     assert r["vectors_per_s"] == pytest.approx(3 / (99 / 100e6))
     assert r.breakdown == {"stream": 36, "write": 3}
@@ -169,3 +169,14 @@ def test_no_shared_file_names_an_engine():
             "simulator/store.py", "rtl/verilog.py", "rtl/synth.py", "rtl/verilator.py"} <= set(shared)
     naming = [f for f in shared if re.search(r"dsp_chain|DspChain", (REPO / f).read_text())]
     assert naming == []
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"name": "other"}, "engine 'other': its hardware model needs engine: Literal['other'] = 'other'"),
+    ({"headline": ("cycles", "speed")}, "engine 'toy': headline names undeclared metrics ['speed']"),
+    ({"metrics": toy_engine.ENGINE.metrics + (engines.Metric("lut", "count", "min", "LUT"),)},
+     "engine 'toy': metric names repeat"),
+])
+def test_engine_declarations_are_checked(change, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        dataclasses.replace(toy_engine.ENGINE, **change)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from dataflow.config import design_point_from_dict
-from dataflow.dsp_chain import compile_design_point
-from simulator.dsp_chain import STALL_CAUSES, run, simulate
+from dataflow.dsp_chain import ENGINE, compile_design_point
+from simulator.dsp_chain import STALL_CAUSES, run
 
 
 def tiny(layers, **hw):
@@ -109,7 +109,7 @@ def test_llm_decode_reports_tokens_per_second():
         "workload": {"kind": "llm", "model": "llama2-7b", "phase": "decode", "weight_bits": 4,
                      "sparsity": "4:16", "layers": 2},
     })
-    r = simulate(point)
+    r = ENGINE.evaluate(point)
     assert r["tokens_per_s"] == pytest.approx(1 / r["seconds"])
     assert set(r.breakdown) >= {"q", "gate", "down", "attn_qk", "lm_head"}
     # Decode streams weights: the time is bounded below by bytes / peak bandwidth, the chains
@@ -123,7 +123,7 @@ def test_llm_decode_reports_tokens_per_second():
 
 def test_sparser_weights_stream_fewer_bytes():
     def decode(sp):
-        return simulate(design_point_from_dict({
+        return ENGINE.evaluate(design_point_from_dict({
             "hardware": {"preset": "u280"},
             "workload": {"kind": "llm", "model": "llama2-7b", "sparsity": sp, "layers": 1},
         }))

@@ -17,7 +17,7 @@ from typing import Literal
 from pydantic import Field
 
 from dataflow.config import HardwareConfig, WorkloadConfig
-from simulator.results import RawCounts, derive, shared_metrics
+from simulator.results import RawCounts, shared_metrics
 from sparsim.engine import Engine, Metric
 
 
@@ -34,7 +34,7 @@ class VecSumWorkload(WorkloadConfig):
     vectors: int = Field(default=1, gt=0, description="vectors per pass (the work items)")
 
 
-def raw_counts(point) -> RawCounts:
+def simulate(point) -> RawCounts:
     hw, wl = point.hardware, point.workload
     stream = hw.latency_cycles + -(-wl.length // hw.bytes_per_cycle)
     add = -(-wl.length // hw.lanes)
@@ -55,10 +55,6 @@ def raw_counts(point) -> RawCounts:
         items=wl.vectors,
         item="vector",
     )
-
-
-def simulate(point):
-    return derive(raw_counts(point), point.energy)
 
 
 def resources(hw: ToyHardware) -> dict[str, float]:
