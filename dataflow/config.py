@@ -227,17 +227,16 @@ def _loc_to_path(loc: tuple) -> str:
 
 
 def _reason(err: dict) -> str:
-    msg = err["msg"]
-    for prefix in ("Value error, ", "Assertion failed, "):
-        if msg.startswith(prefix):
-            msg = msg[len(prefix) :]
-    if err["type"] == "extra_forbidden":
+    kind = err["type"]
+    if kind in ("value_error", "assertion_error"):
+        return str(err["ctx"]["error"])  # a validator's own message, as it raised it
+    if kind == "extra_forbidden":
         return "unknown key"
-    if err["type"] == "missing":
+    if kind == "missing":
         return "required key is missing"
-    if err["type"] in ("int_parsing", "int_type", "float_parsing", "float_type", "bool_type", "string_type"):
-        return f"{msg.lower()}, not {err.get('input')!r}"
-    return msg
+    if kind in ("int_parsing", "int_type", "float_parsing", "float_type", "bool_type", "string_type"):
+        return f"{err['msg'].lower()}, not {err.get('input')!r}"
+    return err["msg"]
 
 
 def validation_to_config_error(exc: ValidationError, prefix: str = "") -> ConfigError:
