@@ -1,4 +1,4 @@
-"""The ``sparsim`` command line: simulate, sweep, rtl, verify."""
+"""The ``sparsim`` command line: simulate, sweep, rtl, synth, verify, engines."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ examples:
   sparsim rtl examples/tiny_gemm.yaml -o build/tiny.v
   sparsim verify examples/tiny_gemm.yaml --seeds 3
   sparsim synth examples/tiny_gemm.yaml
+  sparsim engines
 """
 
 
@@ -216,6 +217,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def cmd_engines(args: argparse.Namespace) -> int:
+    names = engines.names()
+    if args.name is not None and args.name not in names:
+        raise ConfigError("engines", f"unknown engine {args.name!r}; known: {', '.join(names)}")
+    for name in [args.name] if args.name else names:
+        eng = engines.get(name)
+        print(f"{name}: workload kinds {', '.join(eng.kinds)}; presets {', '.join(eng.presets) or 'none'}; "
+              f"RTL {'yes' if eng.has_rtl else 'no'}")
+        rows = [(m.name, f"{m.direction:<3}  {m.axis_label}{'  (before run)' if m.before_run else ''}")
+                for m in eng.all_metrics]
+        print("  metrics (objectives may name any; constraints those known before run):")
+        _print_table(rows)
+    return 0
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -274,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stalls", action="store_true",
                    help="random valid/ready stalls on every stream (values must still match)")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("engines", help="list the registered engines: workload kinds, presets and "
+                                       "the metrics sweeps may use")
+    p.add_argument("name", nargs="?", help="one engine (default: all)")
+    p.set_defaults(func=cmd_engines)
     return parser
 
 

@@ -180,3 +180,17 @@ def test_no_shared_file_names_an_engine():
 def test_engine_declarations_are_checked(change, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         dataclasses.replace(toy_engine.ENGINE, **change)
+
+
+def test_engines_command_lists_the_declarations(toy, capsys):
+    assert main(["engines"]) == 0
+    out = capsys.readouterr().out
+    assert "dsp_chain: workload kinds gemm, llm; presets u280, tiny; RTL yes" in out
+    assert "toy: workload kinds vecsum; presets toy_small; RTL no" in out
+    assert main(["engines", "toy"]) == 0
+    out = capsys.readouterr().out
+    assert "dsp_chain" not in out
+    assert re.search(r"^  elements_per_cycle +max  summing rate \(elements/cycle\)$", out, re.M), out
+    assert re.search(r"^  lut +min  LUT \(estimated\)  \(before run\)$", out, re.M), out
+    assert main(["engines", "nope"]) == 2
+    assert capsys.readouterr().err.startswith("sparsim: error: engines: unknown engine 'nope'; known: ")
