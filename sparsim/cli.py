@@ -86,14 +86,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise exc.with_source(args.config) from None
     wall = time.perf_counter() - t0
+    # The same columns as a sweep's row of this point.
+    row = {"engine": eng.name, **eng.resources(point.hardware), **result.to_dict()}
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2, default=float))
+        print(json.dumps(row, indent=2, default=float))
         return 0
     print(f"{args.config}: {eng.describe(point.hardware)}")
-    _print_table([
-        (m.label, m.format(result[m.name]))
-        for m in map(eng.metric, eng.headline) if m.name in result.metrics
-    ])
+    _print_table([(m.label, m.format(row[m.name])) for m in map(eng.metric, eng.headline) if m.name in row])
     cycles = result["cycles"]
     if result.stalls:
         print("stall cycles, by cause:")

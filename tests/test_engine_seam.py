@@ -81,10 +81,12 @@ def test_simulate_through_the_cli(toy, write_yaml, capsys):
     assert out.splitlines()[0] == f"{path}: toy lanes=2 @ 100 MHz, 8 B/cycle"
     assert re.search(r"^  cycles +99 cycles$", out, re.M), out
     assert re.search(r"^  summing rate +1\.939 elements/cycle$", out, re.M), out
+    assert re.search(r"^  LUT \(estimated\) +280$", out, re.M), out
     assert "time by pass:" in out and "stall cycles, by cause:" in out
     assert main(["simulate", str(path), "--json"]) == 0
     row = json.loads(capsys.readouterr().out)
     assert row["cycles"] == 99 and row["op_cycles_stream"] == 36 and row["stall_memory"] == 0
+    assert row["engine"] == "toy" and row["lut"] == 40 * 2 + 200
 
 
 def test_sweep_and_report_through_the_cli(toy, write_yaml, tmp_path, capsys):
