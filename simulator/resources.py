@@ -13,7 +13,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from dataflow.dsp_chain import DspChainHardware
-from dataflow.presets import DEVICES
+from dataflow import presets
 
 #: Memories at least this many bits go to URAM288 (72 bits × 4096 rows); not calibrated
 #: (synthesis of such large designs is too slow for the calibration set).
@@ -105,7 +105,4 @@ def estimate(hw: DspChainHardware) -> Resources:
 
 def over_budget(res: Resources, device: str | None) -> list[str]:
     """Names of the resources that exceed ``device``'s capacity (empty if none or no device)."""
-    if device is None:
-        return []
-    dev = DEVICES[device]
-    return [name for name in ("dsp", "lut", "ff", "bram36", "uram") if getattr(res, name) > getattr(dev, name)]
+    return presets.over_budget(res.to_dict(), device)

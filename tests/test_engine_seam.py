@@ -8,6 +8,8 @@ import csv
 import dataclasses
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -196,3 +198,15 @@ def test_engines_command_lists_the_declarations(toy, capsys):
     assert re.search(r"^  lut +min  LUT \(estimated\)  \(before run\)$", out, re.M), out
     assert main(["engines", "nope"]) == 2
     assert capsys.readouterr().err.startswith("sparsim: error: engines: unknown engine 'nope'; known: ")
+
+
+def test_simulate_does_not_import_the_rtl_toolchain():
+    """Engines reach Amaranth and cocotb only through lazy references, so configs, simulate and
+    sweeps stay cheap to import."""
+    code = ("import sys; from sparsim.cli import main; "
+            "assert main(['simulate', 'examples/llama2_decode_u280.yaml', '--json']) == 0; "
+            "heavy = sorted(m for m in ('amaranth', 'cocotb', 'cocotb_tools') if m in sys.modules); "
+            "print(heavy, file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == "[]"
