@@ -557,12 +557,6 @@ def _program_cycles(program: Program) -> int:
     return run(program).cycles
 
 
-def _bench_layouts(hw: DspChainHardware) -> dict:
-    from rtl.dsp_chain import read_request_layout, write_layout
-
-    return {"read_request": read_request_layout(hw), "write": write_layout(hw)}
-
-
 ENGINE = Engine(
     name="dsp_chain",
     hardware=DspChainHardware,
@@ -578,8 +572,8 @@ ENGINE = Engine(
               "energy_j"),
     breakdown="operator",
     rtl_top=lazy("rtl.dsp_chain:DspChainAccelerator"),
+    rtl_signature=lazy("rtl.dsp_chain:top_signature"),
     compile=compile_design_point,
     program_cycles=_program_cycles,
-    bench_layouts=_bench_layouts,
     bench_kinds=("gemm",),
 )

@@ -5,8 +5,9 @@ Two public components:
 - :class:`SparseDspChain`: one chain of L DSP slots: per-slot, per-lane M:1 sparse mux, product
   register, DSP48-style pipelined cascade (PCIN→PCOUT) and a wrapping accumulator.
 - :class:`DspChainAccelerator`: the whole engine of one :class:`~dataflow.dsp_chain.DspChainHardware`
-  (P chains, activation buffer, two weight banks, two output banks and the loader, receiver,
-  compute and store engines), with ``lib.stream`` ports to the instruction source and memory.
+  (P chains, activation buffer, two weight banks, two output banks, the compute engine and the
+  shared loader, receiver and store of :mod:`rtl.shell`), with the shell's ``lib.stream`` ports
+  to the instruction source and memory.
 
 The pipeline depth is not a local constant: it comes from
 :func:`dataflow.dsp_chain_isa.pipeline_cycles`, the number the simulator uses too.
@@ -14,18 +15,21 @@ The pipeline depth is not a local constant: it comes from
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 from amaranth.hdl import Array, C, Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from dataflow import dsp_chain_isa as isa
 from dataflow.dsp_chain import DspChainHardware
 
+from . import shell
+from .shell import rejected_is_not_unused as _rejected_is_not_unused
+
 __all__ = [
+    "INSTR_LAYOUT",
     "SparseDspChain",
     "DspChainAccelerator",
+    "top_signature",
     "read_request_layout",
     "write_layout",
     "read_data_bytes",
@@ -43,17 +47,6 @@ def _check_pow2(name: str, value: object, *, minimum: int = 1) -> int:
     if value < minimum or value & (value - 1):
         raise ValueError(f"{name} must be a power of two >= {minimum}, not {value}")
     return value
-
-
-@contextmanager
-def _rejected_is_not_unused(component):
-    """Silence Amaranth's "created but never used" warning for a component whose constructor
-    rejected its parameters: it was never usable, so nothing was forgotten."""
-    try:
-        yield
-    except (TypeError, ValueError):
-        component._MustUse__silence = True
-        raise
 
 
 def _log2(value: int) -> int:
@@ -219,25 +212,43 @@ class SparseDspChain(wiring.Component):
         return m
 
 
+#: Instruction words as the RTL sees them: the ISA's field table as a struct.
+INSTR_LAYOUT = shell.struct_from_fields(isa.FIELDS, isa.INSTR_BITS)
+
+#: Receiver targets: weight bank 0 and 1 (an MM's bank is ``MM count % 2``), activation buffer.
+_TARGET_ACT = 2
+_TARGETS = 3
+
+
 def read_data_bytes(hw: DspChainHardware) -> int:
     """Bytes of one read-data beat: the largest weight record or one activation row."""
     geo = hw.geometry
     return max(geo.max_weight_record_bytes, geo.act_row_bytes)
 
 
-def _rec_bytes_bits(hw: DspChainHardware) -> int:
-    return read_data_bytes(hw).bit_length()
-
-
 def read_request_layout(hw: DspChainHardware) -> data.StructLayout:
     """Payload of a memory read request: byte address, record count and bytes per record."""
-    return data.StructLayout({"addr": 32, "count": 16, "rec_bytes": _rec_bytes_bits(hw)})
+    return shell.read_request_layout(
+        addr_bits=isa.field_width("addr_a"),
+        count_bits=isa.field_width("steps"),
+        max_rec_bytes=read_data_bytes(hw),
+    )
 
 
 def write_layout(hw: DspChainHardware) -> data.StructLayout:
     """Payload of a memory write: byte address, one output row, last row of a store job."""
-    out_bits = hw.chains * hw.lanes * hw.acc_bits
-    return data.StructLayout({"addr": 32, "data": out_bits, "last": 1})
+    return shell.write_layout(addr_bits=isa.field_width("addr_b"), data_bits=hw.geometry.out_row_bytes * 8)
+
+
+def top_signature(hw: DspChainHardware) -> wiring.Signature:
+    """Ports of :class:`DspChainAccelerator` for ``hw``: :func:`rtl.shell.top_signature` with the
+    ``dsp_chain`` payloads."""
+    return shell.top_signature(
+        instr_layout=INSTR_LAYOUT,
+        request_layout=read_request_layout(hw),
+        read_data_bits=read_data_bytes(hw) * 8,
+        write_layout=write_layout(hw),
+    )
 
 
 class DspChainAccelerator(wiring.Component):
@@ -247,6 +258,8 @@ class DspChainAccelerator(wiring.Component):
     with an always-valid instruction stream, an always-ready memory (the memory model of the
     docs) and no back-pressure, ``cycles`` ends equal to the simulator's cycle count.
 
+    The loader, receiver and store are the shared :mod:`rtl.shell` components; this class owns
+    the buffers, the per-bank job state that says when a load may issue, and the compute path.
     All outputs are driven from registers (they never depend combinationally on an input in
     the same cycle), so a testbench may sample them and then drive the inputs of that cycle.
 
@@ -258,15 +271,19 @@ class DspChainAccelerator(wiring.Component):
 
     Members
     -------
-    instr : In(stream.Signature(128))
+    :func:`top_signature`, the shell's top signature with these payloads:
+
+    instr : In(stream.Signature(INSTR_LAYOUT))
         Instruction words (``dataflow.dsp_chain_isa`` encoding); one is taken per handshake.
         Unknown opcodes behave as ``END``.
     rd_req : Out(stream.Signature(read_request_layout(hw)))
         Memory read requests: ``addr`` (byte address), ``count`` (records), ``rec_bytes``
         (bytes per record, consecutive in memory).
-    rd_data : In(stream.Signature(read_data_bytes(hw) * 8))
+    rd_data : In(stream.Signature(read_data_bytes(hw) * 8, always_ready=True))
         Read records, in request order, one per beat, in the low ``rec_bytes * 8`` bits
-        (little-endian). The engine never stalls this stream: ``ready`` is constant 1.
+        (little-endian). Never stalled: at most three requests are outstanding (two MM jobs,
+        one per weight bank, and one LDA, which waits for its data) and every record is written
+        to its buffer in its arrival cycle.
     wr : Out(stream.Signature(write_layout(hw)))
         Output rows to memory: ``addr`` (byte address), ``data`` (one output row,
         ``P * lanes * acc_bits`` bits) and ``last`` (last row of a store job).
@@ -281,16 +298,7 @@ class DspChainAccelerator(wiring.Component):
             if not isinstance(hw, DspChainHardware):
                 raise TypeError(f"hw must be a DspChainHardware, not {type(hw).__name__}")
         self._hw = hw
-        super().__init__(
-            {
-                "instr": In(stream.Signature(isa.INSTR_BITS)),
-                "rd_req": Out(stream.Signature(read_request_layout(hw))),
-                "rd_data": In(stream.Signature(read_data_bytes(hw) * 8)),
-                "wr": Out(stream.Signature(write_layout(hw))),
-                "done": Out(1),
-                "cycles": Out(32),
-            }
-        )
+        super().__init__(top_signature(hw))
 
     @property
     def hw(self) -> DspChainHardware:
@@ -328,213 +336,146 @@ class DspChainAccelerator(wiring.Component):
             # Transparent: the store may read a row in the very cycle compute writes it.
             obanks.append((wp, mem.read_port(transparent_for=(wp,))))
 
+        # ---- shell: loader, receiver, store ---------------------------------------------------
+        count_bits = isa.field_width("steps")
+        loader = m.submodules.loader = shell.Loader(
+            instr_layout=INSTR_LAYOUT,
+            op_field="op",
+            loads={isa.OP_MM: False, isa.OP_LDA: True},
+            request_layout=read_request_layout(hw),
+            targets=_TARGETS,
+        )
+        # At most three read requests are outstanding (see rd_data); one spare route entry.
+        receiver = m.submodules.receiver = shell.Receiver(
+            data_bits=read_data_bytes(hw) * 8, targets=_TARGETS, count_bits=count_bits, depth=4
+        )
+        store = m.submodules.store = shell.Store(
+            banks=2,
+            addr_bits=isa.field_width("addr_b"),
+            count_bits=isa.field_width("tgroups"),
+            data_bits=out_bits,
+            row_bytes=geo.out_row_bytes,
+        )
+        wiring.connect(m, wiring.flipped(self.instr), loader.instr)
+        wiring.connect(m, wiring.flipped(self.rd_req), loader.rd_req)
+        wiring.connect(m, loader.route, receiver.route)
+        wiring.connect(m, wiring.flipped(self.rd_data), receiver.rd_data)
+        wiring.connect(m, wiring.flipped(self.wr), store.wr)
+        m.d.comb += [self.done.eq(loader.done), self.cycles.eq(loader.cycles)]
+
         # ---- state shared between the engines ----------------------------------------------
         # Per weight bank b: the MM job dispatched to it (set by the loader at its read request,
         # cleared when compute finishes), and whether all its records arrived.
         job_pending = Signal(2)
         w_full = Signal(2)
-        job_steps = Array(Signal(16, name=f"job{b}_steps") for b in range(2))
-        job_tgroups = Array(Signal(16, name=f"job{b}_tgroups") for b in range(2))
-        job_gpad = Array(Signal(16, name=f"job{b}_gpad") for b in range(2))
-        job_nlog2 = Array(Signal(4, name=f"job{b}_nlog2") for b in range(2))
-        job_int4 = Array(Signal(1, name=f"job{b}_int4") for b in range(2))
-        job_dense = Array(Signal(1, name=f"job{b}_dense") for b in range(2))
-        job_addr_b = Array(Signal(32, name=f"job{b}_addr_b") for b in range(2))
+        # The MM instruction of each weight bank's job: data, meaningful while pending.
+        jobs = [Signal(INSTR_LAYOUT, name=f"job{b}", reset_less=True) for b in range(2)]
         job_abank = Signal(2)  # per weight bank: the activation bank its MM reads
         # Per output bank: owned by a compute job (from its start to the end of its store), and
-        # holding finished rows waiting for the store; the store's job description.
+        # holding finished rows waiting for the store; the store's job description (data,
+        # meaningful while the bank is owned).
         out_busy = Signal(2)
         out_full = Signal(2)
-        out_addr = Array(Signal(32, name=f"out{b}_addr") for b in range(2))
-        out_rows = Array(Signal(16, name=f"out{b}_rows") for b in range(2))
+        out_addr = Array(
+            Signal(isa.field_width("addr_b"), name=f"out{b}_addr", reset_less=True) for b in range(2)
+        )
+        out_rows = Array(
+            Signal(isa.field_width("tgroups"), name=f"out{b}_rows", reset_less=True) for b in range(2)
+        )
         compute_done = Signal()  # compute finishes its job in this cycle (cycle e)
         compute_bank = Signal()  # weight and output bank of the job compute runs or waits for
-        lda_arrived = Signal()  # the last activation row of an LDA arrives in this cycle
-        store_busy = Signal()
 
-        # ---- receive queue: outstanding read requests, oldest first ------------------------
-        # At most three are outstanding (one per pending MM job, two weight banks, and one
-        # LDA, which waits for its own data), so four entries suffice.
-        # Target 0/1 = weight bank, 2 = activation buffer.
-        q_target = Array(Signal(2, name=f"rxq{i}_target") for i in range(4))
-        q_count = Array(Signal(16, name=f"rxq{i}_count") for i in range(4))
-        q_wp = Signal(2)
-        q_rp = Signal(2)
-        q_level = Signal(range(5))
-        q_push = Signal()
-        q_push_target = Signal(2)
-        q_pop = Signal()
-
-        # ---- loader -------------------------------------------------------------------------
-        op = Signal(4)
-        l_int4 = Signal()
-        l_dense = Signal()
-        l_nlog2 = Signal(4)
-        l_steps = Signal(16)
-        l_tgroups = Signal(16)
-        l_gpad = Signal(16)
-        l_addr_a = Signal(32)
-        l_addr_b = Signal(32)
-        l_sync = Signal()
+        # ---- loader: which load may issue -----------------------------------------------------
+        cur = loader.current
         l_bank = Signal()  # weight bank of the next MM (MM count % 2)
         a_next = Signal()  # activation bank of the next LDA (LDA count % 2)
-        done = Signal()
-        rec_bytes = Signal(_rec_bytes_bits(hw))
-        m.d.comb += rec_bytes.eq(
-            Mux(
-                l_int4,
-                Mux(l_dense, geo.weight_record_bytes(4, True), geo.weight_record_bytes(4, False)),
-                Mux(l_dense, geo.weight_record_bytes(8, True), geo.weight_record_bytes(8, False)),
-            )
-        )
-        m.d.comb += [
-            self.rd_req.payload.addr.eq(l_addr_a),
-            self.rd_req.payload.count.eq(l_steps),
-            q_push_target.eq(l_bank),
-        ]
-        fields = isa.FIELD_LAYOUT
-
-        def field(name):
-            lo, width = fields[name]
-            return self.instr.payload[lo : lo + width]
-
         engines_idle = Signal()
-        m.d.comb += engines_idle.eq((job_pending == 0) & (out_busy == 0) & ~store_busy)
-        with m.FSM(name="loader"):
-            with m.State("FETCH"):
-                m.d.comb += self.instr.ready.eq(1)
-                with m.If(self.instr.valid):
-                    m.d.sync += [
-                        op.eq(field("op")),
-                        l_int4.eq(field("int4")),
-                        l_dense.eq(field("dense")),
-                        l_nlog2.eq(field("n_log2")),
-                        l_steps.eq(field("steps")),
-                        l_tgroups.eq(field("tgroups")),
-                        l_gpad.eq(field("gpad")),
-                        l_sync.eq(field("sync")),
-                        l_addr_a.eq(field("addr_a")),
-                        l_addr_b.eq(field("addr_b")),
-                    ]
-                    with m.Switch(field("op")):
-                        with m.Case(isa.OP_MM):
-                            m.next = "MM_REQUEST"
-                        with m.Case(isa.OP_LDA):
-                            m.next = "LDA_REQUEST"
-                        with m.Default():
-                            m.next = "END_WAIT"
-            with m.State("MM_REQUEST"):
+        m.d.comb += [
+            engines_idle.eq((job_pending == 0) & (out_busy == 0) & ~store.busy),
+            loader.idle.eq(engines_idle),
+            loader.load.payload.request.addr.eq(cur.addr_a),
+            loader.load.payload.request.count.eq(cur.steps),
+        ]
+        with m.Switch(cur.op):
+            with m.Case(isa.OP_MM):
                 # Wait for the weight bank: MM i-2 must have finished computing.
                 m.d.comb += [
-                    self.rd_req.valid.eq(~job_pending.bit_select(l_bank, 1)),
-                    self.rd_req.payload.rec_bytes.eq(rec_bytes),
+                    loader.load.valid.eq(~job_pending.bit_select(l_bank, 1)),
+                    loader.load.payload.target.eq(l_bank),
+                    loader.load.payload.request.rec_bytes.eq(
+                        Mux(
+                            cur.int4,
+                            Mux(cur.dense, geo.weight_record_bytes(4, True), geo.weight_record_bytes(4, False)),
+                            Mux(cur.dense, geo.weight_record_bytes(8, True), geo.weight_record_bytes(8, False)),
+                        )
+                    ),
                 ]
-                with m.If(self.rd_req.valid & self.rd_req.ready):
-                    m.d.sync += [
-                        job_steps[l_bank].eq(l_steps),
-                        job_tgroups[l_bank].eq(l_tgroups),
-                        job_gpad[l_bank].eq(l_gpad),
-                        job_nlog2[l_bank].eq(l_nlog2),
-                        job_int4[l_bank].eq(l_int4),
-                        job_dense[l_bank].eq(l_dense),
-                        job_addr_b[l_bank].eq(l_addr_b),
-                        # It reads the bank of the latest LDA.
-                        job_abank.bit_select(l_bank, 1).eq(~a_next),
-                        job_pending.bit_select(l_bank, 1).eq(1),
-                        l_bank.eq(~l_bank),
-                    ]
-                    m.d.comb += q_push.eq(1)
-                    m.next = "FETCH"
-            with m.State("LDA_REQUEST"):
+            with m.Case(isa.OP_LDA):
                 # Bank a_next is rewritten: no pending MM may read it (those before the previous
                 # LDA); with sync, every earlier MM must have computed and stored its results.
                 bank_readers = job_pending & Mux(a_next, job_abank, ~job_abank)
                 m.d.comb += [
-                    self.rd_req.valid.eq(Mux(l_sync, engines_idle, bank_readers == 0)),
-                    self.rd_req.payload.rec_bytes.eq(geo.act_row_bytes),
+                    loader.load.valid.eq(Mux(cur.sync, engines_idle, bank_readers == 0)),
+                    loader.load.payload.target.eq(_TARGET_ACT),
+                    loader.load.payload.request.rec_bytes.eq(geo.act_row_bytes),
                 ]
-                with m.If(self.rd_req.valid & self.rd_req.ready):
-                    m.d.comb += [q_push.eq(1), q_push_target.eq(2)]
-                    m.next = "LDA_WAIT"
-            with m.State("LDA_WAIT"):
-                with m.If(lda_arrived):
-                    m.d.sync += a_next.eq(~a_next)
-                    m.next = "FETCH"
-            with m.State("END_WAIT"):
-                with m.If(engines_idle):
-                    m.d.sync += done.eq(1)
-                    m.next = "HALT"
-            with m.State("HALT"):
-                pass
+        with m.If(loader.load.valid & loader.load.ready & (cur.op == isa.OP_MM)):
+            m.d.sync += [
+                jobs[0].eq(Mux(l_bank, jobs[0], cur)),
+                jobs[1].eq(Mux(l_bank, cur, jobs[1])),
+                # It reads the bank of the latest LDA.
+                job_abank.bit_select(l_bank, 1).eq(~a_next),
+                job_pending.bit_select(l_bank, 1).eq(1),
+                l_bank.eq(~l_bank),
+            ]
 
-        cycle_count = Signal(32)
-        with m.If(~done):
-            m.d.sync += cycle_count.eq(cycle_count + 1)
-        m.d.comb += [self.done.eq(done), self.cycles.eq(cycle_count)]
-
-        # ---- receiver -----------------------------------------------------------------------
-        rx_index = Signal(16)
-        head_target = Signal(2)
-        head_count = Signal(16)
-        m.d.comb += [
-            head_target.eq(q_target[q_rp]),
-            head_count.eq(q_count[q_rp]),
-            self.rd_data.ready.eq(1),
-        ]
-        beat = self.rd_data.valid & (q_level != 0)
-        rx_last = Signal()
-        m.d.comb += rx_last.eq(beat & (rx_index == head_count - 1))
+        # ---- receiver: records into the weight banks and the activation buffer -----------------
+        beat = receiver.beat
         for b, (wp, _) in enumerate(wbanks):
             m.d.comb += [
-                wp.addr.eq(rx_index),
-                wp.data.eq(self.rd_data.payload[:wbank_bits]),
-                wp.en.eq(beat & (head_target == b)),
+                wp.addr.eq(beat.payload.index),
+                wp.data.eq(beat.payload.data[:wbank_bits]),
+                wp.en.eq(beat.valid & (beat.payload.target == b)),
             ]
+        lda_arrived = Signal()  # the last activation row of an LDA arrives in this cycle
         m.d.comb += [
-            act_wp.addr.eq(rx_index + Mux(a_next, act_depth, 0)),
-            act_wp.data.eq(self.rd_data.payload[:act_bits]),
-            act_wp.en.eq(beat & (head_target == 2)),
-            lda_arrived.eq(rx_last & (head_target == 2)),
-            q_pop.eq(rx_last),
+            act_wp.addr.eq(beat.payload.index + Mux(a_next, act_depth, 0)),
+            act_wp.data.eq(beat.payload.data[:act_bits]),
+            act_wp.en.eq(beat.valid & (beat.payload.target == _TARGET_ACT)),
+            lda_arrived.eq(beat.valid & beat.payload.last & (beat.payload.target == _TARGET_ACT)),
+            loader.arrived.eq(lda_arrived),
         ]
-        with m.If(beat):
-            m.d.sync += rx_index.eq(Mux(rx_last, 0, rx_index + 1))
-        with m.If(rx_last & (head_target != 2)):
-            m.d.sync += w_full.bit_select(head_target[0], 1).eq(1)
-        with m.If(q_push):
-            m.d.sync += [
-                q_target[q_wp].eq(q_push_target),
-                q_count[q_wp].eq(l_steps),
-                q_wp.eq(q_wp + 1),
-            ]
-        with m.If(q_pop):
-            m.d.sync += q_rp.eq(q_rp + 1)
-        m.d.sync += q_level.eq(q_level + q_push - q_pop)
+        with m.If(lda_arrived):
+            m.d.sync += a_next.eq(~a_next)
+        with m.If(beat.valid & beat.payload.last & (beat.payload.target != _TARGET_ACT)):
+            m.d.sync += w_full.bit_select(beat.payload.target[0], 1).eq(1)
 
         # ---- compute ------------------------------------------------------------------------
         cb = compute_bank
-        steps = Signal(16)
-        tgroups = Signal(16)
-        gpad = Signal(16)
+        job = Signal(INSTR_LAYOUT)
+        steps = Signal(isa.field_width("steps"))
+        tgroups = Signal(isa.field_width("tgroups"))
+        gpad = Signal(isa.field_width("gpad"))
         int4 = Signal()
         dense = Signal()
-        n_log2 = Signal(4)
+        n_log2 = Signal(isa.field_width("n_log2"))
         m.d.comb += [
-            steps.eq(job_steps[cb]),
-            tgroups.eq(job_tgroups[cb]),
-            gpad.eq(job_gpad[cb]),
-            int4.eq(job_int4[cb]),
-            dense.eq(job_dense[cb]),
+            job.eq(Mux(cb, jobs[1], jobs[0])),
+            steps.eq(job.steps),
+            tgroups.eq(job.tgroups),
+            gpad.eq(job.gpad),
+            int4.eq(job.int4),
+            dense.eq(job.dense),
             # Dense layers have N = M whatever the instruction's n_log2 says.
-            n_log2.eq(Mux(job_dense[cb], ibits, job_nlog2[cb])),
+            n_log2.eq(Mux(job.dense, ibits, job.n_log2)),
         ]
         running = Signal()
         draining = Signal()
         drain_left = Signal(range(pipe))
-        step = Signal(16)
-        tgroup = Signal(16)
-        kpos = Signal(16 + _log2(L))  # s * L: first kept-weight position of the step
-        row_base = Signal(32)  # tgroup * gpad: first activation row of the token group
+        step = Signal.like(steps)
+        tgroup = Signal.like(tgroups)
+        kpos = Signal(len(steps) + _log2(L))  # s * L: first kept-weight position of the step
+        row_base = Signal(range(act_depth))  # tgroup * gpad: first activation row of the token group
         start = Signal()
         issue = Signal()
         last_step = Signal()
@@ -555,7 +496,7 @@ class DspChainAccelerator(wiring.Component):
             m.d.sync += [
                 running.eq(1),
                 out_busy.bit_select(cb, 1).eq(1),
-                out_addr[cb].eq(job_addr_b[cb]),
+                out_addr[cb].eq(job.addr_b),
                 out_rows[cb].eq(tgroups),
             ]
         with m.If(issue):
@@ -643,7 +584,7 @@ class DspChainAccelerator(wiring.Component):
         out_row = Signal(out_bits)
         m.d.comb += out_row.eq(Cat(*(chain.result[lane] for chain in results for lane in range(lanes))))
         row_valid = results[0].result_valid
-        out_index = Signal(16)
+        out_index = Signal.like(tgroups)
         for b, (wp, _) in enumerate(obanks):
             m.d.comb += [
                 wp.addr.eq(out_index),
@@ -655,44 +596,23 @@ class DspChainAccelerator(wiring.Component):
         with m.If(start):
             m.d.sync += out_index.eq(0)
 
-        # ---- store --------------------------------------------------------------------------
-        st_bank = Signal()  # output bank being stored, or the next one to store
-        st_row = Signal(16)
-        st_addr = Signal(32)
-        st_last = Signal()
-        accepted = Signal()
-        finishing = Signal()
-        next_bank = Signal()
-        next_start = Signal()
-        next_row = Signal(16)
+        # ---- store: finished output banks in compute order -------------------------------------
+        # The store takes bank st_next as soon as it is full, or in the cycle compute fills it.
+        st_next = Signal()
         m.d.comb += [
-            st_last.eq(st_row == out_rows[st_bank] - 1),
-            accepted.eq(self.wr.valid & self.wr.ready),
-            finishing.eq(accepted & st_last),
-            next_bank.eq(st_bank ^ finishing),
-            next_start.eq(
-                (~store_busy | finishing)
-                & (out_full.bit_select(next_bank, 1) | (compute_done & (cb == next_bank)))
-            ),
-            next_row.eq(Mux(next_start, 0, st_row + accepted)),
-            self.wr.valid.eq(store_busy),
-            self.wr.payload.addr.eq(st_addr),
-            self.wr.payload.data.eq(Mux(st_bank, obanks[1][1].data, obanks[0][1].data)),
-            self.wr.payload.last.eq(st_last),
+            store.job.valid.eq(out_full.bit_select(st_next, 1) | (compute_done & (cb == st_next))),
+            store.job.payload.bank.eq(st_next),
+            store.job.payload.addr.eq(out_addr[st_next]),
+            store.job.payload.rows.eq(out_rows[st_next]),
+            store.read_data.eq(Mux(store.bank, obanks[1][1].data, obanks[0][1].data)),
         ]
-        # The row offered next cycle is read this cycle, so the data is there when offered.
         for _, rp in obanks:
-            m.d.comb += rp.addr.eq(next_row)
-        m.d.sync += [st_row.eq(next_row), st_bank.eq(next_bank)]
-        with m.If(accepted):
-            m.d.sync += st_addr.eq(st_addr + geo.out_row_bytes)
-        with m.If(finishing):
-            m.d.sync += [
-                store_busy.eq(0),
-                out_full.bit_select(st_bank, 1).eq(0),
-                out_busy.bit_select(st_bank, 1).eq(0),
-            ]
-        with m.If(next_start):
-            m.d.sync += [store_busy.eq(1), st_addr.eq(out_addr[next_bank])]
+            m.d.comb += rp.addr.eq(store.read_row)
+        # After compute's update of out_full, so that a bank taken in the cycle it fills stays
+        # empty.
+        with m.If(store.job.valid & store.job.ready):
+            m.d.sync += [out_full.bit_select(st_next, 1).eq(0), st_next.eq(~st_next)]
+        with m.If(store.done):
+            m.d.sync += out_busy.bit_select(store.bank, 1).eq(0)
 
         return m

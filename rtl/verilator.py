@@ -8,9 +8,9 @@ Typical use (``sparsim verify`` does exactly this)::
     result = verify(program)                  # builds the design point once, then runs
     assert result.ok, result.summary()
 
-Builds live in ``build/verilator/<key>/`` where ``key`` hashes the hardware configuration; a
-build is reused as long as its Verilog text and the waiver list are unchanged, so any number of
-Programs and seeds run against one build. Data goes to the cocotb process through a job file
+Builds live in ``build/verilator/<key>/`` where ``key`` hashes the Verilog text, the waivers,
+the build flags and the Verilator (:func:`hardware_key`): configurations that differ only in the
+clock or the memory share one build, and any number of Programs and seeds run against it. Data goes to the cocotb process through a job file
 and comes back through a result file (:mod:`rtl.cocotb_bench.jobs`), never through logs.
 """
 
@@ -27,11 +27,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+from amaranth.lib import data
 
 from dataflow.config import HardwareConfig
 from sparsim import engine as engines
 
 from .cocotb_bench import jobs
+from .shell import port_members
 from .verilog import TOP_MODULE, to_verilog
 
 #: A compiled Program of the hardware's engine (``Engine.compile(point, with_data=True)``).
@@ -45,6 +47,8 @@ __all__ = [
     "verilator_bin_dir",
     "lint",
     "build",
+    "hardware_key",
+    "port_map",
     "ProgramRun",
     "run_program",
     "run_programs",
@@ -134,18 +138,36 @@ def lint(hw: HardwareConfig) -> str:
     return "\n".join(findings)
 
 
+def _build_inputs(text: str) -> dict:
+    """Everything a Verilated build depends on besides the bench (which cocotb loads at run
+    time): the Verilog text, the warnings waived, the build flags and the Verilator used."""
+    return {
+        "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "waivers": WAIVERS,
+        "build_args": _BUILD_ARGS,
+        "verilator": str(verilator_bin_dir()),
+    }
+
+
+def _key(inputs: dict) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def hardware_key(hw: HardwareConfig) -> str:
-    """Short hash of the hardware configuration: the name of its build directory."""
-    text = json.dumps(hw.model_dump(mode="json"), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """Name of the build directory of ``hw``: a short hash of its Verilog text, the waivers,
+    the build flags and the Verilator. Configurations that differ only in what the RTL does
+    not contain (``clock_mhz``, the memory's latency and bandwidth, the device) share a build."""
+    return _key(_build_inputs(to_verilog(hw)))
 
 
 @dataclass(frozen=True)
 class Build:
-    """A Verilated design point, ready to run Programs of the same hardware."""
+    """A Verilated design point, ready to run Programs of every hardware configuration with the
+    same Verilog (the same :func:`hardware_key`)."""
 
     hw: HardwareConfig
     directory: Path
+    key: str
 
     @property
     def sim_dir(self) -> Path:
@@ -155,23 +177,18 @@ class Build:
 def build(hw: HardwareConfig, build_dir: str | Path | None = None) -> Build:
     """Verilate ``hw`` into ``build_dir`` (default ``build/verilator/<hardware_key>``), once.
 
-    The build is skipped when the directory already holds a build of the same Verilog text with
-    the same waivers and Verilator.
+    The build is skipped when the directory already holds a finished build of the same inputs
+    (Verilog text, waivers, flags, Verilator), whichever configuration produced it.
     """
     from cocotb_tools.runner import get_runner
 
     _put_verilator_on_path()
-    directory = (Path(build_dir) if build_dir is not None else build_root() / hardware_key(hw)).resolve()
-    directory.mkdir(parents=True, exist_ok=True)
     text = to_verilog(hw)
-    stamp = {
-        "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
-        "waivers": WAIVERS,
-        "build_args": _BUILD_ARGS,
-        "verilator": str(verilator_bin_dir()),
-        "hardware": hw.model_dump(mode="json"),
-    }
-    result = Build(hw=hw, directory=directory)
+    stamp = _build_inputs(text)
+    key = _key(stamp)
+    directory = (Path(build_dir) if build_dir is not None else build_root() / key).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    result = Build(hw=hw, directory=directory, key=key)
     stamp_path = directory / _STAMP
     if stamp_path.is_file() and json.loads(stamp_path.read_text()) == stamp:
         return result
@@ -191,22 +208,24 @@ def build(hw: HardwareConfig, build_dir: str | Path | None = None) -> Build:
     return result
 
 
-def _port_map(hw: HardwareConfig) -> jobs.PortMap:
-    layouts = engines.of(hw).bench_layouts(hw)
-    req, wr = layouts["read_request"], layouts["write"]
-
-    def where(layout, name):
-        f = layout[name]
-        return (f.offset, f.width)
-
-    return jobs.PortMap(
-        req_addr=where(req, "addr"),
-        req_count=where(req, "count"),
-        req_rec_bytes=where(req, "rec_bytes"),
-        wr_addr=where(wr, "addr"),
-        wr_data=where(wr, "data"),
-        wr_last=where(wr, "last"),
-    )
+def port_map(hw: HardwareConfig) -> jobs.PortMap:
+    """Where the bench finds each member of the top's signature in the Verilog, derived from
+     the engine's ``rtl_signature``: port names as Amaranth flattens them, payload fields
+    at their layout offsets, and no port for a constant ``valid`` or ``ready``."""
+    members = port_members(engines.of(hw).rtl_signature(hw))
+    streams: dict[str, dict] = {}
+    signals: dict[str, str] = {}
+    for path, member in members.items():
+        name = "__".join(path)
+        if len(path) == 1:
+            signals[path[0]] = name
+            continue
+        stream_name, role = path
+        entry = streams.setdefault(stream_name, {"payload": None, "valid": None, "ready": None, "fields": {}})
+        entry[role] = name
+        if role == "payload" and isinstance(member.shape, data.Layout):
+            entry["fields"] = {f: (field.offset, field.width) for f, field in member.shape}
+    return jobs.PortMap(streams={n: jobs.StreamPorts(**e) for n, e in streams.items()}, signals=signals)
 
 
 @dataclass(frozen=True)
@@ -221,7 +240,8 @@ class ProgramRun:
 def run_programs(built: Build, runs: Sequence[ProgramRun]) -> list[jobs.RunResult]:
     """Execute ``runs`` in order in one simulator process on ``built`` (no rebuild).
 
-    Every Program must target ``built.hw``. Returns, per run, the engine's cycle count, the
+    Every Program must target a configuration with the Verilog of ``built`` (its memory
+    parameters may differ: the memory model takes them from each Program). Returns, per run, the engine's cycle count, the
     final memory image and the bench's counters; a run that never finishes comes back with
     ``done=False`` and an error, it does not raise.
     """
@@ -233,8 +253,8 @@ def run_programs(built: Build, runs: Sequence[ProgramRun]) -> list[jobs.RunResul
     payload = []
     for item in runs:
         prog = item.program
-        if prog.hw != hw:
-            raise ValueError("every Program must target the built hardware configuration")
+        if prog.hw != hw and hardware_key(prog.hw) != built.key:
+            raise ValueError("every Program must target a hardware configuration with the built Verilog")
         if prog.memory is None:
             raise ValueError("the Program has no memory image; compile it with with_data=True")
         limit = item.max_cycles
@@ -242,8 +262,8 @@ def run_programs(built: Build, runs: Sequence[ProgramRun]) -> list[jobs.RunResul
             expected = engines.of(hw).program_cycles(prog)
             limit = expected * (20 if item.stall_seed is not None else 2) + 1000
         spec = jobs.RunSpec(
-            bandwidth=hw.memory.bandwidth_bytes_per_cycle,
-            latency=hw.memory.latency_cycles,
+            bandwidth=prog.hw.memory.bandwidth_bytes_per_cycle,
+            latency=prog.hw.memory.latency_cycles,
             write_bytes=prog.geometry.out_row_bytes,
             max_cycles=limit,
             stall_seed=item.stall_seed,
@@ -253,7 +273,7 @@ def run_programs(built: Build, runs: Sequence[ProgramRun]) -> list[jobs.RunResul
     runs_root.mkdir(exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=runs_root))
     job_path, result_path = run_dir / "job.npz", run_dir / "result.npz"
-    jobs.write_job(job_path, _port_map(hw), payload)
+    jobs.write_job(job_path, port_map(hw), payload)
     _put_verilator_on_path()
     runner = get_runner("verilator")
     runner.test(

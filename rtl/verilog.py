@@ -9,6 +9,8 @@ from amaranth.back import verilog
 from dataflow.config import HardwareConfig
 from sparsim import engine as engines
 
+from .shell import top_ports
+
 #: Name of the top-level Verilog module.
 TOP_MODULE = "top"
 
@@ -21,7 +23,8 @@ def to_verilog(hw: HardwareConfig) -> str:
     eng = engines.of(hw)
     if eng.rtl_top is None:
         raise ValueError(f"engine {eng.name} has no RTL")
-    return verilog.convert(eng.rtl_top(hw), name=TOP_MODULE, emit_src=False)
+    top = eng.rtl_top(hw)
+    return verilog.convert(top, name=TOP_MODULE, ports=top_ports(top), emit_src=False)
 
 
 def write_verilog(hw: HardwareConfig, path: str | Path) -> Path:

@@ -97,11 +97,11 @@ class Engine:
     - ``breakdown``: what the ``op_cycles_*`` columns break the time down by ("operator",
       "pass", ...).
     - RTL (optional for an engine that has none yet): ``rtl_top(hardware)`` the Amaranth top
-      component; ``compile(point, with_data=True)`` a Program with its memory image for the
-      bench; ``program_cycles(program)`` the simulator's cycle count of a compiled Program;
-      ``bench_layouts(hardware)`` the payload layouts the cocotb bench decodes
-      (``read_request``, ``write``); ``bench_kinds`` the workload kinds small enough to run
-      on the RTL (``sparsim verify``).
+      component; ``rtl_signature(hardware)`` its ``wiring.Signature`` (``rtl.shell``'s top
+      signature with the engine's payloads), from which the cocotb port map is derived;
+      ``compile(point, with_data=True)`` a Program with its memory image for the bench;
+      ``program_cycles(program)`` the simulator's cycle count of a compiled Program;
+      ``bench_kinds`` the workload kinds small enough to run on the RTL (``sparsim verify``).
     """
 
     name: str
@@ -115,9 +115,9 @@ class Engine:
     headline: tuple[str, ...] = ("cycles",)
     breakdown: str = "operator"
     rtl_top: Callable[[Any], Any] | None = None
+    rtl_signature: Callable[[Any], Any] | None = None
     compile: Callable[..., Any] | None = None
     program_cycles: Callable[[Any], int] | None = None
-    bench_layouts: Callable[[Any], dict[str, Any]] | None = None
     bench_kinds: tuple[str, ...] = ()
     _kinds: dict[str, type] = field(default_factory=dict, init=False, repr=False, compare=False)
 

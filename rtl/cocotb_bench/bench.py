@@ -41,11 +41,14 @@ async def _run(dut, ports: PortMap, spec: RunSpec, words: list[int], image: byte
         stalls=stalls,
     )
     clk, rst = dut.clk, dut.rst
-    instr_valid, instr_payload, instr_ready = dut.instr__valid, dut.instr__payload, dut.instr__ready
-    req_valid, req_payload, req_ready = dut.rd_req__valid, dut.rd_req__payload, dut.rd_req__ready
-    data_valid, data_payload = dut.rd_data__valid, dut.rd_data__payload
-    wr_valid, wr_payload, wr_ready = dut.wr__valid, dut.wr__payload, dut.wr__ready
-    done, cycles = dut.done, dut.cycles
+    instr, req, rdata, wr = (ports.streams[name] for name in ("instr", "rd_req", "rd_data", "wr"))
+    instr_valid, instr_payload, instr_ready = (getattr(dut, instr.valid), getattr(dut, instr.payload),
+                                               getattr(dut, instr.ready))
+    req_valid, req_payload, req_ready = getattr(dut, req.valid), getattr(dut, req.payload), getattr(dut, req.ready)
+    # Read data is never stalled (always_ready): it has no ready port.
+    data_valid, data_payload = getattr(dut, rdata.valid), getattr(dut, rdata.payload)
+    wr_valid, wr_payload, wr_ready = getattr(dut, wr.valid), getattr(dut, wr.payload), getattr(dut, wr.ready)
+    done, cycles = getattr(dut, ports.signals["done"]), getattr(dut, ports.signals["cycles"])
 
     rst.value = 1
     for sig in (instr_valid, req_ready, data_valid, wr_ready):
@@ -83,7 +86,7 @@ async def _run(dut, ports: PortMap, spec: RunSpec, words: list[int], image: byte
         if rq_ready and int(req_valid.value):
             p = int(req_payload.value)
             model.read_request(
-                x, _field(p, ports.req_addr), _field(p, ports.req_count), _field(p, ports.req_rec_bytes)
+                x, _field(p, req.fields["addr"]), _field(p, req.fields["count"]), _field(p, req.fields["rec_bytes"])
             )
         # Read data.
         record = model.read_data(x)
@@ -101,7 +104,7 @@ async def _run(dut, ports: PortMap, spec: RunSpec, words: list[int], image: byte
             last_wr_ready = w_ready
         if w_ready:
             p = int(wr_payload.value)
-            model.write(x, _field(p, ports.wr_addr), _field(p, ports.wr_data), bool(_field(p, ports.wr_last)))
+            model.write(x, _field(p, wr.fields["addr"]), _field(p, wr.fields["data"]), bool(_field(p, wr.fields["last"])))
         await FallingEdge(clk)
         x += 1
     wall = time.perf_counter() - started

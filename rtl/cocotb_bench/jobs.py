@@ -20,15 +20,38 @@ RESULT_ENV = "SPARSIM_RTL_RESULT"
 
 
 @dataclass(frozen=True)
-class PortMap:
-    """Bit offsets inside the flattened stream payloads of the top-level Verilog."""
+class StreamPorts:
+    """Verilog ports of one ``lib.stream`` member of the top level and its payload fields."""
 
-    req_addr: tuple[int, int]  # (offset, width)
-    req_count: tuple[int, int]
-    req_rec_bytes: tuple[int, int]
-    wr_addr: tuple[int, int]
-    wr_data: tuple[int, int]
-    wr_last: tuple[int, int]
+    payload: str
+    valid: str | None  # None: the stream is always valid (no port)
+    ready: str | None  # None: the stream is always ready (no port)
+    fields: dict[str, tuple[int, int]]  # field name -> (bit offset, width) inside the payload
+
+
+@dataclass(frozen=True)
+class PortMap:
+    """Where the bench finds each member of the top level's signature in the Verilog: derived
+    from the signature by :func:`rtl.verilator.port_map`, never written by hand."""
+
+    streams: dict[str, StreamPorts]
+    signals: dict[str, str]  # other members (e.g. ``done``, ``cycles``) -> port name
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: dict) -> "PortMap":
+        streams = {
+            name: StreamPorts(
+                payload=s["payload"],
+                valid=s["valid"],
+                ready=s["ready"],
+                fields={f: (int(o), int(w)) for f, (o, w) in s["fields"].items()},
+            )
+            for name, s in raw["streams"].items()
+        }
+        return cls(streams=streams, signals=dict(raw["signals"]))
 
 
 @dataclass(frozen=True)
@@ -64,14 +87,14 @@ def write_job(path: Path, ports: PortMap, runs: list[tuple[RunSpec, list[int], n
             [list(w.to_bytes(16, "little")) for w in words], dtype=np.uint8
         ).reshape(len(words), 16)
         arrays[f"memory_{i}"] = np.frombuffer(bytes(image), dtype=np.uint8)
-    meta = {"ports": asdict(ports), "runs": specs}
+    meta = {"ports": ports.to_json(), "runs": specs}
     np.savez(path, meta=np.array(json.dumps(meta)), **arrays)
 
 
 def read_job(path: str | Path) -> tuple[PortMap, list[tuple[RunSpec, list[int], bytearray]]]:
     with np.load(path) as z:
         meta = json.loads(str(z["meta"]))
-        ports = PortMap(**{k: tuple(v) for k, v in meta["ports"].items()})
+        ports = PortMap.from_json(meta["ports"])
         runs = []
         for i, spec in enumerate(meta["runs"]):
             words = [int.from_bytes(bytes(row), "little") for row in z[f"words_{i}"]]
