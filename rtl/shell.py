@@ -76,6 +76,10 @@ def _check_layout(name: str, value: object) -> data.Layout:
     return value
 
 
+def _field_names(layout: data.Layout) -> set[str]:
+    return {name for name, _ in layout}
+
+
 def struct_from_fields(fields: Iterable[tuple[str, int, int]], total_bits: int) -> data.StructLayout:
     """A ``data.StructLayout`` of ``total_bits`` bits with each ``(name, low bit, width)`` of an
     ISA field table at its bit offset; gaps become members named ``reserved_<low bit>``."""
@@ -360,10 +364,6 @@ class Loader(wiring.Component):
             m.d.sync += cycles.eq(cycles + 1)
         m.d.comb += [self.done.eq(done), self.cycles.eq(cycles)]
         return m
-
-
-def _field_names(layout: data.Layout) -> set[str]:
-    return {name for name, _ in layout}
 
 
 class Receiver(wiring.Component):
