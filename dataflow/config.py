@@ -326,14 +326,114 @@ def design_point_from_dict(raw: Any) -> DesignPoint:
         raise validation_to_config_error(exc) from None
 
 
+#: A config is a small text file; reading stops here, so ``/dev/zero`` or a stray binary file
+#: is refused instead of filling memory.
+MAX_FILE_BYTES = 4 << 20
+#: Deeper nesting than this is no config; bounding it keeps every recursive step below
+#: (composing, validating, copying) far from Python's recursion limit.
+MAX_DEPTH = 64
+#: Nodes after alias expansion: a few lines of anchors and aliases can stand for billions of
+#: nodes, which later copying, validation or JSON output would expand for real.
+MAX_NODES = 1_000_000
+
+
+class _Refused(yaml.YAMLError):
+    """Well-formed YAML that sparsim will not load (too deep, too large, non-text keys)."""
+
+    def __init__(self, problem: str, mark: Any = None):
+        super().__init__(problem)
+        self.problem = problem
+        self.problem_mark = mark
+
+
+def _describe(value: Any) -> str:
+    """A value as the user wrote it in YAML, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """A YAML loader that rejects duplicate keys instead of silently keeping the last one."""
+    """A YAML loader that refuses duplicate keys (instead of keeping the last one), keys that
+    are not text, nesting deeper than :data:`MAX_DEPTH` and documents that expand to more than
+    :data:`MAX_NODES` nodes through aliases."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _Refused(f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def get_single_node(self) -> Any:
+        node = super().get_single_node()
+        if node is not None:
+            _check_expansion(node)
+        return node
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a node graph whose alias expansion is too deep, too large or cyclic."""
+    sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, height) once expanded
+    open_: set[int] = set()
+
+    def visit(node: yaml.Node, depth: int) -> tuple[int, int]:
+        known = sizes.get(id(node))
+        if known is None:
+            if id(node) in open_:
+                raise _Refused("an alias refers to a node that contains it", node.start_mark)
+            if depth > MAX_DEPTH:
+                raise _Refused(f"nested deeper than {MAX_DEPTH} levels once aliases are expanded",
+                               node.start_mark)
+            open_.add(id(node))
+            if isinstance(node, yaml.MappingNode):
+                children = [n for pair in node.value for n in pair]
+            elif isinstance(node, yaml.SequenceNode):
+                children = node.value
+            else:
+                children = []
+            count, height = 1, 0
+            for child in children:
+                c, h = visit(child, depth + 1)
+                count, height = count + c, max(height, h + 1)
+                if count > MAX_NODES:
+                    break
+            open_.discard(id(node))
+            known = sizes[id(node)] = (count, height)
+        if depth + known[1] > MAX_DEPTH:
+            raise _Refused(f"nested deeper than {MAX_DEPTH} levels once aliases are expanded",
+                           node.start_mark)
+        if known[0] > MAX_NODES:
+            raise _Refused(f"aliases expand to more than {MAX_NODES:,} nodes", node.start_mark)
+        return known
+
+    visit(root, 0)
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     seen: set = set()
     for key_node, _ in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            kind = "list" if isinstance(key_node, yaml.SequenceNode) else "mapping"
+            raise _Refused(f"a key must be text, not a {kind}", key_node.start_mark)
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, str):
+            raise _Refused(f"a key must be text, not {_describe(key)} (quote it: YAML reads "
+                           f"yes/no/on/off, numbers and ~ as values)", key_node.start_mark)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -345,20 +445,41 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def load_yaml(path: str | Path) -> Any:
-    """Read a YAML file; problems become a one-line :class:`ConfigError` naming the file."""
-    path = Path(path)
+def parse_yaml(text: str) -> Any:
+    """Parse YAML text with the limits of :class:`_StrictLoader`; a problem raises a
+    one-line :class:`ConfigError` without a source (the caller names it)."""
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError("", f"cannot read file: {exc.strerror}", str(path)) from None
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)
+        return yaml.load(text, Loader=_StrictLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError("", f"malformed YAML: {where}{problem}", str(path)) from None
+        kind = "" if isinstance(exc, _Refused) else "malformed YAML: "
+        raise ConfigError("", f"{kind}{where}{problem}") from None
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Read a YAML file (at most :data:`MAX_FILE_BYTES`, UTF-8); problems become a one-line
+    :class:`ConfigError` naming the file."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError("", f"cannot read file: {exc.strerror or exc}", str(path)) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError("", f"larger than {MAX_FILE_BYTES >> 20} MiB, too large for a config file",
+                          str(path))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError("", f"not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line} "
+                              f"(save the file as UTF-8)", str(path)) from None
+    try:
+        data = parse_yaml(text)
+    except ConfigError as exc:
+        raise exc.with_source(str(path)) from None
     if data is None:
         raise ConfigError("", "file is empty", str(path))
     return data

@@ -27,8 +27,7 @@ examples:
 
 def _load_point(args: argparse.Namespace):
     """The design point of ``args.config`` with every ``--set key.path=value`` applied."""
-    from dataflow.config import design_point_from_dict, load_yaml
-    import yaml
+    from dataflow.config import design_point_from_dict, load_yaml, parse_yaml
 
     raw = load_yaml(args.config)
     if args.set:
@@ -42,9 +41,9 @@ def _load_point(args: argparse.Namespace):
                 raise ConfigError("--set", f"expected KEY.PATH=VALUE, not {item!r}")
             try:
                 # "8:16" stays text: YAML 1.1 would read it as the base-60 number 496.
-                value = text if re.fullmatch(r"\s*\d+\s*:\s*\d+\s*", text) else yaml.safe_load(text)
-            except yaml.YAMLError:
-                raise ConfigError(f"--set {key}", f"value {text!r} is not valid YAML") from None
+                value = text if re.fullmatch(r"\s*\d+\s*:\s*\d+\s*", text) else parse_yaml(text)
+            except ConfigError as exc:
+                raise ConfigError(f"--set {key}", f"value {text[:40]!r} is not valid YAML: {exc.reason}") from None
             try:
                 set_path(raw, key, value)
             except ConfigError as exc:
