@@ -1,9 +1,11 @@
-"""Simulated cycles per second: the Numba simulator against cocotb + Verilator, same Program.
+"""Simulated cycles per second: the Numba simulator against the RTL under cocotb + Verilator
+and under Amaranth's simulator, same Program.
 
 Builds (or reuses) the RTL of a small design point, runs one GEMM Program on it under
-Verilator with the cocotb memory model, and times the simulator on the same Program. The RTL
-rate counts the cocotb run itself (from the first instruction to done), not the Verilator
-build or the simulator process start-up, so it flatters the RTL side.
+Verilator and under Amaranth's simulator with the same driver and memory model, and times the
+simulator on the same Program. The RTL rates count the driven run itself (from the first
+instruction to done), not the Verilator build, the process start-up or Amaranth's elaboration,
+so they flatter the RTL side.
 Run: .venv/bin/python benchmarks/bench_sim_vs_rtl.py
 """
 
@@ -15,6 +17,7 @@ import time
 
 from dataflow.config import design_point_from_dict
 from dataflow.dsp_chain import compile_design_point
+from rtl import amaranth_sim
 from rtl.verilator import verify_all
 from simulator.dsp_chain import run
 
@@ -39,21 +42,29 @@ def main() -> None:
     (res,) = verify_all([(program, None)])
     rtl_total = time.perf_counter() - t0
     assert res.ok, res.summary()
+    t0 = time.perf_counter()
+    (am,) = amaranth_sim.verify_all([(program, None)])
+    am_total = time.perf_counter() - t0
+    assert am.ok, am.summary()
     times = []
     for _ in range(args.repeat):
         t = time.perf_counter()
         sim = run(program)
         times.append(time.perf_counter() - t)
     sim_s = statistics.median(times)
-    rtl_rate = res.cycles_rtl / res.wall_seconds
+    rtl_rate = res.cycles_per_second
+    am_rate = am.cycles_per_second
     sim_rate = sim.cycles / sim_s
     print(f"Program: {len(program.instrs)} instructions, {sim.cycles:,} cycles "
           f"(RTL {res.cycles_rtl:,}: {'match' if res.cycles_match else 'DIFFER'}; values "
           f"{'match' if res.outputs_match else 'DIFFER'})")
     print(f"  cocotb+Verilator: {res.wall_seconds:.3f} s run -> {rtl_rate:,.0f} cycles/s "
           f"({rtl_total:.1f} s including build check and process start)")
+    print(f"  Amaranth sim:     {am.wall_seconds:.3f} s run -> {am_rate:,.0f} cycles/s "
+          f"({am_total:.1f} s including elaboration)")
     print(f"  simulator:        {sim_s * 1e6:.1f} us (median of {args.repeat}) -> {sim_rate:,.0f} cycles/s")
-    print(f"  ratio simulator / RTL: {sim_rate / rtl_rate:,.0f}x")
+    print(f"  ratio simulator / Verilator: {sim_rate / rtl_rate:,.0f}x; "
+          f"Verilator / Amaranth sim: {rtl_rate / am_rate:,.0f}x")
 
 
 if __name__ == "__main__":

@@ -22,22 +22,19 @@ import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
-import numpy as np
 from amaranth.lib import data
 
 from dataflow.config import HardwareConfig
 from sparsim import engine as engines
 
 from .cocotb_bench import jobs
+from .harness import Program, ProgramRun, VerifyResult, judge, run_spec
 from .shell import port_members
 from .verilog import TOP_MODULE, to_verilog
-
-#: A compiled Program of the hardware's engine (``Engine.compile(point, with_data=True)``).
-Program = Any
 
 __all__ = [
     "WAIVERS",
@@ -228,22 +225,13 @@ def port_map(hw: HardwareConfig) -> jobs.PortMap:
     return jobs.PortMap(streams={n: jobs.StreamPorts(**e) for n, e in streams.items()}, signals=signals)
 
 
-@dataclass(frozen=True)
-class ProgramRun:
-    """One execution of a Program: its memory image, and random stalls or exact timing."""
-
-    program: Program
-    stall_seed: int | None = None
-    max_cycles: int | None = None  # default: generous bound from the simulator's count
-
-
 def run_programs(built: Build, runs: Sequence[ProgramRun]) -> list[jobs.RunResult]:
     """Execute ``runs`` in order in one simulator process on ``built`` (no rebuild).
 
     Every Program must target a configuration with the Verilog of ``built`` (its memory
-    parameters may differ: the memory model takes them from each Program). Returns, per run, the engine's cycle count, the
-    final memory image and the bench's counters; a run that never finishes comes back with
-    ``done=False`` and an error, it does not raise.
+    parameters may differ: the memory model takes them from each Program). Returns, per run,
+    the engine's cycle count, the final memory image and the bench's counters; a run that never
+    finishes comes back with ``done=False`` and an error, it does not raise.
     """
     from cocotb_tools.runner import get_runner
 
@@ -252,23 +240,9 @@ def run_programs(built: Build, runs: Sequence[ProgramRun]) -> list[jobs.RunResul
     hw = built.hw
     payload = []
     for item in runs:
-        prog = item.program
-        if prog.hw != hw and hardware_key(prog.hw) != built.key:
+        if item.program.hw != hw and hardware_key(item.program.hw) != built.key:
             raise ValueError("every Program must target a hardware configuration with the built Verilog")
-        if prog.memory is None:
-            raise ValueError("the Program has no memory image; compile it with with_data=True")
-        limit = item.max_cycles
-        if limit is None:
-            expected = engines.of(hw).program_cycles(prog)
-            limit = expected * (20 if item.stall_seed is not None else 2) + 1000
-        spec = jobs.RunSpec(
-            bandwidth=prog.hw.memory.bandwidth_bytes_per_cycle,
-            latency=prog.hw.memory.latency_cycles,
-            write_bytes=prog.geometry.out_row_bytes,
-            max_cycles=limit,
-            stall_seed=item.stall_seed,
-        )
-        payload.append((spec, prog.words(), prog.memory))
+        payload.append((run_spec(item), item.program.words(), item.program.memory))
     runs_root = built.directory / "runs"
     runs_root.mkdir(exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=runs_root))
@@ -300,50 +274,6 @@ def run_program(
     return run_programs(built, [ProgramRun(program, stall_seed=stall_seed, max_cycles=max_cycles)])[0]
 
 
-@dataclass
-class VerifyResult:
-    """RTL against the golden model (values) and the simulator (cycles) for one run."""
-
-    cycles_rtl: int
-    cycles_sim: int
-    outputs_match: bool
-    cycles_match: bool
-    stalls: bool
-    stall_seed: int | None
-    mismatches: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    wall_seconds: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """Values exact, no bench error, and (without stalls) cycles exact."""
-        return self.outputs_match and not self.errors and (self.stalls or self.cycles_match)
-
-    @property
-    def cycles_per_second(self) -> float:
-        """Simulated cycles per wall-clock second of the cocotb/Verilator run."""
-        return self.cycles_rtl / self.wall_seconds if self.wall_seconds > 0 else 0.0
-
-    def summary(self) -> str:
-        head = (
-            f"cycles rtl={self.cycles_rtl} sim={self.cycles_sim} "
-            f"({'match' if self.cycles_match else 'differ'}{', stalls' if self.stalls else ''}); "
-            f"outputs {'match' if self.outputs_match else 'DIFFER'}"
-        )
-        return "\n".join([head, *self.errors, *self.mismatches[:20]])
-
-
-def _compare_outputs(program: Program, memory: np.ndarray, limit: int = 8) -> list[str]:
-    details = []
-    for li, (got, want) in enumerate(zip(program.read_outputs(memory), program.expected_outputs())):
-        bad = np.argwhere(got != want)
-        if bad.size:
-            details.append(f"layer {li}: {len(bad)} of {want.size} outputs differ")
-            for t, r in bad[:limit]:
-                details.append(f"  Y[{t}, {r}] rtl={got[t, r]} golden={want[t, r]}")
-    return details
-
-
 def verify_all(
     cases: Sequence[tuple[Program, int | None]], *, build_dir: str | Path | None = None
 ) -> list[VerifyResult]:
@@ -356,31 +286,8 @@ def verify_all(
     if not cases:
         return []
     built = build(cases[0][0].hw, build_dir)
-    program_cycles = engines.of(built.hw).program_cycles
     results = run_programs(built, [ProgramRun(p, stall_seed=s) for p, s in cases])
-    out = []
-    for (program, seed), res in zip(cases, results):
-        cycles_sim = program_cycles(program)
-        errors = list(res.errors)
-        if res.done and res.bench_cycles != res.cycles:
-            errors.append(
-                f"the engine counted {res.cycles} cycles but the bench saw done after {res.bench_cycles}"
-            )
-        mismatches = _compare_outputs(program, res.memory)
-        out.append(
-            VerifyResult(
-                cycles_rtl=res.cycles,
-                cycles_sim=cycles_sim,
-                outputs_match=res.done and not mismatches,
-                cycles_match=res.done and res.cycles == cycles_sim,
-                stalls=seed is not None,
-                stall_seed=seed,
-                mismatches=mismatches,
-                errors=errors,
-                wall_seconds=res.wall_seconds,
-            )
-        )
-    return out
+    return [judge(program, res, seed) for (program, seed), res in zip(cases, results)]
 
 
 def verify(

@@ -152,8 +152,9 @@ def test_rtl_commands_need_an_engine_with_rtl(toy, write_yaml, capsys):
 ENGINE_FILES = {
     "dataflow/dsp_chain.py", "dataflow/dsp_chain_isa.py", "dataflow/dsp_chain_exec.py",
     "simulator/dsp_chain.py", "simulator/resources.py", "rtl/dsp_chain.py",
-    # The cocotb bench still drives the dsp_chain ports (the memory model is simulator/memory.py).
-    "rtl/cocotb_bench/__init__.py", "rtl/cocotb_bench/bench.py", "rtl/cocotb_bench/jobs.py",
+    # The bench (cocotb and Amaranth-sim alike) still drives the dsp_chain ports.
+    "rtl/cocotb_bench/__init__.py", "rtl/cocotb_bench/bench.py", "rtl/cocotb_bench/driver.py",
+    "rtl/cocotb_bench/jobs.py",
 }
 
 

@@ -1,29 +1,24 @@
 """RTL of the ``dsp_chain`` engine.
 
 Fast tests (no Verilator): the chain unit under Amaranth's simulator against a NumPy dot product,
-constructor validation and Verilog reproducibility (the memory model the benches use is tested
-in tests/test_memory.py). Tests marked ``verilator`` build random design points and run
-Programs of random data on them: values must equal the golden model bit for bit and, with the
-exact memory timing of the docs, the cycle count must equal the simulator's; with random stalls
-on every stream the values must still be exact.
+constructor validation and Verilog reproducibility; marked ``verilator``: lint and build reuse.
+Whole Programs on the whole engine run from the case table at every level, Amaranth's simulator
+and Verilator included (tests/test_case_table.py); the memory model the benches use is tested
+in tests/test_memory.py.
 """
 
 from __future__ import annotations
 
-import copy
 import inspect
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from dataflow import dsp_chain_isa as isa
 from dataflow import golden
 from dataflow.config import design_point_from_dict
-from dataflow.dsp_chain import compile_design_point
 from rtl.dsp_chain import DspChainAccelerator, SparseDspChain
 from rtl.verilog import to_verilog, write_verilog
-from simulator.dsp_chain import run
 
 
 def _tiny_hw(**overrides):
@@ -180,114 +175,7 @@ def test_verilog_is_reproducible(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------
-# Verilator: random design points, exact against golden values and simulator cycles
-
-#: N:M of each design point's sparse layers (its M is the hardware's mux_m); "16:16" is dense.
-_NM_PER_POINT = ("2:4", "2:8", "4:16", "8:16", "16:16", "2:8", "4:16", "2:4")
-_CHAIN_LEN_PER_POINT = (2, 4, 8, 4, 2, 8, 4, 2)
-DESIGN_SEEDS = tuple(range(len(_NM_PER_POINT)))
-EXACT_DATA_SEEDS = (1, 2, 3)
-STALL_CASES = ((4, 101), (5, 102))  # (data seed, stall seed)
-
-# Small buffers keep the Verilated memories at tens of rows.
-_WEIGHT_BANK_ROWS = 64
-_ACT_ROWS = 48
-
-
-def random_design_point(dp_seed: int, data_seed: int):
-    """Design point ``dp_seed`` (hardware and layer shapes) with data from ``data_seed``.
-
-    Every point has a GEMV layer, a GEMM layer needing several token chunks and row tiles, and
-    a small dense layer, all with K not a multiple of M; lanes, weight widths, chains, chain
-    length, accumulator width, memory bandwidth and latency vary between points.
-    """
-    rng = np.random.default_rng(10_000 + dp_seed)
-    n, m = (int(v) for v in _NM_PER_POINT[dp_seed].split(":"))
-    L = _CHAIN_LEN_PER_POINT[dp_seed]
-    P = int(rng.integers(1, 5))
-    lanes = 1 + dp_seed % 2
-    acc_bits = int(rng.choice([16, 24, 32, 48]))
-    min_n = int(rng.choice([v for v in (1, 2, 4, 8, 16) if v <= n]))
-    out_rows = int(rng.integers(2, 5))
-    ibits = m.bit_length() - 1
-    max_rec = -(-P * L * (8 + ibits) // 8)
-    hardware = {
-        "preset": "tiny",
-        "chains": P,
-        "chain_len": L,
-        "mux_m": m,
-        "min_n": min_n,
-        "lanes": lanes,
-        "acc_bits": acc_bits,
-        "weight_buffer_kib": 2 * _WEIGHT_BANK_ROWS * max_rec / 1024,
-        "act_buffer_kib": 2 * _ACT_ROWS * lanes * m / 1024,  # two banks
-        "out_buffer_kib": 2 * out_rows * P * lanes * acc_bits // 8 / 1024,
-        "memory": {
-            "channels": int(rng.integers(1, 3)),
-            "bytes_per_cycle": int(rng.choice([2, 4, 8])),
-            "latency_cycles": int(rng.integers(1, 9)),
-        },
-    }
-
-    def k():  # 2 to 6 groups, the last one partial
-        return m * int(rng.integers(1, 6)) + int(rng.integers(1, m))
-
-    bits = (4, 8) if dp_seed % 2 else (8, 4)
-    layers = [
-        {"name": "gemv", "rows": P + int(rng.integers(1, P + 2)), "k": k(), "tokens": 1,
-         "sparsity": f"{n}:{m}", "weight_bits": bits[0]},
-        {"name": "gemm", "rows": P + int(rng.integers(1, 3 * P + 1)), "k": k(),
-         "tokens": 2 * out_rows * lanes + int(rng.integers(1, 2 * lanes + 1)),
-         "sparsity": f"{n}:{m}", "weight_bits": bits[1]},
-        {"name": "dense", "rows": int(rng.integers(1, 2 * P + 1)), "k": k(),
-         "tokens": int(rng.integers(1, 2 * lanes + 2)), "sparsity": f"{m}:{m}",
-         "weight_bits": int(rng.choice([4, 8]))},
-    ]
-    return design_point_from_dict(
-        {"hardware": hardware, "workload": {"kind": "gemm", "layers": layers}, "seed": data_seed}
-    )
-
-
-def test_random_design_points_cover_the_required_corners():
-    points = [random_design_point(d, 1) for d in DESIGN_SEEDS]
-    programs = [compile_design_point(p, with_data=True) for p in points]
-    assert {p.hardware.lanes for p in points} == {1, 2}
-    assert {p.hardware.chain_len for p in points} >= {2, 4, 8}
-    assert len({p.hardware.chains for p in points}) > 1
-    nms = {f"{pl.n}:{p.hw.mux_m}" for p in programs for pl in p.plans}
-    assert nms >= {"2:4", "2:8", "4:16", "8:16", "16:16"}
-    assert {pl.weight_bits for p in programs for pl in p.plans} == {4, 8}
-    for prog in programs:
-        gemv, gemm, _ = prog.plans
-        assert gemv.tokens == 1 and gemm.chunks > 1 and gemm.row_tiles > 1
-        assert all(pl.k % prog.hw.mux_m for pl in prog.plans)
-        hw = prog.hw
-        assert max(hw.weight_bank_depth, hw.act_depth, hw.out_bank_depth) <= 64
-        # The GEMM's later chunks prefetch into the second activation bank while the chains
-        # work, so the RTL's cycle counts test double buffering: synced loads would be slower.
-        lda = prog.instrs["op"] == isa.OP_LDA
-        assert not prog.instrs["sync"][lda].all()
-        synced = copy.copy(prog)
-        synced.instrs = prog.instrs.copy()
-        synced.instrs["sync"][lda] = 1
-        assert run(synced).cycles > run(prog).cycles
-
-
-@pytest.fixture(scope="module", params=DESIGN_SEEDS, ids=lambda d: f"dp{d}")
-def design_results(request):
-    """Build design point ``dp`` once and run all its data seeds (exact and stalled) in one
-    simulator process; tests then look up their case."""
-    from rtl.verilator import verify_all
-
-    dp = request.param
-    cases = [(compile_design_point(random_design_point(dp, s), with_data=True), None) for s in EXACT_DATA_SEEDS]
-    cases += [
-        (compile_design_point(random_design_point(dp, s), with_data=True), stall)
-        for s, stall in STALL_CASES
-    ]
-    results = verify_all(cases)
-    keys = [("exact", s) for s in EXACT_DATA_SEEDS] + [("stall", s) for s, _ in STALL_CASES]
-    return dict(zip(keys, results))
+# Verilator build
 
 
 @pytest.mark.verilator
@@ -302,24 +190,3 @@ def test_lint_and_single_build():
     again = verilator.build(hw)
     assert again.directory == built.directory
     assert log.stat().st_mtime_ns == before  # reused, not rebuilt
-
-
-@pytest.mark.verilator
-@pytest.mark.parametrize("data_seed", EXACT_DATA_SEEDS, ids=lambda s: f"data{s}")
-def test_rtl_exact_values_and_cycles(design_results, data_seed):
-    res = design_results[("exact", data_seed)]
-    assert not res.errors, res.summary()
-    assert res.outputs_match, res.summary()
-    assert res.cycles_rtl == res.cycles_sim, res.summary()
-
-
-@pytest.mark.verilator
-@pytest.mark.parametrize(
-    "data_seed,stall_seed", STALL_CASES, ids=[f"data{d}-stall{s}" for d, s in STALL_CASES]
-)
-def test_rtl_exact_values_under_random_stalls(design_results, data_seed, stall_seed):
-    res = design_results[("stall", data_seed)]
-    assert res.stall_seed == stall_seed
-    assert not res.errors, res.summary()
-    assert res.outputs_match, res.summary()
-    assert res.cycles_rtl > res.cycles_sim  # the stalls really slowed the run down

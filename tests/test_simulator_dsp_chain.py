@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cases import CASES_BY_ID
 from dataflow.config import design_point_from_dict
 from dataflow.dsp_chain import ENGINE, compile_design_point
 from simulator.dsp_chain import STALL_CAUSES, run
@@ -18,15 +19,12 @@ def tiny(layers, **hw):
 
 
 def test_hand_computed_timing():
-    """P=2, L=4, M=8, BW=8 B/cycle, latency 6, PIPE=6; one dense INT8 GEMV of 2×32.
-
-    LDA: taken 0, request 1, 4 rows of 8 B arrive 7..10; loader free at 11.
-    MM: taken 11, request 12, 8 records of 8 B arrive 18..25; compute 26..33 + PIPE → done 39.
-    Store: one 8 B row offered and accepted in 40. END completes in 41 → 42 cycles.
-    """
-    point = tiny([{"rows": 2, "k": 32, "tokens": 1, "sparsity": "8:8", "weight_bits": 8}])
-    result = run(compile_design_point(point))
-    assert result.cycles == 42
+    """Case hand-gemv of tests/cases.py (derivation there): 42 cycles, of which the chains
+    issue 8 steps, wait 26 cycles (0..25) for the weight records, drain PIPE = 6 and idle 2 for
+    the store and END (40, 41)."""
+    case = CASES_BY_ID["hand-gemv"]
+    result = run(compile_design_point(case.point))
+    assert result.cycles == case.hand_cycles == 42
     assert result.bytes_read == 4 * 8 + 8 * 8
     assert result.bytes_written == 8
     assert result.stalls["weight_stream"] == 26
@@ -36,25 +34,16 @@ def test_hand_computed_timing():
 
 
 def test_hand_computed_double_buffering_and_sync():
-    """Two chunks of one layer, then a second layer; same hardware as above but activation
-    banks of 4 rows (one token each). Records and rows are 8 B, so one per cycle.
-
-    LDA0 (sync, bank 0): request 1, rows 7..10, loader free 11.
-    MM0: request 12, records 18..25, compute 26..33, done 39; store 40.
-    LDA1 (bank 1): its bank has no readers yet, request 14 while MM0's records stream; its rows
-      queue behind them: 26..29. (Single-buffered it would wait for MM0 to finish: request 40.)
-    MM1: request 31, records 37..44, compute 45..52, done 58; store 59.
-    LDA2 (sync, bank 0): waits for every store: request 60, rows 66..69.
-    MM2: request 71, records 77..84, compute 85..92, done 98; store 99. END in 100 → 101 cycles.
-    """
-    layer = {"rows": 2, "k": 32, "sparsity": "8:8", "weight_bits": 8}
-    point = tiny([{**layer, "name": "a", "tokens": 2}, {**layer, "name": "b", "tokens": 1}],
-                 act_buffer_kib=0.0625)
-    program = compile_design_point(point)
+    """Case hand-double-buffer of tests/cases.py (derivation there): 101 cycles. Layer a (two
+    chunks) owns everything up to MM1's compute done, 0..58 = 59 cycles; layer b the rest, 42.
+    The chains wait for weight records before MM0 (0..25: 26 cycles), MM1 (free from 40, last
+    record 44: 5) and MM2 (free from 59, last record 84: 26)."""
+    case = CASES_BY_ID["hand-double-buffer"]
+    program = compile_design_point(case.point)
     assert list(program.instrs["op"]) == [1, 2, 1, 2, 1, 2, 0]
     assert list(program.instrs["sync"][[0, 2, 4]]) == [1, 0, 1]
     result = run(program)
-    assert result.cycles == 101
+    assert result.cycles == case.hand_cycles == 101
     assert result.operator_cycles == {"a": 59, "b": 42}
     assert result.stalls["weight_stream"] == 26 + 5 + 26
 
@@ -62,12 +51,10 @@ def test_hand_computed_double_buffering_and_sync():
 def test_edited_program_is_timed_afresh():
     """The simulator derives its arrays from the instructions on every run (no stale cache).
 
-    The GEMV of test_hand_computed_timing with 7 instead of 8 weight records: records 18..24,
-    compute 25..31, done 37, store 38, END 39: 40 cycles (one record and one step fewer).
+    hand-gemv with 7 instead of 8 weight records: records 18..24, compute 25..31, done 37,
+    store 38, END 39: 40 cycles (one record and one step fewer).
     """
-    program = compile_design_point(
-        tiny([{"rows": 2, "k": 32, "tokens": 1, "sparsity": "8:8", "weight_bits": 8}])
-    )
+    program = compile_design_point(CASES_BY_ID["hand-gemv"].point)
     assert run(program).cycles == 42
     program.instrs[1]["steps"] = 7
     assert run(program).cycles == 40

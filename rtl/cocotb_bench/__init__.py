@@ -1,3 +1,3 @@
-"""cocotb bench of the ``dsp_chain`` engine: the job/result files and the test module that the
-Verilator harness (:mod:`rtl.verilator`) runs, on the shared memory model of
-:mod:`simulator.memory`."""
+"""Bench of the ``dsp_chain`` engine: the per-cycle driver (:mod:`.driver`, on the shared memory
+model of :mod:`simulator.memory`), the job/result files and the cocotb test module that the
+Verilator harness (:mod:`rtl.verilator`) runs; :mod:`rtl.amaranth_sim` runs the same driver."""

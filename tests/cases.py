@@ -1,0 +1,170 @@
+"""The case table: one list of design points and Programs that every level runs.
+
+tests/test_case_table.py runs each :class:`Case` against the functional model, the cycle
+simulator, Amaranth's simulator and the Verilator build (one build and one simulator process per
+hardware configuration). Programs stay at a few hundred cycles so that Amaranth's simulator
+(about 1,000-2,500 cycles/s here) runs every case in under a second. Hand-timed
+cases carry their cycle count, derived by hand in the case's ``derivation``; they depend on
+``PIPE = L + 2`` (dataflow.dsp_chain_isa.pipeline_cycles) and must be re-derived if it changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from dataflow.config import DesignPoint, design_point_from_dict
+from dataflow.dsp_chain import Program, compile_design_point
+
+
+@dataclass(frozen=True)
+class Case:
+    """One design point with its data seed (inside ``point``) and what is known about it."""
+
+    id: str
+    point: DesignPoint
+    hand_cycles: int | None = None
+    derivation: str = ""
+
+    def program(self) -> Program:
+        """A fresh Program with its memory image (callers may break it)."""
+        return compile_design_point(self.point, with_data=True)
+
+    @property
+    def hardware_key(self) -> str:
+        return self.point.hardware.model_dump_json()
+
+
+def _tiny(layers: list[dict], seed: int = 0, **hw) -> DesignPoint:
+    return design_point_from_dict(
+        {"hardware": {"preset": "tiny", **hw}, "workload": {"kind": "gemm", "layers": layers}, "seed": seed}
+    )
+
+
+_HAND_GEMV = Case(
+    id="hand-gemv",
+    point=_tiny([{"rows": 2, "k": 32, "tokens": 1, "sparsity": "8:8", "weight_bits": 8}]),
+    hand_cycles=42,
+    derivation="""P=2, L=4, M=8, BW = 2 channels x 4 B = 8 B/cycle, latency 6, PIPE = L+2 = 6;
+    one dense INT8 GEMV of 2x32: one LDA of 4 rows of 8 B, one MM of 8 records of 2*4*8/8 = 8 B.
+    LDA: taken 0, request 1, t0 = 1+6 = 7, rows 7..10 (one 8 B row per cycle); loader free 11.
+    MM: taken 11, request 12, t0 = 18, records 18..25; compute 26..33 (8 steps), done
+    33 + PIPE = 39. Store: one 8 B row offered and accepted in 40. END completes in
+    max(11+1, 39+1, 40+1) = 41, so the Program takes 42 cycles.""",
+)
+
+_HAND_DOUBLE_BUFFER = Case(
+    id="hand-double-buffer",
+    point=_tiny(
+        [
+            {"name": "a", "rows": 2, "k": 32, "tokens": 2, "sparsity": "8:8", "weight_bits": 8},
+            {"name": "b", "rows": 2, "k": 32, "tokens": 1, "sparsity": "8:8", "weight_bits": 8},
+        ],
+        act_buffer_kib=0.0625,
+    ),
+    hand_cycles=101,
+    derivation="""Same hardware as hand-gemv but activation banks of 4 rows (one token each), so
+    layer a runs as two chunks. Records and rows are 8 B: one per cycle.
+    LDA0 (sync, bank 0): request 1, rows 7..10, loader free 11.
+    MM0: request 12, records 18..25, compute 26..33, done 39; store 40.
+    LDA1 (bank 1): its bank has no readers yet: request 14 while MM0's records stream; its rows
+      queue behind them: 26..29. (Single-buffered it would wait for MM0 to finish: request 40.)
+    MM1: request 31, records 37..44, compute 45..52, done 58; store 59.
+    LDA2 (sync, bank 0): waits for every store: request 60, rows 66..69.
+    MM2: request 71, records 77..84, compute 85..92, done 98; store 99. END in 100: 101 cycles.""",
+)
+
+
+def _example(name: str) -> DesignPoint:
+    path = Path(__file__).resolve().parent.parent / "examples" / name
+    return design_point_from_dict(yaml.safe_load(path.read_text()))
+
+
+_EXAMPLE_TINY_GEMM = Case(id="example-tiny-gemm", point=_example("tiny_gemm.yaml"))
+
+
+# ------------------------------------------------------------------------------------------
+# Random design points: a spread over the hardware parameters
+
+#: N:M of each design point's sparse layers (its M is the hardware's mux_m); "16:16" is dense.
+_NM_PER_POINT = ("2:4", "2:8", "4:16", "8:16", "16:16", "2:8", "4:16", "2:4")
+_CHAIN_LEN_PER_POINT = (2, 4, 8, 4, 2, 8, 4, 2)
+DESIGN_SEEDS = tuple(range(len(_NM_PER_POINT)))
+DATA_SEEDS = (1, 2, 3)
+#: (design point, data seed, stall seed): runs with random stalls on every stream (Verilator).
+STALL_RUNS = tuple((dp, data, stall) for dp in DESIGN_SEEDS for data, stall in ((4, 101), (5, 102)))
+
+# Small buffers keep the Verilated memories at tens of rows.
+_WEIGHT_BANK_ROWS = 64
+_ACT_ROWS = 48
+
+
+def random_design_point(dp_seed: int, data_seed: int) -> DesignPoint:
+    """Design point ``dp_seed`` (hardware and layer shapes) with data from ``data_seed``.
+
+    Every point has a GEMV layer, a GEMM layer needing several token chunks and row tiles, and
+    a small dense layer, all with K not a multiple of M; lanes, weight widths, chains, chain
+    length, accumulator width, memory bandwidth and latency vary between points.
+    """
+    rng = np.random.default_rng(10_000 + dp_seed)
+    n, m = (int(v) for v in _NM_PER_POINT[dp_seed].split(":"))
+    L = _CHAIN_LEN_PER_POINT[dp_seed]
+    P = int(rng.integers(1, 5))
+    lanes = 1 + dp_seed % 2
+    acc_bits = int(rng.choice([16, 24, 32, 48]))
+    min_n = int(rng.choice([v for v in (1, 2, 4, 8, 16) if v <= n]))
+    out_rows = int(rng.integers(2, 5))
+    ibits = m.bit_length() - 1
+    max_rec = -(-P * L * (8 + ibits) // 8)
+    hardware = {
+        "preset": "tiny",
+        "chains": P,
+        "chain_len": L,
+        "mux_m": m,
+        "min_n": min_n,
+        "lanes": lanes,
+        "acc_bits": acc_bits,
+        "weight_buffer_kib": 2 * _WEIGHT_BANK_ROWS * max_rec / 1024,
+        "act_buffer_kib": 2 * _ACT_ROWS * lanes * m / 1024,  # two banks
+        "out_buffer_kib": 2 * out_rows * P * lanes * acc_bits // 8 / 1024,
+        "memory": {
+            "channels": int(rng.integers(1, 3)),
+            "bytes_per_cycle": int(rng.choice([2, 4, 8])),
+            "latency_cycles": int(rng.integers(1, 9)),
+        },
+    }
+
+    def k():  # 2 to 6 groups, the last one partial
+        return m * int(rng.integers(1, 6)) + int(rng.integers(1, m))
+
+    bits = (4, 8) if dp_seed % 2 else (8, 4)
+    layers = [
+        {"name": "gemv", "rows": P + int(rng.integers(1, P + 2)), "k": k(), "tokens": 1,
+         "sparsity": f"{n}:{m}", "weight_bits": bits[0]},
+        {"name": "gemm", "rows": P + int(rng.integers(1, 3 * P + 1)), "k": k(),
+         "tokens": 2 * out_rows * lanes + int(rng.integers(1, 2 * lanes + 1)),
+         "sparsity": f"{n}:{m}", "weight_bits": bits[1]},
+        {"name": "dense", "rows": int(rng.integers(1, 2 * P + 1)), "k": k(),
+         "tokens": int(rng.integers(1, 2 * lanes + 2)), "sparsity": f"{m}:{m}",
+         "weight_bits": int(rng.choice([4, 8]))},
+    ]
+    return design_point_from_dict(
+        {"hardware": hardware, "workload": {"kind": "gemm", "layers": layers}, "seed": data_seed}
+    )
+
+
+CASES: tuple[Case, ...] = (
+    _HAND_GEMV,
+    _HAND_DOUBLE_BUFFER,
+    _EXAMPLE_TINY_GEMM,
+    *(
+        Case(id=f"dp{dp}-data{seed}", point=random_design_point(dp, seed))
+        for dp in DESIGN_SEEDS
+        for seed in DATA_SEEDS
+    ),
+)
+
+CASES_BY_ID = {case.id: case for case in CASES}
