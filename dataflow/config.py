@@ -12,11 +12,14 @@ from __future__ import annotations
 import copy
 import functools
 import re
+import types
+import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, create_model,
+                      field_validator, model_validator)
 
 from sparsim import engine as engines
 
@@ -44,12 +47,51 @@ class ConfigError(ValueError):
         return ConfigError(path, self.reason, self.source)
 
 
+def describe(value: Any) -> str:
+    """A value as the user wrote it in YAML, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, str):
+        return repr(value)
+    return str(value)
+
+
 def is_pow2(x: int) -> bool:
     return x > 0 and (x & (x - 1)) == 0
 
 
+def _numeric(annotation: Any) -> bool:
+    """Whether a field of this type takes numbers and not booleans."""
+    if annotation is bool:
+        return False
+    if annotation in (int, float):
+        return True
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is Literal:
+        return all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return any(_numeric(a) for a in args) and bool not in args
+    return False
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    # Infinity and NaN are never a size, a clock or an energy: refuse them in every float field.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        # Pydantic's lax mode reads true as 1, so `chains: true` would silently mean one chain.
+        if isinstance(v, bool) and info.field_name and _numeric(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"expected a number, not {describe(v)}")
+        return v
 
 
 # --------------------------------------------------------------------------------------------
@@ -59,9 +101,11 @@ class _Model(BaseModel):
 class MemoryConfig(_Model):
     """Off-chip memory: ``channels`` × ``bytes_per_cycle`` per accelerator cycle, fixed latency."""
 
-    channels: int = Field(gt=0, description="independent channels (striped)")
-    bytes_per_cycle: int = Field(gt=0, description="bytes per channel per accelerator cycle")
-    latency_cycles: int = Field(ge=1, description="request-to-first-data latency in cycles")
+    # Upper bounds far above any real memory system (HBM2: 32 channels of 32 B), so that an
+    # absurd value is refused instead of producing meaningless times.
+    channels: int = Field(gt=0, le=1024, description="independent channels (striped)")
+    bytes_per_cycle: int = Field(gt=0, le=1 << 16, description="bytes per channel per accelerator cycle")
+    latency_cycles: int = Field(ge=1, le=1 << 20, description="request-to-first-data latency in cycles")
 
     @property
     def bandwidth_bytes_per_cycle(self) -> int:
@@ -74,7 +118,9 @@ class HardwareConfig(_Model):
 
     engine: str = Field(description="which engine (the discriminator of the hardware models)")
     device: str | None = Field(default=None, description="FPGA device preset for budgets")
-    clock_mhz: float = Field(gt=0, description="accelerator clock, MHz")
+    # No FPGA fabric clock reaches 1 GHz; a figure outside 1-1000 MHz is a unit slip (Hz, GHz)
+    # that would make every time and throughput meaningless.
+    clock_mhz: float = Field(ge=1, le=1000, description="accelerator clock, MHz (1 to 1000)")
 
     @field_validator("device")
     @classmethod
@@ -129,16 +175,21 @@ class NM(_Model):
         return f"{self.n}:{self.m}"
 
 
+#: Largest layer dimension, token count or repeat count: 16 Mi, far above any model (LLaMA2's
+#: largest matrix dimension is 32,000). Compilers still estimate their memory before allocating.
+MAX_DIM = 1 << 24
+
+
 class GemmLayer(_Model):
     """One linear layer Y[T, R] = X[T, K] · W[R, K]^T."""
 
     name: str = "layer"
-    rows: int = Field(gt=0, description="output features R")
-    k: int = Field(gt=0, description="reduction length K (input features)")
-    tokens: int = Field(default=1, gt=0, description="tokens T (1 = GEMV)")
+    rows: int = Field(gt=0, le=MAX_DIM, description="output features R")
+    k: int = Field(gt=0, le=MAX_DIM, description="reduction length K (input features)")
+    tokens: int = Field(default=1, gt=0, le=MAX_DIM, description="tokens T (1 = GEMV)")
     sparsity: NM
     weight_bits: Literal[4, 8] = 8
-    repeat: int = Field(default=1, gt=0, description="identical instances (for timing only)")
+    repeat: int = Field(default=1, gt=0, le=MAX_DIM, description="identical instances (for timing only)")
 
 
 class WorkloadConfig(_Model):
@@ -164,8 +215,8 @@ class LlmWorkload(WorkloadConfig):
     kind: Literal["llm"]
     model: Literal["llama2-7b", "opt-6.7b"]
     phase: Literal["decode", "prefill"] = "decode"
-    context: int = Field(default=512, gt=0, description="context length L (tokens in KV cache)")
-    tokens: int = Field(default=128, gt=0, description="prefill length T (prefill only)")
+    context: int = Field(default=512, gt=0, le=MAX_DIM, description="context length L (tokens in KV cache)")
+    tokens: int = Field(default=128, gt=0, le=MAX_DIM, description="prefill length T (prefill only)")
     weight_bits: Literal[4, 8] = 4
     sparsity: NM = Field(default_factory=lambda: NM(n=16, m=16))
     per_operator: dict[str, NM] = Field(default_factory=dict, description="N:M per operator name")
@@ -180,14 +231,26 @@ class LlmWorkload(WorkloadConfig):
                 raise ValueError(f"unknown operator {name!r}; known: {', '.join(LLM_OPERATORS)}")
         return v
 
+    @field_validator("layers")
+    @classmethod
+    def _layers(cls, v: int | None, info: ValidationInfo) -> int | None:
+        from .workloads import MODELS
+
+        model = MODELS.get(info.data.get("model"))  # type: ignore[arg-type]
+        if v is not None and model is not None and v > model.layers:
+            raise ValueError(f"{info.data['model']} has {model.layers} layers, not {v}")
+        return v
+
 
 class EnergyTable(_Model):
     """Per-event energies (pJ) and static power (W); defaults and sources in simulator/energy.py."""
 
-    mac_pj: float = Field(default=1.0, ge=0, description="one multiply-accumulate")
-    onchip_byte_pj: float = Field(default=0.6, ge=0, description="one byte read or written in an on-chip buffer")
-    offchip_byte_pj: float = Field(default=31.0, ge=0, description="one byte moved to or from off-chip memory")
-    static_w: float = Field(default=20.0, ge=0, description="static power of the device, W")
+    # Upper bounds a thousand times above any published figure: larger values are unit
+    # slips, and near the float limit they would overflow the energy to infinity.
+    mac_pj: float = Field(default=1.0, ge=0, le=1e4, description="one multiply-accumulate")
+    onchip_byte_pj: float = Field(default=0.6, ge=0, le=1e4, description="one byte read or written in an on-chip buffer")
+    offchip_byte_pj: float = Field(default=31.0, ge=0, le=1e5, description="one byte moved to or from off-chip memory")
+    static_w: float = Field(default=20.0, ge=0, le=1e4, description="static power of the device, W")
 
 
 class DesignPoint(_Model):
@@ -227,6 +290,7 @@ def _loc_to_path(loc: tuple) -> str:
 
 
 def _reason(err: dict) -> str:
+    """One error in the user's terms: YAML words (mapping, list, null), never model names."""
     kind = err["type"]
     if kind in ("value_error", "assertion_error"):
         return str(err["ctx"]["error"])  # a validator's own message, as it raised it
@@ -234,9 +298,15 @@ def _reason(err: dict) -> str:
         return "unknown key"
     if kind == "missing":
         return "required key is missing"
-    if kind in ("int_parsing", "int_type", "float_parsing", "float_type", "bool_type", "string_type"):
-        return f"{err['msg'].lower()}, not {err.get('input')!r}"
-    return err["msg"]
+    given = describe(err.get("input"))
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"expected a mapping, not {given}"
+    if kind in ("list_type", "tuple_type"):
+        return f"expected a list, not {given}"
+    if kind == "literal_error":
+        return f"expected {err['ctx']['expected']}, not {given}"
+    msg = err["msg"]
+    return f"{msg[:1].lower()}{msg[1:]}, not {given}"
 
 
 def validation_to_config_error(exc: ValidationError, prefix: str = "") -> ConfigError:
@@ -261,8 +331,11 @@ def resolve_hardware(raw: Any, path: str = "hardware") -> tuple[Engine, dict]:
     has a preset of that name; if several have, ``engine`` must say which.
     """
     if not isinstance(raw, dict):
-        raise ConfigError(path, f"expected a mapping, not {type(raw).__name__}")
+        raise ConfigError(path, f"expected a mapping, not {describe(raw)}")
     raw = dict(raw)
+    for key, what in (("preset", "a preset name"), ("engine", "an engine name")):
+        if key in raw and not isinstance(raw[key], str):
+            raise ConfigError(f"{path}.{key}", f"expected {what}, not {describe(raw[key])}")
     name = raw.pop("preset", None)
     engine_name = raw.get("engine")
     if engine_name is not None:
@@ -298,7 +371,7 @@ def resolve_hardware(raw: Any, path: str = "hardware") -> tuple[Engine, dict]:
 def design_point_from_dict(raw: Any) -> DesignPoint:
     """Validate a raw design point against its engine's models (one-line :class:`ConfigError`)."""
     if not isinstance(raw, dict):
-        raise ConfigError("", f"a design point must be a mapping, not {type(raw).__name__}")
+        raise ConfigError("", f"a design point must be a mapping, not {describe(raw)}")
     raw = dict(raw)
     if "hardware" not in raw:
         raise ConfigError("hardware", "required key is missing")
@@ -316,10 +389,10 @@ def design_point_from_dict(raw: Any) -> DesignPoint:
         if workload is None:
             raise ConfigError("workload", "required key is missing")
         if not isinstance(workload, dict):
-            raise ConfigError("workload", f"expected a mapping, not {type(workload).__name__}")
+            raise ConfigError("workload", f"expected a mapping, not {describe(workload)}")
         if kind is None:
             raise ConfigError("workload.kind", f"required key is missing; engine {eng.name} runs {kinds}")
-        raise ConfigError("workload.kind", f"engine {eng.name} runs {kinds}, not {kind!r}")
+        raise ConfigError("workload.kind", f"engine {eng.name} runs {kinds}, not {describe(kind)}")
     try:
         return point_model(eng.hardware, model).model_validate(raw)
     except ValidationError as exc:
@@ -344,21 +417,6 @@ class _Refused(yaml.YAMLError):
         super().__init__(problem)
         self.problem = problem
         self.problem_mark = mark
-
-
-def _describe(value: Any) -> str:
-    """A value as the user wrote it in YAML, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, str):
-        return repr(value)
-    return str(value)
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -432,7 +490,7 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
             raise _Refused(f"a key must be text, not a {kind}", key_node.start_mark)
         key = loader.construct_object(key_node, deep=deep)
         if not isinstance(key, str):
-            raise _Refused(f"a key must be text, not {_describe(key)} (quote it: YAML reads "
+            raise _Refused(f"a key must be text, not {describe(key)} (quote it: YAML reads "
                            f"yes/no/on/off, numbers and ~ as values)", key_node.start_mark)
         if key in seen:
             raise yaml.constructor.ConstructorError(

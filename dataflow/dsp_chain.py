@@ -63,9 +63,10 @@ class DspChainHardware(HardwareConfig):
     min_n: int = Field(default=2, gt=0, description="smallest supported N (power of two)")
     lanes: Literal[1, 2] = Field(default=1, description="tokens sharing one weight per DSP48")
     acc_bits: int = Field(default=32, description="accumulator width in bits")
-    weight_buffer_kib: float = Field(gt=0, description="two weight banks together, KiB")
-    act_buffer_kib: float = Field(gt=0, description="two activation banks together, KiB")
-    out_buffer_kib: float = Field(gt=0, description="two output banks together, KiB")
+    # At most 128 MiB each: more than any FPGA holds on chip (U280: ~43 MB of BRAM and URAM).
+    weight_buffer_kib: float = Field(gt=0, le=1 << 17, description="two weight banks together, KiB")
+    act_buffer_kib: float = Field(gt=0, le=1 << 17, description="two activation banks together, KiB")
+    out_buffer_kib: float = Field(gt=0, le=1 << 17, description="two output banks together, KiB")
     memory: MemoryConfig
 
     @field_validator("chain_len")
@@ -397,6 +398,24 @@ def _emit_layer(hw: DspChainHardware, plan: LayerPlan, operator: int) -> np.ndar
     return out
 
 
+#: Largest program and data image compile builds (bytes): the arrays are counted from the
+#: plans before anything is allocated, so a huge workload is refused with its size instead of
+#: exhausting memory (and a program this long would take minutes to simulate).
+MAX_PROGRAM_BYTES = 1 << 30
+
+
+def _check_size(plans: list[LayerPlan], with_data: bool) -> None:
+    instrs = 1 + sum(p.repeat * p.chunks * (1 + p.row_tiles) for p in plans)
+    need = instrs * isa.INSTR_DTYPE.itemsize
+    what = f"{instrs:,} instructions"
+    if with_data:  # weights and activations (int8), and the golden outputs (int64)
+        need += sum(p.rows * p.k + p.tokens * p.k + 8 * p.tokens * p.rows for p in plans)
+        what += " and their data"
+    if need > MAX_PROGRAM_BYTES:
+        raise ConfigError("workload", f"{what} would take about {need / 2**30:,.1f} GiB, above the "
+                                      f"{MAX_PROGRAM_BYTES >> 30} GiB limit; use fewer or smaller layers")
+
+
 def compile_layers(
     hw: DspChainHardware,
     layers: list[GemmLayer],
@@ -409,6 +428,7 @@ def compile_layers(
     plans = [
         plan_layer(hw, layer, path.format(i=i, name=layer.name)) for i, layer in enumerate(layers)
     ]
+    _check_size(plans, with_data)
     operators = list(dict.fromkeys(p.name for p in plans))
     op_index = {name: i for i, name in enumerate(operators)}
     blocks = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -70,7 +71,7 @@ class ResultStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._repair_tail()
             self._fh = self.path.open("ab")
-        line = json.dumps({"key": key, "row": row}, separators=(",", ":"), default=_plain) + "\n"
+        line = json.dumps(finite({"key": key, "row": row}), separators=(",", ":"), allow_nan=False) + "\n"
         self._fh.write(line.encode())
         self._fh.flush()
         self._rows[key] = row
@@ -98,7 +99,17 @@ class ResultStore:
             self._fh = None
 
 
-def _plain(v: Any) -> Any:
+def finite(v: Any) -> Any:
+    """``v`` with NumPy scalars as Python numbers and every infinite or NaN float as ``None``:
+    JSON has no Infinity or NaN, and other readers choke on Python's spelling of them."""
+    if isinstance(v, dict):
+        return {k: finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [finite(x) for x in v]
     if hasattr(v, "item"):
-        return v.item()
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if v is None or isinstance(v, (str, int, float)):
+        return v
     raise TypeError(f"cannot store {type(v).__name__}")

@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from dataflow import presets
-from dataflow.config import ConfigError, DesignPoint, design_point_from_dict, load_yaml
+from dataflow.config import ConfigError, DesignPoint, describe, design_point_from_dict, load_yaml
 from sparsim import engine as engines
 
 from .store import ResultStore, point_key
@@ -105,7 +105,7 @@ def _mapping(value: Any, path: str) -> dict:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise ConfigError(path, f"expected a mapping, not {type(value).__name__}")
+        raise ConfigError(path, f"expected a mapping, not {describe(value)}")
     return value
 
 
@@ -146,8 +146,8 @@ def _param_group(raw: Any, path: str) -> dict[str, list]:
 def _limits(raw: Any, path: str) -> dict[str, float]:
     limits = _mapping(raw, path)
     for key, value in limits.items():
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-            raise ConfigError(f"{path}.{key}", f"expected a number >= 0, not {value!r}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < math.inf:
+            raise ConfigError(f"{path}.{key}", f"expected a finite number >= 0, not {describe(value)}")
     return dict(limits)
 
 
@@ -156,7 +156,7 @@ def parse_sweep(raw: Any) -> SweepSpec:
     _unknown(raw, _TOP_KEYS, "")
     name = raw.get("name")
     if not isinstance(name, str) or not name or "/" in name or name.startswith("."):
-        raise ConfigError("name", f"expected a plain name for the report folder, not {name!r}")
+        raise ConfigError("name", f"expected a plain name for the report folder, not {describe(name)}")
     if "base" not in raw:
         raise ConfigError("base", "required key is missing")
     base = _mapping(raw["base"], "base")
@@ -183,22 +183,22 @@ def parse_sweep(raw: Any) -> SweepSpec:
         for key in ("n", "seed"):
             v = sample.get(key)
             if not isinstance(v, int) or isinstance(v, bool) or v < (1 if key == "n" else 0):
-                raise ConfigError(f"sweep.sample.{key}", f"expected an integer >= {1 if key == 'n' else 0}, not {v!r}")
+                raise ConfigError(f"sweep.sample.{key}", f"expected an integer >= {1 if key == 'n' else 0}, not {describe(v)}")
     constraints = _mapping(raw.get("constraints"), "constraints")
     _unknown(constraints, _CONSTRAINT_KEYS, "constraints.")
     within = constraints.get("within_device", True)
     if not isinstance(within, bool):
-        raise ConfigError("constraints.within_device", f"expected true or false, not {within!r}")
+        raise ConfigError("constraints.within_device", f"expected true or false, not {describe(within)}")
     objectives = raw.get("objectives")
     if isinstance(objectives, list):  # names only: each metric's declared direction
         for i, key in enumerate(objectives):
             if not isinstance(key, str):
-                raise ConfigError(f"objectives[{i}]", f"expected a metric name, not {key!r}")
+                raise ConfigError(f"objectives[{i}]", f"expected a metric name, not {describe(key)}")
         objectives = dict.fromkeys(objectives)
     objectives = _mapping(objectives, "objectives")
     for key, sense in objectives.items():
         if sense not in ("min", "max", None):
-            raise ConfigError(f"objectives.{key}", f"expected 'min' or 'max', not {sense!r}")
+            raise ConfigError(f"objectives.{key}", f"expected 'min' or 'max', not {describe(sense)}")
     spec = SweepSpec(
         name=name, base=base, grid=grid, zips=zips, sample=sample, within_device=within,
         limits_max=_limits(constraints.get("max"), "constraints.max"),
@@ -247,16 +247,27 @@ def load_sweep(path: str | Path) -> SweepSpec:
 
 
 def set_path(tree: dict, dotted: str, value: Any) -> None:
+    """Set ``dotted`` (keys, and list indices as numbers: ``workload.layers.0.rows``) in
+    ``tree``; missing mappings on the way are created, list items must exist."""
     keys = dotted.split(".")
-    node = tree
-    for i, key in enumerate(keys[:-1]):
-        nxt = node.get(key)
-        if nxt is None:
-            nxt = node[key] = {}
-        if not isinstance(nxt, dict):
-            raise ConfigError(".".join(keys[: i + 1]), "is not a mapping, cannot set a key below it")
-        node = nxt
-    node[keys[-1]] = copy.deepcopy(value)
+    if not all(keys):
+        raise ConfigError(dotted, "a key path has no empty parts")
+    node: Any = tree
+    for i, key in enumerate(keys):
+        here = ".".join(keys[:i])
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                raise ConfigError(here, f"is a list of {len(node)} item{'s' if len(node) != 1 else ''}: the next part must be an "
+                                        f"index from 0 to {len(node) - 1}, not {key!r}")
+            key = int(key)
+        elif not isinstance(node, dict):
+            raise ConfigError(here, "is not a mapping or a list, cannot set a key below it")
+        if i == len(keys) - 1:
+            node[key] = copy.deepcopy(value)
+            return
+        if isinstance(node, dict) and node.get(key) is None:
+            node[key] = {}
+        node = node[key]
 
 
 def point_from_overrides(base: dict, overrides: dict[str, Any]) -> DesignPoint:
@@ -266,7 +277,7 @@ def point_from_overrides(base: dict, overrides: dict[str, Any]) -> DesignPoint:
     try:
         return design_point_from_dict(tree)
     except ConfigError as exc:
-        where = ", ".join(f"{k}={v}" for k, v in overrides.items())
+        where = ", ".join(f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in overrides.items())
         raise ConfigError(exc.path, f"{exc.reason} (at {where})" if where else exc.reason) from None
 
 

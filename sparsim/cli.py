@@ -27,14 +27,15 @@ examples:
 
 def _load_point(args: argparse.Namespace):
     """The design point of ``args.config`` with every ``--set key.path=value`` applied."""
-    from dataflow.config import design_point_from_dict, load_yaml, parse_yaml
+    from dataflow.config import describe, design_point_from_dict, load_yaml, parse_yaml
 
     raw = load_yaml(args.config)
+    where: dict[str, str] = {}  # key path as errors spell it -> the --set item that set it
     if args.set:
         from simulator.sweep import set_path
 
         if not isinstance(raw, dict):
-            raise ConfigError("", f"a design point must be a mapping, not {type(raw).__name__}", args.config)
+            raise ConfigError("", f"a design point must be a mapping, not {describe(raw)}", args.config)
         for item in args.set:
             key, sep, text = item.partition("=")
             if not sep or not key:
@@ -47,11 +48,22 @@ def _load_point(args: argparse.Namespace):
             try:
                 set_path(raw, key, value)
             except ConfigError as exc:
-                raise exc.with_source(args.config) from None
+                raise exc.with_source(f"--set {item}") from None
+            where[re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", key)] = item
+    args.set_paths = where
     try:
         return design_point_from_dict(raw)
     except ConfigError as exc:
-        raise exc.with_source(args.config) from None
+        raise _blame(args, exc) from None
+
+
+def _blame(args: argparse.Namespace, exc: ConfigError) -> ConfigError:
+    """``exc`` naming the ``--set`` item that wrote its key (or a key above or below it), else
+    the config file."""
+    for key, item in getattr(args, "set_paths", {}).items():
+        if exc.path == key or exc.path.startswith((key + ".", key + "[")) or key.startswith(exc.path + "."):
+            return exc.with_source(f"--set {item}")
+    return exc.with_source(args.config)
 
 
 #: Above this many estimated LUTs `sparsim synth` asks for --force: Yosys time grows with the
@@ -83,12 +95,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         result = eng.evaluate(point)
     except ConfigError as exc:
-        raise exc.with_source(args.config) from None
+        raise _blame(args, exc) from None
     wall = time.perf_counter() - t0
     # The same columns as a sweep's row of this point.
     row = {"engine": eng.name, **eng.resources(point.hardware), **result.to_dict()}
     if args.json:
-        print(json.dumps(row, indent=2, default=float))
+        from simulator.store import finite
+
+        print(json.dumps(finite(row), indent=2, allow_nan=False))
         return 0
     print(f"{args.config}: {eng.describe(point.hardware)}")
     _print_table([(m.label, m.format(row[m.name])) for m in map(eng.metric, eng.headline) if m.name in row])
@@ -175,7 +189,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         raise _Fail(str(exc)) from None
     if args.json:
-        print(json.dumps({"synthesis": res.resources(), "model": model, "seconds": res.seconds}))
+        from simulator.store import finite
+
+        print(json.dumps(finite({"synthesis": res.resources(), "model": model, "seconds": res.seconds}),
+                         allow_nan=False))
         return 0
     print(f"  {'resource':<8} {'yosys':>10} {'model':>10}")
     for name, value in res.resources().items():
@@ -201,7 +218,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         try:
             program = eng.compile(seeded, with_data=True)
         except ConfigError as exc:
-            raise exc.with_source(args.config) from None
+            raise _blame(args, exc) from None
         cases.append((program, 1000 + seeded.seed if args.stalls else None))
     print(f"building {eng.describe(point.hardware)} under Verilator "
           f"(a new design point takes ~20 s, a cached one none) ...", file=sys.stderr)
