@@ -30,9 +30,12 @@ def _run_kernel(
     op: np.ndarray,
     steps: np.ndarray,
     tgroups: np.ndarray,
-    rec_bytes: np.ndarray,
+    int4: np.ndarray,
+    dense: np.ndarray,
     operator: np.ndarray,
     sync: np.ndarray,
+    rec_table: np.ndarray,
+    act_row_bytes: np.int64,
     n_operators: np.int64,
     out_row_bytes: np.int64,
     pipe: np.int64,
@@ -43,7 +46,11 @@ def _run_kernel(
     counters: np.ndarray,
 ) -> np.int64:
     """Returns the Program's cycle count; fills ``stalls`` [5], ``op_cycles`` [n_operators],
-    ``counters`` [bytes_read, bytes_written, issue_cycles, mm_count]."""
+    ``counters`` [bytes_read, bytes_written, issue_cycles, mm_count].
+
+    The instruction fields are the Program's own columns (strided views, no copies); an MM's
+    weight-record bytes come from ``rec_table[int4 * 2 + dense]``, an LDA's row bytes are
+    ``act_row_bytes``."""
     f = np.int64(0)  # cycle the loader takes the current instruction
     read_free = np.int64(0)
     write_free = np.int64(0)
@@ -67,7 +74,7 @@ def _run_kernel(
             r = f + 1 if f + 1 > bank_free else bank_free
             f = r + 1
             n = np.int64(steps[i])
-            s_bytes = np.int64(rec_bytes[i])
+            s_bytes = rec_table[np.int64(int4[i]) * 2 + np.int64(dense[i])]
             a = transfer_end(read_start(r, latency, read_free), n, s_bytes, bw)
             read_free = a + 1
             bytes_read += n * s_bytes
@@ -118,7 +125,7 @@ def _run_kernel(
                 r = z_prev + 1
             e_guard = e_prev
             n = np.int64(steps[i])
-            s_bytes = np.int64(rec_bytes[i])
+            s_bytes = act_row_bytes
             a = transfer_end(read_start(r, latency, read_free), n, s_bytes, bw)
             read_free = a + 1
             bytes_read += n * s_bytes
@@ -157,34 +164,31 @@ class Result:
     useful_macs: int
 
 
+def _record_table(program: Program) -> np.ndarray:
+    """Weight-record bytes of each format, indexed by ``int4 * 2 + dense``."""
+    geo = program.hw.geometry
+    return np.array([geo.weight_record_bytes(8 - 4 * int4, bool(dense))
+                     for int4 in (0, 1) for dense in (0, 1)], dtype=np.int64)
+
+
 def record_bytes(program: Program) -> np.ndarray:
     """Bytes per memory record of each instruction (weight record, or activation row)."""
     ins = program.instrs
-    geo = program.hw.geometry
-    # Indexed by int4 * 2 + dense; one table lookup instead of a mask per format.
-    table = np.array([geo.weight_record_bytes(8 - 4 * int4, bool(dense))
-                      for int4 in (0, 1) for dense in (0, 1)], dtype=np.int64)
-    out = table[ins["int4"].astype(np.int64) * 2 + ins["dense"]]
-    out[ins["op"] == isa.OP_LDA] = geo.act_row_bytes
+    out = _record_table(program)[ins["int4"].astype(np.int64) * 2 + ins["dense"]]
+    out[ins["op"] == isa.OP_LDA] = program.hw.geometry.act_row_bytes
     out[ins["op"] == isa.OP_END] = 0
     return out
 
 
-def _kernel_inputs(program: Program) -> tuple[np.ndarray, ...]:
-    """The Program as the kernel's int64 arrays, derived afresh on every run.
-
-    Not cached: a Program's instructions may be edited in place, and deriving costs about as
-    much as the kernel itself (~0.2 ms for a 16k-instruction LLM decode pass), which is under 1%
-    of compiling that Program.
-    """
+def _kernel_inputs(program: Program) -> tuple:
+    """The kernel's view of the Program: its instruction columns as they are, read afresh on
+    every run, so an edited Program is timed as edited. Nothing is copied or cached: deriving
+    int64 copies cost as much as the kernel itself (~0.2 ms for a 16k-instruction LLM decode
+    pass)."""
     ins = program.instrs
     return (
-        ins["op"].astype(np.int64),
-        ins["steps"].astype(np.int64),
-        ins["tgroups"].astype(np.int64),
-        record_bytes(program),
-        ins["operator"].astype(np.int64),
-        ins["sync"].astype(np.int64),
+        ins["op"], ins["steps"], ins["tgroups"], ins["int4"], ins["dense"], ins["operator"], ins["sync"],
+        _record_table(program), np.int64(program.hw.geometry.act_row_bytes),
     )
 
 

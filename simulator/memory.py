@@ -54,7 +54,7 @@ LINE_BYTES = 64
 # Closed-form timing (Numba)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def record_offset(j: int, rec_bytes: int, bandwidth: int) -> int:
     """``off(j) = max(j, ceil((j+1)*S/BW) - 1)``: cycle of record ``j`` after a transfer's
     start, for records of ``rec_bytes`` over a port of ``bandwidth`` bytes per cycle."""
@@ -62,20 +62,20 @@ def record_offset(j: int, rec_bytes: int, bandwidth: int) -> int:
     return j if j > by_bandwidth else by_bandwidth
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def transfer_end(t0: int, n: int, rec_bytes: int, bandwidth: int) -> int:
     """Cycle of the last of ``n >= 1`` records of a transfer starting at ``t0``."""
     return t0 + record_offset(n - 1, rec_bytes, bandwidth)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def read_start(request_cycle: int, latency: int, read_free: int) -> int:
     """``t0`` of a striped read handshaken in ``request_cycle``."""
     t0 = request_cycle + latency
     return t0 if t0 > read_free else read_free
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def write_start(valid_cycle: int, write_free: int) -> int:
     """``t0`` of a striped write burst whose first record is offered in ``valid_cycle``."""
     return valid_cycle if valid_cycle > write_free else write_free
@@ -135,6 +135,20 @@ def line_read_times(
 
 # ------------------------------------------------------------------------------------------
 # Cycle-driven models for the RTL benches
+
+
+def _python(fn):
+    """The plain-Python body of a Numba function (itself under ``NUMBA_DISABLE_JIT``). The
+    cycle-driven models call the same definitions this way: from Python, a Numba function costs
+    a dispatch per call and, in a fresh process such as a cocotb run, about 2 s of compiling or
+    cache loading on its first call."""
+    return getattr(fn, "py_func", fn)
+
+
+_record_offset = _python(record_offset)
+_read_start = _python(read_start)
+_write_start = _python(write_start)
+_line_channel = _python(line_channel)
 
 
 @dataclass(frozen=True)
@@ -235,10 +249,10 @@ class StripedMemory:
         if count < 1 or rec_bytes < 1:
             self.stats.errors.append(f"cycle {cycle}: read request count={count} rec_bytes={rec_bytes}")
             return
-        t0 = read_start(cycle, self._latency, self._read_free)
+        t0 = _read_start(cycle, self._latency, self._read_free)
         t = t0 - 1
         for j in range(count):
-            t = max(t0 + record_offset(j, rec_bytes, self._bw), t + 1)
+            t = max(t0 + _record_offset(j, rec_bytes, self._bw), t + 1)
             if self._stalls:
                 while self._chance(self._stalls.read_gap):
                     t += 1
@@ -262,8 +276,8 @@ class StripedMemory:
         if not valid:
             return False
         if self._burst is None:
-            t0 = write_start(cycle, self._write_free)
-            self._burst = _WriteBurst(t0=t0, next_time=t0 + record_offset(0, self._write_bytes, self._bw))
+            t0 = _write_start(cycle, self._write_free)
+            self._burst = _WriteBurst(t0=t0, next_time=t0 + _record_offset(0, self._write_bytes, self._bw))
         if cycle < self._burst.next_time:
             return False
         return not (self._stalls and self._chance(self._stalls.write_busy))
@@ -282,7 +296,7 @@ class StripedMemory:
         self.stats.records_written += 1
         burst.accepted += 1
         burst.next_time = max(
-            burst.t0 + record_offset(burst.accepted, self._write_bytes, self._bw), cycle + 1
+            burst.t0 + _record_offset(burst.accepted, self._write_bytes, self._bw), cycle + 1
         )
         if last:
             self._write_free = cycle + 1
@@ -350,7 +364,7 @@ class LineMemory:
             raise ValueError(f"line request address must be a multiple of {self._line}, not {addr}")
         if not self.can_request(cycle, requester):
             raise ValueError(f"cycle {cycle}: requester {requester} may not issue a request")
-        c = line_channel(addr, self._line, self._channels)
+        c = _line_channel(addr, self._line, self._channels)
         t = max(cycle + self._latency, self._free[c]) + self._beats - 1
         self._free[c] = t + 1
         self._queues[c].append((t, addr, tag, requester))
