@@ -33,10 +33,6 @@ class Case:
         """A fresh Program with its memory image (callers may break it)."""
         return compile_design_point(self.point, with_data=True)
 
-    @property
-    def hardware_key(self) -> str:
-        return self.point.hardware.model_dump_json()
-
 
 def _tiny(layers: list[dict], seed: int = 0, **hw) -> DesignPoint:
     return design_point_from_dict(

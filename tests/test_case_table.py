@@ -100,22 +100,22 @@ class _VerilatorRuns:
     def __init__(self):
         self._results: dict[tuple, VerifyResult] = {}
 
-    def _runs_for(self, hardware_key: str) -> list[tuple[tuple, Program, int | None]]:
-        runs = [(("case", c.id), c.program(), None) for c in CASES if c.hardware_key == hardware_key]
+    def _runs_for(self, hw) -> list[tuple[tuple, Program, int | None]]:
+        runs = [(("case", c.id), c.program(), None) for c in CASES if c.point.hardware == hw]
         for dp, data_seed, stall_seed in STALL_RUNS:
             point = random_design_point(dp, data_seed)
-            if point.hardware.model_dump_json() == hardware_key:
+            if point.hardware == hw:
                 runs.append((("stall", dp, data_seed), compile_design_point(point, with_data=True), stall_seed))
         for name, (case_id, _) in BROKEN_PROGRAMS.items():
-            if CASES_BY_ID[case_id].hardware_key == hardware_key:
+            if CASES_BY_ID[case_id].point.hardware == hw:
                 runs.append((("broken", name), _broken_program(name), None))
         return runs
 
-    def result(self, hardware_key: str, key: tuple) -> VerifyResult:
+    def result(self, hw, key: tuple) -> VerifyResult:
         if key not in self._results:
             from rtl.verilator import verify_all
 
-            runs = self._runs_for(hardware_key)
+            runs = self._runs_for(hw)
             results = verify_all([(program, seed) for _, program, seed in runs])
             self._results.update({k: res for (k, _, _), res in zip(runs, results)})
         return self._results[key]
@@ -142,15 +142,14 @@ def test_case(case: Case, level: str, verilator_runs):
         (res,) = amaranth_sim.verify_all([(program, None)])
         check_rtl(res)
     else:
-        check_rtl(verilator_runs.result(case.hardware_key, ("case", case.id)))
+        check_rtl(verilator_runs.result(case.point.hardware, ("case", case.id)))
 
 
 @pytest.mark.verilator
 @pytest.mark.parametrize("dp,data_seed,stall_seed", STALL_RUNS,
                          ids=[f"dp{d}-data{s}-stall{t}" for d, s, t in STALL_RUNS])
 def test_verilator_values_under_random_stalls(dp, data_seed, stall_seed, verilator_runs):
-    key = random_design_point(dp, data_seed).hardware.model_dump_json()
-    res = verilator_runs.result(key, ("stall", dp, data_seed))
+    res = verilator_runs.result(random_design_point(dp, data_seed).hardware, ("stall", dp, data_seed))
     assert res.stall_seed == stall_seed
     assert not res.errors, res.summary()
     assert res.outputs_match, res.summary()
@@ -206,7 +205,7 @@ def test_broken_program_fails(name: str, level: str, verilator_runs):
         if level == "amaranth":
             (res,) = amaranth_sim.verify_all([(broken, None)])
         else:
-            res = verilator_runs.result(case.hardware_key, ("broken", name))
+            res = verilator_runs.result(case.point.hardware, ("broken", name))
         assert not res.ok and not res.outputs_match, res.summary()
         with pytest.raises(AssertionError, match="outputs DIFFER"):
             check_rtl(res)
