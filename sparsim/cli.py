@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import re
 import sys
 import time
@@ -72,7 +74,20 @@ SYNTH_LUT_LIMIT = 50_000
 
 
 class _Fail(Exception):
-    """A user-facing failure that is not a config error (e.g. a file cannot be written)."""
+    """A user-facing failure that is not a config error (e.g. a disk is full)."""
+
+
+def _write_error(option: str, path: Path, exc: OSError) -> Exception:
+    """The one-line error for an output path that cannot be written: a bad path (its parent is
+    a file, no permission) is bad input and blames ``option``; anything else is a failure."""
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        parent = next((p for p in [path, *path.parents] if p.exists() and not p.is_dir()), None)
+        if parent is not None:
+            return ConfigError(f"{option} {path}", f"{parent} is a file, not a folder")
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST, errno.ENOENT, errno.EACCES, errno.EPERM, errno.EROFS,
+                     errno.EISDIR):
+        return ConfigError(f"{option} {path}", f"cannot write there: {exc.strerror}")
+    return _Fail(f"cannot write {path}: {exc.strerror or exc}")
 
 
 def _print_table(rows: list[tuple[str, str]]) -> None:
@@ -124,6 +139,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from simulator.report import write_report, write_resolved_spec
     from simulator.sweep import expand, load_sweep, run_sweep
 
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError("--jobs", f"must be at least 1, not {args.jobs}")
     spec = load_sweep(args.spec)
     out_dir = Path(args.out) if args.out else Path("reports") / spec.name
     where = f"Dask scheduler {args.scheduler}" if args.scheduler else f"{args.jobs or 'all'} local workers"
@@ -133,7 +150,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         run = run_sweep(spec, out_dir, jobs=args.jobs, scheduler=args.scheduler)
         files = write_report(spec, run.rows, out_dir)
     except OSError as exc:
-        raise _Fail(f"cannot write the report to {out_dir}: {exc.strerror or exc}") from None
+        raise _write_error("--out", out_dir, exc) from None
     except ValueError as exc:  # a corrupt results store
         raise _Fail(str(exc)) from None
     n = len(run.rows)
@@ -162,7 +179,7 @@ def cmd_rtl(args: argparse.Namespace) -> int:
         tmp.write_text(text)
         tmp.replace(out)
     except OSError as exc:
-        raise _Fail(f"cannot write {out}: {exc.strerror}") from None
+        raise _write_error("--output", out, exc) from None
     print(f"wrote {out} ({len(text.splitlines())} lines)")
     return 0
 
@@ -327,6 +344,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("sparsim: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader stopped early (`sparsim ... | head`): not an error worth a traceback.
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a tool killed by SIGPIPE reports
 
 
 if __name__ == "__main__":

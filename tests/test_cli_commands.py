@@ -26,7 +26,7 @@ def test_rtl_unwritable_output_is_one_line(tmp_path, capsys):
     blocker.write_text("x")
     code = main(["rtl", TINY, "-o", str(blocker / "out.v")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and len(err) == 1 and err[0].startswith("sparsim: error: cannot write")
+    assert code == 2 and err == [f"sparsim: error: --output {blocker / 'out.v'}: {blocker} is a file, not a folder"]
 
 
 def test_simulate_json(capsys):
