@@ -164,8 +164,10 @@ def _markdown(spec: SweepSpec, rows: list[dict], plots: list[tuple[Path, str]]) 
     lines = [f"# Sweep `{spec.name}`", ""]
     if spec.description:
         lines += [spec.description.strip(), ""]
+    failed = sum(1 for r in rows if r.get("failed"))
     lines += [
-        f"{len(rows)} design points, {len(feasible)} feasible. "
+        f"{len(rows)} design points, {len(feasible)} feasible"
+        f"{f', {failed} failed (an error while evaluating; a rerun retries them)' if failed else ''}. "
         f"Swept: {', '.join(f'`{p}`' for p in params) or 'nothing'}.",
         "",
     ]

@@ -27,6 +27,7 @@ fit the buffers) or that breaks a constraint is kept as infeasible, with the rea
 
 from __future__ import annotations
 
+import collections
 import copy
 import itertools
 import json
@@ -46,6 +47,11 @@ from dataflow.config import ConfigError, DesignPoint, describe, design_point_fro
 from sparsim import engine as engines
 
 from .store import ResultStore, point_key
+
+#: Design points a sweep runs unless the user raises the limit (``sparsim sweep --max-points``).
+#: Sizes are counted from the spec before anything is expanded, so a mistyped range step or
+#: a product of long lists is refused at once instead of filling memory.
+MAX_POINTS = 100_000
 
 _TOP_KEYS = {"name", "base", "sweep", "objectives", "constraints", "description"}
 _SWEEP_KEYS = {"grid", "zip", "sample"}
@@ -115,17 +121,26 @@ def _unknown(keys: Iterable, allowed: set, prefix: str) -> None:
         raise ConfigError(f"{prefix}{extra[0]}", "unknown key")
 
 
-def _values(raw: Any, path: str) -> list:
+def _values(raw: Any, path: str, limit: int) -> list:
     if isinstance(raw, dict):
         _unknown(raw, {"range"}, f"{path}.")
         r = raw.get("range")
-        if not (isinstance(r, list) and len(r) in (2, 3) and all(isinstance(x, (int, float)) for x in r)):
+        if not (isinstance(r, list) and len(r) in (2, 3)
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in r)):
             raise ConfigError(f"{path}.range", "expected [low, high] or [low, high, step] numbers")
+        text = f"[{', '.join(map(str, r))}]"
+        if not all(math.isfinite(x) for x in r):
+            raise ConfigError(f"{path}.range", f"bounds and step must be finite numbers, not {text}")
         lo, hi = r[0], r[1]
         step = r[2] if len(r) == 3 else 1
         if step <= 0 or hi < lo:
-            raise ConfigError(f"{path}.range", f"needs low <= high and step > 0, not {r}")
-        count = int(math.floor((hi - lo) / step + 1e-9)) + 1
+            raise ConfigError(f"{path}.range", f"needs low <= high and step > 0, not {text}")
+        steps = (hi - lo) / step  # counted before any value is made
+        if not steps < limit:
+            count = "too many" if not math.isfinite(steps) else f"{math.floor(steps + 1e-9) + 1:,}"
+            raise ConfigError(f"{path}.range", f"{text} gives {count} values, above the limit of "
+                                               f"{limit:,} design points (raise it with --max-points)")
+        count = int(math.floor(steps + 1e-9)) + 1
         vals = [lo + i * step for i in range(count)]
         return [int(v) if all(isinstance(x, int) for x in r) else float(v) for v in vals]
     if not isinstance(raw, list) or not raw:
@@ -133,13 +148,13 @@ def _values(raw: Any, path: str) -> list:
     return raw
 
 
-def _param_group(raw: Any, path: str) -> dict[str, list]:
+def _param_group(raw: Any, path: str, limit: int) -> dict[str, list]:
     group = _mapping(raw, path)
     out = {}
     for key, values in group.items():
         if not isinstance(key, str) or not key or key.startswith(".") or key.endswith("."):
             raise ConfigError(path, f"parameter names must be dotted key paths, not {key!r}")
-        out[key] = _values(values, f"{path}.{key}")
+        out[key] = _values(values, f"{path}.{key}", limit)
     return out
 
 
@@ -151,7 +166,8 @@ def _limits(raw: Any, path: str) -> dict[str, float]:
     return dict(limits)
 
 
-def parse_sweep(raw: Any) -> SweepSpec:
+def parse_sweep(raw: Any, max_points: int = MAX_POINTS) -> SweepSpec:
+    """A validated sweep spec; refused if it would run more than ``max_points`` points."""
     raw = _mapping(raw, "")
     _unknown(raw, _TOP_KEYS, "")
     name = raw.get("name")
@@ -162,7 +178,7 @@ def parse_sweep(raw: Any) -> SweepSpec:
     base = _mapping(raw["base"], "base")
     sweep = _mapping(raw.get("sweep"), "sweep")
     _unknown(sweep, _SWEEP_KEYS, "sweep.")
-    grid = _param_group(sweep.get("grid"), "sweep.grid")
+    grid = _param_group(sweep.get("grid"), "sweep.grid", max_points)
     zips_raw = sweep.get("zip") or []
     if isinstance(zips_raw, dict):
         zips_raw = [zips_raw]
@@ -170,7 +186,7 @@ def parse_sweep(raw: Any) -> SweepSpec:
         raise ConfigError("sweep.zip", "expected a list of parameter groups")
     zips = []
     for i, group in enumerate(zips_raw):
-        group = _param_group(group, f"sweep.zip[{i}]")
+        group = _param_group(group, f"sweep.zip[{i}]", max_points)
         lengths = sorted({len(v) for v in group.values()})
         if len(lengths) > 1:
             raise ConfigError(f"sweep.zip[{i}]", f"lists must have equal lengths, not {lengths}")
@@ -205,6 +221,12 @@ def parse_sweep(raw: Any) -> SweepSpec:
         limits_min=_limits(constraints.get("min"), "constraints.min"),
         objectives=dict(objectives), description=str(raw.get("description") or ""),
     )
+    runs = min(spec.size, sample["n"]) if sample else spec.size
+    if runs > max_points:
+        raise ConfigError("sweep", f"{runs:,} design points, above the limit of {max_points:,} "
+                                   f"(draw some with sweep.sample, or raise the limit with --max-points)")
+    if spec.size >= 1 << 62:
+        raise ConfigError("sweep", f"{spec.size:.3g} combinations are too many to sample from")
     seen: set[str] = set()
     for param in spec.parameters:
         if param in seen:
@@ -235,9 +257,9 @@ def _check_metrics(spec: SweepSpec, eng: engines.Engine) -> None:
                                                                 f"known: {', '.join(estimates)}")
 
 
-def load_sweep(path: str | Path) -> SweepSpec:
+def load_sweep(path: str | Path, max_points: int = MAX_POINTS) -> SweepSpec:
     try:
-        return parse_sweep(load_yaml(path))
+        return parse_sweep(load_yaml(path), max_points)
     except ConfigError as exc:
         raise exc.with_source(str(path)) from None
 
@@ -376,14 +398,25 @@ def pre_check(point: DesignPoint) -> tuple[dict[str, Any], str]:
 
 
 def evaluate_resolved(resolved: dict) -> dict[str, Any]:
-    """Metrics of one resolved design point (a plain dict, so it crosses process boundaries)."""
-    point = design_point_from_dict(resolved)
-    res, _ = pre_check(point)
-    row: dict[str, Any] = {"engine": point.hardware.engine, **res}
+    """Metrics of one resolved design point (a plain dict, so it crosses process boundaries).
+
+    A point the compiler cannot map is infeasible, with the reason; any other exception is a
+    bug in an engine, and becomes a row with ``failed: true`` and the error instead of ending
+    the whole sweep. Failed rows are not stored, so a rerun tries those points again.
+    """
+    row: dict[str, Any] = {"engine": resolved.get("hardware", {}).get("engine")}
     try:
+        point = design_point_from_dict(resolved)
+        res, _ = pre_check(point)
+        row.update(res)
         metrics = engines.of(point.hardware).evaluate(point).to_dict()
     except ConfigError as exc:
         row.update(feasible=False, reason=str(exc))
+        return row
+    except Exception as exc:  # noqa: BLE001 -- one point's bug must not abort the sweep
+        first = str(exc).strip().splitlines()
+        row.update(feasible=False, failed=True,
+                   reason=f"failed: {type(exc).__name__}" + (f": {first[0]}" if first else ""))
         return row
     row.update(feasible=True, reason="")
     row.update({k: _plain(v) for k, v in metrics.items()})
@@ -462,10 +495,55 @@ def _run_local(batches: list, jobs: int, sink: Callable[[list], None]) -> None:
                     pending.add(pool.submit(evaluate_batch, nxt))
 
 
-def _run_dask(batches: list, address: str, sink: Callable[[list], None]) -> None:
-    from distributed import Client, as_completed
+#: Seconds to wait for a Dask scheduler to answer before giving up.
+CONNECT_TIMEOUT_S = 10
 
-    with Client(address, timeout="30s") as client:
+
+def connect(address: str) -> Any:
+    """A ``distributed.Client`` of the scheduler at ``address``; a malformed or unreachable
+    address is a one-line :class:`ConfigError` naming ``--scheduler`` (after at most
+    :data:`CONNECT_TIMEOUT_S` seconds)."""
+    import socket
+
+    from distributed import Client
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+    from distributed.comm.registry import backends
+
+    try:
+        scheme, location = parse_address(address, strict=True)
+        if scheme not in backends:
+            raise ValueError(scheme)
+        host, port = parse_host_port(location) if scheme in ("tcp", "tls") else (None, None)
+    except ValueError:
+        raise ConfigError("--scheduler", f"expected an address such as tcp://10.0.0.5:8786, "
+                                         f"not {address!r}") from None
+
+    def unreachable(reason: str) -> ConfigError:
+        return ConfigError("--scheduler", f"cannot reach a Dask scheduler at {address}: {reason}")
+
+    if host is not None:
+        # A plain TCP connect first: it fails fast and cleanly, where a failed Client leaves
+        # an object whose finaliser waits for a loop and prints its own error.
+        try:
+            socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+        except (OSError, OverflowError) as exc:
+            raise unreachable(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__) from None
+    try:
+        return Client(address, timeout=f"{CONNECT_TIMEOUT_S}s")
+    except Exception as exc:  # noqa: BLE001 -- whatever a peer that is no scheduler makes it raise
+        raise unreachable(str(exc).strip().splitlines()[0][:120] if str(exc).strip()
+                          else type(exc).__name__) from None
+
+
+def _run_dask(batches: list, scheduler: Any, sink: Callable[[list], None]) -> None:
+    """Run on ``scheduler``: an address (connected and closed here) or a connected Client."""
+    import contextlib
+
+    from distributed import as_completed
+
+    owned = isinstance(scheduler, str)
+    with connect(scheduler) if owned else contextlib.nullcontext(scheduler) as client:
         futures = client.map(evaluate_batch, batches, pure=False)
         for fut in as_completed(futures):
             sink(fut.result())
@@ -473,10 +551,16 @@ def _run_dask(batches: list, address: str, sink: Callable[[list], None]) -> None
 
 @dataclass
 class SweepRun:
+    """A finished sweep. Every point of the spec is counted once: ``reused`` (stored by an
+    earlier run), ``dropped`` (over the device budget or a constraint, not simulated),
+    ``computed`` (simulated now) or ``failed`` (an exception; not stored, retried next run)."""
+
     rows: list[dict]
     computed: int
     reused: int
     seconds: float
+    dropped: int = 0
+    failed: int = 0
 
 
 def run_sweep(
@@ -484,7 +568,7 @@ def run_sweep(
     out_dir: Path,
     *,
     jobs: int | None = None,
-    scheduler: str | None = None,
+    scheduler: Any = None,
     progress: bool | None = None,
     batch_size: int | None = None,
 ) -> SweepRun:
@@ -494,23 +578,28 @@ def run_sweep(
     out_dir.mkdir(parents=True, exist_ok=True)
     store = ResultStore(out_dir)
     reused = sum(1 for t in tasks if t.key in store)
+    dropped = sum(1 for t in tasks if t.key in decided and t.key not in store)
     for key, row in decided.items():
         store.add(key, row)
-    todo, seen = [], set()
-    for t in tasks:
-        if t.key not in store and t.key not in seen:
-            seen.add(t.key)
-            todo.append((t.key, t.resolved))
+    # Two points of a spec may resolve to the same design point: simulate it once, count both.
+    uses = collections.Counter(t.key for t in tasks if t.key not in store)
+    todo = list({t.key: (t.key, t.resolved) for t in tasks if t.key in uses}.values())
     jobs = jobs or os.cpu_count() or 1
     size = batch_size or max(1, min(16, len(todo) // (jobs * 4) or 1))
-    bar = Progress(total=len(tasks), done=len(tasks) - len(todo), enabled=progress)
-    computed = 0
+    bar = Progress(total=len(tasks), done=reused + dropped, enabled=progress)
+    computed = failed = 0
+    failures: dict[str, dict] = {}
 
     def sink(results: list[tuple[str, dict]]) -> None:
-        nonlocal computed
+        nonlocal computed, failed
         for key, row in results:
-            computed += store.add(key, row)
-        bar.advance(len(results))
+            if row.get("failed"):
+                failures[key] = row
+                failed += uses[key]
+            else:
+                store.add(key, row)
+                computed += uses[key]
+            bar.advance(uses[key])
 
     try:
         if scheduler:
@@ -522,5 +611,6 @@ def run_sweep(
         store.close()
     rows = []
     for t in tasks:
-        rows.append({**t.params, **store.get(t.key)})
-    return SweepRun(rows=rows, computed=computed, reused=reused, seconds=time.perf_counter() - t0)
+        rows.append({**t.params, **(store.get(t.key) or failures[t.key])})
+    return SweepRun(rows=rows, computed=computed, reused=reused, dropped=dropped, failed=failed,
+                    seconds=time.perf_counter() - t0)

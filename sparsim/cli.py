@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from dataflow.config import ConfigError
+from simulator.sweep import MAX_POINTS
 from sparsim import engine as engines
 from sparsim.engine import Engine
 
@@ -137,27 +138,46 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from simulator.report import write_report, write_resolved_spec
-    from simulator.sweep import expand, load_sweep, run_sweep
+    from simulator.sweep import connect, expand, load_sweep, run_sweep
 
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError("--jobs", f"must be at least 1, not {args.jobs}")
-    spec = load_sweep(args.spec)
+    if args.max_points < 1:
+        raise ConfigError("--max-points", f"must be at least 1, not {args.max_points}")
+    spec = load_sweep(args.spec, args.max_points)
     out_dir = Path(args.out) if args.out else Path("reports") / spec.name
     where = f"Dask scheduler {args.scheduler}" if args.scheduler else f"{args.jobs or 'all'} local workers"
     print(f"sweep {spec.name}: {len(expand(spec))} design points on {where}", file=sys.stderr)
+    # Connect before anything is written, so a wrong --scheduler leaves no folder behind.
+    client = connect(args.scheduler) if args.scheduler else None
     try:
-        write_resolved_spec(spec, out_dir)
-        run = run_sweep(spec, out_dir, jobs=args.jobs, scheduler=args.scheduler)
-        files = write_report(spec, run.rows, out_dir)
-    except OSError as exc:
-        raise _write_error("--out", out_dir, exc) from None
-    except ValueError as exc:  # a corrupt results store
-        raise _Fail(str(exc)) from None
+        try:
+            write_resolved_spec(spec, out_dir)
+        except OSError as exc:
+            raise _write_error("--out", out_dir, exc) from None
+        try:
+            run = run_sweep(spec, out_dir, jobs=args.jobs, scheduler=client)
+        except ConfigError:
+            raise
+        except ValueError as exc:  # a corrupt results store
+            raise _Fail(str(exc)) from None
+        try:
+            files = write_report(spec, run.rows, out_dir)
+        except OSError as exc:
+            raise _write_error("--out", out_dir, exc) from None
+    finally:
+        if client is not None:
+            client.close()
     n = len(run.rows)
     feasible = sum(1 for r in run.rows if r.get("feasible"))
     rate = run.computed / run.seconds * 60 if run.seconds > 0 else 0.0
     print(f"{n} points ({feasible} feasible): {run.computed} simulated, {run.reused} reused from "
-          f"an earlier run, in {run.seconds:.1f} s ({rate:.0f} points/min)")
+          f"an earlier run, {run.dropped} dropped by the device budget or constraints, "
+          f"{run.failed} failed, in {run.seconds:.1f} s ({rate:.0f} points/min)")
+    if run.failed:
+        first = next(r for r in run.rows if r.get("failed"))
+        print(f"  {run.failed} points failed (rerun to retry them); the first: {first['reason']}",
+              file=sys.stderr)
     for f in files:
         print(f"  wrote {f}")
     return 0
@@ -297,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="sweep YAML: base design point, swept parameters, objectives")
     p.add_argument("--out", help="report folder (default reports/<name>)")
     p.add_argument("--jobs", type=int, default=None, help="local worker processes (default: all cores)")
+    p.add_argument("--max-points", type=int, default=MAX_POINTS, metavar="N",
+                   help=f"refuse a sweep of more than N design points (default {MAX_POINTS:,})")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on a Dask distributed cluster (e.g. tcp://10.0.0.5:8786) instead")
     p.set_defaults(func=cmd_sweep)
