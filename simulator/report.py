@@ -22,6 +22,7 @@ from sparsim import engine as engines
 from sparsim.engine import Engine, Metric
 
 from .results import BREAKDOWN_PREFIX
+from .store import ResultStore
 from .sweep import SweepSpec, expand
 
 
@@ -126,6 +127,34 @@ def write_resolved_spec(spec: SweepSpec, out_dir: Path) -> Path:
     path = out_dir / "spec.resolved.yaml"
     _atomic_write(path, yaml.safe_dump(resolved, sort_keys=False).encode())
     return path
+
+
+_RUN_FACTS = ("points", "seeds", "versions")  # written beside the spec, not part of it
+
+
+def other_sweep(spec: SweepSpec, out_dir: Path) -> str | None:
+    """Why ``out_dir`` holds another sweep's results (its resolved spec differs from
+    ``spec``), or None when it holds none or this sweep's."""
+    path = out_dir / "spec.resolved.yaml"
+    if not path.exists():
+        if (out_dir / ResultStore.FILE).exists():
+            return f"it holds a {ResultStore.FILE} but no spec.resolved.yaml"
+        return None
+    try:
+        old = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return "its spec.resolved.yaml cannot be read"
+    if not isinstance(old, dict):
+        return "its spec.resolved.yaml is not a sweep spec"
+    old = {k: v for k, v in old.items() if k not in _RUN_FACTS}
+    if old != yaml.safe_load(yaml.safe_dump(spec.to_dict(), sort_keys=False)):
+        return f"it holds the results of a different sweep spec (named {old.get('name')!r})"
+    return None
+
+
+def start_over(out_dir: Path) -> None:
+    """Forget the results stored in ``out_dir`` (the next run simulates every point)."""
+    (out_dir / ResultStore.FILE).unlink(missing_ok=True)
 
 
 def write_report(spec: SweepSpec, rows: list[dict], out_dir: Path) -> list[Path]:

@@ -8,6 +8,8 @@ design point, so a resumed sweep recomputes nothing that finished and never stor
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import math
@@ -18,6 +20,47 @@ from typing import Any, Iterator
 #: Bump when the simulator's results change meaning, so stale stored rows are not reused
 #: (2: rows name their engine).
 RESULTS_VERSION = 2
+
+
+class FolderBusy(Exception):
+    """Another process holds the lock of a sweep folder."""
+
+
+LOCK_FILE = ".lock"
+_held: dict[Path, int] = {}  # folders this process has locked -> nesting depth
+
+
+@contextlib.contextmanager
+def exclusive(folder: Path) -> Iterator[None]:
+    """Hold ``folder``'s lock (``flock`` on ``.lock``, created with the folder) while a sweep
+    writes there, so two sweeps never append the same points to one store. Re-entrant within
+    a process; the kernel drops the lock when the holder dies, even by SIGKILL."""
+    key = Path(folder).resolve()
+    if key in _held:
+        _held[key] += 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+        return
+    key.mkdir(parents=True, exist_ok=True)
+    fd = os.open(key / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            raise FolderBusy(f"another sweep{f' (pid {holder})' if holder else ''} is writing to "
+                             f"{folder}; wait for it to finish or choose another folder") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        _held[key] = 1
+        try:
+            yield
+        finally:
+            del _held[key]
+    finally:
+        os.close(fd)
 
 
 def point_key(resolved: dict[str, Any]) -> str:

@@ -46,7 +46,7 @@ from dataflow import presets
 from dataflow.config import ConfigError, DesignPoint, describe, design_point_from_dict, load_yaml
 from sparsim import engine as engines
 
-from .store import ResultStore, point_key
+from .store import ResultStore, exclusive, point_key
 
 #: Design points a sweep runs unless the user raises the limit (``sparsim sweep --max-points``).
 #: Sizes are counted from the spec before anything is expanded, so a mistyped range step or
@@ -476,12 +476,31 @@ def _batches(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+#: How often a local worker checks that the driver still lives, seconds.
+PARENT_CHECK_S = 0.5
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Worker initialiser: end this worker once the driver is gone. A driver killed with
+    SIGKILL cannot shut its pool down, and its workers would otherwise keep running
+    (holding the store's folder) until their queue ran dry."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _run_local(batches: list, jobs: int, sink: Callable[[list], None]) -> None:
     if jobs <= 1:
         for batch in batches:
             sink(evaluate_batch(batch))
         return
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_exit_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         pending = set()
         queue = iter(batches)
         for batch in itertools.islice(queue, jobs * 4):
@@ -575,7 +594,13 @@ def run_sweep(
     """Evaluate every point not already in ``out_dir``'s store; rows come back in spec order."""
     t0 = time.perf_counter()
     tasks, decided = plan_points(spec)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive(out_dir):  # held until the rows are read back from the store
+        return _run(spec, out_dir, tasks, decided, t0, jobs=jobs, scheduler=scheduler,
+                    progress=progress, batch_size=batch_size)
+
+
+def _run(spec: SweepSpec, out_dir: Path, tasks: list[Task], decided: dict[str, dict], t0: float, *,
+         jobs: int | None, scheduler: Any, progress: bool | None, batch_size: int | None) -> SweepRun:
     store = ResultStore(out_dir)
     reused = sum(1 for t in tasks if t.key in store)
     dropped = sum(1 for t in tasks if t.key in decided and t.key not in store)

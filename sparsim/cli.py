@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -137,7 +138,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from simulator.report import write_report, write_resolved_spec
+    from simulator.report import other_sweep, start_over, write_report, write_resolved_spec
+    from simulator.store import FolderBusy, exclusive
     from simulator.sweep import connect, expand, load_sweep, run_sweep
 
     if args.jobs is not None and args.jobs < 1:
@@ -148,26 +150,28 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out_dir = Path(args.out) if args.out else Path("reports") / spec.name
     where = f"Dask scheduler {args.scheduler}" if args.scheduler else f"{args.jobs or 'all'} local workers"
     print(f"sweep {spec.name}: {len(expand(spec))} design points on {where}", file=sys.stderr)
-    # Connect before anything is written, so a wrong --scheduler leaves no folder behind.
-    client = connect(args.scheduler) if args.scheduler else None
-    try:
+    with contextlib.ExitStack() as stack:
+        # Connect before anything is written, so a wrong --scheduler leaves no folder behind.
+        client = stack.enter_context(connect(args.scheduler)) if args.scheduler else None
         try:
+            stack.enter_context(exclusive(out_dir))
+            if args.fresh:
+                start_over(out_dir)
+            elif (why := other_sweep(spec, out_dir)) is not None:
+                raise ConfigError(f"--out {out_dir}", f"{why}; choose another --out, or add --fresh "
+                                                      "to start over there (its stored results are deleted)")
             write_resolved_spec(spec, out_dir)
-        except OSError as exc:
-            raise _write_error("--out", out_dir, exc) from None
-        try:
-            run = run_sweep(spec, out_dir, jobs=args.jobs, scheduler=client)
-        except ConfigError:
-            raise
-        except ValueError as exc:  # a corrupt results store
-            raise _Fail(str(exc)) from None
-        try:
+            try:
+                run = run_sweep(spec, out_dir, jobs=args.jobs, scheduler=client)
+            except ConfigError:
+                raise
+            except ValueError as exc:  # a corrupt results store
+                raise _Fail(str(exc)) from None
             files = write_report(spec, run.rows, out_dir)
+        except FolderBusy as exc:
+            raise ConfigError(f"--out {out_dir}", str(exc)) from None
         except OSError as exc:
             raise _write_error("--out", out_dir, exc) from None
-    finally:
-        if client is not None:
-            client.close()
     n = len(run.rows)
     feasible = sum(1 for r in run.rows if r.get("feasible"))
     rate = run.computed / run.seconds * 60 if run.seconds > 0 else 0.0
@@ -319,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None, help="local worker processes (default: all cores)")
     p.add_argument("--max-points", type=int, default=MAX_POINTS, metavar="N",
                    help=f"refuse a sweep of more than N design points (default {MAX_POINTS:,})")
+    p.add_argument("--fresh", action="store_true",
+                   help="start over in --out: delete the results stored there (by this or another sweep)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on a Dask distributed cluster (e.g. tcp://10.0.0.5:8786) instead")
     p.set_defaults(func=cmd_sweep)

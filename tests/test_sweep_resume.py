@@ -1,7 +1,9 @@
-"""Crash safety: a sweep killed with SIGKILL resumes without redoing or losing points."""
+"""Crash safety: a sweep whose driver is killed with SIGKILL leaves no worker running and
+resumes without redoing or losing points."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +11,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import psutil
 
 from simulator.store import ResultStore
 
@@ -50,8 +54,14 @@ def test_kill_9_then_resume_equals_uninterrupted(tmp_path):
     while len(lines(store)) < 60 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the sweep finished before it could be killed; make it larger"
-    os.killpg(proc.pid, signal.SIGKILL)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert workers, "the sweep runs on a local pool"
+    os.kill(proc.pid, signal.SIGKILL)  # the driver only, as an OOM killer would
     proc.wait()
+    _, alive = psutil.wait_procs(workers, timeout=15)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # leave nothing behind even if the check fails
+    assert not alive, f"workers outlived their driver: {alive}"
     done_at_kill = len({json.loads(l)["key"] for l in lines(store) if l.endswith("}")})
     assert 0 < done_at_kill < TOTAL
     assert not (killed / "results.csv").exists()

@@ -1,0 +1,66 @@
+"""Faults around a sweep's folder: a second sweep on a folder in use is refused in one line
+(the store is locked), and --out pointing at another sweep's folder is refused unless the user
+asks to start over (--fresh). Workers outliving a killed driver: tests/test_sweep_resume.py."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from simulator.store import ResultStore
+from sparsim.cli import main
+
+SPEC = ("name: {name}\nbase: {{hardware: {{preset: tiny}}, workload: {{kind: gemm, layers: "
+        "[{{rows: 4, k: 32, sparsity: '2:8'}}]}}}}\nsweep: {{grid: {{hardware.chains: {chains}}}}}\n")
+
+
+def test_second_sweep_on_a_locked_folder_says_so(tmp_path, capsys, write_yaml):
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom simulator.store import exclusive\n"
+                               f"with exclusive(Path({str(out)!r})):\n    print('locked', flush=True)\n"
+                               "    sys.stdin.read()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        spec = write_yaml(SPEC.format(name="a", chains="[1, 2]"), "a.yaml")
+        assert main(["sweep", str(spec), "--out", str(out), "--jobs", "1"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1] == (f"sparsim: error: --out {out}: another sweep (pid {holder.pid}) is writing to "
+                           f"{out}; wait for it to finish or choose another folder")
+        assert not (out / ResultStore.FILE).exists() and not (out / "spec.resolved.yaml").exists()
+    finally:
+        holder.communicate("", timeout=30)
+    # The holder is gone, and with it the lock.
+    assert main(["sweep", str(spec), "--out", str(out), "--jobs", "1"]) == 0
+    capsys.readouterr()
+
+
+def test_out_of_another_sweep_is_refused_unless_fresh(tmp_path, capsys, write_yaml):
+    out = tmp_path / "out"
+    a = write_yaml(SPEC.format(name="a", chains="[1, 2]"), "a.yaml")
+    b = write_yaml(SPEC.format(name="b", chains="[4, 8, 16]"), "b.yaml")
+    assert main(["sweep", str(a), "--out", str(out), "--jobs", "1"]) == 0
+    assert main(["sweep", str(a), "--out", str(out), "--jobs", "1"]) == 0  # the same sweep resumes
+    capsys.readouterr()
+    before = (out / ResultStore.FILE).read_bytes()
+
+    assert main(["sweep", str(b), "--out", str(out), "--jobs", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (f"sparsim: error: --out {out}: it holds the results of a different sweep spec "
+                       f"(named 'a'); choose another --out, or add --fresh to start over there "
+                       f"(its stored results are deleted)")
+    assert (out / ResultStore.FILE).read_bytes() == before, "nothing written on refusal"
+
+    assert main(["sweep", str(b), "--out", str(out), "--jobs", "1", "--fresh"]) == 0
+    assert "3 simulated, 0 reused" in capsys.readouterr().out
+    assert len(ResultStore(out)) == 3, "only the new sweep's points are stored"
+
+
+def test_store_without_a_spec_is_not_adopted(tmp_path, capsys, write_yaml):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ResultStore.FILE).write_text('{"key": "x", "row": {}}\n')
+    a = write_yaml(SPEC.format(name="a", chains="[1]"), "a.yaml")
+    assert main(["sweep", str(a), "--out", str(out), "--jobs", "1"]) == 2
+    assert "it holds a points.jsonl but no spec.resolved.yaml" in capsys.readouterr().err
