@@ -1,11 +1,12 @@
 """The case table: one list of design points and Programs that every level runs.
 
 tests/test_case_table.py runs each :class:`Case` against the functional model, the cycle
-simulator, Amaranth's simulator and the Verilator build (one build and one simulator process per
-hardware configuration). Programs stay at a few hundred cycles so that Amaranth's simulator
-(about 1,000-2,500 cycles/s here) runs every case in under a second. Hand-timed
-cases carry their cycle count, derived by hand in the case's ``derivation``; they depend on
-``PIPE = L + 2`` (dataflow.dsp_chain_isa.pipeline_cycles) and must be re-derived if it changes.
+simulator, Amaranth's simulator and the Verilator build (one simulator process per hardware
+configuration, on a build shared by every configuration with the same Verilog). Programs stay at
+a few hundred cycles: Amaranth's simulator (700-2,500 cycles/s measured here) takes 0.2-3 s per
+case. Hand-timed cases carry their cycle count, derived by hand in the case's ``derivation``;
+they depend on ``PIPE = L + 2`` (dataflow.dsp_chain_isa.pipeline_cycles) and must be
+re-derived if it changes.
 """
 
 from __future__ import annotations
