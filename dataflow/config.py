@@ -37,7 +37,9 @@ class ConfigError(ValueError):
         self.reason = reason
         self.source = source
         where = f"{source}: " if source else ""
-        super().__init__(f"{where}{path}: {reason}" if path else f"{where}{reason}")
+        message = f"{where}{path}: {reason}" if path else f"{where}{reason}"
+        # One line whatever the user's keys and values hold: escape line breaks and controls.
+        super().__init__("".join(c if c.isprintable() else repr(c)[1:-1] for c in message))
 
     def with_source(self, source: str) -> "ConfigError":
         return ConfigError(self.path, self.reason, source)
