@@ -129,12 +129,10 @@ def write_resolved_spec(spec: SweepSpec, out_dir: Path) -> Path:
     return path
 
 
-_RUN_FACTS = ("points", "seeds", "versions")  # written beside the spec, not part of it
-
-
 def other_sweep(spec: SweepSpec, out_dir: Path) -> str | None:
-    """Why ``out_dir`` holds another sweep's results (its resolved spec differs from
-    ``spec``), or None when it holds none or this sweep's."""
+    """Why ``out_dir`` holds another sweep's results, or None when it holds none or this
+    sweep's. A sweep is known by its name: an edited spec of the same name keeps the stored
+    points that still belong to it (docs/sweeps.md), a folder of another name is refused."""
     path = out_dir / "spec.resolved.yaml"
     if not path.exists():
         if (out_dir / ResultStore.FILE).exists():
@@ -146,9 +144,8 @@ def other_sweep(spec: SweepSpec, out_dir: Path) -> str | None:
         return "its spec.resolved.yaml cannot be read"
     if not isinstance(old, dict):
         return "its spec.resolved.yaml is not a sweep spec"
-    old = {k: v for k, v in old.items() if k not in _RUN_FACTS}
-    if old != yaml.safe_load(yaml.safe_dump(spec.to_dict(), sort_keys=False)):
-        return f"it holds the results of a different sweep spec (named {old.get('name')!r})"
+    if old.get("name") != spec.name:
+        return f"it holds the results of another sweep (named {old.get('name')!r}, not {spec.name!r})"
     return None
 
 

@@ -139,7 +139,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from simulator.report import other_sweep, start_over, write_report, write_resolved_spec
-    from simulator.store import FolderBusy, exclusive
+    from simulator.store import FolderBusy, ResultStore, exclusive
     from simulator.sweep import connect, expand, load_sweep, run_sweep
 
     if args.jobs is not None and args.jobs < 1:
@@ -182,7 +182,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         first = next(r for r in run.rows if r.get("failed"))
         print(f"  {run.failed} points failed (rerun to retry them); the first: {first['reason']}",
               file=sys.stderr)
-    for f in files:
+    for f in [*files, out_dir / ResultStore.FILE]:
         print(f"  wrote {f}")
     return 0
 

@@ -1,6 +1,6 @@
 """Faults around a sweep's folder: a second sweep on a folder in use is refused in one line
-(the store is locked), and --out pointing at another sweep's folder is refused unless the user
-asks to start over (--fresh). Workers outliving a killed driver: tests/test_sweep_resume.py."""
+(the store is locked), and --out pointing at another sweep's folder (another name) is refused
+unless the user asks to start over (--fresh). Workers outliving a killed driver: tests/test_sweep_resume.py."""
 
 from __future__ import annotations
 
@@ -47,14 +47,24 @@ def test_out_of_another_sweep_is_refused_unless_fresh(tmp_path, capsys, write_ya
 
     assert main(["sweep", str(b), "--out", str(out), "--jobs", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == (f"sparsim: error: --out {out}: it holds the results of a different sweep spec "
-                       f"(named 'a'); choose another --out, or add --fresh to start over there "
-                       f"(its stored results are deleted)")
+    assert err[-1] == (f"sparsim: error: --out {out}: it holds the results of another sweep "
+                       f"(named 'a', not 'b'); choose another --out, or add --fresh to start over "
+                       f"there (its stored results are deleted)")
     assert (out / ResultStore.FILE).read_bytes() == before, "nothing written on refusal"
 
     assert main(["sweep", str(b), "--out", str(out), "--jobs", "1", "--fresh"]) == 0
     assert "3 simulated, 0 reused" in capsys.readouterr().out
     assert len(ResultStore(out)) == 3, "only the new sweep's points are stored"
+
+
+def test_an_edited_spec_of_the_same_sweep_keeps_its_points(tmp_path, capsys, write_yaml):
+    out = tmp_path / "out"
+    assert main(["sweep", str(write_yaml(SPEC.format(name="a", chains="[1, 2]"), "a.yaml")),
+                 "--out", str(out), "--jobs", "1"]) == 0
+    capsys.readouterr()
+    assert main(["sweep", str(write_yaml(SPEC.format(name="a", chains="[1, 2, 4]"), "a.yaml")),
+                 "--out", str(out), "--jobs", "1"]) == 0
+    assert "1 simulated, 2 reused from an earlier run" in capsys.readouterr().out
 
 
 def test_store_without_a_spec_is_not_adopted(tmp_path, capsys, write_yaml):
