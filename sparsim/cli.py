@@ -10,6 +10,7 @@ import os
 import re
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from dataflow.config import ConfigError
@@ -167,6 +168,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 raise
             except ValueError as exc:  # a corrupt results store
                 raise _Fail(str(exc)) from None
+            except BrokenProcessPool:
+                raise _Fail("a worker process died (killed, or out of memory); the points finished "
+                            f"so far are stored in {out_dir}: rerun the same command to resume") from None
             files = write_report(spec, run.rows, out_dir)
         except FolderBusy as exc:
             raise ConfigError(f"--out {out_dir}", str(exc)) from None

@@ -4,10 +4,14 @@ unless the user asks to start over (--fresh). Workers outliving a killed driver:
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import subprocess
 import sys
 
+import toy_engine
 from simulator.store import ResultStore
+from sparsim import engine as engines
 from sparsim.cli import main
 
 SPEC = ("name: {name}\nbase: {{hardware: {{preset: tiny}}, workload: {{kind: gemm, layers: "
@@ -74,3 +78,25 @@ def test_store_without_a_spec_is_not_adopted(tmp_path, capsys, write_yaml):
     a = write_yaml(SPEC.format(name="a", chains="[1]"), "a.yaml")
     assert main(["sweep", str(a), "--out", str(out), "--jobs", "1"]) == 2
     assert "it holds a points.jsonl but no spec.resolved.yaml" in capsys.readouterr().err
+
+
+def test_a_worker_that_dies_is_one_line_and_the_rest_is_kept(tmp_path, capsys, write_yaml):
+    """A worker process that vanishes (OOM killer, a crash in native code) ends the sweep with
+    one line saying how to resume; the points that finished stay in the store."""
+    def simulate(point):
+        if point.hardware.lanes == 7:
+            os._exit(9)
+        return toy_engine.simulate(point)
+
+    eng = engines.register(dataclasses.replace(toy_engine.ENGINE, simulate=simulate))
+    try:
+        spec = write_yaml("name: s\nbase: {hardware: {preset: toy_small}, workload: {kind: vecsum, length: 64}}\n"
+                          "sweep: {grid: {hardware.lanes: [1, 2, 3, 4, 5, 6, 7]}}\n", "s.yaml")
+        out = tmp_path / "out"
+        assert main(["sweep", str(spec), "--out", str(out), "--jobs", "2"]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1] == (f"sparsim: error: a worker process died (killed, or out of memory); the points "
+                           f"finished so far are stored in {out}: rerun the same command to resume")
+        assert not (out / "results.csv").exists()
+    finally:
+        engines.unregister(eng.name)
