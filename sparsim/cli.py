@@ -149,8 +149,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise ConfigError("--max-points", f"must be at least 1, not {args.max_points}")
     spec = load_sweep(args.spec, args.max_points)
     out_dir = Path(args.out) if args.out else Path("reports") / spec.name
-    where = f"Dask scheduler {args.scheduler}" if args.scheduler else f"{args.jobs or 'all'} local workers"
-    print(f"sweep {spec.name}: {len(expand(spec))} design points on {where}", file=sys.stderr)
     with contextlib.ExitStack() as stack:
         # Connect before anything is written, so a wrong --scheduler leaves no folder behind.
         client = stack.enter_context(connect(args.scheduler)) if args.scheduler else None
@@ -161,6 +159,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             elif (why := other_sweep(spec, out_dir)) is not None:
                 raise ConfigError(f"--out {out_dir}", f"{why}; choose another --out, or add --fresh "
                                                       "to start over there (its stored results are deleted)")
+            # Announced once every check has passed, so a refusal stays one line.
+            where = f"Dask scheduler {args.scheduler}" if args.scheduler else f"{args.jobs or 'all'} local workers"
+            print(f"sweep {spec.name}: {len(expand(spec))} design points on {where}", file=sys.stderr)
             write_resolved_spec(spec, out_dir)
             try:
                 run = run_sweep(spec, out_dir, jobs=args.jobs, scheduler=client)

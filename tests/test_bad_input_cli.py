@@ -35,8 +35,8 @@ def test_output_under_a_file_says_so(tmp_path, capsys, write_yaml):
     spec = write_yaml(SWEEP, "sweep.yaml")
     out = blocker / "report"
     assert main(["sweep", str(spec), "--out", str(out), "--jobs", "1"]) == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err == f"sparsim: error: --out {out}: {blocker} is a file, not a folder"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"sparsim: error: --out {out}: {blocker} is a file, not a folder"]
     assert main(["rtl", TINY, "-o", str(blocker / "sub" / "top.v")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"sparsim: error: --output {blocker / 'sub' / 'top.v'}: {blocker} is a file, not a folder"]

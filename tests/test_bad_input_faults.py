@@ -30,7 +30,8 @@ def test_second_sweep_on_a_locked_folder_says_so(tmp_path, capsys, write_yaml):
         spec = write_yaml(SPEC.format(name="a", chains="[1, 2]"), "a.yaml")
         assert main(["sweep", str(spec), "--out", str(out), "--jobs", "1"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert err[-1] == (f"sparsim: error: --out {out}: another sweep (pid {holder.pid}) is writing to "
+        assert len(err) == 1, err
+        assert err[0] == (f"sparsim: error: --out {out}: another sweep (pid {holder.pid}) is writing to "
                            f"{out}; wait for it to finish or choose another folder")
         assert not (out / ResultStore.FILE).exists() and not (out / "spec.resolved.yaml").exists()
     finally:
@@ -51,7 +52,8 @@ def test_out_of_another_sweep_is_refused_unless_fresh(tmp_path, capsys, write_ya
 
     assert main(["sweep", str(b), "--out", str(out), "--jobs", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == (f"sparsim: error: --out {out}: it holds the results of another sweep "
+    assert len(err) == 1, err
+    assert err[0] == (f"sparsim: error: --out {out}: it holds the results of another sweep "
                        f"(named 'a', not 'b'); choose another --out, or add --fresh to start over "
                        f"there (its stored results are deleted)")
     assert (out / ResultStore.FILE).read_bytes() == before, "nothing written on refusal"
