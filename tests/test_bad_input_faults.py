@@ -5,6 +5,7 @@ unless the user asks to start over (--fresh). Workers outliving a killed driver:
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -102,3 +103,19 @@ def test_a_worker_that_dies_is_one_line_and_the_rest_is_kept(tmp_path, capsys, w
         assert not (out / "results.csv").exists()
     finally:
         engines.unregister(eng.name)
+
+
+def test_counts_agree_between_progress_summary_and_report(tmp_path, capsys, write_yaml):
+    """Every point is counted once everywhere, also when two points of the spec resolve to the
+    same design point (chains 2 and 2.0) and some are dropped by a constraint."""
+    spec = write_yaml(SPEC.format(name="c", chains="[1, 2, 2.0, 4]").replace(
+        "sweep:", "constraints: {max: {dsp: 12}}\nsweep:"), "c.yaml")
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--out", str(out), "--jobs", "1"]) == 0
+    stdout, stderr = capsys.readouterr()
+    events = [json.loads(line) for line in stderr.splitlines() if line.startswith('{"event"')]
+    assert events[0]["event"] == "start" and events[-1]["event"] == "done"
+    assert events[-1]["done"] == events[-1]["total"] == 4
+    assert "4 points (3 feasible): 3 simulated, 0 reused from an earlier run, 1 dropped by the device " \
+           "budget or constraints, 0 failed" in stdout
+    assert "4 design points, 3 feasible." in (out / "report.md").read_text()
