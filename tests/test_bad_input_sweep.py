@@ -66,7 +66,8 @@ def test_limit_can_be_raised_and_lowered(capsys, tmp_path, write_yaml):
 
 
 def test_sampling_counts_the_sample_not_the_product(capsys, tmp_path, write_yaml):
-    text = BASE + "sweep: {grid: {hardware.chains: {range: [1, 64]}, seed: {range: [0, 99999]}}, sample: {n: 3, seed: 1}}\n"
+    # 640,000 combinations, above the limit; the 3 sampled points are what runs.
+    text = BASE + "sweep: {grid: {hardware.chains: {range: [1, 64]}, seed: {range: [0, 9999]}}, sample: {n: 3, seed: 1}}\n"
     code, err = _sweep(capsys, tmp_path, write_yaml, text)
     assert code == 0, err
     assert len((tmp_path / "out" / "results.csv").read_text().splitlines()) == 4
