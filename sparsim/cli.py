@@ -11,6 +11,7 @@ import re
 import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict
 from pathlib import Path
 
 from dataflow.config import ConfigError
@@ -214,7 +215,7 @@ def cmd_rtl(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from rtl.synth import synthesize
+    from rtl.synth import PROXY_NOTE, place_and_route_ecp5, synthesize
 
     point = _load_point(args)
     eng = _engine(point, args, rtl=True)
@@ -228,22 +229,40 @@ def cmd_synth(args: argparse.Namespace) -> int:
             f"use --force to run anyway)",
             args.config,
         )
-    print(f"synthesising {eng.describe(hw)} with Yosys synth_xilinx -family xcup "
-          f"(the first run compiles Yosys, ~40 s) ...", file=sys.stderr)
+    print(f"synthesising {eng.describe(hw)} with Yosys synth_xilinx -family {args.family} "
+          f"(the first run compiles Yosys, ~40 s)"
+          f"{'' if args.no_pnr else ', then placing and routing it on ECP5 with nextpnr'} ...",
+          file=sys.stderr)
     try:
-        res = synthesize(hw, use_cache=not args.fresh)
+        res = synthesize(hw, family=args.family, use_cache=not args.fresh)
+        pnr = None if args.no_pnr else place_and_route_ecp5(hw, use_cache=not args.fresh)
     except RuntimeError as exc:
         raise _Fail(str(exc)) from None
     if args.json:
         from simulator.store import finite
 
-        print(json.dumps(finite({"synthesis": res.resources(), "model": model, "seconds": res.seconds}),
-                         allow_nan=False))
+        out = {"family": res.family, "synthesis": res.resources(), "dsp_registers": res.dsp_regs,
+               "model": model, "seconds": res.seconds}
+        if pnr is not None:
+            out["ecp5"] = {**asdict(pnr), "note": PROXY_NOTE}
+        print(json.dumps(finite(out), allow_nan=False))
         return 0
     print(f"  {'resource':<8} {'yosys':>10} {'model':>10}")
     for name, value in res.resources().items():
         print(f"  {name:<8} {value:>10g} {model[name]:>10g}")
-    print(f"  (synthesis took {res.seconds:.1f} s; cells by type in build/synth/)")
+    regs = res.dsp_regs
+    cell = "DSP48E2" if res.family == "xcup" else "DSP48E1"
+    print(f"  {cell} register use: {regs['a_or_b_reg']} of {regs['dsp']} with AREG/BREG, "
+          f"{regs['mreg']} MREG, {regs['preg']} PREG, {regs['pcin_cascade']} fed on PCIN by another DSP")
+    if res.family == "xcup":
+        print("  (Yosys packs DSP registers and cascades only into DSP48E1; --family xc7 checks that "
+              "the RTL has that structure)")
+    if pnr is not None:
+        print(f"  ECP5 Fmax: {pnr.fmax_mhz:.1f} MHz (target {pnr.target_mhz:g}; {pnr.lut4} LUT4, {pnr.ff} FF, "
+              f"{pnr.mult18} MULT18X18D) -- {PROXY_NOTE}")
+    print(f"  (synthesis took {res.seconds:.1f} s"
+          + ("" if pnr is None else f", ECP5 place and route {pnr.seconds:.1f} s")
+          + "; cells by type in build/synth/, nextpnr log in build/pnr/)")
     return 0
 
 
@@ -339,11 +358,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="Verilog file to write (default: stdout)")
     p.set_defaults(func=cmd_rtl)
 
-    p = sub.add_parser("synth", parents=[overrides], help="synthesise a design point with Yosys (synth_xilinx) and "
-                                     "compare the counts with the resource model")
+    p = sub.add_parser("synth", parents=[overrides], help="synthesise a design point with Yosys (synth_xilinx), "
+                                     "compare the counts with the resource model, and place and "
+                                     "route it on ECP5 with nextpnr for an Fmax figure")
     p.add_argument("config", help="design point YAML (keep it small: synthesis is slow)")
     p.add_argument("--json", action="store_true", help="print the counts as JSON")
-    p.add_argument("--fresh", action="store_true", help="ignore a cached result in build/synth/")
+    p.add_argument("--fresh", action="store_true", help="ignore cached results in build/synth/ and build/pnr/")
+    p.add_argument("--family", choices=("xcup", "xc7"), default="xcup",
+                   help="synth_xilinx family: xcup (UltraScale+, default) or xc7 (7-series, whose "
+                        "DSP48E1 mapping shows the DSP register and cascade use)")
+    p.add_argument("--no-pnr", action="store_true",
+                   help="skip the ECP5 place and route (and its Fmax figure)")
     p.add_argument("--force", action="store_true",
                    help=f"synthesise even above {SYNTH_LUT_LIMIT:,} estimated LUTs (slow)")
     p.set_defaults(func=cmd_synth)

@@ -44,13 +44,14 @@ def _tiny(layers: list[dict], seed: int = 0, **hw) -> DesignPoint:
 _HAND_GEMV = Case(
     id="hand-gemv",
     point=_tiny([{"rows": 2, "k": 32, "tokens": 1, "sparsity": "8:8", "weight_bits": 8}]),
-    hand_cycles=42,
-    derivation="""P=2, L=4, M=8, BW = 2 channels x 4 B = 8 B/cycle, latency 6, PIPE = L+2 = 6;
-    one dense INT8 GEMV of 2x32: one LDA of 4 rows of 8 B, one MM of 8 records of 2*4*8/8 = 8 B.
+    hand_cycles=46,
+    derivation="""P=2, L=4, M=8, BW = 2 channels x 4 B = 8 B/cycle, latency 6,
+    PIPE = min(L, 8) + 6 = 10; one dense INT8 GEMV of 2x32: one LDA of 4 rows of 8 B, one MM of
+    8 records of 2*4*8/8 = 8 B.
     LDA: taken 0, request 1, t0 = 1+6 = 7, rows 7..10 (one 8 B row per cycle); loader free 11.
     MM: taken 11, request 12, t0 = 18, records 18..25; compute 26..33 (8 steps), done
-    33 + PIPE = 39. Store: one 8 B row offered and accepted in 40. END completes in
-    max(11+1, 39+1, 40+1) = 41, so the Program takes 42 cycles.""",
+    33 + PIPE = 43. Store: one 8 B row offered and accepted in 44. END completes in
+    max(11+1, 43+1, 44+1) = 45, so the Program takes 46 cycles.""",
 )
 
 _HAND_DOUBLE_BUFFER = Case(
@@ -62,16 +63,18 @@ _HAND_DOUBLE_BUFFER = Case(
         ],
         act_buffer_kib=0.0625,
     ),
-    hand_cycles=101,
-    derivation="""Same hardware as hand-gemv but activation banks of 4 rows (one token each), so
-    layer a runs as two chunks. Records and rows are 8 B: one per cycle.
+    hand_cycles=109,
+    derivation="""Same hardware as hand-gemv (PIPE = 10) but activation banks of 4 rows (one
+    token each), so layer a runs as two chunks. Records and rows are 8 B: one per cycle.
     LDA0 (sync, bank 0): request 1, rows 7..10, loader free 11.
-    MM0: request 12, records 18..25, compute 26..33, done 39; store 40.
+    MM0: request 12, records 18..25, compute 26..33, done 43; store 44.
     LDA1 (bank 1): its bank has no readers yet: request 14 while MM0's records stream; its rows
-      queue behind them: 26..29. (Single-buffered it would wait for MM0 to finish: request 40.)
-    MM1: request 31, records 37..44, compute 45..52, done 58; store 59.
-    LDA2 (sync, bank 0): waits for every store: request 60, rows 66..69.
-    MM2: request 71, records 77..84, compute 85..92, done 98; store 99. END in 100: 101 cycles.""",
+      queue behind them: 26..29. (Single-buffered it would wait for MM0 to finish: request 44.)
+    MM1: taken 30, request 31, records 37..44, compute 45..52 (its last record arrives one
+      cycle after MM0's done), done 62; store 63.
+    LDA2 (sync, bank 0): waits for every store: request 64, rows 70..73.
+    MM2: taken 74, request 75, records 81..88, compute 89..96, done 106; store 107. END in 108:
+    109 cycles.""",
 )
 
 

@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import pytest
 
 from simulator import resources
 from simulator.resources import memory_cost
 
-CALIBRATION = [  # the three smallest calibration points of benchmarks/calibrate_resources.py
-    dict(chains=1, chain_len=2, mux_m=4, lanes=1),
-    dict(chains=2, chain_len=4, mux_m=8, lanes=1),
-    dict(chains=2, chain_len=4, mux_m=8, lanes=2),
-]
+#: Yosys synth_xilinx counts of the calibration points (benchmarks/calibrate_resources.py).
+TABLE = json.loads((Path(__file__).parents[1] / "benchmarks" / "resource_calibration.json").read_text())
 
 
-def _hw(overrides):
+def _hw(spec: dict):
     from dataflow.config import design_point_from_dict
 
     return design_point_from_dict({
-        "hardware": {"preset": "tiny", **overrides},
+        "hardware": spec,
         "workload": {"kind": "gemm", "layers": [{"rows": 4, "k": 32, "sparsity": "8:8"}]},
     }).hardware
 
@@ -33,7 +34,7 @@ def test_memory_mapping_rules():
 
 
 def test_two_lanes_share_one_dsp():
-    one, two = _hw(dict(lanes=1)), _hw(dict(lanes=2))
+    one, two = _hw(dict(preset="tiny", lanes=1)), _hw(dict(preset="tiny", lanes=2))
     assert resources.estimate(one).dsp == resources.estimate(two).dsp == one.chains * one.chain_len
 
 
@@ -47,29 +48,40 @@ def test_u280_preset_fits_its_device():
     assert "uram" in resources.over_budget(resources.estimate(bigger), "u280")
 
 
+def _check(est, counts: dict) -> None:
+    assert est.dsp == counts["dsp"]
+    assert est.bram36 == counts["bram36"]
+    assert est.uram == counts["uram"]
+    for name in ("lut", "ff"):
+        got, want = getattr(est, name), counts[name]
+        assert abs(got - want) <= resources.TOLERANCE[name] * want, f"{name}: model {got}, yosys {want}"
+
+
+def test_calibration_spans_a_few_hundred_dsps():
+    dsps = sorted(row["dsp"] for row in TABLE)
+    assert dsps[0] <= 8 and dsps[-1] >= 512 and sum(d >= 128 for d in dsps) >= 6
+    assert (min(dsps), max(dsps)) == resources.CALIBRATED_DSPS
+
+
+@pytest.mark.parametrize("row", TABLE, ids=lambda r: r["name"])
+def test_model_within_tolerance_on_recorded_synthesis(row):
+    _check(resources.estimate(_hw(row["hardware"])), row)
+
+
+def test_recorded_synthesis_is_of_the_current_rtl():
+    # The table must be re-measured when the RTL changes; the smallest point is cheap to check.
+    from rtl.verilog import to_verilog
+
+    row = min(TABLE, key=lambda r: r["dsp"])
+    assert hashlib.sha256(to_verilog(_hw(row["hardware"])).encode()).hexdigest()[:16] == row["verilog_sha"], (
+        "rtl changed since benchmarks/resource_calibration.json was measured: rerun "
+        "benchmarks/calibrate_resources.py")
+
+
 @pytest.mark.synth
-@pytest.mark.parametrize("overrides", CALIBRATION, ids=lambda o: "P{chains}L{chain_len}M{mux_m}x{lanes}".format(**o))
-def test_model_agrees_with_yosys(overrides, tmp_path_factory):
+def test_model_agrees_with_live_yosys():
     from rtl.synth import synthesize
 
-    hw = _hw(overrides)
-    syn = synthesize(hw)
-    est = resources.estimate(hw)
-    assert est.dsp == syn.dsp
-    assert est.bram36 == syn.bram36
-    assert est.uram == syn.uram
-    for name in ("lut", "ff"):
-        got, want = getattr(est, name), getattr(syn, name)
-        assert abs(got - want) <= resources.TOLERANCE * want, f"{name}: model {got}, yosys {want}"
-
-
-@pytest.mark.synth
-def test_synth_cli(capsys):
-    from sparsim.cli import main
-
-    assert main(["synth", "examples/tiny_gemm.yaml", "--json"]) == 0
-    import json
-
-    data = json.loads(capsys.readouterr().out)
-    assert data["synthesis"]["dsp"] == data["model"]["dsp"] == 8
-    assert data["synthesis"]["lut"] > 0 and data["synthesis"]["ff"] > 0
+    row = min(TABLE, key=lambda r: r["dsp"])
+    syn = synthesize(_hw(row["hardware"]))
+    _check(resources.estimate(_hw(row["hardware"])), syn.resources())

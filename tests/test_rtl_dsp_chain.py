@@ -34,9 +34,9 @@ def _tiny_hw(**overrides):
 # Chain unit under Amaranth's simulator
 
 
-def _run_chain(L, M, lanes, acc_bits, *, dense, weight_bits, seed, groups=6, extreme=False):
+def _run_chain(L, M, lanes, acc_bits, *, dense, weight_bits, seed, groups=6, extreme=None):
     """Feed random token groups (with bubbles) to one chain; return (got, expected) lists of
-    (cycle, [lane sums])."""
+    (cycle, [lane sums]). ``extreme`` = (weight, activation) fills every slot and lane."""
     rng = np.random.default_rng(seed)
     lo, hi = golden.int_range(weight_bits)
     ibits = M.bit_length() - 1
@@ -47,8 +47,8 @@ def _run_chain(L, M, lanes, acc_bits, *, dense, weight_bits, seed, groups=6, ext
         total = np.zeros(lanes, dtype=np.int64)
         for s in range(nsteps):
             if extreme:
-                w = np.full(L, lo, dtype=np.int64)
-                acts = np.full((L, lanes, M), -128, dtype=np.int64)
+                w = np.full(L, extreme[0], dtype=np.int64)
+                acts = np.full((L, lanes, M), extreme[1], dtype=np.int64)
             else:
                 w = rng.integers(lo, hi + 1, size=L)
                 acts = rng.integers(-128, 128, size=(L, lanes, M))
@@ -121,16 +121,19 @@ def test_chain_matches_dot_product(L, M, lanes, acc_bits, dense, weight_bits, se
     assert got == want
 
 
-def test_packed_lanes_at_extremes():
-    # Both lanes at -128 with -128 weights: the packed product's low half is +2^14 and the
-    # high half must come out exact.
-    got, want = _run_chain(4, 8, 2, 32, dense=False, weight_bits=8, seed=5, extreme=True)
+@pytest.mark.parametrize("L", [4, 8, 16])
+@pytest.mark.parametrize("extreme", [(-128, -128), (-128, 127), (127, -128)], ids=str)
+def test_packed_lanes_at_extremes(L, extreme):
+    # Every product at +16384 (= -128 · -128) or -16256 (= -128 · 127): the low lane's sum over a
+    # cascade segment of 8 slots spans the whole 18-bit field, the bound of CASCADE_SLOTS; with
+    # L = 16 two segments are split and added. Both lanes must come out exact.
+    got, want = _run_chain(L, 8, 2, 32, dense=False, weight_bits=8, seed=5, extreme=extreme)
     assert got == want
 
 
 def test_chain_accumulator_wraps():
     # 8 slots x (-128 * -128) = 131072 per step overflows 16 bits; every step must wrap.
-    got, want = _run_chain(8, 4, 1, 16, dense=False, weight_bits=8, seed=3, extreme=True)
+    got, want = _run_chain(8, 4, 1, 16, dense=False, weight_bits=8, seed=3, extreme=(-128, -128))
     assert got == want
     assert any(abs(v) < 8 * 128 * 128 for _, vals in want for v in vals)  # really wrapped
 

@@ -19,45 +19,45 @@ def tiny(layers, **hw):
 
 
 def test_hand_computed_timing():
-    """Case hand-gemv of tests/cases.py (derivation there): 42 cycles, of which the chains
-    issue 8 steps, wait 26 cycles (0..25) for the weight records, drain PIPE = 6 and idle 2 for
-    the store and END (40, 41)."""
+    """Case hand-gemv of tests/cases.py (derivation there): 46 cycles, of which the chains
+    issue 8 steps, wait 26 cycles (0..25) for the weight records, drain PIPE = 10 and idle 2 for
+    the store and END (44, 45)."""
     case = CASES_BY_ID["hand-gemv"]
     result = run(compile_design_point(case.point))
-    assert result.cycles == case.hand_cycles == 42
+    assert result.cycles == case.hand_cycles == 46
     assert result.bytes_read == 4 * 8 + 8 * 8
     assert result.bytes_written == 8
     assert result.stalls["weight_stream"] == 26
-    assert result.stalls["pipeline_drain"] == 6
+    assert result.stalls["pipeline_drain"] == 10
     assert result.stalls["tail"] == 2
     assert result.issue_cycles == 8
 
 
 def test_hand_computed_double_buffering_and_sync():
-    """Case hand-double-buffer of tests/cases.py (derivation there): 101 cycles. Layer a (two
-    chunks) owns everything up to MM1's compute done, 0..58 = 59 cycles; layer b the rest, 42.
-    The chains wait for weight records before MM0 (0..25: 26 cycles), MM1 (free from 40, last
-    record 44: 5) and MM2 (free from 59, last record 84: 26)."""
+    """Case hand-double-buffer of tests/cases.py (derivation there): 109 cycles. Layer a (two
+    chunks) owns everything up to MM1's compute done, 0..62 = 63 cycles; layer b the rest, 46.
+    The chains wait for weight records before MM0 (0..25: 26 cycles), MM1 (free from 44, last
+    record 44: 1) and MM2 (free from 63, last record 88: 26)."""
     case = CASES_BY_ID["hand-double-buffer"]
     program = compile_design_point(case.point)
     assert list(program.instrs["op"]) == [1, 2, 1, 2, 1, 2, 0]
     assert list(program.instrs["sync"][[0, 2, 4]]) == [1, 0, 1]
     result = run(program)
-    assert result.cycles == case.hand_cycles == 101
-    assert result.operator_cycles == {"a": 59, "b": 42}
-    assert result.stalls["weight_stream"] == 26 + 5 + 26
+    assert result.cycles == case.hand_cycles == 109
+    assert result.operator_cycles == {"a": 63, "b": 46}
+    assert result.stalls["weight_stream"] == 26 + 1 + 26
 
 
 def test_edited_program_is_timed_afresh():
     """The simulator derives its arrays from the instructions on every run (no stale cache).
 
-    hand-gemv with 7 instead of 8 weight records: records 18..24, compute 25..31, done 37,
-    store 38, END 39: 40 cycles (one record and one step fewer).
+    hand-gemv with 7 instead of 8 weight records: records 18..24, compute 25..31, done
+    31 + PIPE (10) = 41, store 42, END 43: 44 cycles (one record and one step fewer).
     """
     program = compile_design_point(CASES_BY_ID["hand-gemv"].point)
-    assert run(program).cycles == 42
+    assert run(program).cycles == 46
     program.instrs[1]["steps"] = 7
-    assert run(program).cycles == 40
+    assert run(program).cycles == 44
 
 
 def _layers(rng):
