@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_sim_vs_rtl.py
 	$(PY) benchmarks/bench_llama_decode.py
 	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_fmax.py --points tiny,mid
 
 clean:
 	rm -rf build sim_build .pytest_cache .hypothesis reports/quickstart

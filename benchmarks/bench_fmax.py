@@ -18,9 +18,9 @@ import time
 
 from amaranth.back import verilog
 
-from dataflow.config import design_point_from_dict, load_yaml
-from rtl.dsp_chain import SparseDspChain
-from rtl.synth import PROXY_NOTE, place_and_route_ecp5, place_and_route_verilog, synthesize
+from sparsim.dataflow.config import design_point_from_dict, load_yaml
+from sparsim.rtl.dsp_chain import SparseDspChain
+from sparsim.rtl.synth import PROXY_NOTE, place_and_route_ecp5, place_and_route_verilog, synthesize
 
 #: name -> (YAML file, hardware overrides on it)
 POINTS = {

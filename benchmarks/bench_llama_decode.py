@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from dataflow.config import design_point_from_dict
-from dataflow.dsp_chain import compile_design_point
-from simulator.dsp_chain import run
+from sparsim.dataflow.config import design_point_from_dict
+from sparsim.dataflow.dsp_chain import compile_design_point
+from sparsim.simulator.dsp_chain import run
 
 POINT = {
     "hardware": {"preset": "u280"},

@@ -15,11 +15,11 @@ import argparse
 import statistics
 import time
 
-from dataflow.config import design_point_from_dict
-from dataflow.dsp_chain import compile_design_point
-from rtl import amaranth_sim
-from rtl.verilator import verify_all
-from simulator.dsp_chain import run
+from sparsim.dataflow.config import design_point_from_dict
+from sparsim.dataflow.dsp_chain import compile_design_point
+from sparsim.rtl import amaranth_sim
+from sparsim.rtl.verilator import verify_all
+from sparsim.simulator.dsp_chain import run
 
 POINT = {
     "hardware": {"preset": "tiny", "chains": 4, "chain_len": 8, "mux_m": 8,

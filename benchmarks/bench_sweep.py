@@ -13,7 +13,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from simulator.sweep import load_sweep, run_sweep
+from sparsim.simulator.sweep import load_sweep, run_sweep
 
 
 def main() -> None:

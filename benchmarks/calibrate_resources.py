@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dataflow.config import design_point_from_dict, load_yaml
-from rtl.synth import synthesize
-from rtl.verilog import to_verilog
-from simulator import resources
+from sparsim.dataflow.config import design_point_from_dict, load_yaml
+from sparsim.rtl.synth import synthesize
+from sparsim.rtl.verilog import to_verilog
+from sparsim.simulator import resources
 
 import bench_fmax
 

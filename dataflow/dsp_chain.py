@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
-from simulator.results import shared_metrics
+from sparsim.simulator.results import shared_metrics
 from sparsim.engine import Engine, Metric, lazy
 
 from . import dsp_chain_isa as isa
@@ -557,7 +557,7 @@ def _fill_data(program: Program, seed: int) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Registration (the pyproject.toml entry point ``dsp_chain = "dataflow.dsp_chain:ENGINE"``)
+# Registration (the pyproject.toml entry point ``dsp_chain = "sparsim.dataflow.dsp_chain:ENGINE"``)
 
 
 def _describe(hw: DspChainHardware) -> str:
@@ -566,13 +566,13 @@ def _describe(hw: DspChainHardware) -> str:
 
 
 def _resources(hw: DspChainHardware) -> dict[str, float]:
-    from simulator.resources import estimate
+    from sparsim.simulator.resources import estimate
 
     return estimate(hw).to_dict()
 
 
 def _program_cycles(program: Program) -> int:
-    from simulator.dsp_chain import run
+    from sparsim.simulator.dsp_chain import run
 
     return run(program).cycles
 
@@ -585,14 +585,14 @@ ENGINE = Engine(
     metrics=shared_metrics("token") + (
         Metric("issue_cycles", "cycles", "min", "cycles the chains issue MACs"),
     ),
-    simulate=lazy("simulator.dsp_chain:simulate"),
+    simulate=lazy("sparsim.simulator.dsp_chain:simulate"),
     resources=_resources,
     describe=_describe,
     headline=("cycles", "latency_ms", "tokens_per_s", "mac_utilisation", "bandwidth_gbps", "dsp",
               "energy_j"),
     breakdown="operator",
-    rtl_top=lazy("rtl.dsp_chain:DspChainAccelerator"),
-    rtl_signature=lazy("rtl.dsp_chain:top_signature"),
+    rtl_top=lazy("sparsim.rtl.dsp_chain:DspChainAccelerator"),
+    rtl_signature=lazy("sparsim.rtl.dsp_chain:top_signature"),
     compile=compile_design_point,
     program_cycles=_program_cycles,
     bench_kinds=("gemm",),

@@ -1,8 +1,8 @@
 """Run Programs on an engine's RTL under Amaranth's own simulator (no Verilog, no build).
 
 The per-cycle bench is the one the cocotb bench runs under Verilator
-(:func:`rtl.cocotb_bench.driver.drive_program`, same memory model), here driven from an Amaranth
-testbench, so both levels see identical stimuli and are judged alike (:func:`rtl.harness.judge`).
+(:func:`sparsim.rtl.cocotb_bench.driver.drive_program`, same memory model), here driven from an Amaranth
+testbench, so both levels see identical stimuli and are judged alike (:func:`sparsim.rtl.harness.judge`).
 Amaranth's simulator is far slower per cycle than Verilator (benchmarks/bench_sim_vs_rtl.py) but
 needs no compile step: it is the quick RTL level for small Programs and for components patched
 inside a test.
@@ -26,7 +26,7 @@ __all__ = ["run_programs", "verify_all"]
 
 
 class _AmaranthIO:
-    """:class:`~rtl.cocotb_bench.driver.PortIO` over a testbench context; ``a.b`` is member ``b``
+    """:class:`~sparsim.rtl.cocotb_bench.driver.PortIO` over a testbench context; ``a.b`` is member ``b``
     of port ``a``. Values set now settle at once and are sampled by the next rising edge."""
 
     def __init__(self, ctx, top):
@@ -74,7 +74,7 @@ def run_programs(runs: Sequence[ProgramRun]) -> list[RunResult]:
 
 
 def verify_all(cases: Sequence[tuple[Program, int | None]]) -> list[VerifyResult]:
-    """:func:`rtl.verilator.verify_all` under Amaranth's simulator: per ``(program, stall_seed)``
+    """:func:`sparsim.rtl.verilator.verify_all` under Amaranth's simulator: per ``(program, stall_seed)``
     the values against the golden model and, without stalls, the cycles against the simulator."""
     results = run_programs([ProgramRun(p, stall_seed=s) for p, s in cases])
     return [judge(program, res, seed) for (program, seed), res in zip(cases, results)]

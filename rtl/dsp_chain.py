@@ -5,13 +5,13 @@ Two public components:
 - :class:`SparseDspChain`: one chain of L DSP slots: per-slot, per-lane M:1 sparse mux, skew
   delay lines, DSP48E2 slots with registered inputs, product and output, cascade segments of at
   most 8 slots through PCIN→PCOUT with two lanes kept packed, and a wrapping accumulator.
-- :class:`DspChainAccelerator`: the whole engine of one :class:`~dataflow.dsp_chain.DspChainHardware`
+- :class:`DspChainAccelerator`: the whole engine of one :class:`~sparsim.dataflow.dsp_chain.DspChainHardware`
   (P chains, activation buffer, two weight banks, two output banks, the compute engine and the
-  shared loader, receiver and store of :mod:`rtl.shell`), with the shell's ``lib.stream`` ports
+  shared loader, receiver and store of :mod:`sparsim.rtl.shell`), with the shell's ``lib.stream`` ports
   to the instruction source and memory.
 
 The pipeline depth is not a local constant: it comes from
-:func:`dataflow.dsp_chain_isa.pipeline_cycles`, the number the simulator uses too.
+:func:`sparsim.dataflow.dsp_chain_isa.pipeline_cycles`, the number the simulator uses too.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from amaranth.hdl import Array, C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from dataflow import dsp_chain_isa as isa
-from dataflow.dsp_chain import DspChainHardware
+from sparsim.dataflow import dsp_chain_isa as isa
+from sparsim.dataflow.dsp_chain import DspChainHardware
 
 from . import shell
 from .shell import rejected_is_not_unused as _rejected_is_not_unused
@@ -287,7 +287,7 @@ def write_layout(hw: DspChainHardware) -> data.StructLayout:
 
 
 def top_signature(hw: DspChainHardware) -> wiring.Signature:
-    """Ports of :class:`DspChainAccelerator` for ``hw``: :func:`rtl.shell.top_signature` with the
+    """Ports of :class:`DspChainAccelerator` for ``hw``: :func:`sparsim.rtl.shell.top_signature` with the
     ``dsp_chain`` payloads."""
     return shell.top_signature(
         instr_layout=INSTR_LAYOUT,
@@ -304,7 +304,7 @@ class DspChainAccelerator(wiring.Component):
     with an always-valid instruction stream, an always-ready memory (the memory model of the
     docs) and no back-pressure, ``cycles`` ends equal to the simulator's cycle count.
 
-    The loader, receiver and store are the shared :mod:`rtl.shell` components; this class owns
+    The loader, receiver and store are the shared :mod:`sparsim.rtl.shell` components; this class owns
     the buffers, the per-bank job state that says when a load may issue, and the compute path.
     All outputs are driven from registers (they never depend combinationally on an input in
     the same cycle), so a testbench may sample them and then drive the inputs of that cycle.
@@ -320,7 +320,7 @@ class DspChainAccelerator(wiring.Component):
     :func:`top_signature`, the shell's top signature with these payloads:
 
     instr : In(stream.Signature(INSTR_LAYOUT))
-        Instruction words (``dataflow.dsp_chain_isa`` encoding); one is taken per handshake.
+        Instruction words (``sparsim.dataflow.dsp_chain_isa`` encoding); one is taken per handshake.
         Unknown opcodes behave as ``END``.
     rd_req : Out(stream.Signature(read_request_layout(hw)))
         Memory read requests: ``addr`` (byte address), ``count`` (records), ``rec_bytes``

@@ -2,7 +2,7 @@
 of one Program execution, its bench settings, and the verdict against the golden model (values)
 and the engine's cycle simulator (cycles).
 
-:mod:`rtl.verilator` (cocotb under Verilator) and :mod:`rtl.amaranth_sim` (Amaranth's own
+:mod:`sparsim.rtl.verilator` (cocotb under Verilator) and :mod:`sparsim.rtl.amaranth_sim` (Amaranth's own
 simulator) both return :class:`VerifyResult` from :func:`judge`, so a level differs from another
 only in the simulator underneath.
 """

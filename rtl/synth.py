@@ -33,7 +33,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from dataflow.config import HardwareConfig
+from sparsim.dataflow.config import HardwareConfig
 
 from .verilog import TOP_MODULE, to_verilog
 

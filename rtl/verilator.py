@@ -11,7 +11,7 @@ Typical use (``sparsim verify`` does exactly this)::
 Builds live in ``build/verilator/<key>/`` where ``key`` hashes the Verilog text, the waivers,
 the build flags and the Verilator (:func:`hardware_key`): configurations that differ only in the
 clock or the memory share one build, and any number of Programs and seeds run against it. Data goes to the cocotb process through a job file
-and comes back through a result file (:mod:`rtl.cocotb_bench.jobs`), never through logs.
+and comes back through a result file (:mod:`sparsim.rtl.cocotb_bench.jobs`), never through logs.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Sequence
 
 from amaranth.lib import data
 
-from dataflow.config import HardwareConfig
+from sparsim.dataflow.config import HardwareConfig
 from sparsim import engine as engines
 
 from .cocotb_bench import jobs
@@ -80,7 +80,7 @@ def build_root() -> Path:
     ``./build/verilator``), never inside the installed package."""
     return (Path(os.environ.get("SPARSIM_BUILD_DIR", "build")) / "verilator").resolve()
 
-_BENCH_MODULE = "rtl.cocotb_bench.bench"
+_BENCH_MODULE = "sparsim.rtl.cocotb_bench.bench"
 _STAMP = "build.json"
 # One C++ file: the wheel's verilated.mk lacks the precompiled-header flag its split (parallel)
 # builds need, and a single file also compiles faster for designs of this size.

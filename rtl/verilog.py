@@ -6,7 +6,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-from dataflow.config import HardwareConfig
+from sparsim.dataflow.config import HardwareConfig
 from sparsim import engine as engines
 
 from .shell import top_ports

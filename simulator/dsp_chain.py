@@ -1,6 +1,6 @@
 """Cycle-level simulator of the ``dsp_chain`` engine.
 
-Executes a Program's instructions against the shared memory model (:mod:`simulator.memory`)
+Executes a Program's instructions against the shared memory model (:mod:`sparsim.simulator.memory`)
 and the four concurrent engines of docs/dsp_chain.md (loader, receiver, compute, store), event by
 event: every engine's start and finish cycle is computed exactly as the RTL's registers produce
 them, so the cycle count equals the RTL's. The kernel is a Numba function over plain arrays
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from dataflow import dsp_chain_isa as isa
-from dataflow.dsp_chain import Program
+from sparsim.dataflow import dsp_chain_isa as isa
+from sparsim.dataflow.dsp_chain import Program
 
 from . import results
 from .memory import read_start, transfer_end, write_start
@@ -246,10 +246,10 @@ def onchip_bytes(program: Program) -> int:
 
 
 def simulate(point) -> results.RawCounts:
-    """Compile a :class:`~dataflow.config.DesignPoint` (timing only), time it and count what
+    """Compile a :class:`~sparsim.dataflow.config.DesignPoint` (timing only), time it and count what
     the shared derivation needs (simulator/results.py: time, energy, roofline, tokens/s)."""
-    from dataflow.dsp_chain import compile_design_point
-    from dataflow.workloads import tokens_per_pass
+    from sparsim.dataflow.dsp_chain import compile_design_point
+    from sparsim.dataflow.workloads import tokens_per_pass
 
     program = compile_design_point(point, with_data=False)
     timed = run(program)

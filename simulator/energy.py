@@ -9,7 +9,7 @@ them in a design point's ``energy:`` mapping; every result row records the table
 
 from __future__ import annotations
 
-from dataflow.config import EnergyTable
+from sparsim.dataflow.config import EnergyTable
 
 
 def energy_joules(table: EnergyTable, *, macs: int, onchip_bytes: int, offchip_bytes: int,

@@ -25,8 +25,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from dataflow.dsp_chain import DspChainHardware
-from dataflow import presets
+from sparsim.dataflow.dsp_chain import DspChainHardware
+from sparsim.dataflow import presets
 
 #: Memories at least this many bits go to URAM288 (72 bits × 4096 rows); not calibrated
 #: (synthesis of such large designs is too slow for the calibration set).

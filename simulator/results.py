@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dataflow.config import EnergyTable
+from sparsim.dataflow.config import EnergyTable
 from sparsim.engine import Metric
 
 from .energy import energy_joules

@@ -42,8 +42,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from dataflow import presets
-from dataflow.config import ConfigError, DesignPoint, describe, design_point_from_dict, load_yaml
+from sparsim.dataflow import presets
+from sparsim.dataflow.config import ConfigError, DesignPoint, describe, design_point_from_dict, load_yaml
 from sparsim import engine as engines
 
 from .store import ResultStore, exclusive, point_key

@@ -14,8 +14,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict
 from pathlib import Path
 
-from dataflow.config import ConfigError
-from simulator.sweep import MAX_POINTS
+from sparsim.dataflow.config import ConfigError
+from sparsim.simulator.sweep import MAX_POINTS
 from sparsim import engine as engines
 from sparsim.engine import Engine
 
@@ -33,12 +33,12 @@ examples:
 
 def _load_point(args: argparse.Namespace):
     """The design point of ``args.config`` with every ``--set key.path=value`` applied."""
-    from dataflow.config import describe, design_point_from_dict, load_yaml, parse_yaml
+    from sparsim.dataflow.config import describe, design_point_from_dict, load_yaml, parse_yaml
 
     raw = load_yaml(args.config)
     where: dict[str, str] = {}  # key path as errors spell it -> the --set item that set it
     if args.set:
-        from simulator.sweep import set_path
+        from sparsim.simulator.sweep import set_path
 
         if not isinstance(raw, dict):
             raise ConfigError("", f"a design point must be a mapping, not {describe(raw)}", args.config)
@@ -119,7 +119,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     # The same columns as a sweep's row of this point.
     row = {"engine": eng.name, **eng.resources(point.hardware), **result.to_dict()}
     if args.json:
-        from simulator.store import finite
+        from sparsim.simulator.store import finite
 
         print(json.dumps(finite(row), indent=2, allow_nan=False))
         return 0
@@ -140,9 +140,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from simulator.report import other_sweep, start_over, write_report, write_resolved_spec
-    from simulator.store import FolderBusy, ResultStore, exclusive
-    from simulator.sweep import connect, expand, load_sweep, run_sweep
+    from sparsim.simulator.report import other_sweep, start_over, write_report, write_resolved_spec
+    from sparsim.simulator.store import FolderBusy, ResultStore, exclusive
+    from sparsim.simulator.sweep import connect, expand, load_sweep, run_sweep
 
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError("--jobs", f"must be at least 1, not {args.jobs}")
@@ -194,7 +194,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_rtl(args: argparse.Namespace) -> int:
-    from rtl.verilog import to_verilog
+    from sparsim.rtl.verilog import to_verilog
 
     point = _load_point(args)
     _engine(point, args, rtl=True)
@@ -215,7 +215,7 @@ def cmd_rtl(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from rtl.synth import PROXY_NOTE, place_and_route_ecp5, synthesize
+    from sparsim.rtl.synth import PROXY_NOTE, place_and_route_ecp5, synthesize
 
     point = _load_point(args)
     eng = _engine(point, args, rtl=True)
@@ -239,7 +239,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         raise _Fail(str(exc)) from None
     if args.json:
-        from simulator.store import finite
+        from sparsim.simulator.store import finite
 
         out = {"family": res.family, "synthesis": res.resources(), "dsp_registers": res.dsp_regs,
                "model": model, "seconds": res.seconds}
@@ -267,7 +267,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from rtl.verilator import verify_all
+    from sparsim.rtl.verilator import verify_all
 
     point = _load_point(args)
     eng = _engine(point, args, rtl=True)

@@ -83,13 +83,13 @@ class Engine:
     """What sparsim needs from one accelerator family.
 
     - ``hardware``: its pydantic hardware model, a subclass of
-      :class:`dataflow.config.HardwareConfig` with ``engine: Literal[name]``.
+      :class:`sparsim.dataflow.config.HardwareConfig` with ``engine: Literal[name]``.
     - ``workloads``: the workload models it accepts (subclasses of
-      :class:`dataflow.config.WorkloadConfig`, each with its own ``kind: Literal[...]``).
+      :class:`sparsim.dataflow.config.WorkloadConfig`, each with its own ``kind: Literal[...]``).
     - ``presets``: named hardware settings (``hardware: {preset: NAME}``).
     - ``metrics``: every metric its results carry, beyond :data:`RESOURCE_METRICS`;
       ``headline`` names the few that ``sparsim simulate`` prints and report tables show.
-    - ``simulate(point) -> simulator.results.RawCounts``: compile and time a design point
+    - ``simulate(point) -> sparsim.simulator.results.RawCounts``: compile and time a design point
       (raise ``ConfigError`` when the workload cannot be mapped); :meth:`evaluate` derives the
       metrics from these counts, the same way for every engine.
     - ``resources(hardware) -> dict``: estimated counts named as :data:`RESOURCE_METRICS`.
@@ -97,7 +97,7 @@ class Engine:
     - ``breakdown``: what the ``op_cycles_*`` columns break the time down by ("operator",
       "pass", ...).
     - RTL (optional for an engine that has none yet): ``rtl_top(hardware)`` the Amaranth top
-      component; ``rtl_signature(hardware)`` its ``wiring.Signature`` (``rtl.shell``'s top
+      component; ``rtl_signature(hardware)`` its ``wiring.Signature`` (``sparsim.rtl.shell``'s top
       signature with the engine's payloads), from which the cocotb port map is derived;
       ``compile(point, with_data=True)`` a Program with its memory image for the bench;
       ``program_cycles(program)`` the simulator's cycle count of a compiled Program;
@@ -149,8 +149,8 @@ class Engine:
         return self.metrics + RESOURCE_METRICS
 
     def evaluate(self, point: Any) -> Any:
-        """``simulator.results.Result`` of a design point: its raw counts, derived."""
-        from simulator.results import derive
+        """``sparsim.simulator.results.Result`` of a design point: its raw counts, derived."""
+        from sparsim.simulator.results import derive
 
         return derive(self.simulate(point), point.energy)
 

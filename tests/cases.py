@@ -5,7 +5,7 @@ simulator, Amaranth's simulator and the Verilator build (one simulator process p
 configuration, on a build shared by every configuration with the same Verilog). Programs stay at
 a few hundred cycles: Amaranth's simulator (700-2,500 cycles/s measured here) takes 0.2-3 s per
 case. Hand-timed cases carry their cycle count, derived by hand in the case's ``derivation``;
-they depend on ``PIPE = L + 2`` (dataflow.dsp_chain_isa.pipeline_cycles) and must be
+they depend on ``PIPE = L + 2`` (sparsim.dataflow.dsp_chain_isa.pipeline_cycles) and must be
 re-derived if it changes.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from dataflow.config import DesignPoint, design_point_from_dict
-from dataflow.dsp_chain import Program, compile_design_point
+from sparsim.dataflow.config import DesignPoint, design_point_from_dict
+from sparsim.dataflow.dsp_chain import Program, compile_design_point
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import toy_engine
-from simulator.store import ResultStore
+from sparsim.simulator.store import ResultStore
 from sparsim import engine as engines
 from sparsim.cli import main
 
@@ -22,7 +22,7 @@ SPEC = ("name: {name}\nbase: {{hardware: {{preset: tiny}}, workload: {{kind: gem
 def test_second_sweep_on_a_locked_folder_says_so(tmp_path, capsys, write_yaml):
     out = tmp_path / "out"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom simulator.store import exclusive\n"
+        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom sparsim.simulator.store import exclusive\n"
                                f"with exclusive(Path({str(out)!r})):\n    print('locked', flush=True)\n"
                                "    sys.stdin.read()\n"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

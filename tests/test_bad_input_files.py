@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dataflow.config import MAX_DEPTH, MAX_FILE_BYTES
+from sparsim.dataflow.config import MAX_DEPTH, MAX_FILE_BYTES
 from sparsim.cli import main
 
 HW = "hardware: {preset: tiny}\n"

@@ -12,7 +12,7 @@ import re
 import pytest
 
 import toy_engine
-from simulator.store import ResultStore, finite
+from sparsim.simulator.store import ResultStore, finite
 from sparsim import engine as engines
 from sparsim.cli import main
 

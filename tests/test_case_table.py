@@ -25,12 +25,12 @@ import re
 import pytest
 
 from cases import CASES, CASES_BY_ID, DESIGN_SEEDS, STALL_RUNS, Case, random_design_point
-from dataflow import dsp_chain_isa as isa
-from dataflow.dsp_chain import Program, compile_design_point
-from dataflow.dsp_chain_exec import execute
-from rtl import amaranth_sim
-from rtl.harness import VerifyResult
-from simulator.dsp_chain import STALL_CAUSES, run
+from sparsim.dataflow import dsp_chain_isa as isa
+from sparsim.dataflow.dsp_chain import Program, compile_design_point
+from sparsim.dataflow.dsp_chain_exec import execute
+from sparsim.rtl import amaranth_sim
+from sparsim.rtl.harness import VerifyResult
+from sparsim.simulator.dsp_chain import STALL_CAUSES, run
 
 LEVELS = ("functional", "simulator", "amaranth", pytest.param("verilator", marks=pytest.mark.verilator))
 
@@ -113,7 +113,7 @@ class _VerilatorRuns:
 
     def result(self, hw, key: tuple) -> VerifyResult:
         if key not in self._results:
-            from rtl.verilator import verify_all
+            from sparsim.rtl.verilator import verify_all
 
             runs = self._runs_for(hw)
             results = verify_all([(program, seed) for _, program, seed in runs])
@@ -213,10 +213,10 @@ def test_broken_program_fails(name: str, level: str, verilator_runs):
 
 def test_broken_rtl_fails_under_amaranth(monkeypatch):
     """Multiplier operands one bit too narrow (INT8 truncated to 7 bits) break the values."""
-    import rtl.dsp_chain
+    import sparsim.rtl.dsp_chain
 
     program = CASES_BY_ID["example-tiny-gemm"].program()
-    monkeypatch.setattr(rtl.dsp_chain, "OPERAND_BITS", 7)
+    monkeypatch.setattr(sparsim.rtl.dsp_chain, "OPERAND_BITS", 7)
     (res,) = amaranth_sim.verify_all([(program, None)])
     assert not res.ok, res.summary()
     with pytest.raises(AssertionError, match="outputs DIFFER"):
@@ -230,8 +230,8 @@ _RESTART = re.compile(r"\? \d+'d0 : (acc\d+);")
 
 @pytest.mark.verilator
 def test_broken_rtl_fails_under_verilator_and_sparsim_verify(monkeypatch, tmp_path, capsys):
-    import rtl.verilator
-    from rtl.verilog import to_verilog
+    import sparsim.rtl.verilator
+    from sparsim.rtl.verilog import to_verilog
     from sparsim.cli import main
 
     def mutated(hw):
@@ -239,12 +239,12 @@ def test_broken_rtl_fails_under_verilator_and_sparsim_verify(monkeypatch, tmp_pa
         assert count == hw.chains * hw.lanes, "the mutation no longer matches the Verilog"
         return text
 
-    monkeypatch.setattr(rtl.verilator, "to_verilog", mutated)
+    monkeypatch.setattr(sparsim.rtl.verilator, "to_verilog", mutated)
     monkeypatch.setenv("SPARSIM_BUILD_DIR", str(tmp_path))
     assert main(["verify", "examples/tiny_gemm.yaml", "--seeds", "2"]) == 1
     out = capsys.readouterr().out
     assert out.count("FAIL") == 2 and "0 passed, 2 failed" in out
     # Same build (reused): the case-table check fails too.
-    (res,) = rtl.verilator.verify_all([(CASES_BY_ID["example-tiny-gemm"].program(), None)])
+    (res,) = sparsim.rtl.verilator.verify_all([(CASES_BY_ID["example-tiny-gemm"].program(), None)])
     with pytest.raises(AssertionError, match="outputs DIFFER"):
         check_rtl(res)

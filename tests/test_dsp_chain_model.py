@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dataflow import dsp_chain_isa as isa
-from dataflow.config import ConfigError, design_point_from_dict
-from dataflow.dsp_chain import compile_design_point
-from dataflow.dsp_chain_exec import execute
-from dataflow.golden import linear, wrap
+from sparsim.dataflow import dsp_chain_isa as isa
+from sparsim.dataflow.config import ConfigError, design_point_from_dict
+from sparsim.dataflow.dsp_chain import compile_design_point
+from sparsim.dataflow.dsp_chain_exec import execute
+from sparsim.dataflow.golden import linear, wrap
 
 NMS = {4: ["2:4", "4:4"], 8: ["2:8", "4:8", "8:8"], 16: ["2:16", "4:16", "8:16", "16:16"]}
 
@@ -149,7 +149,7 @@ GEMM = {"kind": "gemm", "layers": [{"rows": 4, "k": 32, "sparsity": "2:8"}]}
 
 
 def test_the_engine_is_registered_with_its_presets_and_workload_kinds():
-    from dataflow.dsp_chain import ENGINE, DspChainHardware
+    from sparsim.dataflow.dsp_chain import ENGINE, DspChainHardware
     from sparsim import engine as engines
 
     assert engines.get("dsp_chain") is ENGINE

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import toy_engine
 
-from dataflow.config import ConfigError, design_point_from_dict
-from simulator.sweep import parse_sweep
+from sparsim.dataflow.config import ConfigError, design_point_from_dict
+from sparsim.simulator.sweep import parse_sweep
 from sparsim import engine as engines
 from sparsim.cli import main
 

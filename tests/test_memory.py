@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.memory import (
+from sparsim.simulator.memory import (
     LineMemory,
     StallPolicy,
     StripedMemory,

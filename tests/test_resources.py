@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from simulator import resources
-from simulator.resources import memory_cost
+from sparsim.simulator import resources
+from sparsim.simulator.resources import memory_cost
 
 #: Yosys synth_xilinx counts of the calibration points (benchmarks/calibrate_resources.py).
 TABLE = json.loads((Path(__file__).parents[1] / "benchmarks" / "resource_calibration.json").read_text())
 
 
 def _hw(spec: dict):
-    from dataflow.config import design_point_from_dict
+    from sparsim.dataflow.config import design_point_from_dict
 
     return design_point_from_dict({
         "hardware": spec,
@@ -39,7 +39,7 @@ def test_two_lanes_share_one_dsp():
 
 
 def test_u280_preset_fits_its_device():
-    from dataflow.config import design_point_from_dict
+    from sparsim.dataflow.config import design_point_from_dict
 
     hw = design_point_from_dict({"hardware": {"preset": "u280"},
                                  "workload": {"kind": "llm", "model": "llama2-7b"}}).hardware
@@ -70,7 +70,7 @@ def test_model_within_tolerance_on_recorded_synthesis(row):
 
 def test_recorded_synthesis_is_of_the_current_rtl():
     # The table must be re-measured when the RTL changes; the smallest point is cheap to check.
-    from rtl.verilog import to_verilog
+    from sparsim.rtl.verilog import to_verilog
 
     row = min(TABLE, key=lambda r: r["dsp"])
     assert hashlib.sha256(to_verilog(_hw(row["hardware"])).encode()).hexdigest()[:16] == row["verilog_sha"], (
@@ -80,7 +80,7 @@ def test_recorded_synthesis_is_of_the_current_rtl():
 
 @pytest.mark.synth
 def test_model_agrees_with_live_yosys():
-    from rtl.synth import synthesize
+    from sparsim.rtl.synth import synthesize
 
     row = min(TABLE, key=lambda r: r["dsp"])
     syn = synthesize(_hw(row["hardware"]))

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from dataflow import golden
-from dataflow.config import design_point_from_dict
-from rtl.dsp_chain import DspChainAccelerator, SparseDspChain
-from rtl.verilog import to_verilog, write_verilog
+from sparsim.dataflow import golden
+from sparsim.dataflow.config import design_point_from_dict
+from sparsim.rtl.dsp_chain import DspChainAccelerator, SparseDspChain
+from sparsim.rtl.verilog import to_verilog, write_verilog
 
 
 def _tiny_hw(**overrides):
@@ -183,7 +183,7 @@ def test_verilog_is_reproducible(tmp_path):
 
 @pytest.mark.verilator
 def test_lint_and_single_build():
-    from rtl import verilator
+    from sparsim.rtl import verilator
 
     hw = _tiny_hw()
     assert verilator.lint(hw) == ""

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from dataflow import dsp_chain_isa as isa
-from dataflow.config import design_point_from_dict
-from rtl.dsp_chain import DspChainAccelerator
+from sparsim.dataflow import dsp_chain_isa as isa
+from sparsim.dataflow.config import design_point_from_dict
+from sparsim.rtl.dsp_chain import DspChainAccelerator
 
 
 def _hw(chain_len: int, lanes: int):

@@ -13,9 +13,9 @@ from amaranth.hdl import Const, Fragment
 from amaranth.lib import data, wiring
 from amaranth.sim import Simulator
 
-from dataflow import dsp_chain_isa as isa
-from rtl import shell
-from rtl.dsp_chain import INSTR_LAYOUT, DspChainAccelerator
+from sparsim.dataflow import dsp_chain_isa as isa
+from sparsim.rtl import shell
+from sparsim.rtl.dsp_chain import INSTR_LAYOUT, DspChainAccelerator
 
 
 def _simulate(dut, bench):
@@ -59,7 +59,7 @@ def test_struct_from_fields_rejects_bad_tables(fields, message):
 
 
 def _tiny_top():
-    from dataflow.config import design_point_from_dict
+    from sparsim.dataflow.config import design_point_from_dict
 
     hw = design_point_from_dict(
         {
@@ -425,7 +425,7 @@ def test_component_parameters_are_keyword_only(cls):
 
 
 def _hw(**overrides):
-    from dataflow.config import design_point_from_dict
+    from sparsim.dataflow.config import design_point_from_dict
 
     return design_point_from_dict(
         {
@@ -436,9 +436,9 @@ def _hw(**overrides):
 
 
 def test_port_map_is_derived_from_the_signature_and_matches_the_verilog():
-    from rtl.dsp_chain import read_request_layout, write_layout
-    from rtl.verilator import port_map
-    from rtl.verilog import to_verilog
+    from sparsim.rtl.dsp_chain import read_request_layout, write_layout
+    from sparsim.rtl.verilator import port_map
+    from sparsim.rtl.verilog import to_verilog
 
     hw = _hw()
     ports = port_map(hw)
@@ -460,7 +460,7 @@ def test_port_map_is_derived_from_the_signature_and_matches_the_verilog():
 
 
 def test_build_key_follows_the_verilog_not_the_config():
-    from rtl.verilator import hardware_key
+    from sparsim.rtl.verilator import hardware_key
 
     base = hardware_key(_hw())
     assert hardware_key(_hw(clock_mhz=250.0)) == base
@@ -472,9 +472,9 @@ def test_build_key_follows_the_verilog_not_the_config():
 def test_a_clock_or_latency_change_reuses_the_build():
     """One Verilated build serves configurations that differ only outside the RTL; each run
     still follows its own memory timing (cycles equal the simulator's for its latency)."""
-    from dataflow.config import design_point_from_dict
-    from dataflow.dsp_chain import compile_design_point
-    from rtl import verilator
+    from sparsim.dataflow.config import design_point_from_dict
+    from sparsim.dataflow.dsp_chain import compile_design_point
+    from sparsim.rtl import verilator
 
     def program(**overrides):
         point = design_point_from_dict(

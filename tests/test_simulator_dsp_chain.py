@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from cases import CASES_BY_ID
-from dataflow.config import design_point_from_dict
-from dataflow.dsp_chain import ENGINE, compile_design_point
-from simulator.dsp_chain import STALL_CAUSES, run
+from sparsim.dataflow.config import design_point_from_dict
+from sparsim.dataflow.dsp_chain import ENGINE, compile_design_point
+from sparsim.simulator.dsp_chain import STALL_CAUSES, run
 
 
 def tiny(layers, **hw):

@@ -1,4 +1,4 @@
-"""Tests of ``dataflow.sparsity``: N:M, block N:M, unstructured and bidirectional masks and
+"""Tests of ``sparsim.dataflow.sparsity``: N:M, block N:M, unstructured and bidirectional masks and
 the compressed formats. Simulator-free.
 
 The masks are checked against a pure-Python reference (sorted by ``(-|w|, position)``) that
@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from dataflow.sparsity import (
+from sparsim.dataflow.sparsity import (
     BlockNM,
     block_nm_mask,
     choose_block_n,

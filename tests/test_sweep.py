@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import csv
 
-from simulator.report import pareto_front
-from simulator.sweep import expand, parse_sweep
+from sparsim.simulator.report import pareto_front
+from sparsim.simulator.sweep import expand, parse_sweep
 from sparsim.cli import main
 
 SPEC = """
@@ -80,7 +80,7 @@ def test_range_and_seeded_sample():
 
 
 def test_constraints_drop_points_before_they_run(tmp_path):
-    from simulator.sweep import run_sweep
+    from sparsim.simulator.sweep import run_sweep
 
     spec = _spec("sweep:\n  grid:\n    hardware.chains: [64, 96, 192]\n"
                  "constraints: {max: {dsp: 1500}}\n")

@@ -12,7 +12,7 @@ import time
 import pytest
 import yaml
 
-from simulator.sweep import parse_sweep, run_sweep
+from sparsim.simulator.sweep import parse_sweep, run_sweep
 
 distributed = pytest.importorskip("distributed")
 

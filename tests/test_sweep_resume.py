@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 
-from simulator.store import ResultStore
+from sparsim.simulator.store import ResultStore
 
 SPEC = """
 name: resume

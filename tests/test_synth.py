@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rtl.synth import dsp_register_use
+from sparsim.rtl.synth import dsp_register_use
 
 
 def _dsp(params: dict[str, str], pcin: list, pcout: list) -> dict:

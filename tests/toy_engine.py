@@ -16,8 +16,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from dataflow.config import HardwareConfig, WorkloadConfig
-from simulator.results import RawCounts, shared_metrics
+from sparsim.dataflow.config import HardwareConfig, WorkloadConfig
+from sparsim.simulator.results import RawCounts, shared_metrics
 from sparsim.engine import Engine, Metric
 
 

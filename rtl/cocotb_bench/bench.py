@@ -1,8 +1,8 @@
 """cocotb test module: runs Programs on the built ``dsp_chain`` top level.
 
-Started by :func:`rtl.verilator.run_programs` with the job file in ``$SPARSIM_RTL_JOB``; writes
-the result file named by ``$SPARSIM_RTL_RESULT`` (see :mod:`rtl.cocotb_bench.jobs`). The
-per-cycle bench is :func:`rtl.cocotb_bench.driver.drive_program`; this module adapts it to
+Started by :func:`sparsim.rtl.verilator.run_programs` with the job file in ``$SPARSIM_RTL_JOB``; writes
+the result file named by ``$SPARSIM_RTL_RESULT`` (see :mod:`sparsim.rtl.cocotb_bench.jobs`). The
+per-cycle bench is :func:`sparsim.rtl.cocotb_bench.driver.drive_program`; this module adapts it to
 cocotb handles, sampling and driving at the falling clock edge.
 """
 
@@ -21,7 +21,7 @@ _RESET_CYCLES = 3
 
 
 class _CocotbIO:
-    """:class:`~rtl.cocotb_bench.driver.PortIO` over the Verilated top's handles, found through
+    """:class:`~sparsim.rtl.cocotb_bench.driver.PortIO` over the Verilated top's handles, found through
     the port map; values written now take effect in the same cycle, before its rising edge."""
 
     def __init__(self, dut, ports: PortMap):

@@ -1,16 +1,16 @@
 """The per-cycle bench of the ``dsp_chain`` top level, whichever simulator runs the design.
 
 :func:`drive_program` feeds a Program's instruction words and serves its memory image through
-:class:`~simulator.memory.StripedMemory`. It touches the design only through a :class:`PortIO`
-adapter, so the cocotb bench under Verilator (:mod:`rtl.cocotb_bench.bench`) and the
-Amaranth-simulator bench (:mod:`rtl.amaranth_sim`) run the very same code and present the very
+:class:`~sparsim.simulator.memory.StripedMemory`. It touches the design only through a :class:`PortIO`
+adapter, so the cocotb bench under Verilator (:mod:`sparsim.rtl.cocotb_bench.bench`) and the
+Amaranth-simulator bench (:mod:`sparsim.rtl.amaranth_sim`) run the very same code and present the very
 same stimuli.
 
 Cycle numbering (docs/dsp_chain.md): cycle 0 is the first cycle after reset. In every cycle the
 driver samples the engine's outputs (all driven from registers, so they are stable before the
 clock edge), asks the memory model for the inputs of the same cycle and drives them; the rising
 edge that closes the cycle performs the handshakes. The driver counts cycles itself, so the
-verdict (:func:`rtl.harness.judge`) can check the engine's own ``cycles`` output against it.
+verdict (:func:`sparsim.rtl.harness.judge`) can check the engine's own ``cycles`` output against it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from simulator.memory import StallPolicy, StripedMemory
+from sparsim.simulator.memory import StallPolicy, StripedMemory
 
 from .jobs import PortMap, RunResult, RunSpec
 

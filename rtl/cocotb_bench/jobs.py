@@ -32,7 +32,7 @@ class StreamPorts:
 @dataclass(frozen=True)
 class PortMap:
     """Where the bench finds each member of the top level's signature in the Verilog: derived
-    from the signature by :func:`rtl.verilator.port_map`, never written by hand."""
+    from the signature by :func:`sparsim.rtl.verilator.port_map`, never written by hand."""
 
     streams: dict[str, StreamPorts]
     signals: dict[str, str]  # other members (e.g. ``done``, ``cycles``) -> port name
