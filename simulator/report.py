@@ -114,25 +114,33 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def write_resolved_spec(spec: SweepSpec, out_dir: Path) -> Path:
-    """Save the spec as run (every default filled in), tool versions and seeds."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def resolved_spec(spec: SweepSpec) -> dict:
+    """The spec as run: every default filled in, the point count and the seeds (no versions)."""
     resolved = spec.to_dict()
     resolved["points"] = len(expand(spec))
     resolved["seeds"] = {
         "sample": (spec.sample or {}).get("seed"),
         "design_point": spec.base.get("seed", 0),
     }
+    return resolved
+
+
+def write_resolved_spec(spec: SweepSpec, out_dir: Path) -> Path:
+    """Save the spec as run (every default filled in), tool versions and seeds."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    resolved = resolved_spec(spec)
     resolved["versions"] = _versions()
     path = out_dir / "spec.resolved.yaml"
     _atomic_write(path, yaml.safe_dump(resolved, sort_keys=False).encode())
     return path
 
 
-def other_sweep(spec: SweepSpec, out_dir: Path) -> str | None:
-    """Why ``out_dir`` holds another sweep's results, or None when it holds none or this
-    sweep's. A sweep is known by its name: an edited spec of the same name keeps the stored
-    points that still belong to it (docs/sweeps.md), a folder of another name is refused."""
+def other_sweep(spec: SweepSpec, out_dir: Path, *, reuse: bool = False) -> str | None:
+    """Why ``out_dir`` holds results of another spec, or None when it holds none or this one's.
+
+    A folder whose ``spec.resolved.yaml`` differs from ``spec`` resolved (tool versions aside)
+    is another sweep's, so its points are not mixed in silently. ``reuse`` accepts an edited
+    spec of the same name: stored points that still belong to it are kept (docs/sweeps.md)."""
     path = out_dir / "spec.resolved.yaml"
     if not path.exists():
         if (out_dir / ResultStore.FILE).exists():
@@ -146,6 +154,10 @@ def other_sweep(spec: SweepSpec, out_dir: Path) -> str | None:
         return "its spec.resolved.yaml is not a sweep spec"
     if old.get("name") != spec.name:
         return f"it holds the results of another sweep (named {old.get('name')!r}, not {spec.name!r})"
+    old.pop("versions", None)
+    if not reuse and old != yaml.safe_load(yaml.safe_dump(resolved_spec(spec), sort_keys=False)):
+        return (f"it holds the results of a different spec of sweep {spec.name!r} (see its "
+                "spec.resolved.yaml; --reuse keeps the stored points that still belong to this spec)")
     return None
 
 

@@ -157,7 +157,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             stack.enter_context(exclusive(out_dir))
             if args.fresh:
                 start_over(out_dir)
-            elif (why := other_sweep(spec, out_dir)) is not None:
+            elif (why := other_sweep(spec, out_dir, reuse=args.reuse)) is not None:
                 raise ConfigError(f"--out {out_dir}", f"{why}; choose another --out, or add --fresh "
                                                       "to start over there (its stored results are deleted)")
             # Announced once every check has passed, so a refusal stays one line.
@@ -349,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"refuse a sweep of more than N design points (default {MAX_POINTS:,})")
     p.add_argument("--fresh", action="store_true",
                    help="start over in --out: delete the results stored there (by this or another sweep)")
+    p.add_argument("--reuse", action="store_true",
+                   help="the spec of this sweep was edited: keep the points stored in --out that still belong to it")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run on a Dask distributed cluster (e.g. tcp://10.0.0.5:8786) instead")
     p.set_defaults(func=cmd_sweep)

@@ -64,13 +64,19 @@ def test_out_of_another_sweep_is_refused_unless_fresh(tmp_path, capsys, write_ya
     assert len(ResultStore(out)) == 3, "only the new sweep's points are stored"
 
 
-def test_an_edited_spec_of_the_same_sweep_keeps_its_points(tmp_path, capsys, write_yaml):
+def test_an_edited_spec_is_refused_unless_reuse_keeps_its_points(tmp_path, capsys, write_yaml):
     out = tmp_path / "out"
     assert main(["sweep", str(write_yaml(SPEC.format(name="a", chains="[1, 2]"), "a.yaml")),
                  "--out", str(out), "--jobs", "1"]) == 0
     capsys.readouterr()
-    assert main(["sweep", str(write_yaml(SPEC.format(name="a", chains="[1, 2, 4]"), "a.yaml")),
-                 "--out", str(out), "--jobs", "1"]) == 0
+    edited = write_yaml(SPEC.format(name="a", chains="[1, 2, 4]"), "a.yaml")
+    before = (out / ResultStore.FILE).read_bytes()
+    # Without --reuse a different spec is refused in one line, and nothing is written.
+    assert main(["sweep", str(edited), "--out", str(out), "--jobs", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "a different spec of sweep 'a'" in err[0] and "--reuse" in err[0], err
+    assert (out / ResultStore.FILE).read_bytes() == before
+    assert main(["sweep", str(edited), "--out", str(out), "--jobs", "1", "--reuse"]) == 0
     assert "1 simulated, 2 reused from an earlier run" in capsys.readouterr().out
 
 
