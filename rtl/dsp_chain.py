@@ -591,25 +591,49 @@ class DspChainAccelerator(wiring.Component):
         row_inc = Signal(range(L + 16))  # how far the next step's rows move
         first_inc = Signal.like(row_inc)
         m.d.comb += first_inc.eq(C(L, len(row_inc)) >> n_log2)
-        cur_row_start = Mux(start, act_base, row_start)
-        cur_inc = Mux(start, first_inc, row_inc)
+        # What a job's first step writes into row_start and the port addresses, per weight bank,
+        # registered from the loader's job registers (ready by the start, as above): the start
+        # select then only picks a register instead of feeding two adders.
+        start_row = Array(Signal(act_addr_shape, name=f"job{b}_start_row") for b in range(2))
+        start_port = Array(
+            Array(Signal(act_addr_shape, name=f"job{b}_start_port{q}") for q in range(ports)) for b in range(2)
+        )
+        start_port_last = Array(
+            Array(Signal(act_addr_shape, name=f"job{b}_start_port{q}_last") for q in range(ports))
+            for b in range(2)
+        )
+        for b in range(2):
+            base_b = Mux(job_abank[b], act_depth, 0)
+            inc_b = C(L, len(row_inc)) >> Mux(jobs[b].dense, ibits, jobs[b].n_log2)
+            m.d.sync += start_row[b].eq(base_b + jobs[b].gpad)
+            for q in range(ports):
+                m.d.sync += [
+                    start_port[b][q].eq(base_b + q + inc_b),
+                    start_port_last[b][q].eq(base_b + jobs[b].gpad + q),
+                ]
         next_row_start = Signal(act_addr_shape)
-        m.d.comb += next_row_start.eq(cur_row_start + gpad)
+        m.d.comb += next_row_start.eq(row_start + gpad)
         next_kpos_low = Signal(4)
         m.d.comb += next_kpos_low.eq((kpos[:4] + L) & ((C(1, 5) << n_log2) - 1))
         for q, rp in enumerate(act_rps):
             addr = Signal(act_addr_shape, name=f"act_port{q}_raddr")
             m.d.comb += [addr.eq(Mux(start, act_base + q, port_addr[q])), rp.addr.eq(addr)]
-            with m.If(issue):
+            with m.If(start):
+                m.d.sync += port_addr[q].eq(Mux(last_step, start_port_last[cb][q], start_port[cb][q]))
+            with m.Elif(running):
                 with m.If(last_step):
                     m.d.sync += port_addr[q].eq(next_row_start + q)
                 with m.Else():
-                    m.d.sync += port_addr[q].eq(addr + cur_inc)
+                    m.d.sync += port_addr[q].eq(port_addr[q] + row_inc)
+        with m.If(start):
+            m.d.sync += row_start.eq(Mux(last_step, start_row[cb], act_base))
+        with m.Elif(running & last_step):
+            m.d.sync += row_start.eq(next_row_start)
         with m.If(issue):
             with m.If(last_step):
-                m.d.sync += [row_start.eq(next_row_start), row_inc.eq(first_inc)]
+                m.d.sync += row_inc.eq(first_inc)
             with m.Else():
-                m.d.sync += [row_start.eq(cur_row_start), row_inc.eq((next_kpos_low + L) >> n_log2)]
+                m.d.sync += row_inc.eq((next_kpos_low + L) >> n_log2)
         for _, rp in wbanks:
             m.d.comb += rp.addr.eq(step)
 
