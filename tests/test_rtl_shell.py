@@ -257,15 +257,20 @@ _OP_WAIT, _OP_NOWAIT, _OP_END = 1, 2, 0
 _TEST_INSTR = shell.struct_from_fields((("op", 0, 2), ("count", 2, 4), ("addr", 8, 8)), 16)
 
 
-def test_loader_issues_loads_waits_and_ends():
+def _test_loader():
+    """A loader of the test ISA above: one waiting and one non-waiting load, two targets."""
     request = shell.read_request_layout(addr_bits=8, count_bits=4, max_rec_bytes=3)
-    dut = shell.Loader(
+    return shell.Loader(
         instr_layout=_TEST_INSTR,
         op_field="op",
         loads={_OP_WAIT: True, _OP_NOWAIT: False},
         request_layout=request,
         targets=2,
     )
+
+
+def test_loader_issues_loads_waits_and_ends():
+    dut = _test_loader()
     program = [(_OP_NOWAIT, 3, 10), (_OP_WAIT, 2, 20), (_OP_NOWAIT, 1, 30), (_OP_END, 0, 0)]
     words = [op | (count << 2) | (addr << 8) for op, count, addr in program]
     events = []
@@ -325,14 +330,7 @@ def test_loader_under_random_stalls_issues_each_load_once_in_order(seed):
     memory and from the receiver's route queue: every load is issued exactly once, in program
     order, with its own fields, and a waiting load holds the next fetch until its data."""
     rng = np.random.default_rng(seed)
-    request = shell.read_request_layout(addr_bits=8, count_bits=4, max_rec_bytes=3)
-    dut = shell.Loader(
-        instr_layout=_TEST_INSTR,
-        op_field="op",
-        loads={_OP_WAIT: True, _OP_NOWAIT: False},
-        request_layout=request,
-        targets=2,
-    )
+    dut = _test_loader()
     program = [(int(rng.choice([_OP_WAIT, _OP_NOWAIT])), int(rng.integers(1, 16)), int(rng.integers(0, 256)))
                for _ in range(10)] + [(_OP_END, 0, 0)]
     words = [op | (count << 2) | (addr << 8) for op, count, addr in program]
