@@ -36,6 +36,18 @@ def test_simulate_json(capsys):
     assert data["energy_j"] > 0
 
 
+def test_simulate_text_shows_traffic(capsys):
+    """The text summary states the off-chip traffic and how much of the peak it uses, and the
+    figures agree with --json's (same point, deterministic)."""
+    assert main(["simulate", "examples/llama2_decode_u280.yaml", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert main(["simulate", "examples/llama2_decode_u280.yaml"]) == 0
+    lines = {line.strip().split("  ")[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert f"{data['bytes_read']:,} B" in lines["off-chip bytes read"]
+    assert f"{data['bytes_written']:,} B" in lines["off-chip bytes written"]
+    assert f"{data['bandwidth_utilisation']:.1%}" in lines["memory bandwidth utilisation"]
+
+
 def test_verify_rejects_llm_workloads(capsys):
     assert main(["verify", "examples/llama2_decode_u280.yaml"]) == 2
     assert "workload.kind: verify runs 'gemm' workloads" in capsys.readouterr().err
