@@ -602,8 +602,9 @@ def run_sweep(
 def _run(spec: SweepSpec, out_dir: Path, tasks: list[Task], decided: dict[str, dict], t0: float, *,
          jobs: int | None, scheduler: Any, progress: bool | None, batch_size: int | None) -> SweepRun:
     store = ResultStore(out_dir)
-    reused = sum(1 for t in tasks if t.key in store)
-    dropped = sum(1 for t in tasks if t.key in decided and t.key not in store)
+    # A dropped point is decided by the plan on every run, stored or not: it is never "reused".
+    dropped = sum(1 for t in tasks if t.key in decided)
+    reused = sum(1 for t in tasks if t.key in store and t.key not in decided)
     for key, row in decided.items():
         store.add(key, row)
     # Two points of a spec may resolve to the same design point: simulate it once, count both.

@@ -125,3 +125,7 @@ def test_counts_agree_between_progress_summary_and_report(tmp_path, capsys, writ
     assert "4 points (3 feasible): 3 simulated, 0 reused from an earlier run, 1 dropped by the device " \
            "budget or constraints, 0 failed" in stdout
     assert "4 design points, 3 feasible." in (out / "report.md").read_text()
+    # A rerun reuses the simulated points and still counts the dropped one as dropped.
+    assert main(["sweep", str(spec), "--out", str(out), "--jobs", "1"]) == 0
+    assert "4 points (3 feasible): 0 simulated, 3 reused from an earlier run, 1 dropped by the " \
+           "device budget or constraints, 0 failed" in capsys.readouterr().out
