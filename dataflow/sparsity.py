@@ -25,6 +25,15 @@ Block N:M format (FlightLLM, ``block_nm_mask`` / ``BlockNM``)
 Bidirectional N:M (BDWP, SAT)
     For ``W[Cout, Cin]`` the forward pass ``Y = X·Wᵀ`` uses N:M along Cin (axis 1) and the
     backward pass ``dX = dY·W`` uses N:M along Cout (axis 0).
+
+Padded N:M weights for a GEMM (``NMWeights``, ``prune_compress_nm``, ``bdwp_copies``)
+    A GEMM operand ``B[Q, K]`` whose reduction length ``K`` is not a multiple of ``m`` is padded
+    with zero columns up to ``K_pad = ceil(K/m)*m`` before masking, so the last group holds
+    ``K % m`` real elements and zeros (which the tie rule ranks last: a padded position is
+    kept only when the group has fewer than ``n`` real elements, and then holds zero).
+    Dense is ``n = m = 1``: one value per k with index 0. The compressed reduction length is
+    ``K' = ceil(K/m)*n``. BDWP's two copies of ``W[Cout, K]`` are ``B = W`` compressed along K
+    (forward) and ``B = Wᵀ`` compressed along Cout (activation gradient).
 """
 
 from __future__ import annotations
@@ -528,3 +537,104 @@ def metadata_bytes(rows: int, k: int, n: int, m: int) -> int:
         raise ValueError(f"k must be non-negative, not {k}")
     _check_multiple("k", k, "m", m)
     return -(-rows * (k // m) * n * index_bits(m) // 8)
+
+
+# --------------------------------------------------------------------------------------------
+# Padded N:M weights of a GEMM (SAT's array operand B)
+
+
+def pad_to_multiple(w: np.ndarray, m: int, axis: int = -1) -> np.ndarray:
+    """``w`` with zeros appended along ``axis`` up to the next multiple of ``m`` (a copy)."""
+    w = _as_weights("w", w)
+    m = _check_m(m)
+    ax = _check_axis(axis, w.ndim)
+    widths = [(0, 0)] * w.ndim
+    widths[ax] = (0, -w.shape[ax] % m)
+    return np.pad(w, widths)
+
+
+@dataclass(frozen=True, eq=False)
+class NMWeights:
+    """GEMM operand ``B[Q, K]`` (``out[p, q] = sum_k A[p, k] * B[q, k]``) compressed N:M
+    along K, validated on construction.
+
+    Members:
+        values: ``[Q, G, n]``, ``G = ceil(k / m)``: kept values of each group of ``m``
+            consecutive k (of ``B`` zero-padded to ``G * m`` columns).
+        indices: uint8 like ``values``: each value's position in its group, strictly ascending
+            within a group (``index_bits(m)`` bits each in hardware).
+        m: group size.
+        k: reduction length of the dense operand before padding.
+    """
+
+    values: np.ndarray
+    indices: np.ndarray
+    m: int
+    k: int
+
+    def __post_init__(self) -> None:
+        k = _as_int("k", self.k)
+        if k < 1:
+            raise ValueError(f"k must be a positive integer, not {k}")
+        m = _check_m(self.m)
+        values = _as_weights("values", self.values)
+        indices = np.asarray(self.indices)
+        if indices.dtype != np.uint8:
+            raise ValueError(f"indices must be uint8, not dtype {indices.dtype}")
+        groups = -(-k // m)
+        if values.ndim != 3 or values.shape[1] != groups:
+            raise ValueError(
+                f"values must be [Q, ceil(k/m)={groups}, n] for k={k}, m={m}, "
+                f"not shape {values.shape}"
+            )
+        # decompress_nm checks the indices (shape, range, order) and n <= m
+        decompress_nm(values, indices, m)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "indices", indices)
+        object.__setattr__(self, "m", m)
+        object.__setattr__(self, "k", k)
+
+    @property
+    def n(self) -> int:
+        return self.values.shape[2]
+
+    @property
+    def rows(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def k_compressed(self) -> int:
+        """``K' = ceil(k/m) * n``: the reduction steps the array runs."""
+        return self.values.shape[1] * self.n
+
+    def dense(self) -> np.ndarray:
+        """The pruned operand ``[Q, k]`` (padding columns dropped), exact."""
+        return decompress_nm(self.values, self.indices, self.m)[:, : self.k]
+
+
+def prune_compress_nm(w: np.ndarray, n: int, m: int) -> NMWeights:
+    """Prune ``w[Q, K]`` N:M along K (axis 1, after zero padding to a multiple of ``m``; ties:
+    lower position first) and compress it. ``n = m = 1`` gives the dense operand.
+
+    Raises ValueError unless ``w`` is a non-empty 2-D real array, ``1 <= m <= 256`` and
+    ``0 <= n <= m``.
+    """
+    w = _as_matrix("w", w)
+    n, m = _check_nm(n, m)
+    _check_indexable("m", m)
+    if w.shape[1] == 0:
+        raise ValueError("w must have at least one column (K >= 1)")
+    padded = pad_to_multiple(w, m, axis=1)
+    values, indices = compress_nm(prune_nm(padded, n, m, axis=1), n, m)
+    return NMWeights(values=values, indices=indices, m=m, k=w.shape[1])
+
+
+def bdwp_copies(w: np.ndarray, n: int, m: int) -> tuple[NMWeights, NMWeights]:
+    """BDWP's pre-generated pair of ``W[Cout, K]`` (``K = Cin*kh*kw``): ``(forward, backward)``.
+
+    ``forward`` is ``B = W`` pruned N:M along K, the operand of ``Y = X·Wᵀ``; ``backward`` is
+    ``B = Wᵀ [K, Cout]`` pruned N:M along Cout, the operand of ``dX = dY·W``. Each dimension is
+    zero-padded to a multiple of ``m`` only for its own copy.
+    """
+    w = _as_matrix("w", w)
+    return prune_compress_nm(w, n, m), prune_compress_nm(w.T, n, m)
