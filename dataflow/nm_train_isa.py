@@ -1,0 +1,153 @@
+"""Instruction set and packed payload formats of the ``nm_train`` engine (docs/nm_train.md).
+
+Instruction words, compressed weight records, activation rows and accumulator rows are encoded
+and decoded here, for the compiler, the functional model, the simulator and the cocotb benches;
+the RTL builds its instruction decoder from :data:`FIELDS`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+OP_END = 0
+OP_LDA = 1  # load activation (A) records into the next input bank
+OP_LDB = 2  # load weight (B) records into the next weight bank (optionally pruning them)
+OP_MM = 3  # run the array over the loaded tiles into the output bank
+OP_PGS = 4  # pre-generation: prune the weight bank's dense slab N:M, store it compressed
+
+OP_NAMES = {OP_END: "END", OP_LDA: "LDA", OP_LDB: "LDB", OP_MM: "MM", OP_PGS: "PGS"}
+
+INSTR_BITS = 128
+
+#: (name, low bit, width) of every encoded field; bits 89..95 are reserved (zero).
+FIELDS = (
+    ("op", 0, 4),
+    ("sync", 4, 1),  # LDA/LDB: wait until every earlier store is done
+    ("acc", 5, 1),  # MM: add into the open output tile (else open a new one)
+    ("store", 6, 1),  # MM: store the output tile afterwards
+    ("prune", 7, 1),  # LDB: records are dense; prune them N:M on their way into the bank
+    ("axis", 8, 1),  # PGS: 0 groups along each bank row, 1 groups down each bank column
+    ("n", 9, 5),  # N of the B operand's N:M (1..16; dense is 1:1)
+    ("m_log2", 14, 3),  # log2 M (0..4)
+    ("count", 17, 16),  # LDA/LDB: records; MM: tile rows P_t; PGS: records written
+    ("width", 33, 16),  # LDA/LDB: bytes per record; MM: tile columns Q_t; PGS: bytes per record
+    ("k_steps", 49, 16),  # MM: compressed reduction steps K'_t; LDB: kept entries per record
+    ("stride", 65, 24),  # LDA/LDB/PGS/MM store: bytes between consecutive records in memory
+    ("addr", 96, 32),  # byte address of the first record (MM: of the output tile)
+)
+FIELD_LAYOUT = {name: (lo, width) for name, lo, width in FIELDS}
+
+#: A Program's instruction list (structure of arrays). ``pass_`` and ``layer`` are not encoded:
+#: they tag each instruction for the simulator's per-pass and per-layer breakdown.
+INSTR_DTYPE = np.dtype(
+    [(name, np.uint32 if width > 8 else np.uint8) for name, _, width in FIELDS]
+    + [("pass_", np.int8), ("layer", np.int32)]
+)
+
+#: Training passes, as the ``pass_`` tag numbers them.
+PASSES = ("forward", "act_grad", "weight_grad", "pregen")
+FORWARD, ACT_GRAD, WEIGHT_GRAD, PREGEN = range(4)
+
+#: Cycles from a PGS job's start to its first compressed record (read the slab, rank a group
+#: by magnitude, select, pack); it then emits one record per cycle.
+PREGEN_CYCLES = 4
+#: Extra cycles an LDB with ``prune`` adds after its last record (the same ranking stage on the
+#: receive path) before the weight bank is ready.
+PRUNE_CYCLES = 2
+
+
+def field_width(name: str) -> int:
+    return FIELD_LAYOUT[name][1]
+
+
+def field_max(name: str) -> int:
+    return (1 << field_width(name)) - 1
+
+
+def encode_instruction(row: np.void) -> int:
+    """Pack one instruction row into its 128-bit word."""
+    word = 0
+    for name, lo, width in FIELDS:
+        value = int(row[name])
+        if value < 0 or value >= (1 << width):
+            raise ValueError(f"instruction field {name}={value} does not fit in {width} bits")
+        word |= value << lo
+    return word
+
+
+def decode_instruction(word: int) -> dict[str, int]:
+    return {name: (word >> lo) & ((1 << width) - 1) for name, lo, width in FIELDS}
+
+
+def encode_program(instrs: np.ndarray) -> list[int]:
+    return [encode_instruction(row) for row in instrs]
+
+
+# --------------------------------------------------------------------------------------------
+# Payloads
+
+
+def index_bits(m: int) -> int:
+    """Bits of one kept weight's index in a group of ``m`` (0 for dense, m = 1)."""
+    return m.bit_length() - 1
+
+
+def group_bytes(n: int, m: int) -> int:
+    """Bytes of one compressed group: N value bytes, then the N indices packed."""
+    return n + -(-n * index_bits(m) // 8)
+
+
+def pack_groups(values: np.ndarray, indices: np.ndarray, m: int) -> np.ndarray:
+    """Compressed records from ``values`` and ``indices`` [rows, G, N] -> uint8 [rows, G*gb].
+
+    Per group: the N values (two's complement bytes), then index j at bits ``j*ibits`` of the
+    little-endian index bytes."""
+    rows, groups, n = values.shape
+    ib = index_bits(m)
+    out = np.zeros((rows, groups, group_bytes(n, m)), dtype=np.uint8)
+    out[:, :, :n] = values.astype(np.int8).view(np.uint8)
+    if ib:
+        packed = np.zeros((rows, groups), dtype=np.int64)
+        for j in range(n):
+            packed |= indices[:, :, j].astype(np.int64) << (j * ib)
+        for b in range(group_bytes(n, m) - n):
+            out[:, :, n + b] = (packed >> (8 * b)) & 0xFF
+    return out.reshape(rows, -1)
+
+
+def unpack_groups(records: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`pack_groups`: uint8 [rows, G*gb] -> (values int64, indices int64)
+    [rows, G, N] (indices all zero for dense)."""
+    gb = group_bytes(n, m)
+    rows = records.shape[0]
+    g = records.reshape(rows, -1, gb)
+    values = g[:, :, :n].view(np.int8).astype(np.int64)
+    ib = index_bits(m)
+    indices = np.zeros_like(values)
+    if ib:
+        packed = np.zeros(g.shape[:2], dtype=np.int64)
+        for b in range(gb - n):
+            packed |= g[:, :, n + b].astype(np.int64) << (8 * b)
+        for j in range(n):
+            indices[:, :, j] = (packed >> (j * ib)) & (m - 1)
+    return values, indices
+
+
+def pack_acc_rows(values: np.ndarray, acc_bits: int) -> np.ndarray:
+    """[rows, Q] accumulators -> uint8 [rows, Q*acc_bits/8], little-endian two's complement."""
+    nb = acc_bits // 8
+    u = values.astype(np.int64) & ((1 << acc_bits) - 1)
+    out = np.zeros(values.shape + (nb,), dtype=np.uint8)
+    for b in range(nb):
+        out[..., b] = (u >> (8 * b)) & 0xFF
+    return out.reshape(values.shape[0], -1)
+
+
+def unpack_acc_rows(data: np.ndarray, acc_bits: int) -> np.ndarray:
+    """Inverse of :func:`pack_acc_rows` (signed int64)."""
+    nb = acc_bits // 8
+    b = data.reshape(data.shape[0], -1, nb).astype(np.int64)
+    u = np.zeros(b.shape[:2], dtype=np.int64)
+    for i in range(nb):
+        u |= b[:, :, i] << (8 * i)
+    return np.where(u >= (1 << (acc_bits - 1)), u - (1 << acc_bits), u)
