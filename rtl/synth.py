@@ -174,9 +174,15 @@ def synthesize(hw: HardwareConfig, build_root: Path | None = None, *, family: st
 
     Works in ``build_root`` (default ``$SPARSIM_BUILD_DIR/synth``, i.e. ``./build/synth``).
     """
+    return synthesize_verilog(to_verilog(hw), TOP_MODULE, build_root, family=family,
+                              use_cache=use_cache, timeout_s=timeout_s)
+
+
+def synthesize_verilog(text: str, top: str, build_root: Path | None = None, *, family: str = "xcup",
+                       use_cache: bool = True, timeout_s: float = 3600) -> SynthResult:
+    """:func:`synthesize` of any Verilog text whose top module is ``top`` (e.g. one component)."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {', '.join(FAMILIES)}, not {family!r}")
-    text = to_verilog(hw)
     folder = _build_root(build_root, "synth") / _key(text, f"{family}-{FLOW_VERSION}")
     result_file = folder / "result.json"
     if use_cache and result_file.exists():
@@ -185,7 +191,7 @@ def synthesize(hw: HardwareConfig, build_root: Path | None = None, *, family: st
     (folder / "top.v").write_text(text)
     script = (
         f"read_verilog -sv top.v; synth_xilinx -family {family} {'-uram ' if family == 'xcup' else ''}"
-        f"-flatten -top {TOP_MODULE}; "
+        f"-flatten -top {top}; "
         "tee -q -o stat.json stat -json; write_json netlist.json"
     )
     t0 = time.perf_counter()

@@ -43,6 +43,7 @@ __all__ = [
     "VerifyResult",
     "verilator_bin_dir",
     "lint",
+    "lint_verilog",
     "build",
     "hardware_key",
     "port_map",
@@ -117,12 +118,17 @@ def lint(hw: HardwareConfig) -> str:
 
     Returns the findings (empty when clean); raises :class:`LintError` on any warning.
     """
+    return lint_verilog(to_verilog(hw), TOP_MODULE)
+
+
+def lint_verilog(text: str, top: str) -> str:
+    """:func:`lint` of any Verilog text whose top module is ``top`` (e.g. one component)."""
     _put_verilator_on_path()
     with tempfile.TemporaryDirectory(prefix="sparsim-lint-") as tmp:
-        src = Path(tmp) / f"{TOP_MODULE}.v"
-        src.write_text(to_verilog(hw))
+        src = Path(tmp) / f"{top}.v"
+        src.write_text(text)
         proc = subprocess.run(
-            ["verilator", "--lint-only", "-Wall", *_waiver_args(), "--top-module", TOP_MODULE, str(src)],
+            ["verilator", "--lint-only", "-Wall", *_waiver_args(), "--top-module", top, str(src)],
             cwd=tmp,
             capture_output=True,
             text=True,

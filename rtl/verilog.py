@@ -33,3 +33,9 @@ def write_verilog(hw: HardwareConfig, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(to_verilog(hw))
     return path
+
+
+def component_verilog(component, name: str = TOP_MODULE) -> str:
+    """Verilog text of one ``wiring.Component`` (its non-constant members are the ports),
+    reproducible like :func:`to_verilog`: for synthesising or linting a building block alone."""
+    return verilog.convert(component, name=name, ports=top_ports(component), emit_src=False)
