@@ -398,7 +398,7 @@ def embedding_bag(table: np.ndarray, bags: Bags, acc_bits: int) -> np.ndarray:
     idx = np.asarray(bags.indices, dtype=np.int64)
     if idx.size and (idx.min() < 0 or idx.max() >= table.shape[0]):
         raise ValueError(f"index out of range for a table of {table.shape[0]} rows")
-    rows = np.asarray(table, dtype=np.int64)[idx]
+    rows = np.asarray(table)[idx].astype(np.int64)  # gather first: never widen a whole table
     csum = np.concatenate((np.zeros((1, table.shape[1]), np.int64), np.cumsum(rows, axis=0)))
     return wrap(csum[bags.offsets[1:]] - csum[bags.offsets[:-1]], acc_bits)
 
@@ -477,3 +477,80 @@ def random_dense(model: DlrmModel, batch: int, seed: int = 0, batch_index: int =
     lo, hi = int_range(8)
     rng = np.random.default_rng([seed, _PARAMS, 1, batch_index])
     return rng.integers(lo, hi + 1, size=(batch, model.dense_features), dtype=np.int8)
+
+
+# --------------------------------------------------------------------------------------------
+# Floating-point counterpart (what a CPU-only deployment runs)
+
+
+@dataclass(frozen=True)
+class Float32Params:
+    """:class:`DlrmParams` as float32 arrays, each requantisation shift folded into a scale."""
+
+    tables: tuple[np.ndarray, ...]
+    bottom: tuple[tuple[np.ndarray, np.ndarray, np.float32], ...]  # (W [out, in], b [out], scale)
+    top: tuple[tuple[np.ndarray, np.ndarray, np.float32], ...]
+    pool_scale: np.float32
+    interaction_scale: np.float32
+
+
+def to_float32(params: DlrmParams) -> Float32Params:
+    def layers(ls: tuple[MlpLayer, ...]) -> tuple[tuple[np.ndarray, np.ndarray, np.float32], ...]:
+        return tuple(
+            (np.ascontiguousarray(lay.weight, dtype=np.float32),
+             np.zeros(lay.weight.shape[0], np.float32) if lay.bias is None else lay.bias.astype(np.float32),
+             np.float32(2.0 ** -lay.shift))
+            for lay in ls)
+
+    return Float32Params(
+        tables=tuple(np.ascontiguousarray(t, dtype=np.float32) for t in params.tables),
+        bottom=layers(params.bottom), top=layers(params.top),
+        pool_scale=np.float32(2.0 ** -params.pool_shift),
+        interaction_scale=np.float32(2.0 ** -params.interaction_shift))
+
+
+def pool_float32(params: Float32Params, bags: Sequence[Bags]) -> list[np.ndarray]:
+    """Each table's pooled [batch, dim] float32 sums, scaled by ``pool_scale``. Fixed-size bags
+    pool by a reshape and a sum over the bag axis, variable ones by ``np.add.reduceat`` (which returns the start row
+    for an empty bag: zeroed after)."""
+    pooled = []
+    for table, bag in zip(params.tables, bags):
+        rows = table.take(bag.indices, axis=0)  # about 2x faster than table[indices]
+        sizes = bag.sizes
+        if bag.batch and (sizes == sizes[0]).all():
+            # einsum's reduction over the middle axis beats .sum(axis=1) several times
+            p = np.einsum("bld->bd", rows.reshape(bag.batch, int(sizes[0]), -1))
+        else:
+            # A zero row after the last keeps every start a valid index (trailing empty bags).
+            rows = np.concatenate((rows, np.zeros((1, table.shape[1]), np.float32)))
+            p = np.add.reduceat(rows, bag.offsets[:-1], axis=0)
+            p[sizes == 0] = 0
+        pooled.append(p * params.pool_scale)
+    return pooled
+
+
+def forward_float32(model: DlrmModel, params: Float32Params, dense: np.ndarray,
+                    bags: Sequence[Bags]) -> np.ndarray:
+    """The FP32 inference of one batch, stage for stage the integer golden's, with the
+    requantisations replaced by their scales (no rounding, no saturation, no wrap): output
+    [batch, top[-1]] float32. Where no integer stage rounds, saturates or wraps it equals
+    :func:`forward`'s output exactly (tests pin that); the final sigmoid of DLRM is left out
+    like in :func:`forward`.
+    """
+    x = np.asarray(dense, dtype=np.float32)
+    for w, b, scale in params.bottom:
+        x = np.maximum(x @ w.T + b, 0) * scale
+    pooled = pool_float32(params, bags)
+    if model.interaction == "concat":
+        z = np.concatenate([x, *pooled], axis=1)
+    else:
+        feats = np.stack([x, *pooled], axis=1)
+        gram = feats @ feats.transpose(0, 2, 1)
+        i, j = interaction_pairs(feats.shape[1])
+        z = np.concatenate([x, gram[:, i, j] * params.interaction_scale], axis=1)
+    last = len(params.top) - 1
+    for n, (w, b, scale) in enumerate(params.top):
+        z = z @ w.T + b
+        if n != last:
+            z = np.maximum(z, 0) * scale
+    return z

@@ -24,6 +24,7 @@ from sparsim.dataflow.dlrm import (
     MlpLayer,
     embedding_bag,
     forward,
+    forward_float32,
     generate_bags,
     interact,
     interaction_pairs,
@@ -32,6 +33,7 @@ from sparsim.dataflow.dlrm import (
     random_params,
     rank_to_row,
     requantize,
+    to_float32,
 )
 from sparsim.dataflow.golden import wrap
 
@@ -383,3 +385,38 @@ def test_forward_rejects_bad_shapes():
         forward(m, _hand_params("concat"), _HAND_DENSE, _HAND_BAGS[:1], 32)
     with pytest.raises(ValueError, match="dense features must be INT8"):
         forward(m, _hand_params("concat"), np.array([[200, 0], [0, 0]]), _HAND_BAGS, 32)
+
+
+def _small_params(m: DlrmModel, rng: np.random.Generator) -> DlrmParams:
+    """Values small enough that with zero shifts no integer stage saturates or wraps."""
+    def layers(shapes):
+        return tuple(MlpLayer(weight=rng.integers(-1, 2, size=(o, i)).astype(np.int8),
+                              bias=rng.integers(-2, 3, size=o), shift=0) for i, o in shapes)
+    tables = tuple(rng.integers(-1, 2, size=(r, m.dim)).astype(np.int8) for r in m.table_rows)
+    return DlrmParams(tables=tables, bottom=layers(m.bottom_layers), top=layers(m.top_layers),
+                      pool_shift=0, interaction_shift=0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("interaction, top, bags", [
+    ("concat", (2, 1), "variable"), ("concat", (1,), "fixed"), ("dot", (1,), "variable")])
+def test_float32_path_equals_golden_without_rounding(seed, interaction, top, bags):
+    """The FP32 path runs the golden's stages in the golden's order: where no stage rounds,
+    saturates or wraps, the two outputs are equal (variable bags with empty ones, including
+    trailing empty bags, go through reduceat)."""
+    rng = np.random.default_rng(seed)
+    m = DlrmModel(name="f", dense_features=4, bottom=(3,), top=top, dim=3, table_rows=(20, 9, 30),
+                  lookups=3, interaction=interaction)
+    params = _small_params(m, rng)
+    dense = rng.integers(-1, 2, size=(16, 4)).astype(np.int8)
+    all_bags = generate_bags(m, 16, bags=bags, min_bag=0, seed=seed)
+    if bags == "variable":
+        b0 = all_bags[0]  # make the last two bags of table 0 empty
+        cut = int(b0.offsets[-3])
+        all_bags = (Bags(indices=b0.indices[:cut], offsets=np.minimum(b0.offsets, cut)), *all_bags[1:])
+        assert (all_bags[0].sizes[-2:] == 0).all() and (all_bags[0].sizes[:-2] > 0).any()
+    want = forward(m, params, dense, all_bags, acc_bits=32)
+    assert np.abs(want.interaction).max() < 127  # nothing saturated
+    got = forward_float32(m, to_float32(params), dense, all_bags)
+    assert got.dtype == np.float32
+    assert np.array_equal(got, want.output.astype(np.float32))
