@@ -155,6 +155,7 @@ ENGINE_FILES = {
     # The bench (cocotb and Amaranth-sim alike) still drives the dsp_chain ports.
     "rtl/cocotb_bench/__init__.py", "rtl/cocotb_bench/bench.py", "rtl/cocotb_bench/driver.py",
     "rtl/cocotb_bench/jobs.py",
+    "dataflow/nm_train.py", "dataflow/nm_train_isa.py", "dataflow/nm_train_exec.py", "simulator/nm_train.py",
 }
 
 

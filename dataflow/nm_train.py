@@ -1,0 +1,748 @@
+"""Hardware model, training workload and compiler of the ``nm_train`` engine (docs/nm_train.md).
+
+A training step becomes, per GEMM (forward, activation gradient, weight gradient of every
+layer, in training order, after BDWP's pre-generation), a sequence of tile loads (``LDA``,
+``LDB``) and array runs (``MM``) that fit the double-buffered input, weight and output banks.
+``with_data=True`` also builds the memory image (seeded INT8 activations, gradients and
+weights), and the golden outputs of every GEMM from ``dataflow/golden.py``; ``with_data=False``
+builds only the instruction list, which is all the simulator needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, ValidationInfo, field_validator
+
+from sparsim.engine import Engine, Metric, lazy
+from sparsim.simulator.results import shared_metrics
+
+from . import golden, sparsity
+from . import nm_train_isa as isa
+from . import systolic
+from .config import NM, MAX_DIM, ConfigError, DesignPoint, HardwareConfig, MemoryConfig, WorkloadConfig, _Model, is_pow2
+
+# --------------------------------------------------------------------------------------------
+# Hardware
+
+
+def bank_bytes(buffer_kib: float) -> int:
+    """Bytes of one of the two banks of a ``buffer_kib`` buffer."""
+    return int(buffer_kib * 1024) // 2
+
+
+class NmTrainHardware(HardwareConfig):
+    """Hardware of the ``nm_train`` engine: an R x C systolic array (docs/nm_train.md).
+
+    Checks that involve several fields run on the later field, so each error names the field to
+    change.
+    """
+
+    engine: Literal["nm_train"] = "nm_train"
+    rows: int = Field(gt=0, le=256, description="PE rows R")
+    cols: int = Field(gt=0, le=256, description="PE columns C")
+    dataflow: Literal["os", "ws"] = Field(description="output stationary or weight stationary")
+    max_m: int = Field(description="widest N:M group a PE's window mux selects from (power of two, 1..16)")
+    acc_bits: int = Field(default=32, description="accumulator width in bits")
+    input_buffer_kib: float = Field(gt=0, le=1 << 17, description="two input (A) banks together, KiB")
+    weight_buffer_kib: float = Field(gt=0, le=1 << 17, description="two weight (B) banks together, KiB")
+    output_buffer_kib: float = Field(gt=0, le=1 << 17, description="two output banks together, KiB")
+    memory: MemoryConfig
+
+    @field_validator("max_m")
+    @classmethod
+    def _max_m(cls, v: int) -> int:
+        if not is_pow2(v) or v > 16:
+            raise ValueError(f"must be a power of two from 1 to 16, not {v}")
+        return v
+
+    @field_validator("acc_bits")
+    @classmethod
+    def _acc_bits(cls, v: int) -> int:
+        if v % 8 or not 16 <= v <= 48:
+            raise ValueError(f"must be a multiple of 8 from 16 to 48, not {v}")
+        return v
+
+    @field_validator("input_buffer_kib", "weight_buffer_kib", "output_buffer_kib")
+    @classmethod
+    def _holds_a_tile(cls, v: float, info: ValidationInfo) -> float:
+        try:
+            rows, cols, max_m, acc = (info.data[k] for k in ("rows", "cols", "max_m", "acc_bits"))
+        except KeyError:
+            return v  # a field it depends on is already invalid; that error is reported
+        need = {
+            # one group of one A row per array row
+            "input_buffer_kib": (rows * max_m, f"rows x max_m = {rows} x {max_m} B"),
+            # one widest compressed group per array column
+            "weight_buffer_kib": (cols * isa.group_bytes(max_m, max_m),
+                                  f"cols x {isa.group_bytes(max_m, max_m)} B (one {max_m}:{max_m} group)"),
+            # one array's worth of accumulators
+            "output_buffer_kib": (rows * cols * acc // 8, f"rows x cols x acc_bits/8 = {rows * cols * acc // 8} B"),
+        }[info.field_name]
+        if bank_bytes(v) < need[0]:
+            raise ValueError(f"too small for one tile: a bank holds {bank_bytes(v)} B, one tile needs {need[1]}")
+        return v
+
+    @property
+    def dataflow_code(self) -> int:
+        return systolic.DATAFLOWS[self.dataflow]
+
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+
+#: Hardware presets (``hardware: {preset: NAME}``). Numbers for the VCU1525 come from
+#: ../shared/REFERENCE.md; where SAT's paper is silent they are assumed (marked).
+PRESETS: dict[str, dict] = {
+    # VCU1525 (VU9P), 4 x DDR4-2400 = 76.8 GB/s: at 200 MHz 384 B/cycle = 4 channels x 96 B.
+    # Assumed: 32 x 32 PEs, 200 MHz, OS dataflow, 100-cycle memory latency, buffer sizes
+    # (4 + 4 + 2 MiB of the VU9P's ~9.5 MB BRAM and 34 MB URAM), max_m = 8 (2:8, 4:8, 1:8, 2:4).
+    "vcu1525": {
+        "device": "vu9p",
+        "clock_mhz": 200.0,
+        "rows": 32,
+        "cols": 32,
+        "dataflow": "os",
+        "max_m": 8,
+        "acc_bits": 32,
+        "input_buffer_kib": 4096,
+        "weight_buffer_kib": 4096,
+        "output_buffer_kib": 2048,
+        "memory": {"channels": 4, "bytes_per_cycle": 96, "latency_cycles": 100},
+    },
+    # Small enough to build and simulate under Verilator in seconds. Not called "tiny": that
+    # name is dsp_chain's, and configs write {preset: tiny} without an engine.
+    "nm_tiny": {
+        "device": None,
+        "clock_mhz": 100.0,
+        "rows": 4,
+        "cols": 4,
+        "dataflow": "os",
+        "max_m": 8,
+        "acc_bits": 32,
+        "input_buffer_kib": 1,
+        "weight_buffer_kib": 1,
+        "output_buffer_kib": 0.5,
+        "memory": {"channels": 2, "bytes_per_cycle": 4, "latency_cycles": 6},
+    },
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Training workload
+
+
+class TrainLayer(_Model):
+    """One explicit layer: weights W[cout, k] (k = Cin*kh*kw after im2col, Cin fastest) applied
+    at ``positions`` output positions per sample (Ho*Wo of a convolution, tokens of a linear
+    layer)."""
+
+    name: str
+    k: int = Field(gt=0, le=MAX_DIM, description="reduction length K = Cin*kh*kw")
+    cout: int = Field(gt=0, le=MAX_DIM, description="output channels / features")
+    positions: int = Field(default=1, gt=0, le=MAX_DIM, description="output positions per sample")
+
+
+class TrainWorkload(WorkloadConfig):
+    """One training step: a built-in network or explicit layers, at ``batch`` samples."""
+
+    kind: Literal["train"]
+    network: str | None = Field(default=None, description="built-in network (dataflow/networks.py)")
+    layers: list[TrainLayer] | None = Field(default=None, validate_default=True)
+    batch: int = Field(gt=0, le=1 << 16, description="samples per step")
+    mode: Literal["dense", "sr_ste", "bdwp"] = "bdwp"
+    sparsity: NM = Field(default_factory=lambda: NM(n=2, m=8))
+    dense_layers: list[str] | None = Field(default=None, validate_default=True,
+                                           description="layers kept dense (default: first and last)")
+    pregen: Literal["pre", "inline"] = Field(default="pre", description="BDWP copies made once per step, "
+                                                                        "or pruned inside every weight load")
+
+    @field_validator("network")
+    @classmethod
+    def _network(cls, v: str | None) -> str | None:
+        if v is not None:
+            from .networks import NETWORKS
+
+            if v not in NETWORKS:
+                raise ValueError(f"unknown network {v!r}; known: {', '.join(NETWORKS)}")
+        return v
+
+    @field_validator("layers")
+    @classmethod
+    def _layers(cls, v: list[TrainLayer] | None, info: ValidationInfo) -> list[TrainLayer] | None:
+        if "network" not in info.data:
+            return v  # the network is invalid; that error is reported
+        network = info.data["network"]
+        if network is not None and v is not None:
+            raise ValueError("give either network or layers, not both")
+        if network is None and v is None:
+            raise ValueError("required key is missing (or give network)")
+        if v is not None:
+            names = [layer.name for layer in v]
+            dup = next((n for n in names if names.count(n) > 1), None)
+            if dup is not None:
+                raise ValueError(f"layer name {dup!r} appears twice")
+        return v
+
+    @field_validator("dense_layers")
+    @classmethod
+    def _dense_layers(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if v is None or "layers" not in info.data:
+            return v
+        known = [s.name for s in _shapes(info.data.get("network"), info.data["layers"], 1)]
+        for name in v:
+            if name not in known:
+                raise ValueError(f"no layer named {name!r}")
+        return v
+
+    def layer_shapes(self) -> list["LayerShape"]:
+        return _shapes(self.network, self.layers, self.batch)
+
+    def dense_names(self) -> set[str]:
+        if self.dense_layers is not None:
+            return set(self.dense_layers)
+        shapes = self.layer_shapes()
+        if self.network is not None:
+            from .networks import NETWORKS
+
+            net = NETWORKS[self.network]
+            return {net.first_conv, net.classifier}
+        return {shapes[0].name, shapes[-1].name}
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    """A layer's forward GEMM ``out[p, cout] = A[p, k] . W[cout, k]``, ``count`` times."""
+
+    name: str
+    p: int
+    k: int
+    cout: int
+    count: int = 1
+    has_weights: bool = True  # False: attention products, whose B is an activation
+
+
+def _shapes(network: str | None, layers: list[TrainLayer] | None, batch: int) -> list[LayerShape]:
+    if network is not None:
+        from .networks import NETWORKS
+
+        out = []
+        for layer in NETWORKS[network].layers:
+            g = layer.gemm(batch)
+            out.append(LayerShape(layer.name, g.m, g.k, g.n, g.count, layer.has_weights))
+        return out
+    return [LayerShape(l.name, batch * l.positions, l.k, l.cout) for l in layers or []]
+
+
+# --------------------------------------------------------------------------------------------
+# Plans
+
+
+@dataclass(frozen=True)
+class GemmPlan:
+    """One GEMM of the step and its tiling: P x Q x K with B in ``n``:``m`` format (1:1 dense),
+    pruned on load when ``prune``; ``gc`` groups per K chunk, ``pt`` x ``qt`` output tiles,
+    ``outer`` the operand whose tiles form the outer loop (one chunk only)."""
+
+    layer: int
+    name: str
+    pass_: int
+    p: int
+    q: int
+    k: int
+    n: int
+    m: int
+    prune: bool
+    count: int
+    gc: int
+    pt: int
+    qt: int
+    outer: str
+
+    @property
+    def groups(self) -> int:
+        return -(-self.k // self.m)
+
+    @property
+    def chunks(self) -> int:
+        return -(-self.groups // self.gc)
+
+    @property
+    def k_steps(self) -> int:
+        return self.groups * self.n
+
+    @property
+    def useful_macs(self) -> int:
+        """MACs on kept weights, all instances."""
+        return self.count * self.p * self.q * self.k_steps
+
+    @property
+    def a_row_bytes(self) -> int:
+        return self.groups * self.m
+
+    @property
+    def b_row_bytes(self) -> int:
+        """Bytes of one B row as stored: dense bytes when pruned on load, else compressed."""
+        return self.groups * (self.m if self.prune else isa.group_bytes(self.n, self.m))
+
+
+@dataclass(frozen=True)
+class PregenPlan:
+    """Pre-generation of one layer's compressed copies from its dense W[cout, k], in slabs of
+    ``kc`` columns: ``both`` adds the backward copy (bdwp) to the forward one."""
+
+    layer: int
+    name: str
+    cout: int
+    k: int
+    n: int
+    m: int
+    kc: int
+    both: bool
+
+    @property
+    def cout_pad(self) -> int:
+        return -(-self.cout // self.m) * self.m
+
+    @property
+    def k_pad(self) -> int:
+        return -(-self.k // self.m) * self.m
+
+    @property
+    def slabs(self) -> int:
+        return -(-self.k_pad // self.kc)
+
+
+def _tile(hw: NmTrainHardware, p: int, q: int, k: int, n: int, m: int, prune: bool) -> tuple[int, int, int, str]:
+    """(groups per chunk, tile rows, tile columns, outer loop) of a GEMM; always fits, because
+    the hardware validators guarantee a bank holds one tile of R rows, C columns and one group."""
+    R, C, ab = hw.rows, hw.cols, hw.acc_bits // 8
+    in_bank, w_bank, out_bank = (bank_bytes(hw.input_buffer_kib), bank_bytes(hw.weight_buffer_kib),
+                                 bank_bytes(hw.output_buffer_kib))
+    groups = -(-k // m)
+    gb = isa.group_bytes(n, m)
+    load_group = m if prune else gb
+    gc = min(groups,
+             in_bank // (min(p, R) * m),
+             w_bank // (min(q, C) * gb),
+             isa.field_max("width") // max(m, load_group),
+             isa.field_max("k_steps") // n)
+    chunks = -(-groups // gc)
+    gc = -(-groups // chunks)  # equal chunks
+    count_max = isa.field_max("count")
+
+    def fit(total: int, cap: int, unit: int) -> int:
+        cap = min(cap, count_max)
+        return total if total <= cap else max(unit, cap // unit * unit)
+
+    qt = fit(q, w_bank // (gc * gb), C)
+    pt = fit(p, in_bank // (gc * m), R)
+    if pt * qt * ab > out_bank:
+        pt = fit(p, out_bank // (qt * ab), R) if out_bank // (qt * ab) >= 1 else min(p, R)
+    if pt * qt * ab > out_bank:
+        qt = fit(q, out_bank // (pt * ab), C)
+    outer = "q"
+    if chunks == 1:
+        np_, nq = -(-p // pt), -(-q // qt)
+        a_bytes, b_bytes = p * groups * m, q * groups * load_group
+        if a_bytes + b_bytes * np_ < b_bytes + a_bytes * nq:
+            outer = "p"
+    return gc, pt, qt, outer
+
+
+def _pregen_slab(hw: NmTrainHardware, cout: int, k: int, n: int, m: int, both: bool, path: str) -> int:
+    """Columns per pre-generation slab: all Cout rows of ``kc`` columns must fit a weight bank
+    (dense) and each compressed copy of the slab an output bank."""
+    cp = -(-cout // m) * m
+    kp = -(-k // m) * m
+    gb = isa.group_bytes(n, m)
+    w_bank, out_bank = bank_bytes(hw.weight_buffer_kib), bank_bytes(hw.output_buffer_kib)
+    groups = min(w_bank // (cp * m), out_bank // (cp * gb), isa.field_max("width") // m, kp // m)
+    if both:
+        groups = min(groups, out_bank // (m * (cp // m) * gb), isa.field_max("count") // m)
+    if cp > isa.field_max("count") or cp // m * gb > isa.field_max("width"):
+        raise ConfigError(path, f"Cout={cout} is too large for the instruction fields of pre-generation")
+    if groups < 1:
+        raise ConfigError("hardware.weight_buffer_kib" if w_bank < cp * m else "hardware.output_buffer_kib",
+                          f"too small for one pre-generation slab of {path.partition(': ')[2]}: {cp} x {m} dense bytes "
+                          f"need {cp * m} B of a weight bank and {cp * gb} B of an output bank")
+    slabs = -(-kp // (groups * m))
+    return -(-kp // m // slabs) * m
+
+
+def plan_step(hw: NmTrainHardware, wl: TrainWorkload) -> tuple[list[PregenPlan], list[GemmPlan], list[LayerShape]]:
+    """Pre-generation plans and GEMM plans of one training step, in training order."""
+    shapes = wl.layer_shapes()
+    nm = wl.sparsity
+    if wl.mode != "dense" and not nm.dense and nm.m > hw.max_m:
+        raise ConfigError("workload.sparsity", f"M={nm.m} exceeds hardware.max_m={hw.max_m}")
+    dense_names = wl.dense_names()
+    sparse = [wl.mode != "dense" and s.has_weights and s.name not in dense_names and not nm.dense
+              for s in shapes]
+    pregens = []
+    if wl.pregen == "pre":
+        for i, s in enumerate(shapes):
+            if sparse[i]:
+                both = wl.mode == "bdwp"
+                kc = _pregen_slab(hw, s.cout, s.k, nm.n, nm.m, both, f"workload.layers: layer {s.name!r}")
+                pregens.append(PregenPlan(i, s.name, s.cout, s.k, nm.n, nm.m, kc, both))
+    gemms = []
+    inline = wl.pregen == "inline"
+
+    def gemm(i: int, pass_: int, p: int, q: int, k: int, sparse_b: bool) -> GemmPlan:
+        n, m = (nm.n, nm.m) if sparse_b else (1, 1)
+        prune = sparse_b and inline
+        gc, pt, qt, outer = _tile(hw, p, q, k, n, m, prune)
+        return GemmPlan(i, shapes[i].name, pass_, p, q, k, n, m, prune, shapes[i].count, gc, pt, qt, outer)
+
+    for i, s in enumerate(shapes):
+        gemms.append(gemm(i, isa.FORWARD, s.p, s.cout, s.k, sparse[i]))
+    for i in reversed(range(len(shapes))):
+        s = shapes[i]
+        if i > 0:  # nothing consumes the gradient of the network's input
+            gemms.append(gemm(i, isa.ACT_GRAD, s.p, s.k, s.cout, sparse[i] and wl.mode == "bdwp"))
+        gemms.append(gemm(i, isa.WEIGHT_GRAD, s.cout, s.k, s.p, False))
+    return pregens, gemms, shapes
+
+
+# --------------------------------------------------------------------------------------------
+# Instruction emission
+
+
+def _ranges(total: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    starts = np.arange(0, total, size, dtype=np.int64)
+    return starts, np.minimum(size, total - starts)
+
+
+def _emit_gemm(hw: NmTrainHardware, g: GemmPlan, a_base: int, b_base: int, out_base: int) -> np.ndarray:
+    """The instructions of one GEMM instance (loop order in docs/nm_train.md, "Compiler")."""
+    p0, psz = _ranges(g.p, g.pt)
+    q0, qsz = _ranges(g.q, g.qt)
+    g0, gsz = _ranges(g.groups, g.gc)
+    npt, nqt, nch = len(p0), len(q0), len(g0)
+    if nch == 1:
+        n_out, n_in = (nqt, npt) if g.outer == "q" else (npt, nqt)
+        per = 1 + 2 * n_in
+        pos = np.arange(n_out * per)
+        o, r = pos // per, pos % per
+        inner = np.maximum(r - 1, 0) // 2
+        op = np.where(r == 0, 0, np.where(r % 2 == 1, 1, 2))  # 0 outer load, 1 inner load, 2 MM
+        if g.outer == "q":
+            tq, tp = o, inner
+            code = np.where(op == 0, isa.OP_LDB, np.where(op == 1, isa.OP_LDA, isa.OP_MM))
+        else:
+            tp, tq = o, inner
+            code = np.where(op == 0, isa.OP_LDA, np.where(op == 1, isa.OP_LDB, isa.OP_MM))
+        ch = np.zeros_like(pos)
+    else:
+        per = 3 * nch
+        pos = np.arange(nqt * npt * per)
+        blk, r = pos // per, pos % per
+        tq, tp = blk // npt, blk % npt
+        ch = r // 3
+        code = np.array([isa.OP_LDA, isa.OP_LDB, isa.OP_MM])[r % 3]
+    out = np.zeros(len(pos), dtype=isa.INSTR_DTYPE)
+    out["op"] = code
+    out["pass_"] = g.pass_
+    out["layer"] = g.layer
+    m_log2 = g.m.bit_length() - 1
+    gb = isa.group_bytes(g.n, g.m)
+    load_group = g.m if g.prune else gb
+    lda, ldb, mm = code == isa.OP_LDA, code == isa.OP_LDB, code == isa.OP_MM
+    out["count"][lda] = psz[tp[lda]]
+    out["width"][lda] = gsz[ch[lda]] * g.m
+    out["stride"][lda] = g.a_row_bytes
+    out["addr"][lda] = a_base + p0[tp[lda]] * g.a_row_bytes + g0[ch[lda]] * g.m
+    out["count"][ldb] = qsz[tq[ldb]]
+    out["width"][ldb] = gsz[ch[ldb]] * load_group
+    out["k_steps"][ldb] = gsz[ch[ldb]] * g.n
+    out["stride"][ldb] = g.b_row_bytes
+    out["addr"][ldb] = b_base + q0[tq[ldb]] * g.b_row_bytes + g0[ch[ldb]] * load_group
+    out["prune"][ldb] = 1 if g.prune else 0
+    ab = hw.acc_bits // 8
+    out["count"][mm] = psz[tp[mm]]
+    out["width"][mm] = qsz[tq[mm]]
+    out["k_steps"][mm] = gsz[ch[mm]] * g.n
+    out["acc"][mm] = ch[mm] > 0
+    out["store"][mm] = ch[mm] == nch - 1
+    out["stride"][mm] = g.q * ab
+    out["addr"][mm] = out_base + p0[tp[mm]] * g.q * ab + q0[tq[mm]] * ab
+    out["n"][ldb | mm] = g.n
+    out["m_log2"][ldb | mm] = m_log2
+    out["sync"][0] = 1  # the GEMM's operands are earlier GEMMs' results
+    return out
+
+
+def _emit_pregen(pg: PregenPlan, w_base: int, f_base: int, b_base: int) -> np.ndarray:
+    """LDB of a dense slab, PGS of its forward copy (and of its backward copy), per slab."""
+    per = 3 if pg.both else 2
+    out = np.zeros(pg.slabs * per, dtype=isa.INSTR_DTYPE)
+    out["pass_"] = isa.PREGEN
+    out["layer"] = pg.layer
+    gb = isa.group_bytes(pg.n, pg.m)
+    cp, kp, m = pg.cout_pad, pg.k_pad, pg.m
+    c0, csz = _ranges(kp, pg.kc)
+    fwd_row = kp // m * gb
+    bwd_row = cp // m * gb
+    ld, fw = out[0::per], out[1::per]
+    ld["op"] = isa.OP_LDB
+    ld["n"], ld["m_log2"] = 1, 0
+    ld["count"], ld["width"], ld["k_steps"] = cp, csz, csz
+    ld["stride"] = kp
+    ld["addr"] = w_base + c0
+    fw["op"] = isa.OP_PGS
+    fw["axis"] = 0
+    fw["count"], fw["width"], fw["k_steps"] = cp, csz // m * gb, csz // m * pg.n
+    fw["stride"] = fwd_row
+    fw["addr"] = f_base + c0 // m * gb
+    if pg.both:
+        bw = out[2::per]
+        bw["op"] = isa.OP_PGS
+        bw["axis"] = 1
+        bw["count"], bw["width"], bw["k_steps"] = csz, bwd_row, cp // m * pg.n
+        bw["stride"] = bwd_row
+        bw["addr"] = b_base + c0 * bwd_row
+        bw["n"], bw["m_log2"] = pg.n, m.bit_length() - 1
+    fw["n"], fw["m_log2"] = pg.n, m.bit_length() - 1
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Program
+
+
+@dataclass
+class GemmData:
+    """One GEMM's operands as placed in memory, where its output goes, and the golden output."""
+
+    out_addr: int
+    expected: np.ndarray  # [P, Q] int64, wrapped
+
+
+@dataclass
+class Program:
+    """The shared dataflow schedule of one design point. Without data, addresses are zero."""
+
+    hw: NmTrainHardware
+    instrs: np.ndarray  # isa.INSTR_DTYPE, ends with END
+    gemms: list[GemmPlan]
+    pregens: list[PregenPlan]
+    layers: list[str]
+    batch: int
+    memory: np.ndarray | None = None
+    data: list[GemmData] = field(default_factory=list)  # per GEMM, with_data only
+
+    def words(self) -> list[int]:
+        return isa.encode_program(self.instrs)
+
+    @property
+    def useful_macs(self) -> int:
+        return sum(g.useful_macs for g in self.gemms)
+
+    def expected_outputs(self) -> list[np.ndarray]:
+        return [d.expected for d in self.data]
+
+    def read_outputs(self, memory: np.ndarray | bytes | bytearray) -> list[np.ndarray]:
+        """Every GEMM's output [P, Q] decoded from a memory image after execution."""
+        mem = memory if isinstance(memory, np.ndarray) else np.frombuffer(bytes(memory), dtype=np.uint8)
+        ab = self.hw.acc_bits // 8
+        outs = []
+        for g, d in zip(self.gemms, self.data):
+            raw = mem[d.out_addr : d.out_addr + g.p * g.q * ab].reshape(g.p, g.q * ab)
+            outs.append(isa.unpack_acc_rows(raw, self.hw.acc_bits))
+        return outs
+
+
+#: Largest Program and data image compile builds (bytes), counted before allocating.
+MAX_PROGRAM_BYTES = 1 << 30
+
+
+def _instr_count(g: GemmPlan) -> int:
+    npt, nqt = -(-g.p // g.pt), -(-g.q // g.qt)
+    if g.chunks == 1:
+        n_out, n_in = (nqt, npt) if g.outer == "q" else (npt, nqt)
+        return n_out * (1 + 2 * n_in)
+    return 3 * g.chunks * npt * nqt
+
+
+def compile_step(hw: NmTrainHardware, wl: TrainWorkload, *, with_data: bool = False, seed: int = 0) -> Program:
+    pregens, gemms, shapes = plan_step(hw, wl)
+    instrs = sum(_instr_count(g) * g.count for g in gemms) + sum(pg.slabs * (3 if pg.both else 2) for pg in pregens)
+    need = (instrs + 1) * isa.INSTR_DTYPE.itemsize
+    if with_data:
+        if any(g.count != 1 for g in gemms):
+            raise ConfigError("workload", "layers with several GEMM instances (attention) run timing-only; "
+                                          "data images need explicit layers")
+        need += sum(10 * (g.p * g.k + g.q * g.k + g.p * g.q) for g in gemms)
+    if need > MAX_PROGRAM_BYTES:
+        raise ConfigError("workload", f"{instrs:,} instructions{' and their data' if with_data else ''} would take "
+                                      f"about {need / 2**30:,.1f} GiB, above the {MAX_PROGRAM_BYTES >> 30} GiB limit")
+    program = Program(hw=hw, instrs=np.zeros(0, isa.INSTR_DTYPE), gemms=gemms, pregens=pregens,
+                      layers=[s.name for s in shapes], batch=wl.batch)
+    if with_data:
+        blocks = _fill_data(program, wl, shapes, seed)
+    else:
+        blocks = [_emit_pregen(pg, 0, 0, 0) for pg in pregens]
+        for g in gemms:
+            block = _emit_gemm(hw, g, 0, 0, 0)
+            blocks.append(np.tile(block, g.count) if g.count > 1 else block)
+    end = np.zeros(1, dtype=isa.INSTR_DTYPE)
+    end["op"] = isa.OP_END
+    end["layer"] = -1
+    end["pass_"] = -1
+    program.instrs = np.concatenate(blocks + [end])
+    return program
+
+
+def compile_design_point(point: DesignPoint, *, with_data: bool = False) -> Program:
+    return compile_step(point.hardware, point.workload, with_data=with_data, seed=point.seed)
+
+
+# --------------------------------------------------------------------------------------------
+# Data: memory image and golden outputs
+
+_ALIGN = 64
+
+
+def _fill_data(program: Program, wl: TrainWorkload, shapes: list[LayerShape], seed: int) -> list[np.ndarray]:
+    """Random operands, the memory image, addresses and golden outputs; returns the blocks."""
+    hw = program.hw
+    rng = np.random.default_rng(seed)
+    nm = wl.sparsity
+    chunks: list[tuple[int, np.ndarray]] = []
+    cursor = 0
+
+    def place(data: np.ndarray) -> int:
+        nonlocal cursor
+        addr = cursor
+        chunks.append((addr, np.ascontiguousarray(data).reshape(-1).view(np.uint8)))
+        cursor = -(-(addr + data.size) // _ALIGN) * _ALIGN
+        return addr
+
+    def reserve(nbytes: int) -> int:
+        return place(np.zeros(nbytes, dtype=np.uint8))
+
+    lo, hi = golden.int_range(8)
+    data = []
+    for s in shapes:
+        x = rng.integers(lo, hi + 1, size=(s.p, s.k), dtype=np.int64)
+        dy = rng.integers(lo, hi + 1, size=(s.p, s.cout), dtype=np.int64)
+        w = rng.integers(lo, hi + 1, size=(s.cout, s.k), dtype=np.int64)
+        data.append((x, dy, w))
+
+    def padded(a: np.ndarray, m: int) -> np.ndarray:
+        return sparsity.pad_to_multiple(a.astype(np.int8), m, axis=1)
+
+    blocks = []
+    pregen_regions: dict[int, tuple[int, int]] = {}
+    for pg in program.pregens:
+        _, _, w = data[pg.layer]
+        wd = np.zeros((pg.cout_pad, pg.k_pad), dtype=np.int8)
+        wd[: pg.cout, : pg.k] = w
+        gb = isa.group_bytes(pg.n, pg.m)
+        w_addr = place(wd)
+        f_addr = reserve(pg.cout_pad * pg.k_pad // pg.m * gb)
+        b_addr = reserve(pg.k_pad * pg.cout_pad // pg.m * gb) if pg.both else 0
+        pregen_regions[pg.layer] = (f_addr, b_addr)
+        blocks.append(_emit_pregen(pg, w_addr, f_addr, b_addr))
+    dense_names = wl.dense_names()
+    for g in program.gemms:
+        x, dy, w = data[g.layer]
+        name = shapes[g.layer].name
+        layer_mode = "dense" if (wl.mode == "dense" or name in dense_names or nm.dense) else wl.mode
+        if g.pass_ == isa.FORWARD:
+            a = x
+            expected = golden.forward(x, w, layer_mode, nm.n, nm.m, hw.acc_bits)
+            b_dense = w if layer_mode == "dense" else None
+            pre = pregen_regions.get(g.layer, (None, None))[0]
+        elif g.pass_ == isa.ACT_GRAD:
+            a = dy
+            expected = golden.activation_gradient(dy, w, layer_mode, nm.n, nm.m, hw.acc_bits)
+            if layer_mode == "dense":
+                b_dense = w.T
+            elif layer_mode == "sr_ste":  # dX = dY . Wf, run dense
+                b_dense = sparsity.prune_compress_nm(w, nm.n, nm.m).dense().T
+            else:
+                b_dense = None
+            pre = pregen_regions.get(g.layer, (None, None))[1]
+        else:
+            a, b_dense, pre = dy.T, x.T, None
+            expected = golden.weight_gradient(dy, x, hw.acc_bits)
+        a_addr = place(padded(a, g.m))
+        if b_dense is not None:  # 1:1 records are the dense bytes
+            b_addr = place(b_dense.astype(np.int8))
+        elif g.prune:
+            b_addr = place(padded(w if g.pass_ == isa.FORWARD else w.T, g.m))
+        else:
+            b_addr = pre
+        out_addr = reserve(g.p * g.q * hw.acc_bits // 8)
+        blocks.append(_emit_gemm(hw, g, a_addr, b_addr, out_addr))
+        program.data.append(GemmData(out_addr=out_addr, expected=expected))
+    if cursor > isa.field_max("addr") + 1:
+        raise ConfigError("workload", f"memory image of {cursor} bytes exceeds the "
+                                      f"{isa.field_width('addr')}-bit address space")
+    mem = np.zeros(max(cursor, _ALIGN), dtype=np.uint8)
+    for addr, raw in chunks:
+        mem[addr : addr + raw.size] = raw
+    program.memory = mem
+    return blocks
+
+
+# --------------------------------------------------------------------------------------------
+# Resources and registration
+
+
+BRAM36_BITS = 36 * 1024
+URAM_BITS = 288 * 1024
+#: Banks of at least this many bits are counted as URAM288, smaller ones as BRAM36.
+URAM_THRESHOLD_BITS = 512 * 1024
+
+
+def resources(hw: NmTrainHardware) -> dict[str, float]:
+    """Counted from what the array instantiates (not yet calibrated against synthesis): one
+    multiplier (DSP48E2) per PE; per PE the window register (8·max_m FFs), the moving and the
+    held (value, index) registers, the A/B operand and product registers (32), the accumulator
+    and the partial-sum register (2·acc_bits); LUTs for the M:1 mux (one LUT6 per 4:1 slice of
+    each of 8 bits) and the two acc_bits-wide adders; the six banks as URAM288 (from 512 Kib)
+    or BRAM36."""
+    import math
+
+    ib = max(1, hw.max_m.bit_length() - 1)
+    pe_ff = 8 * hw.max_m + 2 * (8 + ib) + 32 + 2 * hw.acc_bits
+    pe_lut = 8 * math.ceil((hw.max_m - 1) / 3) + 2 * hw.acc_bits
+    bram, uram = 0, 0
+    for kib in (hw.input_buffer_kib, hw.weight_buffer_kib, hw.output_buffer_kib):
+        bits = bank_bytes(kib) * 8
+        if bits >= URAM_THRESHOLD_BITS:
+            uram += 2 * math.ceil(bits / URAM_BITS)
+        else:
+            bram += 2 * math.ceil(bits / BRAM36_BITS)
+    return {"dsp": hw.pes, "lut": hw.pes * pe_lut, "ff": hw.pes * pe_ff, "bram36": bram, "uram": uram}
+
+
+def _describe(hw: NmTrainHardware) -> str:
+    return (f"nm_train {hw.rows}x{hw.cols} {hw.dataflow.upper()} max_m={hw.max_m} @ {hw.clock_mhz:g} MHz, "
+            f"{hw.memory.bandwidth_bytes_per_cycle} B/cycle memory")
+
+
+ENGINE = Engine(
+    name="nm_train",
+    hardware=NmTrainHardware,
+    workloads=(TrainWorkload,),
+    presets=PRESETS,
+    metrics=shared_metrics("sample") + (
+        Metric("stream_cycles", "cycles", "min", "cycles the array streams reduction steps"),
+        Metric("pregen_cycles", "cycles", "min", "cycles of pre-generation jobs"),
+        Metric("folds", "count", "min", "array folds"),
+    ),
+    simulate=lazy("sparsim.simulator.nm_train:simulate"),
+    resources=resources,
+    describe=_describe,
+    headline=("cycles", "latency_ms", "samples_per_s", "mac_utilisation", "bandwidth_gbps", "dsp", "energy_j"),
+    breakdown="pass",
+    compile=compile_design_point,
+    program_cycles=lazy("sparsim.simulator.nm_train:program_cycles"),
+)

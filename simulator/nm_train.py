@@ -1,0 +1,249 @@
+"""Cycle-level simulator of the ``nm_train`` engine.
+
+Executes a Program's instructions against the shared memory model (:mod:`sparsim.simulator.memory`)
+and the engines of docs/nm_train.md (loader, compute queue of array runs and pre-generation jobs,
+store), event by event: every start and finish cycle follows the contract's equations, and the
+array's fold times come from :mod:`sparsim.dataflow.systolic`. The kernel is a Numba function over
+the Program's instruction columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from sparsim.dataflow import nm_train_isa as isa
+from sparsim.dataflow.nm_train import Program
+from sparsim.dataflow.systolic import OS, fold_count, fold_cycles
+
+from . import results
+from .memory import read_start, transfer_end, write_start
+
+#: Where the compute engine's time goes besides streaming and pre-generation, in the order of
+#: the ``stalls`` array (docs/nm_train.md, "Where the time goes").
+STALL_CAUSES = ("dispatch", "input_stream", "weight_stream", "out_bank", "fill_drain", "tail")
+_DISPATCH, _INPUT, _WEIGHT, _OUT_BANK, _FILL, _TAIL = range(6)
+#: counters: bytes read, bytes written, stream cycles, pregen cycles, folds, issued MACs, on-chip bytes
+_N_COUNTERS = 7
+
+
+@njit(cache=True)
+def _run_kernel(op, sync, acc, store, prune, n, m_log2, count, width, k_steps, pass_, layer,
+                rows, cols, dataflow, bw, latency, acc_bytes, pregen_cycles, prune_cycles,
+                stalls, pass_cycles, layer_cycles, counters):
+    """Returns the Program's cycle count; fills ``stalls`` [6], ``pass_cycles`` [4],
+    ``layer_cycles`` [layers, 4] and ``counters`` [7] (see ``_N_COUNTERS``)."""
+    f = np.int64(0)  # cycle the loader takes the current instruction
+    read_free = np.int64(0)
+    write_free = np.int64(0)
+    e_prev = np.int64(-1)  # done cycle of the previous compute job
+    z_last = np.int64(-1)  # done cycle of the last store
+    guard_a = np.int64(-1)  # done of the last job before the previous LDA
+    guard_b = np.int64(-1)
+    a_ready = np.int64(0)
+    b_ready = np.int64(0)
+    tiles = np.int64(0)
+    z_tile0 = np.int64(-1)  # store done of the last tile in output bank 0
+    z_tile1 = np.int64(-1)
+    last_pass = np.int64(-1)
+    last_layer = np.int64(-1)
+    for i in range(op.shape[0]):
+        code = op[i]
+        if code == 1 or code == 2:  # LDA, LDB
+            guard = guard_a if code == 1 else guard_b
+            r = f + 1 if f + 1 > guard + 1 else guard + 1
+            if sync[i] != 0 and z_last + 1 > r:
+                r = z_last + 1
+            cnt = np.int64(count[i])
+            rec = np.int64(width[i])
+            a = transfer_end(read_start(r, latency, read_free), cnt, rec, bw)
+            read_free = a + 1
+            counters[0] += cnt * rec
+            if code == 1:
+                guard_a = e_prev
+                a_ready = a + 1
+                counters[6] += cnt * rec
+            else:
+                guard_b = e_prev
+                b_ready = a + 1 + (prune_cycles if prune[i] != 0 else 0)
+                groups = np.int64(k_steps[i]) // np.int64(n[i])
+                gb = np.int64(n[i]) + (np.int64(n[i]) * np.int64(m_log2[i]) + 7) // 8
+                counters[6] += cnt * groups * gb
+            f = r + 1
+        elif code == 3 or code == 4:  # MM, PGS: a compute job
+            r = f + 1
+            f = r + 1
+            opens = code == 4 or acc[i] == 0
+            start = e_prev + 1
+            cause = -1
+            if r + 1 > start:
+                start = r + 1
+                cause = _DISPATCH
+            if code == 3 and a_ready > start:
+                start = a_ready
+                cause = _INPUT
+            if b_ready > start:
+                start = b_ready
+                cause = _WEIGHT
+            if opens:
+                z_bank = (z_tile0 if tiles % 2 == 0 else z_tile1) + 1
+                if z_bank > start:
+                    start = z_bank
+                    cause = _OUT_BANK
+            gap = start - (e_prev + 1)
+            if cause >= 0:
+                stalls[cause] += gap
+            cnt = np.int64(count[i])
+            wid = np.int64(width[i])
+            if code == 3:
+                ks = np.int64(k_steps[i])
+                folds = fold_count(dataflow, rows, cols, cnt, wid, ks)
+                per_fold = fold_cycles(dataflow, rows, cols, ks, cnt)
+                dur = folds * per_fold
+                stream = folds * (ks if dataflow == OS else cnt)
+                stalls[_FILL] += dur - stream
+                counters[2] += stream
+                counters[4] += folds
+                counters[5] += stream * rows * cols
+                # Bank reads: A once per column block of folds, B once per row block (OS) or
+                # once (WS); the output tile written (and read back when accumulating; WS adds
+                # every k'-fold's partial sums).
+                col_blocks = (wid + cols - 1) // cols
+                groups = ks // np.int64(n[i])
+                gb = np.int64(n[i]) + (np.int64(n[i]) * np.int64(m_log2[i]) + 7) // 8
+                a_bytes = cnt * groups * (np.int64(1) << np.int64(m_log2[i]))
+                b_bytes = wid * groups * gb
+                tile_bytes = cnt * wid * acc_bytes
+                if dataflow == OS:
+                    updates = np.int64(1)
+                    b_reads = (cnt + rows - 1) // rows
+                else:
+                    updates = (ks + rows - 1) // rows
+                    b_reads = np.int64(1)
+                counters[6] += col_blocks * a_bytes + b_reads * b_bytes + tile_bytes * (2 * updates - (1 - acc[i]))
+            else:
+                dur = cnt + pregen_cycles
+                counters[3] += dur
+                counters[6] += cnt * wid
+            e = start + dur - 1
+            p = np.int64(pass_[i])
+            lay = np.int64(layer[i])
+            pass_cycles[p] += gap + dur
+            layer_cycles[lay, p] += gap + dur
+            last_pass = p
+            last_layer = lay
+            e_prev = e
+            if opens:
+                tiles += 1
+            if code == 4 or store[i] != 0:
+                rec = wid * acc_bytes if code == 3 else wid
+                s = e + 1 if e + 1 > z_last + 1 else z_last + 1
+                z = transfer_end(write_start(s, write_free), cnt, rec, bw)
+                write_free = z + 1
+                z_last = z
+                counters[1] += cnt * rec
+                counters[6] += cnt * rec
+                if (tiles - 1) % 2 == 0:
+                    z_tile0 = z
+                else:
+                    z_tile1 = z
+        else:  # END
+            d = f + 1
+            if e_prev + 1 > d:
+                d = e_prev + 1
+            if z_last + 1 > d:
+                d = z_last + 1
+            tail = d + 1 - (e_prev + 1)
+            stalls[_TAIL] += tail
+            if last_pass >= 0:
+                pass_cycles[last_pass] += tail
+                layer_cycles[last_layer, last_pass] += tail
+            return d + 1
+    return np.int64(-1)
+
+
+@dataclass
+class Result:
+    """What one simulation says; plain numbers and dicts so results serialise."""
+
+    cycles: int
+    stalls: dict[str, int]
+    pass_cycles: dict[str, int]
+    layer_cycles: dict[str, dict[str, int]]  # layer -> pass -> cycles
+    bytes_read: int
+    bytes_written: int
+    stream_cycles: int
+    pregen_cycles: int
+    folds: int
+    issued_macs: int
+    onchip_bytes: int
+    useful_macs: int
+
+
+def run(program: Program) -> Result:
+    """Time ``program`` on its hardware."""
+    hw = program.hw
+    ins = program.instrs
+    stalls = np.zeros(len(STALL_CAUSES), dtype=np.int64)
+    pass_cycles = np.zeros(len(isa.PASSES), dtype=np.int64)
+    layer_cycles = np.zeros((max(1, len(program.layers)), len(isa.PASSES)), dtype=np.int64)
+    counters = np.zeros(_N_COUNTERS, dtype=np.int64)
+    cycles = int(_run_kernel(
+        ins["op"], ins["sync"], ins["acc"], ins["store"], ins["prune"], ins["n"], ins["m_log2"],
+        ins["count"], ins["width"], ins["k_steps"], ins["pass_"], ins["layer"],
+        np.int64(hw.rows), np.int64(hw.cols), np.int64(hw.dataflow_code),
+        np.int64(hw.memory.bandwidth_bytes_per_cycle), np.int64(hw.memory.latency_cycles),
+        np.int64(hw.acc_bits // 8), np.int64(isa.PREGEN_CYCLES), np.int64(isa.PRUNE_CYCLES),
+        stalls, pass_cycles, layer_cycles, counters,
+    ))
+    if cycles < 0:
+        raise ValueError("program has no END instruction")
+    return Result(
+        cycles=cycles,
+        stalls={name: int(v) for name, v in zip(STALL_CAUSES, stalls)},
+        pass_cycles={name: int(v) for name, v in zip(isa.PASSES, pass_cycles)},
+        layer_cycles={name: {p: int(v) for p, v in zip(isa.PASSES, row) if v}
+                      for name, row in zip(program.layers, layer_cycles)},
+        bytes_read=int(counters[0]),
+        bytes_written=int(counters[1]),
+        stream_cycles=int(counters[2]),
+        pregen_cycles=int(counters[3]),
+        folds=int(counters[4]),
+        issued_macs=int(counters[5]),
+        onchip_bytes=int(counters[6]),
+        useful_macs=program.useful_macs,
+    )
+
+
+def program_cycles(program: Program) -> int:
+    """The simulator's cycle count of a compiled Program (what an RTL bench compares with)."""
+    return run(program).cycles
+
+
+def simulate(point) -> results.RawCounts:
+    """Compile a design point (timing only), time it and count what the shared derivation needs
+    (simulator/results.py: time, energy, roofline, samples/s)."""
+    from sparsim.dataflow.nm_train import compile_design_point
+
+    program = compile_design_point(point, with_data=False)
+    timed = run(program)
+    hw = point.hardware
+    return results.RawCounts(
+        cycles=timed.cycles,
+        clock_mhz=hw.clock_mhz,
+        useful_macs=timed.useful_macs,
+        issued_macs=timed.issued_macs,
+        peak_macs_per_cycle=hw.pes,
+        bytes_read=timed.bytes_read,
+        bytes_written=timed.bytes_written,
+        onchip_bytes=timed.onchip_bytes,
+        peak_bytes_per_cycle=hw.memory.bandwidth_bytes_per_cycle,
+        breakdown=timed.pass_cycles,
+        stalls=timed.stalls,
+        counts={"stream_cycles": timed.stream_cycles, "pregen_cycles": timed.pregen_cycles,
+                "folds": timed.folds},
+        items=program.batch,
+        item="sample",
+    )

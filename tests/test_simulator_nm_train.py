@@ -1,0 +1,135 @@
+"""The nm_train simulator: the timing contract (docs/nm_train.md) by hand on a small step, and
+laws over many."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from sparsim.dataflow import nm_train_isa as isa
+from sparsim.dataflow import systolic
+from sparsim.dataflow.config import design_point_from_dict
+from sparsim.dataflow.nm_train import ENGINE, compile_design_point
+from sparsim.simulator.nm_train import STALL_CAUSES, run
+from test_nm_train_model import random_point
+
+HAND = {
+    "hardware": {"preset": "nm_tiny", "rows": 2, "cols": 2, "max_m": 1,
+                 "memory": {"channels": 1, "bytes_per_cycle": 4, "latency_cycles": 5}},
+    "workload": {"kind": "train", "batch": 1, "mode": "dense",
+                 "layers": [{"name": "l", "k": 4, "cout": 2, "positions": 2}]},
+}
+
+
+def test_hand_computed_step():
+    """R = C = 2 (OS), L = 3, BW = 4 B/cycle, latency 5; one layer, P = 2, K = 4, Cout = 2:
+    forward (P 2, Q 2, K 4) and weight gradient (P = Cout 2, Q = K 4, K = P 2); no act_grad.
+
+    i0 LDB fwd (sync): request 1, t0 = 6, 2 records of 4 B at 6, 7; weight bank ready 8.
+    i1 LDA fwd: request 3, t0 = max(8, read_free 8) = 8, records 8, 9; input bank ready 10.
+    i2 MM: dispatched 5; starts max(0, 6, 10, 8) = 10 (input_stream 10); one fold of
+       2R + C + K' - 2 + L = 4 + 2 + 4 - 2 + 3 = 11 cycles: done 20 (stream 4, fill/drain 7).
+       Store: 2 records of 8 B from 21: off = 1, 3, last accepted 24.
+    i3 LDB wgrad (sync): waits for the store: request 25, t0 = 30, 4 records of 2 B at
+       30..33; ready 34.
+    i4 LDA wgrad: request 27, t0 = max(32, 34) = 34, 2 records of 2 B at 34, 35; ready 36.
+    i5 MM: starts 36 (input_stream 36 - 21 = 15); 1 x 2 folds of 4 + 2 + 2 - 2 + 3 = 9: done
+       53 (stream 4, fill/drain 14). Store: 2 records of 16 B from 54: off = 3, 7, last 61.
+    END: max(31, 54, 62) = 62: 63 cycles; tail 63 - 54 = 9.
+    Forward owns 0..20 (21 cycles), weight_grad 21..62 (42).
+    """
+    point = design_point_from_dict(HAND)
+    program = compile_design_point(point)
+    assert list(program.instrs["op"]) == [2, 1, 3, 2, 1, 3, 0]
+    r = run(program)
+    assert r.cycles == 63
+    assert r.pass_cycles == {"forward": 21, "act_grad": 0, "weight_grad": 42, "pregen": 0}
+    assert r.stalls == {"dispatch": 0, "input_stream": 25, "weight_stream": 0, "out_bank": 0,
+                        "fill_drain": 21, "tail": 9}
+    assert r.stream_cycles == 8 and r.folds == 3
+    assert r.bytes_read == 8 + 8 + 8 + 4 and r.bytes_written == 16 + 32
+    assert r.layer_cycles == {"l": {"forward": 21, "weight_grad": 42}}
+
+
+def _points(count: int = 24):
+    return [design_point_from_dict(random_point(seed)) for seed in range(count)]
+
+
+@pytest.mark.parametrize("point", _points(), ids=lambda p: f"seed{p.seed}")
+def test_time_accounting_adds_up(point):
+    """Streaming + pre-generation + every stall cause = cycles; passes and layers add up too;
+    memory never beats its bandwidth."""
+    program = compile_design_point(point)
+    r = run(program)
+    assert r.stream_cycles + r.pregen_cycles + sum(r.stalls[c] for c in STALL_CAUSES) == r.cycles
+    assert sum(r.pass_cycles.values()) == r.cycles
+    assert sum(sum(v.values()) for v in r.layer_cycles.values()) == r.cycles
+    bw = point.hardware.memory.bandwidth_bytes_per_cycle
+    assert r.cycles * bw >= r.bytes_read and r.cycles * bw >= r.bytes_written
+    assert r.issued_macs >= r.useful_macs
+
+
+@pytest.mark.parametrize("point", _points(12), ids=lambda p: f"seed{p.seed}")
+def test_more_bandwidth_or_less_latency_never_slows(point):
+    program = compile_design_point(point)
+    base = run(program).cycles
+    for change in ({"bytes_per_cycle": point.hardware.memory.bytes_per_cycle * 2},
+                   {"latency_cycles": 1}):
+        hw = point.hardware.model_copy(update={"memory": point.hardware.memory.model_copy(update=change)})
+        faster = dataclasses.replace(program, hw=hw)
+        assert run(faster).cycles <= base
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_one_tile_gemm_takes_the_array_equations(dataflow):
+    """A GEMM held on chip at once runs as one MM of exactly systolic.gemm_cycles.
+
+    vcu1525 memory (384 B/cycle, latency 100) with an 8 x 4 array: forward P = 36, Q = 37,
+    K = 150. LDB: request 1, t0 = 101, 37 records of 150 B one per cycle, 101..137, ready 138.
+    LDA: request 3, t0 = max(103, 138) = 138, 36 records 138..173, ready 174. The MM starts
+    at 174, so the forward pass takes 174 + gemm_cycles.
+    """
+    point = design_point_from_dict({
+        "hardware": {"preset": "vcu1525", "rows": 8, "cols": 4, "dataflow": dataflow},
+        "workload": {"kind": "train", "batch": 4, "mode": "dense",
+                     "layers": [{"name": "a", "k": 150, "cout": 37, "positions": 9}]}})
+    program = compile_design_point(point)
+    mm = program.instrs[program.instrs["op"] == isa.OP_MM]
+    assert list(program.instrs["op"][:3]) == [isa.OP_LDB, isa.OP_LDA, isa.OP_MM]
+    assert (mm["pass_"] == isa.FORWARD).sum() == 1
+    code = systolic.DATAFLOWS[dataflow]
+    r = run(program)
+    assert r.pass_cycles["forward"] == 174 + systolic.gemm_cycles(code, 8, 4, 36, 37, 150)
+    assert r.folds == sum(systolic.fold_count(code, 8, 4, int(i["count"]), int(i["width"]), int(i["k_steps"]))
+                          for i in mm)
+
+
+def test_bdwp_beats_dense_and_pregen_costs_less_than_inline():
+    """On the vcu1525 preset a sparse step is faster than dense, and pre-generating the copies
+    once costs fewer off-chip bytes than pruning inside every weight load."""
+    def point(**wl):
+        return design_point_from_dict({"hardware": {"preset": "vcu1525"}, "workload": {
+            "kind": "train", "batch": 8, "layers": [
+                {"name": "c1", "k": 147, "cout": 64, "positions": 784},
+                {"name": "c2", "k": 576, "cout": 128, "positions": 196},
+                {"name": "c3", "k": 1152, "cout": 256, "positions": 49},
+                {"name": "fc", "k": 256, "cout": 100}], **wl}})
+    dense = ENGINE.evaluate(point(mode="dense"))
+    bdwp = ENGINE.evaluate(point(mode="bdwp", sparsity="2:8"))
+    inline = ENGINE.evaluate(point(mode="bdwp", sparsity="2:8", pregen="inline"))
+    assert bdwp["cycles"] < dense["cycles"]
+    assert bdwp.breakdown["pregen"] > 0 and inline.breakdown["pregen"] == 0
+    assert bdwp["bytes_read"] < inline["bytes_read"]
+    assert bdwp["samples_per_s"] == pytest.approx(8 / bdwp["seconds"])
+
+
+def test_edited_program_is_timed_afresh():
+    """The kernel reads the instruction columns on every run: one fold fewer in the weight
+    gradient (width 4 -> 2 columns) saves its 9 cycles (the store of 2 x 8 B then ends at
+    53 - 9 + 1 + 3 = 48, END at 49: 50 cycles)."""
+    program = compile_design_point(design_point_from_dict(HAND))
+    assert run(program).cycles == 63
+    program.instrs[5]["width"] = 2
+    assert run(program).cycles == 50
