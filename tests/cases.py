@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from sparsim import engine as engines
 from sparsim.dataflow.config import DesignPoint, design_point_from_dict
 from sparsim.dataflow.dsp_chain import Program, compile_design_point
 
@@ -31,8 +32,9 @@ class Case:
     derivation: str = ""
 
     def program(self) -> Program:
-        """A fresh Program with its memory image (callers may break it)."""
-        return compile_design_point(self.point, with_data=True)
+        """A fresh Program with its memory image (callers may break it), compiled by the
+        point's engine."""
+        return engines.of(self.point.hardware).compile(self.point, with_data=True)
 
 
 def _tiny(layers: list[dict], seed: int = 0, **hw) -> DesignPoint:
@@ -168,3 +170,87 @@ CASES: tuple[Case, ...] = (
 )
 
 CASES_BY_ID = {case.id: case for case in CASES}
+
+
+# ------------------------------------------------------------------------------------------
+# nm_train: functional and simulator levels (rtl/nm_train.py adds its levels when it exists)
+
+_NM_HAND = Case(
+    id="nm-hand-step",
+    point=design_point_from_dict({
+        "hardware": {"preset": "nm_tiny", "rows": 2, "cols": 2, "max_m": 1,
+                     "memory": {"channels": 1, "bytes_per_cycle": 4, "latency_cycles": 5}},
+        "workload": {"kind": "train", "batch": 1, "mode": "dense",
+                     "layers": [{"name": "l", "k": 4, "cout": 2, "positions": 2}]},
+    }),
+    hand_cycles=63,
+    derivation="""R = C = 2 (OS), L = 3, BW = 4 B/cycle, latency 5; one layer, P = 2, K = 4,
+    Cout = 2: forward (P 2, Q 2, K 4) and weight gradient (P = Cout 2, Q = K 4, K = P 2); the
+    first layer has no act_grad. Instructions LDB, LDA, MM, LDB, LDA, MM, END.
+    i0 LDB fwd (sync): request 1, t0 = 6, 2 records of 4 B at 6, 7; weight bank ready 8.
+    i1 LDA fwd: request 3, t0 = max(8, read_free 8) = 8, records 8, 9; input bank ready 10.
+    i2 MM: dispatched 5; starts max(0, 6, 10, 8) = 10 (input_stream 10); one fold of
+       2R + C + K' - 2 + L = 4 + 2 + 4 - 2 + 3 = 11 cycles: done 20 (stream 4, fill/drain 7).
+       Store: 2 records of 8 B from 21: off = 1, 3, last accepted 24.
+    i3 LDB wgrad (sync): waits for the store: request 25, t0 = 30, 4 records of 2 B at
+       30..33; ready 34.
+    i4 LDA wgrad: request 27, t0 = max(32, 34) = 34, 2 records of 2 B at 34, 35; ready 36.
+    i5 MM: starts 36 (input_stream 36 - 21 = 15); 1 x 2 folds of 4 + 2 + 2 - 2 + 3 = 9: done
+       53 (stream 4, fill/drain 14). Store: 2 records of 16 B from 54: off = 3, 7, last 61.
+    END: max(31, 54, 62) = 62: 63 cycles; tail 63 - 54 = 9.
+    Forward owns 0..20 (21 cycles), weight_grad 21..62 (42).""",
+)
+
+_NM_EXAMPLE_TINY = Case(id="nm-example-tiny", point=_example("nm_train_tiny.yaml"))
+
+#: N:M of each nm_train design point's sparse layer ("1:1" dense), issue 9's list.
+_NM_TRAIN_SPARSITY = ("2:4", "1:4", "2:8", "4:8", "4:16", "1:1", "2:8", "4:16")
+_NM_TRAIN_MODES = ("bdwp", "bdwp", "sr_ste", "bdwp", "bdwp", "dense", "bdwp", "sr_ste")
+NM_DESIGN_SEEDS = tuple(range(len(_NM_TRAIN_SPARSITY)))
+
+
+def nm_random_design_point(dp_seed: int, data_seed: int) -> DesignPoint:
+    """nm_train design point ``dp_seed`` with data from ``data_seed``: a three-layer step whose
+    middle layer is sparse (every pass runs: forward, act_grad of layers 2 and 3, weight_grad of
+    all), with R, C, dataflow, max_m, acc_bits, memory and the pre-generation switch varying,
+    K, Cout and P not multiples of R, C or M, and banks small enough that the weight gradients
+    run in K chunks."""
+    rng = np.random.default_rng(20_000 + dp_seed)
+    nm = _NM_TRAIN_SPARSITY[dp_seed]
+    m = int(nm.split(":")[1])
+    rows, cols = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+    max_m = max(m, int(rng.choice([1, 4, 8])))
+    acc = int(rng.choice([16, 24, 32]))
+    hardware = {
+        "preset": "nm_tiny", "rows": rows, "cols": cols, "dataflow": ("os", "ws")[dp_seed % 2],
+        "max_m": max_m, "acc_bits": acc,
+        "input_buffer_kib": 2 * max(rows * max_m, 48) / 1024,
+        # a pre-generation slab: every Cout (at most 12, padded to 16) x M dense bytes
+        "weight_buffer_kib": 2 * 256 / 1024,
+        "output_buffer_kib": 2 * max(rows * cols * acc // 8, 96) / 1024,
+        "memory": {"channels": int(rng.integers(1, 3)), "bytes_per_cycle": int(rng.choice([2, 4, 8])),
+                   "latency_cycles": int(rng.integers(1, 9))},
+    }
+
+    def k():  # 1 to 4 groups, the last one partial
+        return m * int(rng.integers(0, 4)) + int(rng.integers(1, m + 1)) if m > 1 else int(rng.integers(3, 40))
+
+    layers = [{"name": f"l{i}", "k": k(), "cout": int(rng.integers(2, 13)), "positions": int(rng.integers(1, 4))}
+              for i in range(3)]
+    workload = {"kind": "train", "batch": int(rng.integers(1, 4)), "mode": _NM_TRAIN_MODES[dp_seed],
+                "sparsity": nm if nm != "1:1" else "2:4", "pregen": ("pre", "inline")[(dp_seed // 2) % 2],
+                "layers": layers}
+    return design_point_from_dict({"hardware": hardware, "workload": workload, "seed": data_seed})
+
+
+NM_CASES: tuple[Case, ...] = (
+    _NM_HAND,
+    _NM_EXAMPLE_TINY,
+    *(
+        Case(id=f"nm-dp{dp}-data{seed}", point=nm_random_design_point(dp, seed))
+        for dp in NM_DESIGN_SEEDS
+        for seed in DATA_SEEDS
+    ),
+)
+
+CASES_BY_ID.update({case.id: case for case in NM_CASES})

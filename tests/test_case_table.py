@@ -24,7 +24,8 @@ import re
 
 import pytest
 
-from cases import CASES, CASES_BY_ID, DESIGN_SEEDS, STALL_RUNS, Case, random_design_point
+from cases import (CASES, CASES_BY_ID, DESIGN_SEEDS, NM_CASES, NM_DESIGN_SEEDS, STALL_RUNS, Case,
+                   nm_random_design_point, random_design_point)
 from sparsim.dataflow import dsp_chain_isa as isa
 from sparsim.dataflow.dsp_chain import Program, compile_design_point
 from sparsim.dataflow.dsp_chain_exec import execute
@@ -248,3 +249,83 @@ def test_broken_rtl_fails_under_verilator_and_sparsim_verify(monkeypatch, tmp_pa
     (res,) = sparsim.rtl.verilator.verify_all([(CASES_BY_ID["example-tiny-gemm"].program(), None)])
     with pytest.raises(AssertionError, match="outputs DIFFER"):
         check_rtl(res)
+
+
+# ------------------------------------------------------------------------------------------
+# nm_train rows: functional model and cycle simulator (the RTL levels join with rtl/nm_train.py)
+
+
+def check_nm_functional(program) -> None:
+    from sparsim.dataflow import nm_train_isa
+    from sparsim.dataflow.nm_train_exec import execute as nm_execute
+
+    memory = nm_execute(program.hw, program.words(), program.memory)
+    for g, got, want in zip(program.gemms, program.read_outputs(memory), program.expected_outputs()):
+        assert (got == want).all(), f"{g.name} {nm_train_isa.PASSES[g.pass_]}: functional model differs from golden"
+
+
+def check_nm_simulator(case: Case, program) -> None:
+    from sparsim.simulator import nm_train as nm_sim
+
+    r = nm_sim.run(program)
+    assert r.stream_cycles + r.pregen_cycles + sum(r.stalls.values()) == r.cycles
+    assert sum(r.pass_cycles.values()) == r.cycles
+    assert r.cycles * program.hw.memory.bandwidth_bytes_per_cycle >= r.bytes_read
+    if case.hand_cycles is not None:
+        assert r.cycles == case.hand_cycles, f"simulator {r.cycles} cycles, by hand {case.hand_cycles}"
+
+
+@pytest.mark.parametrize("level", ("functional", "simulator"))
+@pytest.mark.parametrize("case", NM_CASES, ids=lambda c: c.id)
+def test_nm_case(case: Case, level: str):
+    program = case.program()
+    if level == "functional":
+        check_nm_functional(program)
+    else:
+        check_nm_simulator(case, program)
+
+
+def test_nm_case_table_covers_the_required_corners():
+    """Issue 9's verification points: R, C, both dataflows, N:M in {2:4, 1:4, 2:8, 4:8, 4:16,
+    dense}, each of the three passes, shapes off the multiples of R, C and M, chunked
+    reductions, pre-generated and inline-pruned weights."""
+    from sparsim.dataflow import nm_train_isa
+
+    points = [nm_random_design_point(d, 1) for d in NM_DESIGN_SEEDS]
+    programs = [engines_compile(p) for p in points]
+    assert len(points) >= 8
+    assert {p.hardware.dataflow for p in points} == {"os", "ws"}
+    assert len({(p.hardware.rows, p.hardware.cols) for p in points}) > 3
+    nms = {f"{g.n}:{g.m}" for prog in programs for g in prog.gemms}
+    assert nms >= {"2:4", "1:4", "2:8", "4:8", "4:16", "1:1"}
+    for prog in programs:
+        assert {g.pass_ for g in prog.gemms} == {nm_train_isa.FORWARD, nm_train_isa.ACT_GRAD,
+                                                  nm_train_isa.WEIGHT_GRAD}
+        assert any(g.k % g.m or g.p % prog.hw.rows or g.q % prog.hw.cols for g in prog.gemms)
+    assert any(g.chunks > 1 for prog in programs for g in prog.gemms)
+    assert any(prog.pregens for prog in programs)
+    assert any(g.prune for prog in programs for g in prog.gemms)
+    assert sum(c.hand_cycles is not None for c in NM_CASES) >= 1
+
+
+def engines_compile(point):
+    from sparsim import engine as engines
+
+    return engines.of(point.hardware).compile(point, with_data=True)
+
+
+def test_nm_broken_program_fails():
+    """The nm checks can fail: a flipped A byte breaks the functional level, a dropped fold
+    column the hand-timed simulator level."""
+    from sparsim.dataflow import nm_train_isa
+
+    program = CASES_BY_ID["nm-example-tiny"].program()
+    lda = program.instrs[program.instrs["op"] == nm_train_isa.OP_LDA][0]
+    program.memory[int(lda["addr"])] ^= 0x7F
+    with pytest.raises(AssertionError, match="differs from golden"):
+        check_nm_functional(program)
+    case = CASES_BY_ID["nm-hand-step"]
+    program = case.program()
+    program.instrs[5]["width"] = 2
+    with pytest.raises(AssertionError, match="by hand"):
+        check_nm_simulator(case, program)

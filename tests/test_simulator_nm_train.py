@@ -13,38 +13,18 @@ from sparsim.dataflow import systolic
 from sparsim.dataflow.config import design_point_from_dict
 from sparsim.dataflow.nm_train import ENGINE, compile_design_point
 from sparsim.simulator.nm_train import STALL_CAUSES, run
+from cases import CASES_BY_ID
 from test_nm_train_model import random_point
 
-HAND = {
-    "hardware": {"preset": "nm_tiny", "rows": 2, "cols": 2, "max_m": 1,
-                 "memory": {"channels": 1, "bytes_per_cycle": 4, "latency_cycles": 5}},
-    "workload": {"kind": "train", "batch": 1, "mode": "dense",
-                 "layers": [{"name": "l", "k": 4, "cout": 2, "positions": 2}]},
-}
-
-
 def test_hand_computed_step():
-    """R = C = 2 (OS), L = 3, BW = 4 B/cycle, latency 5; one layer, P = 2, K = 4, Cout = 2:
-    forward (P 2, Q 2, K 4) and weight gradient (P = Cout 2, Q = K 4, K = P 2); no act_grad.
-
-    i0 LDB fwd (sync): request 1, t0 = 6, 2 records of 4 B at 6, 7; weight bank ready 8.
-    i1 LDA fwd: request 3, t0 = max(8, read_free 8) = 8, records 8, 9; input bank ready 10.
-    i2 MM: dispatched 5; starts max(0, 6, 10, 8) = 10 (input_stream 10); one fold of
-       2R + C + K' - 2 + L = 4 + 2 + 4 - 2 + 3 = 11 cycles: done 20 (stream 4, fill/drain 7).
-       Store: 2 records of 8 B from 21: off = 1, 3, last accepted 24.
-    i3 LDB wgrad (sync): waits for the store: request 25, t0 = 30, 4 records of 2 B at
-       30..33; ready 34.
-    i4 LDA wgrad: request 27, t0 = max(32, 34) = 34, 2 records of 2 B at 34, 35; ready 36.
-    i5 MM: starts 36 (input_stream 36 - 21 = 15); 1 x 2 folds of 4 + 2 + 2 - 2 + 3 = 9: done
-       53 (stream 4, fill/drain 14). Store: 2 records of 16 B from 54: off = 3, 7, last 61.
-    END: max(31, 54, 62) = 62: 63 cycles; tail 63 - 54 = 9.
-    Forward owns 0..20 (21 cycles), weight_grad 21..62 (42).
-    """
-    point = design_point_from_dict(HAND)
-    program = compile_design_point(point)
+    """Case nm-hand-step of tests/cases.py (derivation there): 63 cycles, forward 21 and
+    weight_grad 42; the array waits 10 + 15 cycles for A rows, spends 7 + 14 on fill/drain and
+    streams 4 + 4; 9 cycles of tail for the last store and END."""
+    case = CASES_BY_ID["nm-hand-step"]
+    program = compile_design_point(case.point)
     assert list(program.instrs["op"]) == [2, 1, 3, 2, 1, 3, 0]
     r = run(program)
-    assert r.cycles == 63
+    assert r.cycles == case.hand_cycles == 63
     assert r.pass_cycles == {"forward": 21, "act_grad": 0, "weight_grad": 42, "pregen": 0}
     assert r.stalls == {"dispatch": 0, "input_stream": 25, "weight_stream": 0, "out_bank": 0,
                         "fill_drain": 21, "tail": 9}
@@ -129,7 +109,7 @@ def test_edited_program_is_timed_afresh():
     """The kernel reads the instruction columns on every run: one fold fewer in the weight
     gradient (width 4 -> 2 columns) saves its 9 cycles (the store of 2 x 8 B then ends at
     53 - 9 + 1 + 3 = 48, END at 49: 50 cycles)."""
-    program = compile_design_point(design_point_from_dict(HAND))
+    program = compile_design_point(CASES_BY_ID["nm-hand-step"].point)
     assert run(program).cycles == 63
     program.instrs[5]["width"] = 2
     assert run(program).cycles == 50
