@@ -737,6 +737,8 @@ ENGINE = Engine(
         Metric("stream_cycles", "cycles", "min", "cycles the array streams reduction steps"),
         Metric("pregen_cycles", "cycles", "min", "cycles of pre-generation jobs"),
         Metric("folds", "count", "min", "array folds"),
+        *(Metric(f"offchip_bytes_{name}", "B", "min", f"off-chip bytes of the {name.replace('_', ' ')} pass")
+          for name in isa.PASSES),
     ),
     simulate=lazy("sparsim.simulator.nm_train:simulate"),
     resources=resources,

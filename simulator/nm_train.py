@@ -32,9 +32,10 @@ _N_COUNTERS = 7
 @njit(cache=True)
 def _run_kernel(op, sync, acc, store, prune, n, m_log2, count, width, k_steps, pass_, layer,
                 rows, cols, dataflow, bw, latency, acc_bytes, pregen_cycles, prune_cycles,
-                stalls, pass_cycles, layer_cycles, counters):
+                stalls, pass_cycles, layer_cycles, counters, pass_stalls, pass_bytes):
     """Returns the Program's cycle count; fills ``stalls`` [6], ``pass_cycles`` [4],
-    ``layer_cycles`` [layers, 4] and ``counters`` [7] (see ``_N_COUNTERS``)."""
+    ``layer_cycles`` [layers, 4], ``counters`` [7] (see ``_N_COUNTERS``), ``pass_stalls``
+    [4, 6] and ``pass_bytes`` [4, 2] (read, written)."""
     f = np.int64(0)  # cycle the loader takes the current instruction
     read_free = np.int64(0)
     write_free = np.int64(0)
@@ -61,6 +62,7 @@ def _run_kernel(op, sync, acc, store, prune, n, m_log2, count, width, k_steps, p
             a = transfer_end(read_start(r, latency, read_free), cnt, rec, bw)
             read_free = a + 1
             counters[0] += cnt * rec
+            pass_bytes[np.int64(pass_[i]), 0] += cnt * rec
             if code == 1:
                 guard_a = e_prev
                 a_ready = a + 1
@@ -93,8 +95,10 @@ def _run_kernel(op, sync, acc, store, prune, n, m_log2, count, width, k_steps, p
                     start = z_bank
                     cause = _OUT_BANK
             gap = start - (e_prev + 1)
+            p = np.int64(pass_[i])
             if cause >= 0:
                 stalls[cause] += gap
+                pass_stalls[p, cause] += gap
             cnt = np.int64(count[i])
             wid = np.int64(width[i])
             if code == 3:
@@ -104,6 +108,7 @@ def _run_kernel(op, sync, acc, store, prune, n, m_log2, count, width, k_steps, p
                 dur = folds * per_fold
                 stream = folds * (ks if dataflow == OS else cnt)
                 stalls[_FILL] += dur - stream
+                pass_stalls[p, _FILL] += dur - stream
                 counters[2] += stream
                 counters[4] += folds
                 counters[5] += stream * rows * cols
@@ -128,7 +133,6 @@ def _run_kernel(op, sync, acc, store, prune, n, m_log2, count, width, k_steps, p
                 counters[3] += dur
                 counters[6] += cnt * wid
             e = start + dur - 1
-            p = np.int64(pass_[i])
             lay = np.int64(layer[i])
             pass_cycles[p] += gap + dur
             layer_cycles[lay, p] += gap + dur
@@ -145,6 +149,7 @@ def _run_kernel(op, sync, acc, store, prune, n, m_log2, count, width, k_steps, p
                 z_last = z
                 counters[1] += cnt * rec
                 counters[6] += cnt * rec
+                pass_bytes[p, 1] += cnt * rec
                 if (tiles - 1) % 2 == 0:
                     z_tile0 = z
                 else:
@@ -159,6 +164,7 @@ def _run_kernel(op, sync, acc, store, prune, n, m_log2, count, width, k_steps, p
             stalls[_TAIL] += tail
             if last_pass >= 0:
                 pass_cycles[last_pass] += tail
+                pass_stalls[last_pass, _TAIL] += tail
                 layer_cycles[last_layer, last_pass] += tail
             return d + 1
     return np.int64(-1)
@@ -172,6 +178,7 @@ class Result:
     stalls: dict[str, int]
     pass_cycles: dict[str, int]
     layer_cycles: dict[str, dict[str, int]]  # layer -> pass -> cycles
+    per_pass: dict[str, dict]  # pass -> cycles, bytes_read, bytes_written, useful_macs, stalls
     bytes_read: int
     bytes_written: int
     stream_cycles: int
@@ -190,13 +197,15 @@ def run(program: Program) -> Result:
     pass_cycles = np.zeros(len(isa.PASSES), dtype=np.int64)
     layer_cycles = np.zeros((max(1, len(program.layers)), len(isa.PASSES)), dtype=np.int64)
     counters = np.zeros(_N_COUNTERS, dtype=np.int64)
+    pass_stalls = np.zeros((len(isa.PASSES), len(STALL_CAUSES)), dtype=np.int64)
+    pass_bytes = np.zeros((len(isa.PASSES), 2), dtype=np.int64)
     cycles = int(_run_kernel(
         ins["op"], ins["sync"], ins["acc"], ins["store"], ins["prune"], ins["n"], ins["m_log2"],
         ins["count"], ins["width"], ins["k_steps"], ins["pass_"], ins["layer"],
         np.int64(hw.rows), np.int64(hw.cols), np.int64(hw.dataflow_code),
         np.int64(hw.memory.bandwidth_bytes_per_cycle), np.int64(hw.memory.latency_cycles),
         np.int64(hw.acc_bits // 8), np.int64(isa.PREGEN_CYCLES), np.int64(isa.PRUNE_CYCLES),
-        stalls, pass_cycles, layer_cycles, counters,
+        stalls, pass_cycles, layer_cycles, counters, pass_stalls, pass_bytes,
     ))
     if cycles < 0:
         raise ValueError("program has no END instruction")
@@ -204,6 +213,11 @@ def run(program: Program) -> Result:
         cycles=cycles,
         stalls={name: int(v) for name, v in zip(STALL_CAUSES, stalls)},
         pass_cycles={name: int(v) for name, v in zip(isa.PASSES, pass_cycles)},
+        per_pass={name: {"cycles": int(pass_cycles[k]), "bytes_read": int(pass_bytes[k, 0]),
+                         "bytes_written": int(pass_bytes[k, 1]),
+                         "useful_macs": sum(g.useful_macs for g in program.gemms if g.pass_ == k),
+                         "stalls": {c: int(v) for c, v in zip(STALL_CAUSES, pass_stalls[k])}}
+                  for k, name in enumerate(isa.PASSES)},
         layer_cycles={name: {p: int(v) for p, v in zip(isa.PASSES, row) if v}
                       for name, row in zip(program.layers, layer_cycles)},
         bytes_read=int(counters[0]),
@@ -243,7 +257,9 @@ def simulate(point) -> results.RawCounts:
         breakdown=timed.pass_cycles,
         stalls=timed.stalls,
         counts={"stream_cycles": timed.stream_cycles, "pregen_cycles": timed.pregen_cycles,
-                "folds": timed.folds},
+                "folds": timed.folds,
+                **{f"offchip_bytes_{name}": v["bytes_read"] + v["bytes_written"]
+                   for name, v in timed.per_pass.items()}},
         items=program.batch,
         item="sample",
     )

@@ -31,6 +31,10 @@ def test_hand_computed_step():
     assert r.stream_cycles == 8 and r.folds == 3
     assert r.bytes_read == 8 + 8 + 8 + 4 and r.bytes_written == 16 + 32
     assert r.layer_cycles == {"l": {"forward": 21, "weight_grad": 42}}
+    assert r.per_pass["forward"]["stalls"]["input_stream"] == 10
+    assert r.per_pass["weight_grad"]["stalls"] == {"dispatch": 0, "input_stream": 15, "weight_stream": 0,
+                                                   "out_bank": 0, "fill_drain": 14, "tail": 9}
+    assert (r.per_pass["forward"]["bytes_read"], r.per_pass["forward"]["bytes_written"]) == (16, 16)
 
 
 def _points(count: int = 24):
@@ -46,6 +50,12 @@ def test_time_accounting_adds_up(point):
     assert r.stream_cycles + r.pregen_cycles + sum(r.stalls[c] for c in STALL_CAUSES) == r.cycles
     assert sum(r.pass_cycles.values()) == r.cycles
     assert sum(sum(v.values()) for v in r.layer_cycles.values()) == r.cycles
+    per = r.per_pass.values()
+    assert sum(v["bytes_read"] for v in per) == r.bytes_read
+    assert sum(v["bytes_written"] for v in per) == r.bytes_written
+    assert sum(v["useful_macs"] for v in per) == r.useful_macs
+    for cause in STALL_CAUSES:
+        assert sum(v["stalls"][cause] for v in per) == r.stalls[cause]
     bw = point.hardware.memory.bandwidth_bytes_per_cycle
     assert r.cycles * bw >= r.bytes_read and r.cycles * bw >= r.bytes_written
     assert r.issued_macs >= r.useful_macs
@@ -113,3 +123,38 @@ def test_edited_program_is_timed_afresh():
     assert run(program).cycles == 63
     program.instrs[5]["width"] = 2
     assert run(program).cycles == 50
+
+
+def test_simulate_and_sweep_through_the_cli(tmp_path, capsys, write_yaml):
+    """`sparsim simulate` and `sparsim sweep` run nm_train points: per-pass breakdown and
+    stalls by cause reach the JSON output and the sweep's results.csv."""
+    import csv
+    import json
+
+    from sparsim.cli import main
+
+    assert main(["simulate", "examples/nm_train_tiny.yaml", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    text = json.dumps(out)
+    for key in ("samples_per_s", "forward", "act_grad", "weight_grad", "pregen", "fill_drain"):
+        assert key in text
+    spec = write_yaml("""\
+name: nm_small
+base:
+  hardware: {preset: nm_tiny}
+  workload: {kind: train, batch: 2, mode: bdwp, sparsity: "2:8",
+             layers: [{name: a, k: 27, cout: 8, positions: 4}, {name: b, k: 72, cout: 16, positions: 2},
+                      {name: c, k: 16, cout: 5}]}
+sweep:
+  grid:
+    hardware.dataflow: [os, ws]
+    workload.pregen: [pre, inline]
+objectives: {dsp: min, samples_per_s: max}
+""", "sweep.yaml")
+    assert main(["sweep", str(spec), "--out", str(tmp_path / "out")]) == 0
+    rows = list(csv.DictReader((tmp_path / "out" / "results.csv").open()))
+    assert len(rows) == 4
+    for row in rows:
+        total = sum(int(row[f"op_cycles_{p}"]) for p in isa.PASSES)
+        assert total == int(row["cycles"])
+        assert (int(row["op_cycles_pregen"]) > 0) == (row["workload.pregen"] == "pre")
