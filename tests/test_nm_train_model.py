@@ -160,6 +160,8 @@ BAD = [
     ("hardware.input_buffer_kib=0.03", r"hardware\.input_buffer_kib: too small for one tile: a bank holds 15 B, "
                                         r"one tile needs rows x max_m = 4 x 8 B"),
     ("hardware.output_buffer_kib=0.1", r"hardware\.output_buffer_kib: too small for one tile"),
+    ("hardware.weight_buffer_kib=0.1", r"hardware\.weight_buffer_kib: too small for one pre-generation slab of "
+                                       r"layer 'b': 8 x 8 dense bytes need 64 B of a weight bank"),
     ("hardware.dataflow=is", r"hardware\.dataflow: expected 'os' or 'ws', not 'is'"),
     ("workload.mode=sparse", r"workload\.mode: expected 'dense', 'sr_ste' or 'bdwp', not 'sparse'"),
     ("hardware.acc_bits=20", r"hardware\.acc_bits: must be a multiple of 8 from 16 to 48, not 20"),
