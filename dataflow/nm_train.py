@@ -316,9 +316,18 @@ class PregenPlan:
         return -(-self.k_pad // self.kc)
 
 
-def _tile(hw: NmTrainHardware, p: int, q: int, k: int, n: int, m: int, prune: bool) -> tuple[int, int, int, str]:
-    """(groups per chunk, tile rows, tile columns, outer loop) of a GEMM; always fits, because
-    the hardware validators guarantee a bank holds one tile of R rows, C columns and one group."""
+def _fit(total: int, cap: int, unit: int) -> int:
+    """``total`` if it fits ``cap`` (and the count field), else the largest multiple of
+    ``unit`` that does (at least ``unit``)."""
+    cap = min(cap, isa.field_max("count"))
+    return total if total <= cap else max(unit, cap // unit * unit)
+
+
+def _tile(hw: NmTrainHardware, p: int, q: int, k: int, n: int, m: int, prune: bool, *,
+          gc_cap: int | None = None) -> tuple[int, int, int, str]:
+    """(groups per chunk, tile rows, tile columns, outer loop) of a GEMM (docs/nm_train.md,
+    "Compiler"). Always fits, because the hardware validators guarantee that a bank holds R A
+    rows, C B rows and R output rows of one group / one array's columns."""
     R, C, ab = hw.rows, hw.cols, hw.acc_bits // 8
     in_bank, w_bank, out_bank = (bank_bytes(hw.input_buffer_kib), bank_bytes(hw.weight_buffer_kib),
                                  bank_bytes(hw.output_buffer_kib))
@@ -326,24 +335,15 @@ def _tile(hw: NmTrainHardware, p: int, q: int, k: int, n: int, m: int, prune: bo
     gb = isa.group_bytes(n, m)
     load_group = m if prune else gb
     gc = min(groups,
-             in_bank // (min(p, R) * m),
-             w_bank // (min(q, C) * gb),
+             in_bank // (R * m),
+             w_bank // (C * gb),
              isa.field_max("width") // max(m, load_group),
-             isa.field_max("k_steps") // n)
+             isa.field_max("k_steps") // n,
+             gc_cap or groups)
     chunks = -(-groups // gc)
     gc = -(-groups // chunks)  # equal chunks
-    count_max = isa.field_max("count")
-
-    def fit(total: int, cap: int, unit: int) -> int:
-        cap = min(cap, count_max)
-        return total if total <= cap else max(unit, cap // unit * unit)
-
-    qt = fit(q, w_bank // (gc * gb), C)
-    pt = fit(p, in_bank // (gc * m), R)
-    if pt * qt * ab > out_bank:
-        pt = fit(p, out_bank // (qt * ab), R) if out_bank // (qt * ab) >= 1 else min(p, R)
-    if pt * qt * ab > out_bank:
-        qt = fit(q, out_bank // (pt * ab), C)
+    qt = min(_fit(q, w_bank // (gc * gb), C), _fit(q, out_bank // (R * ab), C))
+    pt = min(_fit(p, in_bank // (gc * m), R), _fit(p, out_bank // (qt * ab), R))
     outer = "q"
     if chunks == 1:
         np_, nq = -(-p // pt), -(-q // qt)
@@ -353,24 +353,29 @@ def _tile(hw: NmTrainHardware, p: int, q: int, k: int, n: int, m: int, prune: bo
     return gc, pt, qt, outer
 
 
-def _pregen_slab(hw: NmTrainHardware, cout: int, k: int, n: int, m: int, both: bool, path: str) -> int:
-    """Columns per pre-generation slab: all Cout rows of ``kc`` columns must fit a weight bank
-    (dense) and each compressed copy of the slab an output bank."""
+def _pregen_groups(hw: NmTrainHardware, name: str, cout: int, k: int, n: int, m: int, both: bool) -> int:
+    """Most groups of columns per pre-generation slab: all Cout rows of the slab must fit a
+    weight bank dense, each compressed copy of it an output bank, and every record the banks'
+    record widths."""
     cp = -(-cout // m) * m
     kp = -(-k // m) * m
     gb = isa.group_bytes(n, m)
+    R, C = hw.rows, hw.cols
     w_bank, out_bank = bank_bytes(hw.weight_buffer_kib), bank_bytes(hw.output_buffer_kib)
-    groups = min(w_bank // (cp * m), out_bank // (cp * gb), isa.field_max("width") // m, kp // m)
+    groups = min(w_bank // (max(cp, C) * m), out_bank // (max(cp, R) * gb), isa.field_max("width") // m, kp // m)
     if both:
-        groups = min(groups, out_bank // (m * (cp // m) * gb), isa.field_max("count") // m)
-    if cp > isa.field_max("count") or cp // m * gb > isa.field_max("width"):
-        raise ConfigError(path, f"Cout={cout} is too large for the instruction fields of pre-generation")
+        bwd_record = cp // m * gb
+        if cp > isa.field_max("count") or bwd_record > isa.field_max("width") or bwd_record > out_bank // R:
+            raise ConfigError("hardware.output_buffer_kib",
+                              f"too small for the backward copy of layer {name!r}: a record of its "
+                              f"{cout} output channels takes {bwd_record} B, more than a bank row of "
+                              f"{out_bank // R} B (bank / rows)")
+        groups = min(groups, out_bank // (m * bwd_record), isa.field_max("count") // m)
     if groups < 1:
-        raise ConfigError("hardware.weight_buffer_kib" if w_bank < cp * m else "hardware.output_buffer_kib",
-                          f"too small for one pre-generation slab of {path.partition(': ')[2]}: {cp} x {m} dense bytes "
-                          f"need {cp * m} B of a weight bank and {cp * gb} B of an output bank")
-    slabs = -(-kp // (groups * m))
-    return -(-kp // m // slabs) * m
+        raise ConfigError("hardware.weight_buffer_kib" if w_bank < max(cp, C) * m else "hardware.output_buffer_kib",
+                          f"too small for one pre-generation slab of layer {name!r}: {cp} x {m} dense bytes "
+                          f"need {max(cp, C) * m} B of a weight bank and {max(cp, R) * gb} B of an output bank")
+    return groups
 
 
 def plan_step(hw: NmTrainHardware, wl: TrainWorkload) -> tuple[list[PregenPlan], list[GemmPlan], list[LayerShape]]:
@@ -382,28 +387,39 @@ def plan_step(hw: NmTrainHardware, wl: TrainWorkload) -> tuple[list[PregenPlan],
     dense_names = wl.dense_names()
     sparse = [wl.mode != "dense" and s.has_weights and s.name not in dense_names and not nm.dense
               for s in shapes]
-    pregens = []
-    if wl.pregen == "pre":
-        for i, s in enumerate(shapes):
-            if sparse[i]:
-                both = wl.mode == "bdwp"
-                kc = _pregen_slab(hw, s.cout, s.k, nm.n, nm.m, both, f"workload.layers: layer {s.name!r}")
-                pregens.append(PregenPlan(i, s.name, s.cout, s.k, nm.n, nm.m, kc, both))
-    gemms = []
-    inline = wl.pregen == "inline"
+    pre = wl.pregen == "pre"
 
-    def gemm(i: int, pass_: int, p: int, q: int, k: int, sparse_b: bool) -> GemmPlan:
+    def gemm(i: int, pass_: int, p: int, q: int, k: int, sparse_b: bool, gc_cap: int | None = None) -> GemmPlan:
         n, m = (nm.n, nm.m) if sparse_b else (1, 1)
-        prune = sparse_b and inline
-        gc, pt, qt, outer = _tile(hw, p, q, k, n, m, prune)
+        prune = sparse_b and not pre
+        gc, pt, qt, outer = _tile(hw, p, q, k, n, m, prune, gc_cap=gc_cap)
         return GemmPlan(i, shapes[i].name, pass_, p, q, k, n, m, prune, shapes[i].count, gc, pt, qt, outer)
 
+    pregens, gemms = [], []
     for i, s in enumerate(shapes):
-        gemms.append(gemm(i, isa.FORWARD, s.p, s.cout, s.k, sparse[i]))
+        if sparse[i] and pre:
+            both = wl.mode == "bdwp"
+            # The forward GEMM's K chunks are the slabs, so each chunk of the forward copy is
+            # one contiguous block.
+            fwd = gemm(i, isa.FORWARD, s.p, s.cout, s.k, True,
+                       gc_cap=_pregen_groups(hw, s.name, s.cout, s.k, nm.n, nm.m, both))
+            pregens.append(PregenPlan(i, s.name, s.cout, s.k, nm.n, nm.m, fwd.gc * nm.m, both))
+        else:
+            fwd = gemm(i, isa.FORWARD, s.p, s.cout, s.k, sparse[i])
+        gemms.append(fwd)
     for i in reversed(range(len(shapes))):
         s = shapes[i]
         if i > 0:  # nothing consumes the gradient of the network's input
-            gemms.append(gemm(i, isa.ACT_GRAD, s.p, s.k, s.cout, sparse[i] and wl.mode == "bdwp"))
+            g = gemm(i, isa.ACT_GRAD, s.p, s.k, s.cout, sparse[i] and wl.mode == "bdwp")
+            if g.m > 1 and pre and g.chunks > 1:
+                # The backward copy's rows hold every Cout group; a chunk of them would not be
+                # contiguous in memory.
+                full = g.groups * g.m * hw.rows > bank_bytes(hw.input_buffer_kib)
+                raise ConfigError("hardware.input_buffer_kib" if full else "hardware.weight_buffer_kib",
+                                  f"too small for the act_grad GEMM of layer {s.name!r} with pre-generated "
+                                  f"weights: its rows of {s.cout} output channels must not be cut "
+                                  f"(or use workload.pregen: inline)")
+            gemms.append(g)
         gemms.append(gemm(i, isa.WEIGHT_GRAD, s.cout, s.k, s.p, False))
     return pregens, gemms, shapes
 
@@ -417,8 +433,9 @@ def _ranges(total: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     return starts, np.minimum(size, total - starts)
 
 
-def _emit_gemm(hw: NmTrainHardware, g: GemmPlan, a_base: int, b_base: int, out_base: int) -> np.ndarray:
-    """The instructions of one GEMM instance (loop order in docs/nm_train.md, "Compiler")."""
+def _emit_gemm(hw: NmTrainHardware, g: GemmPlan, a_base: int, b_base: int, b_rows: int, out_base: int) -> np.ndarray:
+    """The instructions of one GEMM instance (loop order in docs/nm_train.md, "Compiler").
+    Operands are chunk-major (``b_rows`` rows per chunk of B), outputs tile-major."""
     p0, psz = _ranges(g.p, g.pt)
     q0, qsz = _ranges(g.q, g.qt)
     g0, gsz = _ranges(g.groups, g.gc)
@@ -454,13 +471,11 @@ def _emit_gemm(hw: NmTrainHardware, g: GemmPlan, a_base: int, b_base: int, out_b
     lda, ldb, mm = code == isa.OP_LDA, code == isa.OP_LDB, code == isa.OP_MM
     out["count"][lda] = psz[tp[lda]]
     out["width"][lda] = gsz[ch[lda]] * g.m
-    out["stride"][lda] = g.a_row_bytes
-    out["addr"][lda] = a_base + p0[tp[lda]] * g.a_row_bytes + g0[ch[lda]] * g.m
+    out["addr"][lda] = a_base + ch[lda] * (g.p * g.gc * g.m) + p0[tp[lda]] * gsz[ch[lda]] * g.m
     out["count"][ldb] = qsz[tq[ldb]]
     out["width"][ldb] = gsz[ch[ldb]] * load_group
     out["k_steps"][ldb] = gsz[ch[ldb]] * g.n
-    out["stride"][ldb] = g.b_row_bytes
-    out["addr"][ldb] = b_base + q0[tq[ldb]] * g.b_row_bytes + g0[ch[ldb]] * load_group
+    out["addr"][ldb] = b_base + ch[ldb] * (b_rows * g.gc * load_group) + q0[tq[ldb]] * gsz[ch[ldb]] * load_group
     out["prune"][ldb] = 1 if g.prune else 0
     ab = hw.acc_bits // 8
     out["count"][mm] = psz[tp[mm]]
@@ -468,8 +483,7 @@ def _emit_gemm(hw: NmTrainHardware, g: GemmPlan, a_base: int, b_base: int, out_b
     out["k_steps"][mm] = gsz[ch[mm]] * g.n
     out["acc"][mm] = ch[mm] > 0
     out["store"][mm] = ch[mm] == nch - 1
-    out["stride"][mm] = g.q * ab
-    out["addr"][mm] = out_base + p0[tp[mm]] * g.q * ab + q0[tq[mm]] * ab
+    out["addr"][mm] = out_base + p0[tp[mm]] * g.q * ab + q0[tq[mm]] * psz[tp[mm]] * ab
     out["n"][ldb | mm] = g.n
     out["m_log2"][ldb | mm] = m_log2
     out["sync"][0] = 1  # the GEMM's operands are earlier GEMMs' results
@@ -477,7 +491,8 @@ def _emit_gemm(hw: NmTrainHardware, g: GemmPlan, a_base: int, b_base: int, out_b
 
 
 def _emit_pregen(pg: PregenPlan, w_base: int, f_base: int, b_base: int) -> np.ndarray:
-    """LDB of a dense slab, PGS of its forward copy (and of its backward copy), per slab."""
+    """LDB of a dense slab, PGS of its forward copy (and of its backward copy), per slab; the
+    dense weights and the forward copy are slab-major, the backward copy row-major."""
     per = 3 if pg.both else 2
     out = np.zeros(pg.slabs * per, dtype=isa.INSTR_DTYPE)
     out["pass_"] = isa.PREGEN
@@ -485,28 +500,24 @@ def _emit_pregen(pg: PregenPlan, w_base: int, f_base: int, b_base: int) -> np.nd
     gb = isa.group_bytes(pg.n, pg.m)
     cp, kp, m = pg.cout_pad, pg.k_pad, pg.m
     c0, csz = _ranges(kp, pg.kc)
-    fwd_row = kp // m * gb
     bwd_row = cp // m * gb
     ld, fw = out[0::per], out[1::per]
     ld["op"] = isa.OP_LDB
     ld["n"], ld["m_log2"] = 1, 0
     ld["count"], ld["width"], ld["k_steps"] = cp, csz, csz
-    ld["stride"] = kp
-    ld["addr"] = w_base + c0
+    ld["addr"] = w_base + c0 * cp
     fw["op"] = isa.OP_PGS
     fw["axis"] = 0
     fw["count"], fw["width"], fw["k_steps"] = cp, csz // m * gb, csz // m * pg.n
-    fw["stride"] = fwd_row
-    fw["addr"] = f_base + c0 // m * gb
+    fw["addr"] = f_base + c0 // m * gb * cp
+    fw["n"], fw["m_log2"] = pg.n, m.bit_length() - 1
     if pg.both:
         bw = out[2::per]
         bw["op"] = isa.OP_PGS
         bw["axis"] = 1
         bw["count"], bw["width"], bw["k_steps"] = csz, bwd_row, cp // m * pg.n
-        bw["stride"] = bwd_row
         bw["addr"] = b_base + c0 * bwd_row
         bw["n"], bw["m_log2"] = pg.n, m.bit_length() - 1
-    fw["n"], fw["m_log2"] = pg.n, m.bit_length() - 1
     return out
 
 
@@ -551,8 +562,13 @@ class Program:
         ab = self.hw.acc_bits // 8
         outs = []
         for g, d in zip(self.gemms, self.data):
-            raw = mem[d.out_addr : d.out_addr + g.p * g.q * ab].reshape(g.p, g.q * ab)
-            outs.append(isa.unpack_acc_rows(raw, self.hw.acc_bits))
+            y = np.zeros((g.p, g.q), dtype=np.int64)
+            for p0, psz in zip(*_ranges(g.p, g.pt)):
+                for q0, qsz in zip(*_ranges(g.q, g.qt)):  # tile-major: tile (p0, q0) is one block
+                    at = d.out_addr + p0 * g.q * ab + q0 * psz * ab
+                    raw = mem[at : at + psz * qsz * ab].reshape(psz, qsz * ab)
+                    y[p0 : p0 + psz, q0 : q0 + qsz] = isa.unpack_acc_rows(raw, self.hw.acc_bits)
+            outs.append(y)
         return outs
 
 
@@ -587,7 +603,7 @@ def compile_step(hw: NmTrainHardware, wl: TrainWorkload, *, with_data: bool = Fa
     else:
         blocks = [_emit_pregen(pg, 0, 0, 0) for pg in pregens]
         for g in gemms:
-            block = _emit_gemm(hw, g, 0, 0, 0)
+            block = _emit_gemm(hw, g, 0, 0, 0, 0)
             blocks.append(np.tile(block, g.count) if g.count > 1 else block)
     end = np.zeros(1, dtype=isa.INSTR_DTYPE)
     end["op"] = isa.OP_END
@@ -605,6 +621,15 @@ def compile_design_point(point: DesignPoint, *, with_data: bool = False) -> Prog
 # Data: memory image and golden outputs
 
 _ALIGN = 64
+
+
+def _chunk_major(mat: np.ndarray, group_width: int, gc: int) -> np.ndarray:
+    """``mat`` [rows, G*group_width] as chunks of ``gc`` groups, each chunk's rows consecutive:
+    the layout in which every tile load reads one contiguous block."""
+    groups = mat.shape[1] // group_width
+    starts, sizes = _ranges(groups, gc)
+    return np.concatenate([mat[:, g0 * group_width : (g0 + gs) * group_width].reshape(-1)
+                           for g0, gs in zip(starts, sizes)])
 
 
 def _fill_data(program: Program, wl: TrainWorkload, shapes: list[LayerShape], seed: int) -> list[np.ndarray]:
@@ -637,49 +662,48 @@ def _fill_data(program: Program, wl: TrainWorkload, shapes: list[LayerShape], se
         return sparsity.pad_to_multiple(a.astype(np.int8), m, axis=1)
 
     blocks = []
-    pregen_regions: dict[int, tuple[int, int]] = {}
+    pregen_regions: dict[int, tuple[int, int, int]] = {}
     for pg in program.pregens:
         _, _, w = data[pg.layer]
         wd = np.zeros((pg.cout_pad, pg.k_pad), dtype=np.int8)
         wd[: pg.cout, : pg.k] = w
         gb = isa.group_bytes(pg.n, pg.m)
-        w_addr = place(wd)
+        w_addr = place(_chunk_major(wd, 1, pg.kc))
         f_addr = reserve(pg.cout_pad * pg.k_pad // pg.m * gb)
         b_addr = reserve(pg.k_pad * pg.cout_pad // pg.m * gb) if pg.both else 0
-        pregen_regions[pg.layer] = (f_addr, b_addr)
+        pregen_regions[pg.layer] = (f_addr, b_addr, pg.cout_pad)
         blocks.append(_emit_pregen(pg, w_addr, f_addr, b_addr))
     dense_names = wl.dense_names()
     for g in program.gemms:
         x, dy, w = data[g.layer]
         name = shapes[g.layer].name
         layer_mode = "dense" if (wl.mode == "dense" or name in dense_names or nm.dense) else wl.mode
+        pre_addr = None
         if g.pass_ == isa.FORWARD:
             a = x
             expected = golden.forward(x, w, layer_mode, nm.n, nm.m, hw.acc_bits)
-            b_dense = w if layer_mode == "dense" else None
-            pre = pregen_regions.get(g.layer, (None, None))[0]
+            b_dense = w if g.m == 1 or g.prune else None
+            if g.m > 1 and not g.prune:
+                pre_addr, _, b_rows = pregen_regions[g.layer]
         elif g.pass_ == isa.ACT_GRAD:
             a = dy
             expected = golden.activation_gradient(dy, w, layer_mode, nm.n, nm.m, hw.acc_bits)
-            if layer_mode == "dense":
-                b_dense = w.T
-            elif layer_mode == "sr_ste":  # dX = dY . Wf, run dense
+            if layer_mode == "sr_ste":  # dX = dY . Wf, run dense
                 b_dense = sparsity.prune_compress_nm(w, nm.n, nm.m).dense().T
             else:
-                b_dense = None
-            pre = pregen_regions.get(g.layer, (None, None))[1]
+                b_dense = w.T if g.m == 1 or g.prune else None
+            if g.m > 1 and not g.prune:
+                _, pre_addr, b_rows = pregen_regions[g.layer]  # one chunk: the rows are whole
         else:
-            a, b_dense, pre = dy.T, x.T, None
+            a, b_dense = dy.T, x.T
             expected = golden.weight_gradient(dy, x, hw.acc_bits)
-        a_addr = place(padded(a, g.m))
-        if b_dense is not None:  # 1:1 records are the dense bytes
-            b_addr = place(b_dense.astype(np.int8))
-        elif g.prune:
-            b_addr = place(padded(w if g.pass_ == isa.FORWARD else w.T, g.m))
+        a_addr = place(_chunk_major(padded(a, g.m), g.m, g.gc))
+        if pre_addr is None:  # dense bytes: 1:1 records, or the input of pruning loads
+            b_addr, b_rows = place(_chunk_major(padded(b_dense, g.m), g.m if g.prune else 1, g.gc)), g.q
         else:
-            b_addr = pre
+            b_addr = pre_addr
         out_addr = reserve(g.p * g.q * hw.acc_bits // 8)
-        blocks.append(_emit_gemm(hw, g, a_addr, b_addr, out_addr))
+        blocks.append(_emit_gemm(hw, g, a_addr, b_addr, b_rows, out_addr))
         program.data.append(GemmData(out_addr=out_addr, expected=expected))
     if cursor > isa.field_max("addr") + 1:
         raise ConfigError("workload", f"memory image of {cursor} bytes exceeds the "

@@ -1,7 +1,7 @@
 """Functional model of the ``nm_train`` ISA: executes encoded instruction words on a memory image
 with the array's window/index semantics (docs/nm_train.md), without timing.
 
-It reads exactly the bytes the RTL reads: LDA/LDB records at ``addr + j*stride``, compressed
+It reads exactly the bytes the RTL reads: LDA/LDB records consecutive from ``addr``, compressed
 records decoded by ``nm_train_isa.unpack_groups``, each PE's window ``A[p, g*M : g*M + M]``
 indexed by its weight's index, output tiles accumulated at ``acc_bits`` and stored as
 accumulator rows; PGS and pruning loads prune with ``sparsity.prune_compress_nm``'s rule.
@@ -18,15 +18,12 @@ from .sparsity import prune_compress_nm
 
 
 def _read(mem: np.ndarray, ins: dict, width: int) -> np.ndarray:
-    count, stride, addr = ins["count"], ins["stride"], ins["addr"]
-    offs = addr + np.arange(count, dtype=np.int64)[:, None] * stride + np.arange(width)[None, :]
-    return mem[offs]
+    count, addr = ins["count"], ins["addr"]
+    return mem[addr : addr + count * width].reshape(count, width)
 
 
 def _write(mem: np.ndarray, ins: dict, rows: np.ndarray) -> None:
-    count, stride, addr = rows.shape[0], ins["stride"], ins["addr"]
-    offs = addr + np.arange(count, dtype=np.int64)[:, None] * stride + np.arange(rows.shape[1])[None, :]
-    mem[offs] = rows
+    mem[ins["addr"] : ins["addr"] + rows.size] = rows.reshape(-1)
 
 
 def _compress(dense: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:

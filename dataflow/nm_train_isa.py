@@ -19,7 +19,7 @@ OP_NAMES = {OP_END: "END", OP_LDA: "LDA", OP_LDB: "LDB", OP_MM: "MM", OP_PGS: "P
 
 INSTR_BITS = 128
 
-#: (name, low bit, width) of every encoded field; bits 89..95 are reserved (zero).
+#: (name, low bit, width) of every encoded field; bits 65..95 are reserved (zero).
 FIELDS = (
     ("op", 0, 4),
     ("sync", 4, 1),  # LDA/LDB: wait until every earlier store is done
@@ -32,8 +32,7 @@ FIELDS = (
     ("count", 17, 16),  # LDA/LDB: records; MM: tile rows P_t; PGS: records written
     ("width", 33, 16),  # LDA/LDB: bytes per record; MM: tile columns Q_t; PGS: bytes per record
     ("k_steps", 49, 16),  # MM: compressed reduction steps K'_t; LDB: kept entries per record
-    ("stride", 65, 24),  # LDA/LDB/PGS/MM store: bytes between consecutive records in memory
-    ("addr", 96, 32),  # byte address of the first record (MM: of the output tile)
+    ("addr", 96, 32),  # byte address of the first record (MM: of the output tile); records are consecutive
 )
 FIELD_LAYOUT = {name: (lo, width) for name, lo, width in FIELDS}
 

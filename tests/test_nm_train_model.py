@@ -29,7 +29,7 @@ def random_point(seed: int) -> dict:
     hw = {
         "preset": "nm_tiny", "rows": rows, "cols": cols, "dataflow": str(rng.choice(["os", "ws"])),
         "max_m": max_m, "acc_bits": acc,
-        "input_buffer_kib": 2 * max(rows * max_m, int(rng.choice([64, 200, 1024]))) / 1024,
+        "input_buffer_kib": 2 * max(rows * max_m, int(rng.choice([160, 200, 1024]))) / 1024,
         # pre-generation needs a bank to hold every Cout (up to 32 padded) x M dense bytes
         "weight_buffer_kib": 2 * int(rng.choice([512, 700, 2048])) / 1024,
         "output_buffer_kib": 2 * max(rows * cols * acc // 8, int(rng.choice([200, 512]))) / 1024,
@@ -79,19 +79,25 @@ def test_training_order_and_modes():
 
 
 def test_pregeneration_writes_the_bdwp_copies():
-    """The PGS jobs write exactly sparsity.bdwp_copies of the dense weights, packed."""
+    """The PGS jobs write exactly sparsity.bdwp_copies of the dense weights, packed: the
+    forward copy in slabs (each slab's rows consecutive), the backward copy row-major."""
+    from sparsim.dataflow.nm_train import _chunk_major
+
     point = _point(mode="bdwp")
     program = compile_design_point(point, with_data=True)
     after = execute(point.hardware, program.words(), program.memory)
     ins = program.instrs
     pg = program.pregens[0]
-    w_addr = int(ins[(ins["op"] == isa.OP_LDB) & (ins["pass_"] == isa.PREGEN)]["addr"][0])
-    w = program.memory[w_addr : w_addr + pg.cout_pad * pg.k_pad].view(np.int8).reshape(pg.cout_pad, pg.k_pad)
+    assert pg.slabs > 1
+    loads = ins[(ins["op"] == isa.OP_LDB) & (ins["pass_"] == isa.PREGEN)]
+    w = np.concatenate([program.memory[int(i["addr"]) : int(i["addr"]) + int(i["count"]) * int(i["width"])]
+                        .view(np.int8).reshape(int(i["count"]), int(i["width"])) for i in loads], axis=1)
     fwd, bwd = sparsity.bdwp_copies(w.astype(np.int64), pg.n, pg.m)
     pgs = ins[ins["op"] == isa.OP_PGS]
     f0 = int(pgs[pgs["axis"] == 0]["addr"][0])
     b0 = int(pgs[pgs["axis"] == 1]["addr"][0])
-    want_f = isa.pack_groups(fwd.values, fwd.indices, pg.m).reshape(-1)
+    gb = isa.group_bytes(pg.n, pg.m)
+    want_f = _chunk_major(isa.pack_groups(fwd.values, fwd.indices, pg.m), gb, pg.kc // pg.m)
     want_b = isa.pack_groups(bwd.values, bwd.indices, pg.m).reshape(-1)
     assert (after[f0 : f0 + want_f.size] == want_f).all()
     assert (after[b0 : b0 + want_b.size] == want_b).all()
