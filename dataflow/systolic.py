@@ -27,8 +27,10 @@ effect in the accumulator / partial-sum output register):
 
   partial sums of successive k'-folds add up in the output buffer.
 
-Both match SCALE-Sim's per-fold ``2*Sr + Sc + T - 2`` (T = K' for OS, P for WS) plus L per fold
-(docs/nm_train.md, "Timing"). Everything here is plain integer arithmetic, ``@njit``-compiled,
+SCALE-Sim 3.0.0 charges an OS fold ``K + R + C - 2`` (no drain) and a WS fold ``2R + C + P - 2``,
+and reports the last cycle's index, so on the dense path sparsim's GEMM cycles are SCALE-Sim's
+plus 1 plus ``folds * (R + L)`` (OS) or ``folds * L`` (WS), as measured and derived in
+docs/nm_train_scalesim.md. Everything here is plain integer arithmetic, ``@njit``-compiled,
 callable from Numba kernels and from Python alike.
 """
 

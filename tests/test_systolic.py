@@ -38,11 +38,14 @@ def test_hand_derived_folds():
 
 
 @pytest.mark.parametrize("dataflow", [sa.OS, sa.WS])
-def test_scale_sim_shape_plus_pipeline(dataflow):
-    """Per fold the equations are SCALE-Sim's 2*Sr + Sc + T - 2 plus L."""
+def test_fold_cycles_closed_form(dataflow):
+    """Per fold 2R + C + T - 2 + L, T the streamed length (K' for OS, P for WS), whatever the
+    other length is."""
     for rows, cols, t in [(1, 1, 1), (4, 8, 37), (32, 32, 4608), (8, 16, 3)]:
         got = sa.fold_cycles(dataflow, rows, cols, t, t)
         assert got == 2 * rows + cols + t - 2 + sa.PE_PIPELINE_CYCLES
+        other = sa.fold_cycles(dataflow, rows, cols, 7 if dataflow == sa.WS else t, t if dataflow == sa.WS else 7)
+        assert other == got
 
 
 def test_python_bodies_agree_with_compiled():
