@@ -181,6 +181,8 @@ class TrainWorkload(WorkloadConfig):
         if network is None and v is None:
             raise ValueError("required key is missing (or give network)")
         if v is not None:
+            if not v:
+                raise ValueError("list at least one layer")
             names = [layer.name for layer in v]
             dup = next((n for n in names if names.count(n) > 1), None)
             if dup is not None:

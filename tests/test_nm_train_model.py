@@ -172,6 +172,7 @@ BAD = [
     ("workload.mode=sparse", r"workload\.mode: expected 'dense', 'sr_ste' or 'bdwp', not 'sparse'"),
     ("hardware.acc_bits=20", r"hardware\.acc_bits: must be a multiple of 8 from 16 to 48, not 20"),
     ("workload.layers=null", r"workload\.layers: required key is missing \(or give network\)"),
+    ("workload.layers=[]", r"workload\.layers: list at least one layer"),
     ("workload.layers.1.k=0", r"workload\.layers\[1\]\.k: input should be greater than 0"),
 ]
 
