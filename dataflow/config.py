@@ -325,12 +325,13 @@ def _known(names) -> str:
     return ", ".join(sorted(names)) or "none"
 
 
-def resolve_hardware(raw: Any, path: str = "hardware") -> tuple[Engine, dict]:
+def resolve_hardware(raw: Any, path: str = "hardware", kind: str | None = None) -> tuple[Engine, dict]:
     """The engine of a raw hardware mapping, and the mapping with ``preset:`` expanded into
     the preset's values (the user's keys on top).
 
     Presets belong to engines. ``{preset: NAME}`` without ``engine`` picks the one engine that
-    has a preset of that name; if several have, ``engine`` must say which.
+    has a preset of that name; if several have, the one of them that runs workload ``kind``;
+    otherwise ``engine`` must say which.
     """
     if not isinstance(raw, dict):
         raise ConfigError(path, f"expected a mapping, not {describe(raw)}")
@@ -357,6 +358,9 @@ def resolve_hardware(raw: Any, path: str = "hardware") -> tuple[Engine, dict]:
     if not having:
         known = {p for e in candidates for p in e.presets}
         raise ConfigError(f"{path}.preset", f"unknown preset {name!r}; known: {_known(known)}")
+    if len(having) > 1 and kind is not None:
+        running = [e for e in having if kind in e.kinds]
+        having = running if len(running) == 1 else having
     if len(having) > 1:
         raise ConfigError(f"{path}.engine", f"preset {name!r} exists for engines "
                                             f"{_known(e.name for e in having)}; say which")
@@ -377,9 +381,9 @@ def design_point_from_dict(raw: Any) -> DesignPoint:
     raw = dict(raw)
     if "hardware" not in raw:
         raise ConfigError("hardware", "required key is missing")
-    eng, raw["hardware"] = resolve_hardware(raw["hardware"])
     workload = raw.get("workload")
     kind = workload.get("kind") if isinstance(workload, dict) else None
+    eng, raw["hardware"] = resolve_hardware(raw["hardware"], kind=kind if isinstance(kind, str) else None)
     model = eng.kinds.get(kind) if isinstance(kind, str) else None
     if model is None:
         # Hardware errors first, as they would be for a known kind.

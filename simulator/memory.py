@@ -25,7 +25,9 @@ cycle ``r`` on channel ``c`` completes (its whole line is delivered) in cycle
 different channels may complete out of order; a requester matches them by tag. A requester
 handshakes at most one request per cycle and keeps at most ``max_outstanding`` in flight: a
 request occupies its slot from its handshake up to and including its completion cycle, so the
-slot is usable again in the next cycle. The striped stream is the special case of one request
+slot is usable again in the next cycle. A posted line write handshaken in ``x`` takes no slot
+and no latency: it occupies its channel from ``max(x, free[c])`` for ``beats`` cycles
+(:func:`line_serve` is the one queue rule of reads and writes). The striped stream is the special case of one request
 whose records are spread over every channel; it keeps its own formula above because streamed
 records are not line-sized.
 
@@ -33,7 +35,7 @@ Two implementations of each, kept in agreement by property tests:
 
 - closed-form event functions (``@njit``, plain integers and arrays: callable from Numba
   kernels and from Python): :func:`record_offset`, :func:`transfer_end`, :func:`read_start`,
-  :func:`write_start`, :func:`line_channel`, :func:`line_read_times`;
+  :func:`write_start`, :func:`line_channel`, :func:`line_serve`, :func:`line_read_times`;
 - cycle-driven models that the RTL benches step once per cycle, built on those functions: :class:`StripedMemory` and :class:`LineMemory`.
 """
 
@@ -88,6 +90,18 @@ def line_channel(addr: int, line_bytes: int, channels: int) -> int:
 
 
 @njit(cache=True)
+def line_serve(free: np.ndarray, channel: int, earliest: int, beats: int) -> int:
+    """Queue one line on ``channel``, whose in-order queue is free from ``free[channel]``: it
+    occupies the channel for ``beats`` cycles from ``max(earliest, free[channel])``. Returns the
+    cycle of its last beat (a read's delivery, a write's completion) and advances ``free``.
+    A read handshaken in ``x`` has ``earliest = x + latency``; a posted write ``earliest = x``."""
+    t0 = earliest if earliest > free[channel] else free[channel]
+    t = t0 + beats - 1
+    free[channel] = t + 1
+    return t
+
+
+@njit(cache=True)
 def line_read_times(
     ready: np.ndarray,
     addr: np.ndarray,
@@ -121,12 +135,7 @@ def line_read_times(
             r = prev + 1
         if slots[s] + 1 > r:
             r = slots[s] + 1
-        c = line_channel(addr[i], line_bytes, channels)
-        t0 = r + latency
-        if free[c] > t0:
-            t0 = free[c]
-        t = t0 + beats - 1
-        free[c] = t + 1
+        t = line_serve(free, line_channel(addr[i], line_bytes, channels), r + latency, beats)
         slots[s] = t
         issue[i] = r
         done[i] = t
@@ -149,6 +158,7 @@ _record_offset = _python(record_offset)
 _read_start = _python(read_start)
 _write_start = _python(write_start)
 _line_channel = _python(line_channel)
+_line_serve = _python(line_serve)
 
 
 @dataclass(frozen=True)
@@ -319,8 +329,8 @@ class LineMemory:
 
     Parameters
     ----------
-    image : bytes or bytearray
-        Memory contents (read only here).
+    image : bytearray
+        Memory contents (posted writes update it).
     channels, bytes_per_cycle, latency : int
         As in the memory configuration; ``bytes_per_cycle`` is per channel.
     line_bytes : int
@@ -346,7 +356,7 @@ class LineMemory:
         self._max_out = _check_positive("max_outstanding", max_outstanding)
         self.image = image
         self._beats = -(-self._line // self._bpc)
-        self._free = [0] * self._channels
+        self._free = np.zeros(self._channels, dtype=np.int64)
         self._queues: list[deque[tuple[int, int, int, int]]] = [deque() for _ in range(self._channels)]
         self._in_flight: dict[int, int] = {}
         self._last_request: dict[int, int] = {}
@@ -365,11 +375,21 @@ class LineMemory:
         if not self.can_request(cycle, requester):
             raise ValueError(f"cycle {cycle}: requester {requester} may not issue a request")
         c = _line_channel(addr, self._line, self._channels)
-        t = max(cycle + self._latency, self._free[c]) + self._beats - 1
-        self._free[c] = t + 1
+        t = _line_serve(self._free, c, cycle + self._latency, self._beats)
         self._queues[c].append((t, addr, tag, requester))
         self._in_flight[requester] = self._in_flight.get(requester, 0) + 1
         self._last_request[requester] = cycle
+
+    def write(self, cycle: int, addr: int, data: bytes) -> int:
+        """A posted write of ``data`` (at most a line, not crossing one) handshaken in ``cycle``:
+        it takes its channel's next ``beats`` cycles from ``cycle`` on and needs no tag. Returns
+        its completion cycle; the image holds the data from then on for reads issued later."""
+        if addr // self._line != (addr + max(len(data), 1) - 1) // self._line:
+            raise ValueError(f"write of {len(data)} bytes at {addr} crosses a {self._line}-byte line")
+        c = _line_channel(addr, self._line, self._channels)
+        t = _line_serve(self._free, c, cycle, self._beats)
+        self.image[addr: addr + len(data)] = data
+        return t
 
     def responses(self, cycle: int) -> list[tuple[int, int, bytes]]:
         """Lines delivered in ``cycle`` as ``(requester, tag, data)``, by channel number."""

@@ -10,6 +10,9 @@ import pytest
 from sparsim.cli import main
 
 GOOD_HW = "hardware: {preset: tiny}\n"
+# Several engines have a preset called tiny; without a valid workload kind to tell them apart,
+# the engine is named.
+DSP_HW = "hardware: {preset: tiny, engine: dsp_chain}\n"
 GOOD_LAYER = "{rows: 4, k: 32, tokens: 1, sparsity: '2:8'}"
 
 
@@ -41,19 +44,19 @@ CASES = [
      r"hardware\.chain_len: must be a power of two >= 2, not 6"),
     ("min_n above mux_m", point(hw="hardware: {preset: tiny, min_n: 16}\n"),
      r"hardware\.min_n: min_n=16 must not exceed mux_m=8"),
-    ("unknown workload kind", GOOD_HW + "workload: {kind: cnn}\n",
+    ("unknown workload kind", DSP_HW + "workload: {kind: cnn}\n",
      r"workload\.kind: engine dsp_chain runs 'gemm', 'llm', not 'cnn'"),
-    ("missing workload kind", GOOD_HW + "workload: {layers: []}\n", r"workload\.kind: required key is missing"),
+    ("missing workload kind", DSP_HW + "workload: {layers: []}\n", r"workload\.kind: required key is missing"),
     ("unknown engine", point(hw="hardware: {engine: systolic, clock_mhz: 100}\n"),
      r"hardware\.engine: unknown engine 'systolic'; known: .*dsp_chain"),
     ("preset of another engine", point(hw="hardware: {engine: dsp_chain, preset: nope}\n"),
      r"hardware\.preset: unknown preset 'nope'; known: .*tiny"),
     ("no engine, no preset", point(hw="hardware: {chains: 2}\n"), r"hardware\.engine: required key is missing"),
     ("unknown device", point(hw="hardware: {preset: tiny, device: u999}\n"),
-     r"hardware\.device: unknown device 'u999'; known: u280, vu9p"),
+     r"hardware\.device: unknown device 'u999'; known: .*u280, vu9p"),
     ("min_n with a bad mux_m", point(hw="hardware: {preset: tiny, mux_m: 3, min_n: 16}\n"),
      r"hardware\.mux_m: must be a power of two from 2 to 16, not 3"),
-    ("missing workload", GOOD_HW, r"workload: required key is missing"),
+    ("missing workload", DSP_HW, r"workload: required key is missing"),
     ("M differs from hardware", point(layer="{rows: 4, k: 32, sparsity: '2:4'}"),
      r"workload\.layers\[0\]\.sparsity: N:M 2:4 needs mux_m=4, but hardware\.mux_m is 8"),
     ("cannot tile K into act buffer", point(layer="{rows: 4, k: 100000, sparsity: '8:8'}"),

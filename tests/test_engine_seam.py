@@ -122,14 +122,18 @@ def test_workload_kinds_belong_to_engines(toy):
         design_point_from_dict({"hardware": {"preset": "toy_small"},
                                 "workload": {"kind": "gemm", "layers": []}})
     with pytest.raises(ConfigError, match=r"^workload\.kind: engine dsp_chain runs 'gemm', 'llm', not 'vecsum'$"):
-        design_point_from_dict({"hardware": {"preset": "tiny"}, "workload": {"kind": "vecsum", "length": 4}})
+        design_point_from_dict({"hardware": {"preset": "tiny", "engine": "dsp_chain"},
+                                "workload": {"kind": "vecsum", "length": 4}})
 
 
-def test_a_preset_name_two_engines_share_needs_the_engine(toy):
+def test_a_preset_name_two_engines_share_needs_the_engine_or_the_kind(toy):
+    """A preset name several engines have resolves to the one of them that runs the workload's
+    kind; when none or several do, ``engine`` must say which."""
     engines.register(dataclasses.replace(toy, presets={"tiny": dict(toy.presets["toy_small"])}))
     point = {"workload": {"kind": "vecsum", "length": 4}}
-    with pytest.raises(ConfigError, match=r"^hardware\.engine: preset 'tiny' exists for engines dsp_chain, toy; say which$"):
-        design_point_from_dict({"hardware": {"preset": "tiny"}, **point})
+    assert design_point_from_dict({"hardware": {"preset": "tiny"}, **point}).hardware.engine == "toy"
+    with pytest.raises(ConfigError, match=r"^hardware\.engine: preset 'tiny' exists for engines .*dsp_chain, .*toy; say which$"):
+        design_point_from_dict({"hardware": {"preset": "tiny"}, "workload": {"kind": "cnn"}})
     assert design_point_from_dict({"hardware": {"preset": "tiny", "engine": "toy"}, **point}).hardware.lanes == 4
 
 
@@ -152,6 +156,7 @@ def test_rtl_commands_need_an_engine_with_rtl(toy, write_yaml, capsys):
 ENGINE_FILES = {
     "dataflow/dsp_chain.py", "dataflow/dsp_chain_isa.py", "dataflow/dsp_chain_exec.py",
     "simulator/dsp_chain.py", "simulator/resources.py", "rtl/dsp_chain.py",
+    "dataflow/recsys.py", "dataflow/recsys_isa.py", "dataflow/recsys_exec.py", "simulator/recsys.py",
     # The bench (cocotb and Amaranth-sim alike) still drives the dsp_chain ports.
     "rtl/cocotb_bench/__init__.py", "rtl/cocotb_bench/bench.py", "rtl/cocotb_bench/driver.py",
     "rtl/cocotb_bench/jobs.py",

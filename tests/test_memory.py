@@ -18,6 +18,7 @@ from sparsim.simulator.memory import (
     StripedMemory,
     line_channel,
     line_read_times,
+    line_serve,
     read_start,
     record_offset,
     transfer_end,
@@ -256,3 +257,21 @@ def test_line_memory_rejects_unaligned_and_excess_requests():
     with pytest.raises(ValueError, match="^cycle 1: requester 0 may not issue a request$"):
         mem.request(1, 64, tag=1)
     assert mem.can_request(1, requester=1)  # the limit is per requester
+
+
+def test_posted_line_writes_share_the_channel_queues_by_hand():
+    """1 channel of 16 B/cycle, 64 B lines (4 beats), latency 5. A read of line 0 handshaken in
+    cycle 0 holds the channel 5..8 (done 8). A posted write handshaken in cycle 1 queues behind
+    it: 9..12 (done 12, no latency); a read handshaken in cycle 2 then waits for the write:
+    max(2+5, 13)+3 = 16. A write on an idle channel completes beats - 1 cycles after its
+    handshake."""
+    mem = LineMemory(bytearray(256), channels=1, bytes_per_cycle=16, latency=5, max_outstanding=4)
+    mem.request(0, 0, tag=0)
+    assert mem.write(1, 64, b"\x07" * 64) == 12
+    mem.request(2, 128, tag=1)
+    assert [c for c in range(20) if mem.responses(c)] == [8, 16]
+    assert bytes(mem.image[64:128]) == b"\x07" * 64
+    free = np.zeros(1, dtype=np.int64)
+    assert line_serve(free, 0, 30, 4) == 33 and free[0] == 34
+    with pytest.raises(ValueError, match="crosses a 64-byte line"):
+        mem.write(30, 60, b"\x00" * 8)

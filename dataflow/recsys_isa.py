@@ -1,0 +1,125 @@
+"""Instruction set and packed payload formats of the ``recsys`` engine (docs/recsys.md, "ISA").
+
+Instruction words are encoded and decoded here, for the compiler, the functional model, the
+simulator and the cocotb benches; the RTL's decoder reads :data:`FIELDS`. Timing constants that
+the simulator and the RTL share live here too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+OP_END = 0
+OP_LOAD = 1
+OP_GATHER = 2
+OP_GEMM = 3
+OP_INTER = 4
+OP_STORE = 5
+
+#: ``LOAD`` targets (field ``a``).
+LOAD_WEIGHT = 0
+LOAD_DENSE = 1
+LOAD_INDEX = 2
+
+#: ``INTER`` modes (field ``a``).
+INTER_CONCAT = 0
+INTER_DOT = 1
+
+#: ``GEMM`` flags (field ``b``).
+SRC_DENSE = 1 << 0
+DST_OUT = 1 << 1
+DST_Z = 1 << 2
+SRC_Z = 1 << 3
+SRC_REGION = 1 << 4
+DST_REGION = 1 << 5
+HAS_BIAS = 1 << 6
+
+INSTR_BITS = 128
+
+#: A Program's instruction list: one row per instruction, fixed dtypes (structure of arrays).
+INSTR_DTYPE = np.dtype(
+    [
+        ("op", np.uint8),
+        ("mb", np.uint32),
+        ("a", np.uint32),
+        ("b", np.uint32),
+        ("p", np.uint32),
+        ("k", np.uint32),
+        ("q", np.uint32),
+        ("shift", np.uint32),
+        ("addr", np.uint64),
+    ]
+)
+
+#: (name, low bit, width) of every encoded field, in bit order.
+FIELDS = (
+    ("op", 0, 4),
+    ("mb", 4, 16),
+    ("a", 20, 8),
+    ("b", 28, 8),
+    ("p", 36, 16),
+    ("k", 52, 16),
+    ("q", 68, 16),
+    ("shift", 84, 12),
+    ("addr", 96, 32),
+)
+FIELD_LAYOUT = {name: (lo, width) for name, lo, width in FIELDS}
+
+#: Cycles from a cache lookup (the request's handshake) to the hit's delivery.
+CACHE_HIT_CYCLES = 2
+#: Cycles of the post-processing stage after a GEMM or INTER's last array result (bias add,
+#: ReLU and requantisation are registered once each).
+POST_CYCLES = 2
+#: Bytes of one index-block word (positions and indices are int32).
+INDEX_BYTES = 4
+
+
+def field_width(name: str) -> int:
+    """Bits of instruction field ``name``."""
+    return FIELD_LAYOUT[name][1]
+
+
+def field_max(name: str) -> int:
+    """Largest value instruction field ``name`` encodes."""
+    return (1 << field_width(name)) - 1
+
+
+#: Largest mini-batch: ``GATHER`` carries the mini-batch size in its 12-bit ``shift`` field.
+MAX_MINI_BATCH = field_max("shift")
+#: Largest line count of one ``LOAD`` (``p`` holds its low 16 bits, ``k`` its high 16 bits).
+MAX_LOAD_LINES = (1 << 32) - 1
+
+
+def load_lines(row) -> int:
+    """Lines of a ``LOAD`` instruction (row of :data:`INSTR_DTYPE` or decoded fields)."""
+    return int(row["p"]) | (int(row["k"]) << 16)
+
+
+def set_load_lines(row, lines: int) -> None:
+    row["p"] = lines & 0xFFFF
+    row["k"] = lines >> 16
+
+
+def encode_instruction(row) -> int:
+    """Pack one instruction row into its 128-bit word."""
+    word = 0
+    for name, lo, width in FIELDS:
+        value = int(row[name])
+        if value < 0 or value >= (1 << width):
+            raise ValueError(f"instruction field {name}={value} does not fit in {width} bits")
+        word |= value << lo
+    return word
+
+
+def decode_instruction(word: int) -> dict[str, int]:
+    """Unpack a 128-bit instruction word into its fields."""
+    return {name: (word >> lo) & ((1 << width) - 1) for name, lo, width in FIELDS}
+
+
+def encode_program(instrs: np.ndarray) -> list[int]:
+    return [encode_instruction(row) for row in instrs]
+
+
+def row_lines(addr: int, dim: int, line_bytes: int) -> tuple[int, int]:
+    """First and last line number an embedding row of ``dim`` bytes at ``addr`` touches."""
+    return addr // line_bytes, (addr + dim - 1) // line_bytes

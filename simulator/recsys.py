@@ -1,0 +1,539 @@
+"""Cycle-level simulator of the ``recsys`` engine (docs/recsys.md, "Engines and timing").
+
+One Numba kernel steps the Program cycle by cycle and, inside each cycle, request by request:
+the loader's and every gather unit's line requests (tag pools of ``max_outstanding``, the
+per-unit line caches, the shared memory model's per-channel in-order queues through
+:func:`sparsim.simulator.memory.line_serve`), the pooling units taking delivered lines in
+arrival order, the dense engine's instructions (their cycles from dataflow/systolic.py via the
+compiler) and the store's posted writes. Within a cycle it follows the contract's order:
+tags returned by events of the previous cycle, pooling starts, request handshakes (loader, units
+0 … G−1, store), deliveries (which fill the caches for later cycles), then the dense engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from sparsim.dataflow import recsys_isa as isa
+from sparsim.dataflow.recsys import Program, layer_issued_macs
+
+from . import results
+from .memory import line_serve
+
+INF = np.int64(1) << 62
+#: Cycles without any instruction finishing after which the kernel reports a deadlock.
+_NO_PROGRESS = 1 << 26
+
+#: Activities whose busy cycles the simulator reports (``op_cycles_*``), in kernel order.
+ACTIVITIES = ("gather", "pooling", "bottom_mlp", "interaction", "top_mlp", "load", "store")
+#: Stall causes (``stall_*``), in kernel order: the dense engine's (which with its busy cycles add
+#: up to the cycle count) and the gather units' (summed over units).
+STALL_CAUSES = ("dense_weights", "dense_load", "dense_gather", "dense_out_bank", "dense_tail",
+                "gather_tags", "gather_index_load", "gather_pooled_bank")
+_COUNTERS = ("requests", "cache_hits", "cache_misses", "loader_lines", "store_lines", "in_flight_sum",
+             "peak_in_flight", "channel_queue_cycles", "overlap_cycles", "pooled_elements")
+
+
+@njit(cache=True)
+def _kernel(op, mb, fa, fb, addr, lines, dense_cyc, req_lo, req_hi, req_ins, req_line, req_cost, req_elems,
+            loader_q, unit_ptr, unit_q, dense_q, store_q, n_mb, units, channels, line_bytes, beats,
+            latency, max_out, cache_lines, hit_cycles, n_bottom, activity, stalls, counters):
+    n_ins = op.shape[0]
+    # Events per mini-batch (INF: not yet); a condition on an event in cycle y holds from y + 1.
+    ldd_done = np.full(n_mb, INF, np.int64)
+    ldi_done = np.full(n_mb, INF, np.int64)
+    g_left = np.zeros(n_mb, np.int64)
+    g_max = np.full(n_mb, -1, np.int64)
+    g_all = np.full(n_mb, INF, np.int64)
+    bot_first_end = np.full(n_mb, INF, np.int64)
+    inter_end = np.full(n_mb, INF, np.int64)
+    top_end = np.full(n_mb, INF, np.int64)
+    store_done = np.full(n_mb, INF, np.int64)
+    w_done = INF
+    for i in range(n_ins):
+        if op[i] == isa.OP_GATHER:
+            g_left[mb[i]] += 1
+    for m in range(n_mb):
+        if g_left[m] == 0:
+            g_all[m] = -1
+    lines_left = np.zeros(n_ins, np.int64)  # LOAD: lines to deliver; GATHER: lines to pool
+    for i in range(n_ins):
+        if op[i] == isa.OP_LOAD:
+            lines_left[i] = lines[i]
+        elif op[i] == isa.OP_GATHER:
+            lines_left[i] = req_hi[i] - req_lo[i]
+    last_event = np.int64(-1)
+
+    free = np.zeros(channels, np.int64)
+    cap = (units + 1) * max_out + 1
+    ch_done = np.zeros((channels, cap), np.int64)
+    ch_who = np.zeros((channels, cap), np.int64)
+    ch_pay = np.zeros((channels, cap), np.int64)
+    ch_head = np.zeros(channels, np.int64)
+    ch_n = np.zeros(channels, np.int64)
+    ucap = max_out + 1
+    fifo = np.zeros((units, ucap), np.int64)
+    fifo_arr = np.zeros((units, ucap), np.int64)
+    fifo_head = np.zeros(units, np.int64)
+    fifo_n = np.zeros(units, np.int64)
+    hit_req = np.zeros((units, ucap), np.int64)
+    hit_done = np.zeros((units, ucap), np.int64)
+    hit_head = np.zeros(units, np.int64)
+    hit_n = np.zeros(units, np.int64)
+    tags = np.full((units, max(cache_lines, 1)), -1, np.int64)
+    pool_end = np.full(units, -2, np.int64)  # -2: idle (never x - 1)
+    pool_req = np.zeros(units, np.int64)
+    u_inflight = np.zeros(units, np.int64)
+    u_pos = np.zeros(units, np.int64)
+    u_started = np.zeros(units, np.int64)
+    u_next = np.zeros(units, np.int64)
+    u_active = np.zeros(units, np.int64)
+    g_done = np.full(n_ins, INF, np.int64)
+
+    l_pos = 0
+    l_started = False
+    l_next = 0
+    l_inflight = 0
+    l_deliv_last = 0
+    s_pos = 0
+    s_started = False
+    s_next = 0
+    s_start = np.int64(0)
+    s_max = np.int64(-1)
+    d_pos = 0
+    d_start = np.int64(0)
+    d_end = np.int64(-1)
+    d_kind = -1
+
+    x = np.int64(0)
+    while True:
+        # (a) Tags returned after events of cycle x - 1.
+        l_inflight -= l_deliv_last
+        for u in range(units):
+            if pool_end[u] == x - 1:
+                pool_end[u] = -2
+                u_inflight[u] -= 1
+                g = req_ins[pool_req[u]]
+                lines_left[g] -= 1
+                if lines_left[g] == 0:
+                    _gather_done(g, x - 1, mb, g_done, g_left, g_max, g_all)
+                    u_active[u] -= 1
+                    if x - 1 > last_event:
+                        last_event = x - 1
+        # (b) Pooling starts: the oldest line delivered before this cycle.
+        for u in range(units):
+            if pool_end[u] < 0 and fifo_n[u] > 0 and fifo_arr[u, fifo_head[u]] < x:
+                r = fifo[u, fifo_head[u]]
+                fifo_head[u] = (fifo_head[u] + 1) % ucap
+                fifo_n[u] -= 1
+                pool_req[u] = r
+                pool_end[u] = x + req_cost[r] - 1
+                counters[9] += req_elems[r]
+        # (c) Request handshakes: loader, gather units 0 .. G-1, store.
+        if l_pos < loader_q.shape[0]:
+            i = loader_q[l_pos]
+            if not l_started:
+                m = mb[i]
+                if fa[i] == isa.LOAD_WEIGHT:
+                    ok = True
+                elif fa[i] == isa.LOAD_DENSE:
+                    ok = m < 2 or bot_first_end[m - 2] < x
+                else:
+                    ok = m < 2 or g_all[m - 2] < x
+                if ok:
+                    l_started = True
+                    l_next = 0
+                    if lines[i] == 0:
+                        _load_done(i, x, fa, mb, ldd_done, ldi_done)
+                        if fa[i] == isa.LOAD_WEIGHT:
+                            w_done = x
+                        l_started = False
+                        l_pos += 1
+            if l_started and l_inflight < max_out:
+                line = addr[i] // line_bytes + l_next
+                c = line % channels
+                done = line_serve(free, c, x + latency, beats)
+                counters[7] += done - (x + latency + beats - 1)
+                k = (ch_head[c] + ch_n[c]) % cap
+                ch_done[c, k] = done
+                ch_who[c, k] = 0
+                ch_pay[c, k] = i
+                ch_n[c] += 1
+                l_inflight += 1
+                counters[3] += 1
+                l_next += 1
+                if l_next == lines[i]:
+                    l_started = False
+                    l_pos += 1
+        for u in range(units):
+            if u_pos[u] >= unit_ptr[u + 1] - unit_ptr[u]:
+                continue
+            i = unit_q[unit_ptr[u] + u_pos[u]]
+            if u_started[u] == 0:
+                m = mb[i]
+                if ldi_done[m] >= x:
+                    stalls[6] += 1
+                    continue
+                if m >= 2 and inter_end[m - 2] >= x:
+                    stalls[7] += 1
+                    continue
+                u_started[u] = 1
+                u_next[u] = req_lo[i]
+                u_active[u] += 1
+                if req_hi[i] == req_lo[i]:
+                    _gather_done(i, x, mb, g_done, g_left, g_max, g_all)
+                    u_active[u] -= 1
+                    if x > last_event:
+                        last_event = x
+                    u_started[u] = 0
+                    u_pos[u] += 1
+                    continue
+            if u_inflight[u] >= max_out:
+                stalls[5] += 1
+                continue
+            r = u_next[u]
+            line = req_line[r]
+            counters[0] += 1
+            s = line % cache_lines if cache_lines > 0 else 0
+            if cache_lines > 0 and tags[u, s] == line:
+                counters[1] += 1
+                k = (hit_head[u] + hit_n[u]) % ucap
+                hit_req[u, k] = r
+                hit_done[u, k] = x + hit_cycles
+                hit_n[u] += 1
+            else:
+                counters[2] += 1
+                c = line % channels
+                done = line_serve(free, c, x + latency, beats)
+                counters[7] += done - (x + latency + beats - 1)
+                k = (ch_head[c] + ch_n[c]) % cap
+                ch_done[c, k] = done
+                ch_who[c, k] = 1 + u
+                ch_pay[c, k] = r
+                ch_n[c] += 1
+            u_inflight[u] += 1
+            u_next[u] = r + 1
+            if r + 1 == req_hi[i]:
+                u_started[u] = 0
+                u_pos[u] += 1
+        if s_pos < store_q.shape[0]:
+            i = store_q[s_pos]
+            if not s_started and top_end[mb[i]] < x:
+                s_started = True
+                s_next = 0
+                s_start = x
+                s_max = x - 1
+            if s_started:
+                line = addr[i] // line_bytes + s_next
+                done = line_serve(free, line % channels, x, beats)
+                if done > s_max:
+                    s_max = done
+                counters[4] += 1
+                s_next += 1
+                if s_next == lines[i]:
+                    store_done[mb[i]] = s_max
+                    activity[6] += s_max - s_start + 1
+                    if s_max > last_event:
+                        last_event = s_max
+                    s_started = False
+                    s_pos += 1
+        # (d) Deliveries of this cycle: channels in order, then each unit's cache hits.
+        l_deliv_last = 0
+        for c in range(channels):
+            if ch_n[c] > 0 and ch_done[c, ch_head[c]] == x:
+                h = ch_head[c]
+                who = ch_who[c, h]
+                pay = ch_pay[c, h]
+                ch_head[c] = (h + 1) % cap
+                ch_n[c] -= 1
+                if who == 0:
+                    l_deliv_last += 1
+                    lines_left[pay] -= 1
+                    if lines_left[pay] == 0:
+                        _load_done(pay, x, fa, mb, ldd_done, ldi_done)
+                        if fa[pay] == isa.LOAD_WEIGHT:
+                            w_done = x
+                        if x > last_event:
+                            last_event = x
+                else:
+                    u = who - 1
+                    k = (fifo_head[u] + fifo_n[u]) % ucap
+                    fifo[u, k] = pay
+                    fifo_arr[u, k] = x
+                    fifo_n[u] += 1
+                    if cache_lines > 0:
+                        tags[u, req_line[pay] % cache_lines] = req_line[pay]
+        for u in range(units):
+            if hit_n[u] > 0 and hit_done[u, hit_head[u]] == x:
+                k = (fifo_head[u] + fifo_n[u]) % ucap
+                fifo[u, k] = hit_req[u, hit_head[u]]
+                fifo_arr[u, k] = x
+                fifo_n[u] += 1
+                hit_head[u] = (hit_head[u] + 1) % ucap
+                hit_n[u] -= 1
+        # (e) Dense engine: the next instruction starts once the engine is idle and it is ready.
+        if d_pos < dense_q.shape[0] and d_end < x:
+            i = dense_q[d_pos]
+            m = mb[i]
+            cause = -1
+            if op[i] == isa.OP_INTER:
+                if g_all[m] >= x:
+                    cause = 2
+            else:
+                if w_done >= x:
+                    cause = 0
+                elif (fb[i] & isa.SRC_DENSE) != 0 and ldd_done[m] >= x:
+                    cause = 1
+                elif (fb[i] & isa.DST_OUT) != 0 and m >= 2 and store_done[m - 2] >= x:
+                    cause = 3
+            if cause >= 0:
+                stalls[cause] += 1
+            else:
+                d_start = x
+                d_end = x + dense_cyc[i] - 1
+                if op[i] == isa.OP_INTER:
+                    inter_end[m] = d_end
+                    d_kind = 3
+                else:
+                    if (fb[i] & isa.SRC_DENSE) != 0:
+                        bot_first_end[m] = d_end
+                    if (fb[i] & isa.DST_OUT) != 0:
+                        top_end[m] = d_end
+                    d_kind = 2 if fa[i] < n_bottom else 4
+                activity[d_kind] += dense_cyc[i]
+                if d_end > last_event:
+                    last_event = d_end
+                d_pos += 1
+        # (f) What was busy in this cycle.
+        gather_busy = False
+        pool_busy = False
+        in_flight = l_inflight
+        for u in range(units):
+            if u_active[u] > 0:
+                gather_busy = True
+            if pool_end[u] >= x:
+                pool_busy = True
+            in_flight += u_inflight[u]
+        if gather_busy:
+            activity[0] += 1
+        if pool_busy:
+            activity[1] += 1
+        if l_inflight > 0:
+            activity[5] += 1
+        if gather_busy and d_start <= x and x <= d_end:
+            counters[8] += 1
+        counters[5] += in_flight
+        if in_flight > counters[6]:
+            counters[6] = in_flight
+        # (g) Finished: every queue drained, nothing in flight, the dense engine idle.
+        if (l_pos == loader_q.shape[0] and s_pos == store_q.shape[0] and d_pos == dense_q.shape[0]
+                and d_end <= x and in_flight == 0):
+            idle = True
+            for u in range(units):
+                if u_pos[u] < unit_ptr[u + 1] - unit_ptr[u] or pool_end[u] >= 0 or fifo_n[u] > 0:
+                    idle = False
+            if idle:
+                break
+        x += 1
+        if x > last_event + _NO_PROGRESS:  # a deadlock is a bug in this kernel: say so
+            return -1
+    # END completes in d = 1 + the last event; the Program takes d + 1 cycles.
+    cycles = last_event + 2
+    stalls[4] += cycles - (d_end + 1)
+    return cycles
+
+
+@njit(cache=True, inline="always")
+def _gather_done(i, t, mb, g_done, g_left, g_max, g_all):
+    g_done[i] = t
+    m = mb[i]
+    g_left[m] -= 1
+    if t > g_max[m]:
+        g_max[m] = t
+    if g_left[m] == 0:
+        g_all[m] = g_max[m]
+
+
+@njit(cache=True, inline="always")
+def _load_done(i, t, fa, mb, ldd_done, ldi_done):
+    if fa[i] == isa.LOAD_DENSE:
+        ldd_done[mb[i]] = t
+    elif fa[i] == isa.LOAD_INDEX:
+        ldi_done[mb[i]] = t
+
+
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Timed:
+    """What one simulation says; every field is a plain number so results serialise."""
+
+    cycles: int
+    activity: dict[str, int]
+    stalls: dict[str, int]
+    counters: dict[str, int]
+
+
+def gather_requests(program: Program) -> tuple[np.ndarray, ...]:
+    """Every GATHER's line requests in issue order: per instruction its range ``[lo, hi)``, and
+    per request its instruction, line number, pooling cycles and row elements (docs/recsys.md,
+    "Gather unit": bag, row, line order; a row touches every line from its first to last byte)."""
+    hw, pl, ins = program.hw, program.plan, program.instrs
+    line, lanes = hw.line_bytes, hw.pool_lanes
+    n = len(ins)
+    lo = np.zeros(n, np.int64)
+    hi = np.zeros(n, np.int64)
+    parts_ins, parts_line, parts_len = [], [], []
+    total = 0
+    for i in np.flatnonzero(ins["op"] == isa.OP_GATHER):
+        row = ins[i]
+        t, first, count, dim = int(row["b"]), int(row["k"]), int(row["p"]), int(row["q"])
+        bag = program.bags[t]
+        s0 = int(row["mb"]) * pl.mini + first
+        idx = bag.indices[bag.offsets[s0]: bag.offsets[s0 + count]]
+        start = int(row["addr"]) + idx * dim
+        first_line = start // line
+        n_lines = (start + dim - 1) // line - first_line + 1
+        rep = np.repeat(np.arange(idx.size), n_lines)
+        within = np.arange(rep.size) - np.repeat(np.cumsum(n_lines) - n_lines, n_lines)
+        line_no = first_line[rep] + within
+        seg_lo = np.maximum(start[rep], line_no * line)
+        seg_hi = np.minimum(start[rep] + dim, (line_no + 1) * line)
+        lo[i] = total
+        total += line_no.size
+        hi[i] = total
+        parts_ins.append(np.full(line_no.size, i, np.int64))
+        parts_line.append(line_no)
+        parts_len.append(seg_hi - seg_lo)
+    cat = (lambda xs: np.concatenate(xs).astype(np.int64) if xs else np.zeros(0, np.int64))
+    elems = cat(parts_len)
+    return lo, hi, cat(parts_ins), cat(parts_line), -(-elems // lanes), elems
+
+
+def _queues(program: Program) -> tuple[np.ndarray, ...]:
+    ins = program.instrs
+    op = ins["op"]
+    units = program.hw.gather_units
+    unit_lists = [np.flatnonzero((op == isa.OP_GATHER) & (ins["a"] == u)) for u in range(units)]
+    unit_ptr = np.zeros(units + 1, np.int64)
+    unit_ptr[1:] = np.cumsum([len(q) for q in unit_lists])
+    unit_q = np.concatenate(unit_lists).astype(np.int64) if units else np.zeros(0, np.int64)
+    return (np.flatnonzero(op == isa.OP_LOAD).astype(np.int64), unit_ptr, unit_q,
+            np.flatnonzero((op == isa.OP_GEMM) | (op == isa.OP_INTER)).astype(np.int64),
+            np.flatnonzero(op == isa.OP_STORE).astype(np.int64))
+
+
+def run(program: Program) -> Timed:
+    """Time ``program`` on its hardware."""
+    hw, pl, ins = program.hw, program.plan, program.instrs
+    line = hw.line_bytes
+    op = ins["op"].astype(np.int64)
+    lines = np.zeros(len(ins), np.int64)
+    load = op == isa.OP_LOAD
+    lines[load] = ins["p"][load].astype(np.int64) | (ins["k"][load].astype(np.int64) << 16)
+    store = op == isa.OP_STORE
+    out_bytes = ins["p"][store].astype(np.int64) * ins["k"][store] * hw.acc_bytes
+    lines[store] = -(-out_bytes // line)
+    activity = np.zeros(len(ACTIVITIES), np.int64)
+    stalls = np.zeros(len(STALL_CAUSES), np.int64)
+    counters = np.zeros(len(_COUNTERS), np.int64)
+    mem = hw.memory
+    cycles = _kernel(
+        op, ins["mb"].astype(np.int64), ins["a"].astype(np.int64), ins["b"].astype(np.int64),
+        ins["addr"].astype(np.int64), lines, program.gemm_cycles, *gather_requests(program),
+        *_queues(program), np.int64(pl.mini_batches), np.int64(hw.gather_units), np.int64(mem.channels),
+        np.int64(line), np.int64(-(-line // mem.bytes_per_cycle)), np.int64(mem.latency_cycles),
+        np.int64(hw.max_outstanding), np.int64(hw.cache_lines), np.int64(isa.CACHE_HIT_CYCLES),
+        np.int64(len(pl.model.bottom_layers)), activity, stalls, counters)
+    if cycles < 0:
+        raise RuntimeError("recsys simulator: no instruction finished for 2**26 cycles (a deadlock)")
+    return Timed(
+        cycles=int(cycles),
+        activity={k: int(v) for k, v in zip(ACTIVITIES, activity)},
+        stalls={k: int(v) for k, v in zip(STALL_CAUSES, stalls)},
+        counters={k: int(v) for k, v in zip(_COUNTERS, counters)},
+    )
+
+
+def _dense_work(program: Program) -> tuple[int, int, int]:
+    """Useful MACs, issued MAC slots and on-chip operand bytes of the dense engine: each GEMM
+    reads A once per column block and B once per row block and writes P x Q results."""
+    hw, model = program.hw, program.plan.model
+    useful = issued = onchip = 0
+    for size in program.plan.mini_sizes():
+        for k, q in program.plan.layers:
+            useful += size * k * q
+            issued += layer_issued_macs(hw, size, k, q)
+            onchip += size * k * -(-q // hw.cols) + q * k * -(-size // hw.rows) + size * q
+        if model.interaction == "dot":
+            f = model.tables + 1
+            useful += size * f * (f - 1) // 2 * model.dim
+            issued += size * layer_issued_macs(hw, f, model.dim, f)
+            onchip += size * 3 * f * model.dim
+    return useful, issued, onchip
+
+
+def simulate(point) -> results.RawCounts:
+    """Compile a :class:`~sparsim.dataflow.config.DesignPoint` (indices, no data), time it and
+    count what the shared derivation needs (simulator/results.py)."""
+    from sparsim.dataflow.recsys import compile_design_point
+
+    program = compile_design_point(point, with_data=False)
+    timed = run(program)
+    hw = point.hardware
+    c = timed.counters
+    useful, issued, dense_onchip = _dense_work(program)
+    line = hw.line_bytes
+    read_lines = c["cache_misses"] + c["loader_lines"]
+    # Pooling reads and writes each element's sum; loads write their lines into buffers;
+    # cache hits read a line.
+    onchip = (2 * c["pooled_elements"] * hw.acc_bytes + c["loader_lines"] * line
+              + c["cache_hits"] * line + dense_onchip)
+    return results.RawCounts(
+        cycles=timed.cycles,
+        clock_mhz=hw.clock_mhz,
+        useful_macs=useful,
+        issued_macs=issued,
+        peak_macs_per_cycle=hw.macs_per_cycle,
+        bytes_read=read_lines * line,
+        bytes_written=c["store_lines"] * line,
+        onchip_bytes=onchip,
+        peak_bytes_per_cycle=hw.memory.channels * min(hw.memory.bytes_per_cycle, line),
+        breakdown=timed.activity,
+        stalls=timed.stalls,
+        counts={
+            "overlap_cycles": c["overlap_cycles"],
+            "requests": c["requests"] + c["loader_lines"],
+            "cache_hits": c["cache_hits"],
+            "mean_in_flight": c["in_flight_sum"] / timed.cycles,
+            "peak_in_flight": c["peak_in_flight"],
+            "channel_queue_cycles": c["channel_queue_cycles"],
+            "mini_batch": program.plan.mini,
+        },
+        items=program.plan.batch,
+        item="inference",
+    )
+
+
+def resources(hw) -> dict[str, float]:
+    """Estimated resources, counted from the units docs/recsys.md describes; there is no RTL to
+    calibrate against yet, so the LUT and FF figures are first-order (uncalibrated): one DSP
+    per PE (INT8 multiply); per PE 60 LUTs and 3 x acc_bits FFs (operand, product and
+    accumulator registers); per gather unit a pooling adder of pool_lanes x acc_bits bits and
+    its tag pool; block RAM from the buffer capacities and the cache."""
+    pes = hw.rows * hw.cols
+    per_unit_lut = hw.pool_lanes * hw.acc_bits + 40 * hw.max_outstanding + 400
+    per_unit_ff = hw.pool_lanes * hw.acc_bits + 48 * hw.max_outstanding + 300
+    kib = (hw.index_buffer_kib + hw.pooled_buffer_kib + hw.act_buffer_kib + hw.weight_buffer_kib
+           + hw.out_buffer_kib + hw.cache_kib)
+    return {
+        "dsp": float(pes),
+        "lut": float(60 * pes + hw.gather_units * per_unit_lut + 2000),
+        "ff": float(3 * hw.acc_bits * pes + hw.gather_units * per_unit_ff + 2000),
+        "bram36": float(np.ceil(kib * 1024 * 8 / 36864)),
+        "uram": 0.0,
+    }
