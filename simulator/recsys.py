@@ -30,7 +30,7 @@ _NO_PROGRESS = 1 << 26
 #: Activities whose busy cycles the simulator reports (``op_cycles_*``), in kernel order.
 ACTIVITIES = ("gather", "pooling", "bottom_mlp", "interaction", "top_mlp", "load", "store")
 #: Stall causes (``stall_*``), in kernel order: the dense engine's (which with its busy cycles add
-#: up to the cycle count) and the gather units' (summed over units).
+#: up to the cycle count) and the gather units' (the mean over units of each unit's cycles).
 STALL_CAUSES = ("dense_weights", "dense_load", "dense_gather", "dense_out_bank", "dense_tail",
                 "gather_tags", "gather_index_load", "gather_pooled_bank")
 _COUNTERS = ("requests", "cache_hits", "cache_misses", "loader_lines", "store_lines", "in_flight_sum",
@@ -454,7 +454,9 @@ def run(program: Program) -> Timed:
     return Timed(
         cycles=int(cycles),
         activity={k: int(v) for k, v in zip(ACTIVITIES, activity)},
-        stalls={k: int(v) for k, v in zip(STALL_CAUSES, stalls)},
+        # A gather stall is counted per unit and cycle: report the mean unit's, in cycles.
+        stalls={k: int(v) if k.startswith("dense_") else int(round(v / hw.gather_units))
+                for k, v in zip(STALL_CAUSES, stalls)},
         counters={k: int(v) for k, v in zip(_COUNTERS, counters)},
     )
 
