@@ -294,7 +294,8 @@ class GemmPlan:
 @dataclass(frozen=True)
 class PregenPlan:
     """Pre-generation of one layer's compressed copies from its dense W[cout, k], in slabs of
-    ``kc`` columns: ``both`` adds the backward copy (bdwp) to the forward one."""
+    ``rb`` rows (a K chunk of the act_grad GEMM, along Cout) by ``kc`` columns (a K chunk of the
+    forward GEMM); ``both`` adds the backward copy (bdwp) to the forward one."""
 
     layer: int
     name: str
@@ -303,6 +304,7 @@ class PregenPlan:
     n: int
     m: int
     kc: int
+    rb: int
     both: bool
 
     @property
@@ -315,7 +317,7 @@ class PregenPlan:
 
     @property
     def slabs(self) -> int:
-        return -(-self.k_pad // self.kc)
+        return -(-self.k_pad // self.kc) * -(-self.cout_pad // self.rb)
 
 
 def _fit(total: int, cap: int, unit: int) -> int:
@@ -355,29 +357,46 @@ def _tile(hw: NmTrainHardware, p: int, q: int, k: int, n: int, m: int, prune: bo
     return gc, pt, qt, outer
 
 
-def _pregen_groups(hw: NmTrainHardware, name: str, cout: int, k: int, n: int, m: int, both: bool) -> int:
-    """Most groups of columns per pre-generation slab: all Cout rows of the slab must fit a
-    weight bank dense, each compressed copy of it an output bank, and every record the banks'
-    record widths."""
-    cp = -(-cout // m) * m
-    kp = -(-k // m) * m
+def _slab_fits(hw: NmTrainHardware, rb: int, kc: int, n: int, m: int) -> bool:
+    """Whether a pre-generation slab of ``rb`` rows x ``kc`` columns fits: dense in a weight
+    bank, each compressed copy in an output bank, every record within a bank row (bank / R)
+    and the 16-bit fields."""
     gb = isa.group_bytes(n, m)
-    R, C = hw.rows, hw.cols
     w_bank, out_bank = bank_bytes(hw.weight_buffer_kib), bank_bytes(hw.output_buffer_kib)
-    groups = min(w_bank // (max(cp, C) * m), out_bank // (max(cp, R) * gb), isa.field_max("width") // m, kp // m)
-    if both:
-        bwd_record = cp // m * gb
-        if cp > isa.field_max("count") or bwd_record > isa.field_max("width") or bwd_record > out_bank // R:
-            raise ConfigError("hardware.output_buffer_kib",
-                              f"too small for the backward copy of layer {name!r}: a record of its "
-                              f"{cout} output channels takes {bwd_record} B, more than a bank row of "
-                              f"{out_bank // R} B (bank / rows)")
-        groups = min(groups, out_bank // (m * bwd_record), isa.field_max("count") // m)
-    if groups < 1:
-        raise ConfigError("hardware.weight_buffer_kib" if w_bank < max(cp, C) * m else "hardware.output_buffer_kib",
-                          f"too small for one pre-generation slab of layer {name!r}: {cp} x {m} dense bytes "
-                          f"need {max(cp, C) * m} B of a weight bank and {max(cp, R) * gb} B of an output bank")
-    return groups
+    fwd_rec, bwd_rec = kc // m * gb, rb // m * gb
+    return (rb * kc <= w_bank and rb * fwd_rec <= out_bank and kc * bwd_rec <= out_bank
+            and max(fwd_rec, bwd_rec) <= out_bank // hw.rows
+            and max(rb, kc) <= isa.field_max("count") and kc <= isa.field_max("width"))
+
+
+def _slab(hw: NmTrainHardware, name: str, cout: int, k: int, kc: int, rb: int | None, n: int, m: int) -> tuple[int, int]:
+    """(kc, rb) of a layer's pre-generation slabs, starting from the forward GEMM's K chunk
+    ``kc`` and the act_grad GEMM's Cout chunk ``rb`` (None: no backward copy, the rows are
+    free). Until a slab fits it shrinks, in steps of M, the free rows first, else the side whose
+    GEMM has fewer output-column blocks, so fewer extra folds (each costs its fill and drain):
+    the forward GEMM's columns are Cout, the act_grad GEMM's are K."""
+    cp = -(-cout // m) * m
+    rows = rb if rb is not None else cp
+    rows_first = rb is None or cout >= k
+    for _ in range(2):
+        if rows_first:
+            while not _slab_fits(hw, rows, kc, n, m) and rows > m:
+                rows -= m
+        else:
+            while not _slab_fits(hw, rows, kc, n, m) and kc > m:
+                kc -= m
+        rows_first = not rows_first
+    if not _slab_fits(hw, rows, kc, n, m):
+        w_bank, out_bank = bank_bytes(hw.weight_buffer_kib), bank_bytes(hw.output_buffer_kib)
+        if m * m > w_bank:
+            raise ConfigError("hardware.weight_buffer_kib",
+                              f"too small for one pre-generation slab of layer {name!r}: {m} x {m} dense bytes "
+                              f"need {m * m} B of a weight bank, which holds {w_bank} B")
+        raise ConfigError("hardware.output_buffer_kib",
+                          f"too small for one pre-generation slab of layer {name!r}: its compressed copies need "
+                          f"{m * isa.group_bytes(n, m)} B of an output bank (which holds {out_bank} B) in "
+                          f"records of at most bank / rows = {out_bank // hw.rows} B")
+    return kc, rows
 
 
 def plan_step(hw: NmTrainHardware, wl: TrainWorkload) -> tuple[list[PregenPlan], list[GemmPlan], list[LayerShape]]:
@@ -397,31 +416,31 @@ def plan_step(hw: NmTrainHardware, wl: TrainWorkload) -> tuple[list[PregenPlan],
         gc, pt, qt, outer = _tile(hw, p, q, k, n, m, prune, gc_cap=gc_cap)
         return GemmPlan(i, shapes[i].name, pass_, p, q, k, n, m, prune, shapes[i].count, gc, pt, qt, outer)
 
-    pregens, gemms = [], []
+    # Sparse layers with pre-generated copies: the forward (and act_grad) GEMMs' K chunks are
+    # the slabs' columns (and rows), so each chunk of a copy is one contiguous block.
+    fwd_plans, act_plans, pregens = {}, {}, []
     for i, s in enumerate(shapes):
+        bwd_sparse = sparse[i] and wl.mode == "bdwp"
         if sparse[i] and pre:
-            both = wl.mode == "bdwp"
-            # The forward GEMM's K chunks are the slabs, so each chunk of the forward copy is
-            # one contiguous block.
-            fwd = gemm(i, isa.FORWARD, s.p, s.cout, s.k, True,
-                       gc_cap=_pregen_groups(hw, s.name, s.cout, s.k, nm.n, nm.m, both))
-            pregens.append(PregenPlan(i, s.name, s.cout, s.k, nm.n, nm.m, fwd.gc * nm.m, both))
+            fwd = gemm(i, isa.FORWARD, s.p, s.cout, s.k, True)
+            act = gemm(i, isa.ACT_GRAD, s.p, s.k, s.cout, True) if bwd_sparse and i > 0 else None
+            kc, rb = _slab(hw, s.name, s.cout, s.k, fwd.gc * nm.m, act.gc * nm.m if act else None, nm.n, nm.m)
+            fwd = gemm(i, isa.FORWARD, s.p, s.cout, s.k, True, gc_cap=kc // nm.m)
+            if bwd_sparse:  # the backward copy exists even when the first layer has no act_grad
+                act = gemm(i, isa.ACT_GRAD, s.p, s.k, s.cout, True, gc_cap=rb // nm.m)
+                rb = act.gc * nm.m
+            else:
+                act = gemm(i, isa.ACT_GRAD, s.p, s.k, s.cout, False)
+            pregens.append(PregenPlan(i, s.name, s.cout, s.k, nm.n, nm.m, fwd.gc * nm.m, rb, bwd_sparse))
         else:
             fwd = gemm(i, isa.FORWARD, s.p, s.cout, s.k, sparse[i])
-        gemms.append(fwd)
+            act = gemm(i, isa.ACT_GRAD, s.p, s.k, s.cout, bwd_sparse)
+        fwd_plans[i], act_plans[i] = fwd, act
+    gemms = [fwd_plans[i] for i in range(len(shapes))]
     for i in reversed(range(len(shapes))):
         s = shapes[i]
         if i > 0:  # nothing consumes the gradient of the network's input
-            g = gemm(i, isa.ACT_GRAD, s.p, s.k, s.cout, sparse[i] and wl.mode == "bdwp")
-            if g.m > 1 and pre and g.chunks > 1:
-                # The backward copy's rows hold every Cout group; a chunk of them would not be
-                # contiguous in memory.
-                full = g.groups * g.m * hw.rows > bank_bytes(hw.input_buffer_kib)
-                raise ConfigError("hardware.input_buffer_kib" if full else "hardware.weight_buffer_kib",
-                                  f"too small for the act_grad GEMM of layer {s.name!r} with pre-generated "
-                                  f"weights: its rows of {s.cout} output channels must not be cut "
-                                  f"(or use workload.pregen: inline)")
-            gemms.append(g)
+            gemms.append(act_plans[i])
         gemms.append(gemm(i, isa.WEIGHT_GRAD, s.cout, s.k, s.p, False))
     return pregens, gemms, shapes
 
@@ -493,32 +512,35 @@ def _emit_gemm(hw: NmTrainHardware, g: GemmPlan, a_base: int, b_base: int, b_row
 
 
 def _emit_pregen(pg: PregenPlan, w_base: int, f_base: int, b_base: int) -> np.ndarray:
-    """LDB of a dense slab, PGS of its forward copy (and of its backward copy), per slab; the
-    dense weights and the forward copy are slab-major, the backward copy row-major."""
+    """Per slab (column chunk c, row block r): LDB of the dense slab, PGS of its forward copy
+    (and of its backward copy). The dense weights and the forward copy are chunk-major by
+    columns, the backward copy by rows, so every slab is one block in each."""
     per = 3 if pg.both else 2
     out = np.zeros(pg.slabs * per, dtype=isa.INSTR_DTYPE)
     out["pass_"] = isa.PREGEN
     out["layer"] = pg.layer
     gb = isa.group_bytes(pg.n, pg.m)
     cp, kp, m = pg.cout_pad, pg.k_pad, pg.m
-    c0, csz = _ranges(kp, pg.kc)
-    bwd_row = cp // m * gb
+    cc0, ccs = _ranges(kp, pg.kc)
+    rr0, rrs = _ranges(cp, pg.rb)
+    c0, r0 = np.repeat(cc0, len(rr0)), np.tile(rr0, len(cc0))
+    csz, rsz = np.repeat(ccs, len(rr0)), np.tile(rrs, len(cc0))
     ld, fw = out[0::per], out[1::per]
     ld["op"] = isa.OP_LDB
     ld["n"], ld["m_log2"] = 1, 0
-    ld["count"], ld["width"], ld["k_steps"] = cp, csz, csz
-    ld["addr"] = w_base + c0 * cp
+    ld["count"], ld["width"], ld["k_steps"] = rsz, csz, csz
+    ld["addr"] = w_base + c0 * cp + r0 * csz
     fw["op"] = isa.OP_PGS
     fw["axis"] = 0
-    fw["count"], fw["width"], fw["k_steps"] = cp, csz // m * gb, csz // m * pg.n
-    fw["addr"] = f_base + c0 // m * gb * cp
+    fw["count"], fw["width"], fw["k_steps"] = rsz, csz // m * gb, csz // m * pg.n
+    fw["addr"] = f_base + c0 // m * gb * cp + r0 * (csz // m * gb)
     fw["n"], fw["m_log2"] = pg.n, m.bit_length() - 1
     if pg.both:
         bw = out[2::per]
         bw["op"] = isa.OP_PGS
         bw["axis"] = 1
-        bw["count"], bw["width"], bw["k_steps"] = csz, bwd_row, cp // m * pg.n
-        bw["addr"] = b_base + c0 * bwd_row
+        bw["count"], bw["width"], bw["k_steps"] = csz, rsz // m * gb, rsz // m * pg.n
+        bw["addr"] = b_base + r0 // m * gb * kp + c0 * (rsz // m * gb)
         bw["n"], bw["m_log2"] = pg.n, m.bit_length() - 1
     return out
 
@@ -664,7 +686,7 @@ def _fill_data(program: Program, wl: TrainWorkload, shapes: list[LayerShape], se
         return sparsity.pad_to_multiple(a.astype(np.int8), m, axis=1)
 
     blocks = []
-    pregen_regions: dict[int, tuple[int, int, int]] = {}
+    pregen_regions: dict[int, tuple[int, int, int, int]] = {}
     for pg in program.pregens:
         _, _, w = data[pg.layer]
         wd = np.zeros((pg.cout_pad, pg.k_pad), dtype=np.int8)
@@ -673,7 +695,7 @@ def _fill_data(program: Program, wl: TrainWorkload, shapes: list[LayerShape], se
         w_addr = place(_chunk_major(wd, 1, pg.kc))
         f_addr = reserve(pg.cout_pad * pg.k_pad // pg.m * gb)
         b_addr = reserve(pg.k_pad * pg.cout_pad // pg.m * gb) if pg.both else 0
-        pregen_regions[pg.layer] = (f_addr, b_addr, pg.cout_pad)
+        pregen_regions[pg.layer] = (f_addr, b_addr, pg.cout_pad, pg.k_pad)
         blocks.append(_emit_pregen(pg, w_addr, f_addr, b_addr))
     dense_names = wl.dense_names()
     for g in program.gemms:
@@ -686,7 +708,7 @@ def _fill_data(program: Program, wl: TrainWorkload, shapes: list[LayerShape], se
             expected = golden.forward(x, w, layer_mode, nm.n, nm.m, hw.acc_bits)
             b_dense = w if g.m == 1 or g.prune else None
             if g.m > 1 and not g.prune:
-                pre_addr, _, b_rows = pregen_regions[g.layer]
+                pre_addr, _, b_rows, _ = pregen_regions[g.layer]
         elif g.pass_ == isa.ACT_GRAD:
             a = dy
             expected = golden.activation_gradient(dy, w, layer_mode, nm.n, nm.m, hw.acc_bits)
@@ -695,7 +717,7 @@ def _fill_data(program: Program, wl: TrainWorkload, shapes: list[LayerShape], se
             else:
                 b_dense = w.T if g.m == 1 or g.prune else None
             if g.m > 1 and not g.prune:
-                _, pre_addr, b_rows = pregen_regions[g.layer]  # one chunk: the rows are whole
+                _, pre_addr, _, b_rows = pregen_regions[g.layer]
         else:
             a, b_dense = dy.T, x.T
             expected = golden.weight_gradient(dy, x, hw.acc_bits)

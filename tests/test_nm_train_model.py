@@ -79,26 +79,34 @@ def test_training_order_and_modes():
 
 
 def test_pregeneration_writes_the_bdwp_copies():
-    """The PGS jobs write exactly sparsity.bdwp_copies of the dense weights, packed: the
-    forward copy in slabs (each slab's rows consecutive), the backward copy row-major."""
+    """The PGS jobs write exactly sparsity.bdwp_copies of the dense weights, packed: the forward
+    copy chunk-major by the forward GEMM's K chunks (slab columns), the backward copy by the
+    act_grad GEMM's Cout chunks (slab rows). Small input banks cut both."""
     from sparsim.dataflow.nm_train import _chunk_major
 
-    point = _point(mode="bdwp")
+    point = design_point_from_dict({"hardware": {"preset": "nm_tiny", "input_buffer_kib": 0.125}, "workload": {
+        "kind": "train", "batch": 1, "mode": "bdwp", "layers": [
+            {"name": "a", "k": 8, "cout": 4}, {"name": "b", "k": 44, "cout": 40, "positions": 3},
+            {"name": "c", "k": 40, "cout": 4}]}, "seed": 5})
     program = compile_design_point(point, with_data=True)
-    after = execute(point.hardware, program.words(), program.memory)
-    ins = program.instrs
     pg = program.pregens[0]
-    assert pg.slabs > 1
+    assert pg.rb < pg.cout_pad and pg.kc < pg.k_pad
+    after = execute(point.hardware, program.words(), program.memory)
+    for got, want in zip(program.read_outputs(after), program.expected_outputs()):
+        assert (got == want).all()
+    ins = program.instrs
     loads = ins[(ins["op"] == isa.OP_LDB) & (ins["pass_"] == isa.PREGEN)]
-    w = np.concatenate([program.memory[int(i["addr"]) : int(i["addr"]) + int(i["count"]) * int(i["width"])]
-                        .view(np.int8).reshape(int(i["count"]), int(i["width"])) for i in loads], axis=1)
-    fwd, bwd = sparsity.bdwp_copies(w.astype(np.int64), pg.n, pg.m)
+    w = np.zeros((pg.cout_pad, pg.k_pad), dtype=np.int64)
+    slabs = [(c0, r0) for c0 in range(0, pg.k_pad, pg.kc) for r0 in range(0, pg.cout_pad, pg.rb)]
+    for (c0, r0), i in zip(slabs, loads):
+        block = program.memory[int(i["addr"]) : int(i["addr"]) + int(i["count"]) * int(i["width"])]
+        w[r0 : r0 + int(i["count"]), c0 : c0 + int(i["width"])] = block.view(np.int8).reshape(int(i["count"]), -1)
+    fwd, bwd = sparsity.bdwp_copies(w, pg.n, pg.m)
     pgs = ins[ins["op"] == isa.OP_PGS]
-    f0 = int(pgs[pgs["axis"] == 0]["addr"][0])
-    b0 = int(pgs[pgs["axis"] == 1]["addr"][0])
+    f0, b0 = int(pgs[pgs["axis"] == 0]["addr"].min()), int(pgs[pgs["axis"] == 1]["addr"].min())
     gb = isa.group_bytes(pg.n, pg.m)
     want_f = _chunk_major(isa.pack_groups(fwd.values, fwd.indices, pg.m), gb, pg.kc // pg.m)
-    want_b = isa.pack_groups(bwd.values, bwd.indices, pg.m).reshape(-1)
+    want_b = _chunk_major(isa.pack_groups(bwd.values, bwd.indices, pg.m), gb, pg.rb // pg.m)
     assert (after[f0 : f0 + want_f.size] == want_f).all()
     assert (after[b0 : b0 + want_b.size] == want_b).all()
     assert not (program.memory[f0 : f0 + want_f.size] == want_f).all()  # not there before
@@ -167,7 +175,7 @@ BAD = [
                                         r"one tile needs rows x max_m = 4 x 8 B"),
     ("hardware.output_buffer_kib=0.1", r"hardware\.output_buffer_kib: too small for one tile"),
     ("hardware.weight_buffer_kib=0.1", r"hardware\.weight_buffer_kib: too small for one pre-generation slab of "
-                                       r"layer 'b': 8 x 8 dense bytes need 64 B of a weight bank"),
+                                       r"layer 'b': 8 x 8 dense bytes need 64 B of a weight bank, which holds 51 B"),
     ("hardware.dataflow=is", r"hardware\.dataflow: expected 'os' or 'ws', not 'is'"),
     ("workload.mode=sparse", r"workload\.mode: expected 'dense', 'sr_ste' or 'bdwp', not 'sparse'"),
     ("hardware.acc_bits=20", r"hardware\.acc_bits: must be a multiple of 8 from 16 to 48, not 20"),
