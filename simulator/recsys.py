@@ -38,9 +38,9 @@ _COUNTERS = ("requests", "cache_hits", "cache_misses", "loader_lines", "store_li
 
 
 @njit(cache=True)
-def _kernel(op, mb, fa, fb, addr, lines, dense_cyc, req_lo, req_hi, req_ins, req_line, req_cost, req_elems,
+def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off, tab_idx, tab_off, mini,
             loader_q, unit_ptr, unit_q, dense_q, store_q, n_mb, units, channels, line_bytes, beats,
-            latency, max_out, cache_lines, hit_cycles, n_bottom, activity, stalls, counters):
+            latency, max_out, cache_lines, hit_cycles, pool_lanes, n_bottom, activity, stalls, counters):
     n_ins = op.shape[0]
     # Events per mini-batch (INF: not yet); a condition on an event in cycle y holds from y + 1.
     ldd_done = np.full(n_mb, INF, np.int64)
@@ -59,39 +59,47 @@ def _kernel(op, mb, fa, fb, addr, lines, dense_cyc, req_lo, req_hi, req_ins, req
     for m in range(n_mb):
         if g_left[m] == 0:
             g_all[m] = -1
-    lines_left = np.zeros(n_ins, np.int64)  # LOAD: lines to deliver; GATHER: lines to pool
-    for i in range(n_ins):
-        if op[i] == isa.OP_LOAD:
-            lines_left[i] = lines[i]
-        elif op[i] == isa.OP_GATHER:
-            lines_left[i] = req_hi[i] - req_lo[i]
+    load_left = lines.copy()  # LOAD: lines still to deliver
+    g_issued = np.zeros(n_ins, np.int64)  # GATHER: lines issued, pooled, all issued
+    g_pooled = np.zeros(n_ins, np.int64)
+    g_closed = np.zeros(n_ins, np.bool_)
     last_event = np.int64(-1)
 
     free = np.zeros(channels, np.int64)
     cap = (units + 1) * max_out + 1
     ch_done = np.zeros((channels, cap), np.int64)
-    ch_who = np.zeros((channels, cap), np.int64)
-    ch_pay = np.zeros((channels, cap), np.int64)
+    ch_who = np.zeros((channels, cap), np.int64)  # 0 loader, 1 + u gather unit u
+    ch_ins = np.zeros((channels, cap), np.int64)
+    ch_line = np.zeros((channels, cap), np.int64)
+    ch_elems = np.zeros((channels, cap), np.int64)
     ch_head = np.zeros(channels, np.int64)
     ch_n = np.zeros(channels, np.int64)
     ucap = max_out + 1
-    fifo = np.zeros((units, ucap), np.int64)
+    fifo_ins = np.zeros((units, ucap), np.int64)
+    fifo_elems = np.zeros((units, ucap), np.int64)
     fifo_arr = np.zeros((units, ucap), np.int64)
     fifo_head = np.zeros(units, np.int64)
     fifo_n = np.zeros(units, np.int64)
-    hit_req = np.zeros((units, ucap), np.int64)
+    hit_ins = np.zeros((units, ucap), np.int64)
+    hit_elems = np.zeros((units, ucap), np.int64)
     hit_done = np.zeros((units, ucap), np.int64)
     hit_head = np.zeros(units, np.int64)
     hit_n = np.zeros(units, np.int64)
     tags = np.full((units, max(cache_lines, 1)), -1, np.int64)
     pool_end = np.full(units, -2, np.int64)  # -2: idle (never x - 1)
-    pool_req = np.zeros(units, np.int64)
+    pool_ins = np.zeros(units, np.int64)
     u_inflight = np.zeros(units, np.int64)
     u_pos = np.zeros(units, np.int64)
     u_started = np.zeros(units, np.int64)
-    u_next = np.zeros(units, np.int64)
     u_active = np.zeros(units, np.int64)
-    g_done = np.full(n_ins, INF, np.int64)
+    # Address generation of each unit's current GATHER: sample, index, line of the row.
+    u_s = np.zeros(units, np.int64)
+    u_s_end = np.zeros(units, np.int64)
+    u_j = np.zeros(units, np.int64)
+    u_j_end = np.zeros(units, np.int64)
+    u_row = np.zeros(units, np.int64)
+    u_line = np.zeros(units, np.int64)
+    u_line_last = np.zeros(units, np.int64)
 
     l_pos = 0
     l_started = False
@@ -106,32 +114,31 @@ def _kernel(op, mb, fa, fb, addr, lines, dense_cyc, req_lo, req_hi, req_ins, req
     d_pos = 0
     d_start = np.int64(0)
     d_end = np.int64(-1)
-    d_kind = -1
+    d_kind = 0
 
     x = np.int64(0)
     while True:
-        # (a) Tags returned after events of cycle x - 1.
+        # (a) Tags returned after the events of cycle x - 1, then (b) pooling starts: the oldest
+        # line delivered before this cycle.
         l_inflight -= l_deliv_last
         for u in range(units):
             if pool_end[u] == x - 1:
                 pool_end[u] = -2
                 u_inflight[u] -= 1
-                g = req_ins[pool_req[u]]
-                lines_left[g] -= 1
-                if lines_left[g] == 0:
-                    _gather_done(g, x - 1, mb, g_done, g_left, g_max, g_all)
+                g = pool_ins[u]
+                g_pooled[g] += 1
+                if g_closed[g] and g_pooled[g] == g_issued[g]:
+                    _gather_done(g, x - 1, mb, g_left, g_max, g_all)
                     u_active[u] -= 1
                     if x - 1 > last_event:
                         last_event = x - 1
-        # (b) Pooling starts: the oldest line delivered before this cycle.
-        for u in range(units):
             if pool_end[u] < 0 and fifo_n[u] > 0 and fifo_arr[u, fifo_head[u]] < x:
-                r = fifo[u, fifo_head[u]]
-                fifo_head[u] = (fifo_head[u] + 1) % ucap
+                h = fifo_head[u]
+                pool_ins[u] = fifo_ins[u, h]
+                pool_end[u] = x + (fifo_elems[u, h] + pool_lanes - 1) // pool_lanes - 1
+                counters[9] += fifo_elems[u, h]
+                fifo_head[u] = (h + 1) % ucap
                 fifo_n[u] -= 1
-                pool_req[u] = r
-                pool_end[u] = x + req_cost[r] - 1
-                counters[9] += req_elems[r]
         # (c) Request handshakes: loader, gather units 0 .. G-1, store.
         if l_pos < loader_q.shape[0]:
             i = loader_q[l_pos]
@@ -160,7 +167,7 @@ def _kernel(op, mb, fa, fb, addr, lines, dense_cyc, req_lo, req_hi, req_ins, req
                 k = (ch_head[c] + ch_n[c]) % cap
                 ch_done[c, k] = done
                 ch_who[c, k] = 0
-                ch_pay[c, k] = i
+                ch_ins[c, k] = i
                 ch_n[c] += 1
                 l_inflight += 1
                 counters[3] += 1
@@ -172,6 +179,7 @@ def _kernel(op, mb, fa, fb, addr, lines, dense_cyc, req_lo, req_hi, req_ins, req
             if u_pos[u] >= unit_ptr[u + 1] - unit_ptr[u]:
                 continue
             i = unit_q[unit_ptr[u] + u_pos[u]]
+            dim = fq[i]
             if u_started[u] == 0:
                 m = mb[i]
                 if ldi_done[m] >= x:
@@ -181,27 +189,45 @@ def _kernel(op, mb, fa, fb, addr, lines, dense_cyc, req_lo, req_hi, req_ins, req
                     stalls[7] += 1
                     continue
                 u_started[u] = 1
-                u_next[u] = req_lo[i]
                 u_active[u] += 1
-                if req_hi[i] == req_lo[i]:
-                    _gather_done(i, x, mb, g_done, g_left, g_max, g_all)
+                t = fb[i]
+                u_s[u] = tab_off[t] + m * mini + fk[i]
+                u_s_end[u] = u_s[u] + fp[i]
+                u_j[u] = tab_idx[t] + bag_off[u_s[u]]
+                u_j_end[u] = tab_idx[t] + bag_off[u_s[u] + 1]
+                # Skip empty bags; the first row's lines.
+                while u_j[u] == u_j_end[u] and u_s[u] < u_s_end[u]:
+                    u_s[u] += 1
+                    if u_s[u] < u_s_end[u]:
+                        u_j_end[u] = tab_idx[t] + bag_off[u_s[u] + 1]
+                if u_s[u] == u_s_end[u]:  # every bag empty: done when it starts
+                    g_closed[i] = True
+                    _gather_done(i, x, mb, g_left, g_max, g_all)
                     u_active[u] -= 1
                     if x > last_event:
                         last_event = x
                     u_started[u] = 0
                     u_pos[u] += 1
                     continue
+                u_row[u] = addr[i] + bag_idx[u_j[u]] * dim
+                u_line[u] = u_row[u] // line_bytes
+                u_line_last[u] = (u_row[u] + dim - 1) // line_bytes
             if u_inflight[u] >= max_out:
                 stalls[5] += 1
                 continue
-            r = u_next[u]
-            line = req_line[r]
+            line = u_line[u]
+            lo = u_row[u] if u_row[u] > line * line_bytes else line * line_bytes
+            hi = u_row[u] + dim
+            if hi > (line + 1) * line_bytes:
+                hi = (line + 1) * line_bytes
             counters[0] += 1
-            s = line % cache_lines if cache_lines > 0 else 0
-            if cache_lines > 0 and tags[u, s] == line:
+            g_issued[i] += 1
+            u_inflight[u] += 1
+            if cache_lines > 0 and tags[u, line % cache_lines] == line:
                 counters[1] += 1
                 k = (hit_head[u] + hit_n[u]) % ucap
-                hit_req[u, k] = r
+                hit_ins[u, k] = i
+                hit_elems[u, k] = hi - lo
                 hit_done[u, k] = x + hit_cycles
                 hit_n[u] += 1
             else:
@@ -212,13 +238,28 @@ def _kernel(op, mb, fa, fb, addr, lines, dense_cyc, req_lo, req_hi, req_ins, req
                 k = (ch_head[c] + ch_n[c]) % cap
                 ch_done[c, k] = done
                 ch_who[c, k] = 1 + u
-                ch_pay[c, k] = r
+                ch_ins[c, k] = i
+                ch_line[c, k] = line
+                ch_elems[c, k] = hi - lo
                 ch_n[c] += 1
-            u_inflight[u] += 1
-            u_next[u] = r + 1
-            if r + 1 == req_hi[i]:
+            # Next line: of this row, else the bag's next row, else the next non-empty bag.
+            if line < u_line_last[u]:
+                u_line[u] = line + 1
+                continue
+            u_j[u] += 1
+            t = fb[i]
+            while u_j[u] == u_j_end[u] and u_s[u] < u_s_end[u]:
+                u_s[u] += 1
+                if u_s[u] < u_s_end[u]:
+                    u_j_end[u] = tab_idx[t] + bag_off[u_s[u] + 1]
+            if u_s[u] == u_s_end[u]:
+                g_closed[i] = True
                 u_started[u] = 0
                 u_pos[u] += 1
+            else:
+                u_row[u] = addr[i] + bag_idx[u_j[u]] * dim
+                u_line[u] = u_row[u] // line_bytes
+                u_line_last[u] = (u_row[u] + dim - 1) // line_bytes
         if s_pos < store_q.shape[0]:
             i = store_q[s_pos]
             if not s_started and top_end[mb[i]] < x:
@@ -245,35 +286,45 @@ def _kernel(op, mb, fa, fb, addr, lines, dense_cyc, req_lo, req_hi, req_ins, req
         for c in range(channels):
             if ch_n[c] > 0 and ch_done[c, ch_head[c]] == x:
                 h = ch_head[c]
-                who = ch_who[c, h]
-                pay = ch_pay[c, h]
+                i = ch_ins[c, h]
                 ch_head[c] = (h + 1) % cap
                 ch_n[c] -= 1
-                if who == 0:
+                if ch_who[c, h] == 0:
                     l_deliv_last += 1
-                    lines_left[pay] -= 1
-                    if lines_left[pay] == 0:
-                        _load_done(pay, x, fa, mb, ldd_done, ldi_done)
-                        if fa[pay] == isa.LOAD_WEIGHT:
+                    load_left[i] -= 1
+                    if load_left[i] == 0:
+                        _load_done(i, x, fa, mb, ldd_done, ldi_done)
+                        if fa[i] == isa.LOAD_WEIGHT:
                             w_done = x
                         if x > last_event:
                             last_event = x
                 else:
-                    u = who - 1
+                    u = ch_who[c, h] - 1
                     k = (fifo_head[u] + fifo_n[u]) % ucap
-                    fifo[u, k] = pay
+                    fifo_ins[u, k] = i
+                    fifo_elems[u, k] = ch_elems[c, h]
                     fifo_arr[u, k] = x
                     fifo_n[u] += 1
                     if cache_lines > 0:
-                        tags[u, req_line[pay] % cache_lines] = req_line[pay]
+                        tags[u, ch_line[c, h] % cache_lines] = ch_line[c, h]
+        gather_busy = False
+        pool_busy = False
+        in_flight = l_inflight
         for u in range(units):
             if hit_n[u] > 0 and hit_done[u, hit_head[u]] == x:
+                h = hit_head[u]
                 k = (fifo_head[u] + fifo_n[u]) % ucap
-                fifo[u, k] = hit_req[u, hit_head[u]]
+                fifo_ins[u, k] = hit_ins[u, h]
+                fifo_elems[u, k] = hit_elems[u, h]
                 fifo_arr[u, k] = x
                 fifo_n[u] += 1
-                hit_head[u] = (hit_head[u] + 1) % ucap
+                hit_head[u] = (h + 1) % ucap
                 hit_n[u] -= 1
+            if u_active[u] > 0:
+                gather_busy = True
+            if pool_end[u] >= x:
+                pool_busy = True
+            in_flight += u_inflight[u]
         # (e) Dense engine: the next instruction starts once the engine is idle and it is ready.
         if d_pos < dense_q.shape[0] and d_end < x:
             i = dense_q[d_pos]
@@ -308,29 +359,20 @@ def _kernel(op, mb, fa, fb, addr, lines, dense_cyc, req_lo, req_hi, req_ins, req
                     last_event = d_end
                 d_pos += 1
         # (f) What was busy in this cycle.
-        gather_busy = False
-        pool_busy = False
-        in_flight = l_inflight
-        for u in range(units):
-            if u_active[u] > 0:
-                gather_busy = True
-            if pool_end[u] >= x:
-                pool_busy = True
-            in_flight += u_inflight[u]
         if gather_busy:
             activity[0] += 1
+            if d_start <= x and x <= d_end:
+                counters[8] += 1
         if pool_busy:
             activity[1] += 1
         if l_inflight > 0:
             activity[5] += 1
-        if gather_busy and d_start <= x and x <= d_end:
-            counters[8] += 1
         counters[5] += in_flight
         if in_flight > counters[6]:
             counters[6] = in_flight
         # (g) Finished: every queue drained, nothing in flight, the dense engine idle.
-        if (l_pos == loader_q.shape[0] and s_pos == store_q.shape[0] and d_pos == dense_q.shape[0]
-                and d_end <= x and in_flight == 0):
+        if (in_flight == 0 and l_pos == loader_q.shape[0] and s_pos == store_q.shape[0]
+                and d_pos == dense_q.shape[0] and d_end <= x):
             idle = True
             for u in range(units):
                 if u_pos[u] < unit_ptr[u + 1] - unit_ptr[u] or pool_end[u] >= 0 or fifo_n[u] > 0:
@@ -347,8 +389,7 @@ def _kernel(op, mb, fa, fb, addr, lines, dense_cyc, req_lo, req_hi, req_ins, req
 
 
 @njit(cache=True, inline="always")
-def _gather_done(i, t, mb, g_done, g_left, g_max, g_all):
-    g_done[i] = t
+def _gather_done(i, t, mb, g_left, g_max, g_all):
     m = mb[i]
     g_left[m] -= 1
     if t > g_max[m]:
@@ -378,40 +419,15 @@ class Timed:
     counters: dict[str, int]
 
 
-def gather_requests(program: Program) -> tuple[np.ndarray, ...]:
-    """Every GATHER's line requests in issue order: per instruction its range ``[lo, hi)``, and
-    per request its instruction, line number, pooling cycles and row elements (docs/recsys.md,
-    "Gather unit": bag, row, line order; a row touches every line from its first to last byte)."""
-    hw, pl, ins = program.hw, program.plan, program.instrs
-    line, lanes = hw.line_bytes, hw.pool_lanes
-    n = len(ins)
-    lo = np.zeros(n, np.int64)
-    hi = np.zeros(n, np.int64)
-    parts_ins, parts_line, parts_len = [], [], []
-    total = 0
-    for i in np.flatnonzero(ins["op"] == isa.OP_GATHER):
-        row = ins[i]
-        t, first, count, dim = int(row["b"]), int(row["k"]), int(row["p"]), int(row["q"])
-        bag = program.bags[t]
-        s0 = int(row["mb"]) * pl.mini + first
-        idx = bag.indices[bag.offsets[s0]: bag.offsets[s0 + count]]
-        start = int(row["addr"]) + idx * dim
-        first_line = start // line
-        n_lines = (start + dim - 1) // line - first_line + 1
-        rep = np.repeat(np.arange(idx.size), n_lines)
-        within = np.arange(rep.size) - np.repeat(np.cumsum(n_lines) - n_lines, n_lines)
-        line_no = first_line[rep] + within
-        seg_lo = np.maximum(start[rep], line_no * line)
-        seg_hi = np.minimum(start[rep] + dim, (line_no + 1) * line)
-        lo[i] = total
-        total += line_no.size
-        hi[i] = total
-        parts_ins.append(np.full(line_no.size, i, np.int64))
-        parts_line.append(line_no)
-        parts_len.append(seg_hi - seg_lo)
-    cat = (lambda xs: np.concatenate(xs).astype(np.int64) if xs else np.zeros(0, np.int64))
-    elems = cat(parts_len)
-    return lo, hi, cat(parts_ins), cat(parts_line), -(-elems // lanes), elems
+def _bag_arrays(program: Program) -> tuple[np.ndarray, ...]:
+    """Every table's indices and bag offsets, concatenated, with each table's start in both:
+    the gather units generate their line requests from these (docs/recsys.md, "Gather unit")."""
+    bags = program.bags
+    idx = np.concatenate([b.indices for b in bags]).astype(np.int64)
+    off = np.concatenate([b.offsets for b in bags]).astype(np.int64)
+    tab_idx = np.concatenate(([0], np.cumsum([b.indices.size for b in bags])[:-1])).astype(np.int64)
+    tab_off = np.concatenate(([0], np.cumsum([b.offsets.size for b in bags])[:-1])).astype(np.int64)
+    return idx, off, tab_idx, tab_off
 
 
 def _queues(program: Program) -> tuple[np.ndarray, ...]:
@@ -442,13 +458,14 @@ def run(program: Program) -> Timed:
     stalls = np.zeros(len(STALL_CAUSES), np.int64)
     counters = np.zeros(len(_COUNTERS), np.int64)
     mem = hw.memory
+    col = (lambda name: ins[name].astype(np.int64))
     cycles = _kernel(
-        op, ins["mb"].astype(np.int64), ins["a"].astype(np.int64), ins["b"].astype(np.int64),
-        ins["addr"].astype(np.int64), lines, program.gemm_cycles, *gather_requests(program),
+        op, col("mb"), col("a"), col("b"), col("p"), col("k"), col("q"), col("addr"), lines,
+        program.gemm_cycles, *_bag_arrays(program), np.int64(pl.mini),
         *_queues(program), np.int64(pl.mini_batches), np.int64(hw.gather_units), np.int64(mem.channels),
         np.int64(line), np.int64(-(-line // mem.bytes_per_cycle)), np.int64(mem.latency_cycles),
         np.int64(hw.max_outstanding), np.int64(hw.cache_lines), np.int64(isa.CACHE_HIT_CYCLES),
-        np.int64(len(pl.model.bottom_layers)), activity, stalls, counters)
+        np.int64(hw.pool_lanes), np.int64(len(pl.model.bottom_layers)), activity, stalls, counters)
     if cycles < 0:
         raise RuntimeError("recsys simulator: no instruction finished for 2**26 cycles (a deadlock)")
     return Timed(
