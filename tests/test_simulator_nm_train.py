@@ -158,3 +158,81 @@ objectives: {dsp: min, samples_per_s: max}
         total = sum(int(row[f"op_cycles_{p}"]) for p in isa.PASSES)
         assert total == int(row["cycles"])
         assert (int(row["op_cycles_pregen"]) > 0) == (row["workload.pregen"] == "pre")
+
+
+def _reference_cycles(program) -> tuple[int, dict]:
+    """docs/nm_train.md's event equations written out a second way, in plain Python: each
+    bank's readers are listed explicitly (a load waits for the readers of the load two before it
+    into the same bank), tiles are a list (a tile waits for the store of the tile two before it).
+    Returns the cycle count and the stalls by cause."""
+    from sparsim.dataflow import nm_train_isa as isa_
+    from sparsim.simulator.memory import read_start, transfer_end, write_start
+
+    hw = program.hw
+    bw, lat, ab = hw.memory.bandwidth_bytes_per_cycle, hw.memory.latency_cycles, hw.acc_bits // 8
+    ins = program.instrs
+    readers = {isa_.OP_LDA: [], isa_.OP_LDB: []}  # per load: the jobs that read its bank
+    ready = {isa_.OP_LDA: 0, isa_.OP_LDB: 0}
+    done = {}  # job index -> done cycle
+    tiles = []  # store-done cycle of each tile
+    stalls = dict.fromkeys(STALL_CAUSES, 0)
+    f, read_free, write_free, last_store, prev_done = 0, 0, 0, -1, -1
+    for i, row in enumerate(ins):
+        op = int(row["op"])
+        if op in readers:
+            loads = readers[op]
+            guard = max((done[j] for j in loads[-2]), default=-1) if len(loads) >= 2 else -1
+            r = max(f + 1, guard + 1, last_store + 1 if row["sync"] else 0)
+            a = transfer_end(read_start(r, lat, read_free), int(row["count"]), int(row["width"]), bw)
+            read_free = a + 1
+            ready[op] = a + 1 + (isa_.PRUNE_CYCLES if row["prune"] else 0)
+            loads.append([])
+            f = r + 1
+        elif op in (isa_.OP_MM, isa_.OP_PGS):
+            r = f + 1
+            f = r + 1
+            conds = [("dispatch", r + 1)]
+            if op == isa_.OP_MM:
+                conds.append(("input_stream", ready[isa_.OP_LDA]))
+            conds.append(("weight_stream", ready[isa_.OP_LDB]))
+            opens = op == isa_.OP_PGS or not row["acc"]
+            if opens:
+                conds.append(("out_bank", tiles[-2] + 1 if len(tiles) >= 2 else 0))
+            start, cause = prev_done + 1, None
+            for name, t in conds:
+                if t > start:
+                    start, cause = t, name
+            if cause:
+                stalls[cause] += start - (prev_done + 1)
+            cnt, wid = int(row["count"]), int(row["width"])
+            if op == isa_.OP_MM:
+                code, ks = hw.dataflow_code, int(row["k_steps"])
+                folds = systolic.fold_count(code, hw.rows, hw.cols, cnt, wid, ks)
+                dur = folds * systolic.fold_cycles(code, hw.rows, hw.cols, ks, cnt)
+                stalls["fill_drain"] += dur - folds * (ks if code == systolic.OS else cnt)
+                readers[isa_.OP_LDA][-1].append(i)
+            else:
+                dur = cnt + isa_.PREGEN_CYCLES
+            readers[isa_.OP_LDB][-1].append(i)
+            done[i] = prev_done = start + dur - 1
+            if opens:
+                tiles.append(None)
+            if op == isa_.OP_PGS or row["store"]:
+                rec = wid * ab if op == isa_.OP_MM else wid
+                s = max(prev_done + 1, last_store + 1)
+                last_store = transfer_end(write_start(s, write_free), cnt, rec, bw)
+                write_free = last_store + 1
+                tiles[-1] = last_store
+        else:
+            d = max(f + 1, prev_done + 1, last_store + 1)
+            stalls["tail"] += d + 1 - (prev_done + 1)
+            return d + 1, stalls
+    raise AssertionError("no END")
+
+
+@pytest.mark.parametrize("point", _points(36), ids=lambda p: f"seed{p.seed}")
+def test_kernel_equals_a_second_reading_of_the_contract(point):
+    program = compile_design_point(point)
+    cycles, stalls = _reference_cycles(program)
+    r = run(program)
+    assert (r.cycles, r.stalls) == (cycles, stalls)
