@@ -254,3 +254,85 @@ NM_CASES: tuple[Case, ...] = (
 )
 
 CASES_BY_ID.update({case.id: case for case in NM_CASES})
+
+
+# ------------------------------------------------------------------------------------------
+# recsys: functional and simulator levels (rtl/recsys.py adds its levels when it exists)
+
+_RS_HAND_HW = {"engine": "recsys", "clock_mhz": 100, "gather_units": 1, "max_outstanding": 1,
+               "line_bytes": 16, "pool_lanes": 16, "cache_kib": 0, "rows": 1, "cols": 1, "mini_batch": 1,
+               "index_buffer_kib": 1, "pooled_buffer_kib": 1, "act_buffer_kib": 1, "weight_buffer_kib": 1,
+               "out_buffer_kib": 1, "memory": {"channels": 1, "bytes_per_cycle": 16, "latency_cycles": 4}}
+
+_RS_HAND = Case(
+    id="rs-hand-one-sample",
+    point=design_point_from_dict({
+        "hardware": _RS_HAND_HW,
+        "workload": {"kind": "dlrm", "dense_features": 1, "bottom": [1], "top": [1], "dim": 16,
+                     "table_rows": [4], "lookups": 1, "batch": 1},
+    }),
+    hand_cycles=84,
+    derivation="""G = 1 unit with 1 tag, 16 B lines, 1 channel of 16 B/cycle (a line per cycle),
+    latency 4, a 1 x 1 array (OS fold = K + 4 with L = 3, GEMM = fold + POST 2), concat.
+    Loader, one tag: 5 weight lines handshaken 0, 5, 10, 15, 20 (delivered 4 .. 24), dense line
+    25 -> 29, index line 30 -> 34. GATHER: request 35, delivered 39, pooled 40.
+    Bottom GEMM (K 1) 30..36 (weights 24, dense 29); INTER (16 + 2) 41..58 after the gather;
+    top GEMM (K 17: 23 cycles) 59..81; STORE handshaken 82, done 82; END 83: 84 cycles.
+    (tests/test_simulator_recsys.py::test_hand_derived_program checks the stalls as well.)""",
+)
+
+_RS_EXAMPLE_TINY = Case(id="rs-example-tiny", point=_example("recsys_tiny.yaml"))
+
+#: Per recsys design point: embedding dim, lookups per bag (bags "v"ariable or "f"ixed),
+#: interaction. Dims off the line size, bags of 0 and 1, both interactions.
+_RS_SHAPES = ((24, 3, "v", "dot"), (13, 1, "f", "concat"), (16, 0, "f", "concat"), (33, 4, "v", "concat"),
+              (8, 2, "f", "dot"), (20, 1, "v", "dot"), (5, 6, "f", "concat"), (40, 2, "v", "concat"))
+RS_DESIGN_SEEDS = tuple(range(len(_RS_SHAPES)))
+
+
+def rs_random_design_point(dp_seed: int, data_seed: int) -> DesignPoint:
+    """recsys design point ``dp_seed`` with data from ``data_seed``: G, tags, line size, pooling
+    width, cache, array shape and dataflow, accumulator width, mini-batch, memory channels,
+    bandwidth and latency vary; dims are off the line size; bags of 0 and 1; concat and dot;
+    batches of several mini-batches (so gathers and MLPs pipeline)."""
+    rng = np.random.default_rng(30_000 + dp_seed)
+    dim, lookups, bags, interaction = _RS_SHAPES[dp_seed]
+    units = int(rng.integers(1, 5))
+    line = int(rng.choice([16, 32, 64]))
+    cache_lines = (0, 2, 4, 8)[dp_seed % 4]
+    hardware = {
+        "preset": "tiny", "engine": "recsys", "gather_units": units,
+        "max_outstanding": int(rng.integers(1, 9)), "line_bytes": line,
+        "pool_lanes": int(rng.choice([4, 8, 16, 64])), "cache_kib": units * cache_lines * line / 1024,
+        "rows": int(rng.integers(1, 5)), "cols": int(rng.integers(1, 5)),
+        "dataflow": ("os", "ws")[dp_seed % 2], "acc_bits": int(rng.choice([16, 24, 32])),
+        "mini_batch": int(rng.integers(1, 5)),
+        "index_buffer_kib": 8, "pooled_buffer_kib": 8, "act_buffer_kib": 8, "weight_buffer_kib": 16,
+        "out_buffer_kib": 1,
+        "memory": {"channels": int(rng.integers(1, 4)), "bytes_per_cycle": int(rng.choice([2, 4, 8, 16])),
+                   "latency_cycles": int(rng.integers(1, 10))},
+    }
+    tables = [int(rng.integers(max(lookups, 8), 200)) for _ in range(int(rng.integers(1, 4)))]
+    bottom_out = dim if interaction == "dot" else int(rng.integers(1, 12))
+    workload = {
+        "kind": "dlrm", "dense_features": int(rng.integers(1, 12)),
+        "bottom": [int(rng.integers(1, 12)), bottom_out][int(rng.integers(0, 2)):],
+        "top": [int(rng.integers(1, 12)), int(rng.integers(1, 3))],
+        "dim": dim, "table_rows": tables, "lookups": lookups, "bags": {"v": "variable", "f": "fixed"}[bags],
+        "interaction": interaction, "batch": int(rng.integers(1, 10)),
+        "indices": {"distribution": ("uniform", "zipf")[dp_seed % 2], "exponent": 1.1},
+    }
+    return design_point_from_dict({"hardware": hardware, "workload": workload, "seed": data_seed})
+
+
+RS_CASES: tuple[Case, ...] = (
+    _RS_HAND,
+    _RS_EXAMPLE_TINY,
+    *(
+        Case(id=f"rs-dp{dp}-data{seed}", point=rs_random_design_point(dp, seed))
+        for dp in RS_DESIGN_SEEDS
+        for seed in DATA_SEEDS
+    ),
+)
+
+CASES_BY_ID.update({case.id: case for case in RS_CASES})

@@ -22,10 +22,11 @@ from __future__ import annotations
 import copy
 import re
 
+import numpy as np
 import pytest
 
-from cases import (CASES, CASES_BY_ID, DESIGN_SEEDS, NM_CASES, NM_DESIGN_SEEDS, STALL_RUNS, Case,
-                   nm_random_design_point, random_design_point)
+from cases import (CASES, CASES_BY_ID, DESIGN_SEEDS, NM_CASES, NM_DESIGN_SEEDS, RS_CASES, RS_DESIGN_SEEDS,
+                   STALL_RUNS, Case, nm_random_design_point, random_design_point, rs_random_design_point)
 from sparsim.dataflow import dsp_chain_isa as isa
 from sparsim.dataflow.dsp_chain import Program, compile_design_point
 from sparsim.dataflow.dsp_chain_exec import execute
@@ -329,3 +330,76 @@ def test_nm_broken_program_fails():
     program.instrs[5]["width"] = 2
     with pytest.raises(AssertionError, match="by hand"):
         check_nm_simulator(case, program)
+
+
+# ------------------------------------------------------------------------------------------
+# recsys rows: functional model and cycle simulator (the RTL levels join with rtl/recsys.py)
+
+
+def check_rs_functional(program) -> None:
+    from sparsim.dataflow.recsys_exec import execute as rs_execute
+
+    got = program.read_outputs(rs_execute(program.hw, program.words(), program.memory))
+    assert (got == program.expected).all(), "functional model differs from golden"
+
+
+def check_rs_simulator(case: Case, program) -> None:
+    from sparsim.simulator import recsys as rs_sim
+
+    r = rs_sim.run(program)
+    dense = r.activity["bottom_mlp"] + r.activity["interaction"] + r.activity["top_mlp"]
+    assert dense + sum(v for k, v in r.stalls.items() if k.startswith("dense_")) == r.cycles
+    c = r.counters
+    beats = -(-program.hw.line_bytes // program.hw.memory.bytes_per_cycle)
+    lines = c["loader_lines"] + c["cache_misses"] + c["store_lines"]
+    assert r.cycles * program.hw.memory.channels >= lines * beats
+    if case.hand_cycles is not None:
+        assert r.cycles == case.hand_cycles, f"simulator {r.cycles} cycles, by hand {case.hand_cycles}"
+
+
+@pytest.mark.parametrize("level", ("functional", "simulator"))
+@pytest.mark.parametrize("case", RS_CASES, ids=lambda c: c.id)
+def test_rs_case(case: Case, level: str):
+    program = case.program()
+    if level == "functional":
+        check_rs_functional(program)
+    else:
+        check_rs_simulator(case, program)
+
+
+def test_rs_case_table_covers_the_required_corners():
+    """Issue 10's verification points: at least 8 design points varying G, max_outstanding,
+    line size, latency and channels; embedding dims not a multiple of the line; bags of 0 and
+    1; several mini-batches; concat and dot; three data seeds each."""
+    points = [rs_random_design_point(d, 1) for d in RS_DESIGN_SEEDS]
+    programs = [engines_compile(p) for p in points]
+    hws = [p.hardware for p in points]
+    assert len(points) >= 8
+    for name in ("gather_units", "max_outstanding", "line_bytes"):
+        assert len({getattr(h, name) for h in hws}) > 1, name
+    assert len({h.memory.latency_cycles for h in hws}) > 2 and len({h.memory.channels for h in hws}) > 1
+    assert any(h.cache_lines for h in hws) and any(not h.cache_lines for h in hws)
+    assert any(p.workload.dim % p.hardware.line_bytes for p in points)
+    sizes = np.concatenate([b.sizes for prog in programs for b in prog.bags])
+    assert (sizes == 0).any() and (sizes == 1).any()
+    assert {p.workload.interaction for p in points} == {"concat", "dot"}
+    assert any(prog.plan.mini_batches > 2 for prog in programs)
+    assert sum(c.hand_cycles is not None for c in RS_CASES) >= 1
+
+
+def test_rs_broken_program_fails():
+    """The recsys checks can fail: a flipped embedding byte breaks the functional level, a
+    longer row dim the hand-timed simulator level."""
+    from sparsim.dataflow import recsys_isa
+
+    program = CASES_BY_ID["rs-example-tiny"].program()
+    bag = program.bags[0]
+    program.memory[program.table_base[0] + int(bag.indices[0]) * program.plan.model.dim] ^= 0x55
+    with pytest.raises(AssertionError, match="differs from golden"):
+        check_rs_functional(program)
+    case = CASES_BY_ID["rs-hand-one-sample"]
+    program = case.program()
+    gather = int(np.flatnonzero(program.instrs["op"] == recsys_isa.OP_GATHER)[0])
+    program.instrs[gather]["q"] = 17  # the row now touches two lines
+    with pytest.raises(AssertionError, match="by hand"):
+        check_rs_simulator(case, program)
