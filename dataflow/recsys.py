@@ -214,6 +214,8 @@ class DlrmWorkload(WorkloadConfig):
     lookups: int | None = Field(default=None, ge=0, le=1 << 16, description="indices per bag (largest, if variable)")
     min_bag: int | None = Field(default=None, ge=0, description="smallest bag (variable bags)")
     batch: int = Field(gt=0, le=1 << 16, description="samples per batch")
+    batches: int = Field(default=1, gt=0, le=1 << 12,
+                         description="batches the Program runs back to back (weights are loaded once)")
     indices: IndexGenerator = Field(default_factory=IndexGenerator)
 
     @field_validator("bottom", "top")
@@ -308,18 +310,30 @@ class Plan:
     """How a batch maps onto the hardware: mini-batch size, layout and widths."""
 
     model: dlrm.DlrmModel
-    batch: int
+    batch: int  # samples per batch
+    batches: int
     mini: int
     act_width: int  # widest ping-pong activation (bytes per sample)
     weight_offsets: tuple[int, ...]  # weight-buffer byte offset of each layer (bottom then top)
     weight_bytes: int
 
     @property
+    def samples(self) -> int:
+        return self.batch * self.batches
+
+    @property
     def mini_batches(self) -> int:
-        return -(-self.batch // self.mini)
+        return self.batches * -(-self.batch // self.mini)
 
     def mini_sizes(self) -> list[int]:
-        return [min(self.mini, self.batch - m * self.mini) for m in range(self.mini_batches)]
+        """Samples of each mini-batch; a mini-batch never spans two batches."""
+        per_batch = [min(self.mini, self.batch - s) for s in range(0, self.batch, self.mini)]
+        return per_batch * self.batches
+
+    def mini_starts(self) -> list[int]:
+        """First sample (in the Program's stream of ``batch * batches``) of each mini-batch."""
+        per_batch = list(range(0, self.batch, self.mini))
+        return [b * self.batch + s for b in range(self.batches) for s in per_batch]
 
     @property
     def layers(self) -> tuple[tuple[int, int], ...]:
@@ -334,6 +348,10 @@ def _weight_layout(hw: RecsysHardware, model: dlrm.DlrmModel) -> tuple[tuple[int
         cursor = _align(cursor + q * k, hw.line_bytes)
         cursor = _align(cursor + q * hw.acc_bytes, hw.line_bytes)
     return tuple(offsets), cursor
+
+
+#: Most lookups one Program generates and times (their indices are held in memory).
+MAX_LOOKUPS = 1 << 26
 
 
 def plan(hw: RecsysHardware, wl: DlrmWorkload) -> Plan:
@@ -356,6 +374,10 @@ def plan(hw: RecsysHardware, wl: DlrmWorkload) -> Plan:
         "out_buffer_kib": (model.top[-1] * acc, 0, 2),
         "act_buffer_kib": (2 * model.dense_features + 2 * act_width + model.interaction_width, 0, 1),
     }
+    lookups_total = wl.batch * wl.batches * T * max(lookups, 1)
+    if lookups_total > MAX_LOOKUPS:
+        raise ConfigError("workload.batches", f"{wl.batches} batches of {wl.batch} samples make {lookups_total:,} "
+                                              f"lookups, above the {MAX_LOOKUPS:,} one Program holds")
     mini = min(hw.mini_batch, wl.batch, isa.MAX_MINI_BATCH)
     for key, (sample, fixed, banks) in per_sample.items():
         bank = int(getattr(hw, key) * 1024) // banks
@@ -369,7 +391,7 @@ def plan(hw: RecsysHardware, wl: DlrmWorkload) -> Plan:
             raise ConfigError("workload", f"a layer of {k} x {q} exceeds the 16-bit K and Q fields")
     if D > isa.field_max("q") or model.interaction_width > isa.field_max("k"):
         raise ConfigError("workload.dim", f"dim {D} does not fit the instruction fields")
-    return Plan(model=model, batch=wl.batch, mini=mini, act_width=act_width, weight_offsets=offsets,
+    return Plan(model=model, batch=wl.batch, batches=wl.batches, mini=mini, act_width=act_width, weight_offsets=offsets,
                 weight_bytes=wbytes)
 
 
@@ -384,20 +406,20 @@ class Program:
     hw: RecsysHardware
     plan: Plan
     instrs: np.ndarray  # isa.INSTR_DTYPE, ends with END
-    bags: tuple[dlrm.Bags, ...]  # the batch's bags, per table
+    bags: tuple[dlrm.Bags, ...]  # every batch's bags, one after the other, per table
     table_base: tuple[int, ...]  # byte address of each table
     out_addr: tuple[int, ...]  # byte address of each mini-batch's outputs
     memory: np.ndarray | None = None  # uint8 image (with_data only)
     params: dlrm.DlrmParams | None = None
-    dense: np.ndarray | None = None  # INT8 [batch, dense_features]
-    expected: np.ndarray | None = None  # golden outputs [batch, top[-1]]
+    dense: np.ndarray | None = None  # INT8 [samples, dense_features]
+    expected: np.ndarray | None = None  # golden outputs [samples, top[-1]]
     gemm_cycles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def words(self) -> list[int]:
         return isa.encode_program(self.instrs)
 
     def read_outputs(self, memory) -> np.ndarray:
-        """The batch's outputs [batch, top[-1]] decoded from a memory image after execution."""
+        """Every sample's outputs [samples, top[-1]] decoded from a memory image after execution."""
         mem = np.frombuffer(bytes(memory), dtype=np.uint8) if not isinstance(memory, np.ndarray) else memory
         width = self.plan.model.top[-1]
         acc = self.hw.acc_bytes
@@ -410,7 +432,7 @@ class Program:
     @property
     def useful_macs(self) -> int:
         model = self.plan.model
-        return self.plan.batch * (model.mlp_macs() + model.interaction_macs())
+        return self.plan.samples * (model.mlp_macs() + model.interaction_macs())
 
 
 def _signed(raw: np.ndarray, bits: int) -> np.ndarray:
@@ -482,11 +504,14 @@ def compile_design_point(point: DesignPoint, *, with_data: bool = False) -> Prog
     gen = wl.indices
     exponent = gen.exponent if gen.distribution == "zipf" else 0.0
     try:
-        bags = dlrm.generate_bags(model, wl.batch, distribution=gen.distribution, exponent=exponent,
-                                  seed=point.seed, min_bag=wl.min_bag)
+        per_batch = [dlrm.generate_bags(model, wl.batch, distribution=gen.distribution, exponent=exponent,
+                                        seed=point.seed, min_bag=wl.min_bag, batch_index=b)
+                     for b in range(wl.batches)]
     except ValueError as exc:
         raise ConfigError("workload", str(exc)) from None
-    sizes = np.stack([b.sizes for b in bags])  # [T, batch]
+    bags = tuple(_concat_bags([batch[t] for batch in per_batch]) for t in range(T))
+    sizes = np.stack([b.sizes for b in bags])  # [T, samples]
+    starts = pl.mini_starts()
 
     # Layout: weights, per mini-batch dense features and index block, outputs, then tables.
     cursor = pl.weight_bytes
@@ -495,7 +520,7 @@ def compile_design_point(point: DesignPoint, *, with_data: bool = False) -> Prog
         dense_addr.append(cursor)
         cursor = _align(cursor + size * model.dense_features, line)
         index_addr.append(cursor)
-        words = T * (size + 1) + int(sizes[:, m * pl.mini: m * pl.mini + size].sum())
+        words = T * (size + 1) + int(sizes[:, starts[m]: starts[m] + size].sum())
         index_words.append(words)
         cursor = _align(cursor + words * isa.INDEX_BYTES, line)
     out_bytes = model.top[-1] * hw.acc_bytes
@@ -518,7 +543,7 @@ def compile_design_point(point: DesignPoint, *, with_data: bool = False) -> Prog
                            lines=-(-size * model.dense_features // line)))
         instrs.append(dict(op=isa.OP_LOAD, mb=m, a=isa.LOAD_INDEX, addr=index_addr[m],
                            lines=-(-index_words[m] * isa.INDEX_BYTES // line)))
-        msizes = sizes[:, m * pl.mini: m * pl.mini + size]
+        msizes = sizes[:, starts[m]: starts[m] + size]
         for u, pieces in enumerate(_split_units(msizes, T, size, hw.gather_units)):
             for t, first, n in pieces:
                 instrs.append(dict(op=isa.OP_GATHER, mb=m, a=u, b=t, p=n, k=first, q=D, shift=size,
@@ -559,13 +584,21 @@ def compile_design_point(point: DesignPoint, *, with_data: bool = False) -> Prog
             isa.set_load_lines(arr[i], lines)
     for name in ("mb", "p"):
         if int(arr[name].max()) > isa.field_max(name):
-            raise ConfigError("workload.batch", f"{int(arr[name].max())} exceeds the {name} field")
+            raise ConfigError("workload.batch", f"{int(arr[name].max())} mini-batches or samples exceed "
+                                                f"the {isa.field_width(name)}-bit {name} field")
     program = Program(hw=hw, plan=pl, instrs=arr, bags=bags, table_base=tuple(table_base),
                       out_addr=tuple(out_addr))
     program.gemm_cycles = dense_cycles(program)
     if with_data:
         _fill_data(program, point.seed, dense_addr, index_addr, cursor)
     return program
+
+
+def _concat_bags(parts: list[dlrm.Bags]) -> dlrm.Bags:
+    """One table's bags of several batches as one stream of samples."""
+    shift = np.cumsum([0] + [p.indices.size for p in parts[:-1]])
+    offsets = np.concatenate([[0]] + [p.offsets[1:] + s for p, s in zip(parts, shift)])
+    return dlrm.Bags(indices=np.concatenate([p.indices for p in parts]), offsets=offsets)
 
 
 def _shifts(model: dlrm.DlrmModel) -> tuple[int, int]:
@@ -602,7 +635,7 @@ def _fill_data(program: Program, seed: int, dense_addr: list[int], index_addr: l
         raise ConfigError("workload.max_rows", f"a memory image of {size:,} B is too large to build "
                                                "for a data run; cap the tables with max_rows")
     params = dlrm.random_params(model, seed)
-    dense = dlrm.random_dense(model, pl.batch, seed)
+    dense = np.concatenate([dlrm.random_dense(model, pl.batch, seed, batch_index=b) for b in range(pl.batches)])
     program.params, program.dense = params, dense
     program.expected = dlrm.forward(model, params, dense, program.bags, hw.acc_bits).output
     mem = np.zeros(_align(max(size, 1), hw.line_bytes), dtype=np.uint8)
@@ -620,8 +653,7 @@ def _fill_data(program: Program, seed: int, dense_addr: list[int], index_addr: l
         mem[boff: boff + b.size] = b
         program.instrs["shift"][gemm_rows[j::n_layers]] = layer.shift
     T = model.tables
-    for m, msize in enumerate(pl.mini_sizes()):
-        b0 = m * pl.mini
+    for m, (msize, b0) in enumerate(zip(pl.mini_sizes(), pl.mini_starts())):
         d = np.asarray(dense[b0: b0 + msize], dtype=np.int8).reshape(-1).view(np.uint8)
         mem[dense_addr[m]: dense_addr[m] + d.size] = d
         pos = np.zeros((T, msize + 1), dtype=np.int64)

@@ -38,7 +38,7 @@ _COUNTERS = ("requests", "cache_hits", "cache_misses", "loader_lines", "store_li
 
 
 @njit(cache=True)
-def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off, tab_idx, tab_off, mini,
+def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off, tab_idx, tab_off, mb_start,
             loader_q, unit_ptr, unit_q, dense_q, store_q, n_mb, units, channels, line_bytes, beats,
             latency, max_out, cache_lines, hit_cycles, pool_lanes, n_bottom, activity, stalls, counters):
     n_ins = op.shape[0]
@@ -191,7 +191,7 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
                 u_started[u] = 1
                 u_active[u] += 1
                 t = fb[i]
-                u_s[u] = tab_off[t] + m * mini + fk[i]
+                u_s[u] = tab_off[t] + mb_start[m] + fk[i]
                 u_s_end[u] = u_s[u] + fp[i]
                 u_j[u] = tab_idx[t] + bag_off[u_s[u]]
                 u_j_end[u] = tab_idx[t] + bag_off[u_s[u] + 1]
@@ -461,7 +461,7 @@ def run(program: Program) -> Timed:
     col = (lambda name: ins[name].astype(np.int64))
     cycles = _kernel(
         op, col("mb"), col("a"), col("b"), col("p"), col("k"), col("q"), col("addr"), lines,
-        program.gemm_cycles, *_bag_arrays(program), np.int64(pl.mini),
+        program.gemm_cycles, *_bag_arrays(program), np.asarray(pl.mini_starts(), np.int64),
         *_queues(program), np.int64(pl.mini_batches), np.int64(hw.gather_units), np.int64(mem.channels),
         np.int64(line), np.int64(-(-line // mem.bytes_per_cycle)), np.int64(mem.latency_cycles),
         np.int64(hw.max_outstanding), np.int64(hw.cache_lines), np.int64(isa.CACHE_HIT_CYCLES),
@@ -533,7 +533,7 @@ def simulate(point) -> results.RawCounts:
             "channel_queue_cycles": c["channel_queue_cycles"],
             "mini_batch": program.plan.mini,
         },
-        items=program.plan.batch,
+        items=program.plan.samples,
         item="inference",
     )
 

@@ -41,6 +41,7 @@ FUNCTIONAL = [
      {"weight_buffer_kib": 128, "act_buffer_kib": 16, "pooled_buffer_kib": 8, "index_buffer_kib": 32}),
     ("zipf-3-units-ws", {**SMALL, "indices": {"distribution": "zipf", "exponent": 1.2}, "batch": 7},
      {"gather_units": 3, "cache_kib": 0.75, "dataflow": "ws", "acc_bits": 24}),
+    ("three-batches", {**SMALL, "batch": 5, "batches": 3}, {"gather_units": 1}),
     ("acc16-wraps", {**SMALL, "lookups": 25, "dim": 33}, {"acc_bits": 16, "line_bytes": 32,
                                                            "index_buffer_kib": 4, "pooled_buffer_kib": 4}),
 ]
@@ -152,6 +153,8 @@ BAD = [
      "model: rm1, batch: 4}\n", r"hardware\.weight_buffer_kib: the MLP weights and biases take"),
     ("unknown model", "hardware: {preset: harpv2}\nworkload: {kind: dlrm, model: rm9, batch: 4}\n",
      r"workload\.model: expected 'rm1', 'rm2'"),
+    ("too many lookups", "hardware: {preset: harpv2}\nworkload: {kind: dlrm, model: rm1, batch: 65536, "
+     "batches: 4096}\n", r"workload\.batches: 4096 batches of 65536 samples make .* lookups, above the"),
     ("wrong kind", "hardware: {preset: harpv2}\nworkload: {kind: gemm}\n",
      r"workload\.kind: engine recsys runs 'dlrm', not 'gemm'"),
 ]
@@ -177,3 +180,15 @@ def test_bad_input_has_no_traceback_in_a_real_process(write_yaml):
 def test_compile_errors_are_config_errors():
     with pytest.raises(ConfigError, match=r"^hardware\.index_buffer_kib: one sample needs"):
         compile_design_point(_point({**SMALL, "lookups": 30}, index_buffer_kib=0.5))
+
+
+def test_batches_stream_after_one_weight_load():
+    """Three batches in one Program: mini-batches never span two batches, weights load once,
+    and the second and third batches draw new indices."""
+    point = _point({**SMALL, "batch": 6, "batches": 3})
+    program = compile_design_point(point)
+    assert program.plan.mini_sizes() == [4, 2] * 3 and program.plan.mini_starts() == [0, 4, 6, 10, 12, 16]
+    loads = program.instrs[program.instrs["op"] == isa.OP_LOAD]
+    assert (loads["a"] == isa.LOAD_WEIGHT).sum() == 1
+    bag = program.bags[0]
+    assert bag.batch == 18 and not np.array_equal(bag.indices[:18], bag.indices[18:36])
