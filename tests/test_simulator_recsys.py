@@ -173,3 +173,31 @@ def test_back_to_back_batches_amortise_the_weight_load_and_overlap():
     assert four < 4 * one
     result = engines.get("recsys").evaluate(point(4))
     assert result["inferences_per_s"] == pytest.approx(64 / result["seconds"])
+
+
+RS_SWEEP = """
+name: rs
+base:
+  hardware: {preset: harpv2}
+  workload: {kind: dlrm, model: rm1, max_rows: 20000, batch: 16, indices: {distribution: uniform, exponent: 1.2}}
+sweep:
+  grid:
+    hardware.max_outstanding: [2, 32]
+    workload.indices.distribution: [uniform, zipf]
+objectives: {inferences_per_s: max, bandwidth_gbps: max}
+"""
+
+
+def test_sweep_runs_recsys_points(write_yaml, tmp_path):
+    import csv
+
+    path = write_yaml(RS_SWEEP, "rs.yaml")
+    out = tmp_path / "rs"
+    assert main(["sweep", str(path), "--out", str(out), "--jobs", "1"]) == 0
+    rows = {(int(r["hardware.max_outstanding"]), r["workload.indices.distribution"]): r
+            for r in csv.DictReader((out / "results.csv").open())}
+    assert len(rows) == 4 and all(r["feasible"] == "True" for r in rows.values())
+    for dist in ("uniform", "zipf"):
+        assert float(rows[32, dist]["inferences_per_s"]) > float(rows[2, dist]["inferences_per_s"])
+    assert int(rows[32, "zipf"]["cache_hits"]) > int(rows[32, "uniform"]["cache_hits"])
+    assert "## Pareto front" in (out / "report.md").read_text()
