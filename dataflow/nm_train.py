@@ -281,15 +281,6 @@ class GemmPlan:
         """MACs on kept weights, all instances."""
         return self.count * self.p * self.q * self.k_steps
 
-    @property
-    def a_row_bytes(self) -> int:
-        return self.groups * self.m
-
-    @property
-    def b_row_bytes(self) -> int:
-        """Bytes of one B row as stored: dense bytes when pruned on load, else compressed."""
-        return self.groups * (self.m if self.prune else isa.group_bytes(self.n, self.m))
-
 
 @dataclass(frozen=True)
 class PregenPlan:
