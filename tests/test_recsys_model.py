@@ -192,3 +192,19 @@ def test_batches_stream_after_one_weight_load():
     assert (loads["a"] == isa.LOAD_WEIGHT).sum() == 1
     bag = program.bags[0]
     assert bag.batch == 18 and not np.array_equal(bag.indices[:18], bag.indices[18:36])
+
+
+def test_resource_estimate_counts_the_array_and_fits_the_presets_devices():
+    from sparsim import engine as engines
+    from sparsim.dataflow.presets import over_budget
+
+    eng = engines.get("recsys")
+    for preset in ("harpv2", "u280"):
+        hw = design_point_from_dict({"hardware": {"preset": preset, "engine": "recsys"},
+                                     "workload": {"kind": "dlrm", "model": "rm1", "batch": 4}}).hardware
+        res = eng.resources(hw)
+        assert res["dsp"] == hw.rows * hw.cols
+        assert over_budget(res, hw.device) == []
+    small = _point(SMALL).hardware
+    bigger = _point(SMALL, gather_units=4, cache_kib=0).hardware
+    assert eng.resources(bigger)["lut"] > eng.resources(small)["lut"]
