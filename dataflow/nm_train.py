@@ -113,9 +113,9 @@ PRESETS: dict[str, dict] = {
         "output_buffer_kib": 2048,
         "memory": {"channels": 4, "bytes_per_cycle": 96, "latency_cycles": 100},
     },
-    # Small enough to build and simulate under Verilator in seconds. Not called "tiny": that
-    # name is dsp_chain's, and configs write {preset: tiny} without an engine.
-    "nm_tiny": {
+    # Small enough to build and simulate under Verilator in seconds. Other engines have a
+    # "tiny" too: {preset: tiny} picks this one for a train workload.
+    "tiny": {
         "device": None,
         "clock_mhz": 100.0,
         "rows": 4,

@@ -178,7 +178,7 @@ CASES_BY_ID = {case.id: case for case in CASES}
 _NM_HAND = Case(
     id="nm-hand-step",
     point=design_point_from_dict({
-        "hardware": {"preset": "nm_tiny", "rows": 2, "cols": 2, "max_m": 1,
+        "hardware": {"preset": "tiny", "rows": 2, "cols": 2, "max_m": 1,
                      "memory": {"channels": 1, "bytes_per_cycle": 4, "latency_cycles": 5}},
         "workload": {"kind": "train", "batch": 1, "mode": "dense",
                      "layers": [{"name": "l", "k": 4, "cout": 2, "positions": 2}]},
@@ -222,7 +222,7 @@ def nm_random_design_point(dp_seed: int, data_seed: int) -> DesignPoint:
     max_m = max(m, int(rng.choice([1, 4, 8])))
     acc = int(rng.choice([16, 24, 32]))
     hardware = {
-        "preset": "nm_tiny", "rows": rows, "cols": cols, "dataflow": ("os", "ws")[dp_seed % 2],
+        "preset": "tiny", "rows": rows, "cols": cols, "dataflow": ("os", "ws")[dp_seed % 2],
         "max_m": max_m, "acc_bits": acc,
         "input_buffer_kib": 2 * max(rows * max_m, 48) / 1024,
         # a pre-generation slab: every Cout (at most 12, padded to 16) x M dense bytes

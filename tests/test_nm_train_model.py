@@ -27,7 +27,7 @@ def random_point(seed: int) -> dict:
     max_m = max(m, int(rng.choice([1, 4, 8, 16])))
     acc = int(rng.choice([16, 24, 32]))
     hw = {
-        "preset": "nm_tiny", "rows": rows, "cols": cols, "dataflow": str(rng.choice(["os", "ws"])),
+        "preset": "tiny", "rows": rows, "cols": cols, "dataflow": str(rng.choice(["os", "ws"])),
         "max_m": max_m, "acc_bits": acc,
         "input_buffer_kib": 2 * max(rows * max_m, int(rng.choice([160, 200, 1024]))) / 1024,
         # pre-generation needs a bank to hold every Cout (up to 32 padded) x M dense bytes
@@ -59,7 +59,7 @@ def _point(**workload) -> object:
         {"name": "b", "k": 64, "cout": 24, "positions": 2},
         {"name": "c", "k": 24, "cout": 8}]}
     wl.update(workload)
-    return design_point_from_dict({"hardware": {"preset": "nm_tiny"}, "workload": wl, "seed": 3})
+    return design_point_from_dict({"hardware": {"preset": "tiny"}, "workload": wl, "seed": 3})
 
 
 def test_training_order_and_modes():
@@ -84,7 +84,7 @@ def test_pregeneration_writes_the_bdwp_copies():
     act_grad GEMM's Cout chunks (slab rows). Small input banks cut both."""
     from sparsim.dataflow.nm_train import _chunk_major
 
-    point = design_point_from_dict({"hardware": {"preset": "nm_tiny", "input_buffer_kib": 0.125}, "workload": {
+    point = design_point_from_dict({"hardware": {"preset": "tiny", "input_buffer_kib": 0.125}, "workload": {
         "kind": "train", "batch": 1, "mode": "bdwp", "layers": [
             {"name": "a", "k": 8, "cout": 4}, {"name": "b", "k": 44, "cout": 40, "positions": 3},
             {"name": "c", "k": 40, "cout": 4}]}, "seed": 5})
@@ -125,7 +125,7 @@ def test_small_buffers_chunk_the_reduction():
     """A weight gradient whose reduction does not fit the banks runs in K chunks that
     accumulate (acc) and store once (store on the last chunk), and still equals golden."""
     point = design_point_from_dict({
-        "hardware": {"preset": "nm_tiny", "input_buffer_kib": 0.0625, "weight_buffer_kib": 0.1},
+        "hardware": {"preset": "tiny", "input_buffer_kib": 0.0625, "weight_buffer_kib": 0.1},
         "workload": {"kind": "train", "batch": 8, "mode": "dense",
                      "layers": [{"name": "a", "k": 20, "cout": 6, "positions": 5}]}})
     program = compile_design_point(point, with_data=True)
@@ -160,7 +160,7 @@ def test_compressed_groups_round_trip(n, m):
 # ------------------------------------------------------------------------------------------
 # Bad input: one line naming the key path, exit 2
 
-GOOD = {"hardware": "{preset: nm_tiny}", "workload": "{kind: train, batch: 2, layers: [{name: a, k: 16, cout: 8}, "
+GOOD = {"hardware": "{preset: tiny}", "workload": "{kind: train, batch: 2, layers: [{name: a, k: 16, cout: 8}, "
         "{name: b, k: 32, cout: 8, positions: 2}, {name: c, k: 8, cout: 4}]}"}
 
 BAD = [
@@ -200,7 +200,7 @@ def test_bad_input_is_one_line(write_yaml, capsys, override, pattern):
 
 def test_duplicate_layer_and_both_sources():
     with pytest.raises(ConfigError, match=r"workload\.layers: layer name 'a' appears twice"):
-        design_point_from_dict({"hardware": {"preset": "nm_tiny"}, "workload": {
+        design_point_from_dict({"hardware": {"preset": "tiny"}, "workload": {
             "kind": "train", "batch": 1, "layers": [{"name": "a", "k": 4, "cout": 4}] * 2}})
 
 
@@ -216,7 +216,7 @@ def test_resource_estimate_counts_the_array():
     wider = resources(hw.model_copy(update={"max_m": 16}))
     assert wider["ff"] - est["ff"] >= 32 * 32 * 8 * 8  # 8 more window bytes per PE
     assert over_budget(est, "vu9p") == []
-    assert set(ENGINE.presets) == {"vcu1525", "nm_tiny"} and ENGINE.kinds.keys() == {"train"}
+    assert set(ENGINE.presets) == {"vcu1525", "tiny"} and ENGINE.kinds.keys() == {"train"}
 
 
 @pytest.mark.parametrize("network", ["resnet18", "resnet50", "resnet18-cifar", "resnet50-cifar", "vit-b16", "deit-s"])

@@ -140,7 +140,7 @@ def test_simulate_and_sweep_through_the_cli(tmp_path, capsys, write_yaml):
     spec = write_yaml("""\
 name: nm_small
 base:
-  hardware: {preset: nm_tiny}
+  hardware: {preset: tiny}
   workload: {kind: train, batch: 2, mode: bdwp, sparsity: "2:8",
              layers: [{name: a, k: 27, cout: 8, positions: 4}, {name: b, k: 72, cout: 16, positions: 2},
                       {name: c, k: 16, cout: 5}]}
