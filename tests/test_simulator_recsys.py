@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from cases import rs_random_design_point
 from sparsim import engine as engines
 from sparsim.cli import main
 from sparsim.dataflow.config import design_point_from_dict
@@ -201,3 +202,26 @@ def test_sweep_runs_recsys_points(write_yaml, tmp_path):
         assert float(rows[32, dist]["inferences_per_s"]) > float(rows[2, dist]["inferences_per_s"])
     assert int(rows[32, "zipf"]["cache_hits"]) > int(rows[32, "uniform"]["cache_hits"])
     assert "## Pareto front" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("dp", range(8))
+def test_counts_match_the_bags(dp):
+    """Independently of the kernel's address generation: every row touches the lines from its
+    first to its last byte, every touched element is pooled once, loads move their lines."""
+    point = rs_random_design_point(dp, 2)
+    program = compile_design_point(point)
+    timed = run(program)
+    line, dim = point.hardware.line_bytes, program.plan.model.dim
+    lines = elements = 0
+    for base, bag in zip(program.table_base, program.bags):
+        start = base + bag.indices * dim
+        lines += int(((start + dim - 1) // line - start // line + 1).sum())
+        elements += bag.indices.size * dim
+    assert timed.counters["requests"] == lines
+    assert timed.counters["cache_hits"] + timed.counters["cache_misses"] == lines
+    assert timed.counters["pooled_elements"] == elements
+    ins = program.instrs
+    load = ins[ins["op"] == 1]
+    assert timed.counters["loader_lines"] == int((load["p"].astype(int) | (load["k"].astype(int) << 16)).sum())
+    if not point.hardware.cache_lines:
+        assert timed.counters["cache_hits"] == 0
