@@ -225,3 +225,17 @@ def test_counts_match_the_bags(dp):
     assert timed.counters["loader_lines"] == int((load["p"].astype(int) | (load["k"].astype(int) << 16)).sum())
     if not point.hardware.cache_lines:
         assert timed.counters["cache_hits"] == 0
+
+
+@pytest.mark.parametrize("dp", range(8))
+def test_skipping_quiet_cycles_changes_nothing(dp):
+    """The kernel jumps over cycles in which no engine can act; stepping through them gives
+    the same cycles, activities, stalls and counters."""
+    for seed in (1, 2):
+        program = compile_design_point(rs_random_design_point(dp, seed))
+        assert run(program) == run(program, skip_quiet=False)
+    point = design_point_from_dict({"hardware": {"preset": "harpv2"}, "workload": {
+        "kind": "dlrm", "model": ("rm1", "rm2", "rm3", "dlrm_kaggle")[dp % 4], "max_rows": 20_000, "batch": 8,
+        "batches": 2}})
+    program = compile_design_point(point)
+    assert run(program) == run(program, skip_quiet=False)
