@@ -283,10 +283,32 @@ class GemmPlan:
 
 
 @dataclass(frozen=True)
+class PregenPass:
+    """One sweep of pre-generation over a dense W: slabs of ``rows`` x ``cols``, each loaded
+    (LDB) and pruned into the forward copy (``fwd``, PGS axis 0) and/or the backward copy
+    (``bwd``, PGS axis 1)."""
+
+    rows: int
+    cols: int
+    fwd: bool
+    bwd: bool
+
+    def slabs(self, cout_pad: int, k_pad: int) -> int:
+        return -(-k_pad // self.cols) * -(-cout_pad // self.rows)
+
+    @property
+    def per_slab(self) -> int:
+        return 1 + self.fwd + self.bwd
+
+
+@dataclass(frozen=True)
 class PregenPlan:
-    """Pre-generation of one layer's compressed copies from its dense W[cout, k], in slabs of
-    ``rb`` rows (a K chunk of the act_grad GEMM, along Cout) by ``kc`` columns (a K chunk of the
-    forward GEMM); ``both`` adds the backward copy (bdwp) to the forward one."""
+    """Pre-generation of one layer's compressed copies from its dense W[cout, k]: the forward
+    copy is chunk-major by the forward GEMM's K chunks (``kc`` columns), the backward copy by
+    the act_grad GEMM's Cout chunks (``rb`` rows); ``both`` for bdwp. One pass of ``rb`` x ``kc``
+    slabs makes both copies when such a slab fits the banks; otherwise two passes (forward copy
+    from slabs of whole ``kc`` columns, backward copy from slabs of whole ``rb`` rows) read W
+    twice instead of cutting the GEMMs' chunks."""
 
     layer: int
     name: str
@@ -297,6 +319,7 @@ class PregenPlan:
     kc: int
     rb: int
     both: bool
+    passes: tuple[PregenPass, ...]
 
     @property
     def cout_pad(self) -> int:
@@ -307,8 +330,8 @@ class PregenPlan:
         return -(-self.k // self.m) * self.m
 
     @property
-    def slabs(self) -> int:
-        return -(-self.k_pad // self.kc) * -(-self.cout_pad // self.rb)
+    def instructions(self) -> int:
+        return sum(p.slabs(self.cout_pad, self.k_pad) * p.per_slab for p in self.passes)
 
 
 def _fit(total: int, cap: int, unit: int) -> int:
@@ -348,46 +371,65 @@ def _tile(hw: NmTrainHardware, p: int, q: int, k: int, n: int, m: int, prune: bo
     return gc, pt, qt, outer
 
 
-def _slab_fits(hw: NmTrainHardware, rb: int, kc: int, n: int, m: int) -> bool:
-    """Whether a pre-generation slab of ``rb`` rows x ``kc`` columns fits: dense in a weight
-    bank, each compressed copy in an output bank, every record within a bank row (bank / R)
-    and the 16-bit fields."""
+def _slab_fits(hw: NmTrainHardware, rows: int, cols: int, n: int, m: int, fwd: bool, bwd: bool) -> bool:
+    """Whether a pre-generation slab of ``rows`` x ``cols`` fits: dense in a weight bank, each
+    compressed copy it makes in an output bank, every record within a bank row (bank / R) and
+    the 16-bit fields."""
     gb = isa.group_bytes(n, m)
     w_bank, out_bank = bank_bytes(hw.weight_buffer_kib), bank_bytes(hw.output_buffer_kib)
-    fwd_rec, bwd_rec = kc // m * gb, rb // m * gb
-    return (rb * kc <= w_bank and rb * fwd_rec <= out_bank and kc * bwd_rec <= out_bank
-            and max(fwd_rec, bwd_rec) <= out_bank // hw.rows
-            and max(rb, kc) <= isa.field_max("count") and kc <= isa.field_max("width"))
+    ok = rows * cols <= w_bank and max(rows, cols) <= isa.field_max("count") and cols <= isa.field_max("width")
+    if fwd:
+        rec = cols // m * gb
+        ok = ok and rows * rec <= out_bank and rec <= out_bank // hw.rows
+    if bwd:
+        rec = rows // m * gb
+        ok = ok and cols * rec <= out_bank and rec <= out_bank // hw.rows
+    return ok
 
 
-def _slab(hw: NmTrainHardware, name: str, cout: int, k: int, kc: int, rb: int | None, n: int, m: int) -> tuple[int, int]:
-    """(kc, rb) of a layer's pre-generation slabs, starting from the forward GEMM's K chunk
-    ``kc`` and the act_grad GEMM's Cout chunk ``rb`` (None: no backward copy, the rows are
-    free). Until a slab fits it shrinks, in steps of M, the free rows first, else the side whose
-    GEMM has fewer output-column blocks, so fewer extra folds (each costs its fill and drain):
-    the forward GEMM's columns are Cout, the act_grad GEMM's are K."""
-    cp = -(-cout // m) * m
-    rows = rb if rb is not None else cp
-    rows_first = rb is None or cout >= k
-    for _ in range(2):
-        if rows_first:
-            while not _slab_fits(hw, rows, kc, n, m) and rows > m:
-                rows -= m
+def _largest(total: int, m: int, fits) -> int:
+    """The largest multiple of ``m`` up to ``total`` for which ``fits`` holds (0 if none);
+    ``fits`` is monotone, so a binary search over the multiples."""
+    lo, hi = 0, total // m
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid * m):
+            lo = mid
         else:
-            while not _slab_fits(hw, rows, kc, n, m) and kc > m:
-                kc -= m
-        rows_first = not rows_first
-    if not _slab_fits(hw, rows, kc, n, m):
+            hi = mid - 1
+    return lo * m
+
+
+def _pregen_passes(hw: NmTrainHardware, name: str, cout: int, k: int, kc: int, rb: int | None,
+                   n: int, m: int) -> tuple[int, int, tuple[PregenPass, ...]]:
+    """(kc, rb, passes) of a layer's pre-generation, from the forward GEMM's K chunk ``kc`` and
+    the act_grad GEMM's Cout chunk ``rb`` (None: sr_ste, no backward copy). ``kc`` or ``rb``
+    shrink only when not even M rows (columns) of them fit."""
+    cp, kp = -(-cout // m) * m, -(-k // m) * m
+
+    def refuse() -> ConfigError:
         w_bank, out_bank = bank_bytes(hw.weight_buffer_kib), bank_bytes(hw.output_buffer_kib)
         if m * m > w_bank:
-            raise ConfigError("hardware.weight_buffer_kib",
-                              f"too small for one pre-generation slab of layer {name!r}: {m} x {m} dense bytes "
-                              f"need {m * m} B of a weight bank, which holds {w_bank} B")
-        raise ConfigError("hardware.output_buffer_kib",
-                          f"too small for one pre-generation slab of layer {name!r}: its compressed copies need "
-                          f"{m * isa.group_bytes(n, m)} B of an output bank (which holds {out_bank} B) in "
-                          f"records of at most bank / rows = {out_bank // hw.rows} B")
-    return kc, rows
+            return ConfigError("hardware.weight_buffer_kib",
+                               f"too small for one pre-generation slab of layer {name!r}: {m} x {m} dense bytes "
+                               f"need {m * m} B of a weight bank, which holds {w_bank} B")
+        return ConfigError("hardware.output_buffer_kib",
+                           f"too small for one pre-generation slab of layer {name!r}: its compressed copies need "
+                           f"{m * isa.group_bytes(n, m)} B of an output bank (which holds {out_bank} B) in "
+                           f"records of at most bank / rows = {out_bank // hw.rows} B")
+
+    if rb is not None and _slab_fits(hw, rb, kc, n, m, True, True):
+        return kc, rb, (PregenPass(rb, kc, True, True),)
+    kc = _largest(kc, m, lambda c: _slab_fits(hw, m, c, n, m, True, False))
+    if kc == 0:
+        raise refuse()
+    passes = [PregenPass(_largest(cp, m, lambda r: _slab_fits(hw, r, kc, n, m, True, False)), kc, True, False)]
+    if rb is not None:
+        rb = _largest(rb, m, lambda r: _slab_fits(hw, r, m, n, m, False, True))
+        if rb == 0:
+            raise refuse()
+        passes.append(PregenPass(rb, _largest(kp, m, lambda c: _slab_fits(hw, rb, c, n, m, False, True)), False, True))
+    return kc, rb or cp, tuple(passes)
 
 
 def plan_step(hw: NmTrainHardware, wl: TrainWorkload) -> tuple[list[PregenPlan], list[GemmPlan], list[LayerShape]]:
@@ -415,14 +457,17 @@ def plan_step(hw: NmTrainHardware, wl: TrainWorkload) -> tuple[list[PregenPlan],
         if sparse[i] and pre:
             fwd = gemm(i, isa.FORWARD, s.p, s.cout, s.k, True)
             act = gemm(i, isa.ACT_GRAD, s.p, s.k, s.cout, True) if bwd_sparse and i > 0 else None
-            kc, rb = _slab(hw, s.name, s.cout, s.k, fwd.gc * nm.m, act.gc * nm.m if act else None, nm.n, nm.m)
+            kc, rb, _ = _pregen_passes(hw, s.name, s.cout, s.k, fwd.gc * nm.m, act.gc * nm.m if act else None,
+                                       nm.n, nm.m)
             fwd = gemm(i, isa.FORWARD, s.p, s.cout, s.k, True, gc_cap=kc // nm.m)
             if bwd_sparse:  # the backward copy exists even when the first layer has no act_grad
                 act = gemm(i, isa.ACT_GRAD, s.p, s.k, s.cout, True, gc_cap=rb // nm.m)
-                rb = act.gc * nm.m
             else:
                 act = gemm(i, isa.ACT_GRAD, s.p, s.k, s.cout, False)
-            pregens.append(PregenPlan(i, s.name, s.cout, s.k, nm.n, nm.m, fwd.gc * nm.m, rb, bwd_sparse))
+            # Equal chunks may have shrunk the GEMMs' chunks below the caps: slab the final ones.
+            kc, rb, passes = _pregen_passes(hw, s.name, s.cout, s.k, fwd.gc * nm.m,
+                                            act.gc * nm.m if bwd_sparse else None, nm.n, nm.m)
+            pregens.append(PregenPlan(i, s.name, s.cout, s.k, nm.n, nm.m, kc, rb, bwd_sparse, passes))
         else:
             fwd = gemm(i, isa.FORWARD, s.p, s.cout, s.k, sparse[i])
             act = gemm(i, isa.ACT_GRAD, s.p, s.k, s.cout, bwd_sparse)
@@ -502,38 +547,44 @@ def _emit_gemm(hw: NmTrainHardware, g: GemmPlan, a_base: int, b_base: int, b_row
     return out
 
 
-def _emit_pregen(pg: PregenPlan, w_base: int, f_base: int, b_base: int) -> np.ndarray:
-    """Per slab (column chunk c, row block r): LDB of the dense slab, PGS of its forward copy
-    (and of its backward copy). The dense weights and the forward copy are chunk-major by
-    columns, the backward copy by rows, so every slab is one block in each."""
-    per = 3 if pg.both else 2
-    out = np.zeros(pg.slabs * per, dtype=isa.INSTR_DTYPE)
-    out["pass_"] = isa.PREGEN
-    out["layer"] = pg.layer
+def _emit_pregen(pg: PregenPlan, w_bases: list[int], f_base: int, b_base: int) -> np.ndarray:
+    """Per pass (dense W at ``w_bases[pass]``, chunk-major by the pass's slab columns) and per
+    slab (column block outer, row block inner): LDB of the dense slab, then PGS of its block of
+    the forward copy (chunk-major by ``kc`` columns) and/or of the backward copy (chunk-major
+    by ``rb`` rows), each one contiguous block."""
     gb = isa.group_bytes(pg.n, pg.m)
     cp, kp, m = pg.cout_pad, pg.k_pad, pg.m
-    cc0, ccs = _ranges(kp, pg.kc)
-    rr0, rrs = _ranges(cp, pg.rb)
-    c0, r0 = np.repeat(cc0, len(rr0)), np.tile(rr0, len(cc0))
-    csz, rsz = np.repeat(ccs, len(rr0)), np.tile(rrs, len(cc0))
-    ld, fw = out[0::per], out[1::per]
-    ld["op"] = isa.OP_LDB
-    ld["n"], ld["m_log2"] = 1, 0
-    ld["count"], ld["width"], ld["k_steps"] = rsz, csz, csz
-    ld["addr"] = w_base + c0 * cp + r0 * csz
-    fw["op"] = isa.OP_PGS
-    fw["axis"] = 0
-    fw["count"], fw["width"], fw["k_steps"] = rsz, csz // m * gb, csz // m * pg.n
-    fw["addr"] = f_base + c0 // m * gb * cp + r0 * (csz // m * gb)
-    fw["n"], fw["m_log2"] = pg.n, m.bit_length() - 1
-    if pg.both:
-        bw = out[2::per]
-        bw["op"] = isa.OP_PGS
-        bw["axis"] = 1
-        bw["count"], bw["width"], bw["k_steps"] = csz, rsz // m * gb, rsz // m * pg.n
-        bw["addr"] = b_base + r0 // m * gb * kp + c0 * (rsz // m * gb)
-        bw["n"], bw["m_log2"] = pg.n, m.bit_length() - 1
-    return out
+    blocks = []
+    for ps, w_base in zip(pg.passes, w_bases):
+        cc0, ccs = _ranges(kp, ps.cols)
+        rr0, rrs = _ranges(cp, ps.rows)
+        c0, r0 = np.repeat(cc0, len(rr0)), np.tile(rr0, len(cc0))
+        csz, rsz = np.repeat(ccs, len(rr0)), np.tile(rrs, len(cc0))
+        per = ps.per_slab
+        out = np.zeros(len(c0) * per, dtype=isa.INSTR_DTYPE)
+        out["pass_"] = isa.PREGEN
+        out["layer"] = pg.layer
+        ld = out[0::per]
+        ld["op"] = isa.OP_LDB
+        ld["n"], ld["m_log2"] = 1, 0
+        ld["count"], ld["width"], ld["k_steps"] = rsz, csz, csz
+        ld["addr"] = w_base + c0 * cp + r0 * csz
+        slot = 1
+        if ps.fwd:  # columns are whole kc chunks
+            fw = out[slot::per]
+            fw["op"], fw["axis"] = isa.OP_PGS, 0
+            fw["count"], fw["width"], fw["k_steps"] = rsz, csz // m * gb, csz // m * pg.n
+            fw["addr"] = f_base + c0 // m * gb * cp + r0 * (csz // m * gb)
+            fw["n"], fw["m_log2"] = pg.n, m.bit_length() - 1
+            slot += 1
+        if ps.bwd:  # rows are whole rb chunks
+            bw = out[slot::per]
+            bw["op"], bw["axis"] = isa.OP_PGS, 1
+            bw["count"], bw["width"], bw["k_steps"] = csz, rsz // m * gb, rsz // m * pg.n
+            bw["addr"] = b_base + r0 // m * gb * kp + c0 * (rsz // m * gb)
+            bw["n"], bw["m_log2"] = pg.n, m.bit_length() - 1
+        blocks.append(out)
+    return np.concatenate(blocks)
 
 
 # --------------------------------------------------------------------------------------------
@@ -601,7 +652,7 @@ def _instr_count(g: GemmPlan) -> int:
 
 def compile_step(hw: NmTrainHardware, wl: TrainWorkload, *, with_data: bool = False, seed: int = 0) -> Program:
     pregens, gemms, shapes = plan_step(hw, wl)
-    instrs = sum(_instr_count(g) * g.count for g in gemms) + sum(pg.slabs * (3 if pg.both else 2) for pg in pregens)
+    instrs = sum(_instr_count(g) * g.count for g in gemms) + sum(pg.instructions for pg in pregens)
     need = (instrs + 1) * isa.INSTR_DTYPE.itemsize
     if with_data:
         if any(g.count != 1 for g in gemms):
@@ -616,7 +667,7 @@ def compile_step(hw: NmTrainHardware, wl: TrainWorkload, *, with_data: bool = Fa
     if with_data:
         blocks = _fill_data(program, wl, shapes, seed)
     else:
-        blocks = [_emit_pregen(pg, 0, 0, 0) for pg in pregens]
+        blocks = [_emit_pregen(pg, [0] * len(pg.passes), 0, 0) for pg in pregens]
         for g in gemms:
             block = _emit_gemm(hw, g, 0, 0, 0, 0)
             blocks.append(np.tile(block, g.count) if g.count > 1 else block)
@@ -683,11 +734,12 @@ def _fill_data(program: Program, wl: TrainWorkload, shapes: list[LayerShape], se
         wd = np.zeros((pg.cout_pad, pg.k_pad), dtype=np.int8)
         wd[: pg.cout, : pg.k] = w
         gb = isa.group_bytes(pg.n, pg.m)
-        w_addr = place(_chunk_major(wd, 1, pg.kc))
+        # One dense copy per pass, in the layout its slabs read.
+        w_addrs = [place(_chunk_major(wd, 1, ps.cols)) for ps in pg.passes]
         f_addr = reserve(pg.cout_pad * pg.k_pad // pg.m * gb)
         b_addr = reserve(pg.k_pad * pg.cout_pad // pg.m * gb) if pg.both else 0
         pregen_regions[pg.layer] = (f_addr, b_addr, pg.cout_pad, pg.k_pad)
-        blocks.append(_emit_pregen(pg, w_addr, f_addr, b_addr))
+        blocks.append(_emit_pregen(pg, w_addrs, f_addr, b_addr))
     dense_names = wl.dense_names()
     for g in program.gemms:
         x, dy, w = data[g.layer]

@@ -78,26 +78,37 @@ def test_training_order_and_modes():
         assert all(p.both == bwd for p in pregens)
 
 
-def test_pregeneration_writes_the_bdwp_copies():
-    """The PGS jobs write exactly sparsity.bdwp_copies of the dense weights, packed: the forward
-    copy chunk-major by the forward GEMM's K chunks (slab columns), the backward copy by the
-    act_grad GEMM's Cout chunks (slab rows). Small input banks cut both."""
-    from sparsim.dataflow.nm_train import _chunk_major
-
-    point = design_point_from_dict({"hardware": {"preset": "tiny", "input_buffer_kib": 0.125}, "workload": {
+def _pregen_point(weight_kib: float):
+    return design_point_from_dict({"hardware": {"preset": "tiny", "input_buffer_kib": 0.125,
+                                                "weight_buffer_kib": weight_kib}, "workload": {
         "kind": "train", "batch": 1, "mode": "bdwp", "layers": [
             {"name": "a", "k": 8, "cout": 4}, {"name": "b", "k": 44, "cout": 40, "positions": 3},
             {"name": "c", "k": 40, "cout": 4}]}, "seed": 5})
+
+
+@pytest.mark.parametrize("weight_kib, passes", [(1, 1), (0.25, 2)])
+def test_pregeneration_writes_the_bdwp_copies(weight_kib, passes):
+    """The PGS jobs write exactly sparsity.bdwp_copies of the dense weights, packed: the forward
+    copy chunk-major by the forward GEMM's K chunks, the backward copy by the act_grad GEMM's
+    Cout chunks (small input banks cut both). When an rb x kc slab does not fit the weight bank,
+    two passes (forward copy, backward copy) read W twice and the GEMMs keep their chunks."""
+    from sparsim.dataflow.nm_train import _chunk_major
+
+    point = _pregen_point(weight_kib)
     program = compile_design_point(point, with_data=True)
     pg = program.pregens[0]
-    assert pg.rb < pg.cout_pad and pg.kc < pg.k_pad
+    assert len(pg.passes) == passes and pg.rb < pg.cout_pad and pg.kc < pg.k_pad
+    fwd_gemm = next(g for g in program.gemms if g.name == "b" and g.pass_ == isa.FORWARD)
+    act_gemm = next(g for g in program.gemms if g.name == "b" and g.pass_ == isa.ACT_GRAD)
+    assert (fwd_gemm.gc * pg.m, act_gemm.gc * pg.m) == (pg.kc, pg.rb)
     after = execute(point.hardware, program.words(), program.memory)
     for got, want in zip(program.read_outputs(after), program.expected_outputs()):
         assert (got == want).all()
     ins = program.instrs
     loads = ins[(ins["op"] == isa.OP_LDB) & (ins["pass_"] == isa.PREGEN)]
+    ps = pg.passes[0]  # the first pass reads every weight once
     w = np.zeros((pg.cout_pad, pg.k_pad), dtype=np.int64)
-    slabs = [(c0, r0) for c0 in range(0, pg.k_pad, pg.kc) for r0 in range(0, pg.cout_pad, pg.rb)]
+    slabs = [(c0, r0) for c0 in range(0, pg.k_pad, ps.cols) for r0 in range(0, pg.cout_pad, ps.rows)]
     for (c0, r0), i in zip(slabs, loads):
         block = program.memory[int(i["addr"]) : int(i["addr"]) + int(i["count"]) * int(i["width"])]
         w[r0 : r0 + int(i["count"]), c0 : c0 + int(i["width"])] = block.view(np.int8).reshape(int(i["count"]), -1)
@@ -116,7 +127,8 @@ def test_inline_pruning_loads_dense_weights_each_time():
     """pregen: inline has no PGS; its sparse LDBs carry prune and read dense bytes."""
     pre = compile_design_point(_point(mode="bdwp", pregen="pre"))
     inline = compile_design_point(_point(mode="bdwp", pregen="inline"))
-    assert (inline.instrs["op"] == isa.OP_PGS).sum() == 0 and (pre.instrs["op"] == isa.OP_PGS).sum() == 2 * pre.pregens[0].slabs
+    assert (inline.instrs["op"] == isa.OP_PGS).sum() == 0 and (pre.instrs["op"] == isa.OP_PGS).sum() == sum(
+        ps.slabs(pg.cout_pad, pg.k_pad) * (ps.fwd + ps.bwd) for pg in pre.pregens for ps in pg.passes)
     pruned = inline.instrs[inline.instrs["prune"] == 1]
     assert len(pruned) > 0 and (pruned["width"] == pruned["k_steps"] // 2 * 8).all()  # 2:8: 8 dense B per 2 kept
 
