@@ -201,6 +201,39 @@ _NM_HAND = Case(
     Forward owns 0..20 (21 cycles), weight_grad 21..62 (42).""",
 )
 
+_NM_HAND_DOUBLE_BUFFER = Case(
+    id="nm-hand-double-buffer",
+    point=design_point_from_dict({
+        "hardware": {"preset": "tiny", "rows": 2, "cols": 2, "max_m": 1, "input_buffer_kib": 8 / 1024,
+                     "weight_buffer_kib": 8 / 1024, "output_buffer_kib": 32 / 1024,
+                     "memory": {"channels": 1, "bytes_per_cycle": 4, "latency_cycles": 2}},
+        "workload": {"kind": "train", "batch": 1, "mode": "dense",
+                     "layers": [{"name": "l", "k": 2, "cout": 2, "positions": 6}]},
+    }),
+    hand_cycles=76,
+    derivation="""R = C = 2 (OS), L = 3, BW = 4 B/cycle, latency 2; banks of 4 B (input, weight)
+    and 16 B (output). Forward P = 6, Q = 2, K = 2: three 2-row tiles under one weight tile
+    (LDB, then LDA + MM per tile); weight gradient P = 2, Q = 2, K = 6 in three chunks of 2
+    (LDA, LDB, MM per chunk; acc from the second, store on the third). Every fold
+    2R + C + K' - 2 + L = 9 cycles (K' = 2), stream 2, fill/drain 7.
+    i0 LDB (sync): request 1, records (2 B) 3, 4; weight bank ready 5.
+    i1 LDA0: request 3, records 5, 6; ready 7.
+    i2 MM0: dispatched 5, starts 7 (input_stream 7), done 15; store of 2 x 8 B from 16, last 19.
+    i3 LDA1 (bank 1, no readers yet): request 7, records 9, 10; ready 11.
+    i4 MM1: starts 16, done 24; store from 25 (write port free 20), last 28.
+    i5 LDA2 (bank 0): waits for its reader MM0 (done 15): request 16, records 18, 19; ready 20.
+    i6 MM2: starts 25 (its output bank 0 was drained at 19), done 33; store 34..37.
+    i7 LDA (wgrad, sync): waits for the last store: request 38, records 40, 41; ready 42.
+    i8 LDB: request 40 (its bank's last reader was before i0: none), records 42, 43; ready 44.
+    i9 MM: dispatched 42, starts 44 (weight_stream 44 - 34 = 10), done 52.
+    i10 LDA: request 44, records 46, 47. i11 LDB: request 46, records 48, 49.
+    i12 MM (acc): starts 53, done 61.
+    i13 LDA: waits for i9 (done 52): request 53, records 55, 56. i14 LDB: request 55, records
+    57, 58. i15 MM (acc, store): starts 62, done 70; store from 71, last 74.
+    END: max(59, 71, 75) = 75: 76 cycles; tail 76 - 71 = 5. Forward 0..33 (34 cycles: 7 waiting
+    + 3 folds), weight_grad 34..75 (42: 10 waiting + 3 folds + 5 tail).""",
+)
+
 _NM_EXAMPLE_TINY = Case(id="nm-example-tiny", point=_example("nm_train_tiny.yaml"))
 
 #: N:M of each nm_train design point's sparse layer ("1:1" dense), issue 9's list.
@@ -245,6 +278,7 @@ def nm_random_design_point(dp_seed: int, data_seed: int) -> DesignPoint:
 
 NM_CASES: tuple[Case, ...] = (
     _NM_HAND,
+    _NM_HAND_DOUBLE_BUFFER,
     _NM_EXAMPLE_TINY,
     *(
         Case(id=f"nm-dp{dp}-data{seed}", point=nm_random_design_point(dp, seed))

@@ -36,6 +36,25 @@ def test_hand_computed_step():
     assert (r.per_pass["forward"]["bytes_read"], r.per_pass["forward"]["bytes_written"]) == (16, 16)
 
 
+def test_hand_computed_double_buffering_and_chunks():
+    """Case nm-hand-double-buffer of tests/cases.py (derivation there): 76 cycles. The third
+    forward tile's load waits for the first tile's MM (its bank's reader), the weight
+    gradient's first load for the last store (sync), and its three K chunks accumulate into one
+    stored tile."""
+    case = CASES_BY_ID["nm-hand-double-buffer"]
+    program = compile_design_point(case.point)
+    ins = program.instrs
+    assert list(ins["op"]) == [2, 1, 3, 1, 3, 1, 3] + [1, 2, 3] * 3 + [0]
+    mm = ins[ins["op"] == isa.OP_MM]
+    assert list(mm["acc"]) == [0, 0, 0, 0, 1, 1] and list(mm["store"]) == [1, 1, 1, 0, 0, 1]
+    r = run(program)
+    assert r.cycles == case.hand_cycles == 76
+    assert r.pass_cycles == {"forward": 34, "act_grad": 0, "weight_grad": 42, "pregen": 0}
+    assert r.stalls == {"dispatch": 0, "input_stream": 7, "weight_stream": 10, "out_bank": 0,
+                        "fill_drain": 42, "tail": 5}
+    assert r.stream_cycles == 12 and r.folds == 6
+
+
 def _points(count: int = 24):
     return [design_point_from_dict(random_point(seed)) for seed in range(count)]
 
