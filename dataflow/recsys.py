@@ -109,7 +109,8 @@ PRESETS: dict[str, dict] = {
     # PCIe). ASSUMED, not from the paper: 200 MHz; the links as 2 channels x 64 B/cycle =
     # 25.6 GB/s (REFERENCE.md: about 20-28 GB/s); 400 ns = 80 cycles of read latency; 8 gather
     # units with 64 tags each; a 64 KiB FPGA-side cache of host lines; a 32 x 32 array. The
-    # buffers (5.1 MiB together) fit the device's 2,713 M20K blocks (6.6 MiB).
+    # buffers and the cache (5.8 MiB together) fit the device's 2,713 M20K blocks (6.6 MiB); the
+    # act buffer holds RM3's 2,560 dense features for mini-batches of 64.
     "harpv2": {
         "device": "arria10_gx1150",
         "clock_mhz": 200.0,
@@ -125,7 +126,7 @@ PRESETS: dict[str, dict] = {
         "mini_batch": 64,
         "index_buffer_kib": 512,
         "pooled_buffer_kib": 256,
-        "act_buffer_kib": 256,
+        "act_buffer_kib": 1024,
         "weight_buffer_kib": 4096,
         "out_buffer_kib": 16,
         "memory": {"channels": 2, "bytes_per_cycle": 64, "latency_cycles": 80},
@@ -386,6 +387,10 @@ def plan(hw: RecsysHardware, wl: DlrmWorkload) -> Plan:
             raise ConfigError(f"hardware.{key}", f"one sample needs {sample + fixed:,} B per bank "
                                                  f"({banks} banks), more than {getattr(hw, key):g} KiB holds")
         mini = min(mini, fits)
+    if hw.dataflow == "os" and hw.rows < mini < wl.batch:
+        # An OS fold covers R samples: a mini-batch that is a multiple of R leaves no array
+        # rows idle in any fold (34 samples on 32 rows would take two folds per block).
+        mini = mini // hw.rows * hw.rows
     for k, q in model.bottom_layers + model.top_layers:
         if max(k, q) > isa.field_max("k"):
             raise ConfigError("workload", f"a layer of {k} x {q} exceeds the 16-bit K and Q fields")

@@ -208,3 +208,11 @@ def test_resource_estimate_counts_the_array_and_fits_the_presets_devices():
     small = _point(SMALL).hardware
     bigger = _point(SMALL, gather_units=4, cache_kib=0).hardware
     assert eng.resources(bigger)["lut"] > eng.resources(small)["lut"]
+
+
+def test_os_mini_batches_are_multiples_of_the_array_rows():
+    """6 samples would fit, but on 4 OS rows a mini-batch of 6 takes as many folds as one of 8:
+    the compiler cuts 4 (a single mini-batch holding the whole batch is left as it is)."""
+    assert compile_design_point(_point({**SMALL, "batch": 12}, mini_batch=6)).plan.mini == 4
+    assert compile_design_point(_point({**SMALL, "batch": 6}, mini_batch=6)).plan.mini == 6
+    assert compile_design_point(_point({**SMALL, "batch": 12}, mini_batch=6, dataflow="ws")).plan.mini == 6
