@@ -575,7 +575,8 @@ def simulate(point) -> results.RawCounts:
         bytes_read=read_lines * line,
         bytes_written=c["store_lines"] * line,
         onchip_bytes=onchip,
-        peak_bytes_per_cycle=hw.memory.channels * min(hw.memory.bytes_per_cycle, line),
+        # A channel moves one line per ceil(line / bytes_per_cycle) cycles.
+        peak_bytes_per_cycle=hw.memory.channels * line / -(-line // hw.memory.bytes_per_cycle),
         breakdown=timed.activity,
         stalls=timed.stalls,
         counts={

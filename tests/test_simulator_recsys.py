@@ -239,3 +239,14 @@ def test_skipping_quiet_cycles_changes_nothing(dp):
         "batches": 2}})
     program = compile_design_point(point)
     assert run(program) == run(program, skip_quiet=False)
+
+
+@pytest.mark.parametrize("bytes_per_cycle", [3, 6, 16, 64])
+def test_bandwidth_utilisation_is_against_whole_lines(bytes_per_cycle):
+    """A channel moves one 16-byte line per ceil(16 / bytes_per_cycle) cycles, so that is its
+    peak, and the achieved share of it stays at or below 1."""
+    point = _small(0, max_outstanding=16, gather_units=4, rows=4, cols=4,
+                   memory={"channels": 1, "bytes_per_cycle": bytes_per_cycle, "latency_cycles": 2})
+    result = engines.get("recsys").evaluate(point)
+    assert result["peak_bandwidth_gbps"] == pytest.approx(16 / -(-16 // bytes_per_cycle) * 100e6 / 1e9)
+    assert 0 < result["bandwidth_utilisation"] <= 1
