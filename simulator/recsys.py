@@ -32,7 +32,7 @@ ACTIVITIES = ("gather", "pooling", "bottom_mlp", "interaction", "top_mlp", "load
 #: Stall causes (``stall_*``), in kernel order: the dense engine's (which with its busy cycles add
 #: up to the cycle count) and the gather units' (the mean over units of each unit's cycles).
 STALL_CAUSES = ("dense_weights", "dense_load", "dense_gather", "dense_out_bank", "dense_tail",
-                "gather_tags", "gather_index_load", "gather_pooled_bank")
+                "gather_tags", "gather_index_load", "gather_pooled_bank", "gather_link")
 _COUNTERS = ("requests", "cache_hits", "cache_misses", "loader_lines", "store_lines", "in_flight_sum",
              "peak_in_flight", "channel_queue_cycles", "overlap_cycles", "pooled_elements")
 
@@ -214,7 +214,14 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
                 u_line[u] = u_row[u] // line_bytes
                 u_line_last[u] = (u_row[u] + dim - 1) // line_bytes
             if u_inflight[u] >= max_out:
-                stalls[5] += 1
+                # Every tag in use. If the next line's channel is booked beyond the latency, it
+                # would queue even with a free tag: the link limits; else the round trip does.
+                line = u_line[u]
+                if (not (cache_lines > 0 and tags[u, line % cache_lines] == line)
+                        and free[line % channels] > x + latency):
+                    stalls[8] += 1
+                else:
+                    stalls[5] += 1
                 continue
             line = u_line[u]
             lo = u_row[u] if u_row[u] > line * line_bytes else line * line_bytes

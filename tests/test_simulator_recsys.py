@@ -250,3 +250,18 @@ def test_bandwidth_utilisation_is_against_whole_lines(bytes_per_cycle):
     result = engines.get("recsys").evaluate(point)
     assert result["peak_bandwidth_gbps"] == pytest.approx(16 / -(-16 // bytes_per_cycle) * 100e6 / 1e9)
     assert 0 < result["bandwidth_utilisation"] <= 1
+
+
+def test_tag_stalls_tell_link_saturation_from_round_trips():
+    """RM1 on harpv2 with 64 tags per unit fills the link: the units mostly wait on it; with 2
+    tags per unit the link idles and the units wait on the round trip."""
+    def stalls(tags):
+        point = design_point_from_dict({"hardware": {"preset": "harpv2", "max_outstanding": tags,
+                                                     "cache_kib": 0},
+                                        "workload": {"kind": "dlrm", "model": "rm1", "max_rows": 100_000,
+                                                     "batch": 64}})
+        return run(compile_design_point(point)).stalls
+
+    full, few = stalls(64), stalls(2)
+    assert full["gather_link"] > 4 * full["gather_tags"]
+    assert few["gather_tags"] > 4 * few["gather_link"]
