@@ -157,6 +157,7 @@ ENGINE_FILES = {
     "dataflow/dsp_chain.py", "dataflow/dsp_chain_isa.py", "dataflow/dsp_chain_exec.py",
     "simulator/dsp_chain.py", "simulator/resources.py", "rtl/dsp_chain.py",
     "dataflow/recsys.py", "dataflow/recsys_isa.py", "dataflow/recsys_exec.py", "simulator/recsys.py",
+    "rtl/recsys.py",
     # The bench (cocotb and Amaranth-sim alike) still drives the dsp_chain ports.
     "rtl/cocotb_bench/__init__.py", "rtl/cocotb_bench/bench.py", "rtl/cocotb_bench/driver.py",
     "rtl/cocotb_bench/jobs.py",

@@ -1,0 +1,352 @@
+"""Amaranth RTL of the ``recsys`` engine (docs/recsys.md is the contract).
+
+The sparse half so far:
+
+- :class:`GatherUnit`: one gather unit: splits embedding rows into line requests, one per cycle
+  while a tag of its pool of ``max_outstanding`` is free, looks each line up in its direct-mapped
+  cache slice, matches tagged responses arriving on several channels in one cycle, and pools
+  the delivered lines in arrival order, ``pool_lanes`` elements per cycle;
+- :class:`PooledBuffer`: one bank of the pooled-embedding buffer: ``acc_bits`` sums with written
+  flags, read–add–written by the gather units' pooling outputs.
+
+Timing follows docs/recsys.md ("Units", "Engines and timing" 2): the request of a row's first
+line leaves in the cycle the row is offered, a line delivered in cycle ``y`` starts pooling
+from ``y + 1`` at the earliest, lines delivered in one cycle pool in channel order with cache
+hits after them, and a tag is free again in the cycle after its slice's last pooling cycle.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from sparsim.dataflow import recsys_isa as isa
+
+from .shell import rejected_is_not_unused as _rejected_is_not_unused
+
+__all__ = ["ADDR_BITS", "DIM_BITS", "row_layout", "request_layout", "response_layout", "pool_layout",
+           "GatherUnit", "PooledBuffer"]
+
+#: Byte addresses (the ISA's ``addr`` field).
+ADDR_BITS = isa.field_width("addr")
+#: Row bytes (the ``GATHER``'s ``q`` field).
+DIM_BITS = isa.field_width("q")
+
+
+def _check_int(name: str, value: object, *, minimum: int, pow2: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if value < minimum or (pow2 and value & (value - 1)):
+        kind = "a power of two" if pow2 else "an integer"
+        raise ValueError(f"{name} must be {kind} >= {minimum}, not {value}")
+    return value
+
+
+def _bits(n: int) -> int:
+    """Bits of an unsigned counter holding 0 … n - 1 (at least 1)."""
+    return max(1, (n - 1).bit_length())
+
+
+def row_layout(entry_bits: int, ctx_bits: int) -> data.StructLayout:
+    """One embedding row to gather: its byte address, its bytes (``dim`` >= 1), the pooled
+    element its first byte adds into and an opaque ``ctx`` carried to the pooling output."""
+    return data.StructLayout({"addr": unsigned(ADDR_BITS), "dim": unsigned(DIM_BITS),
+                              "entry": unsigned(entry_bits), "ctx": unsigned(ctx_bits)})
+
+
+def request_layout(tag_bits: int) -> data.StructLayout:
+    """A line read: line-aligned byte address and the tag its response carries back."""
+    return data.StructLayout({"addr": unsigned(ADDR_BITS), "tag": unsigned(tag_bits)})
+
+
+def response_layout(line_bytes: int, tag_bits: int) -> data.StructLayout:
+    """A delivered line (little-endian bytes) and the tag of its request."""
+    return data.StructLayout({"tag": unsigned(tag_bits), "data": unsigned(8 * line_bytes)})
+
+
+def pool_layout(lanes: int, entry_bits: int, ctx_bits: int) -> data.StructLayout:
+    """``count`` (1 … lanes) INT8 values to add into elements ``elem`` … ``elem + count - 1``;
+    ``last`` marks a line's final chunk (its tag is free from the next cycle)."""
+    return data.StructLayout({"elem": unsigned(entry_bits), "count": unsigned(_bits(lanes + 1)),
+                              "values": data.ArrayLayout(signed(8), lanes), "last": 1,
+                              "ctx": unsigned(ctx_bits)})
+
+
+class GatherUnit(wiring.Component):
+    """One gather unit with its tag pool, cache slice and pooling stage.
+
+    A row at byte address ``a`` of ``dim`` bytes touches lines ``a // line`` …
+    ``(a + dim - 1) // line``; the unit requests them in order, one per cycle while a tag is
+    free (``max_outstanding`` tags; a tag is held from the request up to and including the last
+    pooling cycle of its slice). A line found in the cache slice (``cache_lines`` sets, direct
+    mapped by line number; 0: no cache) takes a tag but no memory request and is delivered
+    ``CACHE_HIT_CYCLES`` after its lookup; a miss fills its set in its delivery cycle. The
+    pooling stage takes delivered lines in arrival order (same cycle: channel 0 first, hits
+    last) from the cycle after their delivery and emits ``ceil(n / pool_lanes)`` chunks of a
+    slice of ``n`` elements, one per cycle, back to back.
+
+    Parameters (keyword-only)
+    -------------------------
+    line_bytes : int
+        Bytes of a line, a power of two >= 4.
+    max_outstanding : int
+        Tags (line requests in flight or waiting to pool), >= 1.
+    channels : int
+        Response lanes (memory channels that may deliver in the same cycle), >= 1.
+    pool_lanes : int
+        Elements pooled per cycle, a power of two >= 1.
+    cache_lines : int
+        Sets of the cache slice, 0 or a power of two.
+    entry_bits, ctx_bits : int
+        Widths of the pooled element index and of the opaque row context.
+
+    Members
+    -------
+    rows : In(stream.Signature(row_layout(entry_bits, ctx_bits)))
+        Rows to gather; a row is taken (``ready``) in the cycle its last line is requested.
+    req : Out(stream.Signature(request_layout(tag_bits)))
+        Line reads to memory (cache misses).
+    resp : In(stream.Signature(response_layout(line_bytes, tag_bits), always_ready=True)).array(channels)
+        Delivered lines, one lane per channel.
+    pool : Out(stream.Signature(pool_layout(pool_lanes, entry_bits, ctx_bits), always_ready=True))
+        Elements to add into the pooled buffer, one chunk per cycle.
+    tags_used : Out(range(max_outstanding + 1))
+        Tags in use at the start of the cycle (requested, queued or pooling).
+    hits : Out(1)
+        The line requested this cycle was a cache hit.
+    """
+
+    def __init__(self, *, line_bytes: int, max_outstanding: int, channels: int, pool_lanes: int,
+                 cache_lines: int = 0, entry_bits: int = 16, ctx_bits: int = 1):
+        with _rejected_is_not_unused(self):
+            self._line = _check_int("line_bytes", line_bytes, minimum=4, pow2=True)
+            self._tags = _check_int("max_outstanding", max_outstanding, minimum=1)
+            self._channels = _check_int("channels", channels, minimum=1)
+            self._lanes = _check_int("pool_lanes", pool_lanes, minimum=1, pow2=True)
+            self._cache = _check_int("cache_lines", cache_lines, minimum=0)
+            if self._cache and self._cache & (self._cache - 1):
+                raise ValueError(f"cache_lines must be 0 or a power of two, not {cache_lines}")
+            self._entry_bits = _check_int("entry_bits", entry_bits, minimum=1)
+            self._ctx_bits = _check_int("ctx_bits", ctx_bits, minimum=1)
+        self.tag_bits = _bits(self._tags)
+        super().__init__({
+            "rows": In(stream.Signature(row_layout(entry_bits, ctx_bits))),
+            "req": Out(stream.Signature(request_layout(self.tag_bits))),
+            "resp": In(stream.Signature(response_layout(line_bytes, self.tag_bits),
+                                        always_ready=True)).array(channels),
+            "pool": Out(stream.Signature(pool_layout(pool_lanes, entry_bits, ctx_bits), always_ready=True)),
+            "tags_used": Out(range(max_outstanding + 1)),
+            "hits": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        line, tags, lanes = self._line, self._tags, self._lanes
+        lb = line.bit_length() - 1
+        ln_bits = ADDR_BITS - lb
+        entry_bits, ctx_bits = self._entry_bits, self._ctx_bits
+        off_bits, n_bits = _bits(line), _bits(line + 1)
+
+        # Tag pool and per-tag metadata (reset-less: meaningful only while the tag is held).
+        free = Signal(tags, init=(1 << tags) - 1)
+        meta_layout = data.StructLayout({"off": unsigned(off_bits), "n": unsigned(n_bits),
+                                         "elem": unsigned(entry_bits), "ctx": unsigned(ctx_bits),
+                                         "line": unsigned(ln_bits)})
+        meta = Array(Signal(meta_layout.as_shape(), reset_less=True, name=f"meta{i}") for i in range(tags))
+        store = Array(Signal(8 * line, reset_less=True, name=f"line{i}") for i in range(tags))
+        m.d.comb += self.tags_used.eq(sum(~free[i] & 1 for i in range(tags)))
+
+        # Lowest free tag.
+        new_tag = Signal(self.tag_bits)
+        any_free = free.any()
+        for i in reversed(range(tags)):
+            with m.If(free[i]):
+                m.d.comb += new_tag.eq(i)
+
+        # Line splitter over the offered row: ``done_lines`` of it were requested already.
+        row = self.rows.payload
+        done_lines = Signal(DIM_BITS)
+        row_line = row.addr[lb:]
+        cur_line = Signal(ln_bits)
+        m.d.comb += cur_line.eq(row_line + done_lines)
+        first = done_lines == 0
+        row_end = Signal(ADDR_BITS + 1)
+        m.d.comb += row_end.eq(row.addr + row.dim)
+        line_end = Signal(ADDR_BITS + 1)
+        m.d.comb += line_end.eq(Cat(Const(0, lb), cur_line) + line)
+        lo = Signal(ADDR_BITS)
+        m.d.comb += lo.eq(Mux(first, row.addr, Cat(Const(0, lb), cur_line)))
+        last_line = row_end <= line_end
+        slice_meta = Signal(meta_layout)
+        m.d.comb += [
+            slice_meta.off.eq(lo[:lb]),
+            slice_meta.n.eq(Mux(last_line, row_end, line_end) - lo),
+            slice_meta.elem.eq(row.entry + (lo - row.addr)),
+            slice_meta.ctx.eq(row.ctx),
+            slice_meta.line.eq(cur_line),
+        ]
+
+        # Cache slice: a lookup in cycle x sees the fills of cycles before x.
+        hit = Signal()
+        if self._cache:
+            sets = self._cache
+            sb = sets.bit_length() - 1
+            c_valid = Signal(sets)
+            c_line = Array(Signal(ln_bits, reset_less=True, name=f"cline{i}") for i in range(sets))
+            c_data = Array(Signal(8 * line, reset_less=True, name=f"cdata{i}") for i in range(sets))
+            s = cur_line[:sb] if sb else Const(0, 1)
+            m.d.comb += hit.eq(c_valid.bit_select(s, 1) & (c_line[s] == cur_line))
+            # Hits wait CACHE_HIT_CYCLES in a tag delay line, then join the arrival order.
+            hit_pipe = [Signal(1 + self.tag_bits, name=f"hit_pipe{i}") for i in range(isa.CACHE_HIT_CYCLES)]
+
+        take = Signal()  # a line leaves this cycle (to memory or as a hit)
+        m.d.comb += [
+            self.req.valid.eq(self.rows.valid & any_free & ~hit),
+            self.req.payload.addr.eq(Cat(Const(0, lb), cur_line)),
+            self.req.payload.tag.eq(new_tag),
+            take.eq(self.rows.valid & any_free & (hit | self.req.ready)),
+            self.hits.eq(self.rows.valid & any_free & hit),
+            self.rows.ready.eq(take & last_line),
+        ]
+        with m.If(take):
+            m.d.sync += meta[new_tag].eq(slice_meta)
+            m.d.sync += done_lines.eq(Mux(last_line, 0, done_lines + 1))
+
+        # Arrival queue of tags (capacity: every tag), filled by the channel lanes in channel
+        # order and then the cache hit due this cycle.
+        q_tags = Array(Signal(self.tag_bits, reset_less=True, name=f"q{i}") for i in range(tags))
+        q_head = Signal(self.tag_bits)
+        q_count = Signal(range(tags + 1))
+        pushes = []  # (valid, tag)
+        for lane in self.resp:
+            pushes.append((lane.valid, lane.payload.tag))
+        if self._cache:
+            due = hit_pipe[-1]
+            pushes.append((due[0], due[1:]))
+            m.d.sync += hit_pipe[0].eq(Cat(take & hit, new_tag))
+            for a, b in zip(hit_pipe, hit_pipe[1:]):
+                m.d.sync += b.eq(a)
+            with m.If(take & hit):
+                m.d.sync += store[new_tag].eq(c_data[s])
+            for lane in self.resp:
+                with m.If(lane.valid):
+                    filled = data.View(meta_layout, meta[lane.payload.tag]).line
+                    fset = filled[:sb] if sb else Const(0, 1)
+                    m.d.sync += [c_valid.bit_select(fset, 1).eq(1),
+                                 c_line[fset].eq(filled),
+                                 c_data[fset].eq(lane.payload.data)]
+        for lane in self.resp:
+            with m.If(lane.valid):
+                m.d.sync += store[lane.payload.tag].eq(lane.payload.data)
+
+        # Pooling: the active slice, or else the queue head (queued in an earlier cycle).
+        active = Signal()
+        act_tag = Signal(self.tag_bits)
+        chunk_off = Signal(n_bits)  # elements of the slice already pooled
+        popping = Signal()
+        cur_tag = Signal(self.tag_bits)
+        m.d.comb += [
+            popping.eq(~active & (q_count != 0)),
+            cur_tag.eq(Mux(active, act_tag, q_tags[q_head])),
+            self.pool.valid.eq(active | popping),
+        ]
+        cm = data.View(meta_layout, meta[cur_tag])
+        left = Signal(n_bits)
+        m.d.comb += left.eq(cm.n - chunk_off)
+        last_chunk = left <= lanes
+        shifted = Signal(8 * line)
+        m.d.comb += shifted.eq(store[cur_tag] >> ((cm.off + chunk_off) * 8))
+        m.d.comb += [
+            self.pool.payload.elem.eq(cm.elem + chunk_off),
+            self.pool.payload.count.eq(Mux(last_chunk, left, lanes)),
+            self.pool.payload.values.eq(shifted[: 8 * lanes] if 8 * lanes <= 8 * line
+                                        else shifted),
+            self.pool.payload.last.eq(last_chunk),
+            self.pool.payload.ctx.eq(cm.ctx),
+        ]
+        freed = Signal(tags)
+        with m.If(self.pool.valid):
+            with m.If(last_chunk):
+                m.d.sync += [active.eq(0), chunk_off.eq(0)]
+                m.d.comb += freed.eq(1 << cur_tag)
+            with m.Else():
+                m.d.sync += [active.eq(1), act_tag.eq(cur_tag), chunk_off.eq(chunk_off + lanes)]
+        taken = Signal(tags)
+        with m.If(take):
+            m.d.comb += taken.eq(1 << new_tag)
+        m.d.sync += free.eq((free & ~taken) | freed)
+
+        # Queue pointers: pushes land at consecutive slots after the tail, in lane order.
+        n_push = 0
+        q_tail = Signal(self.tag_bits)
+        for valid, tag in pushes:
+            slot = Signal(self.tag_bits + 1)
+            m.d.comb += slot.eq(q_tail + n_push)
+            with m.If(valid):
+                m.d.sync += q_tags[Mux(slot >= tags, slot - tags, slot)[: self.tag_bits]].eq(tag)
+            n_push = n_push + valid
+        npush = Signal(range(len(pushes) + 1))
+        m.d.comb += npush.eq(n_push)
+        tail_next = Signal(self.tag_bits + 2)
+        m.d.comb += tail_next.eq(q_tail + npush)
+        m.d.sync += [
+            q_tail.eq(Mux(tail_next >= tags, tail_next - tags, tail_next)),
+            q_count.eq(q_count + npush - popping),
+        ]
+        with m.If(popping):
+            m.d.sync += q_head.eq(Mux(q_head == tags - 1, 0, q_head + 1))
+        return m
+
+
+class PooledBuffer(wiring.Component):
+    """One bank of the pooled-embedding buffer: ``entries`` sums of ``acc_bits`` with a written
+    flag each. A chunk on ``pool[u]`` in cycle x adds its values into its elements at the end of
+    x (an element never written since the last ``release`` loads the value instead of adding
+    it), so the chunk of x + 1 sees it; the units write disjoint elements. ``release`` clears
+    every flag at the end of its cycle; ``read`` returns element ``addr`` (0 if unwritten) in the
+    next cycle.
+
+    Members
+    -------
+    pool : In(stream.Signature(pool_layout(lanes, entry_bits, ctx_bits), always_ready=True)).array(ports)
+    release : In(1)
+    read_addr : In(entry_bits)
+    read_data : Out(signed(acc_bits))
+    """
+
+    def __init__(self, *, entries: int, acc_bits: int, lanes: int, ports: int,
+                 entry_bits: int = 16, ctx_bits: int = 1):
+        with _rejected_is_not_unused(self):
+            self._entries = _check_int("entries", entries, minimum=1)
+            self._acc_bits = _check_int("acc_bits", acc_bits, minimum=8)
+            self._lanes = _check_int("lanes", lanes, minimum=1, pow2=True)
+            self._ports = _check_int("ports", ports, minimum=1)
+            if entries > 1 << entry_bits:
+                raise ValueError(f"entries ({entries}) do not fit entry_bits ({entry_bits})")
+        super().__init__({
+            "pool": In(stream.Signature(pool_layout(lanes, entry_bits, ctx_bits), always_ready=True)).array(ports),
+            "release": In(1),
+            "read_addr": In(entry_bits),
+            "read_data": Out(signed(acc_bits)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n, acc = self._entries, self._acc_bits
+        sums = Array(Signal(signed(acc), reset_less=True, name=f"sum{i}") for i in range(n))
+        written = Signal(n)
+        new_written = Signal(n)
+        m.d.comb += new_written.eq(written)
+        for port in self.pool:
+            for i in range(self._lanes):
+                e = Signal(len(port.payload.elem) + 1, name=f"e{i}")
+                m.d.comb += e.eq(port.payload.elem + i)
+                with m.If(port.valid & (i < port.payload.count) & (e < n)):
+                    old = Mux(written.bit_select(e, 1), sums[e], 0)
+                    m.d.sync += sums[e].eq(old + port.payload.values[i])
+                    m.d.comb += new_written.bit_select(e, 1).eq(1)
+        m.d.sync += written.eq(Mux(self.release, 0, new_written))
+        a = self.read_addr
+        m.d.sync += self.read_data.eq(Mux((a < n) & written.bit_select(a, 1), sums[a], 0))
+        return m
