@@ -15,6 +15,7 @@ small enough to hold (``workload.max_rows``).
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -509,12 +510,9 @@ def compile_design_point(point: DesignPoint, *, with_data: bool = False) -> Prog
     gen = wl.indices
     exponent = gen.exponent if gen.distribution == "zipf" else 0.0
     try:
-        per_batch = [dlrm.generate_bags(model, wl.batch, distribution=gen.distribution, exponent=exponent,
-                                        seed=point.seed, min_bag=wl.min_bag, batch_index=b)
-                     for b in range(wl.batches)]
+        bags = _bags(model, wl.batch, wl.batches, gen.distribution, exponent, point.seed, wl.min_bag)
     except ValueError as exc:
         raise ConfigError("workload", str(exc)) from None
-    bags = tuple(_concat_bags([batch[t] for batch in per_batch]) for t in range(T))
     sizes = np.stack([b.sizes for b in bags])  # [T, samples]
     starts = pl.mini_starts()
 
@@ -597,6 +595,34 @@ def compile_design_point(point: DesignPoint, *, with_data: bool = False) -> Prog
     if with_data:
         _fill_data(program, point.seed, dense_addr, index_addr, cursor)
     return program
+
+
+#: Recently generated bags by every input of the generator. A sweep over hardware parameters
+#: compiles the same workload again and again, and drawing Zipf indices over million-row tables
+#: costs more than the whole simulation; only results of up to 2**22 indices are kept.
+_BAGS_CACHE: OrderedDict[tuple, tuple[dlrm.Bags, ...]] = OrderedDict()
+_BAGS_CACHE_ENTRIES = 8
+_BAGS_CACHE_MAX_INDICES = 1 << 22
+
+
+def _bags(model: dlrm.DlrmModel, batch: int, batches: int, distribution: str, exponent: float, seed: int,
+          min_bag: int | None) -> tuple[dlrm.Bags, ...]:
+    """Every table's bags for ``batches`` batches as one stream of samples (read-only arrays)."""
+    key = (model, batch, batches, distribution, exponent, seed, min_bag)
+    if key in _BAGS_CACHE:
+        _BAGS_CACHE.move_to_end(key)
+        return _BAGS_CACHE[key]
+    per_batch = [dlrm.generate_bags(model, batch, distribution=distribution, exponent=exponent, seed=seed,
+                                    min_bag=min_bag, batch_index=b) for b in range(batches)]
+    bags = tuple(_concat_bags([one[t] for one in per_batch]) for t in range(model.tables))
+    for bag in bags:
+        bag.indices.flags.writeable = False
+        bag.offsets.flags.writeable = False
+    if sum(b.indices.size for b in bags) <= _BAGS_CACHE_MAX_INDICES:
+        _BAGS_CACHE[key] = bags
+        while len(_BAGS_CACHE) > _BAGS_CACHE_ENTRIES:
+            _BAGS_CACHE.popitem(last=False)
+    return bags
 
 
 def _concat_bags(parts: list[dlrm.Bags]) -> dlrm.Bags:

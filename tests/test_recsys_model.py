@@ -216,3 +216,15 @@ def test_os_mini_batches_are_multiples_of_the_array_rows():
     assert compile_design_point(_point({**SMALL, "batch": 12}, mini_batch=6)).plan.mini == 4
     assert compile_design_point(_point({**SMALL, "batch": 6}, mini_batch=6)).plan.mini == 6
     assert compile_design_point(_point({**SMALL, "batch": 12}, mini_batch=6, dataflow="ws")).plan.mini == 6
+
+
+def test_generated_bags_are_reused_read_only_and_keyed_by_every_input():
+    first = compile_design_point(_point(SMALL, seed=3))
+    again = compile_design_point(_point(SMALL, seed=3, gather_units=1, cache_kib=0))
+    assert again.bags is first.bags
+    with pytest.raises(ValueError, match="read-only"):
+        first.bags[0].indices[0] = 1
+    other = compile_design_point(_point(SMALL, seed=4))
+    assert not all(np.array_equal(a.indices, b.indices) for a, b in zip(first.bags, other.bags))
+    zipf = compile_design_point(_point({**SMALL, "indices": {"distribution": "zipf", "exponent": 2.0}}, seed=3))
+    assert zipf.bags is not first.bags
