@@ -120,8 +120,9 @@ UseRamulatorTrace: False
 """
 
 
-def run_scalesim(rows: int, cols: int, dataflow: str, gemms: list[tuple[str, int, int, int]]) -> tuple[list[dict], float]:
-    """Run SCALE-Sim on ``gemms`` (name, P, Q, K); per-layer results and the wall time."""
+def run_scalesim(rows: int, cols: int, dataflow: str,
+                 gemms: list[tuple[str, int, int, int]]) -> tuple[list[dict], float, float]:
+    """Run SCALE-Sim on ``gemms`` (name, P, Q, K); per-layer results, wall and CPU seconds."""
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         (d / "peer.cfg").write_text(_CONFIG.format(rows=rows, cols=cols, dataflow=dataflow))
@@ -129,13 +130,14 @@ def run_scalesim(rows: int, cols: int, dataflow: str, gemms: list[tuple[str, int
             "Layer,M,N,K,\n" + "".join(f"{name},{p},{q},{k},\n" for name, p, q, k in gemms)
         )
         (d / "layout.csv").write_text("Layer name,\n")  # custom layouts are off
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         with contextlib.redirect_stdout(io.StringIO()):
             sim = ScaleSim(save_disk_space=True, verbose=False, config=str(d / "peer.cfg"),
                            topology=str(d / "topology.csv"), layout=str(d / "layout.csv"),
                            input_type_gemm=True)
             sim.run_scale(top_path=str(d / "out"))
         wall = time.perf_counter() - start
+        cpu = time.process_time() - cpu_start
         results = []
         for layer in sim.runner.single_layer_sim_object_list:
             _, total, stalls, *_ = layer.get_compute_report_items()
@@ -144,7 +146,7 @@ def run_scalesim(rows: int, cols: int, dataflow: str, gemms: list[tuple[str, int
                 "stall_cycles": int(stalls),
                 "demand_rows": int(layer.compute_system.get_ofmap_demand_mat().shape[0]),
             })
-        return results, wall
+        return results, wall, cpu
 
 
 def record() -> None:
@@ -157,7 +159,7 @@ def record() -> None:
         chosen = sorted(which)
         for dataflow in DATAFLOWS:
             batch = [(f"L{i}", gemms[i]["p"], gemms[i]["q"], gemms[i]["k"]) for i in chosen]
-            results, wall = run_scalesim(rows, cols, dataflow, batch)
+            results, wall, _ = run_scalesim(rows, cols, dataflow, batch)
             timings.append({"rows": rows, "cols": cols, "dataflow": dataflow, "layers": len(chosen),
                             "wall_s": round(wall, 1)})
             print(f"{rows}x{cols} {dataflow}: {len(chosen)} layers in {wall:.1f} s", flush=True)
@@ -182,11 +184,11 @@ def resnet18_forward() -> None:
     for layer in net.layers:
         g = layer.gemm(1)
         gemms.append((layer.name.replace(".", "_"), g.m, g.n, g.k))
-    results, wall = run_scalesim(32, 32, "os", gemms)
+    results, wall, cpu = run_scalesim(32, 32, "os", gemms)
     total = sum(r["total_cycles"] for r in results)
     stalls = sum(r["stall_cycles"] for r in results)
     print(f"resnet18 forward, batch 1, 32x32 os: {len(gemms)} GEMMs, {total} cycles "
-          f"({stalls} stall), SCALE-Sim wall time {wall:.1f} s")
+          f"({stalls} stall), SCALE-Sim wall time {wall:.1f} s, CPU time {cpu:.1f} s")
 
 
 def main() -> None:
