@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all demo test test-fast bench clean distclean
+.PHONY: all demo test test-fast bench reproduce clean distclean
 
 all: test
 
@@ -30,8 +30,14 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_fmax.py --points tiny,mid
 
+# The paper reproductions: reports/sat_bdwp/ (SAT/BDWP on nm_train), reports/centaur/ (Centaur on recsys).
+reproduce: $(STAMP)
+	$(PY) reports/sat_bdwp.py
+	$(PY) reports/centaur.py
+	$(PY) reports/centaur_gather.py
+
 clean:
-	rm -rf build sim_build .pytest_cache .hypothesis reports/quickstart
+	rm -rf build sim_build .pytest_cache .hypothesis reports/quickstart reports/sat_bdwp reports/centaur
 	find . -name __pycache__ -prune -exec rm -rf {} +
 
 distclean: clean

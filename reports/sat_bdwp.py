@@ -7,7 +7,8 @@ of bdwp over dense per network and on average beside SAT's reported 1.75x at 2:8
 against pruning inside every weight load; and the causes of the gap to the ideal, from the
 simulator's own breakdown. Nothing is tuned to the paper's figure.
 
-Run: .venv/bin/python benchmarks/sat_bdwp.py [--out reports/sat_bdwp] [--batch 32]
+Run: .venv/bin/python reports/sat_bdwp.py [--out reports/sat_bdwp] [--batch 32] [--networks resnet18,...]
+(or `make reproduce`, which also makes reports/centaur/).
 """
 
 from __future__ import annotations
@@ -52,15 +53,22 @@ def _dense_share(net: str, result, batch: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="reports/sat_bdwp")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "sat_bdwp")
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--networks", default=",".join(NETWORKS),
+                        help="comma-separated built-in networks (default: the four SAT trains)")
     args = parser.parse_args()
-    out = Path(args.out)
+    networks = tuple(args.networks.split(","))
+    from sparsim.dataflow.networks import NETWORKS as BUILT_IN
+
+    if unknown := [n for n in networks if n not in BUILT_IN]:
+        parser.error(f"--networks: {', '.join(unknown)} not among {', '.join(BUILT_IN)}")
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
 
     rows = []
     timed = {}
-    for net in NETWORKS:
+    for net in networks:
         for mode, nms in (("dense", ("2:8",)), ("sr_ste", NMS), ("bdwp", NMS)):
             for nm in nms:
                 for pregen in (("pre", "inline") if mode == "bdwp" and nm == "2:8" else ("pre",)):
@@ -82,13 +90,13 @@ def main() -> None:
         writer.writerows(rows)
 
     lines = ["# SAT / BDWP on the nm_train engine (`vcu1525` preset, batch %d)" % args.batch, "",
-             "Made by `.venv/bin/python benchmarks/sat_bdwp.py`; every number is the simulator's "
+             "Made by `.venv/bin/python reports/sat_bdwp.py`; every number is the simulator's "
              "(steps.csv). Time per training step in ms at 200 MHz.", ""]
     head = "| network | dense | sr_ste 2:8 | bdwp 2:8 | bdwp 2:8 / dense | ideal 2:8 | " + \
            " | ".join(f"bdwp {nm} speedup (ideal)" for nm in NMS[1:]) + " |"
     lines += [head, "|" + "---|" * (6 + len(NMS) - 1)]
     speedups = []
-    for net in NETWORKS:
+    for net in networks:
         d = timed[(net, "dense", "2:8", "pre")][0]
         s = timed[(net, "sr_ste", "2:8", "pre")][0]
         b = timed[(net, "bdwp", "2:8", "pre")][0]
@@ -108,7 +116,7 @@ def main() -> None:
               "reduction step: `2R + C - 2 + L` per fold, which sparsity does not shrink).", "",
               "| network | dense fwd / act / wgrad (ms) | pass-weighted ideal | bdwp | bdwp fwd / act / wgrad / pregen (ms) | fill/drain share dense -> bdwp | forward + act_grad time in layers that stay dense (bdwp) |",
               "|---|---|---|---|---|---|---|"]
-    for net in NETWORKS:
+    for net in networks:
         d, dr = timed[(net, "dense", "2:8", "pre")]
         b, br = timed[(net, "bdwp", "2:8", "pre")]
         ms = 1 / (d["cycles"] / d["latency_ms"])  # ms per cycle at the preset's clock
@@ -130,7 +138,7 @@ def main() -> None:
               "compute-bound; stall columns in steps.csv).", "",
               "## Pre-generation against pruning inside every weight load (bdwp 2:8)", "",
               "| network | pre: step ms / pregen ms / off-chip GB | inline: step ms / off-chip GB |", "|---|---|---|"]
-    for net in NETWORKS:
+    for net in networks:
         pre, pre_r = timed[(net, "bdwp", "2:8", "pre")]
         inl = timed[(net, "bdwp", "2:8", "inline")][0]
         pregen_ms = pre_r.pass_cycles["pregen"] * pre["latency_ms"] / pre["cycles"]
@@ -146,7 +154,7 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(10, 4.5))
-    bars = [(net, mode) for net in NETWORKS for mode in ("dense", "sr_ste", "bdwp")]
+    bars = [(net, mode) for net in networks for mode in ("dense", "sr_ste", "bdwp")]
     x = range(len(bars))
     bottom = [0.0] * len(bars)
     for ps in PASSES:
