@@ -363,14 +363,20 @@ class DspChainAccelerator(wiring.Component):
         out_bits = P * lanes * acc_bits
 
         # ---- storage --------------------------------------------------------------------
+        # Weight banks and the activation buffer are never read where they are being written
+        # for a step that uses the data: a bank is refilled only once no job reads it (see the
+        # loader below). Yosys is told so (``no_rw_check``); otherwise it emulates the
+        # read-old-data collision rule of a non-transparent port with a bypass mux behind the
+        # block RAM, whose clock-to-out already fills most of a cycle on ECP5.
+        no_collision = {"no_rw_check": 1}
         wbanks = []
         for b in range(2):
-            mem = memory.Memory(shape=wbank_bits, depth=hw.weight_bank_depth, init=[])
+            mem = memory.Memory(shape=wbank_bits, depth=hw.weight_bank_depth, init=[], attrs=no_collision)
             m.submodules[f"weight_bank{b}"] = mem
             wbanks.append((mem.write_port(), mem.read_port()))
         # Two activation banks in one memory: bank b holds rows b*act_depth .. +act_depth-1.
         act_depth = hw.act_depth
-        act_mem = memory.Memory(shape=act_bits, depth=2 * act_depth, init=[])
+        act_mem = memory.Memory(shape=act_bits, depth=2 * act_depth, init=[], attrs=no_collision)
         m.submodules.act_buffer = act_mem
         act_wp = act_mem.write_port()
         act_rps = [act_mem.read_port() for _ in range(ports)]
@@ -417,6 +423,10 @@ class DspChainAccelerator(wiring.Component):
         # The MM instruction of each weight bank's job: data, meaningful while pending.
         jobs = [Signal(INSTR_LAYOUT, name=f"job{b}", reset_less=True) for b in range(2)]
         job_abank = Signal(2)  # per weight bank: the activation bank its MM reads
+        # Per weight bank: its job has token groups of one step, and one token group (known at the
+        # read request, before the job can start: compute's last-step flags load them).
+        single_step = Signal(2)
+        single_tgroup = Signal(2)
         # Per output bank: owned by a compute job (from its start to the end of its store), and
         # holding finished rows waiting for the store; the store's job description (data,
         # meaningful while the bank is owned).
@@ -472,6 +482,8 @@ class DspChainAccelerator(wiring.Component):
                 # It reads the bank of the latest LDA.
                 job_abank.bit_select(l_bank, 1).eq(~a_next),
                 job_pending.bit_select(l_bank, 1).eq(1),
+                single_step.bit_select(l_bank, 1).eq(cur.steps == 1),
+                single_tgroup.bit_select(l_bank, 1).eq(cur.tgroups == 1),
                 l_bank.eq(~l_bank),
             ]
 
@@ -500,14 +512,15 @@ class DspChainAccelerator(wiring.Component):
         # What compute needs of a job, derived from the loader's job registers one cycle after
         # they are written, so no subtractor sits in the issue path. A job starts at least two
         # cycles after its read request (its records arrive after the request is queued), so
-        # these are ready when it does.
-        steps_m1 = Array(Signal(isa.field_width("steps"), name=f"job{b}_steps_m1") for b in range(2))
-        tgroups_m1 = Array(Signal(isa.field_width("tgroups"), name=f"job{b}_tgroups_m1") for b in range(2))
+        # these are ready when it does. ``steps - 2`` and ``tgroups - 2``: the step (token group)
+        # after which the next one is the last.
+        steps_m2 = Array(Signal(isa.field_width("steps"), name=f"job{b}_steps_m2") for b in range(2))
+        tgroups_m2 = Array(Signal(isa.field_width("tgroups"), name=f"job{b}_tgroups_m2") for b in range(2))
         nlog2_eff = Array(Signal(isa.field_width("n_log2"), name=f"job{b}_nlog2_eff") for b in range(2))
         for b in range(2):
             m.d.sync += [
-                steps_m1[b].eq(jobs[b].steps - 1),
-                tgroups_m1[b].eq(jobs[b].tgroups - 1),
+                steps_m2[b].eq(jobs[b].steps - 2),
+                tgroups_m2[b].eq(jobs[b].tgroups - 2),
                 # Dense layers have N = M whatever the instruction's n_log2 says.
                 nlog2_eff[b].eq(Mux(jobs[b].dense, ibits, jobs[b].n_log2)),
             ]
@@ -534,8 +547,14 @@ class DspChainAccelerator(wiring.Component):
         kpos = Signal(len(step) + _log2(L))  # s * L: first kept-weight position of the step
         start = Signal()
         issue = Signal()
+        # The step issued in this cycle is the last of its token group, of the job's last token
+        # group: registers, set one cycle ahead, so no counter compare sits in the issue path.
+        # Outside a job they hold the values for the first step of the next job (bank cb, or
+        # ~cb while the current job drains).
         last_step = Signal()
         last_tgroup = Signal()
+        next_job = Signal()
+        m.d.comb += next_job.eq(cb ^ draining)
         m.d.comb += [
             start.eq(
                 ~running
@@ -545,9 +564,20 @@ class DspChainAccelerator(wiring.Component):
                 & ~out_busy.bit_select(cb, 1)
             ),
             issue.eq(start | running),
-            last_step.eq(step == steps_m1[cb]),
-            last_tgroup.eq(tgroup == tgroups_m1[cb]),
         ]
+        with m.If(issue):
+            with m.If(last_step):
+                m.d.sync += last_step.eq(single_step.bit_select(cb, 1))
+                # After the job's last step it drains, and the branch below loads the next job's.
+                with m.If(~last_tgroup):
+                    m.d.sync += last_tgroup.eq(tgroup == tgroups_m2[cb])
+            with m.Else():
+                m.d.sync += last_step.eq(step == steps_m2[cb])
+        with m.Else():
+            m.d.sync += [
+                last_step.eq(single_step.bit_select(next_job, 1)),
+                last_tgroup.eq(single_tgroup.bit_select(next_job, 1)),
+            ]
         with m.If(start):
             m.d.sync += [
                 running.eq(1),
@@ -584,51 +614,55 @@ class DspChainAccelerator(wiring.Component):
         # advanced step by step (no shifter or three-input adder before the RAM address): the
         # first row of a step moves by ((s*L mod N) + L) >> log2 N, precomputed one step ahead.
         act_addr_shape = unsigned((2 * act_depth - 1).bit_length())
-        act_base = Signal(act_addr_shape)
-        m.d.comb += act_base.eq(Mux(job_abank.bit_select(cb, 1), act_depth, 0))
-        row_start = Signal(act_addr_shape)  # act_base + tgroup*gpad, after the job's first step
+        # The first rows of the next job, act_base + q, wait in the port registers while compute
+        # is idle or draining, so the RAM address never depends on ``start`` in its own cycle.
+        # The next job is bank ``cb``, or ``~cb`` while the current one drains; its activation
+        # bank is known from its read request, at least two cycles before it can start.
+        next_base = Signal(act_addr_shape)
+        m.d.comb += next_base.eq(Mux(job_abank.bit_select(cb ^ draining, 1), act_depth, 0))
         port_addr = [Signal(act_addr_shape, name=f"act_port{q}_addr") for q in range(ports)]
+        # Per port, the row it reads first in the next token group: act_base + (tgroup+1)*gpad + q,
+        # so a token group's first step loads a register instead of adding gpad and q.
+        group_addr = [Signal(act_addr_shape, name=f"act_port{q}_next_group") for q in range(ports)]
         row_inc = Signal(range(L + 16))  # how far the next step's rows move
         first_inc = Signal.like(row_inc)
         m.d.comb += first_inc.eq(C(L, len(row_inc)) >> n_log2)
-        # What a job's first step writes into row_start and the port addresses, per weight bank,
-        # registered from the loader's job registers (ready by the start, as above): the start
-        # select then only picks a register instead of feeding two adders.
-        start_row = Array(Signal(act_addr_shape, name=f"job{b}_start_row") for b in range(2))
-        start_port = Array(
-            Array(Signal(act_addr_shape, name=f"job{b}_start_port{q}") for q in range(ports)) for b in range(2)
-        )
-        start_port_last = Array(
-            Array(Signal(act_addr_shape, name=f"job{b}_start_port{q}_last") for q in range(ports))
-            for b in range(2)
-        )
+        # What a job's first step writes into the port registers, per weight bank, registered
+        # from the loader's job registers (ready by the start, as above): the start select then
+        # only picks a register instead of feeding adders. Per port q: the row of step 1 of token
+        # group 0, and the first rows of token groups 1 and 2.
+        def per_bank_port(what):
+            return Array(
+                Array(Signal(act_addr_shape, name=f"job{b}_{what}{q}") for q in range(ports)) for b in range(2)
+            )
+
+        start_port, group1_port, group2_port = (per_bank_port(w) for w in ("start_port", "group1_port", "group2_port"))
         for b in range(2):
             base_b = Mux(job_abank[b], act_depth, 0)
             inc_b = C(L, len(row_inc)) >> Mux(jobs[b].dense, ibits, jobs[b].n_log2)
-            m.d.sync += start_row[b].eq(base_b + jobs[b].gpad)
+            gpad_b = jobs[b].gpad
             for q in range(ports):
                 m.d.sync += [
                     start_port[b][q].eq(base_b + q + inc_b),
-                    start_port_last[b][q].eq(base_b + jobs[b].gpad + q),
+                    group1_port[b][q].eq(base_b + gpad_b + q),
+                    group2_port[b][q].eq(base_b + (gpad_b << 1) + q),
                 ]
-        next_row_start = Signal(act_addr_shape)
-        m.d.comb += next_row_start.eq(row_start + gpad)
         next_kpos_low = Signal(4)
         m.d.comb += next_kpos_low.eq((kpos[:4] + L) & ((C(1, 5) << n_log2) - 1))
         for q, rp in enumerate(act_rps):
-            addr = Signal(act_addr_shape, name=f"act_port{q}_raddr")
-            m.d.comb += [addr.eq(Mux(start, act_base + q, port_addr[q])), rp.addr.eq(addr)]
+            m.d.comb += rp.addr.eq(port_addr[q])
             with m.If(start):
-                m.d.sync += port_addr[q].eq(Mux(last_step, start_port_last[cb][q], start_port[cb][q]))
+                m.d.sync += [
+                    port_addr[q].eq(Mux(last_step, group1_port[cb][q], start_port[cb][q])),
+                    group_addr[q].eq(Mux(last_step, group2_port[cb][q], group1_port[cb][q])),
+                ]
             with m.Elif(running):
                 with m.If(last_step):
-                    m.d.sync += port_addr[q].eq(next_row_start + q)
+                    m.d.sync += [port_addr[q].eq(group_addr[q]), group_addr[q].eq(group_addr[q] + gpad)]
                 with m.Else():
                     m.d.sync += port_addr[q].eq(port_addr[q] + row_inc)
-        with m.If(start):
-            m.d.sync += row_start.eq(Mux(last_step, start_row[cb], act_base))
-        with m.Elif(running & last_step):
-            m.d.sync += row_start.eq(next_row_start)
+            with m.Else():
+                m.d.sync += port_addr[q].eq(next_base + q)
         with m.If(issue):
             with m.If(last_step):
                 m.d.sync += row_inc.eq(first_inc)

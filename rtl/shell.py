@@ -388,7 +388,8 @@ class Receiver(wiring.Component):
     Members
     -------
     route : In(stream.Signature(route_layout(targets=targets, count_bits=count_bits)))
-        Routes of new read requests; ``ready`` while fewer than ``depth`` are held.
+        Routes of new read requests; ``ready`` while fewer than ``depth`` are held. A route's
+        ``count`` must be at least 1.
     rd_data : In(stream.Signature(data_bits, always_ready=True))
         Read records in request order. Never stalled; a record that arrives while no route is
         held belongs to no request and is dropped.
@@ -419,13 +420,21 @@ class Receiver(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         depth = self._depth
-        layout = route_layout(targets=self._targets, count_bits=self._count_bits)
+        # What a beat needs of its route, prepared when the route is pushed so that ``last`` is
+        # a register: no count decrement, compare or queue read sits between a beat's arrival
+        # and the buffer state it updates. ``penult`` is ``count - 2``: the index after which
+        # the next beat is the last (meaningless when ``single``, a route of one record).
+        entry_layout = data.StructLayout(
+            {"target": range(self._targets), "single": 1, "penult": self._count_bits}
+        )
         # Queue entries are data: only the ``level`` entries from ``head`` are meaningful.
-        entries = Array(Signal(layout, name=f"route{i}", reset_less=True) for i in range(depth))
+        entries = Array(Signal(entry_layout, name=f"route{i}", reset_less=True) for i in range(depth))
         head = Signal(range(depth))
         tail = Signal(range(depth))
         level = Signal(range(depth + 1))
         index = Signal(self._count_bits)
+        # The next beat of the oldest route is its last (meaningful while a route is held).
+        is_last = Signal()
 
         def wrap_inc(ptr):
             return Mux(ptr == depth - 1, 0, ptr + 1)
@@ -434,20 +443,36 @@ class Receiver(wiring.Component):
         pop = Signal()
         oldest = entries[head]
         beat = self.beat
+        route = self.route.payload
+        route_single = Signal()
         m.d.comb += [
             self.route.ready.eq(level != depth),
             push.eq(self.route.valid & self.route.ready),
+            route_single.eq(route.count == 1),
             beat.valid.eq(self.rd_data.valid & (level != 0)),
             beat.payload.target.eq(oldest.target),
             beat.payload.index.eq(index),
-            beat.payload.last.eq(index == oldest.count - 1),
+            beat.payload.last.eq(is_last),
             beat.payload.data.eq(self.rd_data.payload),
-            pop.eq(beat.valid & beat.payload.last),
+            pop.eq(beat.valid & is_last),
         ]
         with m.If(beat.valid):
-            m.d.sync += index.eq(Mux(beat.payload.last, 0, index + 1))
+            m.d.sync += index.eq(Mux(is_last, 0, index + 1))
+        # The oldest route next cycle is: the one after head (after a pop), the route pushed
+        # now (if the queue is or becomes empty), or still head.
+        with m.If(pop):
+            m.d.sync += is_last.eq(Mux(level == 1, route_single, entries[wrap_inc(head)].single))
+        with m.Elif(beat.valid):
+            m.d.sync += is_last.eq(index == oldest.penult)
+        with m.Elif(level == 0):
+            m.d.sync += is_last.eq(route_single)
         with m.If(push):
-            m.d.sync += [entries[tail].eq(self.route.payload), tail.eq(wrap_inc(tail))]
+            m.d.sync += [
+                entries[tail].target.eq(route.target),
+                entries[tail].single.eq(route_single),
+                entries[tail].penult.eq(route.count - 2),
+                tail.eq(wrap_inc(tail)),
+            ]
         with m.If(pop):
             m.d.sync += head.eq(wrap_inc(head))
         m.d.sync += level.eq(level + push - pop)
@@ -519,17 +544,18 @@ class Store(wiring.Component):
         busy = Signal()
         bank = Signal(range(self._banks))
         row = Signal(self._count_bits)
-        # Job data: meaningful only while busy.
+        # Job data: meaningful only while busy. ``rows_m2`` is ``rows - 2``, the row after which
+        # the next one is the last: with it ``last`` is a register, so no count decrement and
+        # compare sit between ``wr.ready`` and the next job's start.
         addr = Signal(self._addr_bits, reset_less=True)
-        rows = Signal(self._count_bits, reset_less=True)
+        rows_m2 = Signal(self._count_bits, reset_less=True)
+        last = Signal()  # the row offered now is the job's last
 
-        last = Signal()
         accepted = Signal()
         finishing = Signal()
         start = Signal()
         next_row = Signal(self._count_bits)
         m.d.comb += [
-            last.eq(row == rows - 1),
             accepted.eq(self.wr.valid & self.wr.ready),
             finishing.eq(accepted & last),
             self.job.ready.eq(~busy | finishing),
@@ -547,7 +573,7 @@ class Store(wiring.Component):
         ]
         m.d.sync += row.eq(next_row)
         with m.If(accepted):
-            m.d.sync += addr.eq(addr + self._row_bytes)
+            m.d.sync += [addr.eq(addr + self._row_bytes), last.eq(row == rows_m2)]
         with m.If(finishing):
             m.d.sync += busy.eq(0)
         with m.If(start):
@@ -555,6 +581,7 @@ class Store(wiring.Component):
                 busy.eq(1),
                 bank.eq(self.job.payload.bank),
                 addr.eq(self.job.payload.addr),
-                rows.eq(self.job.payload.rows),
+                rows_m2.eq(self.job.payload.rows - 2),
+                last.eq(self.job.payload.rows == 1),
             ]
         return m
