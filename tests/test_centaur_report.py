@@ -36,6 +36,9 @@ def test_centaur_script_writes_consistent_rows(tmp_path):
         cpu_ms = dlrm_batch_time(MODELS["rm1"], 2, slow_cpu, exponent=float(r["exponent"])).total_s * 1e3
         assert float(r["cpu_model_ms"]) == pytest.approx(cpu_ms)
         assert float(r["speedup_vs_model"]) == pytest.approx(cpu_ms / fpga_ms)
+        # Steady state: weights load once, so a batch in a run of four costs less than one alone.
+        assert 0 < float(r["fpga_steady_ms"]) < fpga_ms
+        assert float(r["speedup_steady_vs_model"]) == pytest.approx(cpu_ms / float(r["fpga_steady_ms"]))
         assert r["fpga_busiest"] in json.loads(r["breakdown_cycles"])
     assert float(rows[0]["speedup_vs_measured"]) == pytest.approx(2.0 / float(rows[0]["fpga_ms"]))
     assert rows[1]["speedup_vs_measured"] == ""  # no measured row for Zipf
