@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sparsim.dataflow.isa import InstructionFormat
+
 OP_END = 0
 OP_LDA = 1
 OP_MM = 2
@@ -51,17 +53,13 @@ FIELDS = (
     ("addr_a", 64, 32),
     ("addr_b", 96, 32),
 )
-FIELD_LAYOUT = {name: (lo, width) for name, lo, width in FIELDS}
-
-
-def field_width(name: str) -> int:
-    """Bits of instruction field ``name``."""
-    return FIELD_LAYOUT[name][1]
-
-
-def field_max(name: str) -> int:
-    """Largest value instruction field ``name`` encodes."""
-    return (1 << field_width(name)) - 1
+FORMAT = InstructionFormat(FIELDS, INSTR_BITS)
+FIELD_LAYOUT = FORMAT.layout
+field_width = FORMAT.width
+field_max = FORMAT.max
+encode_instruction = FORMAT.encode
+decode_instruction = FORMAT.decode
+encode_program = FORMAT.encode_program
 
 
 #: Longest DSP cascade segment: two packed INT8 lanes stay exact through at most 8 slots
@@ -75,26 +73,6 @@ def pipeline_cycles(chain_len: int) -> int:
     ``S = min(L, CASCADE_SLOTS)``: read, read register, decode, mux, S cascade stages
     (delay line, multiply, add), lane split, accumulate (docs/dsp_chain.md, "Pipeline")."""
     return min(chain_len, CASCADE_SLOTS) + 6
-
-
-def encode_instruction(row: np.void) -> int:
-    """Pack one instruction row into its 128-bit word."""
-    word = 0
-    for name, lo, width in FIELDS:
-        value = int(row[name])
-        if value < 0 or value >= (1 << width):
-            raise ValueError(f"instruction field {name}={value} does not fit in {width} bits")
-        word |= value << lo
-    return word
-
-
-def decode_instruction(word: int) -> dict[str, int]:
-    """Unpack a 128-bit instruction word into its fields."""
-    return {name: (word >> lo) & ((1 << width) - 1) for name, lo, width in FIELDS}
-
-
-def encode_program(instrs: np.ndarray) -> list[int]:
-    return [encode_instruction(row) for row in instrs]
 
 
 @dataclass(frozen=True)

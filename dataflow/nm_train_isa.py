@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sparsim.dataflow.isa import InstructionFormat
+
 OP_END = 0
 OP_LDA = 1  # load activation (A) records into the next input bank
 OP_LDB = 2  # load weight (B) records into the next weight bank (optionally pruning them)
@@ -34,7 +36,13 @@ FIELDS = (
     ("k_steps", 49, 16),  # MM: compressed reduction steps K'_t; LDB: kept entries per record
     ("addr", 96, 32),  # byte address of the first record (MM: of the output tile); records are consecutive
 )
-FIELD_LAYOUT = {name: (lo, width) for name, lo, width in FIELDS}
+FORMAT = InstructionFormat(FIELDS, INSTR_BITS)
+FIELD_LAYOUT = FORMAT.layout
+field_width = FORMAT.width
+field_max = FORMAT.max
+encode_instruction = FORMAT.encode
+decode_instruction = FORMAT.decode
+encode_program = FORMAT.encode_program
 
 #: A Program's instruction list (structure of arrays). ``pass_`` and ``layer`` are not encoded:
 #: they tag each instruction for the simulator's per-pass and per-layer breakdown.
@@ -53,33 +61,6 @@ PREGEN_CYCLES = 4
 #: Extra cycles an LDB with ``prune`` adds after its last record (the same ranking stage on the
 #: receive path) before the weight bank is ready.
 PRUNE_CYCLES = 2
-
-
-def field_width(name: str) -> int:
-    return FIELD_LAYOUT[name][1]
-
-
-def field_max(name: str) -> int:
-    return (1 << field_width(name)) - 1
-
-
-def encode_instruction(row: np.void) -> int:
-    """Pack one instruction row into its 128-bit word."""
-    word = 0
-    for name, lo, width in FIELDS:
-        value = int(row[name])
-        if value < 0 or value >= (1 << width):
-            raise ValueError(f"instruction field {name}={value} does not fit in {width} bits")
-        word |= value << lo
-    return word
-
-
-def decode_instruction(word: int) -> dict[str, int]:
-    return {name: (word >> lo) & ((1 << width) - 1) for name, lo, width in FIELDS}
-
-
-def encode_program(instrs: np.ndarray) -> list[int]:
-    return [encode_instruction(row) for row in instrs]
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from sparsim.dataflow.isa import InstructionFormat
+
 OP_END = 0
 OP_LOAD = 1
 OP_GATHER = 2
@@ -63,7 +65,13 @@ FIELDS = (
     ("shift", 84, 12),
     ("addr", 96, 32),
 )
-FIELD_LAYOUT = {name: (lo, width) for name, lo, width in FIELDS}
+FORMAT = InstructionFormat(FIELDS, INSTR_BITS)
+FIELD_LAYOUT = FORMAT.layout
+field_width = FORMAT.width
+field_max = FORMAT.max
+encode_instruction = FORMAT.encode
+decode_instruction = FORMAT.decode
+encode_program = FORMAT.encode_program
 
 #: Cycles from a cache lookup (the request's handshake) to the hit's delivery.
 CACHE_HIT_CYCLES = 2
@@ -72,16 +80,6 @@ CACHE_HIT_CYCLES = 2
 POST_CYCLES = 2
 #: Bytes of one index-block word (positions and indices are int32).
 INDEX_BYTES = 4
-
-
-def field_width(name: str) -> int:
-    """Bits of instruction field ``name``."""
-    return FIELD_LAYOUT[name][1]
-
-
-def field_max(name: str) -> int:
-    """Largest value instruction field ``name`` encodes."""
-    return (1 << field_width(name)) - 1
 
 
 #: Largest mini-batch: ``GATHER`` carries the mini-batch size in its 12-bit ``shift`` field.
@@ -98,26 +96,6 @@ def load_lines(row) -> int:
 def set_load_lines(row, lines: int) -> None:
     row["p"] = lines & 0xFFFF
     row["k"] = lines >> 16
-
-
-def encode_instruction(row) -> int:
-    """Pack one instruction row into its 128-bit word."""
-    word = 0
-    for name, lo, width in FIELDS:
-        value = int(row[name])
-        if value < 0 or value >= (1 << width):
-            raise ValueError(f"instruction field {name}={value} does not fit in {width} bits")
-        word |= value << lo
-    return word
-
-
-def decode_instruction(word: int) -> dict[str, int]:
-    """Unpack a 128-bit instruction word into its fields."""
-    return {name: (word >> lo) & ((1 << width) - 1) for name, lo, width in FIELDS}
-
-
-def encode_program(instrs: np.ndarray) -> list[int]:
-    return [encode_instruction(row) for row in instrs]
 
 
 def row_lines(addr: int, dim: int, line_bytes: int) -> tuple[int, int]:
