@@ -164,24 +164,22 @@ class GatherUnit(wiring.Component):
             with m.If(free[i]):
                 m.d.comb += new_tag.eq(i)
 
-        # Line splitter over the offered row: ``done_lines`` of it were requested already.
+        # Line splitter over the offered row: ``mid`` once its first line was requested, then
+        # ``next_line`` is the line to request (registered, to keep an adder off the lookup).
         row = self.rows.payload
-        done_lines = Signal(DIM_BITS)
-        row_line = row.addr[lb:]
+        mid = Signal()
+        next_line = Signal(ln_bits)
         cur_line = Signal(ln_bits)
-        m.d.comb += cur_line.eq(row_line + done_lines)
-        first = done_lines == 0
-        row_end = Signal(ADDR_BITS + 1)
-        m.d.comb += row_end.eq(row.addr + row.dim)
-        line_end = Signal(ADDR_BITS + 1)
-        m.d.comb += line_end.eq(Cat(Const(0, lb), cur_line) + line)
+        m.d.comb += cur_line.eq(Mux(mid, next_line, row.addr[lb:]))
+        row_last = Signal(ADDR_BITS)
+        m.d.comb += row_last.eq(row.addr + row.dim - 1)
+        last_line = row_last[lb:] == cur_line
         lo = Signal(ADDR_BITS)
-        m.d.comb += lo.eq(Mux(first, row.addr, Cat(Const(0, lb), cur_line)))
-        last_line = row_end <= line_end
+        m.d.comb += lo.eq(Mux(mid, Cat(Const(0, lb), cur_line), row.addr))
         slice_meta = Signal(meta_layout)
         m.d.comb += [
             slice_meta.off.eq(lo[:lb]),
-            slice_meta.n.eq(Mux(last_line, row_end, line_end) - lo),
+            slice_meta.n.eq(Mux(last_line, row_last + 1, Cat(Const(0, lb), cur_line + 1)) - lo),
             slice_meta.elem.eq(row.entry + (lo - row.addr)),
             slice_meta.ctx.eq(row.ctx),
             slice_meta.line.eq(cur_line),
@@ -211,7 +209,7 @@ class GatherUnit(wiring.Component):
         ]
         with m.If(take):
             m.d.sync += meta[new_tag].eq(slice_meta)
-            m.d.sync += done_lines.eq(Mux(last_line, 0, done_lines + 1))
+            m.d.sync += [mid.eq(~last_line), next_line.eq(cur_line + 1)]
 
         # Arrival queue of tags (capacity: every tag), filled by the channel lanes in channel
         # order and then the cache hit due this cycle.

@@ -291,3 +291,16 @@ def test_released_bank_loads_instead_of_adding():
     sim.add_testbench(bench)
     sim.run()
     assert seen == [122, 0, -3, 0, 0]
+
+
+@pytest.mark.verilator
+def test_lint_clean():
+    from sparsim.rtl.verilator import lint_verilog
+    from sparsim.rtl.verilog import component_verilog
+
+    # The tiny preset's unit (8 cache sets per unit) and one pooled bank of its 1 KiB buffer.
+    unit = component_verilog(GatherUnit(line_bytes=16, max_outstanding=4, channels=2, pool_lanes=8,
+                                        cache_lines=8, entry_bits=8))
+    bank = component_verilog(PooledBuffer(entries=128, acc_bits=32, lanes=8, ports=2, entry_bits=8))
+    assert lint_verilog(unit, "top") == ""
+    assert lint_verilog(bank, "top") == ""
