@@ -11,7 +11,7 @@ simulator reads too.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -23,6 +23,12 @@ __all__ = ["OPERAND_BITS", "DATAFLOWS", "SystolicArray"]
 
 #: Activations and weights enter the multipliers as signed 8-bit values.
 OPERAND_BITS = 8
+#: Registers between a PE's window register and its multiplier (the first holds the M:1 mux
+#: output): every PE_PIPELINE_CYCLES stage that is not the product or the accumulator register.
+#: One with L = 3; a second one (L = 4) was measured at 139.6 instead of 132.1 MHz on ECP5
+#: (benchmarks/README.md), one cycle more per fold.
+OPERAND_STAGES = PE_PIPELINE_CYCLES - 2
+assert OPERAND_STAGES >= 1, "a PE needs operand, product and accumulator registers"
 DATAFLOWS = ("os", "ws")
 
 
@@ -88,15 +94,21 @@ class SystolicArray(wiring.Component):
 
     Members
     -------
-    a : In(stream.Signature(a_layout, always_ready=True))
+    The payloads are plain bit vectors laid out as the layout properties say (read and write
+    them through ``data.View(array.a_layout, array.a.payload)``): Amaranth names the elements
+    of an array-shaped port ``x[i]``, and Yosys's ABC9 pass and nextpnr confuse such a wire
+    with bit i of ``x`` (YosysHQ/yosys#4349; ECP5 place and route of this array failed on it).
+
+    a : In(stream.Signature(a_layout.size, always_ready=True))
         ``windows``: ``ArrayLayout(ArrayLayout(signed(8), max_m), rows)``, one window per row
         (lanes at and above the workload's M are zero); OS only: ``first`` and ``last`` (1 bit
         each), the step's position in the fold.
-    b : In(stream.Signature(b_layout, always_ready=True))
+    b : In(stream.Signature(b_layout.size, always_ready=True))
         ``values``: ``ArrayLayout(signed(8), cols)``; ``indices`` (only when ``max_m`` > 1):
         ``ArrayLayout(unsigned(log2 max_m), cols)``, each weight's lane in its row's window.
-    result : Out(stream.Signature(ArrayLayout(signed(acc_bits), cols), always_ready=True))
-        One output row per valid cycle (order and cycles above). Driven from registers.
+    result : Out(stream.Signature(result_layout.size, always_ready=True))
+        ``result_layout = ArrayLayout(signed(acc_bits), cols)``: one output row per valid cycle
+        (order and cycles above). Driven from registers.
     """
 
     def __init__(self, *, rows: int, cols: int, dataflow: str, max_m: int, acc_bits: int):
@@ -112,9 +124,9 @@ class SystolicArray(wiring.Component):
             self._acc_bits = _check_int("acc_bits", acc_bits, 16, 48)
         super().__init__(
             {
-                "a": In(stream.Signature(self.a_layout, always_ready=True)),
-                "b": In(stream.Signature(self.b_layout, always_ready=True)),
-                "result": Out(stream.Signature(data.ArrayLayout(signed(acc_bits), cols), always_ready=True)),
+                "a": In(stream.Signature(self.a_layout.size, always_ready=True)),
+                "b": In(stream.Signature(self.b_layout.size, always_ready=True)),
+                "result": Out(stream.Signature(self.result_layout.size, always_ready=True)),
             }
         )
 
@@ -158,6 +170,10 @@ class SystolicArray(wiring.Component):
         return data.StructLayout(fields)
 
     @property
+    def result_layout(self) -> data.ArrayLayout:
+        return data.ArrayLayout(signed(self._acc_bits), self._cols)
+
+    @property
     def output_delay(self) -> int:
         """Cycles from a step's handshake to its effect leaving ``result`` (WS), or to the OS
         drain registers' load of column C-1: ``1 + (R-1) + (C-1) + L``."""
@@ -169,11 +185,14 @@ class SystolicArray(wiring.Component):
         os_flow = self._dataflow == "os"
         L = PE_PIPELINE_CYCLES
         window_layout = data.ArrayLayout(signed(OPERAND_BITS), M)
+        a_in = data.View(self.a_layout, self.a.payload)
+        b_in = data.View(self.b_layout, self.b.payload)
+        result = data.View(self.result_layout, self.result.payload)
 
         def delayed(value, cycles, name, *, reset_less=True):
             """``value`` after ``cycles`` registers (a skew / de-skew line)."""
             for d in range(cycles):
-                reg = Signal.like(value, name=f"{name}_d{d + 1}", reset_less=reset_less)
+                reg = Signal(Value.cast(value).shape(), name=f"{name}_d{d + 1}", reset_less=reset_less)
                 m.d.sync += reg.eq(value)
                 value = reg
             return value
@@ -183,10 +202,10 @@ class SystolicArray(wiring.Component):
         m.d.comb += step.eq(self.a.valid & self.b.valid)
         left_window, left_first = [], []
         for r in range(R):
-            left_window.append(delayed(self.a.payload.windows[r], r, f"skew_a{r}"))
+            left_window.append(delayed(a_in.windows[r], r, f"skew_a{r}"))
             if os_flow:
                 first = Signal(name=f"first_edge{r}")
-                m.d.comb += first.eq(step & self.a.payload.first)
+                m.d.comb += first.eq(step & a_in.first)
                 left_first.append(delayed(first, r, f"skew_first{r}"))
 
         # ---- top edge: weights ------------------------------------------------------------
@@ -197,20 +216,20 @@ class SystolicArray(wiring.Component):
             if os_flow:
                 # A cycle without a step feeds zero weights, so the accumulators hold.
                 value = Signal(signed(OPERAND_BITS), name=f"b_edge{c}")
-                m.d.comb += value.eq(Mux(step, self.b.payload.values[c], 0))
+                m.d.comb += value.eq(Mux(step, b_in.values[c], 0))
                 top_value.append(delayed(value, c, f"skew_b{c}"))
-                top_index.append(delayed(self.b.payload.indices[c], c, f"skew_idx{c}") if ibits else None)
+                top_index.append(delayed(b_in.indices[c], c, f"skew_idx{c}") if ibits else None)
             else:
                 # Registered at the edge so that each column's shift enable is its own register
                 # (fanout R PEs, not R x C); the preload still ends before the first window
                 # needs its index (cycle R + 1 in PE (0, 0)).
                 value = Signal(signed(OPERAND_BITS), name=f"b_edge{c}", reset_less=True)
                 en = Signal(name=f"shift_edge{c}")
-                m.d.sync += [value.eq(self.b.payload.values[c]), en.eq(self.b.valid)]
+                m.d.sync += [value.eq(b_in.values[c]), en.eq(self.b.valid)]
                 top_value.append(value)
                 if ibits:
                     index = Signal(unsigned(ibits), name=f"idx_edge{c}", reset_less=True)
-                    m.d.sync += index.eq(self.b.payload.indices[c])
+                    m.d.sync += index.eq(b_in.indices[c])
                     top_index.append(index)
                 else:
                     top_index.append(None)
@@ -220,7 +239,7 @@ class SystolicArray(wiring.Component):
         load = []  # per column: copy the accumulators into the drain registers this cycle
         if os_flow:
             last = Signal()
-            m.d.comb += last.eq(step & self.a.payload.last)
+            m.d.comb += last.eq(step & a_in.last)
             taps = [last]
             for d in range(self.output_delay):
                 reg = Signal(name=f"last_d{d + 1}")
@@ -236,8 +255,9 @@ class SystolicArray(wiring.Component):
             window_in, first_in = left_window[r], (left_first[r] if os_flow else None)
             for c in range(C):
                 n = f"pe{r}_{c}"
-                window = Signal(window_layout, name=f"{n}_window", reset_less=True)
-                m.d.sync += window.eq(window_in)
+                window_bits = Signal(M * OPERAND_BITS, name=f"{n}_window", reset_less=True)
+                m.d.sync += window_bits.eq(window_in)
+                window = data.View(window_layout, window_bits)
                 w_value = Signal(signed(OPERAND_BITS), name=f"{n}_w", reset_less=True)
                 weight = [w_value.eq(top_value[c])]
                 w_index = None
@@ -254,6 +274,8 @@ class SystolicArray(wiring.Component):
                 a_op = Signal(signed(OPERAND_BITS), name=f"{n}_a", reset_less=True)
                 b_op = Signal(signed(OPERAND_BITS), name=f"{n}_b", reset_less=True)
                 m.d.sync += [a_op.eq(window[w_index] if ibits else window[0]), b_op.eq(w_value)]
+                a_op = delayed(a_op, OPERAND_STAGES - 1, f"{n}_a")
+                b_op = delayed(b_op, OPERAND_STAGES - 1, f"{n}_b")
                 product = Signal(signed(2 * OPERAND_BITS), name=f"{n}_m", reset_less=True)
                 m.d.sync += product.eq(a_op * b_op)
                 acc = Signal(signed(acc_bits), name=f"{n}_acc", reset_less=True)
@@ -262,7 +284,7 @@ class SystolicArray(wiring.Component):
                     m.d.sync += first.eq(first_in)
                     first_in = first
                     # The flag follows the step through the mux and product stages.
-                    acc_first = delayed(first, 2, f"{n}_first", reset_less=False)
+                    acc_first = delayed(first, L - 1, f"{n}_first", reset_less=False)
                     m.d.sync += acc.eq(Mux(acc_first, 0, acc) + product)
                     drain = Signal(signed(acc_bits), name=f"{n}_drain", reset_less=True)
                     from_above = above_acc[c] if r else 0
@@ -275,7 +297,7 @@ class SystolicArray(wiring.Component):
 
         # ---- bottom edge: de-skew the columns ---------------------------------------------
         for c in range(C):
-            m.d.comb += self.result.payload[c].eq(delayed(above_acc[c], C - 1 - c, f"deskew{c}"))
+            m.d.comb += result[c].eq(delayed(above_acc[c], C - 1 - c, f"deskew{c}"))
         if os_flow:
             # Drain rows leave column C-1 from the cycle after its load, one per cycle.
             pending = Signal(R, name="drain_pending")

@@ -268,3 +268,21 @@ def test_lint_clean(dataflow, max_m):
     text = component_verilog(SystolicArray(rows=3, cols=2, dataflow=dataflow, max_m=max_m, acc_bits=24))
     assert text == component_verilog(SystolicArray(rows=3, cols=2, dataflow=dataflow, max_m=max_m, acc_bits=24))
     assert lint_verilog(text, "top") == ""
+
+
+@pytest.mark.synth
+def test_multipliers_map_to_registered_dsps():
+    """What ``synth_xilinx`` makes of the PE pipeline: one DSP48E2 per PE on UltraScale+, and on
+    7-series (where Yosys packs DSP registers) every PE's operands, product and accumulator in
+    the DSP48E1's AREG/BREG, MREG and PREG; in WS the partial sums run down each column on the
+    PCIN cascade."""
+    from sparsim.rtl.synth import synthesize_verilog
+    from sparsim.rtl.verilog import component_verilog
+
+    R, C = 3, 2
+    for dataflow in ("os", "ws"):
+        text = component_verilog(SystolicArray(rows=R, cols=C, dataflow=dataflow, max_m=8, acc_bits=32))
+        assert synthesize_verilog(text, "top", family="xcup").dsp == R * C
+        regs = synthesize_verilog(text, "top", family="xc7").dsp_regs
+        cascade = (R - 1) * C if dataflow == "ws" else 0
+        assert regs == {"dsp": R * C, "a_or_b_reg": R * C, "mreg": R * C, "preg": R * C, "pcin_cascade": cascade}
