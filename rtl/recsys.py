@@ -303,7 +303,8 @@ class PooledBuffer(wiring.Component):
     x (an element never written since the last ``release`` loads the value instead of adding
     it), so the chunk of x + 1 sees it; the units write disjoint elements. ``release`` clears
     every flag at the end of its cycle; ``read`` returns element ``addr`` (0 if unwritten) in the
-    next cycle.
+    next cycle. The sums sit in ``lanes`` banks (element e in bank e % lanes), so a chunk's
+    elements need one write per bank and port.
 
     Members
     -------
@@ -331,20 +332,33 @@ class PooledBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        n, acc = self._entries, self._acc_bits
-        sums = Array(Signal(signed(acc), reset_less=True, name=f"sum{i}") for i in range(n))
-        written = Signal(n)
-        new_written = Signal(n)
-        m.d.comb += new_written.eq(written)
-        for port in self.pool:
-            for i in range(self._lanes):
-                e = Signal(len(port.payload.elem) + 1, name=f"e{i}")
-                m.d.comb += e.eq(port.payload.elem + i)
-                with m.If(port.valid & (i < port.payload.count) & (e < n)):
-                    old = Mux(written.bit_select(e, 1), sums[e], 0)
-                    m.d.sync += sums[e].eq(old + port.payload.values[i])
-                    m.d.comb += new_written.bit_select(e, 1).eq(1)
-        m.d.sync += written.eq(Mux(self.release, 0, new_written))
+        n, acc, lanes = self._entries, self._acc_bits, self._lanes
+        # Element e lives in bank e % lanes at row e // lanes: a chunk's consecutive elements
+        # fall in distinct banks, so each bank takes one element per port and cycle.
+        lb = lanes.bit_length() - 1
+        depth = -(-n // lanes)
+        banks = [Array(Signal(signed(acc), reset_less=True, name=f"sum{b}_{r}") for r in range(depth))
+                 for b in range(lanes)]
+        written = [Signal(depth, name=f"written{b}") for b in range(lanes)]
+        new_written = [Signal(depth, name=f"new_written{b}") for b in range(lanes)]
+        m.d.comb += [nw.eq(w) for nw, w in zip(new_written, written)]
+        for p, port in enumerate(self.pool):
+            elem = port.payload.elem
+            for b in range(lanes):
+                lane = Signal(max(1, lb), name=f"lane{p}_{b}")
+                m.d.comb += lane.eq(b - elem[:lb] if lb else 0)
+                e = Signal(len(elem) + 1, name=f"elem{p}_{b}")
+                m.d.comb += e.eq(elem + lane)
+                row = e[lb:]
+                with m.If(port.valid & (lane < port.payload.count) & (e < n)):
+                    old = Mux(written[b].bit_select(row, 1), banks[b][row], 0)
+                    m.d.sync += banks[b][row].eq(old + port.payload.values[lane])
+                    m.d.comb += new_written[b].bit_select(row, 1).eq(1)
+        for w, nw in zip(written, new_written):
+            m.d.sync += w.eq(Mux(self.release, 0, nw))
         a = self.read_addr
-        m.d.sync += self.read_data.eq(Mux((a < n) & written.bit_select(a, 1), sums[a], 0))
+        bank = a[:lb] if lb else 0
+        row = a[lb:]
+        value = Array(Mux(written[b].bit_select(row, 1), banks[b][row], 0) for b in range(lanes))[bank]
+        m.d.sync += self.read_data.eq(Mux(a < n, value, 0))
         return m
