@@ -58,6 +58,12 @@ FORWARD, ACT_GRAD, WEIGHT_GRAD, PREGEN = range(4)
 #: Cycles from a PGS job's start to its first compressed record (read the slab, rank a group
 #: by magnitude, select, pack); it then emits one record per cycle.
 PREGEN_CYCLES = 4
+#: Cycles an MM job adds to its array time D (docs/nm_train.md, event equation of compute): two
+#: before the first fold's handshake (the banks' synchronous read, then the read-data register
+#: from which the windows and weight entries are selected) and two after the last fold's last
+#: result leaves the array (the output bank's read of the row the result adds into, then the
+#: registered add and write). rtl/nm_train.py owns this number; the simulator reads it here.
+MM_PIPE_CYCLES = 4
 #: Extra cycles an LDB with ``prune`` adds after its last record (the same ranking stage on the
 #: receive path) before the weight bank is ready.
 PRUNE_CYCLES = 2

@@ -23,19 +23,19 @@ from .memory import read_start, transfer_end, write_start
 
 #: Where the compute engine's time goes besides streaming and pre-generation, in the order of
 #: the ``stalls`` array (docs/nm_train.md, "Where the time goes").
-STALL_CAUSES = ("dispatch", "input_stream", "weight_stream", "out_bank", "fill_drain", "tail")
-_DISPATCH, _INPUT, _WEIGHT, _OUT_BANK, _FILL, _TAIL = range(6)
+STALL_CAUSES = ("dispatch", "input_stream", "weight_stream", "out_bank", "fill_drain", "bank_pipe", "tail")
+_DISPATCH, _INPUT, _WEIGHT, _OUT_BANK, _FILL, _PIPE, _TAIL = range(7)
 #: counters: bytes read, bytes written, stream cycles, pregen cycles, folds, issued MACs, on-chip bytes
 _N_COUNTERS = 7
 
 
 @njit(cache=True)
 def _run_kernel(op, sync, acc, store, prune, n, m_log2, count, width, k_steps, pass_, layer,
-                rows, cols, dataflow, bw, latency, acc_bytes, pregen_cycles, prune_cycles,
+                rows, cols, dataflow, bw, latency, acc_bytes, pregen_cycles, prune_cycles, mm_pipe,
                 stalls, pass_cycles, layer_cycles, counters, pass_stalls, pass_bytes):
-    """Returns the Program's cycle count; fills ``stalls`` [6], ``pass_cycles`` [4],
+    """Returns the Program's cycle count; fills ``stalls`` [7], ``pass_cycles`` [4],
     ``layer_cycles`` [layers, 4], ``counters`` [7] (see ``_N_COUNTERS``), ``pass_stalls``
-    [4, 6] and ``pass_bytes`` [4, 2] (read, written)."""
+    [4, 7] and ``pass_bytes`` [4, 2] (read, written)."""
     f = np.int64(0)  # cycle the loader takes the current instruction
     read_free = np.int64(0)
     write_free = np.int64(0)
@@ -109,6 +109,8 @@ def _run_kernel(op, sync, acc, store, prune, n, m_log2, count, width, k_steps, p
                 stream = folds * (ks if dataflow == OS else cnt)
                 stalls[_FILL] += dur - stream
                 pass_stalls[p, _FILL] += dur - stream
+                stalls[_PIPE] += mm_pipe
+                pass_stalls[p, _PIPE] += mm_pipe
                 counters[2] += stream
                 counters[4] += folds
                 counters[5] += stream * rows * cols
@@ -128,6 +130,7 @@ def _run_kernel(op, sync, acc, store, prune, n, m_log2, count, width, k_steps, p
                     updates = (ks + rows - 1) // rows
                     b_reads = np.int64(1)
                 counters[6] += col_blocks * a_bytes + b_reads * b_bytes + tile_bytes * (2 * updates - (1 - acc[i]))
+                dur += mm_pipe
             else:
                 dur = cnt + pregen_cycles
                 counters[3] += dur
@@ -205,6 +208,7 @@ def run(program: Program) -> Result:
         np.int64(hw.rows), np.int64(hw.cols), np.int64(hw.dataflow_code),
         np.int64(hw.memory.bandwidth_bytes_per_cycle), np.int64(hw.memory.latency_cycles),
         np.int64(hw.acc_bits // 8), np.int64(isa.PREGEN_CYCLES), np.int64(isa.PRUNE_CYCLES),
+        np.int64(isa.MM_PIPE_CYCLES),
         stalls, pass_cycles, layer_cycles, counters, pass_stalls, pass_bytes,
     ))
     if cycles < 0:

@@ -183,22 +183,25 @@ _NM_HAND = Case(
         "workload": {"kind": "train", "batch": 1, "mode": "dense",
                      "layers": [{"name": "l", "k": 4, "cout": 2, "positions": 2}]},
     }),
-    hand_cycles=63,
-    derivation="""R = C = 2 (OS), L = 3, BW = 4 B/cycle, latency 5; one layer, P = 2, K = 4,
-    Cout = 2: forward (P 2, Q 2, K 4) and weight gradient (P = Cout 2, Q = K 4, K = P 2); the
-    first layer has no act_grad. Instructions LDB, LDA, MM, LDB, LDA, MM, END.
+    hand_cycles=71,
+    derivation="""R = C = 2 (OS), L = 3, MM_PIPE_CYCLES = 4, BW = 4 B/cycle, latency 5; one
+    layer, P = 2, K = 4, Cout = 2: forward (P 2, Q 2, K 4) and weight gradient (P = Cout 2,
+    Q = K 4, K = P 2); the first layer has no act_grad. Instructions LDB, LDA, MM, LDB, LDA, MM,
+    END.
     i0 LDB fwd (sync): request 1, t0 = 6, 2 records of 4 B at 6, 7; weight bank ready 8.
     i1 LDA fwd: request 3, t0 = max(8, read_free 8) = 8, records 8, 9; input bank ready 10.
     i2 MM: dispatched 5; starts max(0, 6, 10, 8) = 10 (input_stream 10); one fold of
-       2R + C + K' - 2 + L = 4 + 2 + 4 - 2 + 3 = 11 cycles: done 20 (stream 4, fill/drain 7).
-       Store: 2 records of 8 B from 21: off = 1, 3, last accepted 24.
-    i3 LDB wgrad (sync): waits for the store: request 25, t0 = 30, 4 records of 2 B at
-       30..33; ready 34.
-    i4 LDA wgrad: request 27, t0 = max(32, 34) = 34, 2 records of 2 B at 34, 35; ready 36.
-    i5 MM: starts 36 (input_stream 36 - 21 = 15); 1 x 2 folds of 4 + 2 + 2 - 2 + 3 = 9: done
-       53 (stream 4, fill/drain 14). Store: 2 records of 16 B from 54: off = 3, 7, last 61.
-    END: max(31, 54, 62) = 62: 63 cycles; tail 63 - 54 = 9.
-    Forward owns 0..20 (21 cycles), weight_grad 21..62 (42).""",
+       2R + C + K' - 2 + L = 4 + 2 + 4 - 2 + 3 = 11 cycles, plus the 4 of the bank pipeline:
+       done 10 + 11 - 1 + 4 = 24 (stream 4, fill/drain 7, bank_pipe 4).
+       Store: 2 records of 8 B from 25: off = 1, 3, last accepted 28.
+    i3 LDB wgrad (sync): waits for the store: request 29, t0 = 34, 4 records of 2 B at
+       34..37; ready 38.
+    i4 LDA wgrad: request 31, t0 = max(36, 38) = 38, 2 records of 2 B at 38, 39; ready 40.
+    i5 MM: starts 40 (input_stream 40 - 25 = 15); 1 x 2 folds of 4 + 2 + 2 - 2 + 3 = 9: done
+       40 + 18 - 1 + 4 = 61 (stream 4, fill/drain 14, bank_pipe 4). Store: 2 records of 16 B
+       from 62: off = 3, 7, last 69.
+    END: max(35, 62, 70) = 70: 71 cycles; tail 71 - 62 = 9.
+    Forward owns 0..24 (25 cycles), weight_grad 25..70 (46).""",
 )
 
 _NM_HAND_DOUBLE_BUFFER = Case(
@@ -210,28 +213,29 @@ _NM_HAND_DOUBLE_BUFFER = Case(
         "workload": {"kind": "train", "batch": 1, "mode": "dense",
                      "layers": [{"name": "l", "k": 2, "cout": 2, "positions": 6}]},
     }),
-    hand_cycles=76,
-    derivation="""R = C = 2 (OS), L = 3, BW = 4 B/cycle, latency 2; banks of 4 B (input, weight)
-    and 16 B (output). Forward P = 6, Q = 2, K = 2: three 2-row tiles under one weight tile
-    (LDB, then LDA + MM per tile); weight gradient P = 2, Q = 2, K = 6 in three chunks of 2
-    (LDA, LDB, MM per chunk; acc from the second, store on the third). Every fold
-    2R + C + K' - 2 + L = 9 cycles (K' = 2), stream 2, fill/drain 7.
+    hand_cycles=100,
+    derivation="""R = C = 2 (OS), L = 3, MM_PIPE_CYCLES = 4, BW = 4 B/cycle, latency 2; banks
+    of 4 B (input, weight) and 16 B (output). Forward P = 6, Q = 2, K = 2: three 2-row tiles
+    under one weight tile (LDB, then LDA + MM per tile); weight gradient P = 2, Q = 2, K = 6 in
+    three chunks of 2 (LDA, LDB, MM per chunk; acc from the second, store on the third). Every
+    fold 2R + C + K' - 2 + L = 9 cycles (K' = 2), stream 2, fill/drain 7; every MM job one fold
+    plus the bank pipeline: 13 cycles.
     i0 LDB (sync): request 1, records (2 B) 3, 4; weight bank ready 5.
     i1 LDA0: request 3, records 5, 6; ready 7.
-    i2 MM0: dispatched 5, starts 7 (input_stream 7), done 15; store of 2 x 8 B from 16, last 19.
+    i2 MM0: dispatched 5, starts 7 (input_stream 7), done 19; store of 2 x 8 B from 20, last 23.
     i3 LDA1 (bank 1, no readers yet): request 7, records 9, 10; ready 11.
-    i4 MM1: starts 16, done 24; store from 25 (write port free 20), last 28.
-    i5 LDA2 (bank 0): waits for its reader MM0 (done 15): request 16, records 18, 19; ready 20.
-    i6 MM2: starts 25 (its output bank 0 was drained at 19), done 33; store 34..37.
-    i7 LDA (wgrad, sync): waits for the last store: request 38, records 40, 41; ready 42.
-    i8 LDB: request 40 (its bank's last reader was before i0: none), records 42, 43; ready 44.
-    i9 MM: dispatched 42, starts 44 (weight_stream 44 - 34 = 10), done 52.
-    i10 LDA: request 44, records 46, 47. i11 LDB: request 46, records 48, 49.
-    i12 MM (acc): starts 53, done 61.
-    i13 LDA: waits for i9 (done 52): request 53, records 55, 56. i14 LDB: request 55, records
-    57, 58. i15 MM (acc, store): starts 62, done 70; store from 71, last 74.
-    END: max(59, 71, 75) = 75: 76 cycles; tail 76 - 71 = 5. Forward 0..33 (34 cycles: 7 waiting
-    + 3 folds), weight_grad 34..75 (42: 10 waiting + 3 folds + 5 tail).""",
+    i4 MM1: starts 20, done 32; store from 33 (write port free 24), last 36.
+    i5 LDA2 (bank 0): waits for its reader MM0 (done 19): request 20, records 22, 23; ready 24.
+    i6 MM2: starts 33 (its output bank 0 was drained at 23), done 45; store 46..49.
+    i7 LDA (wgrad, sync): waits for the last store: request 50, records 52, 53; ready 54.
+    i8 LDB: request 52 (its bank's last reader was before i0: none), records 54, 55; ready 56.
+    i9 MM: dispatched 54, starts 56 (weight_stream 56 - 46 = 10), done 68.
+    i10 LDA: request 56, records 58, 59. i11 LDB: request 58, records 60, 61.
+    i12 MM (acc): starts 69, done 81.
+    i13 LDA: waits for i9 (done 68): request 69, records 71, 72. i14 LDB: request 71, records
+    73, 74. i15 MM (acc, store): starts 82, done 94; store from 95, last 98.
+    END: max(75, 95, 99) = 99: 100 cycles; tail 100 - 95 = 5. Forward 0..45 (46 cycles: 7
+    waiting + 3 jobs), weight_grad 46..99 (54: 10 waiting + 3 jobs + 5 tail).""",
 )
 
 _NM_EXAMPLE_TINY = Case(id="nm-example-tiny", point=_example("nm_train_tiny.yaml"))

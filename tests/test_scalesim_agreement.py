@@ -78,8 +78,9 @@ def test_fold_equations_equal_scalesim_plus_a_constant_per_fold(r: dict) -> None
 @pytest.mark.parametrize("r", RECORDS, ids=_id)
 def test_simulated_forward_pass_equals_scalesim_plus_a_constant_per_fold(r: dict) -> None:
     # Buffers hold the whole GEMM (one tile, one chunk) and memory delivers a tile at once;
-    # what the loads, stores and bank waits still cost is reported as stalls by cause, so the
-    # array's compute time is the pass's cycles less every stall but fill/drain.
+    # what the loads, stores, bank waits and the banks' pipeline (bank_pipe) still cost is
+    # reported as stalls by cause, so the array's compute time is the pass's cycles less every
+    # stall but fill/drain.
     point = design_point_from_dict({
         "hardware": {
             "engine": "nm_train", "device": None, "clock_mhz": 200.0,

@@ -16,28 +16,31 @@ from cases import CASES_BY_ID
 from test_nm_train_model import random_point
 
 def test_hand_computed_step():
-    """Case nm-hand-step of tests/cases.py (derivation there): 63 cycles, forward 21 and
-    weight_grad 42; the array waits 10 + 15 cycles for A rows, spends 7 + 14 on fill/drain and
-    streams 4 + 4; 9 cycles of tail for the last store and END."""
+    """Case nm-hand-step of tests/cases.py (derivation there): 71 cycles, forward 25 and
+    weight_grad 46; the array waits 10 + 15 cycles for A rows, spends 7 + 14 on fill/drain and
+    streams 4 + 4; each MM job adds MM_PIPE_CYCLES = 4 (bank_pipe); 9 cycles of tail for the
+    last store and END."""
     case = CASES_BY_ID["nm-hand-step"]
     program = compile_design_point(case.point)
     assert list(program.instrs["op"]) == [2, 1, 3, 2, 1, 3, 0]
     r = run(program)
-    assert r.cycles == case.hand_cycles == 63
-    assert r.pass_cycles == {"forward": 21, "act_grad": 0, "weight_grad": 42, "pregen": 0}
+    assert isa.MM_PIPE_CYCLES == 4, "re-derive the hand cases of tests/cases.py"
+    assert r.cycles == case.hand_cycles == 71
+    assert r.pass_cycles == {"forward": 25, "act_grad": 0, "weight_grad": 46, "pregen": 0}
     assert r.stalls == {"dispatch": 0, "input_stream": 25, "weight_stream": 0, "out_bank": 0,
-                        "fill_drain": 21, "tail": 9}
+                        "fill_drain": 21, "bank_pipe": 8, "tail": 9}
     assert r.stream_cycles == 8 and r.folds == 3
     assert r.bytes_read == 8 + 8 + 8 + 4 and r.bytes_written == 16 + 32
-    assert r.layer_cycles == {"l": {"forward": 21, "weight_grad": 42}}
+    assert r.layer_cycles == {"l": {"forward": 25, "weight_grad": 46}}
     assert r.per_pass["forward"]["stalls"]["input_stream"] == 10
     assert r.per_pass["weight_grad"]["stalls"] == {"dispatch": 0, "input_stream": 15, "weight_stream": 0,
-                                                   "out_bank": 0, "fill_drain": 14, "tail": 9}
+                                                   "out_bank": 0, "fill_drain": 14, "bank_pipe": 4,
+                                                   "tail": 9}
     assert (r.per_pass["forward"]["bytes_read"], r.per_pass["forward"]["bytes_written"]) == (16, 16)
 
 
 def test_hand_computed_double_buffering_and_chunks():
-    """Case nm-hand-double-buffer of tests/cases.py (derivation there): 76 cycles. The third
+    """Case nm-hand-double-buffer of tests/cases.py (derivation there): 100 cycles. The third
     forward tile's load waits for the first tile's MM (its bank's reader), the weight
     gradient's first load for the last store (sync), and its three K chunks accumulate into one
     stored tile."""
@@ -48,10 +51,10 @@ def test_hand_computed_double_buffering_and_chunks():
     mm = ins[ins["op"] == isa.OP_MM]
     assert list(mm["acc"]) == [0, 0, 0, 0, 1, 1] and list(mm["store"]) == [1, 1, 1, 0, 0, 1]
     r = run(program)
-    assert r.cycles == case.hand_cycles == 76
-    assert r.pass_cycles == {"forward": 34, "act_grad": 0, "weight_grad": 42, "pregen": 0}
+    assert r.cycles == case.hand_cycles == 100
+    assert r.pass_cycles == {"forward": 46, "act_grad": 0, "weight_grad": 54, "pregen": 0}
     assert r.stalls == {"dispatch": 0, "input_stream": 7, "weight_stream": 10, "out_bank": 0,
-                        "fill_drain": 42, "tail": 5}
+                        "fill_drain": 42, "bank_pipe": 24, "tail": 5}
     assert r.stream_cycles == 12 and r.folds == 6
 
 
@@ -92,12 +95,13 @@ def test_more_bandwidth_or_less_latency_never_slows(point):
 
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
 def test_one_tile_gemm_takes_the_array_equations(dataflow):
-    """A GEMM held on chip at once runs as one MM of exactly systolic.gemm_cycles.
+    """A GEMM held on chip at once runs as one MM of exactly systolic.gemm_cycles plus the
+    bank pipeline (MM_PIPE_CYCLES).
 
     vcu1525 memory (384 B/cycle, latency 100) with an 8 x 4 array: forward P = 36, Q = 37,
     K = 150. LDB: request 1, t0 = 101, 37 records of 150 B one per cycle, 101..137, ready 138.
     LDA: request 3, t0 = max(103, 138) = 138, 36 records 138..173, ready 174. The MM starts
-    at 174, so the forward pass takes 174 + gemm_cycles.
+    at 174, so the forward pass takes 174 + gemm_cycles + MM_PIPE_CYCLES.
     """
     point = design_point_from_dict({
         "hardware": {"preset": "vcu1525", "rows": 8, "cols": 4, "dataflow": dataflow},
@@ -109,7 +113,7 @@ def test_one_tile_gemm_takes_the_array_equations(dataflow):
     assert (mm["pass_"] == isa.FORWARD).sum() == 1
     code = systolic.DATAFLOWS[dataflow]
     r = run(program)
-    assert r.pass_cycles["forward"] == 174 + systolic.gemm_cycles(code, 8, 4, 36, 37, 150)
+    assert r.pass_cycles["forward"] == 174 + systolic.gemm_cycles(code, 8, 4, 36, 37, 150) + isa.MM_PIPE_CYCLES
     assert r.folds == sum(systolic.fold_count(code, 8, 4, int(i["count"]), int(i["width"]), int(i["k_steps"]))
                           for i in mm)
 
@@ -136,11 +140,11 @@ def test_bdwp_beats_dense_and_pregen_costs_less_than_inline():
 def test_edited_program_is_timed_afresh():
     """The kernel reads the instruction columns on every run: one fold fewer in the weight
     gradient (width 4 -> 2 columns) saves its 9 cycles (the store of 2 x 8 B then ends at
-    53 - 9 + 1 + 3 = 48, END at 49: 50 cycles)."""
+    61 - 9 + 1 + 3 = 56, END at 57: 58 cycles)."""
     program = compile_design_point(CASES_BY_ID["nm-hand-step"].point)
-    assert run(program).cycles == 63
+    assert run(program).cycles == 71
     program.instrs[5]["width"] = 2
-    assert run(program).cycles == 50
+    assert run(program).cycles == 58
 
 
 def test_simulate_and_sweep_through_the_cli(tmp_path, capsys, write_yaml):
@@ -228,6 +232,8 @@ def _reference_cycles(program) -> tuple[int, dict]:
                 folds = systolic.fold_count(code, hw.rows, hw.cols, cnt, wid, ks)
                 dur = folds * systolic.fold_cycles(code, hw.rows, hw.cols, ks, cnt)
                 stalls["fill_drain"] += dur - folds * (ks if code == systolic.OS else cnt)
+                stalls["bank_pipe"] += isa_.MM_PIPE_CYCLES
+                dur += isa_.MM_PIPE_CYCLES
                 readers[isa_.OP_LDA][-1].append(i)
             else:
                 dur = cnt + isa_.PREGEN_CYCLES
