@@ -75,6 +75,10 @@ encode_program = FORMAT.encode_program
 
 #: Cycles from a cache lookup (the request's handshake) to the hit's delivery.
 CACHE_HIT_CYCLES = 2
+#: Cycles from a GATHER's start to the first cycle its index walker may offer a row: the walker
+#: reads the range's first two positions from the index bank (block RAM, one cycle), then the
+#: first index word, and registers the row (docs/recsys.md, "Engines and timing" 2).
+WALK_CYCLES = 3
 #: Cycles of the post-processing stage after a GEMM or INTER's last array result (bias add,
 #: ReLU and requantisation are registered once each).
 POST_CYCLES = 2

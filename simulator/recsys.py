@@ -1,9 +1,9 @@
 """Cycle-level simulator of the ``recsys`` engine (docs/recsys.md, "Engines and timing").
 
 One Numba kernel steps the Program cycle by cycle and, inside each cycle, request by request:
-the loader's and every gather unit's line requests (tag pools of ``max_outstanding``, the
-per-unit line caches, the shared memory model's per-channel in-order queues through
-:func:`sparsim.simulator.memory.line_serve`), the pooling units taking delivered lines in
+the loader's and every gather unit's line requests (index walkers offering rows through a row
+register, tag pools of ``max_outstanding``, the per-unit line caches, the shared memory model's
+per-channel in-order queues through :func:`sparsim.simulator.memory.line_serve`), the pooling units taking delivered lines in
 arrival order, the dense engine's instructions (their cycles from dataflow/systolic.py via the
 compiler) and the store's posted writes. Within a cycle it follows the contract's order:
 tags returned by events of the previous cycle, pooling starts, request handshakes (loader, units
@@ -40,7 +40,7 @@ _COUNTERS = ("requests", "cache_hits", "cache_misses", "loader_lines", "store_li
 @njit(cache=True)
 def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off, tab_idx, tab_off, mb_start,
             loader_q, unit_ptr, unit_q, dense_q, store_q, n_mb, units, channels, line_bytes, beats,
-            latency, max_out, cache_lines, hit_cycles, pool_lanes, n_bottom, skip_quiet, activity, stalls,
+            latency, max_out, cache_lines, hit_cycles, walk_cycles, pool_lanes, n_bottom, skip_quiet, activity, stalls,
             counters):
     n_ins = op.shape[0]
     # Events per mini-batch (INF: not yet); a condition on an event in cycle y holds from y + 1.
@@ -91,16 +91,23 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
     pool_ins = np.zeros(units, np.int64)
     u_inflight = np.zeros(units, np.int64)
     u_pos = np.zeros(units, np.int64)
-    u_started = np.zeros(units, np.int64)
     u_active = np.zeros(units, np.int64)
-    # Address generation of each unit's current GATHER: sample, index, line of the row.
+    # Each unit's index walker: its GATHER (-1: idle), the cycle of its next step, the current
+    # bag (sample) and its end, the index word and the end of the bag's words.
+    wk_ins = np.full(units, -1, np.int64)
+    wk_next = np.zeros(units, np.int64)
     u_s = np.zeros(units, np.int64)
     u_s_end = np.zeros(units, np.int64)
     u_j = np.zeros(units, np.int64)
     u_j_end = np.zeros(units, np.int64)
-    u_row = np.zeros(units, np.int64)
-    u_line = np.zeros(units, np.int64)
-    u_line_last = np.zeros(units, np.int64)
+    # Each unit's row register (walker -> gather unit): its GATHER, the cycle it is offered
+    # from, the row's byte address and the line to request next and the last one.
+    rr_valid = np.zeros(units, np.bool_)
+    rr_ins = np.zeros(units, np.int64)
+    rr_offer = np.zeros(units, np.int64)
+    rr_row = np.zeros(units, np.int64)
+    rr_line = np.zeros(units, np.int64)
+    rr_line_last = np.zeros(units, np.int64)
 
     l_pos = 0
     l_started = False
@@ -128,7 +135,7 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
                 u_inflight[u] -= 1
                 g = pool_ins[u]
                 g_pooled[g] += 1
-                if g_closed[g] and g_pooled[g] == g_issued[g]:
+                if g_closed[g] and g_pooled[g] == g_issued[g] and not (rr_valid[u] and rr_ins[u] == g):
                     _gather_done(g, x - 1, mb, g_left, g_max, g_all)
                     u_active[u] -= 1
                     if x - 1 > last_event:
@@ -176,98 +183,104 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
                 if l_next == lines[i]:
                     l_started = False
                     l_pos += 1
+        walk_done_now = False
         for u in range(units):
-            if u_pos[u] >= unit_ptr[u + 1] - unit_ptr[u]:
-                continue
-            i = unit_q[unit_ptr[u] + u_pos[u]]
-            dim = fq[i]
-            if u_started[u] == 0:
+            # Walker start: the unit's next GATHER, once its previous walk has ended.
+            if wk_ins[u] < 0 and u_pos[u] < unit_ptr[u + 1] - unit_ptr[u]:
+                i = unit_q[unit_ptr[u] + u_pos[u]]
                 m = mb[i]
                 if ldi_done[m] >= x:
-                    stalls[6] += 1
-                    continue
-                if m >= 2 and inter_end[m - 2] >= x:
-                    stalls[7] += 1
-                    continue
-                u_started[u] = 1
-                u_active[u] += 1
-                t = fb[i]
-                u_s[u] = tab_off[t] + mb_start[m] + fk[i]
-                u_s_end[u] = u_s[u] + fp[i]
-                u_j[u] = tab_idx[t] + bag_off[u_s[u]]
-                u_j_end[u] = tab_idx[t] + bag_off[u_s[u] + 1]
-                # Skip empty bags; the first row's lines.
-                while u_j[u] == u_j_end[u] and u_s[u] < u_s_end[u]:
-                    u_s[u] += 1
-                    if u_s[u] < u_s_end[u]:
-                        u_j_end[u] = tab_idx[t] + bag_off[u_s[u] + 1]
-                if u_s[u] == u_s_end[u]:  # every bag empty: done when it starts
-                    g_closed[i] = True
-                    _gather_done(i, x, mb, g_left, g_max, g_all)
-                    u_active[u] -= 1
-                    if x > last_event:
-                        last_event = x
-                    u_started[u] = 0
-                    u_pos[u] += 1
-                    continue
-                u_row[u] = addr[i] + bag_idx[u_j[u]] * dim
-                u_line[u] = u_row[u] // line_bytes
-                u_line_last[u] = (u_row[u] + dim - 1) // line_bytes
-            if u_inflight[u] >= max_out:
-                # Every tag in use. If the next line's channel is booked beyond the latency, it
-                # would queue even with a free tag: the link limits; else the round trip does.
-                line = u_line[u]
-                if (not (cache_lines > 0 and tags[u, line % cache_lines] == line)
-                        and free[line % channels] > x + latency):
-                    stalls[8] += 1
+                    if not rr_valid[u]:
+                        stalls[6] += 1
+                elif m >= 2 and inter_end[m - 2] >= x:
+                    if not rr_valid[u]:
+                        stalls[7] += 1
                 else:
-                    stalls[5] += 1
-                continue
-            line = u_line[u]
-            lo = u_row[u] if u_row[u] > line * line_bytes else line * line_bytes
-            hi = u_row[u] + dim
-            if hi > (line + 1) * line_bytes:
-                hi = (line + 1) * line_bytes
-            counters[0] += 1
-            g_issued[i] += 1
-            u_inflight[u] += 1
-            if cache_lines > 0 and tags[u, line % cache_lines] == line:
-                counters[1] += 1
-                k = (hit_head[u] + hit_n[u]) % ucap
-                hit_ins[u, k] = i
-                hit_elems[u, k] = hi - lo
-                hit_done[u, k] = x + hit_cycles
-                hit_n[u] += 1
-            else:
-                counters[2] += 1
-                c = line % channels
-                done = line_serve(free, c, x + latency, beats)
-                counters[7] += done - (x + latency + beats - 1)
-                k = (ch_head[c] + ch_n[c]) % cap
-                ch_done[c, k] = done
-                ch_who[c, k] = 1 + u
-                ch_ins[c, k] = i
-                ch_line[c, k] = line
-                ch_elems[c, k] = hi - lo
-                ch_n[c] += 1
-            # Next line: of this row, else the bag's next row, else the next non-empty bag.
-            if line < u_line_last[u]:
-                u_line[u] = line + 1
-                continue
-            u_j[u] += 1
-            t = fb[i]
-            while u_j[u] == u_j_end[u] and u_s[u] < u_s_end[u]:
-                u_s[u] += 1
-                if u_s[u] < u_s_end[u]:
+                    wk_ins[u] = i
+                    u_pos[u] += 1
+                    u_active[u] += 1
+                    t = fb[i]
+                    u_s[u] = tab_off[t] + mb_start[m] + fk[i]
+                    u_s_end[u] = u_s[u] + fp[i]
+                    u_j[u] = tab_idx[t] + bag_off[u_s[u]]
                     u_j_end[u] = tab_idx[t] + bag_off[u_s[u] + 1]
-            if u_s[u] == u_s_end[u]:
-                g_closed[i] = True
-                u_started[u] = 0
-                u_pos[u] += 1
-            else:
-                u_row[u] = addr[i] + bag_idx[u_j[u]] * dim
-                u_line[u] = u_row[u] // line_bytes
-                u_line_last[u] = (u_row[u] + dim - 1) // line_bytes
+                    wk_next[u] = x + walk_cycles - 1
+            # Line request of the offered row.
+            if rr_valid[u] and rr_offer[u] <= x:
+                i = rr_ins[u]
+                dim = fq[i]
+                line = rr_line[u]
+                if u_inflight[u] >= max_out:
+                    # Every tag in use. If the next line's channel is booked beyond the latency, it
+                    # would queue even with a free tag: the link limits; else the round trip does.
+                    if (not (cache_lines > 0 and tags[u, line % cache_lines] == line)
+                            and free[line % channels] > x + latency):
+                        stalls[8] += 1
+                    else:
+                        stalls[5] += 1
+                else:
+                    lo = rr_row[u] if rr_row[u] > line * line_bytes else line * line_bytes
+                    hi = rr_row[u] + dim
+                    if hi > (line + 1) * line_bytes:
+                        hi = (line + 1) * line_bytes
+                    counters[0] += 1
+                    g_issued[i] += 1
+                    u_inflight[u] += 1
+                    if cache_lines > 0 and tags[u, line % cache_lines] == line:
+                        counters[1] += 1
+                        k = (hit_head[u] + hit_n[u]) % ucap
+                        hit_ins[u, k] = i
+                        hit_elems[u, k] = hi - lo
+                        hit_done[u, k] = x + hit_cycles
+                        hit_n[u] += 1
+                    else:
+                        counters[2] += 1
+                        c = line % channels
+                        done = line_serve(free, c, x + latency, beats)
+                        counters[7] += done - (x + latency + beats - 1)
+                        k = (ch_head[c] + ch_n[c]) % cap
+                        ch_done[c, k] = done
+                        ch_who[c, k] = 1 + u
+                        ch_ins[c, k] = i
+                        ch_line[c, k] = line
+                        ch_elems[c, k] = hi - lo
+                        ch_n[c] += 1
+                    if line < rr_line_last[u]:
+                        rr_line[u] = line + 1
+                    else:
+                        rr_valid[u] = False  # taken: the walker may refill it in this cycle
+            # Walker step: an empty bag, or the next row into the (free) row register.
+            i = wk_ins[u]
+            if i >= 0 and wk_next[u] <= x:
+                t = fb[i]
+                stepped = False
+                if u_j[u] == u_j_end[u]:
+                    stepped = True
+                elif not rr_valid[u]:
+                    stepped = True
+                    dim = fq[i]
+                    rr_valid[u] = True
+                    rr_ins[u] = i
+                    rr_offer[u] = x + 1
+                    rr_row[u] = addr[i] + bag_idx[u_j[u]] * dim
+                    rr_line[u] = rr_row[u] // line_bytes
+                    rr_line_last[u] = (rr_row[u] + dim - 1) // line_bytes
+                    u_j[u] += 1
+                if stepped:
+                    wk_next[u] = x + 1
+                    if u_j[u] == u_j_end[u]:  # the bag ends: the next bag's end is known
+                        u_s[u] += 1
+                        if u_s[u] < u_s_end[u]:
+                            u_j_end[u] = tab_idx[t] + bag_off[u_s[u] + 1]
+                    if u_s[u] == u_s_end[u]:
+                        g_closed[i] = True
+                        wk_ins[u] = -1
+                        if g_pooled[i] == g_issued[i] and not (rr_valid[u] and rr_ins[u] == i):
+                            _gather_done(i, x, mb, g_left, g_max, g_all)
+                            u_active[u] -= 1
+                            walk_done_now = True  # the GATHER was busy in its done cycle
+                            if x > last_event:
+                                last_event = x
         if s_pos < store_q.shape[0]:
             i = store_q[s_pos]
             if not s_started and top_end[mb[i]] < x:
@@ -315,7 +328,7 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
                     fifo_n[u] += 1
                     if cache_lines > 0:
                         tags[u, ch_line[c, h] % cache_lines] = ch_line[c, h]
-        gather_busy = False
+        gather_busy = walk_done_now
         pool_busy = False
         in_flight = l_inflight
         for u in range(units):
@@ -373,7 +386,8 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
                 and d_pos == dense_q.shape[0] and d_end <= x):
             idle = True
             for u in range(units):
-                if u_pos[u] < unit_ptr[u + 1] - unit_ptr[u] or pool_end[u] >= 0 or fifo_n[u] > 0:
+                if (u_pos[u] < unit_ptr[u + 1] - unit_ptr[u] or pool_end[u] >= 0 or fifo_n[u] > 0
+                        or wk_ins[u] >= 0 or rr_valid[u]):
                     idle = False
             if idle:
                 break
@@ -383,7 +397,7 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
         # exactly as stepping through them would.
         quiet = skip_quiet and in_flight == 0 and not l_started and not s_started
         for u in range(units):
-            if pool_end[u] >= 0 or fifo_n[u] > 0 or u_started[u] != 0:
+            if pool_end[u] >= 0 or fifo_n[u] > 0 or wk_ins[u] >= 0 or rr_valid[u]:
                 quiet = False
             elif u_pos[u] < unit_ptr[u + 1] - unit_ptr[u]:
                 m = mb[unit_q[unit_ptr[u] + u_pos[u]]]
@@ -525,7 +539,7 @@ def run(program: Program, *, skip_quiet: bool = True) -> Timed:
         program.gemm_cycles, *_bag_arrays(program), np.asarray(pl.mini_starts(), np.int64),
         *_queues(program), np.int64(pl.mini_batches), np.int64(hw.gather_units), np.int64(mem.channels),
         np.int64(line), np.int64(-(-line // mem.bytes_per_cycle)), np.int64(mem.latency_cycles),
-        np.int64(hw.max_outstanding), np.int64(hw.cache_lines), np.int64(isa.CACHE_HIT_CYCLES),
+        np.int64(hw.max_outstanding), np.int64(hw.cache_lines), np.int64(isa.CACHE_HIT_CYCLES), np.int64(isa.WALK_CYCLES),
         np.int64(hw.pool_lanes), np.int64(len(pl.model.bottom_layers)), skip_quiet, activity, stalls, counters)
     if cycles < 0:
         raise RuntimeError("recsys simulator: no instruction finished for 2**26 cycles (a deadlock)")

@@ -309,13 +309,14 @@ _RS_HAND = Case(
         "workload": {"kind": "dlrm", "dense_features": 1, "bottom": [1], "top": [1], "dim": 16,
                      "table_rows": [4], "lookups": 1, "batch": 1},
     }),
-    hand_cycles=84,
+    hand_cycles=87,
     derivation="""G = 1 unit with 1 tag, 16 B lines, 1 channel of 16 B/cycle (a line per cycle),
     latency 4, a 1 x 1 array (OS fold = K + 4 with L = 3, GEMM = fold + POST 2), concat.
     Loader, one tag: 5 weight lines handshaken 0, 5, 10, 15, 20 (delivered 4 .. 24), dense line
-    25 -> 29, index line 30 -> 34. GATHER: request 35, delivered 39, pooled 40.
-    Bottom GEMM (K 1) 30..36 (weights 24, dense 29); INTER (16 + 2) 41..58 after the gather;
-    top GEMM (K 17: 23 cycles) 59..81; STORE handshaken 82, done 82; END 83: 84 cycles.
+    25 -> 29, index line 30 -> 34. GATHER starts 35, its walker offers the row from 35 +
+    WALK_CYCLES (3) = 38: request 38, delivered 42, pooled 43.
+    Bottom GEMM (K 1) 30..36 (weights 24, dense 29); INTER (16 + 2) 44..61 after the gather;
+    top GEMM (K 17: 23 cycles) 62..84; STORE handshaken 85, done 85; END 86: 87 cycles.
     (tests/test_simulator_recsys.py::test_hand_derived_program checks the stalls as well.)""",
 )
 

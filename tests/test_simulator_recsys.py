@@ -39,41 +39,56 @@ def test_hand_derived_program():
 
     Loader, one tag: weight lines handshaken 0, 5, 10, 15, 20, delivered 4, 9, 14, 19, 24 (each
     tag returns the cycle after delivery); dense line 25 -> 29; index line 30 -> 34.
-    Gather: index LOAD done in 34, so its request goes in 35, delivered 39, pooled 40 (16
-    elements, 16 lanes): the GATHER is done in 40.
+    Gather: index LOAD done in 34, so the GATHER starts in 35; its walker offers the row from
+    35 + WALK_CYCLES (3) = 38, the request goes in 38, delivered 42, pooled 43 (16 elements,
+    16 lanes): the GATHER is done in 43.
     Dense: OS fold = 2R + C + K - 2 + L = K + 4; GEMM cycles = fold + POST (2).
     Bottom GEMM: weights (24) and dense (29) done, so it starts 30, 1 + 4 + 2 = 7 cycles: 30..36.
-    INTER: waits for the gather (40): 41, ceil(1 x 16 / 1) + 2 = 18 cycles: 41..58.
-    Top GEMM: 59, 17 + 4 + 2 = 23 cycles: 59..81. STORE: its write handshaken 82, done 82.
-    END completes in 83: 84 cycles. Dense stalls: weights 0..24 (25), dense load 25..29 (5),
-    gather 37..40 (4), tail 82..83 (2); with 7 + 18 + 23 busy cycles: 84.
+    INTER: waits for the gather (43): 44, ceil(1 x 16 / 1) + 2 = 18 cycles: 44..61.
+    Top GEMM: 62, 17 + 4 + 2 = 23 cycles: 62..84. STORE: its write handshaken 85, done 85.
+    END completes in 86: 87 cycles. Dense stalls: weights 0..24 (25), dense load 25..29 (5),
+    gather 37..43 (7), tail 85..86 (2); with 7 + 18 + 23 busy cycles: 87.
     """
     program = compile_design_point(_point(HAND_HW, HAND_WL))
     timed = run(program)
-    assert timed.cycles == 84
+    assert timed.cycles == 87
     assert timed.stalls["dense_weights"] == 25 and timed.stalls["dense_load"] == 5
-    assert timed.stalls["dense_gather"] == 4 and timed.stalls["dense_tail"] == 2
+    assert timed.stalls["dense_gather"] == 7 and timed.stalls["dense_tail"] == 2
     assert (timed.activity["bottom_mlp"], timed.activity["interaction"], timed.activity["top_mlp"]) == (7, 18, 23)
-    assert timed.activity["gather"] == 40 - 35 + 1 and timed.activity["pooling"] == 1
+    assert timed.activity["gather"] == 43 - 35 + 1 and timed.activity["pooling"] == 1
     assert timed.counters["loader_lines"] == 7 and timed.counters["requests"] == 1
     assert timed.counters["store_lines"] == 1 and timed.counters["channel_queue_cycles"] == 0
+
+
+def test_hand_derived_empty_bags():
+    """Empty bags cost the index walker a cycle each. As the first program with no lookups: the
+    index block is two positions (one line, done 34), the GATHER starts in 35 and its walker
+    steps over the empty bag in 35 + WALK_CYCLES - 1 = 37, where the GATHER is done; INTER
+    38..55, top GEMM 56..78, STORE 79, END 80: 81 cycles (one dense gather stall, 37). With two
+    samples in one mini-batch the two empty bags take 37 and 38: the gather is busy 35..38."""
+    one = run(compile_design_point(_point(HAND_HW, {**HAND_WL, "lookups": 0})))
+    assert one.cycles == 81 and one.stalls["dense_gather"] == 1
+    assert one.activity["gather"] == 3 and one.counters["requests"] == 0
+    two = run(compile_design_point(_point({**HAND_HW, "mini_batch": 2}, {**HAND_WL, "lookups": 0, "batch": 2})))
+    assert two.activity["gather"] == 4
 
 
 def test_hand_derived_cache_hit():
     """As above but two 8-byte rows (both in one 16-byte line) and bags of two lookups, so the
     two requests name the same line whatever the indices. Weights take 4 lines (19 done),
-    dense 24, index (2 positions + 2 indices, 16 B) 29. Gather: the first request (30) misses,
-    delivered 34 (which fills the cache), pooled 35; the tag returns, the second request (36)
-    hits: delivered 36 + CACHE_HIT_CYCLES = 38, pooled 39. INTER (8 + 2 cycles) 40..49, top
-    GEMM (K = 9: 9 + 4 + 2 cycles) 50..64, STORE 65: 67 cycles. Without the cache the second
-    request goes to memory: delivered max(36 + 4, 35) = 40, pooled 41, and everything after
-    shifts by 2: 69 cycles."""
+    dense 24, index (2 positions + 2 indices, 16 B) 29. Gather: it starts in 30, the walker
+    offers row 0 from 33 and row 1 from 34 (one row per cycle); the first request (33) misses,
+    delivered 37 (which fills the cache), pooled 38; the tag returns, the second request (39)
+    hits: delivered 39 + CACHE_HIT_CYCLES = 41, pooled 42. INTER (8 + 2 cycles) 43..52, top
+    GEMM (K = 9: 9 + 4 + 2 cycles) 53..67, STORE 68: 70 cycles. Without the cache the second
+    request goes to memory: delivered max(39 + 4, 38) = 43, pooled 44, and everything after
+    shifts by 2: 72 cycles."""
     wl = {**HAND_WL, "dim": 8, "table_rows": [2], "lookups": 2}
     cached = run(compile_design_point(_point({**HAND_HW, "cache_kib": 0.0625}, wl)))
     assert cached.counters["cache_hits"] == 1 and cached.counters["cache_misses"] == 1
-    assert cached.cycles == 67
+    assert cached.cycles == 70
     uncached = run(compile_design_point(_point(HAND_HW, wl)))
-    assert uncached.counters["cache_hits"] == 0 and uncached.cycles == 69
+    assert uncached.counters["cache_hits"] == 0 and uncached.cycles == 72
 
 
 def _small(seed=0, **hw):

@@ -25,9 +25,9 @@ from sparsim.simulator.recsys import run
 INF = float("inf")
 
 
-def _gather_lines(program, i):
-    """(line address, first byte, last byte + 1, (table, sample, row address)) of every line
-    GATHER ``i`` requests, in order."""
+def _gather_steps(program, i):
+    """The index walker's steps of GATHER ``i``, in order: ``None`` for an empty bag, else a
+    row's lines as (line address, first byte, last byte + 1, (table, sample, row address))."""
     row = program.instrs[i]
     t, first, n, dim = int(row["b"]), int(row["k"]), int(row["p"]), int(row["q"])
     bag = program.bags[t]
@@ -35,10 +35,13 @@ def _gather_lines(program, i):
     out = []
     line = program.hw.line_bytes
     for b in range(n):
-        for index in bag.indices[bag.offsets[s0 + b]: bag.offsets[s0 + b + 1]]:
+        indices = bag.indices[bag.offsets[s0 + b]: bag.offsets[s0 + b + 1]]
+        if not len(indices):
+            out.append(None)
+        for index in indices:
             a = int(row["addr"]) + int(index) * dim
-            for ln in range(a // line, (a + dim - 1) // line + 1):
-                out.append((ln * line, max(a, ln * line), min(a + dim, (ln + 1) * line), (t, s0 + b, a)))
+            out.append([(ln * line, max(a, ln * line), min(a + dim, (ln + 1) * line), (t, s0 + b, a))
+                        for ln in range(a // line, (a + dim - 1) // line + 1)])
     return out
 
 
@@ -66,12 +69,15 @@ def reference(program):
              for u in range(hw.gather_units)]
     dense = deque(i for i, o in enumerate(op) if o in (isa.OP_GEMM, isa.OP_INTER))
     stores = deque(i for i, o in enumerate(op) if o == isa.OP_STORE)
-    lines_of = {i: _gather_lines(program, i) for i, o in enumerate(op) if o == isa.OP_GATHER}
+    steps_of = {i: _gather_steps(program, i) for i, o in enumerate(op) if o == isa.OP_GATHER}
+    lines_of = {i: sum(len(s) for s in steps if s) for i, steps in steps_of.items()}
+    walked = set()
     load_left = {i: isa.load_lines(ins[i]) for i in loader}
 
     class Unit:
         def __init__(self):
-            self.cur = None  # (instr, pending lines)
+            self.walk = None  # [instr, steps left, cycle of the next step]
+            self.row = None  # (offered from, instr, pending lines): the row register
             self.tags = 0
             self.fifo = deque()  # (arrival, instr, lo, hi, entry, data)
             self.hits = deque()  # (due, instr, lo, hi, entry, data)
@@ -107,7 +113,7 @@ def reference(program):
                 u.pool = None
                 u.tags -= 1
                 g_pooled[i] += 1
-                if g_pooled[i] == len(lines_of[i]):
+                if g_pooled[i] == lines_of[i] and i in walked:
                     gather_done(i, x - 1)
             if u.pool is None and u.fifo and u.fifo[0][0] < x:
                 _, i, lo, hi, (t, sample, row_addr), data = u.fifo.popleft()
@@ -132,33 +138,43 @@ def reference(program):
             loader_cur[1] += 1
             if loader_cur[1] == isa.load_lines(ins[i]):
                 loader_cur = None
-        # Gather units.
+        # Gather units: walker start, the offered row's next line, then the walker's step.
         for g, u in enumerate(us):
-            if u.cur is None and units[g]:
+            if u.walk is None and units[g]:
                 i = units[g][0]
                 m = mbs[i]
                 if ev["ldi"][m] < x and (m < 2 or ev["inter"][m - 2] < x):
                     units[g].popleft()
-                    if not lines_of[i]:
+                    u.walk = [i, deque(steps_of[i]), x + isa.WALK_CYCLES - 1]
+            if u.row is not None and u.row[0] <= x and u.tags < hw.max_outstanding:
+                _, i, pending = u.row
+                addr, lo, hi, entry = pending.popleft()
+                counts["requests"] += 1
+                u.tags += 1
+                ln = addr // line
+                if hw.cache_lines and u.cache.get(ln % hw.cache_lines) == ln:
+                    counts["cache_hits"] += 1
+                    u.hits.append((x + isa.CACHE_HIT_CYCLES, i, lo, hi, entry, bytes(mem.image[addr: addr + line])))
+                else:
+                    tag = next(tag_ids)
+                    meta[tag] = ("row", i, lo, hi, entry, ln)
+                    mem.request(x, addr, tag, 1 + g)
+                if not pending:
+                    u.row = None
+            if u.walk is not None and u.walk[2] <= x:
+                i, steps, _ = u.walk
+                if steps[0] is None:
+                    steps.popleft()
+                elif u.row is None:
+                    u.row = (x + 1, i, deque(steps.popleft()))
+                else:
+                    continue
+                u.walk[2] = x + 1
+                if not steps:
+                    u.walk = None
+                    walked.add(i)
+                    if g_pooled[i] == lines_of[i]:
                         gather_done(i, x)
-                        continue
-                    u.cur = (i, deque(lines_of[i]))
-            if u.cur is None or u.tags >= hw.max_outstanding:
-                continue
-            i, pending = u.cur
-            addr, lo, hi, entry = pending.popleft()
-            counts["requests"] += 1
-            u.tags += 1
-            ln = addr // line
-            if hw.cache_lines and u.cache.get(ln % hw.cache_lines) == ln:
-                counts["cache_hits"] += 1
-                u.hits.append((x + isa.CACHE_HIT_CYCLES, i, lo, hi, entry, bytes(mem.image[addr: addr + line])))
-            else:
-                tag = next(tag_ids)
-                meta[tag] = ("row", i, lo, hi, entry, ln)
-                mem.request(x, addr, tag, 1 + g)
-            if not pending:
-                u.cur = None
         # Store.
         if store_cur is None and stores and ev["top"][mbs[stores[0]]] < x:
             i = stores.popleft()
@@ -226,7 +242,7 @@ def reference(program):
                     if fb & isa.DST_OUT:
                         ev["top"][m] = d_end
         busy = (loader or loader_cur or stores or store_cur or dense or d_end >= x or not mem.idle
-                or any(u.cur or u.pool or u.fifo or u.hits or units[g] for g, u in enumerate(us)))
+                or any(u.walk or u.row or u.pool or u.fifo or u.hits or units[g] for g, u in enumerate(us)))
         if not busy:
             break
         x += 1
