@@ -2,6 +2,9 @@
 
 The sparse half so far:
 
+- :class:`IndexWalker`: one gather unit's index walker: walks a ``GATHER``'s bags in the index
+  bank (two block-RAM read ports) and offers the gather unit one row per step through its row
+  register;
 - :class:`GatherUnit`: one gather unit: splits embedding rows into line requests, one per cycle
   while a tag of its pool of ``max_outstanding`` is free, looks each line up in its direct-mapped
   cache slice, matches tagged responses arriving on several channels in one cycle, and pools
@@ -18,20 +21,22 @@ hits after them, and a tag is free again in the cycle after its slice's last poo
 from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sparsim.dataflow import recsys_isa as isa
 
 from .shell import rejected_is_not_unused as _rejected_is_not_unused
 
-__all__ = ["ADDR_BITS", "DIM_BITS", "row_layout", "request_layout", "response_layout", "pool_layout",
-           "GatherUnit", "PooledBuffer"]
+__all__ = ["ADDR_BITS", "DIM_BITS", "WORD_BITS", "walk_layout", "row_layout", "request_layout",
+           "response_layout", "pool_layout", "IndexWalker", "GatherUnit", "PooledBuffer"]
 
 #: Byte addresses (the ISA's ``addr`` field).
 ADDR_BITS = isa.field_width("addr")
 #: Row bytes (the ``GATHER``'s ``q`` field).
 DIM_BITS = isa.field_width("q")
+#: Bits of an index-block word (positions and indices, :data:`~sparsim.dataflow.recsys_isa.INDEX_BYTES`).
+WORD_BITS = 8 * isa.INDEX_BYTES
 
 
 def _check_int(name: str, value: object, *, minimum: int, pow2: bool = False) -> int:
@@ -55,6 +60,15 @@ def row_layout(entry_bits: int, ctx_bits: int) -> data.StructLayout:
                               "entry": unsigned(entry_bits), "ctx": unsigned(ctx_bits)})
 
 
+def walk_layout(word_addr_bits: int, entry_bits: int, ctx_bits: int) -> data.StructLayout:
+    """One ``GATHER`` for the index walker: the word address of its first bag's position in the
+    index bank, its bags (``P`` >= 1, the ``GATHER``'s ``p``), the table's byte address, the row
+    bytes, the pooled element of the first bag's first byte and the rows' ``ctx``."""
+    return data.StructLayout({"pos": unsigned(word_addr_bits), "bags": unsigned(isa.field_width("p")),
+                              "base": unsigned(ADDR_BITS), "dim": unsigned(DIM_BITS),
+                              "entry": unsigned(entry_bits), "ctx": unsigned(ctx_bits)})
+
+
 def request_layout(tag_bits: int) -> data.StructLayout:
     """A line read: line-aligned byte address and the tag its response carries back."""
     return data.StructLayout({"addr": unsigned(ADDR_BITS), "tag": unsigned(tag_bits)})
@@ -71,6 +85,105 @@ def pool_layout(lanes: int, entry_bits: int, ctx_bits: int) -> data.StructLayout
     return data.StructLayout({"elem": unsigned(entry_bits), "count": unsigned(_bits(lanes + 1)),
                               "values": data.ArrayLayout(signed(8), lanes), "last": 1,
                               "ctx": unsigned(ctx_bits)})
+
+
+class IndexWalker(wiring.Component):
+    """One gather unit's index walker (docs/recsys.md, "Index walker g" and "Engines and timing" 2).
+
+    A ``GATHER`` accepted on ``cmd`` in cycle ``s`` reads positions ``pos`` and ``pos + 1`` (the
+    first bag's start and end) in ``s``, the first index word and the third position in ``s + 1``,
+    and takes its first step in ``s + 2`` (``WALK_CYCLES`` = 3 to the first offered row). Each
+    later cycle takes one step while bags are left: at an empty bag (word pointer equal to the
+    bag's end) the step over it, else the bag's next row into the row register if the register
+    is free or its row is taken in that cycle. A row at index ``i`` of bag ``b`` is offered from
+    the cycle after its step as ``addr = base + i·dim`` and ``entry = entry + b·dim``. The end
+    position of the bag after the current one is always read ahead on ``pos_port``, so leaving
+    a bag costs no cycle; ``idx_port`` holds the next index word. ``cmd`` is ready when no walk
+    is in progress (after the last step's cycle).
+
+    Parameters (keyword-only)
+    -------------------------
+    word_addr_bits : int
+        Word-address width of the index bank, >= 1.
+    entry_bits, ctx_bits : int
+        As for :class:`GatherUnit`.
+
+    Members
+    -------
+    cmd : In(stream.Signature(walk_layout(word_addr_bits, entry_bits, ctx_bits)))
+    rows : Out(stream.Signature(row_layout(entry_bits, ctx_bits)))
+        The row register.
+    pos_port, idx_port : In(memory.ReadPort.Signature(addr_width=word_addr_bits, shape=WORD_BITS))
+        Two read ports of the index bank (one-cycle reads; the data hold while ``en`` is low).
+    """
+
+    def __init__(self, *, word_addr_bits: int, entry_bits: int = 16, ctx_bits: int = 1):
+        with _rejected_is_not_unused(self):
+            self._wbits = _check_int("word_addr_bits", word_addr_bits, minimum=1)
+            self._entry_bits = _check_int("entry_bits", entry_bits, minimum=1)
+            self._ctx_bits = _check_int("ctx_bits", ctx_bits, minimum=1)
+        port = memory.ReadPort.Signature(addr_width=word_addr_bits, shape=WORD_BITS)
+        super().__init__({
+            "cmd": In(stream.Signature(walk_layout(word_addr_bits, entry_bits, ctx_bits))),
+            "rows": Out(stream.Signature(row_layout(entry_bits, ctx_bits))),
+            "pos_port": In(port),
+            "idx_port": In(port),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        wbits = self._wbits
+        cmd = self.cmd.payload
+        pos_port, idx_port = self.pos_port, self.idx_port
+
+        # The walk's registers (reset-less data; ``phase`` is the control state).
+        phase = Signal(range(3))  # 0 idle, 1 the cycle after cmd, 2 stepping
+        cur = Signal(walk_layout(wbits, self._entry_bits, self._ctx_bits), reset_less=True)
+        # Positions run up to the bank's depth (the end of its last word): one bit more.
+        word = Signal(wbits + 1, reset_less=True)  # next index word of the current bag
+        end = Signal(wbits + 1, reset_less=True)  # the current bag's end position
+        pos_next = Signal(wbits, reset_less=True)  # address of the next position read ahead
+        bags_left = Signal.like(cur.bags, reset_less=True)
+        entry = Signal.like(cur.entry, reset_less=True)
+
+        m.d.comb += [pos_port.en.eq(0), idx_port.en.eq(0), self.cmd.ready.eq(phase == 0)]
+        with m.If(self.cmd.valid & self.cmd.ready):
+            m.d.comb += [pos_port.en.eq(1), pos_port.addr.eq(cmd.pos),
+                         idx_port.en.eq(1), idx_port.addr.eq(cmd.pos + 1)]
+            m.d.sync += [phase.eq(1), cur.eq(cmd), bags_left.eq(cmd.bags), entry.eq(cmd.entry)]
+        with m.If(phase == 1):
+            # pos_port holds the first bag's start, idx_port its end.
+            m.d.comb += [pos_port.en.eq(1), pos_port.addr.eq(cur.pos + 2),
+                         idx_port.en.eq(1), idx_port.addr.eq(pos_port.data)]
+            m.d.sync += [phase.eq(2), word.eq(pos_port.data), end.eq(idx_port.data),
+                         pos_next.eq(cur.pos + 3)]
+
+        # Stepping: pos_port.data is the end of the bag after the current one, idx_port.data
+        # the index at ``word``.
+        register_free = ~self.rows.valid | self.rows.ready
+        empty = word == end
+        row_step = (phase == 2) & ~empty & register_free
+        step = (phase == 2) & (empty | register_free)
+        with m.If(self.rows.ready):
+            m.d.sync += self.rows.valid.eq(0)
+        with m.If(row_step):
+            m.d.sync += [
+                self.rows.valid.eq(1),
+                self.rows.payload.addr.eq(cur.base + idx_port.data * cur.dim),
+                self.rows.payload.dim.eq(cur.dim),
+                self.rows.payload.entry.eq(entry),
+                self.rows.payload.ctx.eq(cur.ctx),
+                word.eq(word + 1),
+            ]
+            m.d.comb += [idx_port.en.eq(1), idx_port.addr.eq(word + 1)]
+        bag_ends = step & (empty | (word + 1 == end))
+        with m.If(bag_ends):
+            m.d.comb += [pos_port.en.eq(1), pos_port.addr.eq(pos_next)]
+            m.d.sync += [end.eq(pos_port.data), pos_next.eq(pos_next + 1), bags_left.eq(bags_left - 1),
+                         entry.eq(entry + cur.dim)]
+            with m.If(bags_left == 1):
+                m.d.sync += phase.eq(0)
+        return m
 
 
 class GatherUnit(wiring.Component):

@@ -8,6 +8,10 @@ cache slices; without stalls every line request and every pooling chunk must fal
 that a plain-Python reading of docs/recsys.md's gather-unit rules gives (tags held up to the
 last pooling cycle, arrival order with hits after channels, ``CACHE_HIT_CYCLES``); with random
 row gaps, request back-pressure and delayed responses only the sums must stay exact.
+
+The index walker walks random index blocks (bags of 0 to 4 rows, all-empty and never-empty
+ones) under random row back-pressure: rows and pooled entries in bag order, each offered in the
+cycle docs/recsys.md's walk recurrence gives, and the next GATHER taken right after the last step.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from amaranth.sim import Simulator
 
 from sparsim.dataflow import recsys_isa as isa
 from sparsim.dataflow.dlrm import Bags, embedding_bag
-from sparsim.rtl.recsys import GatherUnit, PooledBuffer
+from sparsim.rtl.recsys import GatherUnit, IndexWalker, PooledBuffer
 from sparsim.simulator.memory import LineMemory, line_channel
 
 ACC_BITS = 32
@@ -298,9 +302,163 @@ def test_lint_clean():
     from sparsim.rtl.verilator import lint_verilog
     from sparsim.rtl.verilog import component_verilog
 
-    # The tiny preset's unit (8 cache sets per unit) and one pooled bank of its 1 KiB buffer.
+    # The tiny preset's unit (8 cache sets per unit), one pooled bank of its 1 KiB buffer and a
+    # walker over a 1 KiB index bank.
     unit = component_verilog(GatherUnit(line_bytes=16, max_outstanding=4, channels=2, pool_lanes=8,
                                         cache_lines=8, entry_bits=8))
     bank = component_verilog(PooledBuffer(entries=128, acc_bits=32, lanes=8, ports=2, entry_bits=8))
+    walker = component_verilog(IndexWalker(word_addr_bits=8, entry_bits=8))
     assert lint_verilog(unit, "top") == ""
     assert lint_verilog(bank, "top") == ""
+    assert lint_verilog(walker, "top") == ""
+
+
+# ------------------------------------------------------------------------------------------
+# Index walker
+
+
+class _WalkPoint:
+    """A random index block (``tables`` x ``batch`` bags, docs/recsys.md's layout) cut into
+    GATHER ranges, and row dims and table bases to turn indices into row addresses."""
+
+    def __init__(self, seed: int):
+        rng = np.random.default_rng(500 + seed)
+        self.seed = seed
+        self.tables = int(rng.integers(1, 4))
+        self.batch = int(rng.integers(1, 8))
+        self.dim = int(rng.integers(1, 70))
+        empty_p = (0.0, 0.3, 0.7, 1.0)[seed % 4]
+        sizes = np.where(rng.random((self.tables, self.batch)) < empty_p, 0,
+                         rng.integers(1, 5, size=(self.tables, self.batch)))
+        npos = self.tables * (self.batch + 1)
+        words, indices = [], []
+        at = npos
+        for t in range(self.tables):
+            words += [at + int(sizes[t, :b].sum()) for b in range(self.batch + 1)]
+            idx = rng.integers(0, 1000, size=int(sizes[t].sum())).tolist()
+            indices += idx
+            at += len(idx)
+        self.words = words + indices
+        self.sizes = sizes
+        self.bases = [int(rng.integers(0, 1 << 20)) for _ in range(self.tables)]
+        # GATHER ranges: per table, contiguous runs of samples.
+        self.cmds = []  # (table, first, bags)
+        for t in range(self.tables):
+            first = 0
+            while first < self.batch:
+                n = int(rng.integers(1, self.batch - first + 1))
+                self.cmds.append((t, first, n))
+                first += n
+
+    def rows(self, t, first, n):
+        """(addr, entry) of the rows of GATHER (t, first, n), and the walk's steps: the row
+        number of each step, or None for an empty bag."""
+        rows, steps = [], []
+        for b in range(first, first + n):
+            start = self.words[t * (self.batch + 1) + b]
+            if not self.sizes[t, b]:
+                steps.append(None)
+            for i in self.words[start: start + int(self.sizes[t, b])]:
+                steps.append(len(rows))
+                rows.append((self.bases[t] + i * self.dim, (t * self.batch + b) * self.dim))
+        return rows, steps
+
+    def __repr__(self):
+        return f"seed={self.seed} tables={self.tables} batch={self.batch} dim={self.dim}"
+
+
+class _WalkBench(Elaboratable):
+    def __init__(self, pt: _WalkPoint):
+        from amaranth.lib.memory import Memory
+
+        self.bits = max(1, (len(pt.words) - 1).bit_length())
+        self.walker = IndexWalker(word_addr_bits=self.bits, entry_bits=12)
+        self.bank = Memory(shape=32, depth=1 << self.bits, init=pt.words)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.walker, m.submodules.bank = self.walker, self.bank
+        wiring.connect(m, self.walker.pos_port, self.bank.read_port())
+        wiring.connect(m, self.walker.idx_port, self.bank.read_port())
+        return m
+
+
+def run_walker(pt: _WalkPoint, stall_seed: int):
+    """Walk every GATHER of ``pt``, offering the next one as soon as the walker takes it (or
+    after random gaps) and taking rows with random back-pressure. Returns the accepted cycle
+    of each GATHER, the first cycle after it in which ``cmd`` is ready again, and per row
+    (addr, entry, first cycle offered, cycle taken)."""
+    dut = _WalkBench(pt)
+    w = dut.walker
+    rng = random.Random(stall_seed)
+    out = {"starts": [], "ready_again": [], "rows": []}
+
+    async def bench(ctx):
+        cmds = deque(pt.cmds)
+        offered_since = None
+        for x in range(5000):
+            offer = bool(cmds) and rng.random() >= 0.2
+            ctx.set(w.cmd.valid, offer)
+            if offer:
+                t, first, n = cmds[0]
+                ctx.set(w.cmd.payload.pos, t * (pt.batch + 1) + first)
+                ctx.set(w.cmd.payload.bags, n)
+                ctx.set(w.cmd.payload.base, pt.bases[t])
+                ctx.set(w.cmd.payload.dim, pt.dim)
+                ctx.set(w.cmd.payload.entry, (t * pt.batch + first) * pt.dim)
+            ready = rng.random() >= 0.4
+            ctx.set(w.rows.ready, ready)
+            if len(out["ready_again"]) < len(out["starts"]) and ctx.get(w.cmd.ready):
+                out["ready_again"].append(x)
+            if offer and ctx.get(w.cmd.ready):
+                out["starts"].append(x)
+                cmds.popleft()
+            if ctx.get(w.rows.valid):
+                if offered_since is None:
+                    offered_since = x
+                if ready:
+                    p = w.rows.payload
+                    out["rows"].append((ctx.get(p.addr), ctx.get(p.entry), offered_since, x))
+                    offered_since = None
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return out
+
+
+WALK_POINTS = [_WalkPoint(seed) for seed in range(8)]
+
+
+@pytest.mark.parametrize("pt", WALK_POINTS, ids=repr)
+def test_index_walker_offers_rows_in_contract_cycles(pt):
+    """Rows and pooled entries in bag order; each row offered in the cycle docs/recsys.md's
+    walk recurrence gives (w_k = max(w_{k-1} + 1, previous row taken) for a row step, one
+    cycle per empty bag, WALK_CYCLES to the first row); the next GATHER is taken only after
+    the previous walk's last step."""
+    got = run_walker(pt, pt.seed)
+    assert len(got["starts"]) == len(pt.cmds)
+    rows = got["rows"]
+    k = 0
+    taken_prev = -1
+    for (t, first, n), s, again in zip(pt.cmds, got["starts"], got["ready_again"]):
+        want, steps = pt.rows(t, first, n)
+        w = s + isa.WALK_CYCLES - 2
+        for row in steps:
+            w = w + 1 if row is None else max(w + 1, taken_prev)
+            if row is not None:
+                addr, entry, offered, taken = rows[k]
+                assert (addr, entry) == want[row], f"row {k}"
+                assert offered == w + 1, f"row {k} offered in {offered}, the contract says {w + 1}"
+                taken_prev = taken
+                k += 1
+        assert again == w + 1, f"cmd ready again in {again}, the walk's last step was in {w}"
+    assert k == len(rows)
+
+
+def test_walk_points_cover_the_corners():
+    sizes = np.concatenate([p.sizes.ravel() for p in WALK_POINTS])
+    assert (sizes == 0).any() and (sizes == 1).any() and (sizes > 1).any()
+    assert any(p.sizes.all() for p in WALK_POINTS) and any(not p.sizes.any() for p in WALK_POINTS)
