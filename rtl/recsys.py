@@ -9,8 +9,8 @@ The sparse half so far:
   while a tag of its pool of ``max_outstanding`` is free, looks each line up in its direct-mapped
   cache slice, matches tagged responses arriving on several channels in one cycle, and pools
   the delivered lines in arrival order, ``pool_lanes`` elements per cycle;
-- :class:`PooledBuffer`: one bank of the pooled-embedding buffer: ``acc_bits`` sums with written
-  flags, read–add–written by the gather units' pooling outputs.
+- :class:`PooledBuffer`: one bank of the pooled-embedding buffer: ``acc_bits`` sums in block
+  RAM, read–add–written by the gather units' pooling outputs and cleared by the reader.
 
 Timing follows docs/recsys.md ("Units", "Engines and timing" 2): the request of a row's first
 line leaves in the cycle the row is offered, a line delivered in cycle ``y`` starts pooling
@@ -411,19 +411,26 @@ class GatherUnit(wiring.Component):
 
 
 class PooledBuffer(wiring.Component):
-    """One bank of the pooled-embedding buffer: ``entries`` sums of ``acc_bits`` with a written
-    flag each. A chunk on ``pool[u]`` in cycle x adds its values into its elements at the end of
-    x (an element never written since the last ``release`` loads the value instead of adding
-    it), so the chunk of x + 1 sees it; the units write disjoint elements. ``release`` clears
-    every flag at the end of its cycle; ``read`` returns element ``addr`` (0 if unwritten) in the
-    next cycle. The sums sit in ``lanes`` banks (element e in bank e % lanes), so a chunk's
-    elements need one write per bank and port.
+    """One bank of the pooled-embedding buffer: ``entries`` sums of ``acc_bits`` in block RAM,
+    zero when the bank is free (docs/recsys.md, "Pooled-embedding buffer").
+
+    Each pooling port owns ``lanes`` memories (element e of port p in memory e % lanes of p, at
+    row e // lanes), so a chunk's consecutive elements fall in distinct memories and every
+    memory takes at most one element per cycle: a read–add–write pipeline per memory reads the
+    row in the chunk's cycle x and writes the sum at the end of x + 1; the read port is
+    transparent to the write port, so a chunk of x + 1 on the same row sees the sum of x (the
+    forwarding). The units write disjoint elements, so an element's value is the sum over the
+    ports' memories (the others hold 0). ``read_addr`` in cycle y gives that sum on
+    ``read_data`` in y + 1 (a sum written at the end of y included); with ``read_clear`` the
+    element is zeroed at the end of y + 1, so the reader (the ``INTER``) leaves the bank free for
+    the next mini-batch but one without a clearing pass. Pooling and reading never overlap on a
+    bank (the ``GATHER``s of m wait for the ``INTER`` of m − 2).
 
     Members
     -------
     pool : In(stream.Signature(pool_layout(lanes, entry_bits, ctx_bits), always_ready=True)).array(ports)
-    release : In(1)
     read_addr : In(entry_bits)
+    read_clear : In(1)
     read_data : Out(signed(acc_bits))
     """
 
@@ -438,40 +445,56 @@ class PooledBuffer(wiring.Component):
                 raise ValueError(f"entries ({entries}) do not fit entry_bits ({entry_bits})")
         super().__init__({
             "pool": In(stream.Signature(pool_layout(lanes, entry_bits, ctx_bits), always_ready=True)).array(ports),
-            "release": In(1),
             "read_addr": In(entry_bits),
+            "read_clear": In(1),
             "read_data": Out(signed(acc_bits)),
         })
 
     def elaborate(self, platform):
         m = Module()
         n, acc, lanes = self._entries, self._acc_bits, self._lanes
-        # Element e lives in bank e % lanes at row e // lanes: a chunk's consecutive elements
-        # fall in distinct banks, so each bank takes one element per port and cycle.
         lb = lanes.bit_length() - 1
         depth = -(-n // lanes)
-        banks = [Array(Signal(signed(acc), reset_less=True, name=f"sum{b}_{r}") for r in range(depth))
-                 for b in range(lanes)]
-        written = [Signal(depth, name=f"written{b}") for b in range(lanes)]
-        new_written = [Signal(depth, name=f"new_written{b}") for b in range(lanes)]
-        m.d.comb += [nw.eq(w) for nw, w in zip(new_written, written)]
+        row_bits = _bits(depth)
+        a = self.read_addr
+        read_bank = a[:lb] if lb else Const(0, 1)
+        read_row = a[lb:]
+        # The reader's bank and clear, one cycle on (the read data's cycle).
+        bank_q = Signal.like(read_bank)
+        clear_q = Signal()
+        row_q = Signal(row_bits)
+        in_range_q = Signal()
+        m.d.sync += [bank_q.eq(read_bank), clear_q.eq(self.read_clear & (a < n)), row_q.eq(read_row),
+                     in_range_q.eq(a < n)]
+        port_sums = []
         for p, port in enumerate(self.pool):
             elem = port.payload.elem
+            outs = []
             for b in range(lanes):
+                mem = memory.Memory(shape=signed(acc), depth=depth, init=[])
+                m.submodules[f"sums{p}_{b}"] = mem
+                wr = mem.write_port()
+                rd = mem.read_port(transparent_for=(wr,))
                 lane = Signal(max(1, lb), name=f"lane{p}_{b}")
                 m.d.comb += lane.eq(b - elem[:lb] if lb else 0)
                 e = Signal(len(elem) + 1, name=f"elem{p}_{b}")
                 m.d.comb += e.eq(elem + lane)
-                row = e[lb:]
-                with m.If(port.valid & (lane < port.payload.count) & (e < n)):
-                    old = Mux(written[b].bit_select(row, 1), banks[b][row], 0)
-                    m.d.sync += banks[b][row].eq(old + port.payload.values[lane])
-                    m.d.comb += new_written[b].bit_select(row, 1).eq(1)
-        for w, nw in zip(written, new_written):
-            m.d.sync += w.eq(Mux(self.release, 0, nw))
-        a = self.read_addr
-        bank = a[:lb] if lb else 0
-        row = a[lb:]
-        value = Array(Mux(written[b].bit_select(row, 1), banks[b][row], 0) for b in range(lanes))[bank]
-        m.d.sync += self.read_data.eq(Mux(a < n, value, 0))
+                active = Signal(name=f"active{p}_{b}")
+                m.d.comb += active.eq(port.valid & (lane < port.payload.count) & (e < n))
+                # Stage 1 (the chunk's cycle): read the row; stage 2: add and write.
+                add_q = Signal(name=f"add{p}_{b}")
+                addr_q = Signal(row_bits, name=f"row{p}_{b}")
+                value_q = Signal(signed(8), name=f"value{p}_{b}", reset_less=True)
+                m.d.comb += rd.addr.eq(Mux(active, e[lb:], read_row))
+                m.d.sync += [add_q.eq(active), addr_q.eq(e[lb:]), value_q.eq(port.payload.values[lane])]
+                with m.If(add_q):
+                    m.d.comb += [wr.en.eq(1), wr.addr.eq(addr_q), wr.data.eq(rd.data + value_q)]
+                with m.Elif(clear_q & (bank_q == b)):
+                    m.d.comb += [wr.en.eq(1), wr.addr.eq(row_q), wr.data.eq(0)]
+                outs.append(rd.data)
+            port_sums.append(Array(outs)[bank_q])
+        total = port_sums[0]
+        for extra in port_sums[1:]:
+            total = total + extra
+        m.d.comb += self.read_data.eq(Mux(in_range_q, total, 0))
         return m

@@ -259,8 +259,11 @@ def test_gather_unit_rejects_bad_parameters(kwargs, message):
         GatherUnit(**params)
 
 
-def test_released_bank_loads_instead_of_adding():
-    buf = PooledBuffer(entries=4, acc_bits=16, lanes=2, ports=2, entry_bits=4)
+def test_pooled_bank_forwards_and_the_reader_clears():
+    """Back-to-back chunks on one row add through the read-add-write pipeline (forwarding), two
+    ports' disjoint elements read as one buffer, a read sees a sum written in its cycle, and a
+    clearing read leaves zeros behind for the next mini-batch."""
+    buf = PooledBuffer(entries=6, acc_bits=16, lanes=2, ports=2, entry_bits=4)
     seen = []
 
     async def bench(ctx):
@@ -270,22 +273,32 @@ def test_released_bank_loads_instead_of_adding():
             ctx.set(buf.pool[port].payload.count, len(values))
             for i, v in enumerate(values):
                 ctx.set(buf.pool[port].payload.values[i], v)
+
+        def idle(port):
+            ctx.set(buf.pool[port].valid, 0)
+
         chunk(0, 0, [100, -5])
         chunk(1, 3, [7])
         await ctx.tick()
-        chunk(0, 1, [127, 1])  # element 1 adds, element 2 loads
-        ctx.set(buf.pool[1].valid, 0)
+        chunk(0, 1, [127, 1])  # element 1 again, the cycle after: forwarded
+        chunk(1, 3, [-128])
         await ctx.tick()
-        ctx.set(buf.pool[0].valid, 0)
-        ctx.set(buf.release, 1)
-        ctx.set(buf.read_addr, 1)
+        chunk(0, 0, [127])
+        idle(1)
         await ctx.tick()
-        seen.append(ctx.get(buf.read_data))  # read in the release cycle: still written
-        ctx.set(buf.release, 0)
-        chunk(0, 1, [-3])
+        chunk(0, 0, [127])  # three in a row on element 0: 16-bit sum 100 + 127 + 127
         await ctx.tick()
-        ctx.set(buf.pool[0].valid, 0)
-        for e in range(4):
+        idle(0)
+        ctx.set(buf.read_addr, 0)  # its last add is written at the end of this cycle
+        ctx.set(buf.read_clear, 1)
+        await ctx.tick()
+        seen.append(ctx.get(buf.read_data))
+        for e in range(1, 7):
+            ctx.set(buf.read_addr, e)
+            await ctx.tick()
+            seen.append(ctx.get(buf.read_data))
+        ctx.set(buf.read_clear, 0)
+        for e in range(6):
             ctx.set(buf.read_addr, e)
             await ctx.tick()
             seen.append(ctx.get(buf.read_data))
@@ -294,7 +307,7 @@ def test_released_bank_loads_instead_of_adding():
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    assert seen == [122, 0, -3, 0, 0]
+    assert seen == [354, 122, 1, -121, 0, 0, 0] + [0] * 6
 
 
 @pytest.mark.verilator
