@@ -600,9 +600,10 @@ class _SparseBench(Elaboratable):
         return m
 
 
-def run_sparse(program):
+def run_sparse(program, stall_seed: int | None = None):
     """Mini-batch 0's GATHERs on the RTL, each unit's next one offered as soon as its walker
-    takes it. Returns the cycle the last GATHER is done (the later of the last pooling chunk
+    takes it (with ``stall_seed``: after random gaps, with random request back-pressure and
+    responses delayed on their lanes). Returns the cycle the last GATHER is done (the later of the last pooling chunk
     and the last walk step), every line request (cycle, unit, line address) and the pooled
     sums."""
     hw = program.hw
@@ -613,26 +614,35 @@ def run_sparse(program):
     ins = program.instrs
     mini, dim = program.plan.mini, program.plan.model.dim
     out = {"done": -1, "requests": []}
+    rng = random.Random(stall_seed)
+    stalls = stall_seed is not None
+    channels = hw.memory.channels
 
     async def bench(ctx):
         queues = [deque(q) for q in dut.units_q]
+        delayed = [[deque() for _ in range(channels)] for _ in dut.units]
         for x in range(200_000):
             for unit in dut.units:
                 for lane in unit.resp:
                     ctx.set(lane.valid, 0)
             for requester, tag, data in mem.responses(x):
-                lane = dut.units[requester - 1].resp[line_channel(tag[1], hw.line_bytes, hw.memory.channels)]
-                ctx.set(lane.valid, 1)
-                ctx.set(lane.payload.tag, tag[0])
-                ctx.set(lane.payload.data, int.from_bytes(data, "little"))
-            busy = False
+                delayed[requester - 1][line_channel(tag[1], hw.line_bytes, channels)].append((tag[0], data))
+            for g, unit in enumerate(dut.units):
+                for c, waiting in enumerate(delayed[g]):
+                    if waiting and not (stalls and rng.random() < 0.3):
+                        tag, data = waiting.popleft()
+                        ctx.set(unit.resp[c].valid, 1)
+                        ctx.set(unit.resp[c].payload.tag, tag)
+                        ctx.set(unit.resp[c].payload.data, int.from_bytes(data, "little"))
+            busy = any(q for lanes in delayed for q in lanes)
             for g, (walker, unit) in enumerate(zip(dut.walkers, dut.units)):
                 ready = ctx.get(walker.cmd.ready)
                 if ready and out.get(("walk", g)) is not None:
                     out["done"] = max(out["done"], x - 1)
                     out[("walk", g)] = None
-                ctx.set(walker.cmd.valid, bool(queues[g]))
-                if queues[g]:
+                offer = bool(queues[g]) and not (stalls and rng.random() < 0.3)
+                ctx.set(walker.cmd.valid, offer)
+                if offer:
                     row = ins[queues[g][0]]
                     t, first = int(row["b"]), int(row["k"])
                     ctx.set(walker.cmd.payload.pos, t * (mini + 1) + first)
@@ -643,8 +653,9 @@ def run_sparse(program):
                     if ready:
                         queues[g].popleft()
                         out[("walk", g)] = x
-                ctx.set(unit.req.ready, mem.can_request(x, 1 + g))
-                if ctx.get(unit.req.valid) and mem.can_request(x, 1 + g):
+                req_ready = mem.can_request(x, 1 + g) and not (stalls and rng.random() < 0.3)
+                ctx.set(unit.req.ready, req_ready)
+                if ctx.get(unit.req.valid) and req_ready:
                     addr = ctx.get(unit.req.payload.addr)
                     mem.request(x, addr, (ctx.get(unit.req.payload.tag), addr), 1 + g)
                     out["requests"].append((x, g, addr))
@@ -717,6 +728,16 @@ def test_sparse_half_pools_golden_in_contract_cycles(case_id):
     done, requests = sparse_reference(program)
     assert got["requests"] == requests
     assert got["done"] == done
+
+
+@pytest.mark.parametrize("case_id", ("rs-example-tiny", "rs-dp5-data1", "mixed-bags"))
+@pytest.mark.parametrize("stall_seed", (1, 2))
+def test_sparse_half_stalls_keep_the_sums(case_id, stall_seed):
+    from cases import CASES_BY_ID
+
+    program = _mixed_bags_program() if case_id == "mixed-bags" else CASES_BY_ID[case_id].program()
+    got = run_sparse(program, stall_seed)
+    np.testing.assert_array_equal(got["sums"], _golden_first_pool(program))
 
 
 def test_mixed_bags_point_mixes_bags():
