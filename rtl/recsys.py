@@ -5,6 +5,8 @@ The sparse half so far:
 - :class:`IndexWalker`: one gather unit's index walker: walks a ``GATHER``'s bags in the index
   bank (two block-RAM read ports) and offers the gather unit one row per step through its row
   register;
+- :class:`GatherLane`: an index walker feeding a gather unit, with per-mini-batch-parity busy
+  flags from which the sequencer learns when every ``GATHER`` of a mini-batch is done;
 - :class:`GatherUnit`: one gather unit: splits embedding rows into line requests, one per cycle
   while a tag of its pool of ``max_outstanding`` is free, looks each line up in its direct-mapped
   cache slice, matches tagged responses arriving on several channels in one cycle, and pools
@@ -29,7 +31,7 @@ from sparsim.dataflow import recsys_isa as isa
 from .shell import rejected_is_not_unused as _rejected_is_not_unused
 
 __all__ = ["ADDR_BITS", "DIM_BITS", "WORD_BITS", "walk_layout", "row_layout", "request_layout",
-           "response_layout", "pool_layout", "IndexWalker", "GatherUnit", "PooledBuffer"]
+           "response_layout", "pool_layout", "IndexWalker", "GatherLane", "GatherUnit", "PooledBuffer"]
 
 #: Byte addresses (the ISA's ``addr`` field).
 ADDR_BITS = isa.field_width("addr")
@@ -183,6 +185,69 @@ class IndexWalker(wiring.Component):
                          entry.eq(entry + cur.dim)]
             with m.If(bags_left == 1):
                 m.d.sync += phase.eq(0)
+        return m
+
+
+class GatherLane(wiring.Component):
+    """An :class:`IndexWalker` feeding a :class:`GatherUnit` (one ``gather_units`` lane), with
+    the rows' ``ctx`` being the ``GATHER``'s mini-batch parity.
+
+    ``busy[p]`` is high while the lane holds work of parity ``p``: a walk of a ``GATHER`` of that
+    parity in progress, a row of it in the row register, or lines of it requested and not yet
+    pooled to their last chunk. A ``GATHER`` is done in the later of its last walk step and its
+    last pooling cycle (docs/recsys.md, "Engines and timing" 2); ``busy[p]`` falls in the cycle
+    after the last such event of the lane's ``GATHER``s of parity ``p``, so once the sequencer
+    has handed every lane all ``GATHER``s of a mini-batch, the first cycle in which no lane is
+    busy with its parity is the cycle after they are all done.
+
+    Parameters (keyword-only): those of :class:`IndexWalker` and :class:`GatherUnit`.
+
+    Members
+    -------
+    cmd, pos_port, idx_port : as for :class:`IndexWalker` (``ctx_bits`` = 1: the parity)
+    req, resp, pool, tags_used, hits : as for :class:`GatherUnit`
+    busy : Out(2)
+    """
+
+    def __init__(self, *, word_addr_bits: int, line_bytes: int, max_outstanding: int, channels: int,
+                 pool_lanes: int, cache_lines: int = 0, entry_bits: int = 16):
+        self._walker = IndexWalker(word_addr_bits=word_addr_bits, entry_bits=entry_bits)
+        self._unit = GatherUnit(line_bytes=line_bytes, max_outstanding=max_outstanding, channels=channels,
+                                pool_lanes=pool_lanes, cache_lines=cache_lines, entry_bits=entry_bits)
+        members = {name: self._walker.signature.members[name] for name in ("cmd", "pos_port", "idx_port")}
+        members |= {name: self._unit.signature.members[name] for name in ("req", "resp", "pool", "tags_used", "hits")}
+        members["busy"] = Out(2)
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        walker, unit = self._walker, self._unit
+        m.submodules.walker, m.submodules.unit = walker, unit
+        wiring.connect(m, wiring.flipped(self.cmd), walker.cmd)
+        wiring.connect(m, wiring.flipped(self.pos_port), walker.pos_port)
+        wiring.connect(m, wiring.flipped(self.idx_port), walker.idx_port)
+        wiring.connect(m, walker.rows, unit.rows)
+        wiring.connect(m, unit.req, wiring.flipped(self.req))
+        for mine, its in zip(self.resp, unit.resp):
+            wiring.connect(m, wiring.flipped(mine), its)
+        wiring.connect(m, unit.pool, wiring.flipped(self.pool))
+        m.d.comb += [self.tags_used.eq(unit.tags_used), self.hits.eq(unit.hits)]
+
+        # Per parity: a walk in progress (the walker takes no command while it walks), a row in
+        # the row register, and lines taken (requested or hit) and not yet pooled.
+        walk_parity = Signal()
+        with m.If(walker.cmd.valid & walker.cmd.ready):
+            m.d.sync += walk_parity.eq(walker.cmd.payload.ctx)
+        take = (unit.req.valid & unit.req.ready) | unit.hits
+        row = walker.rows
+        lines = [Signal(range(self._unit._tags + 1), name=f"lines{p}") for p in range(2)]
+        for p in range(2):
+            up = take & (row.payload.ctx == p)
+            down = unit.pool.valid & unit.pool.payload.last & (unit.pool.payload.ctx == p)
+            m.d.sync += lines[p].eq(lines[p] + up - down)
+            m.d.comb += self.busy[p].eq(
+                (~walker.cmd.ready & (walk_parity == p)) | (row.valid & (row.payload.ctx == p))
+                | (lines[p] != 0))
         return m
 
 

@@ -13,10 +13,11 @@ The index walker walks random index blocks (bags of 0 to 4 rows, all-empty and n
 ones) under random row back-pressure: rows and pooled entries in bag order, each offered in the
 cycle docs/recsys.md's walk recurrence gives, and the next GATHER taken right after the last step.
 
-The sparse half together (G walkers over one block-RAM index bank, G gather units, a pooled bank)
-runs the first mini-batch's GATHER instructions of compiled Programs (case-table points and one
+The sparse half together (G gather lanes, each a walker over one block-RAM index bank feeding a
+gather unit, and a pooled bank) runs the first mini-batch's GATHER instructions of compiled Programs (case-table points and one
 with empty and non-empty bags mixed): sums equal to golden pooling, every line request and the
-last GATHER's done cycle where a plain-Python reading of the walker and gather-unit rules puts them.
+last GATHER's done cycle (as the lanes' busy flags tell it) where a plain-Python reading of the
+walker and gather-unit rules puts them; under random stalls the sums stay golden.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from amaranth.sim import Simulator
 
 from sparsim.dataflow import recsys_isa as isa
 from sparsim.dataflow.dlrm import Bags, embedding_bag
-from sparsim.rtl.recsys import GatherUnit, IndexWalker, PooledBuffer
+from sparsim.rtl.recsys import GatherLane, GatherUnit, IndexWalker, PooledBuffer
 from sparsim.simulator.memory import LineMemory, line_channel
 
 ACC_BITS = 32
@@ -326,6 +327,9 @@ def test_lint_clean():
                                         cache_lines=8, entry_bits=8))
     bank = component_verilog(PooledBuffer(entries=128, acc_bits=32, lanes=8, ports=2, entry_bits=8))
     walker = component_verilog(IndexWalker(word_addr_bits=8, entry_bits=8))
+    lane = component_verilog(GatherLane(word_addr_bits=8, line_bytes=16, max_outstanding=4, channels=2,
+                                        pool_lanes=8, cache_lines=8, entry_bits=8))
+    assert lint_verilog(lane, "top") == ""
     assert lint_verilog(unit, "top") == ""
     assert lint_verilog(bank, "top") == ""
     assert lint_verilog(walker, "top") == ""
@@ -580,10 +584,10 @@ class _SparseBench(Elaboratable):
         self.entries = program.plan.mini * program.plan.model.tables * program.plan.model.dim
         self.bits = max(1, (len(words) - 1).bit_length())
         entry_bits = max(1, self.entries.bit_length())
-        self.walkers = [IndexWalker(word_addr_bits=self.bits, entry_bits=entry_bits) for _ in self.units_q]
-        self.units = [GatherUnit(line_bytes=hw.line_bytes, max_outstanding=hw.max_outstanding,
-                                 channels=hw.memory.channels, pool_lanes=hw.pool_lanes,
-                                 cache_lines=hw.cache_lines, entry_bits=entry_bits) for _ in self.units_q]
+        self.lanes = [GatherLane(word_addr_bits=self.bits, line_bytes=hw.line_bytes,
+                                 max_outstanding=hw.max_outstanding, channels=hw.memory.channels,
+                                 pool_lanes=hw.pool_lanes, cache_lines=hw.cache_lines, entry_bits=entry_bits)
+                      for _ in self.units_q]
         self.buffer = PooledBuffer(entries=self.entries, acc_bits=hw.acc_bits, lanes=hw.pool_lanes,
                                    ports=len(self.units_q), entry_bits=entry_bits)
         self.bank = Memory(shape=32, depth=1 << self.bits, init=[w & 0xFFFFFFFF for w in words])
@@ -591,21 +595,20 @@ class _SparseBench(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.buffer, m.submodules.bank = self.buffer, self.bank
-        for g, (walker, unit) in enumerate(zip(self.walkers, self.units)):
-            m.submodules[f"walker{g}"], m.submodules[f"unit{g}"] = walker, unit
-            wiring.connect(m, walker.pos_port, self.bank.read_port())
-            wiring.connect(m, walker.idx_port, self.bank.read_port())
-            wiring.connect(m, walker.rows, unit.rows)
-            wiring.connect(m, unit.pool, self.buffer.pool[g])
+        for g, lane in enumerate(self.lanes):
+            m.submodules[f"lane{g}"] = lane
+            wiring.connect(m, lane.pos_port, self.bank.read_port())
+            wiring.connect(m, lane.idx_port, self.bank.read_port())
+            wiring.connect(m, lane.pool, self.buffer.pool[g])
         return m
 
 
 def run_sparse(program, stall_seed: int | None = None):
     """Mini-batch 0's GATHERs on the RTL, each unit's next one offered as soon as its walker
     takes it (with ``stall_seed``: after random gaps, with random request back-pressure and
-    responses delayed on their lanes). Returns the cycle the last GATHER is done (the later of the last pooling chunk
-    and the last walk step), every line request (cycle, unit, line address) and the pooled
-    sums."""
+    responses delayed on their lanes). Returns the cycle the last GATHER is done (the cycle
+    before the first in which every GATHER has been handed out and no lane is busy with parity
+    0), every line request (cycle, unit, line address) and the pooled sums."""
     hw = program.hw
     dut = _SparseBench(program)
     mem = LineMemory(bytearray(program.memory), channels=hw.memory.channels,
@@ -620,53 +623,53 @@ def run_sparse(program, stall_seed: int | None = None):
 
     async def bench(ctx):
         queues = [deque(q) for q in dut.units_q]
-        delayed = [[deque() for _ in range(channels)] for _ in dut.units]
+        delayed = [[deque() for _ in range(channels)] for _ in dut.lanes]
         for x in range(200_000):
-            for unit in dut.units:
+            for unit in dut.lanes:
                 for lane in unit.resp:
                     ctx.set(lane.valid, 0)
             for requester, tag, data in mem.responses(x):
                 delayed[requester - 1][line_channel(tag[1], hw.line_bytes, channels)].append((tag[0], data))
-            for g, unit in enumerate(dut.units):
+            for g, unit in enumerate(dut.lanes):
                 for c, waiting in enumerate(delayed[g]):
                     if waiting and not (stalls and rng.random() < 0.3):
                         tag, data = waiting.popleft()
                         ctx.set(unit.resp[c].valid, 1)
                         ctx.set(unit.resp[c].payload.tag, tag)
                         ctx.set(unit.resp[c].payload.data, int.from_bytes(data, "little"))
-            busy = any(q for lanes in delayed for q in lanes)
-            for g, (walker, unit) in enumerate(zip(dut.walkers, dut.units)):
-                ready = ctx.get(walker.cmd.ready)
-                if ready and out.get(("walk", g)) is not None:
-                    out["done"] = max(out["done"], x - 1)
-                    out[("walk", g)] = None
+            all_given = not any(queues)
+            any_busy = False
+            for g, lane in enumerate(dut.lanes):
                 offer = bool(queues[g]) and not (stalls and rng.random() < 0.3)
-                ctx.set(walker.cmd.valid, offer)
+                ctx.set(lane.cmd.valid, offer)
                 if offer:
                     row = ins[queues[g][0]]
                     t, first = int(row["b"]), int(row["k"])
-                    ctx.set(walker.cmd.payload.pos, t * (mini + 1) + first)
-                    ctx.set(walker.cmd.payload.bags, int(row["p"]))
-                    ctx.set(walker.cmd.payload.base, int(row["addr"]))
-                    ctx.set(walker.cmd.payload.dim, dim)
-                    ctx.set(walker.cmd.payload.entry, (t * mini + first) * dim)
-                    if ready:
+                    ctx.set(lane.cmd.payload.pos, t * (mini + 1) + first)
+                    ctx.set(lane.cmd.payload.bags, int(row["p"]))
+                    ctx.set(lane.cmd.payload.base, int(row["addr"]))
+                    ctx.set(lane.cmd.payload.dim, dim)
+                    ctx.set(lane.cmd.payload.entry, (t * mini + first) * dim)
+                    ctx.set(lane.cmd.payload.ctx, int(row["mb"]) % 2)
+                    if ctx.get(lane.cmd.ready):
                         queues[g].popleft()
-                        out[("walk", g)] = x
                 req_ready = mem.can_request(x, 1 + g) and not (stalls and rng.random() < 0.3)
-                ctx.set(unit.req.ready, req_ready)
-                if ctx.get(unit.req.valid) and req_ready:
-                    addr = ctx.get(unit.req.payload.addr)
-                    mem.request(x, addr, (ctx.get(unit.req.payload.tag), addr), 1 + g)
+                ctx.set(lane.req.ready, req_ready)
+                if ctx.get(lane.req.valid) and req_ready:
+                    addr = ctx.get(lane.req.payload.addr)
+                    mem.request(x, addr, (ctx.get(lane.req.payload.tag), addr), 1 + g)
                     out["requests"].append((x, g, addr))
-                if ctx.get(unit.hits):
-                    out["requests"].append((x, g, ctx.get(unit.req.payload.addr)))
-                if ctx.get(unit.pool.valid):
-                    out["done"] = max(out["done"], x)
-                busy = busy or queues[g] or out.get(("walk", g)) is not None or ctx.get(unit.tags_used)
-            await ctx.tick()
-            if not busy and mem.idle:
+                if ctx.get(lane.hits):
+                    out["requests"].append((x, g, ctx.get(lane.req.payload.addr)))
+                assert not ctx.get(lane.busy[1]), "no GATHER of odd parity was given"
+                any_busy = any_busy or ctx.get(lane.busy[0])
+            if all_given and not any_busy:
+                # As the sequencer sees it: every GATHER handed out and no lane busy with the
+                # parity, so they were all done by the cycle before.
+                out["done"] = x - 1
+                assert mem.idle and not any(q for lanes in delayed for q in lanes)
                 break
+            await ctx.tick()
         sums = []
         for e in range(dut.entries):
             ctx.set(dut.buffer.read_addr, e)
