@@ -29,7 +29,7 @@ from typing import Sequence
 
 from amaranth.lib import data
 
-from sparsim.dataflow.config import HardwareConfig
+from sparsim.dataflow.config import ConfigError, HardwareConfig
 from sparsim import engine as engines
 
 from .cocotb_bench import jobs
@@ -87,11 +87,21 @@ _STAMP = "build.json"
 # One C++ file: the wheel's verilated.mk lacks the precompiled-header flag its split (parallel)
 # builds need, and a single file also compiles faster for designs of this size.
 _BUILD_ARGS = ["--output-split", "0"]
-# The C++ is compiled without optimisation: under cocotb the run time is spent in Python, so
-# -O0 costs little there (dp2 of the case table: 16.1 s -> 18.1 s for its runs) and cuts the
-# build to a third (289.6 s -> 96.1 s on the loaded 2-core CI machine). Passed to the make
-# that cocotb starts as command-line variables, which override verilated.mk's -Os.
-_MAKE_VARS = ["OPT_FAST=-O0", "OPT_SLOW=-O0", "OPT_GLOBAL=-O0"]
+# The Verilated C++ is compiled at -O0 unless $SPARSIM_VERILATOR_CXX_OPT says otherwise: a
+# bench's programs are short and cocotb's Python dominates the run, while the optimising compile
+# dominates the build (case-table dp2 on the loaded 2-core CI machine: build 289.6 s at -Os,
+# 96.1 s at -O0; its three runs 16.1 s -> 18.1 s). Throughput benchmarks ask for -Os (Verilator's
+# own default), where the driven run is about 5x faster. The level goes to the make that cocotb
+# starts as command-line variables, which override verilated.mk's, and into the build key.
+CXX_OPT_ENV = "SPARSIM_VERILATOR_CXX_OPT"
+_CXX_OPTS = ("-O0", "-O1", "-O2", "-O3", "-Os")
+
+
+def _make_vars() -> list[str]:
+    level = os.environ.get(CXX_OPT_ENV, "-O0")
+    if level not in _CXX_OPTS:
+        raise ConfigError(CXX_OPT_ENV, f"must be one of {', '.join(_CXX_OPTS)}, not {level!r}")
+    return [f"OPT_FAST={level}", f"OPT_SLOW={level}", f"OPT_GLOBAL={level}"]
 
 
 class LintError(RuntimeError):
@@ -154,7 +164,7 @@ def _build_inputs(text: str) -> dict:
         "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
         "waivers": WAIVERS,
         "build_args": _BUILD_ARGS,
-        "make_vars": _MAKE_VARS,
+        "make_vars": _make_vars(),
         "verilator": str(verilator_bin_dir()),
     }
 
@@ -206,7 +216,7 @@ def build(hw: HardwareConfig, build_dir: str | Path | None = None) -> Build:
     src = directory / f"{TOP_MODULE}.v"
     src.write_text(text)
     runner = get_runner("verilator")
-    with _make_vars(_MAKE_VARS):
+    with _make_flags(stamp["make_vars"]):
         runner.build(
             sources=[src],
             hdl_toplevel=TOP_MODULE,
@@ -220,7 +230,7 @@ def build(hw: HardwareConfig, build_dir: str | Path | None = None) -> Build:
 
 
 @contextlib.contextmanager
-def _make_vars(assignments: list[str]):
+def _make_flags(assignments: list[str]):
     """Add ``assignments`` to MAKEFLAGS for the duration (cocotb's runner has no make-variable
     argument and copies ``os.environ`` into the make it starts); restores the old value."""
     old = os.environ.get("MAKEFLAGS")

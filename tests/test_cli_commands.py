@@ -53,6 +53,15 @@ def test_verify_rejects_llm_workloads(capsys):
     assert "workload.kind: verify runs 'gemm' workloads" in capsys.readouterr().err
 
 
+def test_verify_rejects_an_unknown_cxx_optimisation(capsys, monkeypatch):
+    monkeypatch.setenv("SPARSIM_VERILATOR_CXX_OPT", "-O9")
+    assert main(["verify", TINY]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1] == (
+        "sparsim: error: SPARSIM_VERILATOR_CXX_OPT: must be one of -O0, -O1, -O2, -O3, -Os, not '-O9'")
+    assert "Traceback" not in err
+
+
 @pytest.mark.verilator
 def test_verify_passes_on_tiny(capsys):
     assert main(["verify", TINY, "--seeds", "2"]) == 0
