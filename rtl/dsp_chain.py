@@ -452,30 +452,35 @@ class DspChainAccelerator(wiring.Component):
             loader.load.payload.request.addr.eq(cur.addr_a),
             loader.load.payload.request.count.eq(cur.steps),
         ]
-        with m.Switch(cur.op):
-            with m.Case(isa.OP_MM):
-                # Wait for the weight bank: MM i-2 must have finished computing.
-                m.d.comb += [
-                    loader.load.valid.eq(~job_pending.bit_select(l_bank, 1)),
-                    loader.load.payload.target.eq(l_bank),
-                    loader.load.payload.request.rec_bytes.eq(
-                        Mux(
-                            cur.int4,
-                            Mux(cur.dense, geo.weight_record_bytes(4, True), geo.weight_record_bytes(4, False)),
-                            Mux(cur.dense, geo.weight_record_bytes(8, True), geo.weight_record_bytes(8, False)),
-                        )
-                    ),
-                ]
-            with m.Case(isa.OP_LDA):
-                # Bank a_next is rewritten: no pending MM may read it (those before the previous
-                # LDA); with sync, every earlier MM must have computed and stored its results.
-                bank_readers = job_pending & Mux(a_next, job_abank, ~job_abank)
-                m.d.comb += [
-                    loader.load.valid.eq(Mux(cur.sync, engines_idle, bank_readers == 0)),
-                    loader.load.payload.target.eq(_TARGET_ACT),
-                    loader.load.payload.request.rec_bytes.eq(geo.act_row_bytes),
-                ]
-        with m.If(loader.load.valid & loader.load.ready & (cur.op == isa.OP_MM)):
+        # The class of the instruction the loader holds, decoded as it is taken (``current`` is
+        # loaded in the same handshake), so no opcode compare sits in the load-issue path.
+        is_mm = Signal()
+        is_lda = Signal()
+        with m.If(self.instr.valid & self.instr.ready):
+            m.d.sync += [is_mm.eq(self.instr.payload.op == isa.OP_MM), is_lda.eq(self.instr.payload.op == isa.OP_LDA)]
+        with m.If(is_mm):
+            # Wait for the weight bank: MM i-2 must have finished computing.
+            m.d.comb += [
+                loader.load.valid.eq(~job_pending.bit_select(l_bank, 1)),
+                loader.load.payload.target.eq(l_bank),
+                loader.load.payload.request.rec_bytes.eq(
+                    Mux(
+                        cur.int4,
+                        Mux(cur.dense, geo.weight_record_bytes(4, True), geo.weight_record_bytes(4, False)),
+                        Mux(cur.dense, geo.weight_record_bytes(8, True), geo.weight_record_bytes(8, False)),
+                    )
+                ),
+            ]
+        with m.Elif(is_lda):
+            # Bank a_next is rewritten: no pending MM may read it (those before the previous
+            # LDA); with sync, every earlier MM must have computed and stored its results.
+            bank_readers = job_pending & Mux(a_next, job_abank, ~job_abank)
+            m.d.comb += [
+                loader.load.valid.eq(Mux(cur.sync, engines_idle, bank_readers == 0)),
+                loader.load.payload.target.eq(_TARGET_ACT),
+                loader.load.payload.request.rec_bytes.eq(geo.act_row_bytes),
+            ]
+        with m.If(loader.load.valid & loader.load.ready & is_mm):
             m.d.sync += [
                 jobs[0].eq(Mux(l_bank, jobs[0], cur)),
                 jobs[1].eq(Mux(l_bank, cur, jobs[1])),
@@ -678,11 +683,13 @@ class DspChainAccelerator(wiring.Component):
         s1_first = Signal()
         s1_last = Signal()
         s1_kbase = Signal(ibits)
+        s1_dense = Signal()
         m.d.sync += [
             s1_valid.eq(issue),
             s1_first.eq(step == 0),
             s1_last.eq(last_step),
             s1_kbase.eq(kpos[:ibits]),
+            s1_dense.eq(dense),
         ]
         bank_data = [Signal(wbank_bits, name=f"weight_bank{b}_q", reset_less=True) for b in range(2)]
         for q, (_, rp) in zip(bank_data, wbanks):
@@ -691,14 +698,16 @@ class DspChainAccelerator(wiring.Component):
         for q, rp in zip(port_data, act_rps):
             m.d.sync += q.eq(rp.data)
 
-        # Cycle c+2: decode the record (bank, INT4/INT8), pick each slot's activation row.
-        # The step's control follows one register behind each data stage.
-        ctrl = Cat(s1_valid, s1_first, s1_last, s1_kbase)
-        for d in (2, 3):
-            reg = Signal(len(ctrl), name=f"s{d}_ctrl")
-            m.d.sync += reg.eq(ctrl)
-            ctrl = reg
-        s3_valid, s3_first, s3_last, s3_kbase = ctrl[0], ctrl[1], ctrl[2], ctrl[3:]
+        # Cycle c+2: decode the record (bank, INT4/INT8) and each slot's index (the implicit
+        # ``k % M`` of a dense layer is resolved here, so the chains' M:1 mux selects come
+        # straight from registers), pick each slot's activation row. The step's control
+        # follows one register behind each data stage.
+        s1_ctrl = Cat(s1_valid, s1_first, s1_last, s1_kbase, s1_dense)
+        s2_ctrl = Signal(len(s1_ctrl))
+        s3_ctrl = Signal(len(s1_ctrl))
+        m.d.sync += [s2_ctrl.eq(s1_ctrl), s3_ctrl.eq(s2_ctrl)]
+        s2_kbase, s2_dense = s2_ctrl[3 : 3 + ibits], s2_ctrl[3 + ibits]
+        s3_valid, s3_first, s3_last = s3_ctrl[0], s3_ctrl[1], s3_ctrl[2]
         record = Signal(wbank_bits)
         m.d.comb += record.eq(Mux(cb, bank_data[1], bank_data[0]))
         port_rows = Array(port_data)
@@ -706,7 +715,11 @@ class DspChainAccelerator(wiring.Component):
         for j in range(L):
             row = Signal(act_bits, name=f"slot{j}_row", reset_less=True)
             if ports > 1:
-                m.d.sync += row.eq(port_rows[C(j, _log2(L) + 1) >> n_log2])
+                # The slot's port, j >> log2 N, registered from the current job's N: it holds
+                # from the job's start (cb does not change while the job's steps are in flight),
+                # so it is ready in the decode cycle of the job's first step, two cycles later.
+                port_sel = Signal(range(ports), name=f"slot{j}_port")
+                m.d.sync += [port_sel.eq(C(j, _log2(L) + 1) >> n_log2), row.eq(port_rows[port_sel])]
             else:
                 m.d.sync += row.eq(port_data[0])
             slot_rows.append(row)
@@ -720,8 +733,7 @@ class DspChainAccelerator(wiring.Component):
                 chain.valid.eq(s3_valid),
                 chain.first.eq(s3_first),
                 chain.last.eq(s3_last),
-                chain.dense.eq(dense),
-                chain.k_base.eq(s3_kbase),
+                chain.dense.eq(0),  # indices arrive resolved, dense ones too (cycle c+2)
             ]
             for j in range(L):
                 e = p * L + j
@@ -731,7 +743,11 @@ class DspChainAccelerator(wiring.Component):
                 i4 = record[P * L * 4 + e * ibits : P * L * 4 + (e + 1) * ibits]
                 weight = Signal(signed(OPERAND_BITS), name=f"chain{p}_w{j}", reset_less=True)
                 index = Signal(ibits, name=f"chain{p}_idx{j}", reset_less=True)
-                m.d.sync += [weight.eq(Mux(int4, w4, w8.as_signed())), index.eq(Mux(int4, i4, i8))]
+                implicit = (s2_kbase + j)[:ibits]
+                m.d.sync += [
+                    weight.eq(Mux(int4, w4, w8.as_signed())),
+                    index.eq(Mux(s2_dense, implicit, Mux(int4, i4, i8))),
+                ]
                 m.d.comb += [
                     chain.weights[j].eq(weight),
                     chain.indices[j].eq(index),

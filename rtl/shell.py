@@ -433,8 +433,13 @@ class Receiver(wiring.Component):
         tail = Signal(range(depth))
         level = Signal(range(depth + 1))
         index = Signal(self._count_bits)
-        # The next beat of the oldest route is its last (meaningful while a route is held).
+        # The next beat of the oldest route is its last, and that route's target (meaningful
+        # while a route is held), and whether one is: registers, so that a beat's buffer write
+        # enable is one gate from a register even when it fans out to many LUT-RAM cells.
         is_last = Signal()
+        oldest_target = Signal(range(self._targets))
+        held = Signal()
+        room = Signal(init=1)  # fewer than ``depth`` routes are held (a register, as ``held``)
 
         def wrap_inc(ptr):
             return Mux(ptr == depth - 1, 0, ptr + 1)
@@ -446,11 +451,11 @@ class Receiver(wiring.Component):
         route = self.route.payload
         route_single = Signal()
         m.d.comb += [
-            self.route.ready.eq(level != depth),
+            self.route.ready.eq(room),
             push.eq(self.route.valid & self.route.ready),
             route_single.eq(route.count == 1),
-            beat.valid.eq(self.rd_data.valid & (level != 0)),
-            beat.payload.target.eq(oldest.target),
+            beat.valid.eq(self.rd_data.valid & held),
+            beat.payload.target.eq(oldest_target),
             beat.payload.index.eq(index),
             beat.payload.last.eq(is_last),
             beat.payload.data.eq(self.rd_data.payload),
@@ -461,11 +466,14 @@ class Receiver(wiring.Component):
         # The oldest route next cycle is: the one after head (after a pop), the route pushed
         # now (if the queue is or becomes empty), or still head.
         with m.If(pop):
-            m.d.sync += is_last.eq(Mux(level == 1, route_single, entries[wrap_inc(head)].single))
+            m.d.sync += [
+                is_last.eq(Mux(level == 1, route_single, entries[wrap_inc(head)].single)),
+                oldest_target.eq(Mux(level == 1, route.target, entries[wrap_inc(head)].target)),
+            ]
         with m.Elif(beat.valid):
             m.d.sync += is_last.eq(index == oldest.penult)
         with m.Elif(level == 0):
-            m.d.sync += is_last.eq(route_single)
+            m.d.sync += [is_last.eq(route_single), oldest_target.eq(route.target)]
         with m.If(push):
             m.d.sync += [
                 entries[tail].target.eq(route.target),
@@ -475,7 +483,9 @@ class Receiver(wiring.Component):
             ]
         with m.If(pop):
             m.d.sync += head.eq(wrap_inc(head))
-        m.d.sync += level.eq(level + push - pop)
+        next_level = Signal.like(level)
+        m.d.comb += next_level.eq(level + push - pop)
+        m.d.sync += [level.eq(next_level), held.eq(next_level != 0), room.eq(next_level != depth)]
         return m
 
 
