@@ -614,19 +614,26 @@ def simulate(point) -> results.RawCounts:
     )
 
 
+#: DSP blocks of one index walker's 32 x 16-bit ``index x dim`` multiply (2 DSP48E2 under
+#: synth_xilinx -family xcup, 2 MULT18X18D under synth_ecp5: docs/recsys.md, measured).
+WALKER_DSPS = 2
+
+
 def resources(hw) -> dict[str, float]:
     """Estimated resources, counted from the units docs/recsys.md describes; there is no RTL to
     calibrate against yet, so the LUT and FF figures are first-order (uncalibrated): one DSP
-    per PE (INT8 multiply); per PE 60 LUTs and 3 x acc_bits FFs (operand, product and
-    accumulator registers); per gather unit a pooling adder of pool_lanes x acc_bits bits and
-    its tag pool; block RAM from the buffer capacities and the cache."""
+    per PE (INT8 multiply) and WALKER_DSPS per gather unit (its index walker's index x dim);
+    per PE 60 LUTs and 3 x acc_bits FFs (operand, product and accumulator registers); per
+    gather unit a pooling adder of pool_lanes x acc_bits bits and its tag pool; block RAM from
+    the buffer capacities and the cache (one copy of the pooled buffer, although the RTL's
+    bank holds one per unit: docs/recsys.md, open)."""
     pes = hw.rows * hw.cols
     per_unit_lut = hw.pool_lanes * hw.acc_bits + 40 * hw.max_outstanding + 400
     per_unit_ff = hw.pool_lanes * hw.acc_bits + 48 * hw.max_outstanding + 300
     kib = (hw.index_buffer_kib + hw.pooled_buffer_kib + hw.act_buffer_kib + hw.weight_buffer_kib
            + hw.out_buffer_kib + hw.cache_kib)
     return {
-        "dsp": float(pes),
+        "dsp": float(pes + WALKER_DSPS * hw.gather_units),
         "lut": float(60 * pes + hw.gather_units * per_unit_lut + 2000),
         "ff": float(3 * hw.acc_bits * pes + hw.gather_units * per_unit_ff + 2000),
         "bram36": float(np.ceil(kib * 1024 * 8 / 36864)),

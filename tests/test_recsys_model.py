@@ -203,7 +203,7 @@ def test_resource_estimate_counts_the_array_and_fits_the_presets_devices():
         hw = design_point_from_dict({"hardware": {"preset": preset, "engine": "recsys"},
                                      "workload": {"kind": "dlrm", "model": "rm1", "batch": 4}}).hardware
         res = eng.resources(hw)
-        assert res["dsp"] == hw.rows * hw.cols
+        assert res["dsp"] == hw.rows * hw.cols + 2 * hw.gather_units  # PEs and the walkers' multipliers
         assert over_budget(res, hw.device) == []
     small = _point(SMALL).hardware
     bigger = _point(SMALL, gather_units=4, cache_kib=0).hardware
