@@ -193,3 +193,17 @@ def test_lint_and_single_build():
     again = verilator.build(hw)
     assert again.directory == built.directory
     assert log.stat().st_mtime_ns == before  # reused, not rebuilt
+    # The make that cocotb starts honours the optimisation level (verilated.mk's default is -Os).
+    compiles = [line for line in log.read_text().splitlines() if " -c -o " in line]
+    assert compiles and all(" -O0 " in line and "-Os" not in line for line in compiles)
+
+
+def test_the_cxx_optimisation_level_is_part_of_the_build_key(monkeypatch):
+    from sparsim.rtl import verilator
+
+    hw = _tiny_hw()
+    default = verilator.hardware_key(hw)
+    monkeypatch.setenv(verilator.CXX_OPT_ENV, "-Os")
+    assert verilator.hardware_key(hw) != default
+    monkeypatch.setenv(verilator.CXX_OPT_ENV, "-O0")
+    assert verilator.hardware_key(hw) == default
