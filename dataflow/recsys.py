@@ -465,13 +465,20 @@ def layer_issued_macs(hw: RecsysHardware, p: int, k: int, q: int) -> int:
     return int(systolic.issued_macs(systolic.DATAFLOWS[hw.dataflow], hw.rows, hw.cols, p, q, k))
 
 
+def gemm_instruction_cycles(hw: RecsysHardware, p: int, k: int, q: int) -> int:
+    """Cycles of a ``GEMM`` (docs/recsys.md, "Engines and timing" 3)."""
+    return isa.DECODE_CYCLES + isa.READ_CYCLES + layer_cycles(hw, p, k, q) + isa.POST_CYCLES
+
+
 def inter_cycles(hw: RecsysHardware, mode: int, p: int, tables: int, dim: int) -> int:
-    """Cycles of an ``INTER`` (docs/recsys.md, "Engines and timing")."""
-    cycles = -(-p * tables * dim // hw.cols)
+    """Cycles of an ``INTER`` (docs/recsys.md, "Engines and timing" 3): the requantisation
+    phase, one chunk of up to C sums of one pooled entry per cycle, and for ``dot`` the Gram
+    phase on the array."""
+    cycles = isa.DECODE_CYCLES + p * tables * -(-dim // hw.cols) + isa.POST_CYCLES
     if mode == isa.INTER_DOT:
         f = tables + 1
-        cycles += p * layer_cycles(hw, f, dim, f)
-    return cycles + isa.POST_CYCLES
+        cycles += isa.READ_CYCLES + p * layer_cycles(hw, f, dim, f) + isa.POST_CYCLES
+    return cycles
 
 
 def _split_units(sizes: np.ndarray, tables: int, mini: int, units: int) -> list[list[tuple[int, int, int]]]:
@@ -648,7 +655,7 @@ def dense_cycles(program: Program) -> np.ndarray:
         if op == isa.OP_GEMM:
             key = (op, int(row["p"]), int(row["k"]), int(row["q"]))
             if key not in cache:
-                cache[key] = layer_cycles(hw, *key[1:]) + isa.POST_CYCLES
+                cache[key] = gemm_instruction_cycles(hw, *key[1:])
         elif op == isa.OP_INTER:
             key = (op, int(row["a"]), int(row["p"]), int(row["b"]), int(row["k"]))
             if key not in cache:

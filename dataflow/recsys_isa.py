@@ -79,9 +79,15 @@ CACHE_HIT_CYCLES = 2
 #: reads the range's first two positions from the index bank (block RAM, one cycle), then the
 #: first index word, and registers the row (docs/recsys.md, "Engines and timing" 2).
 WALK_CYCLES = 3
-#: Cycles of the post-processing stage after a GEMM or INTER's last array result (bias add,
-#: ReLU and requantisation are registered once each).
+#: Cycles of the post-processing stage from a GEMM's (or the dot Gram's) last array result to
+#: its write: the result's cycle, in which the bias is added (registered), and the cycle in which
+#: ReLU and requantisation write the destination; for an INTER's requantisation phase, the cycle
+#: after a chunk's read that registers its requantised values and the cycle that writes them.
 POST_CYCLES = 2
+#: The cycle in which the dense engine takes a GEMM or INTER: its address and fold counters load.
+DECODE_CYCLES = 1
+#: The block-RAM read of a fold sequence's first operands, before the array's first handshake.
+READ_CYCLES = 1
 #: Bytes of one index-block word (positions and indices are int32).
 INDEX_BYTES = 4
 
