@@ -52,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         syn = synthesize(hw)
         pnr = place_and_route_ecp5(hw)
         chain = SparseDspChain(chain_len=hw.chain_len, mux_m=hw.mux_m, lanes=hw.lanes, acc_bits=hw.acc_bits)
-        chain_pnr = place_and_route_verilog(verilog.convert(chain, name="chain", emit_src=False), "chain",
-                                            pack=True)
+        chain_pnr = place_and_route_verilog(verilog.convert(chain, name="chain", emit_src=False), "chain")
         regs = syn.dsp_regs
         row = {"point": name, "chains": hw.chains, "chain_len": hw.chain_len, "mux_m": hw.mux_m,
                "lanes": hw.lanes, **syn.resources(), "dsp_regs": regs, "ecp5_fmax_mhz": pnr.fmax_mhz,

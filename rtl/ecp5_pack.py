@@ -1,15 +1,20 @@
 """Pack fabric registers into the ECP5 block RAM and multiplier registers, as vendor flows do.
 
 Yosys 0.70's ``synth_ecp5`` maps every ``DP16KD`` with ``REGMODE NOREG`` and every
-``MULT18X18D`` with no internal register, so a read-data register behind a block RAM, or the
+``MULT18X18D`` with no internal register (``techmap`` of ``$__MUL18X18`` only; register
+absorption exists for no Lattice family), so a read-data register behind a block RAM, or the
 operand and product registers around a multiply, stay fabric flip-flops. The block RAM's
 unregistered clock-to-out (5.8 ns at speed grade 6) and the multiplier's combinational delay
-(3.9 ns) plus the routing into and out of their tiles then set the clock. Lattice's own flow
-absorbs such registers into the primitives; this pass does the same on the ``synth_ecp5`` JSON
-netlist before ``nextpnr-ecp5`` reads it. Cycle behaviour is unchanged: a register moves into
-the primitive, no register is added or removed from any path. :mod:`sparsim.rtl.ecp5_dsp`
-(the systolic array's bench) does the multiplier part of this alone; this pass, the default of
-:func:`sparsim.rtl.synth.place_and_route_ecp5`, adds the block RAMs.
+(3.9 ns) plus the routing into and out of their tiles then set the clock: any registered
+multiply is fabric FF -> route -> DSP -> route -> fabric FF, about 146 MHz at best whatever the
+RTL does. Lattice's own flow absorbs such registers into the primitives, as Yosys's
+``xilinx_dsp`` does with AREG/BREG/MREG/PREG on DSP48E1; this pass does the same on the
+``synth_ecp5`` JSON netlist before ``nextpnr-ecp5`` reads it, which times a MULT18X18D with
+``REG_INPUTA_CLK`` / ``REG_INPUTB_CLK`` / ``REG_OUTPUT_CLK`` set as registered. It is the one
+ECP5 flow of :func:`sparsim.rtl.synth.place_and_route_ecp5` and
+:func:`~sparsim.rtl.synth.place_and_route_verilog` (``sparsim synth``, benchmarks/bench_fmax.py,
+benchmarks/bench_systolic_fmax.py). Cycle behaviour is unchanged: a register moves into the
+primitive (or is copied there), no register is added to or removed from any path.
 
 What it packs (everything else is left alone):
 
@@ -20,10 +25,11 @@ What it packs (everything else is left alone):
 - **Multiplier input registers**: a ``MULT18X18D`` whose every non-constant A and B bit comes
   from such a flip-flop, all on one clock, registers both operands inside (``REG_INPUTA_CLK``,
   ``REG_INPUTB_CLK``) and takes the flip-flops' inputs instead; a flip-flop is removed once
-  nothing else reads it (a register that also feeds other logic stays, and the multiplier holds
-  a copy).
+  nothing else reads it, and one that also feeds other logic (e.g. a systolic PE's weight
+  register, which the next PE reads too) stays, the multiplier holding a copy.
 - **Multiplier output register**: a ``MULT18X18D`` whose every loaded product bit drives exactly
-  one such flip-flop and nothing else uses ``REG_OUTPUT_CLK``; the flip-flops are removed.
+  one such flip-flop and nothing else, on the operands' clock if those moved, uses
+  ``REG_OUTPUT_CLK``; the flip-flops are removed.
 """
 
 from __future__ import annotations
@@ -51,8 +57,10 @@ def _plain_ff(cell: dict) -> bool:
 
 def pack_registers(netlist: dict) -> dict[str, int]:
     """Pack registers into ``DP16KD`` and ``MULT18X18D`` cells of a ``synth_ecp5`` JSON netlist, in
-    place. Returns how many of each were packed: ``bram_outreg`` (RAM cells), ``mult_input``
-    (operands), ``mult_output`` (multipliers) and ``ff_removed``."""
+    place. Returns counts: ``bram_outreg`` (RAM cells packed), ``mult`` (multipliers seen),
+    ``mult_input`` (operands registered inside, two per multiplier), ``mult_output``
+    (multipliers with the product register inside), ``ff_removed`` and ``ff_duplicated``
+    (times a multiplier copied an operand flip-flop that stays for its other loads)."""
     top = _top(netlist)
     cells = top["cells"]
     loads: dict[int, list[tuple[str, str]]] = defaultdict(list)
@@ -71,7 +79,7 @@ def pack_registers(netlist: dict) -> dict[str, int]:
             for bit in port["bits"]:
                 if isinstance(bit, int):
                     loads[bit].append(("", "top"))
-    stats = {"bram_outreg": 0, "mult_input": 0, "mult_output": 0, "ff_removed": 0}
+    stats = dict.fromkeys(("bram_outreg", "mult", "mult_input", "mult_output", "ff_removed", "ff_duplicated"), 0)
     removed: set[str] = set()
 
     def sole_ff_load(bit, clock) -> str | None:
@@ -115,6 +123,7 @@ def pack_registers(netlist: dict) -> dict[str, int]:
                 conn["OCEA"] = conn["OCEB"] = ["1"]
                 stats["bram_outreg"] += 1
         elif cell["type"] == "MULT18X18D":
+            stats["mult"] += 1
             if any(v != "NONE" for k, v in params.items() if k.startswith("REG_") and k.endswith("_CLK")):
                 continue
             # Both operands or neither: nextpnr has timing for a MULT18X18D with both inputs
@@ -142,7 +151,9 @@ def pack_registers(netlist: dict) -> dict[str, int]:
                             loads[d].append((name, pin))
                     for f in ffs:
                         q = cells[f]["connections"]["Q"][0]
-                        if not loads[q] and f not in removed:
+                        if loads[q]:
+                            stats["ff_duplicated"] += 1
+                        elif f not in removed:
                             removed.add(f)
                             stats["ff_removed"] += 1
                     params[f"REG_INPUT{operand}_CLK"] = "CLK0"

@@ -17,8 +17,7 @@
   is no open place and route for UltraScale+, so this Fmax is a proxy: ECP5 is a slower 40 nm
   family whose adders are fabric carry chains and whose 18×18 multipliers split a 27-bit
   operand, so the figure ranks designs and finds long paths; it is not the clock an UltraScale+
-  part would reach. ``dsp_registers`` instead moves only the registers around each MULT18X18D
-  inside (:mod:`sparsim.rtl.ecp5_dsp`, used by the systolic array's bench).
+  part would reach.
 
 Results are cached per Verilog text (and flow version) under ``build/synth/<hash>/`` and
 ``build/pnr/<hash>/``.
@@ -38,7 +37,6 @@ from pathlib import Path
 
 from sparsim.dataflow.config import HardwareConfig
 
-from .ecp5_dsp import absorb_mult18_registers
 from .ecp5_pack import pack_registers
 from .verilog import TOP_MODULE, to_verilog
 
@@ -55,7 +53,7 @@ FAMILIES = ("xcup", "xc7")
 #: Bumped whenever what a cached result holds changes, so an old cache is never reused.
 FLOW_VERSION = 3
 #: Bumped when :func:`sparsim.rtl.ecp5_pack.pack_registers` changes what it packs (ECP5 results only).
-ECP5_PACK_VERSION = 1
+ECP5_PACK_VERSION = 2
 #: ECP5 place and route: device, package, the clock target given to nextpnr (it only steers the
 #: timing-driven placer; the achieved Fmax is what is reported) and a fixed placer seed.
 ECP5_DEVICE, ECP5_PACKAGE, ECP5_TARGET_MHZ, ECP5_SEED = "85k", "CABGA381", 200.0, 1
@@ -90,8 +88,6 @@ class PnrResult:
     ff: int
     mult18: int
     seconds: float
-    #: With ``dsp_registers``: :func:`~sparsim.rtl.ecp5_dsp.absorb_mult18_registers`'s counts.
-    dsp_registers: dict[str, int] | None = None
     #: With ``pack``: registers moved into block RAMs and multipliers,
     #: :func:`sparsim.rtl.ecp5_pack.pack_registers`'s counts.
     packed: dict[str, int] | None = None
@@ -221,7 +217,7 @@ def synthesize_verilog(text: str, top: str, build_root: Path | None = None, *, f
 
 def place_and_route_ecp5(hw: HardwareConfig, build_root: Path | None = None, *,
                          use_cache: bool = True, timeout_s: float = 3600,
-                         dsp_registers: bool = False, pack: bool = True) -> PnrResult:
+                         pack: bool = True) -> PnrResult:
     """``synth_ecp5`` and ``nextpnr-ecp5`` (ECP5-85, out of context) of the design point, with
     the register packing of :mod:`sparsim.rtl.ecp5_pack` unless ``pack`` is false.
 
@@ -229,27 +225,21 @@ def place_and_route_ecp5(hw: HardwareConfig, build_root: Path | None = None, *,
     achieved figure for the one clock domain, from its ``--report`` JSON.
     """
     return place_and_route_verilog(to_verilog(hw), TOP_MODULE, build_root, use_cache=use_cache,
-                                   timeout_s=timeout_s, dsp_registers=dsp_registers,
-                                   pack=pack and not dsp_registers)
+                                   timeout_s=timeout_s, pack=pack)
 
 
 def place_and_route_verilog(text: str, top: str, build_root: Path | None = None, *,
                             use_cache: bool = True, timeout_s: float = 3600,
-                            dsp_registers: bool = False, pack: bool = False) -> PnrResult:
+                            pack: bool = True) -> PnrResult:
     """:func:`place_and_route_ecp5` of any Verilog text whose module ``top`` has one clock.
 
-    ``dsp_registers``: move the fabric registers in front of and behind each MULT18X18D into
-    the DSP's input and output registers before nextpnr (:mod:`sparsim.rtl.ecp5_dsp`; Yosys
-    does not), as a vendor flow would. ``pack``: also block RAM output registers
-    (:mod:`sparsim.rtl.ecp5_pack`, the default of :func:`place_and_route_ecp5`); at most one of the two."""
-    if dsp_registers and pack:
-        raise ValueError("dsp_registers and pack both move multiplier registers: choose one")
+    ``pack``: move block RAM output registers and the registers around each MULT18X18D into
+    the primitives before nextpnr, as a vendor flow would (:mod:`sparsim.rtl.ecp5_pack`; Yosys
+    does not); false leaves them in the fabric."""
     if pack:
         flow = f"ecp5-{FLOW_VERSION}-pack{ECP5_PACK_VERSION}-{ECP5_DEVICE}-{ECP5_PACKAGE}-{ECP5_TARGET_MHZ}-{ECP5_SEED}"
     else:
         flow = f"ecp5-{FLOW_VERSION}-{ECP5_DEVICE}-{ECP5_PACKAGE}-{ECP5_TARGET_MHZ}-{ECP5_SEED}"
-    if dsp_registers:
-        flow += "-dspregs"
     folder = _build_root(build_root, "pnr") / _key(text, flow)
     result_file = folder / "result.json"
     if use_cache and result_file.exists():
@@ -260,15 +250,11 @@ def place_and_route_verilog(text: str, top: str, build_root: Path | None = None,
     _run(_yosys() + ["-q", "-l", "yosys.log", "-p",
                      f"read_verilog -sv top.v; synth_ecp5 -top {top} -json ecp5.json"],
          folder, "yosys.log", timeout_s)
-    netlist, absorbed, packed = "ecp5.json", None, None
-    if dsp_registers or pack:
+    netlist, packed = "ecp5.json", None
+    if pack:
         design = json.loads((folder / netlist).read_text())
-        if dsp_registers:
-            absorbed = absorb_mult18_registers(design, top)
-            netlist = "ecp5_dspregs.json"
-        else:
-            packed = pack_registers(design)
-            netlist = "ecp5_packed.json"
+        packed = pack_registers(design)
+        netlist = "ecp5_packed.json"
         (folder / netlist).write_text(json.dumps(design))
     _run(_nextpnr_ecp5() + [f"--{ECP5_DEVICE}", "--package", ECP5_PACKAGE, "--out-of-context",
                             "--json", netlist, "--report", "report.json", "--log", "nextpnr.log",
@@ -288,7 +274,6 @@ def place_and_route_verilog(text: str, top: str, build_root: Path | None = None,
         ff=used.get("TRELLIS_FF", 0),
         mult18=used.get("MULT18X18D", 0),
         seconds=seconds,
-        dsp_registers=absorbed,
         packed=packed,
     )
     _store(result_file, res)

@@ -27,7 +27,7 @@ OPERAND_BITS = 8
 #: output): every PE_PIPELINE_CYCLES stage that is not the product or the accumulator register.
 #: One with L = 3. A second one (L = 4) does not pay on ECP5: with the multiplier's registers in
 #: the fabric every path is FF -> MULT18X18D -> FF (140 MHz at L = 3 and at L = 4), and with them
-#: inside the DSP (rtl/ecp5_dsp.py) the 4 x 4 arrays reach 167-176 MHz at L = 3
+#: inside the DSP (rtl/ecp5_pack.py) the 4 x 4 arrays reach 167-176 MHz at L = 3
 #: (benchmarks/README.md).
 OPERAND_STAGES = PE_PIPELINE_CYCLES - 2
 assert OPERAND_STAGES >= 1, "a PE needs operand, product and accumulator registers"
