@@ -1,6 +1,6 @@
 """Amaranth RTL of the ``recsys`` engine (docs/recsys.md is the contract).
 
-The sparse half so far:
+The components so far:
 
 - :class:`IndexWalker`: one gather unit's index walker: walks a ``GATHER``'s bags in the index
   bank (two block-RAM read ports) and offers the gather unit one row per step through its row
@@ -13,6 +13,14 @@ The sparse half so far:
   the delivered lines in arrival order, ``pool_lanes`` elements per cycle;
 - :class:`PooledBuffer`: one bank of the pooled-embedding buffer: ``acc_bits`` sums in block
   RAM, read–add–written by the gather units' pooling outputs and cleared by the reader.
+- :class:`DenseEngine` (:func:`dense_engine` for a hardware configuration): the dense half:
+  ``GEMM`` and ``INTER`` (concat and dot) instructions on the shared
+  :class:`~sparsim.rtl.systolic.SystolicArray` (output stationary so far), with the weight buffer,
+  dense banks, activation regions, ``Z`` and the dot's feature store, bias, ReLU and
+  requantisation, output rows for the out bank.
+
+No engine top yet: the sequencer, the loader's line requests, the out bank and the store are
+open.
 
 Timing follows docs/recsys.md ("Units", "Engines and timing" 2): the request of a row's first
 line leaves in the cycle the row is offered, a line delivered in cycle ``y`` starts pooling
@@ -27,8 +35,11 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sparsim.dataflow import recsys_isa as isa
+from sparsim.dataflow.systolic import PE_PIPELINE_CYCLES
 
 from .shell import rejected_is_not_unused as _rejected_is_not_unused
+from .shell import struct_from_fields
+from .systolic import SystolicArray
 
 __all__ = ["ADDR_BITS", "DIM_BITS", "WORD_BITS", "walk_layout", "row_layout", "request_layout",
            "response_layout", "pool_layout", "IndexWalker", "GatherLane", "GatherUnit", "PooledBuffer"]
@@ -483,58 +494,83 @@ class PooledBuffer(wiring.Component):
     row e // lanes), so a chunk's consecutive elements fall in distinct memories and every
     memory takes at most one element per cycle: a read–add–write pipeline per memory reads the
     row in the chunk's cycle x and writes the sum at the end of x + 1; the read port is
-    transparent to the write port, so a chunk of x + 1 on the same row sees the sum of x (the
+    transparent to its write port, so a chunk of x + 1 on the same row sees the sum of x (the
     forwarding). The units write disjoint elements, so an element's value is the sum over the
-    ports' memories (the others hold 0). ``read_addr`` in cycle y gives that sum on
-    ``read_data`` in y + 1 (a sum written at the end of y included); with ``read_clear`` the
-    element is zeroed at the end of y + 1, so the reader (the ``INTER``) leaves the bank free for
-    the next mini-batch but one without a clearing pass. Pooling and reading never overlap on a
-    bank (the ``GATHER``s of m wait for the ``INTER`` of m − 2).
+    ports' memories (the others hold 0).
+
+    The reader (the ``INTER``) reads up to ``read_width`` (<= ``lanes``) consecutive elements per
+    cycle, which lie in distinct memories for the same reason: ``read_addr`` (the first) and
+    ``read_count`` in cycle y give their sums on ``read_data`` in y + 1 (sums written at the end
+    of y included); with ``read_clear`` they are zeroed at the end of y + 1, so the reader leaves
+    the bank free for the next mini-batch but one without a clearing pass. Pooling and reading
+    never overlap on a bank (the ``GATHER``s of m wait for the ``INTER`` of m − 2).
 
     Members
     -------
     pool : In(stream.Signature(pool_layout(lanes, entry_bits, ctx_bits), always_ready=True)).array(ports)
     read_addr : In(entry_bits)
+    read_count : In(range(read_width + 1))
+        Only when ``read_width`` > 1 (else one element is read).
     read_clear : In(1)
-    read_data : Out(signed(acc_bits))
+    read_data : Out(signed(acc_bits)), or Out(data.ArrayLayout(signed(acc_bits), read_width)) when
+        ``read_width`` > 1 (elements at and beyond ``read_count`` read as 0).
     """
 
     def __init__(self, *, entries: int, acc_bits: int, lanes: int, ports: int,
-                 entry_bits: int = 16, ctx_bits: int = 1):
+                 entry_bits: int = 16, ctx_bits: int = 1, read_width: int = 1):
         with _rejected_is_not_unused(self):
             self._entries = _check_int("entries", entries, minimum=1)
             self._acc_bits = _check_int("acc_bits", acc_bits, minimum=8)
             self._lanes = _check_int("lanes", lanes, minimum=1, pow2=True)
             self._ports = _check_int("ports", ports, minimum=1)
+            self._width = _check_int("read_width", read_width, minimum=1)
             if entries > 1 << entry_bits:
                 raise ValueError(f"entries ({entries}) do not fit entry_bits ({entry_bits})")
-        super().__init__({
+            if read_width > lanes:
+                raise ValueError(f"read_width ({read_width}) must not exceed lanes ({lanes})")
+        members = {
             "pool": In(stream.Signature(pool_layout(lanes, entry_bits, ctx_bits), always_ready=True)).array(ports),
             "read_addr": In(entry_bits),
             "read_clear": In(1),
-            "read_data": Out(signed(acc_bits)),
-        })
+        }
+        if read_width > 1:
+            members["read_count"] = In(range(read_width + 1))
+            members["read_data"] = Out(data.ArrayLayout(signed(acc_bits), read_width))
+        else:
+            members["read_data"] = Out(signed(acc_bits))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
-        n, acc, lanes = self._entries, self._acc_bits, self._lanes
+        n, acc, lanes, width = self._entries, self._acc_bits, self._lanes, self._width
         lb = lanes.bit_length() - 1
         depth = -(-n // lanes)
         row_bits = _bits(depth)
         a = self.read_addr
-        read_bank = a[:lb] if lb else Const(0, 1)
-        read_row = a[lb:]
-        # The reader's bank and clear, one cycle on (the read data's cycle).
-        bank_q = Signal.like(read_bank)
+        count = self.read_count if width > 1 else Const(1, 1)
+        first_bank = a[:lb] if lb else Const(0, 1)
+        # Per memory b: the read element that falls in it (offset j from read_addr), its row, and
+        # whether it is read; registered for the data's cycle (the output rotation, the clear).
+        j_of = []
+        for b in range(lanes):
+            j = Signal(max(1, lb), name=f"rj{b}")
+            m.d.comb += j.eq(b - first_bank if lb else 0)
+            e = Signal(len(a) + 1, name=f"re{b}")
+            m.d.comb += e.eq(a + j)
+            rd_on = Signal(name=f"ron{b}")
+            m.d.comb += rd_on.eq((j < count) & (e < n))
+            row = Signal(row_bits, name=f"rrow{b}")
+            m.d.comb += row.eq(e[lb:])
+            on_q = Signal(name=f"ron_q{b}")
+            row_q = Signal(row_bits, name=f"rrow_q{b}")
+            m.d.sync += [on_q.eq(rd_on), row_q.eq(row)]
+            j_of.append((row, rd_on, on_q, row_q))
+        first_q = Signal.like(first_bank)
         clear_q = Signal()
-        row_q = Signal(row_bits)
-        in_range_q = Signal()
-        m.d.sync += [bank_q.eq(read_bank), clear_q.eq(self.read_clear & (a < n)), row_q.eq(read_row),
-                     in_range_q.eq(a < n)]
-        port_sums = []
+        m.d.sync += [first_q.eq(first_bank), clear_q.eq(self.read_clear)]
+        bank_sums = [0] * lanes
         for p, port in enumerate(self.pool):
             elem = port.payload.elem
-            outs = []
             for b in range(lanes):
                 mem = memory.Memory(shape=signed(acc), depth=depth, init=[])
                 m.submodules[f"sums{p}_{b}"] = mem
@@ -550,16 +586,545 @@ class PooledBuffer(wiring.Component):
                 add_q = Signal(name=f"add{p}_{b}")
                 addr_q = Signal(row_bits, name=f"row{p}_{b}")
                 value_q = Signal(signed(8), name=f"value{p}_{b}", reset_less=True)
+                read_row, _, on_q, row_q = j_of[b]
                 m.d.comb += rd.addr.eq(Mux(active, e[lb:], read_row))
                 m.d.sync += [add_q.eq(active), addr_q.eq(e[lb:]), value_q.eq(port.payload.values[lane])]
                 with m.If(add_q):
                     m.d.comb += [wr.en.eq(1), wr.addr.eq(addr_q), wr.data.eq(rd.data + value_q)]
-                with m.Elif(clear_q & (bank_q == b)):
+                with m.Elif(clear_q & on_q):
                     m.d.comb += [wr.en.eq(1), wr.addr.eq(row_q), wr.data.eq(0)]
-                outs.append(rd.data)
-            port_sums.append(Array(outs)[bank_q])
-        total = port_sums[0]
-        for extra in port_sums[1:]:
-            total = total + extra
-        m.d.comb += self.read_data.eq(Mux(in_range_q, total, 0))
+                bank_sums[b] = bank_sums[b] + rd.data
+        # Element j of the read is memory (first + j) % lanes, read or not.
+        sums = []
+        for b in range(lanes):
+            s = Signal(signed(acc), name=f"bank_sum{b}")
+            m.d.comb += s.eq(Mux(j_of[b][2], bank_sums[b], 0))
+            sums.append(s)
+        sums = Array(sums)
+        if width > 1:
+            for j in range(width):
+                m.d.comb += self.read_data[j].eq(sums[(first_q + j)[:lb] if lb else 0])
+        else:
+            m.d.comb += self.read_data.eq(sums[first_q])
         return m
+
+
+#: Instruction words as the RTL sees them: the ISA's field table as a struct.
+INSTR_LAYOUT = struct_from_fields(isa.FIELDS, isa.INSTR_BITS)
+
+
+def _pow2_at_least(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def requantized(m: Module, value, shift, name: str):
+    """``dlrm.requantize``: arithmetic shift right by ``shift`` rounding half up, saturated to
+    INT8 (combinational); returns a ``signed(8)`` signal."""
+    v = Signal.like(value, name=f"{name}_v")
+    m.d.comb += v.eq(value)
+    shift_m1 = Signal(len(shift), name=f"{name}_sm1")
+    m.d.comb += shift_m1.eq(shift - 1)
+    half = Signal(signed(len(value) + 1), name=f"{name}_half")
+    m.d.comb += half.eq(v >> shift_m1)
+    rounded = Signal(signed(len(value) + 1), name=f"{name}_round")
+    m.d.comb += rounded.eq(Mux(shift == 0, v, (half + 1) >> 1))
+    out = Signal(signed(8), name=name)
+    m.d.comb += out.eq(Mux(rounded > 127, 127, Mux(rounded < -128, -128, rounded)))
+    return out
+
+
+class _LineCopies:
+    """``copies`` line-wide memories written together, each read at its own byte address (one
+    INT8 operand per copy and cycle, on ``data(i)`` the cycle after ``read(i, ...)``)."""
+
+    def __init__(self, m: Module, name: str, *, copies: int, depth: int, line: int, extra_ports: int = 0):
+        self._lb = line.bit_length() - 1
+        self._line = line
+        self.depth = depth
+        self.mems, self.ports, self.extra, self._byte_q = [], [], [], []
+        self.wr = []
+        for i in range(copies):
+            mem = memory.Memory(shape=8 * line, depth=depth, init=[])
+            m.submodules[f"{name}{i}"] = mem
+            self.wr.append(mem.write_port())
+            self.ports.append(mem.read_port())
+            self.extra.append([mem.read_port() for _ in range(extra_ports)])
+            self._byte_q.append(Signal(max(1, self._lb), name=f"{name}{i}_byte"))
+        self._m = m
+
+    def write(self, en, addr, data) -> None:
+        for wr in self.wr:
+            self._m.d.comb += [wr.en.eq(en), wr.addr.eq(addr), wr.data.eq(data)]
+
+    def read(self, i: int, byte_addr) -> None:
+        self._m.d.comb += self.ports[i].addr.eq(byte_addr[self._lb:])
+        self._m.d.sync += self._byte_q[i].eq(byte_addr[: self._lb] if self._lb else 0)
+
+    def data(self, i: int):
+        return self.ports[i].data.word_select(self._byte_q[i], 8).as_signed()
+
+
+class _RowStore:
+    """``rows`` x ``width`` INT8 values (activations by sample), one memory pair per read copy:
+    words of ``wb`` bytes (a power of two >= the array's columns), even words in one memory and
+    odd in the other, so that any run of up to ``wb`` bytes of a row is one write of each
+    (byte enables). Row ``p``'s word ``w`` is at ``p * half + w // 2``."""
+
+    def __init__(self, m: Module, name: str, *, copies: int, rows: int, width: int, wb: int):
+        self._m = m
+        self._wb = wb
+        self._wl = wb.bit_length() - 1
+        words = -(-width // wb) + 1
+        self._half_bits = max(0, (-(-words // 2) - 1).bit_length())
+        self._row_bits = _bits(rows)
+        depth = 1 << (self._half_bits + self._row_bits)
+        self.pairs, self._sel_q = [], []
+        for i in range(copies):
+            pair = []
+            for parity in range(2):
+                mem = memory.Memory(shape=8 * wb, depth=depth, init=[])
+                m.submodules[f"{name}{i}_{parity}"] = mem
+                pair.append((mem.write_port(granularity=8), mem.read_port()))
+            self.pairs.append(pair)
+            self._sel_q.append(Signal(1 + max(1, self._wl), name=f"{name}{i}_sel"))
+
+    def _addr(self, row, half):
+        return Cat(half[: self._half_bits], row[: self._row_bits]) if self._half_bits else row[: self._row_bits]
+
+    def write(self, en, row, offset, count, values) -> None:
+        """Write ``values[0 .. count-1]`` (INT8 signals, at most ``wb``) at bytes ``offset`` … of ``row``."""
+        m, wb, wl = self._m, self._wb, self._wl
+        b0 = offset[:wl] if wl else Const(0, 1)
+        w0 = offset[wl:]
+        window = Signal(16 * wb)
+        m.d.comb += window.eq(Cat(*values) << (b0 * 8))
+        mask = Signal(2 * wb)
+        m.d.comb += mask.eq((Const(1, 2 * wb + 1) << count) - 1 << b0)
+        lo_half = w0 >> 1
+        odd = w0[0]
+        for pair in self.pairs:
+            (wr_even, _), (wr_odd, _) = pair
+            # The run's first word is w0; the next word (w0 + 1) is in the other memory.
+            m.d.comb += [
+                wr_even.addr.eq(self._addr(row, Mux(odd, lo_half + 1, lo_half))),
+                wr_even.data.eq(Mux(odd, window[8 * wb:], window[: 8 * wb])),
+                wr_even.en.eq(Mux(en, Mux(odd, mask[wb:], mask[:wb]), 0)),
+                wr_odd.addr.eq(self._addr(row, lo_half)),
+                wr_odd.data.eq(Mux(odd, window[: 8 * wb], window[8 * wb:])),
+                wr_odd.en.eq(Mux(en, Mux(odd, mask[:wb], mask[wb:]), 0)),
+            ]
+
+    def read(self, i: int, row, k) -> None:
+        wl = self._wl
+        word = k[wl:]
+        for _, rd in self.pairs[i]:
+            self._m.d.comb += rd.addr.eq(self._addr(row, word >> 1))
+        self._m.d.sync += self._sel_q[i].eq(Cat(k[:wl] if wl else Const(0, 1), word[0]))
+
+    def data(self, i: int):
+        sel = self._sel_q[i]
+        wl = max(1, self._wl)
+        word = Mux(sel[wl], self.pairs[i][1][1].data, self.pairs[i][0][1].data)
+        return word.word_select(sel[:wl] if self._wl else Const(0, 1), 8).as_signed()
+
+
+def out_row_layout(cols: int, acc_bits: int, row_bits: int) -> data.StructLayout:
+    """A GEMM's output row for the out bank: ``values[0 .. count-1]`` are ``out[row, col ..]``."""
+    return data.StructLayout({"bank": 1, "row": unsigned(row_bits), "col": unsigned(isa.field_width("q")),
+                              "count": range(cols + 1), "values": data.ArrayLayout(signed(acc_bits), cols)})
+
+
+class DenseEngine(wiring.Component):
+    """The dense engine: ``GEMM`` and ``INTER`` instructions on the shared systolic array
+    (rtl/systolic.py, output stationary, dense), with the weight buffer, the dense banks, the two
+    ping-pong activation regions and the interaction region ``Z`` (docs/recsys.md, "Dense engine"
+    and "Engines and timing" 3).
+
+    An instruction accepted on ``cmd`` in cycle ``c`` takes the contract's cycles and ``ended``
+    is high in its last one; ``cmd`` is ready again from the next cycle. ``GEMM``: ``c`` loads
+    the fold counters, ``c + 1`` reads the first operands (``DECODE_CYCLES + READ_CYCLES``), then
+    the folds run back to back on the array (R-blocks of samples by C-blocks of outputs); each
+    result row passes bias add (registered) and ReLU + requantisation into its destination
+    (``POST_CYCLES``), or goes on ``out`` without them for the out bank. ``INTER``: from ``c + 1``
+    one chunk of up to C pooled sums of one entry per cycle is read from the pooled bank
+    (``pool_rd``, data on ``pool_data`` the next cycle), requantised (registered) and written into
+    ``Z`` (concat) or into the feature store (dot); a dot then reads its first operands and runs
+    one F x F Gram matrix per sample on the array (features: the bottom output in ``Z`` and the
+    requantised pooled vectors), whose strictly lower triangle is requantised into ``Z``.
+
+    Storage (what the RTL holds, beyond the contract's capacities): the weight buffer in C
+    copies (one per array column), each dense bank in R copies (one per array row), each
+    activation region and ``Z`` in R copies of ``max_samples`` x ``max_width`` bytes, the
+    feature store (``entries`` bytes) in R + C copies, so that the array gets all its operands
+    in one cycle from plain one-port memories.
+
+    Members
+    -------
+    cmd : In(stream.Signature(INSTR_LAYOUT))
+    weight_wr : In(stream.Signature({addr, data}, always_ready=True))
+        A line of the weight buffer (line index, line bytes).
+    dense_wr : In(stream.Signature({bank, addr, data}, always_ready=True))
+        A line of dense bank ``bank``.
+    pool_rd : Out({bank, addr, count, en})
+        Pooled sums to read (and clear): ``count`` elements from ``addr`` of bank ``bank``.
+    pool_data : In(data.ArrayLayout(signed(acc_bits), cols))
+        The sums read in the previous cycle.
+    out : Out(stream.Signature(out_row_layout(...), always_ready=True))
+    ended : Out(1)
+    """
+
+    def __init__(self, *, rows: int, cols: int, acc_bits: int, line_bytes: int, weight_lines: int,
+                 dense_lines: int, max_samples: int, max_width: int, entries: int):
+        with _rejected_is_not_unused(self):
+            self._rows = _check_int("rows", rows, minimum=1)
+            self._cols = _check_int("cols", cols, minimum=1)
+            self._acc = _check_int("acc_bits", acc_bits, minimum=16)
+            self._line = _check_int("line_bytes", line_bytes, minimum=4, pow2=True)
+            self._weight_lines = _check_int("weight_lines", weight_lines, minimum=1)
+            self._dense_lines = _check_int("dense_lines", dense_lines, minimum=1)
+            self._samples = _check_int("max_samples", max_samples, minimum=1)
+            self._width = _check_int("max_width", max_width, minimum=1)
+            self._entries = _check_int("entries", entries, minimum=1)
+        entry_bits = _bits(entries + 1)
+        self.row_bits = _bits(max_samples)
+        line_word = 8 * line_bytes
+        super().__init__({
+            "cmd": In(stream.Signature(INSTR_LAYOUT)),
+            "weight_wr": In(stream.Signature(data.StructLayout(
+                {"addr": unsigned(_bits(weight_lines)), "data": unsigned(line_word)}), always_ready=True)),
+            "dense_wr": In(stream.Signature(data.StructLayout(
+                {"bank": 1, "addr": unsigned(_bits(dense_lines)), "data": unsigned(line_word)}), always_ready=True)),
+            "pool_rd": Out(data.StructLayout({"bank": 1, "addr": unsigned(entry_bits), "count": range(cols + 1),
+                                              "en": 1})),
+            "pool_data": In(data.ArrayLayout(signed(acc_bits), cols)),
+            "out": Out(stream.Signature(out_row_layout(cols, acc_bits, self.row_bits), always_ready=True)),
+            "ended": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C, acc, line = self._rows, self._cols, self._acc, self._line
+        lb = line.bit_length() - 1
+        wb = _pow2_at_least(C)
+        acc_bytes = acc // 8
+        array = m.submodules.array = SystolicArray(rows=R, cols=C, dataflow="os", max_m=1, acc_bits=acc)
+        a_in = data.View(array.a_layout, array.a.payload)
+        b_in = data.View(array.b_layout, array.b.payload)
+        result = data.View(array.result_layout, array.result.payload)
+
+        weights = _LineCopies(m, "weights", copies=C, depth=self._weight_lines, line=line, extra_ports=1)
+        weights.write(self.weight_wr.valid, self.weight_wr.payload.addr, self.weight_wr.payload.data)
+        dense = [_LineCopies(m, f"dense{b}_", copies=R, depth=self._dense_lines, line=line) for b in range(2)]
+        for b in range(2):
+            dense[b].write(self.dense_wr.valid & (self.dense_wr.payload.bank == b), self.dense_wr.payload.addr,
+                           self.dense_wr.payload.data)
+        region = [_RowStore(m, f"region{i}_", copies=R, rows=self._samples, width=self._width, wb=wb)
+                  for i in range(2)]
+        z = _RowStore(m, "z", copies=R, rows=self._samples, width=self._width, wb=wb)
+        # dot: the requantised pooled vectors, by pooled entry, for the Gram's rows and columns.
+        feat = _RowStore(m, "feat", copies=R + C, rows=1, width=self._entries, wb=wb)
+
+        ins = Signal(INSTR_LAYOUT, reset_less=True)
+        is_inter = Signal()
+        dot = Signal()
+        gram = Signal()  # the dot's Gram phase (array folds of an INTER)
+        gemm = ~is_inter
+        flags = Mux(gemm, ins.b, 0)
+        parity = ins.mb[0]
+        P, K, Q = ins.p, ins.k, ins.q
+        T, D, width = ins.b, ins.k, ins.q  # INTER: tables, dim, bottom output width
+        F = Signal(9)
+        m.d.comb += F.eq(T + 1)
+        busy = Signal()
+        m.d.comb += self.cmd.ready.eq(~busy)
+        accept = self.cmd.valid & self.cmd.ready
+        new = self.cmd.payload
+        new_inter = new.op == isa.OP_INTER
+
+        # ---- fold issue: fold f runs local cycles j = 0 .. FC-1; its step k is read in j = k and
+        # presented to the array in j + 1. GEMM: R-blocks of samples (inner) by C-blocks of
+        # outputs; Gram: per sample, R-blocks of features by C-blocks of features ------------
+        fold_extra = 2 * R + C - 2 + PE_PIPELINE_CYCLES
+        fc = Signal(18)
+        j = Signal.like(fc)
+        issuing = Signal()
+        lim_p = Mux(gram, F, P)
+        lim_q = Mux(gram, F, Q)
+        steps = Mux(gram, D, K)
+        p0 = Signal(16)
+        q0 = Signal(16)
+        gb = Signal(16)  # Gram: the sample
+        ab = [Signal(32, name=f"ab{r}") for r in range(R)]  # GEMM: dense address of sample p0 + r
+        ab0 = [Signal(32, name=f"ab0_{r}") for r in range(R)]
+        rb = [Signal(ADDR_BITS, name=f"rb{c}") for c in range(C)]  # GEMM: weight address of output q0 + c
+        rk = Signal(32)  # R * K
+        ck = Signal(ADDR_BITS)  # C * K
+        qk = Signal(ADDR_BITS)  # Q * K
+        bq = Signal(ADDR_BITS)  # q0 * acc bytes
+        # Gram: entry of feature f = f0 + r (table f - 1) of sample gb: fr[r] + gbase + d.
+        pd = Signal(32)  # P * dim
+        fr = [Signal(signed(34), name=f"fr{r}") for r in range(R)]
+        fr0 = [Signal(signed(34), name=f"fr0_{r}") for r in range(R)]
+        gr = [Signal(signed(34), name=f"gr{c}") for c in range(C)]
+        gr0 = [Signal(signed(34), name=f"gr0_{c}") for c in range(C)]
+        gbase = Signal(32)
+
+        # The instruction's counters load in the cycle it is taken (DECODE_CYCLES).
+        with m.If(accept):
+            m.d.sync += [ins.eq(new), busy.eq(1), is_inter.eq(new_inter), dot.eq(new_inter & (new.a == isa.INTER_DOT)),
+                         gram.eq(0)]
+            # One multiplier: a GEMM's Q * K (where its biases start), an INTER's P * dim (the
+            # pooled entries of one table).
+            product = Mux(new_inter, new.p, new.q) * new.k
+            m.d.sync += [pd.eq(product), qk.eq(product)]
+        with m.If(accept & ~new_inter):
+            chain = Const(0, 32)
+            for r in range(R):
+                m.d.sync += [ab[r].eq(chain), ab0[r].eq(chain)]
+                chain = chain + new.k
+            m.d.sync += rk.eq(chain)
+            chain = Const(0, ADDR_BITS)
+            for c in range(C):
+                m.d.sync += rb[c].eq(new.addr + chain)
+                chain = chain + new.k
+            m.d.sync += [ck.eq(chain), bq.eq(0), p0.eq(0), q0.eq(0), gb.eq(0), j.eq(0),
+                         fc.eq(new.k + fold_extra), issuing.eq(1)]
+
+        reading = issuing & (j < steps)
+        k_step = j
+        row_ok = [Signal(name=f"row_ok{r}") for r in range(R)]
+        col_ok = [Signal(name=f"col_ok{c}") for c in range(C)]
+        for r in range(R):
+            m.d.comb += row_ok[r].eq(p0 + r < lim_p)
+            for bank in dense:
+                bank.read(r, ab[r] + k_step)
+            for store in region:
+                store.read(r, p0 + r, k_step)
+            z.read(r, Mux(gram, gb, p0 + r) if r == 0 else p0 + r, k_step)
+            feat.read(r, Const(0, 1), (fr[r] + gbase + k_step)[:32])
+        for c in range(C):
+            m.d.comb += col_ok[c].eq(q0 + c < lim_q)
+            weights.read(c, rb[c] + k_step)
+            feat.read(R + c, Const(0, 1), (gr[c] + gbase + k_step)[:32])
+
+        step_q = Signal()
+        first_q = Signal()
+        last_q = Signal()
+        row_ok_q = Signal(R)
+        col_ok_q = Signal(C)
+        row_z_q = Signal()  # Gram: row 0 is feature 0 (the bottom output, in Z)
+        col_z_q = Signal()
+        m.d.sync += [step_q.eq(reading), first_q.eq(j == 0), last_q.eq(j == steps - 1),
+                     row_ok_q.eq(Cat(*row_ok)), col_ok_q.eq(Cat(*col_ok)), row_z_q.eq(p0 == 0),
+                     col_z_q.eq(q0 == 0)]
+        src_dense = Signal()
+        src_z = Signal()
+        src_reg = Signal()
+        m.d.comb += [src_dense.eq(flags & isa.SRC_DENSE != 0), src_z.eq(flags & isa.SRC_Z != 0),
+                     src_reg.eq(flags & isa.SRC_REGION != 0)]
+        m.d.comb += [array.a.valid.eq(step_q), array.b.valid.eq(step_q), a_in.first.eq(first_q),
+                     a_in.last.eq(last_q)]
+        for r in range(R):
+            gemm_byte = Mux(src_dense, Mux(parity, dense[1].data(r), dense[0].data(r)),
+                            Mux(src_z, z.data(r), Mux(src_reg, region[1].data(r), region[0].data(r))))
+            gram_byte = Mux(row_z_q & (r == 0), z.data(0), feat.data(r))
+            m.d.comb += a_in.windows[r][0].eq(Mux(row_ok_q[r], Mux(gram, gram_byte, gemm_byte), 0))
+        for c in range(C):
+            gram_value = Mux(col_z_q & (c == 0), z.data(0), feat.data(R + c))
+            m.d.comb += b_in.values[c].eq(Mux(col_ok_q[c], Mux(gram, gram_value, weights.data(c)), 0))
+
+        # Fold counters: the next fold starts in j = FC (then j = 0 of it).
+        p_wrap = p0 + R >= lim_p
+        q_wrap = q0 + C >= lim_q
+        last_fold = p_wrap & q_wrap & (~gram | (gb + 1 >= P))
+        with m.If(issuing):
+            m.d.sync += j.eq(j + 1)
+            with m.If(j == fc - 1):
+                m.d.sync += j.eq(0)
+                with m.If(last_fold):
+                    m.d.sync += issuing.eq(0)
+                with m.Elif(~p_wrap):
+                    m.d.sync += p0.eq(p0 + R)
+                    for r in range(R):
+                        m.d.sync += [ab[r].eq(ab[r] + rk), fr[r].eq(fr[r] + R * pd)]
+                with m.Else():
+                    m.d.sync += p0.eq(0)
+                    for r in range(R):
+                        m.d.sync += [ab[r].eq(ab0[r]), fr[r].eq(fr0[r])]
+                    with m.If(~q_wrap):
+                        m.d.sync += [q0.eq(q0 + C), bq.eq(bq + C * acc_bytes)]
+                        for c in range(C):
+                            m.d.sync += [rb[c].eq(rb[c] + ck), gr[c].eq(gr[c] + C * pd)]
+                    with m.Else():
+                        m.d.sync += [q0.eq(0), gb.eq(gb + 1), gbase.eq(gbase + D)]
+                        for c in range(C):
+                            m.d.sync += gr[c].eq(gr0[c])
+
+        # Biases of the fold's columns: column c's bias (acc bytes, possibly across two lines)
+        # at line_align(addr + Q*K) + (q0 + c) * acc bytes, read in j = 1 and 2, latched in
+        # j = 3 (after the previous fold's last row has passed the bias add, in j = 1).
+        bbase = Signal(ADDR_BITS)
+        m.d.comb += bbase.eq(((ins.addr + qk + line - 1) >> lb) << lb)
+        bias = [Signal(signed(acc), name=f"bias{c}", reset_less=True) for c in range(C)]
+        for c in range(C):
+            bpos = Signal(ADDR_BITS, name=f"bpos{c}")
+            m.d.comb += bpos.eq(bbase + bq + c * acc_bytes)
+            port = weights.extra[c][0]
+            m.d.comb += port.addr.eq(Mux(j == 1, bpos[lb:], bpos[lb:] + 1))
+            low = Signal(8 * line, name=f"bias_lo{c}", reset_less=True)
+            with m.If(issuing & (j == 2)):
+                m.d.sync += low.eq(port.data)
+            with m.If(issuing & (j == 3)):
+                both = Cat(low, port.data)
+                value = (both >> (bpos[:lb] * 8))[: acc]
+                m.d.sync += bias[c].eq(Mux(flags & isa.HAS_BIAS != 0, value, 0))
+
+        # ---- results: rows R-1 .. 0 of each fold, folds in issue order ---------------------
+        rrow = Signal(range(R), init=R - 1)
+        rp0 = Signal(16)
+        rq0 = Signal(16)
+        rgb = Signal(16)
+        with m.If(accept):
+            m.d.sync += [rp0.eq(0), rq0.eq(0), rgb.eq(0), rrow.eq(R - 1)]
+        with m.Elif(array.result.valid):
+            m.d.sync += rrow.eq(Mux(rrow == 0, R - 1, rrow - 1))
+            with m.If(rrow == 0):
+                with m.If(rp0 + R < lim_p):
+                    m.d.sync += rp0.eq(rp0 + R)
+                with m.Elif(rq0 + C < lim_q):
+                    m.d.sync += [rp0.eq(0), rq0.eq(rq0 + C)]
+                with m.Else():
+                    m.d.sync += [rp0.eq(0), rq0.eq(0), rgb.eq(rgb + 1)]
+        # Stage 1: bias add (GEMM), the pairs' place in Z (Gram).
+        f = Signal(16)
+        m.d.comb += f.eq(rp0 + rrow)
+        tri = Signal(17)
+        m.d.comb += tri.eq((f[:9] * (f[:9] - 1))[:17] >> 1)
+        s1_valid = Signal()
+        s1_last = Signal()
+        s1_row = Signal(16, reset_less=True)
+        s1_off = Signal(17, reset_less=True)
+        s1_count = Signal(range(C + 1), reset_less=True)
+        s1_vals = [Signal(signed(acc), name=f"s1_{c}", reset_less=True) for c in range(C)]
+        gemm_count = Mux(Q - rq0 >= C, C, Q - rq0)
+        gram_count = Mux(f <= rq0, 0, Mux(f - rq0 >= C, C, f - rq0))
+        m.d.sync += [
+            s1_valid.eq(array.result.valid & Mux(gram, (f < F) & (f > rq0), rp0 + rrow < P)),
+            s1_last.eq(array.result.valid & (rrow == 0) & (rp0 + R >= lim_p) & (rq0 + C >= lim_q)
+                       & (~gram | (rgb + 1 >= P))),
+            s1_row.eq(Mux(gram, rgb, rp0 + rrow)),
+            s1_off.eq(Mux(gram, width + tri + rq0, rq0)),
+            s1_count.eq(Mux(gram, gram_count, gemm_count)),
+        ]
+        for c in range(C):
+            m.d.sync += s1_vals[c].eq(result[c] + Mux(gram, 0, bias[c]))
+        # Stage 2: the out bank (no ReLU, no requantisation); or ReLU (GEMM) and requantisation
+        # into the destination.
+        to_out = Signal()
+        m.d.comb += to_out.eq(flags & isa.DST_OUT != 0)
+        m.d.comb += [
+            self.out.valid.eq(s1_valid & to_out),
+            self.out.payload.bank.eq(parity),
+            self.out.payload.row.eq(s1_row),
+            self.out.payload.col.eq(s1_off),
+            self.out.payload.count.eq(s1_count),
+        ]
+        post = []
+        shift = Mux(gram, ins.shift[6:12], ins.shift)
+        for c in range(C):
+            m.d.comb += self.out.payload.values[c].eq(s1_vals[c])
+            relu = Signal(signed(acc), name=f"relu{c}")
+            m.d.comb += relu.eq(Mux(~gram & (s1_vals[c] < 0), 0, s1_vals[c]))
+            post.append(requantized(m, relu, shift, f"post{c}"))
+
+        # ---- INTER requantisation phase: chunks of up to C sums of one pooled entry (t, b),
+        # tables outer; read in cycle i, requantised into a register in i + 1, written in i + 2
+        # (concat: into Z; dot: into the feature store, for the Gram phase) -------------------
+        chunking = Signal()
+        ct = Signal(8)
+        cb = Signal(16)
+        cd = Signal(16)
+        ebase = Signal(32)
+        zt = Signal(17)
+        with m.If(accept & new_inter):
+            m.d.sync += [chunking.eq(1), ct.eq(0), cb.eq(0), cd.eq(0), ebase.eq(0), zt.eq(new.q)]
+        n = Signal(range(C + 1))
+        m.d.comb += n.eq(Mux(D - cd >= C, C, D - cd))
+        entry_done = cd + C >= D
+        last_chunk = entry_done & (cb + 1 >= P) & (ct + 1 >= T)
+        with m.If(chunking):
+            with m.If(entry_done):
+                m.d.sync += [cd.eq(0), ebase.eq(ebase + D)]
+                with m.If(cb + 1 >= P):
+                    m.d.sync += [cb.eq(0), ct.eq(ct + 1), zt.eq(zt + D)]
+                    with m.If(ct + 1 >= T):
+                        m.d.sync += chunking.eq(0)
+                with m.Else():
+                    m.d.sync += cb.eq(cb + 1)
+            with m.Else():
+                m.d.sync += cd.eq(cd + C)
+        m.d.comb += [self.pool_rd.en.eq(chunking), self.pool_rd.bank.eq(parity),
+                     self.pool_rd.addr.eq(ebase + cd), self.pool_rd.count.eq(n)]
+        r1_valid = Signal()
+        r1_last = Signal()
+        r1_row = Signal(16, reset_less=True)
+        r1_off = Signal(32, reset_less=True)
+        r1_n = Signal(range(C + 1), reset_less=True)
+        m.d.sync += [r1_valid.eq(chunking), r1_last.eq(chunking & last_chunk), r1_row.eq(cb),
+                     r1_off.eq(Mux(dot, ebase + cd, zt + cd)), r1_n.eq(n)]
+        r2_valid = Signal()
+        r2_last = Signal()
+        r2_row = Signal(16, reset_less=True)
+        r2_off = Signal(32, reset_less=True)
+        r2_n = Signal(range(C + 1), reset_less=True)
+        r2_vals = [Signal(signed(8), name=f"r2_{c}", reset_less=True) for c in range(C)]
+        m.d.sync += [r2_valid.eq(r1_valid), r2_last.eq(r1_last), r2_row.eq(r1_row), r2_off.eq(r1_off),
+                     r2_n.eq(r1_n)]
+        for c in range(C):
+            m.d.sync += r2_vals[c].eq(requantized(m, self.pool_data[c], ins.shift[:6], f"pooled{c}"))
+        # After the dot's last requantised chunk is written, the Gram folds start (READ_CYCLES).
+        with m.If(r2_last & dot):
+            m.d.sync += [gram.eq(1), issuing.eq(1), j.eq(0), fc.eq(D + fold_extra), p0.eq(0), q0.eq(0), gb.eq(0),
+                         gbase.eq(0)]
+            chain = Const(0, 34).as_signed() - pd
+            for r in range(R):
+                m.d.sync += [fr[r].eq(chain), fr0[r].eq(chain)]
+                chain = chain + pd
+            chain = Const(0, 34).as_signed() - pd
+            for c in range(C):
+                m.d.sync += [gr[c].eq(chain), gr0[c].eq(chain)]
+                chain = chain + pd
+
+        # ---- writes (one writer per store and cycle: instructions run alone) -----------------
+        s1_write = s1_valid & ~to_out
+        dst_z = Signal()
+        dst_reg = Signal()
+        m.d.comb += [dst_z.eq(gram | (flags & isa.DST_Z != 0)), dst_reg.eq(flags & isa.DST_REGION != 0)]
+        post_vals = post
+        for idx, store in enumerate(region):
+            store.write(s1_write & ~dst_z & (dst_reg if idx else ~dst_reg), s1_row, s1_off, s1_count, post_vals)
+        use_r2 = r2_valid & ~dot
+        z.write(Mux(use_r2, 1, s1_write & dst_z), Mux(use_r2, r2_row, s1_row), Mux(use_r2, r2_off, s1_off),
+                Mux(use_r2, r2_n, s1_count), [Mux(use_r2, r2_vals[c], post_vals[c]) for c in range(C)])
+        feat.write(r2_valid & dot, Const(0, 1), r2_off, r2_n, r2_vals)
+
+        ended = Signal()
+        m.d.comb += ended.eq(Mux(is_inter & ~dot, r2_last, s1_last))
+        m.d.comb += self.ended.eq(ended)
+        with m.If(ended):
+            m.d.sync += busy.eq(0)
+        return m
+
+
+def dense_engine(hw) -> DenseEngine:
+    """The :class:`DenseEngine` of a :class:`~sparsim.dataflow.recsys.RecsysHardware`, its storage
+    sized by the hardware's buffer capacities (rows and row widths up to what the act buffer and
+    the largest mini-batch allow)."""
+    if hw.dataflow != "os":
+        raise ValueError(f"the recsys dense engine runs the 'os' dataflow, not {hw.dataflow!r} (not in this RTL yet)")
+    act = int(hw.act_buffer_kib * 1024)
+    pooled_entries = int(hw.pooled_buffer_kib * 1024) // 2 // hw.acc_bytes
+    return DenseEngine(rows=hw.rows, cols=hw.cols, acc_bits=hw.acc_bits, line_bytes=hw.line_bytes,
+                       weight_lines=int(hw.weight_buffer_kib * 1024) // hw.line_bytes,
+                       dense_lines=-(-act // hw.line_bytes), max_samples=hw.mini_batch, max_width=act,
+                       entries=pooled_entries)

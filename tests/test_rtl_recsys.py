@@ -18,6 +18,10 @@ gather unit, and a pooled bank) runs the first mini-batch's GATHER instructions 
 with empty and non-empty bags mixed): sums equal to golden pooling, every line request and the
 last GATHER's done cycle (as the lanes' busy flags tell it) where a plain-Python reading of the
 walker and gather-unit rules puts them; under random stalls the sums stay golden.
+
+The dense engine runs every GEMM and INTER of case-table Programs (concat and dot, 1 x 1 to 4 x 4
+arrays, dims off the array width, both bank parities): output rows equal golden, every
+instruction takes its contract cycles; a corrupted weight makes the check fail.
 """
 
 from __future__ import annotations
@@ -27,14 +31,17 @@ from collections import deque
 
 import numpy as np
 import pytest
-from amaranth.hdl import Elaboratable, Module
+from amaranth.hdl import Elaboratable, Module, Value
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from sparsim.dataflow import recsys_isa as isa
 from sparsim.dataflow.dlrm import Bags, embedding_bag
-from sparsim.rtl.recsys import GatherLane, GatherUnit, IndexWalker, PooledBuffer
+from sparsim.dataflow.golden import wrap
+from sparsim.rtl.recsys import GatherLane, GatherUnit, IndexWalker, PooledBuffer, dense_engine
 from sparsim.simulator.memory import LineMemory, line_channel
+
+from cases import CASES_BY_ID
 
 ACC_BITS = 32
 
@@ -316,6 +323,52 @@ def test_pooled_bank_forwards_and_the_reader_clears():
     assert seen == [354, 122, 1, -121, 0, 0, 0] + [0] * 6
 
 
+def test_pooled_bank_wide_read_clears_what_it_reads():
+    """A read of up to ``read_width`` consecutive sums (any start, across the lane memories and
+    both ports) returns them in order, zeros past ``read_count``, and clears only those."""
+    buf = PooledBuffer(entries=10, acc_bits=16, lanes=4, ports=2, entry_bits=4, read_width=3)
+    expect = np.zeros(10, np.int64)
+    seen = []
+
+    async def bench(ctx):
+        rng = np.random.default_rng(5)
+        for e in range(10):
+            port = e % 2
+            v = int(rng.integers(-128, 128))
+            expect[e] += v
+            ctx.set(buf.pool[port].valid, 1)
+            ctx.set(buf.pool[port].payload.elem, e)
+            ctx.set(buf.pool[port].payload.count, 1)
+            ctx.set(buf.pool[port].payload.values[0], v)
+            await ctx.tick()
+            ctx.set(buf.pool[port].valid, 0)
+        await ctx.tick()
+        ctx.set(buf.read_clear, 1)
+        for start, count in ((1, 3), (4, 2), (6, 3), (9, 1)):
+            ctx.set(buf.read_addr, start)
+            ctx.set(buf.read_count, count)
+            await ctx.tick()
+            seen.append((start, count, [ctx.get(buf.read_data[j]) for j in range(3)]))
+        ctx.set(buf.read_clear, 0)
+        ctx.set(buf.read_count, 3)
+        for start in (0, 3, 6, 9):
+            ctx.set(buf.read_addr, start)
+            await ctx.tick()
+            seen.append((start, 3, [ctx.get(buf.read_data[j]) for j in range(3)]))
+
+    sim = Simulator(buf)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    for start, count, got in seen[:4]:
+        assert got == [int(expect[start + j]) if j < count else 0 for j in range(3)]
+    # Elements 1..9 were read with the clear; element 0 was not.
+    after = np.zeros(10, np.int64)
+    after[0] = expect[0]
+    for start, _, got in seen[4:]:
+        assert got == [int(after[start + j]) if start + j < 10 else 0 for j in range(3)]
+
+
 @pytest.mark.verilator
 def test_lint_clean():
     from sparsim.rtl.verilator import lint_verilog
@@ -325,10 +378,13 @@ def test_lint_clean():
     # walker over a 1 KiB index bank.
     unit = component_verilog(GatherUnit(line_bytes=16, max_outstanding=4, channels=2, pool_lanes=8,
                                         cache_lines=8, entry_bits=8))
-    bank = component_verilog(PooledBuffer(entries=128, acc_bits=32, lanes=8, ports=2, entry_bits=8))
+    bank = component_verilog(PooledBuffer(entries=128, acc_bits=32, lanes=8, ports=2, entry_bits=8, read_width=4))
     walker = component_verilog(IndexWalker(word_addr_bits=8, entry_bits=8))
     lane = component_verilog(GatherLane(word_addr_bits=8, line_bytes=16, max_outstanding=4, channels=2,
                                         pool_lanes=8, cache_lines=8, entry_bits=8))
+    hw = CASES_BY_ID["rs-example-tiny"].point.hardware  # the tiny preset
+    dense = component_verilog(dense_engine(hw))
+    assert lint_verilog(dense, "top") == ""
     assert lint_verilog(lane, "top") == ""
     assert lint_verilog(unit, "top") == ""
     assert lint_verilog(bank, "top") == ""
@@ -723,7 +779,6 @@ SPARSE_CASES = ("rs-hand-one-sample", "rs-example-tiny", "rs-dp0-data1", "rs-dp2
 
 @pytest.mark.parametrize("case_id", SPARSE_CASES)
 def test_sparse_half_pools_golden_in_contract_cycles(case_id):
-    from cases import CASES_BY_ID
 
     program = _mixed_bags_program() if case_id == "mixed-bags" else CASES_BY_ID[case_id].program()
     got = run_sparse(program)
@@ -736,7 +791,6 @@ def test_sparse_half_pools_golden_in_contract_cycles(case_id):
 @pytest.mark.parametrize("case_id", ("rs-example-tiny", "rs-dp5-data1", "mixed-bags"))
 @pytest.mark.parametrize("stall_seed", (1, 2))
 def test_sparse_half_stalls_keep_the_sums(case_id, stall_seed):
-    from cases import CASES_BY_ID
 
     program = _mixed_bags_program() if case_id == "mixed-bags" else CASES_BY_ID[case_id].program()
     got = run_sparse(program, stall_seed)
@@ -747,3 +801,142 @@ def test_mixed_bags_point_mixes_bags():
     program = _mixed_bags_program()
     sizes = np.concatenate([b.sizes[: program.plan.mini] for b in program.bags])
     assert (sizes == 0).any() and (sizes > 0).any()
+
+
+# ------------------------------------------------------------------------------------------
+# The dense engine: a compiled Program's GEMM and INTER instructions, each offered as soon as the
+# engine is free, with the weight and dense lines written as the loader would and the pooled
+# sums (golden pooling) served as a pooled bank would. Every output row on ``out`` must equal the
+# golden outputs, and every instruction must take its contract cycles
+# (``Program.gemm_cycles``, from ``dataflow.recsys.dense_cycles``).
+
+
+def _golden_pooled(program, m: int) -> np.ndarray:
+    """Mini-batch ``m``'s pooled sums by entry ((t * P + b) * dim + d), as the GATHERs leave them."""
+    hw, pl = program.hw, program.plan
+    size, start = pl.mini_sizes()[m], pl.mini_starts()[m]
+    out = np.zeros((pl.model.tables, size, pl.model.dim), np.int64)
+    for t, bag in enumerate(program.bags):
+        table = np.asarray(program.params.tables[t], np.int64)
+        for b in range(size):
+            idx = bag.indices[bag.offsets[start + b]: bag.offsets[start + b + 1]]
+            if idx.size:
+                out[t, b] = wrap(table[idx].sum(axis=0), hw.acc_bits)
+    return out.reshape(-1)
+
+
+def run_dense(program):
+    """Run every GEMM and INTER of ``program`` on :func:`dense_engine`; returns the out rows by
+    (mini-batch, sample, column) and (instruction, start cycle, end cycle) of each."""
+    hw, ins, mem, line = program.hw, program.instrs, program.memory, program.hw.line_bytes
+    dut = dense_engine(hw)
+    words = program.words()
+    dense_ops = [i for i in range(len(ins)) if ins[i]["op"] in (isa.OP_GEMM, isa.OP_INTER)]
+    loads = {(int(r["a"]), int(r["mb"])): r for r in ins if r["op"] == isa.OP_LOAD}
+    pooled = {m: _golden_pooled(program, m) for m in range(program.plan.mini_batches)}
+    outs, timing = {}, []
+
+    def lines(row):
+        a = int(row["addr"])
+        return [int.from_bytes(bytes(mem[a + i * line: a + (i + 1) * line]), "little") for i in range(isa.load_lines(row))]
+
+    async def bench(ctx):
+        for i, word in enumerate(lines(loads[(isa.LOAD_WEIGHT, 0)])):
+            ctx.set(dut.weight_wr.valid, 1)
+            ctx.set(dut.weight_wr.payload.addr, i)
+            ctx.set(dut.weight_wr.payload.data, word)
+            await ctx.tick()
+        ctx.set(dut.weight_wr.valid, 0)
+        x, running, written, last_read = 0, None, set(), None
+        pending = list(dense_ops)
+        while pending or running is not None:
+            mb = int(ins[pending[0]]["mb"]) if pending else None
+            if running is None and mb is not None and mb not in written:
+                # The dense bank of the mini-batch, while the engine is idle (the loader's work).
+                for i, word in enumerate(lines(loads[(isa.LOAD_DENSE, mb)])):
+                    ctx.set(dut.dense_wr.valid, 1)
+                    ctx.set(dut.dense_wr.payload.bank, mb % 2)
+                    ctx.set(dut.dense_wr.payload.addr, i)
+                    ctx.set(dut.dense_wr.payload.data, word)
+                    await ctx.tick()
+                    x += 1
+                ctx.set(dut.dense_wr.valid, 0)
+                written.add(mb)
+            offer = running is None and mb is not None
+            ctx.set(dut.cmd.valid, offer)
+            if offer:
+                ctx.set(Value.cast(dut.cmd.payload), words[pending[0]])
+            if last_read is not None:  # the pooled bank's answer to last cycle's read
+                addr, count, cur = last_read
+                for c in range(hw.cols):
+                    ctx.set(dut.pool_data[c], int(pooled[cur][addr + c]) if c < count else 0)
+            last_read = None
+            if ctx.get(dut.pool_rd.en):
+                assert ctx.get(dut.pool_rd.bank) == running[2] % 2
+                last_read = (ctx.get(dut.pool_rd.addr), ctx.get(dut.pool_rd.count), running[2])
+            if ctx.get(dut.out.valid):
+                row, col = ctx.get(dut.out.payload.row), ctx.get(dut.out.payload.col)
+                for c in range(ctx.get(dut.out.payload.count)):
+                    outs[(running[2], row, col + c)] = ctx.get(dut.out.payload.values[c])
+            if ctx.get(dut.ended):
+                timing.append((running[0], running[1], x))
+                running = None
+            if offer and ctx.get(dut.cmd.ready):
+                running = (pending.pop(0), x, mb)
+            await ctx.tick()
+            x += 1
+            assert x < 100_000, "the dense engine made no progress"
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    return outs, timing
+
+
+def _dense_mismatches(program, outs) -> list[str]:
+    expected, starts = program.expected, program.plan.mini_starts()
+    bad = [f"mb {m} sample {b} out {q}: rtl {v} golden {expected[starts[m] + b, q]}"
+           for (m, b, q), v in outs.items() if v != expected[starts[m] + b, q]]
+    if len(outs) != expected.size:
+        bad.append(f"{len(outs)} outputs, golden has {expected.size}")
+    return bad
+
+
+#: Case-table points on the output-stationary array: concat and dot, dims off the array width,
+#: several mini-batches (both bank parities), 1 x 1 to 4 x 4 arrays.
+DENSE_CASES = ("rs-hand-one-sample", "rs-example-tiny", "rs-dp0-data1", "rs-dp2-data1", "rs-dp4-data2",
+               "rs-dp6-data2")
+
+
+@pytest.mark.parametrize("case_id", DENSE_CASES)
+def test_dense_engine_is_golden_in_contract_cycles(case_id):
+    program = CASES_BY_ID[case_id].program()
+    assert program.hw.dataflow == "os"
+    outs, timing = run_dense(program)
+    assert _dense_mismatches(program, outs) == []
+    assert [(i, end - start + 1) for i, start, end in timing] == [
+        (i, int(program.gemm_cycles[i])) for i, _, _ in timing]
+    assert len(timing) == int(np.isin(program.instrs["op"], (isa.OP_GEMM, isa.OP_INTER)).sum())
+
+
+def test_dense_cases_cover_both_interactions():
+    models = [CASES_BY_ID[c].program().plan.model for c in DENSE_CASES]
+    assert {mo.interaction for mo in models} == {"concat", "dot"}
+    hws = [CASES_BY_ID[c].program().hw for c in DENSE_CASES]
+    assert any(mo.dim % hw.cols for mo, hw in zip(models, hws))
+    assert {(hw.rows, hw.cols) for hw in hws} >= {(1, 1), (4, 4)}
+
+
+def test_dense_engine_negative_control():
+    """A corrupted weight makes the outputs differ: the check can fail."""
+    program = CASES_BY_ID["rs-dp4-data2"].program()
+    program.memory[0] ^= 0x5A  # the first weight of the first bottom layer
+    outs, _ = run_dense(program)
+    assert _dense_mismatches(program, outs)
+
+
+def test_dense_engine_refuses_ws():
+    hw = CASES_BY_ID["rs-dp1-data1"].point.hardware
+    with pytest.raises(ValueError, match="runs the 'os' dataflow, not 'ws'"):
+        dense_engine(hw)
