@@ -836,6 +836,9 @@ ENGINE = Engine(
     describe=_describe,
     headline=("cycles", "latency_ms", "samples_per_s", "mac_utilisation", "bandwidth_gbps", "dsp", "energy_j"),
     breakdown="pass",
+    rtl_top=lazy("sparsim.rtl.nm_train:NmTrainAccelerator"),
+    rtl_signature=lazy("sparsim.rtl.nm_train:top_signature"),
     compile=compile_design_point,
     program_cycles=lazy("sparsim.simulator.nm_train:program_cycles"),
+    bench_kinds=("train",),
 )

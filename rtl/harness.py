@@ -46,7 +46,8 @@ def run_spec(item: ProgramRun) -> RunSpec:
     return RunSpec(
         bandwidth=hw.memory.bandwidth_bytes_per_cycle,
         latency=hw.memory.latency_cycles,
-        write_bytes=prog.geometry.out_row_bytes,
+        # Engines whose writes carry their size (a ``bytes`` field) have no fixed row size.
+        write_bytes=prog.geometry.out_row_bytes if hasattr(prog, "geometry") else 1,
         max_cycles=limit,
         stall_seed=item.stall_seed,
     )

@@ -111,15 +111,18 @@ def read_request_layout(*, addr_bits: int, count_bits: int, max_rec_bytes: int) 
     )
 
 
-def write_layout(*, addr_bits: int, data_bits: int) -> data.StructLayout:
-    """Payload of a memory write: byte ``addr``, one row of ``data``, ``last`` row of a job."""
-    return data.StructLayout(
-        {
-            "addr": _check_positive("addr_bits", addr_bits),
-            "data": _check_positive("data_bits", data_bits),
-            "last": 1,
-        }
-    )
+def write_layout(*, addr_bits: int, data_bits: int, max_row_bytes: int | None = None) -> data.StructLayout:
+    """Payload of a memory write: byte ``addr``, one row of ``data``, ``last`` row of a job;
+    with ``max_row_bytes``, also the row's size in ``bytes`` (its low bytes of ``data``), for
+    engines whose store jobs differ in row size."""
+    members = {
+        "addr": _check_positive("addr_bits", addr_bits),
+        "data": _check_positive("data_bits", data_bits),
+        "last": 1,
+    }
+    if max_row_bytes is not None:
+        members["bytes"] = range(_check_positive("max_row_bytes", max_row_bytes) + 1)
+    return data.StructLayout(members)
 
 
 def route_layout(*, targets: int, count_bits: int) -> data.StructLayout:
@@ -147,15 +150,19 @@ def beat_layout(*, targets: int, count_bits: int, data_bits: int) -> data.Struct
     )
 
 
-def store_job_layout(*, banks: int, addr_bits: int, count_bits: int) -> data.StructLayout:
-    """A finished output ``bank`` whose first ``rows`` rows go to consecutive rows from ``addr``."""
-    return data.StructLayout(
-        {
-            "bank": range(_check_positive("banks", banks)),
-            "addr": _check_positive("addr_bits", addr_bits),
-            "rows": _check_positive("count_bits", count_bits),
-        }
-    )
+def store_job_layout(
+    *, banks: int, addr_bits: int, count_bits: int, max_row_bytes: int | None = None
+) -> data.StructLayout:
+    """A finished output ``bank`` whose first ``rows`` rows go to consecutive rows from ``addr``;
+    with ``max_row_bytes``, rows of ``row_bytes`` bytes each (else a fixed size)."""
+    members = {
+        "bank": range(_check_positive("banks", banks)),
+        "addr": _check_positive("addr_bits", addr_bits),
+        "rows": _check_positive("count_bits", count_bits),
+    }
+    if max_row_bytes is not None:
+        members["row_bytes"] = range(_check_positive("max_row_bytes", max_row_bytes) + 1)
+    return data.StructLayout(members)
 
 
 def top_signature(
@@ -227,12 +234,14 @@ class Loader(wiring.Component):
     - an opcode in ``loads``: wait until the engine offers the instruction's load on ``load``,
       then issue the read request on ``rd_req`` and its route on ``route`` in the same handshake;
       if ``loads[op]`` is true, also wait for the last record (``arrived``) before going on;
+    - an opcode in ``dispatches``: hand :attr:`current` to the engine's compute queue on
+      ``dispatch`` (the engine takes it with ``dispatch.ready``);
     - any other opcode ends the Program: wait until ``idle``, then raise ``done``.
 
     Timing: an instruction valid in cycle ``f`` while the loader is free is taken in ``f``; its
-    load can be issued from ``f + 1``; the next instruction is taken the cycle after the issue
-    (or after ``arrived``); ``done`` rises the cycle after ``idle`` was seen with an ending
-    instruction in flight, and ``cycles`` stops there.
+    load can be issued (its job dispatched) from ``f + 1``; the next instruction is taken the
+    cycle after the issue or dispatch (or after ``arrived``); ``done`` rises the cycle after
+    ``idle`` was seen with an ending instruction in flight, and ``cycles`` stops there.
 
     Parameters (keyword-only)
     -------------------------
@@ -246,6 +255,9 @@ class Loader(wiring.Component):
         Read request payload (:func:`read_request_layout`); its ``count`` is the route's count.
     targets : int
         Number of buffers a route can name.
+    dispatches : Iterable[int]
+        Opcodes that are neither loads nor ends: compute jobs handed to the engine (default
+        none, and then the loader has no ``dispatch`` member).
 
     Members
     -------
@@ -260,6 +272,9 @@ class Loader(wiring.Component):
         Read requests to memory.
     route : Out(stream.Signature(route_layout(...)))
         Target and record count of each read request, to the :class:`Receiver`.
+    dispatch : Out(stream.Signature(0))
+        Only with ``dispatches``: ``valid`` while :attr:`current` is a compute job being handed
+        over; the engine takes it (from :attr:`current`) with ``ready``.
     arrived : In(1)
         The data of a waited-for load is complete this cycle.
     idle : In(1)
@@ -278,6 +293,7 @@ class Loader(wiring.Component):
         loads: Mapping[int, bool],
         request_layout: data.Layout,
         targets: int,
+        dispatches: Iterable[int] = (),
     ):
         with rejected_is_not_unused(self):
             self._instr_layout = _check_layout("instr_layout", instr_layout)
@@ -295,20 +311,26 @@ class Loader(wiring.Component):
             if "count" not in _field_names(request_layout):
                 raise ValueError("request_layout must have a count field")
             self._targets = _check_positive("targets", targets)
+            self._dispatches = tuple(dispatches)
+            for op in self._dispatches:
+                if isinstance(op, bool) or not isinstance(op, int) or not 0 <= op <= op_max or op in loads:
+                    raise ValueError(f"dispatch opcodes must be integers from 0 to {op_max} that do not load, "
+                                     f"not {op!r}")
         count_bits = request_layout["count"].width
-        super().__init__(
-            {
-                "instr": In(stream.Signature(instr_layout)),
-                "current": Out(instr_layout),
-                "load": In(stream.Signature(load_layout(request_layout, targets=targets))),
-                "rd_req": Out(stream.Signature(request_layout)),
-                "route": Out(stream.Signature(route_layout(targets=targets, count_bits=count_bits))),
-                "arrived": In(1),
-                "idle": In(1),
-                "done": Out(1),
-                "cycles": Out(CYCLE_BITS),
-            }
-        )
+        members = {
+            "instr": In(stream.Signature(instr_layout)),
+            "current": Out(instr_layout),
+            "load": In(stream.Signature(load_layout(request_layout, targets=targets))),
+            "rd_req": Out(stream.Signature(request_layout)),
+            "route": Out(stream.Signature(route_layout(targets=targets, count_bits=count_bits))),
+            "arrived": In(1),
+            "idle": In(1),
+            "done": Out(1),
+            "cycles": Out(CYCLE_BITS),
+        }
+        if self._dispatches:
+            members["dispatch"] = Out(stream.Signature(0))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -332,6 +354,9 @@ class Loader(wiring.Component):
                     with m.Switch(self.instr.payload[self._op_field]):
                         with m.Case(*self._loads):
                             m.next = "LOAD"
+                        if self._dispatches:
+                            with m.Case(*self._dispatches):
+                                m.next = "DISPATCH"
                         with m.Default():
                             m.next = "END"
             with m.State("LOAD"):
@@ -352,6 +377,11 @@ class Loader(wiring.Component):
             with m.State("WAIT"):
                 with m.If(self.arrived):
                     m.next = "FETCH"
+            if self._dispatches:
+                with m.State("DISPATCH"):
+                    m.d.comb += self.dispatch.valid.eq(1)
+                    with m.If(self.dispatch.ready):
+                        m.next = "FETCH"
             with m.State("END"):
                 with m.If(self.idle):
                     m.d.sync += done.eq(1)
@@ -509,6 +539,9 @@ class Store(wiring.Component):
         Widths of a byte address, a row count and an output row.
     row_bytes : int
         Bytes between consecutive rows in memory.
+    max_row_bytes : int or None
+        Instead of ``row_bytes`` (pass 0 there): every job names its own ``row_bytes`` (up to
+        this), and every write its ``bytes``.
 
     Members
     -------
@@ -528,22 +561,44 @@ class Store(wiring.Component):
         A job's last row is accepted this cycle (its bank is free from the next cycle).
     """
 
-    def __init__(self, *, banks: int, addr_bits: int, count_bits: int, data_bits: int, row_bytes: int):
+    def __init__(
+        self,
+        *,
+        banks: int,
+        addr_bits: int,
+        count_bits: int,
+        data_bits: int,
+        row_bytes: int,
+        max_row_bytes: int | None = None,
+    ):
         with rejected_is_not_unused(self):
             self._banks = _check_positive("banks", banks)
             self._addr_bits = _check_positive("addr_bits", addr_bits)
             self._count_bits = _check_positive("count_bits", count_bits)
             self._data_bits = _check_positive("data_bits", data_bits)
-            self._row_bytes = _check_positive("row_bytes", row_bytes)
+            if max_row_bytes is None:
+                self._row_bytes = _check_positive("row_bytes", row_bytes)
+            else:
+                self._row_bytes = None
+                _check_positive("max_row_bytes", max_row_bytes)
+            self._max_row_bytes = max_row_bytes
         super().__init__(
             {
                 "job": In(
-                    stream.Signature(store_job_layout(banks=banks, addr_bits=addr_bits, count_bits=count_bits))
+                    stream.Signature(
+                        store_job_layout(
+                            banks=banks, addr_bits=addr_bits, count_bits=count_bits, max_row_bytes=max_row_bytes
+                        )
+                    )
                 ),
                 "bank": Out(range(banks)),
                 "read_row": Out(count_bits),
                 "read_data": In(data_bits),
-                "wr": Out(stream.Signature(write_layout(addr_bits=addr_bits, data_bits=data_bits))),
+                "wr": Out(
+                    stream.Signature(
+                        write_layout(addr_bits=addr_bits, data_bits=data_bits, max_row_bytes=max_row_bytes)
+                    )
+                ),
                 "busy": Out(1),
                 "done": Out(1),
             }
@@ -582,8 +637,15 @@ class Store(wiring.Component):
             self.wr.payload.last.eq(last),
         ]
         m.d.sync += row.eq(next_row)
+        if self._row_bytes is None:
+            row_bytes = Signal(range(self._max_row_bytes + 1), reset_less=True)
+            m.d.comb += self.wr.payload.bytes.eq(row_bytes)
+            with m.If(start):
+                m.d.sync += row_bytes.eq(self.job.payload.row_bytes)
+        else:
+            row_bytes = self._row_bytes
         with m.If(accepted):
-            m.d.sync += [addr.eq(addr + self._row_bytes), last.eq(row == rows_m2)]
+            m.d.sync += [addr.eq(addr + row_bytes), last.eq(row == rows_m2)]
         with m.If(finishing):
             m.d.sync += busy.eq(0)
         with m.If(start):

@@ -177,6 +177,7 @@ class _WriteBurst:
     t0: int
     accepted: int = 0
     next_time: int = 0
+    nbytes: int = 0  # bytes of each record of the burst
 
 
 @dataclass
@@ -281,13 +282,16 @@ class StripedMemory:
         self.stats.records_read += 1
         return int.from_bytes(self.image[addr : addr + nbytes], "little")
 
-    def write_ready(self, cycle: int, valid: bool) -> bool:
-        """``ready`` of the write port in ``cycle``, given the engine's ``valid`` this cycle."""
+    def write_ready(self, cycle: int, valid: bool, nbytes: int | None = None) -> bool:
+        """``ready`` of the write port in ``cycle``, given the engine's ``valid`` this cycle
+        (and, for engines whose writes say their size, the offered record's ``nbytes``, which
+        is that of the whole burst)."""
         if not valid:
             return False
         if self._burst is None:
             t0 = _write_start(cycle, self._write_free)
-            self._burst = _WriteBurst(t0=t0, next_time=t0 + _record_offset(0, self._write_bytes, self._bw))
+            size = self._write_bytes if nbytes is None else nbytes
+            self._burst = _WriteBurst(t0=t0, next_time=t0 + _record_offset(0, size, self._bw), nbytes=size)
         if cycle < self._burst.next_time:
             return False
         return not (self._stalls and self._chance(self._stalls.write_busy))
@@ -298,15 +302,16 @@ class StripedMemory:
         if burst is None:
             self.stats.errors.append(f"cycle {cycle}: write accepted outside a burst")
             return
-        nbytes = self._write_bytes
+        nbytes = burst.nbytes
         if addr + nbytes > len(self.image):
             self.stats.errors.append(f"cycle {cycle}: write of {nbytes} bytes at {addr} is out of range")
         else:
-            self.image[addr : addr + nbytes] = value.to_bytes(nbytes, "little")
+            # Bits above the record's bytes are not part of it (rows narrower than the port).
+            self.image[addr : addr + nbytes] = (value & ((1 << 8 * nbytes) - 1)).to_bytes(nbytes, "little")
         self.stats.records_written += 1
         burst.accepted += 1
         burst.next_time = max(
-            burst.t0 + _record_offset(burst.accepted, self._write_bytes, self._bw), cycle + 1
+            burst.t0 + _record_offset(burst.accepted, nbytes, self._bw), cycle + 1
         )
         if last:
             self._write_free = cycle + 1

@@ -162,6 +162,7 @@ ENGINE_FILES = {
     "rtl/cocotb_bench/__init__.py", "rtl/cocotb_bench/bench.py", "rtl/cocotb_bench/driver.py",
     "rtl/cocotb_bench/jobs.py",
     "dataflow/nm_train.py", "dataflow/nm_train_isa.py", "dataflow/nm_train_exec.py", "simulator/nm_train.py",
+    "rtl/nm_train.py",
 }
 
 

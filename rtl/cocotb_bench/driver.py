@@ -66,6 +66,7 @@ async def drive_program(
     for name in DRIVEN:
         put(name, 0)
     req, wr = ports.streams["rd_req"].fields, ports.streams["wr"].fields
+    sized_writes = "bytes" in wr
     started = time.perf_counter()
     x = 0  # current cycle
     pc = 0  # next instruction to offer
@@ -100,12 +101,16 @@ async def drive_program(
         if dv != last_data_valid:
             put("rd_data.valid", dv)
             last_data_valid = dv
-        w_ready = int(model.write_ready(x, bool(get("wr.valid"))))
+        w_valid = bool(get("wr.valid"))
+        # Engines whose store jobs differ in row size say each row's size in the payload.
+        w_payload = get("wr.payload") if w_valid else 0
+        w_bytes = _field(w_payload, wr["bytes"]) if sized_writes and w_valid else None
+        w_ready = int(model.write_ready(x, w_valid, w_bytes))
         if w_ready != last_wr_ready:
             put("wr.ready", w_ready)
             last_wr_ready = w_ready
         if w_ready:
-            p = get("wr.payload")
+            p = w_payload
             model.write(x, _field(p, wr["addr"]), _field(p, wr["data"]), bool(_field(p, wr["last"])))
         await io.tick()
         x += 1

@@ -1,0 +1,768 @@
+"""Amaranth RTL of the ``nm_train`` engine (docs/nm_train.md is the contract).
+
+:class:`NmTrainAccelerator` is the engine of one :class:`~sparsim.dataflow.nm_train.NmTrainHardware`:
+the shared :class:`~sparsim.rtl.systolic.SystolicArray` (its dataflow is the hardware's), two
+input banks, two weight banks with the prune unit in front of them, two output banks, the
+compute sequencer that runs MM jobs fold after fold, and the shell's loader, receiver and store
+(:mod:`sparsim.rtl.shell`), with the shell's ``lib.stream`` ports to the instruction source and
+memory. Its timing is the contract's event equations, with the array's fold times from
+:mod:`sparsim.dataflow.systolic` and the banks' pipeline ``MM_PIPE_CYCLES`` and the prune
+unit's ``PRUNE_CYCLES`` from :mod:`sparsim.dataflow.nm_train_isa`.
+
+Not in this RTL yet: the pre-generation unit (``PGS``). The loader treats ``PGS`` as the end of
+the Program, so a Program with pre-generation (``pregen: pre`` on a sparse layer) fails
+verification loudly (unexecuted instruction words, outputs differ); Programs without it (dense
+steps, and sparse steps with ``pregen: inline``, which prune every weight load) run.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.lib import data, memory, wiring
+
+from sparsim.dataflow import nm_train_isa as isa
+from sparsim.dataflow.nm_train import NmTrainHardware, bank_bytes
+from sparsim.dataflow.systolic import PE_PIPELINE_CYCLES
+
+from . import shell
+from .shell import rejected_is_not_unused as _rejected_is_not_unused
+from .systolic import OPERAND_BITS, SystolicArray
+
+__all__ = [
+    "INSTR_LAYOUT",
+    "Geometry",
+    "NmTrainAccelerator",
+    "top_signature",
+    "read_request_layout",
+    "write_layout",
+]
+
+#: Instruction words as the RTL sees them: the ISA's field table as a struct.
+INSTR_LAYOUT = shell.struct_from_fields(isa.FIELDS, isa.INSTR_BITS)
+
+#: Receiver targets: input bank 0 and 1, weight bank 0 and 1.
+_TARGET_INPUT = 0
+_TARGET_WEIGHT = 2
+_TARGETS = 4
+#: Compute jobs the loader may have dispatched ahead of the one computing (the loader's bank
+#: guards keep it at most three in compiled Programs; one spare).
+_QUEUE_DEPTH = 4
+
+
+def _log2(value: int) -> int:
+    return value.bit_length() - 1
+
+
+class Geometry:
+    """Sizes of the engine's storage for one hardware configuration, bounded by what the compiler
+    can emit (docs/nm_train.md, "Compiler"): A records of at most ``input bank / R`` bytes (pruning
+    loads too), 1:1 B records of at most ``weight bank / C`` bytes, output rows of at most
+    ``output bank / (R * acc_bytes)`` accumulators. Each bank is a memory of (most records) x
+    (widest record), so its storage exceeds its capacity in bytes."""
+
+    def __init__(self, hw: NmTrainHardware):
+        R, C = hw.rows, hw.cols
+        self.in_bank = bank_bytes(hw.input_buffer_kib)
+        self.w_bank = bank_bytes(hw.weight_buffer_kib)
+        self.out_bank = bank_bytes(hw.output_buffer_kib)
+        self.acc_bytes = hw.acc_bits // 8
+        #: widest A record, and widest dense record a pruning LDB reads
+        self.in_rec_bytes = max(1, self.in_bank // R)
+        #: most A rows in a bank (records of one byte)
+        self.in_rows = self.in_bank
+        #: kept entries of the widest B record, and most B records in a bank
+        self.w_entries = max(1, self.w_bank // C)
+        self.w_rows = self.w_bank
+        #: accumulators of the widest output row (a multiple of C), and most rows in a tile
+        self.out_lanes = -(-max(C, self.out_bank // (R * self.acc_bytes)) // C) * C
+        self.out_rows = max(R, self.out_bank // self.acc_bytes)
+        self.read_bytes = max(self.in_rec_bytes, self.w_entries)
+        self.out_row_bytes = self.out_lanes * self.acc_bytes
+
+
+def read_request_layout(hw: NmTrainHardware) -> data.StructLayout:
+    """Payload of a memory read request: byte address, record count and bytes per record."""
+    return shell.read_request_layout(
+        addr_bits=isa.field_width("addr"), count_bits=isa.field_width("count"),
+        max_rec_bytes=Geometry(hw).read_bytes,
+    )
+
+
+def write_layout(hw: NmTrainHardware) -> data.StructLayout:
+    """Payload of a memory write: byte address, one output row, its size in bytes, last row."""
+    geo = Geometry(hw)
+    return shell.write_layout(
+        addr_bits=isa.field_width("addr"), data_bits=geo.out_row_bytes * 8, max_row_bytes=geo.out_row_bytes
+    )
+
+
+def top_signature(hw: NmTrainHardware) -> wiring.Signature:
+    """Ports of :class:`NmTrainAccelerator` for ``hw``: :func:`sparsim.rtl.shell.top_signature`
+    with the ``nm_train`` payloads."""
+    return shell.top_signature(
+        instr_layout=INSTR_LAYOUT,
+        request_layout=read_request_layout(hw),
+        read_data_bits=Geometry(hw).read_bytes * 8,
+        write_layout=write_layout(hw),
+    )
+
+
+_JOB_LAYOUT = data.StructLayout({
+    "acc": 1, "store": 1, "n": isa.field_width("n"), "m_log2": isa.field_width("m_log2"),
+    "count": isa.field_width("count"), "width": isa.field_width("width"),
+    "k_steps": isa.field_width("k_steps"), "addr": isa.field_width("addr"),
+    "a_bank": 1, "b_bank": 1,
+})
+
+
+class NmTrainAccelerator(wiring.Component):
+    """The ``nm_train`` engine of one hardware configuration, executing a Program.
+
+    Behaviour and timing are those of docs/nm_train.md: cycle 0 is the first cycle after reset;
+    with an always-valid instruction stream, an always-ready memory (the memory model of the
+    docs) and no back-pressure, ``cycles`` ends equal to the simulator's cycle count.
+
+    An MM job starting in cycle ``c`` reads the banks' first step in ``c`` (addresses are
+    registers, zero between jobs), registers the read data in ``c + 1``, selects windows and
+    weight entries and hands the first step to the array in ``c + 2``; the folds follow back
+    to back (:class:`~sparsim.rtl.systolic.SystolicArray` timing); each result row is read-added
+    into (or written to) its output bank row one cycle after it leaves the array, the job's last
+    in ``e = c + D - 1 + MM_PIPE_CYCLES``.
+
+    Members
+    -------
+    :func:`top_signature`, the shell's top signature with these payloads:
+
+    instr : In(stream.Signature(INSTR_LAYOUT))
+        Instruction words (``sparsim.dataflow.nm_train_isa`` encoding); ``PGS`` and unknown
+        opcodes behave as ``END``.
+    rd_req : Out(stream.Signature(read_request_layout(hw)))
+        Memory read requests: ``addr``, ``count`` records of ``rec_bytes`` bytes, consecutive.
+    rd_data : In(stream.Signature(Geometry(hw).read_bytes * 8, always_ready=True))
+        Read records in request order, one per beat, in the low ``rec_bytes * 8`` bits. Never
+        stalled: every record is written to its bank in its arrival cycle (pruned records two
+        cycles later).
+    wr : Out(stream.Signature(write_layout(hw)))
+        Output rows: ``addr``, ``data`` (accumulators, little-endian), ``bytes`` (the row's size,
+        ``Q_t * acc_bits / 8``) and ``last``.
+    done : Out(1)
+        High from the cycle after ``END`` completed.
+    cycles : Out(32)
+        Cycle number while running; once ``done``, the Program's cycle count ``d + 1``.
+    """
+
+    def __init__(self, hw: NmTrainHardware):
+        with _rejected_is_not_unused(self):
+            if not isinstance(hw, NmTrainHardware):
+                raise TypeError(f"hw must be an NmTrainHardware, not {type(hw).__name__}")
+        self._hw = hw
+        super().__init__(top_signature(hw))
+
+    @property
+    def hw(self) -> NmTrainHardware:
+        return self._hw
+
+    def elaborate(self, platform):
+        m = Module()
+        hw = self._hw
+        R, C, M, A = hw.rows, hw.cols, hw.max_m, hw.acc_bits
+        os_flow = hw.dataflow == "os"
+        geo = Geometry(hw)
+        ib = _log2(M)
+        entry_bits = OPERAND_BITS + ib
+        in_bits = geo.in_rec_bytes * 8
+        w_bits = geo.w_entries * entry_bits
+        lanes = geo.out_lanes
+        out_bits = lanes * A
+        count_bits = isa.field_width("count")
+
+        # ---- storage --------------------------------------------------------------------
+        # A bank is rewritten only once no job reads it (the loader's guards), so no read meets
+        # a write of data it uses (``no_rw_check``).
+        no_collision = {"no_rw_check": 1}
+        # Input banks. OS: R-way row banking (row p in sub-bank p % R), so a fold's R rows are
+        # read in one cycle. WS: one memory of whole rows; a step's R windows come from one row.
+        in_subs = R if os_flow else 1
+        in_depth = -(-geo.in_rows // in_subs)
+        in_wp, in_rp = [], []  # [bank][sub]
+        for b in range(2):
+            wps, rps = [], []
+            for s in range(in_subs):
+                mem = memory.Memory(shape=in_bits, depth=in_depth, init=[], attrs=no_collision)
+                m.submodules[f"input{b}_{s}"] = mem
+                wps.append(mem.write_port())
+                rps.append(mem.read_port())
+            in_wp.append(wps)
+            in_rp.append(rps)
+        # Weight banks: C-way record banking (record q in sub-bank q % C); each record is held
+        # as its kept entries (value, index), entry k' at bits k' * entry_bits.
+        w_depth = -(-geo.w_rows // C)
+        w_wp, w_rp = [], []
+        for b in range(2):
+            wps, rps = [], []
+            for s in range(C):
+                mem = memory.Memory(shape=w_bits, depth=w_depth, init=[], attrs=no_collision)
+                m.submodules[f"weight{b}_{s}"] = mem
+                wps.append(mem.write_port())
+                rps.append(mem.read_port())
+            w_wp.append(wps)
+            w_rp.append(rps)
+        # Output banks: one row per tile row, written accumulator by accumulator.
+        out_wp, out_rmw, out_st = [], [], []
+        for b in range(2):
+            mem = memory.Memory(shape=out_bits, depth=geo.out_rows, init=[])
+            m.submodules[f"output{b}"] = mem
+            wp = mem.write_port(granularity=A)
+            out_wp.append(wp)
+            out_rmw.append(mem.read_port())
+            # Transparent: the store may read a row in the very cycle compute writes it.
+            out_st.append(mem.read_port(transparent_for=(wp,)))
+
+        # ---- shell: loader, receiver, store ---------------------------------------------
+        loader = m.submodules.loader = shell.Loader(
+            instr_layout=INSTR_LAYOUT,
+            op_field="op",
+            loads={isa.OP_LDA: False, isa.OP_LDB: False},
+            request_layout=read_request_layout(hw),
+            targets=_TARGETS,
+            dispatches=(isa.OP_MM,),
+        )
+        # Loads in flight: at most one per bank (a bank's next load waits for its readers,
+        # which wait for its data): four, one spare.
+        receiver = m.submodules.receiver = shell.Receiver(
+            data_bits=geo.read_bytes * 8, targets=_TARGETS, count_bits=count_bits, depth=5
+        )
+        store = m.submodules.store = shell.Store(
+            banks=2, addr_bits=isa.field_width("addr"), count_bits=count_bits, data_bits=out_bits,
+            row_bytes=0, max_row_bytes=geo.out_row_bytes,
+        )
+        wiring.connect(m, wiring.flipped(self.instr), loader.instr)
+        wiring.connect(m, wiring.flipped(self.rd_req), loader.rd_req)
+        wiring.connect(m, loader.route, receiver.route)
+        wiring.connect(m, wiring.flipped(self.rd_data), receiver.rd_data)
+        wiring.connect(m, wiring.flipped(self.wr), store.wr)
+        m.d.comb += [self.done.eq(loader.done), self.cycles.eq(loader.cycles)]
+
+        # ---- job queue: entry 0 is the job computing or next to compute ------------------
+        queue = [Signal(_JOB_LAYOUT, name=f"job{i}", reset_less=True) for i in range(_QUEUE_DEPTH)]
+        level = Signal(range(_QUEUE_DEPTH + 1))
+        job = queue[0]
+        push = Signal()
+        pop = Signal()  # the computing job finishes this cycle (cycle e)
+        dispatched = Signal(16)  # jobs dispatched so far (mod 2^16)
+        completed = Signal(16)  # jobs finished so far
+
+        # ---- loader: which load may issue -------------------------------------------------
+        cur = loader.current
+        a_next = Signal()  # input bank of the next LDA (LDA count % 2)
+        b_next = Signal()
+        a_ready = Signal(2)  # the bank's latest load has fully arrived
+        b_ready = Signal(2)
+        # Jobs dispatched before the previous LDA (LDB): a load into a bank waits for them, the
+        # readers of the load two before it (docs: g_A, g_B).
+        a_guard = Signal(16)
+        b_guard = Signal(16)
+        b_prune = Signal(2)  # per weight bank: its latest load prunes
+        b_n = Array(Signal(isa.field_width("n"), name=f"weight{b}_n", reset_less=True) for b in range(2))
+        b_mlog2 = Array(Signal(isa.field_width("m_log2"), name=f"weight{b}_mlog2", reset_less=True)
+                        for b in range(2))
+        busy = Signal()  # a job is computing
+        out_busy = Signal(2)  # output bank holds an open or unstored tile
+        engines_idle = Signal()
+        m.d.comb += [
+            engines_idle.eq((level == 0) & ~busy & (out_busy == 0) & ~store.busy),
+            loader.idle.eq(engines_idle),
+            loader.load.payload.request.addr.eq(cur.addr),
+            loader.load.payload.request.count.eq(cur.count),
+            loader.load.payload.request.rec_bytes.eq(cur.width),
+        ]
+
+        def guard_met(guard):
+            return ~(completed - guard)[15]
+
+        with m.Switch(cur.op):
+            with m.Case(isa.OP_LDA):
+                m.d.comb += [
+                    loader.load.valid.eq(Mux(cur.sync, engines_idle, guard_met(a_guard))),
+                    loader.load.payload.target.eq(_TARGET_INPUT + a_next),
+                ]
+            with m.Case(isa.OP_LDB):
+                m.d.comb += [
+                    loader.load.valid.eq(Mux(cur.sync, engines_idle, guard_met(b_guard))),
+                    loader.load.payload.target.eq(_TARGET_WEIGHT + b_next),
+                ]
+        issued = loader.load.valid & loader.load.ready
+        with m.If(issued & (cur.op == isa.OP_LDA)):
+            m.d.sync += [a_next.eq(~a_next), a_guard.eq(dispatched), a_ready.bit_select(a_next, 1).eq(0)]
+        with m.If(issued & (cur.op == isa.OP_LDB)):
+            m.d.sync += [
+                b_next.eq(~b_next), b_guard.eq(dispatched), b_ready.bit_select(b_next, 1).eq(0),
+                b_prune.bit_select(b_next, 1).eq(cur.prune), b_n[b_next].eq(cur.n), b_mlog2[b_next].eq(cur.m_log2),
+            ]
+
+        # ---- dispatch into the queue ------------------------------------------------------
+        m.d.comb += [loader.dispatch.ready.eq(level != _QUEUE_DEPTH), push.eq(loader.dispatch.valid & loader.dispatch.ready)]
+        new_job = Signal(_JOB_LAYOUT)
+        m.d.comb += [
+            new_job.acc.eq(cur.acc), new_job.store.eq(cur.store), new_job.n.eq(cur.n),
+            new_job.m_log2.eq(cur.m_log2), new_job.count.eq(cur.count), new_job.width.eq(cur.width),
+            new_job.k_steps.eq(cur.k_steps), new_job.addr.eq(cur.addr),
+            # The latest LDA's and LDB's banks.
+            new_job.a_bank.eq(~a_next), new_job.b_bank.eq(~b_next),
+        ]
+        slot = Signal(range(_QUEUE_DEPTH + 1))
+        m.d.comb += slot.eq(level - pop)
+        for i in range(_QUEUE_DEPTH):
+            nxt = queue[i + 1] if i + 1 < _QUEUE_DEPTH else queue[i]
+            with m.If(push & (slot == i)):
+                m.d.sync += queue[i].eq(new_job)
+            with m.Elif(pop):
+                m.d.sync += queue[i].eq(nxt)
+        m.d.sync += level.eq(level + push - pop)
+        with m.If(push):
+            m.d.sync += dispatched.eq(dispatched + 1)
+        with m.If(pop):
+            m.d.sync += completed.eq(completed + 1)
+
+        # ---- receiver: records into the banks -----------------------------------------------
+        beat = receiver.beat
+        bt = beat.payload
+        to_input = beat.valid & (bt.target[1] == 0)
+        to_weight = beat.valid & (bt.target[1] == 1)
+        bank_of_beat = bt.target[0]
+        first_beat = bt.index == 0
+
+        def sub_counter(name, subs, enable):
+            """(sub-bank, address) of the beat: record i of a transfer goes to sub-bank
+            i % subs, row i // subs, counted without a divider."""
+            sub_r = Signal(range(subs), name=f"{name}_sub")
+            addr_r = Signal(count_bits, name=f"{name}_addr")
+            sub = Signal(range(subs), name=f"{name}_sub_now")
+            addr = Signal(count_bits, name=f"{name}_addr_now")
+            m.d.comb += [sub.eq(Mux(first_beat, 0, sub_r)), addr.eq(Mux(first_beat, 0, addr_r))]
+            with m.If(enable):
+                if subs == 1:
+                    m.d.sync += addr_r.eq(addr + 1)
+                else:
+                    with m.If(sub == subs - 1):
+                        m.d.sync += [sub_r.eq(0), addr_r.eq(addr + 1)]
+                    with m.Else():
+                        m.d.sync += [sub_r.eq(sub + 1), addr_r.eq(addr)]
+            return sub, addr
+
+        in_sub, in_addr = sub_counter("in_wr", in_subs, to_input)
+        for b in range(2):
+            for s in range(in_subs):
+                wp = in_wp[b][s]
+                m.d.comb += [
+                    wp.addr.eq(in_addr), wp.data.eq(bt.data[:in_bits]),
+                    wp.en.eq(to_input & (bank_of_beat == b) & (in_sub == s)),
+                ]
+        with m.If(to_input & bt.last):
+            m.d.sync += a_ready.bit_select(bank_of_beat, 1).eq(1)
+
+        w_sub, w_addr = sub_counter("w_wr", C, to_weight)
+        # 1:1 records: entry k is byte k with index 0.
+        dense_entries = Cat(*(Cat(bt.data[8 * k : 8 * k + 8], Const(0, ib))
+                              for k in range(min(geo.w_entries, geo.read_bytes))))
+        if M > 1:
+            prune_beat = to_weight & b_prune.bit_select(bank_of_beat, 1)
+            plain_beat = to_weight & ~b_prune.bit_select(bank_of_beat, 1)
+            pruned = self._prune_unit(m, geo, bt.data, prune_beat, bank_of_beat, w_sub, w_addr, bt.last,
+                                      b_n[bank_of_beat], b_mlog2[bank_of_beat], ib, entry_bits, w_bits)
+        else:  # a dense-only array: no N:M load to prune
+            plain_beat = to_weight
+            pruned = {"valid": Const(0), "bank": Const(0), "sub": Const(0), "addr": Const(0), "last": Const(0),
+                      "entries": Const(0, w_bits)}
+        for b in range(2):
+            for s in range(C):
+                wp = w_wp[b][s]
+                from_prune = pruned["valid"] & (pruned["bank"] == b) & (pruned["sub"] == s)
+                m.d.comb += [
+                    wp.addr.eq(Mux(from_prune, pruned["addr"], w_addr)),
+                    wp.data.eq(Mux(from_prune, pruned["entries"], dense_entries)),
+                    wp.en.eq(from_prune | (plain_beat & (bank_of_beat == b) & (w_sub == s))),
+                ]
+        with m.If(plain_beat & bt.last):
+            m.d.sync += b_ready.bit_select(bank_of_beat, 1).eq(1)
+        with m.If(pruned["valid"] & pruned["last"]):
+            m.d.sync += b_ready.bit_select(pruned["bank"], 1).eq(1)
+
+        # ---- compute: start conditions ------------------------------------------------------
+        tile_bank = Signal(init=1)  # output bank of the open tile (tile t in bank t % 2)
+        opens = ~job.acc
+        new_bank = ~tile_bank
+        start = Signal()
+        m.d.comb += start.eq(
+            (level != 0) & ~busy
+            & a_ready.bit_select(job.a_bank, 1) & b_ready.bit_select(job.b_bank, 1)
+            & (~opens | ~out_busy.bit_select(new_bank, 1))
+        )
+        job_bank = Signal()  # output bank of the computing job
+        out_full = Signal(2)  # output bank waits for the store
+        out_addr = Array(Signal(isa.field_width("addr"), name=f"out{b}_addr", reset_less=True) for b in range(2))
+        out_rows = Array(Signal(count_bits, name=f"out{b}_rows", reset_less=True) for b in range(2))
+        out_row_bytes = Array(Signal(range(geo.out_row_bytes + 1), name=f"out{b}_row_bytes", reset_less=True)
+                              for b in range(2))
+        bank_now = Mux(opens, new_bank, tile_bank)
+        with m.If(start):
+            m.d.sync += [
+                busy.eq(1),
+                job_bank.eq(bank_now),
+                out_addr[bank_now].eq(job.addr),
+                out_rows[bank_now].eq(job.count),
+                out_row_bytes[bank_now].eq(job.width * geo.acc_bytes),
+            ]
+            with m.If(opens):
+                m.d.sync += [tile_bank.eq(new_bank), out_busy.bit_select(new_bank, 1).eq(1)]
+
+        # ---- compute: read stage (cycle x), fold after fold ---------------------------------
+        # The job's fields are queue-entry registers from its start to its end, so the read
+        # stage may use them in its first cycle.
+        L = PE_PIPELINE_CYCLES
+        stream_len = job.k_steps if os_flow else job.count
+        fold_last = Signal(18)  # fold_cycles - 1
+        m.d.comb += fold_last.eq(2 * R + C - 3 + L + stream_len)
+        rs_run = Signal()
+        rs = Signal()  # the read stage works on the job this cycle
+        m.d.comb += rs.eq(start | rs_run)
+        fc = Signal(18)  # fold cycle
+        q0 = Signal(count_bits)
+        qb = Signal(count_bits)
+        fold_end = Signal()
+        m.d.comb += fold_end.eq(rs & (fc == fold_last))
+        last_qb = Signal()
+        m.d.comb += last_qb.eq(q0 + C >= job.width)
+        rs_finish = Signal()  # the job's last fold ends this cycle
+
+        # What the read stage hands on (to be registered twice: data stage, select stage).
+        ctl = {}
+        if os_flow:
+            p0 = Signal(count_bits)
+            pb = Signal(count_bits)  # p0 / R: the sub-banks' row
+            g = Signal(count_bits)  # the step's group
+            j = Signal(5)  # the step's entry within its group
+            stream = Signal()
+            m.d.comb += stream.eq(rs & (fc < job.k_steps))
+            for s in range(R):
+                for b in range(2):
+                    m.d.comb += in_rp[b][s].addr.eq(pb)
+            for s in range(C):
+                for b in range(2):
+                    m.d.comb += w_rp[b][s].addr.eq(qb)
+            with m.If(stream):
+                with m.If(j + 1 == job.n):
+                    m.d.sync += [j.eq(0), g.eq(g + 1)]
+                with m.Else():
+                    m.d.sync += j.eq(j + 1)
+            m.d.comb += rs_finish.eq(fold_end & last_qb & (p0 + R >= job.count))
+            with m.If(fold_end):
+                m.d.sync += [fc.eq(0), g.eq(0), j.eq(0)]
+                with m.If(last_qb):
+                    m.d.sync += [q0.eq(0), qb.eq(0), p0.eq(p0 + R), pb.eq(pb + 1)]
+                with m.Else():
+                    m.d.sync += [q0.eq(q0 + C), qb.eq(qb + 1)]
+            with m.Elif(rs):
+                m.d.sync += fc.eq(fc + 1)
+            ctl.update(stream=stream, first=fc == 0, last=fc + 1 == job.k_steps, step=fc, g=g, p0=p0, q0=q0,
+                       fold_start=rs & (fc == 0), qb=qb)
+            with m.If(rs_finish):
+                m.d.sync += [p0.eq(0), pb.eq(0)]
+        else:
+            k0 = Signal(count_bits)
+            # Groups of the steps k0 .. k0+R-1 (one per array row), counted up while the fold's
+            # weights preload; base_g / base_j are those of k0.
+            run_g, run_j = Signal(count_bits), Signal(5)
+            base_g, base_j = Signal(count_bits), Signal(5)
+            row_g = [Signal(count_bits, name=f"row{r}_group") for r in range(R)]
+            row_v = [Signal(name=f"row{r}_valid") for r in range(R)]
+            preload = Signal()
+            stream = Signal()
+            m.d.comb += [
+                preload.eq(rs & (fc < R)),
+                stream.eq(rs & (fc >= R) & (fc < R + job.count)),
+            ]
+            cur_g = Mux(fc == 0, base_g, run_g)
+            cur_j = Mux(fc == 0, base_j, run_j)
+            with m.If(preload):
+                m.d.sync += [row_g[R - 1].eq(cur_g), row_v[R - 1].eq(k0 + fc < job.k_steps)]
+                m.d.sync += [row_g[r].eq(row_g[r + 1]) for r in range(R - 1)]
+                m.d.sync += [row_v[r].eq(row_v[r + 1]) for r in range(R - 1)]
+                with m.If(cur_j + 1 == job.n):
+                    m.d.sync += [run_j.eq(0), run_g.eq(cur_g + 1)]
+                with m.Else():
+                    m.d.sync += [run_j.eq(cur_j + 1), run_g.eq(cur_g)]
+            wstep = Signal(count_bits + 1)  # the preloaded row's step: k0 + R - 1 - fc
+            m.d.comb += wstep.eq(k0 + (R - 1) - fc)
+            prow = Signal(count_bits)
+            m.d.comb += prow.eq(fc - R)
+            for b in range(2):
+                m.d.comb += in_rp[b][0].addr.eq(prow)
+            for s in range(C):
+                for b in range(2):
+                    m.d.comb += w_rp[b][s].addr.eq(qb)
+            m.d.comb += rs_finish.eq(fold_end & last_qb & (k0 + R >= job.k_steps))
+            with m.If(fold_end):
+                m.d.sync += fc.eq(0)
+                with m.If(last_qb):
+                    m.d.sync += [q0.eq(0), qb.eq(0), k0.eq(k0 + R), base_g.eq(run_g), base_j.eq(run_j)]
+                with m.Else():
+                    m.d.sync += [q0.eq(q0 + C), qb.eq(qb + 1)]
+            with m.Elif(rs):
+                m.d.sync += fc.eq(fc + 1)
+            with m.If(rs_finish):
+                m.d.sync += [k0.eq(0), base_g.eq(0), base_j.eq(0)]
+            ctl.update(preload=preload, stream=stream, step=wstep, q0=q0, qb=qb,
+                       fold_start=rs & (fc == 0), add=job.acc | (k0 != 0))
+        with m.If(start):
+            m.d.sync += rs_run.eq(1)
+        with m.If(rs_finish):
+            m.d.sync += rs_run.eq(0)
+
+        # ---- data stage (x+1) and select stage (x+2) ------------------------------------------
+        def stage(values, name):
+            out = {}
+            for key, v in values.items():
+                v = v if not isinstance(v, bool) else Const(v)
+                reg = Signal.like(v, name=f"{name}_{key}") if hasattr(v, "shape") else Signal(name=f"{name}_{key}")
+                m.d.sync += reg.eq(v)
+                out[key] = reg
+            return out
+
+        s1 = stage(ctl, "s1")
+        s2 = stage(s1, "s2")
+        a_sel = Signal()  # the job's input / weight bank, from the data stage on
+        b_sel = Signal()
+        m.d.comb += [a_sel.eq(job.a_bank), b_sel.eq(job.b_bank)]
+        in_data = [Signal(in_bits, name=f"in_q{s}", reset_less=True) for s in range(in_subs)]
+        for s in range(in_subs):
+            m.d.sync += in_data[s].eq(Mux(a_sel, in_rp[1][s].data, in_rp[0][s].data))
+        w_data = [Signal(w_bits, name=f"w_q{s}", reset_less=True) for s in range(C)]
+        for s in range(C):
+            m.d.sync += w_data[s].eq(Mux(b_sel, w_rp[1][s].data, w_rp[0][s].data))
+
+        array = m.submodules.array = SystolicArray(rows=R, cols=C, dataflow=hw.dataflow, max_m=M, acc_bits=A)
+        a_in = data.View(array.a_layout, array.a.payload)
+        b_in = data.View(array.b_layout, array.b.payload)
+        result = data.View(array.result_layout, array.result.payload)
+        m_job = Signal(5)
+        m.d.comb += m_job.eq(Const(1, 5) << job.m_log2)
+
+        def window(record, group):
+            """The M-lane window of ``group`` (lanes at and above the job's M read as zero)."""
+            raw = record.bit_select((group << job.m_log2) * 8, 8 * M)
+            return Cat(*(Mux(lane < m_job, raw[8 * lane : 8 * lane + 8], 0) for lane in range(M)))
+
+        def weight_entry(c, step, valid):
+            entry = w_data[c].bit_select(step * entry_bits, entry_bits)
+            m.d.comb += b_in.values[c].eq(Mux(valid, entry[:8], 0))
+            if ib:
+                m.d.comb += b_in.indices[c].eq(entry[8:])
+
+        if os_flow:
+            m.d.comb += [array.a.valid.eq(s2["stream"]), array.b.valid.eq(s2["stream"]),
+                         a_in.first.eq(s2["first"]), a_in.last.eq(s2["last"])]
+            for r in range(R):
+                m.d.comb += a_in.windows[r].eq(Mux(s2["p0"] + r < job.count, window(in_data[r], s2["g"]), 0))
+            for c in range(C):
+                weight_entry(c, s2["step"], s2["q0"] + c < job.width)
+        else:
+            m.d.comb += [array.a.valid.eq(s2["stream"]), array.b.valid.eq(s2["preload"])]
+            for r in range(R):
+                m.d.comb += a_in.windows[r].eq(Mux(row_v[r], window(in_data[0], row_g[r]), 0))
+            for c in range(C):
+                weight_entry(c, s2["step"], (s2["q0"] + c < job.width) & (s2["step"] < job.k_steps))
+
+        # ---- output: result rows read-added into the output bank ------------------------------
+        # The fold whose results leave the array: latched at its first handshake, so the
+        # previous fold's last row (leaving in that very cycle) still sees its own.
+        of_qb = Signal(count_bits)
+        of_add = Signal()
+        orow = Signal(count_bits)
+        with m.If(s2["fold_start"]):
+            m.d.sync += of_qb.eq(s2["qb"])
+            if os_flow:
+                m.d.sync += of_add.eq(job.acc)
+        if os_flow:
+            of_p0 = Signal(count_bits)
+            with m.If(s2["fold_start"]):
+                m.d.sync += [of_p0.eq(s2["p0"]), orow.eq(R - 1)]
+            with m.Elif(array.result.valid):
+                m.d.sync += orow.eq(orow - 1)
+            out_p = of_p0 + orow
+        else:
+            with m.If(s2["fold_start"]):
+                m.d.sync += [orow.eq(0), of_add.eq(s2["add"])]
+            with m.Elif(array.result.valid):
+                m.d.sync += orow.eq(orow + 1)
+            out_p = orow
+        res_row = Signal(count_bits)
+        m.d.comb += res_row.eq(out_p)
+        for b in range(2):
+            m.d.comb += out_rmw[b].addr.eq(res_row)
+        w_valid = Signal()
+        w_row = Signal(count_bits, reset_less=True)
+        w_qb = Signal(count_bits, reset_less=True)
+        w_add = Signal(reset_less=True)
+        w_res = Signal(array.result_layout, reset_less=True)
+        m.d.sync += [
+            w_valid.eq(array.result.valid & (res_row < job.count)),
+            w_row.eq(res_row), w_qb.eq(of_qb), w_add.eq(of_add), w_res.eq(result),
+        ]
+        old = Signal(out_bits)
+        m.d.comb += old.eq(Mux(job_bank, out_rmw[1].data, out_rmw[0].data))
+        new_row = []
+        lane_en = []
+        for lane in range(lanes):
+            prev = old[lane * A : (lane + 1) * A]
+            new_row.append(Mux(w_add, prev + w_res[lane % C], w_res[lane % C].as_unsigned())[:A])
+            lane_en.append(w_valid & (w_qb == lane // C))
+        for b in range(2):
+            m.d.comb += [
+                out_wp[b].addr.eq(w_row),
+                out_wp[b].data.eq(Cat(*new_row)),
+                out_wp[b].en.eq(Mux(job_bank == b, Cat(*lane_en), 0)),
+            ]
+
+        # ---- compute: the job drains the pipeline and finishes (cycle e) ----------------------
+        # MM_PIPE_CYCLES after the read stage's last cycle: select (x+2) -> array -> result
+        # leaves at x+3 (the fold's end) -> read-add-write at x+4.
+        draining = Signal()
+        drain_left = Signal(range(isa.MM_PIPE_CYCLES))
+        with m.If(rs_finish):
+            m.d.sync += [draining.eq(1), drain_left.eq(isa.MM_PIPE_CYCLES - 1)]
+        with m.If(draining):
+            m.d.sync += drain_left.eq(drain_left - 1)
+        compute_done = Signal()
+        m.d.comb += [compute_done.eq(draining & (drain_left == 0)), pop.eq(compute_done)]
+        with m.If(compute_done):
+            m.d.sync += [draining.eq(0), busy.eq(0)]
+            with m.If(job.store):
+                m.d.sync += out_full.bit_select(job_bank, 1).eq(1)
+
+        # ---- store: finished output banks in tile order ---------------------------------------
+        st_next = Signal()
+        m.d.comb += [
+            store.job.valid.eq(out_full.bit_select(st_next, 1) | (compute_done & job.store & (job_bank == st_next))),
+            store.job.payload.bank.eq(st_next),
+            store.job.payload.addr.eq(out_addr[st_next]),
+            store.job.payload.rows.eq(out_rows[st_next]),
+            store.job.payload.row_bytes.eq(out_row_bytes[st_next]),
+            store.read_data.eq(Mux(store.bank, out_st[1].data, out_st[0].data)),
+        ]
+        for b in range(2):
+            m.d.comb += out_st[b].addr.eq(store.read_row)
+        # After compute's update of out_full, so that a bank taken in the cycle it fills stays empty.
+        with m.If(store.job.valid & store.job.ready):
+            m.d.sync += [out_full.bit_select(st_next, 1).eq(0), st_next.eq(~st_next)]
+        with m.If(store.done):
+            m.d.sync += out_busy.bit_select(store.bank, 1).eq(0)
+        return m
+
+    @staticmethod
+    def _prune_unit(m, geo, beat_data, valid, bank, sub, addr, last, n, m_log2, ib, entry_bits, w_bits):
+        """The prune unit on the weight banks' write path (LDB with ``prune``): a dense record of
+        groups of M bytes becomes its kept entries, N per group, in ascending position order
+        (docs/nm_train.md, "Pruning rule": largest |w|, ties to the lower position).
+
+        Cycle t: the beat is registered. t+1: each byte's rank in its group (the bytes of larger
+        |w|, or equal |w| at a lower position) and whether it is kept (rank < N), registered with
+        how far it moves left (the bytes dropped before it). t+2: a log-depth shifter moves the
+        kept bytes into place, least significant shift bit first (targets rise with positions and
+        shifts never fall, so no two bytes meet), and the entries are written: the bank is
+        ready ``PRUNE_CYCLES = 2`` cycles after a plain load's would be.
+        """
+        assert isa.PRUNE_CYCLES == 2, "the prune unit has two register stages"
+        E = geo.in_rec_bytes
+        Mmax = max(1, 1 << ib)
+        meta = {"valid": valid, "bank": bank, "sub": sub, "addr": addr, "last": last, "n": n, "m_log2": m_log2}
+
+        def reg(v, name, reset_less=False):
+            r = Signal.like(v, name=name, reset_less=reset_less) if hasattr(v, "shape") else Signal(name=name)
+            m.d.sync += r.eq(v)
+            return r
+
+        t1 = {k: reg(v, f"prune1_{k}", reset_less=(k != "valid")) for k, v in meta.items()}
+        t1_data = reg(beat_data[: 8 * E], "prune1_data", reset_less=True)
+        mag = []
+        for e in range(E):
+            v = t1_data[8 * e : 8 * e + 8].as_signed()
+            a = Signal(unsigned(8), name=f"prune_mag{e}")
+            m.d.comb += a.eq(Mux(v < 0, -v, v))
+            mag.append(a)
+        group_mask = Signal(5)  # M - 1 of the load
+        m.d.comb += group_mask.eq((Const(1, 5) << t1["m_log2"]) - 1)
+        keep, shift = [], []
+        shift_bits = max(1, E.bit_length())
+        for e in range(E):
+            base, i = e - e % Mmax, e % Mmax
+            beaten = []
+            for other in range(Mmax):
+                if other == i or base + other >= E:
+                    continue
+                same = Signal(name=f"prune_same{e}_{other}")
+                m.d.comb += same.eq(((Const(other ^ i, 5)) & ~group_mask) == 0)
+                b = base + other
+                stronger = (mag[b] > mag[e]) | ((mag[b] == mag[e]) & (b < e))
+                beaten.append(same & stronger)
+            rank = sum(beaten, Const(0, 5)) if beaten else Const(0, 5)
+            k = Signal(name=f"prune_keep{e}")
+            m.d.comb += k.eq(rank < t1["n"])
+            keep.append(k)
+        # Bytes dropped before e: whole groups before e's group drop M - N each; within its group
+        # the dropped bytes before it.
+        for e in range(E):
+            base, i = e - e % Mmax, e % Mmax
+            local = []
+            for other in range(i):
+                same = Signal(name=f"prune_before{e}_{other}")
+                m.d.comb += same.eq(((Const(other ^ i, 5)) & ~group_mask) == 0)
+                local.append(same & ~keep[base + other])
+            groups_before = Signal(shift_bits, name=f"prune_groups{e}")
+            m.d.comb += groups_before.eq(Const(e, shift_bits) >> t1["m_log2"])
+            d = Signal(shift_bits, name=f"prune_shift{e}")
+            m.d.comb += d.eq(groups_before * (group_mask + 1 - t1["n"]) + sum(local, Const(0, shift_bits)))
+            shift.append(d)
+        t2 = {k: reg(v, f"prune2_{k}", reset_less=(k != "valid")) for k, v in t1.items()}
+        # Registered per byte: kept flag, value, index within its group, shift.
+        t2_keep = [reg(keep[e], f"prune2_keep{e}") for e in range(E)]
+        t2_val = [reg(t1_data[8 * e : 8 * e + 8], f"prune2_val{e}", reset_less=True) for e in range(E)]
+        t2_idx = [reg((Const(e % Mmax, 4) & group_mask)[: max(ib, 1)], f"prune2_idx{e}", reset_less=True)
+                  for e in range(E)]
+        t2_shift = [reg(shift[e], f"prune2_shift{e}", reset_less=True) for e in range(E)]
+        # The shifter: after stage s each kept byte has moved by its shift's low s+1 bits.
+        pos_valid, pos_val, pos_idx, pos_shift = t2_keep, t2_val, t2_idx, t2_shift
+        for s in range(shift_bits):
+            step = 1 << s
+            nv, nval, nidx, nsh = [], [], [], []
+            for x in range(E):
+                stay = pos_valid[x] & ~pos_shift[x][s]
+                src = x + step
+                come = (pos_valid[src] & pos_shift[src][s]) if src < E else Const(0)
+                v = Signal(name=f"prune_s{s}_v{x}")
+                m.d.comb += v.eq(stay | come)
+                nv.append(v)
+                if src < E:
+                    # Signals, not expressions: each stage reads the previous one's wires
+                    # (nested expressions would double with every stage).
+                    for lst, old, name in ((nval, pos_val, "val"), (nidx, pos_idx, "idx"), (nsh, pos_shift, "sh")):
+                        w = Signal.like(old[x], name=f"prune_s{s}_{name}{x}")
+                        m.d.comb += w.eq(Mux(come, old[src], old[x]))
+                        lst.append(w)
+                else:
+                    nval.append(pos_val[x])
+                    nidx.append(pos_idx[x])
+                    nsh.append(pos_shift[x])
+            pos_valid, pos_val, pos_idx, pos_shift = nv, nval, nidx, nsh
+        entries = []
+        for o in range(geo.w_entries):
+            if o < E:
+                value = Mux(pos_valid[o], pos_val[o], 0)
+                entry = Cat(value, pos_idx[o][:ib]) if ib else value
+            else:
+                entry = Const(0, entry_bits)
+            entries.append(entry)
+        out = Signal(w_bits, name="prune_entries")
+        m.d.comb += out.eq(Cat(*entries))
+        return {"valid": t2["valid"], "bank": t2["bank"], "sub": t2["sub"], "addr": t2["addr"],
+                "last": t2["last"], "entries": out}
