@@ -7,7 +7,7 @@ re-running Yosys), and prints the fit of the model's LUT and FF constants with
 its in-sample and leave-one-out errors, to paste into resources.py. Every term counts physical
 primitives at a fixed coefficient (a LUT per mux LUT6 or adder bit, an FF per register bit);
 only the constant for the control logic (loader, receiver, store, job registers) is fitted.
-Run: .venv/bin/python benchmarks/calibrate_resources.py [--only NAME,...]
+Run: .venv/bin/python benchmarks/calibrate_resources.py [--only NAME,... | --fit-only]
 (slow: the 512-slot point alone takes tens of minutes on a 2-core machine)
 """
 
@@ -29,6 +29,8 @@ from sparsim.simulator import resources
 import bench_fmax
 
 TABLE = Path(__file__).with_name("resource_calibration.json")
+#: The repository root: bench_fmax's points name their YAML relative to it.
+ROOT = Path(__file__).resolve().parent.parent
 #: Weight-bank depth of the calibration points: block RAM (not LUTRAM), under URAM's threshold.
 WEIGHT_DEPTH = 80
 
@@ -48,7 +50,7 @@ def hardware_spec(name: str) -> dict:
     """The ``hardware`` mapping of a calibration point, as a design point's YAML gives it."""
     if name in bench_fmax.POINTS:
         path, overrides = bench_fmax.POINTS[name]
-        return {**load_yaml(path)["hardware"], **overrides}
+        return {**load_yaml(ROOT / path)["hardware"], **overrides}
     o = POINTS[name]
     # Weight banks WEIGHT_DEPTH records deep and output banks 16 rows deep, so every point
     # maps its memories alike.
@@ -98,13 +100,15 @@ def fit_base(rows: list[tuple[dict, float]], terms: dict[str, float]) -> tuple[f
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", help="comma-separated names of POINTS to synthesise now")
+    parser.add_argument("--fit-only", action="store_true",
+                        help="synthesise nothing: fit and compare on the recorded counts")
     args = parser.parse_args(argv)
     def recorded() -> dict:
         return {row["name"]: row for row in json.loads(TABLE.read_text())} if TABLE.exists() else {}
 
     table = recorded()
     names = [*bench_fmax.POINTS, *POINTS]
-    for name in args.only.split(",") if args.only else names:
+    for name in [] if args.fit_only else args.only.split(",") if args.only else names:
         hw = hardware_of(name)
         t0 = time.perf_counter()
         syn = synthesize(hw)

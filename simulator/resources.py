@@ -8,16 +8,14 @@ SRL16E delay line; one LUT per LUT6 of the muxes and per bit of the fabric adder
 constants for the control logic (LUT_BASE, FF_BASE) are fitted.
 
 Calibrated range: benchmarks/resource_calibration.json records Yosys's counts for 9 points from
-8 to 512 DSPs (6 of them with 128 to 512: one and two lanes, M = 4 to 16, L = 4 to 16). On
-those points DSP, BRAM36 and URAM are exact; LUTs are within 13.3 % (the two-lane M = 8 points
-are over by 10-13 %, the rest within 9.2 %), FFs within 19.9 %: seven points within 8.8 %, the
-one-lane mid point over by 16.2 % and the 512-DSP point (L = 16, M = 4) under by 19.9 %, for
-reasons not yet found in the netlist. The points of 32 DSPs and more were synthesised before
-the loader, receiver and store moved into rtl/shell.py (their datapath is this one; the tiny
-point is re-measured on the current RTL, which tests/test_resources.py checks by its Verilog
-hash). tests/test_resources.py holds the model to ``TOLERANCE`` on every recorded point. Above
-512 DSPs the estimate extrapolates: the terms grow with slots, chains and memory sizes as the
-RTL does, but no synthesis of such a point has checked them.
+8 to 512 DSPs (6 of them with 128 to 512: one and two lanes, M = 4 to 16, L = 4 to 16), all
+synthesised from the current RTL (tests/test_resources.py checks the smallest one's Verilog
+hash). On those points DSP, BRAM36 and URAM are exact; LUTs are within 7.9 % (the two-lane
+M = 8, L = 8 point over by 7.9 %, the rest within 4.7 %) and FFs within 2.1 %; leaving one
+point out of the fit of the two constants gives at most 12.3 % (LUT) and 5.9 % (FF). The FF
+terms were checked register by register against the netlists of small points of the same
+shapes. Above 512 DSPs the estimate extrapolates: the terms grow with slots, chains and memory
+sizes as the RTL does, but no synthesis of such a point has checked them.
 """
 
 from __future__ import annotations
@@ -53,47 +51,62 @@ class MemoryCost:
     lutram_luts: int = 0
     bram36: float = 0.0
     uram: int = 0
-    #: FFs of the read ports' data registers: distributed RAM reads asynchronously, so they
-    #: are fabric FFs; block RAMs hold them inside (with the optional output register).
+    #: Read-port register bits that stay fabric FFs (see :func:`memory_cost`).
     read_ffs: int = 0
 
 
-def memory_cost(width_bits: int, depth: int, copies: int = 1, *, output_register: bool = False) -> MemoryCost:
+def memory_cost(width_bits: int, depth: int, copies: int = 1, *, output_register: bool = False,
+                transparent: bool = False, shared_ports: bool = False) -> MemoryCost:
     """How Yosys maps a ``width_bits`` × ``depth`` memory with one read port per copy, whose
     read data is registered once more if ``output_register``.
 
     Up to 32 rows: RAM32M16 (14 bits per 8 LUTs); up to 64 rows: RAM64M8 (7 bits per 8 LUTs);
     larger: the cheapest RAMB18E2/RAMB36E2 aspect ratio, or URAM288 above
     ``URAM_THRESHOLD_BITS``. Each read port gets its own copy.
+
+    Read registers that stay fabric FFs, as the calibration netlists show them: distributed RAM
+    reads asynchronously, so each port's read register is fabric FFs, holding the data, or only
+    the address when the port is ``transparent`` to the write port; the ``output_register``
+    behind it adds the data width. A block RAM holds the read register inside, but Yosys
+    leaves the ``output_register`` in the fabric, on every copy except one when the copies are
+    read ports of one memory (``shared_ports``; measured, cause not identified). URAM is
+    assumed to behave as block RAM (not calibrated).
     """
-    read_ffs = copies * width_bits * (1 + output_register)
-    if depth <= 32:
-        return MemoryCost(lutram_luts=copies * 8 * math.ceil(width_bits / 14), read_ffs=read_ffs)
     if depth <= 64:
-        return MemoryCost(lutram_luts=copies * 8 * math.ceil(width_bits / 7), read_ffs=read_ffs)
+        read_reg = max(1, (depth - 1).bit_length()) if transparent else width_bits
+        read_ffs = copies * (read_reg + width_bits * output_register)
+        per_8_luts = 14 if depth <= 32 else 7
+        return MemoryCost(lutram_luts=copies * 8 * math.ceil(width_bits / per_8_luts), read_ffs=read_ffs)
+    block_ffs = (copies - shared_ports) * width_bits * output_register
     if width_bits * depth >= URAM_THRESHOLD_BITS:
-        return MemoryCost(uram=copies * math.ceil(width_bits / 72) * math.ceil(depth / 4096))
+        return MemoryCost(uram=copies * math.ceil(width_bits / 72) * math.ceil(depth / 4096), read_ffs=block_ffs)
     best = min(
         [math.ceil(depth / d) * math.ceil(width_bits / w) for d, w in _BRAM36_SHAPES]
         + [0.5 * math.ceil(depth / d) * math.ceil(width_bits / w) for d, w in _BRAM18_SHAPES]
     )
-    return MemoryCost(bram36=copies * best)
+    return MemoryCost(bram36=copies * best, read_ffs=block_ffs)
 
 
 #: Longest cascade segment (rtl/dsp_chain.py) and the shortest chain of plain FFs that Yosys's
 #: ``shregmap -tech xilinx`` turns into an SRL.
 _CASCADE_SLOTS = 8
 _SRL_MIN_FFS = 3
-#: LUT6 per bit of an M:1 mux: a LUT6 takes a 4:1 mux, and Yosys's mapping builds wider ones as
-#: a tree of them (8:1 = two 4:1 and a 2:1, 16:1 = five 4:1), without MUXF7/F8.
-_MUX_LUTS = {2: 1, 4: 1, 8: 3, 16: 5}
+def _mux_luts(choices: int) -> int:
+    """LUT6 per bit of a ``choices``:1 mux: a LUT6 takes a 4:1 mux, and Yosys's mapping builds
+    wider ones as a tree of them (8:1 = two 4:1 and a 2:1, 16:1 = five 4:1), without MUXF7/F8."""
+    if choices <= 1:
+        return 0
+    if choices <= 4:
+        return 1
+    first = -(-choices // 4)
+    return first + _mux_luts(first)
 
 
 def features(hw: DspChainHardware) -> dict[str, float]:
     """Physical counts of the RTL of ``hw`` (rtl/dsp_chain.py), from its signal widths.
 
-    - ``ff_bits``: register bits that stay flip-flops: the read registers of memories mapped to
-      distributed RAM (block RAMs absorb theirs), the decoded weights and slot rows, the mux, product and cascade registers (fabric FFs: Yosys packs no
+    - ``ff_bits``: register bits that stay flip-flops: the memories' read registers that stay
+      in the fabric (:func:`memory_cost`), the decoded weights and slot rows, the mux, product and cascade registers (fabric FFs: Yosys packs no
       register into a DSP48E2), lane sums, accumulators and the control beside them; a
       delay-line bit is one FF unless its chain is long enough to become an SRL.
     - ``srl_luts``: delay-line bits that Yosys maps to SRL16E: one LUT each (at most 9 deep).
@@ -135,12 +148,12 @@ def features(hw: DspChainHardware) -> dict[str, float]:
         + delay_ff
         + P * L * (product_bits + cascade_bits)  # product and cascade registers
         + P * lanes * (lane_sum_bits + hw.acc_bits)
-        + P * 3 * (S + 3)  # valid/first/last beside the chain
+        + 3 * (S + 3)  # valid/first/last beside a chain: the same in every chain, so Yosys keeps one
     )
     # Row select: slot j picks port j >> n_log2; the RTL decodes every value of the 4-bit
     # n_log2, and an index past the last port reads the last one.
-    port_choices = sum(len({min(j >> n, ports - 1) for n in range(16)}) - 1 for j in range(L))
-    logic_luts = (P * L * lanes * 8 * _MUX_LUTS[M] + act_bits * port_choices
+    row_select_luts = sum(_mux_luts(len({min(j >> n, ports - 1) for n in range(16)})) for j in range(L))
+    logic_luts = (P * L * lanes * 8 * _mux_luts(M) + act_bits * row_select_luts
                   + P * L * (8 + ib)
                   + P * lanes * hw.acc_bits)  # the store's choice of output bank, per row bit
     adder_bits = P * (
@@ -152,8 +165,9 @@ def features(hw: DspChainHardware) -> dict[str, float]:
     memories = [
         # The weight banks' and activation ports' read data is registered again (cycle c+1).
         memory_cost(hw.max_weight_record_bytes * 8, hw.weight_bank_depth, copies=2, output_register=True),
-        memory_cost(act_bits, 2 * hw.act_depth, copies=ports, output_register=True),
-        memory_cost(P * lanes * hw.acc_bits, hw.out_bank_depth, copies=2),
+        memory_cost(act_bits, 2 * hw.act_depth, copies=ports, output_register=True, shared_ports=True),
+        # The store reads an output bank while the accumulators write it (transparent port).
+        memory_cost(P * lanes * hw.acc_bits, hw.out_bank_depth, copies=2, transparent=True),
     ]
     lutram = sum(m.lutram_luts for m in memories)
     return {
@@ -174,10 +188,10 @@ def features(hw: DspChainHardware) -> dict[str, float]:
 #: to Yosys synth_xilinx of the points in benchmarks/resource_calibration.json.
 LUT_TERMS = {"logic_luts": 1.0, "adder_bits": 1.0}
 FF_TERMS = {"ff_bits": 1.0}
-LUT_BASE, FF_BASE = 406.0, 639.0
+LUT_BASE, FF_BASE = 590.0, 845.0
 #: Relative LUT / FF error that tests/test_resources.py holds the model to on every calibration
-#: point (largest measured: LUT +13.3 % on p16l16m8x2, FF -19.9 % on p32l16m4x1).
-TOLERANCE = {"lut": 0.15, "ff": 0.22}
+#: point (largest measured: LUT +7.9 % on p32l8m8x2, FF +2.1 % on p64l4m4x1).
+TOLERANCE = {"lut": 0.10, "ff": 0.05}
 #: Smallest and largest DSP count among the calibration points.
 CALIBRATED_DSPS = (8, 512)
 

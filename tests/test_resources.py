@@ -33,6 +33,22 @@ def test_memory_mapping_rules():
     assert memory_cost(30720, 1024).uram == 427
 
 
+def test_read_registers_left_in_the_fabric():
+    # As the calibration netlists show: distributed RAM's read register is fabric FFs (only the
+    # address when the port is transparent to the write port); a block RAM keeps its read
+    # register but not the output register behind it, except on one of several read ports.
+    assert memory_cost(64, 32, copies=2).read_ffs == 2 * 64
+    assert memory_cost(64, 32, copies=2, output_register=True).read_ffs == 2 * 2 * 64
+    assert memory_cost(128, 16, copies=2, transparent=True).read_ffs == 2 * 4
+    assert memory_cost(176, 186, copies=2).read_ffs == 0
+    assert memory_cost(176, 186, copies=2, output_register=True).read_ffs == 2 * 176
+    assert memory_cost(32, 256, copies=8, output_register=True, shared_ports=True).read_ffs == 7 * 32
+
+
+def test_mux_luts_are_a_tree_of_4_to_1_luts():
+    assert [resources._mux_luts(k) for k in (1, 2, 3, 4, 5, 8, 16)] == [0, 1, 1, 1, 3, 3, 5]
+
+
 def test_two_lanes_share_one_dsp():
     one, two = _hw(dict(preset="tiny", lanes=1)), _hw(dict(preset="tiny", lanes=2))
     assert resources.estimate(one).dsp == resources.estimate(two).dsp == one.chains * one.chain_len
