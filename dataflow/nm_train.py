@@ -377,7 +377,9 @@ def _slab_fits(hw: NmTrainHardware, rows: int, cols: int, n: int, m: int, fwd: b
     the 16-bit fields."""
     gb = isa.group_bytes(n, m)
     w_bank, out_bank = bank_bytes(hw.weight_buffer_kib), bank_bytes(hw.output_buffer_kib)
-    ok = rows * cols <= w_bank and max(rows, cols) <= isa.field_max("count") and cols <= isa.field_max("width")
+    # A slab's rows are B records of the weight bank: at most w_bank / C bytes.
+    ok = (rows * cols <= w_bank and cols <= w_bank // hw.cols and max(rows, cols) <= isa.field_max("count")
+          and cols <= isa.field_max("width"))
     if fwd:
         rec = cols // m * gb
         ok = ok and rows * rec <= out_bank and rec <= out_bank // hw.rows

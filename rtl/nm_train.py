@@ -3,16 +3,14 @@
 :class:`NmTrainAccelerator` is the engine of one :class:`~sparsim.dataflow.nm_train.NmTrainHardware`:
 the shared :class:`~sparsim.rtl.systolic.SystolicArray` (its dataflow is the hardware's), two
 input banks, two weight banks with the prune unit in front of them, two output banks, the
-compute sequencer that runs MM jobs fold after fold, and the shell's loader, receiver and store
+compute sequencer that runs MM jobs fold after fold, the pre-generation unit that runs PGS jobs
+(prune a dense slab along its rows, or down its columns through a transposing buffer of M rows),
+and the shell's loader, receiver and store
 (:mod:`sparsim.rtl.shell`), with the shell's ``lib.stream`` ports to the instruction source and
 memory. Its timing is the contract's event equations, with the array's fold times from
-:mod:`sparsim.dataflow.systolic` and the banks' pipeline ``MM_PIPE_CYCLES`` and the prune
-unit's ``PRUNE_CYCLES`` from :mod:`sparsim.dataflow.nm_train_isa`.
-
-Not in this RTL yet: the pre-generation unit (``PGS``). The loader treats ``PGS`` as the end of
-the Program, so a Program with pre-generation (``pregen: pre`` on a sparse layer) fails
-verification loudly (unexecuted instruction words, outputs differ); Programs without it (dense
-steps, and sparse steps with ``pregen: inline``, which prune every weight load) run.
+:mod:`sparsim.dataflow.systolic`, and the banks' pipeline ``MM_PIPE_CYCLES``, the prune unit's
+``PRUNE_CYCLES`` and the pre-generation unit's ``PREGEN_CYCLES`` from
+:mod:`sparsim.dataflow.nm_train_isa`.
 """
 
 from __future__ import annotations
@@ -57,7 +55,8 @@ class Geometry:
     """Sizes of the engine's storage for one hardware configuration, bounded by what the compiler
     can emit (docs/nm_train.md, "Compiler"): A records of at most ``input bank / R`` bytes (pruning
     loads too), 1:1 B records of at most ``weight bank / C`` bytes, output rows of at most
-    ``output bank / (R * acc_bytes)`` accumulators. Each bank is a memory of (most records) x
+    ``output bank / (R * acc_bytes)`` accumulators, dense pre-generation slabs rows of at most
+    ``weight bank / C`` bytes. Each bank is a memory of (most records) x
     (widest record), so its storage exceeds its capacity in bytes."""
 
     def __init__(self, hw: NmTrainHardware):
@@ -73,9 +72,10 @@ class Geometry:
         #: kept entries of the widest B record, and most B records in a bank
         self.w_entries = max(1, self.w_bank // C)
         self.w_rows = self.w_bank
-        #: accumulators of the widest output row (a multiple of C), and most rows in a tile
+        #: accumulators of the widest output row (a multiple of C), and most rows in a tile or
+        #: records a PGS writes (compressed groups take at least 2 bytes: 1:2)
         self.out_lanes = -(-max(C, self.out_bank // (R * self.acc_bytes)) // C) * C
-        self.out_rows = max(R, self.out_bank // self.acc_bytes)
+        self.out_rows = max(R, self.out_bank // (min(self.acc_bytes, 2) if hw.max_m > 1 else self.acc_bytes))
         self.read_bytes = max(self.in_rec_bytes, self.w_entries)
         self.out_row_bytes = self.out_lanes * self.acc_bytes
 
@@ -112,6 +112,7 @@ _JOB_LAYOUT = data.StructLayout({
     "count": isa.field_width("count"), "width": isa.field_width("width"),
     "k_steps": isa.field_width("k_steps"), "addr": isa.field_width("addr"),
     "a_bank": 1, "b_bank": 1,
+    "pgs": 1, "axis": 1,  # a pre-generation job, and its axis
 })
 
 
@@ -134,8 +135,8 @@ class NmTrainAccelerator(wiring.Component):
     :func:`top_signature`, the shell's top signature with these payloads:
 
     instr : In(stream.Signature(INSTR_LAYOUT))
-        Instruction words (``sparsim.dataflow.nm_train_isa`` encoding); ``PGS`` and unknown
-        opcodes behave as ``END``.
+        Instruction words (``sparsim.dataflow.nm_train_isa`` encoding); unknown opcodes behave
+        as ``END`` (and ``PGS`` on an array with ``max_m`` 1, which no compiled Program has).
     rd_req : Out(stream.Signature(read_request_layout(hw)))
         Memory read requests: ``addr``, ``count`` records of ``rec_bytes`` bytes, consecutive.
     rd_data : In(stream.Signature(Geometry(hw).read_bytes * 8, always_ready=True))
@@ -212,7 +213,8 @@ class NmTrainAccelerator(wiring.Component):
         for b in range(2):
             mem = memory.Memory(shape=out_bits, depth=geo.out_rows, init=[])
             m.submodules[f"output{b}"] = mem
-            wp = mem.write_port(granularity=A)
+            # Byte enables: MM writes whole accumulators, PGS along an axis 1 one group.
+            wp = mem.write_port(granularity=8)
             out_wp.append(wp)
             out_rmw.append(mem.read_port())
             # Transparent: the store may read a row in the very cycle compute writes it.
@@ -225,7 +227,8 @@ class NmTrainAccelerator(wiring.Component):
             loads={isa.OP_LDA: False, isa.OP_LDB: False},
             request_layout=read_request_layout(hw),
             targets=_TARGETS,
-            dispatches=(isa.OP_MM,),
+            # A dense-only array (max_m 1) runs no Program with pre-generation.
+            dispatches=(isa.OP_MM, isa.OP_PGS) if M > 1 else (isa.OP_MM,),
         )
         # Loads in flight: at most one per bank (a bank's next load waits for its readers,
         # which wait for its data): four, one spare.
@@ -304,9 +307,10 @@ class NmTrainAccelerator(wiring.Component):
         m.d.comb += [loader.dispatch.ready.eq(level != _QUEUE_DEPTH), push.eq(loader.dispatch.valid & loader.dispatch.ready)]
         new_job = Signal(_JOB_LAYOUT)
         m.d.comb += [
-            new_job.acc.eq(cur.acc), new_job.store.eq(cur.store), new_job.n.eq(cur.n),
+            new_job.acc.eq(cur.acc), new_job.store.eq(cur.store | (cur.op == isa.OP_PGS)), new_job.n.eq(cur.n),
             new_job.m_log2.eq(cur.m_log2), new_job.count.eq(cur.count), new_job.width.eq(cur.width),
             new_job.k_steps.eq(cur.k_steps), new_job.addr.eq(cur.addr),
+            new_job.pgs.eq(cur.op == isa.OP_PGS), new_job.axis.eq(cur.axis),
             # The latest LDA's and LDB's banks.
             new_job.a_bank.eq(~a_next), new_job.b_bank.eq(~b_next),
         ]
@@ -335,9 +339,10 @@ class NmTrainAccelerator(wiring.Component):
         def sub_counter(name, subs, enable):
             """(sub-bank, address) of the beat: record i of a transfer goes to sub-bank
             i % subs, row i // subs, counted without a divider."""
-            sub_r = Signal(range(subs), name=f"{name}_sub")
+            # (one bit wide with a single sub-bank: Verilog has no zero-width wires)
+            sub_r = Signal(range(max(subs, 2)), name=f"{name}_sub")
             addr_r = Signal(count_bits, name=f"{name}_addr")
-            sub = Signal(range(subs), name=f"{name}_sub_now")
+            sub = Signal(range(max(subs, 2)), name=f"{name}_sub_now")
             addr = Signal(count_bits, name=f"{name}_addr_now")
             m.d.comb += [sub.eq(Mux(first_beat, 0, sub_r)), addr.eq(Mux(first_beat, 0, addr_r))]
             with m.If(enable):
@@ -362,9 +367,16 @@ class NmTrainAccelerator(wiring.Component):
             m.d.sync += a_ready.bit_select(bank_of_beat, 1).eq(1)
 
         w_sub, w_addr = sub_counter("w_wr", C, to_weight)
-        # 1:1 records: entry k is byte k with index 0.
-        dense_entries = Cat(*(Cat(bt.data[8 * k : 8 * k + 8], Const(0, ib))
-                              for k in range(min(geo.w_entries, geo.read_bytes))))
+        # Compressed records unpacked into entries (value, index); 1:1 records: entry k is byte
+        # k with index 0. The N:M of the load was latched when it was issued.
+        plain_entries = Signal(w_bits, name="plain_entries")
+        m.d.comb += plain_entries.eq(_unpack(bt.data, 1, 0, geo.w_entries, ib))
+        if M > 1:
+            with m.Switch(Cat(b_n[bank_of_beat], b_mlog2[bank_of_beat])):
+                for mlog in range(1, ib + 1):
+                    for n in range(1, 1 << mlog):
+                        with m.Case(n | (mlog << isa.field_width("n"))):
+                            m.d.comb += plain_entries.eq(_unpack(bt.data, n, mlog, geo.w_entries, ib))
         if M > 1:
             prune_beat = to_weight & b_prune.bit_select(bank_of_beat, 1)
             plain_beat = to_weight & ~b_prune.bit_select(bank_of_beat, 1)
@@ -380,7 +392,7 @@ class NmTrainAccelerator(wiring.Component):
                 from_prune = pruned["valid"] & (pruned["bank"] == b) & (pruned["sub"] == s)
                 m.d.comb += [
                     wp.addr.eq(Mux(from_prune, pruned["addr"], w_addr)),
-                    wp.data.eq(Mux(from_prune, pruned["entries"], dense_entries)),
+                    wp.data.eq(Mux(from_prune, pruned["entries"], plain_entries)),
                     wp.en.eq(from_prune | (plain_beat & (bank_of_beat == b) & (w_sub == s))),
                 ]
         with m.If(plain_beat & bt.last):
@@ -390,14 +402,17 @@ class NmTrainAccelerator(wiring.Component):
 
         # ---- compute: start conditions ------------------------------------------------------
         tile_bank = Signal(init=1)  # output bank of the open tile (tile t in bank t % 2)
-        opens = ~job.acc
+        opens = ~job.acc | job.pgs
         new_bank = ~tile_bank
         start = Signal()
         m.d.comb += start.eq(
             (level != 0) & ~busy
-            & a_ready.bit_select(job.a_bank, 1) & b_ready.bit_select(job.b_bank, 1)
+            & (job.pgs | a_ready.bit_select(job.a_bank, 1)) & b_ready.bit_select(job.b_bank, 1)
             & (~opens | ~out_busy.bit_select(new_bank, 1))
         )
+        start_mm = Signal()
+        start_pgs = Signal()
+        m.d.comb += [start_mm.eq(start & ~job.pgs), start_pgs.eq(start & job.pgs)]
         job_bank = Signal()  # output bank of the computing job
         out_full = Signal(2)  # output bank waits for the store
         out_addr = Array(Signal(isa.field_width("addr"), name=f"out{b}_addr", reset_less=True) for b in range(2))
@@ -411,7 +426,8 @@ class NmTrainAccelerator(wiring.Component):
                 job_bank.eq(bank_now),
                 out_addr[bank_now].eq(job.addr),
                 out_rows[bank_now].eq(job.count),
-                out_row_bytes[bank_now].eq(job.width * geo.acc_bytes),
+                # MM rows are Q_t accumulators; PGS records are ``width`` bytes.
+                out_row_bytes[bank_now].eq(Mux(job.pgs, job.width, job.width * geo.acc_bytes)),
             ]
             with m.If(opens):
                 m.d.sync += [tile_bank.eq(new_bank), out_busy.bit_select(new_bank, 1).eq(1)]
@@ -425,7 +441,7 @@ class NmTrainAccelerator(wiring.Component):
         m.d.comb += fold_last.eq(2 * R + C - 3 + L + stream_len)
         rs_run = Signal()
         rs = Signal()  # the read stage works on the job this cycle
-        m.d.comb += rs.eq(start | rs_run)
+        m.d.comb += rs.eq(start_mm | rs_run)
         fc = Signal(18)  # fold cycle
         q0 = Signal(count_bits)
         qb = Signal(count_bits)
@@ -434,6 +450,8 @@ class NmTrainAccelerator(wiring.Component):
         last_qb = Signal()
         m.d.comb += last_qb.eq(q0 + C >= job.width)
         rs_finish = Signal()  # the job's last fold ends this cycle
+        mm_w_addr = Signal(count_bits)  # the weight sub-banks' read row for the MM
+        w_addr_now = Signal(count_bits)  # ... for the MM or the PGS job
 
         # What the read stage hands on (to be registered twice: data stage, select stage).
         ctl = {}
@@ -447,9 +465,7 @@ class NmTrainAccelerator(wiring.Component):
             for s in range(R):
                 for b in range(2):
                     m.d.comb += in_rp[b][s].addr.eq(pb)
-            for s in range(C):
-                for b in range(2):
-                    m.d.comb += w_rp[b][s].addr.eq(qb)
+            m.d.comb += mm_w_addr.eq(qb)
             with m.If(stream):
                 with m.If(j + 1 == job.n):
                     m.d.sync += [j.eq(0), g.eq(g + 1)]
@@ -498,9 +514,7 @@ class NmTrainAccelerator(wiring.Component):
             m.d.comb += prow.eq(fc - R)
             for b in range(2):
                 m.d.comb += in_rp[b][0].addr.eq(prow)
-            for s in range(C):
-                for b in range(2):
-                    m.d.comb += w_rp[b][s].addr.eq(qb)
+            m.d.comb += mm_w_addr.eq(qb)
             m.d.comb += rs_finish.eq(fold_end & last_qb & (k0 + R >= job.k_steps))
             with m.If(fold_end):
                 m.d.sync += fc.eq(0)
@@ -514,7 +528,7 @@ class NmTrainAccelerator(wiring.Component):
                 m.d.sync += [k0.eq(0), base_g.eq(0), base_j.eq(0)]
             ctl.update(preload=preload, stream=stream, step=wstep, q0=q0, qb=qb,
                        fold_start=rs & (fc == 0), add=job.acc | (k0 != 0))
-        with m.If(start):
+        with m.If(start_mm):
             m.d.sync += rs_run.eq(1)
         with m.If(rs_finish):
             m.d.sync += rs_run.eq(0)
@@ -616,12 +630,26 @@ class NmTrainAccelerator(wiring.Component):
         for lane in range(lanes):
             prev = old[lane * A : (lane + 1) * A]
             new_row.append(Mux(w_add, prev + w_res[lane % C], w_res[lane % C].as_unsigned())[:A])
-            lane_en.append(w_valid & (w_qb == lane // C))
+            lane_en.append((w_valid & (w_qb == lane // C)).replicate(geo.acc_bytes))
+        if M > 1:
+            pg = self._pregen_unit(m, geo, job, start_pgs, w_data, ib, entry_bits)
+            pg_done = pg["done"]
+            m.d.comb += w_addr_now.eq(Mux(pg["active"], pg["w_addr"], mm_w_addr))
+            row_addr = Mux(pg["write"], pg["row"], w_row)
+            row_data = Mux(pg["write"], pg["data"], Cat(*new_row))
+            row_en = Mux(pg["write"], pg["en"], Cat(*lane_en))
+        else:
+            pg_done = Const(0)
+            m.d.comb += w_addr_now.eq(mm_w_addr)
+            row_addr, row_data, row_en = w_row, Cat(*new_row), Cat(*lane_en)
+        for s in range(C):
+            for b in range(2):
+                m.d.comb += w_rp[b][s].addr.eq(w_addr_now)
         for b in range(2):
             m.d.comb += [
-                out_wp[b].addr.eq(w_row),
-                out_wp[b].data.eq(Cat(*new_row)),
-                out_wp[b].en.eq(Mux(job_bank == b, Cat(*lane_en), 0)),
+                out_wp[b].addr.eq(row_addr),
+                out_wp[b].data.eq(row_data),
+                out_wp[b].en.eq(Mux(job_bank == b, row_en, 0)),
             ]
 
         # ---- compute: the job drains the pipeline and finishes (cycle e) ----------------------
@@ -634,7 +662,7 @@ class NmTrainAccelerator(wiring.Component):
         with m.If(draining):
             m.d.sync += drain_left.eq(drain_left - 1)
         compute_done = Signal()
-        m.d.comb += [compute_done.eq(draining & (drain_left == 0)), pop.eq(compute_done)]
+        m.d.comb += [compute_done.eq((draining & (drain_left == 0)) | pg_done), pop.eq(compute_done)]
         with m.If(compute_done):
             m.d.sync += [draining.eq(0), busy.eq(0)]
             with m.If(job.store):
@@ -660,100 +688,157 @@ class NmTrainAccelerator(wiring.Component):
         return m
 
     @staticmethod
+    def _pregen_unit(m, geo, job, start, w_data, ib, entry_bits):
+        """The pre-generation unit (PGS): prunes the weight bank's dense slab N:M into compressed
+        records written to the job's output bank (docs/nm_train.md, "Pre-generation unit").
+
+        A sequencer issues one weight-bank row read per cycle from the job's start ``c``; the
+        read data is registered in ``w_data`` two cycles later (the MM's data stage). Axis 0:
+        row r is read in ``c + r``, ranked (:func:`_rank`) in ``c + r + 2``, squeezed and packed
+        into its record in ``c + r + 3`` and written to output row r in ``c + r + 4``. Axis 1
+        (groups of M rows down each column): per group of rows, M cycles read its rows into a
+        transposing buffer of M rows, then one cycle per column hands that column's M bytes to
+        the same rank / pack stages (two cycles later, when the buffer holds the group's last
+        row), whose group is written into output row ``column`` at the group's byte offset.
+        The last write is ``PREGEN_CYCLES = 4`` cycles after the last sequencer cycle.
+        """
+        assert isa.PREGEN_CYCLES == 4, "read, data register, rank register, pack register, write"
+        C = len(w_data)
+        Mmax = 1 << ib
+        E = geo.w_entries
+        P = geo.out_row_bytes
+        count_bits = isa.field_width("count")
+        rows_m = Signal(5, name="pg_m")  # M of the job
+        m.d.comb += rows_m.eq(Const(1, 5) << job.m_log2)
+        gb = Signal(range(2 * 16 + 1), name="pg_group_bytes")  # N + ceil(N log2 M / 8)
+        m.d.comb += gb.eq(job.n + ((job.n * job.m_log2 + 7) >> 3))
+
+        # ---- sequencer ----
+        run = Signal(name="pg_run")
+        active = Signal(name="pg_active")
+        m.d.comb += active.eq(start | run)
+        sub = Signal(range(max(C, 2)), name="pg_sub")  # read row r: sub-bank r % C, address r // C
+        addr = Signal(count_bits, name="pg_addr")
+        row = Signal(count_bits, name="pg_row")  # axis 0: the row read = the record written
+        ph = Signal(count_bits + 1, name="pg_phase")  # axis 1: cycle within the group of rows
+        kept = Signal(count_bits + 1, name="pg_kept")  # axis 1: kept entries of earlier groups
+        off = Signal(range(P + 1), name="pg_offset")  # axis 1: the group's byte offset in a record
+        reading = Signal(name="pg_reading")
+        emitting = Signal(name="pg_emitting")  # axis 1: a column goes to the rank stage
+        last = Signal(name="pg_last")  # the sequencer's last cycle
+        phase_end = Signal(name="pg_phase_end")
+        m.d.comb += [
+            reading.eq(active & (~job.axis | (ph < rows_m))),
+            emitting.eq(active & job.axis & (ph >= rows_m)),
+            phase_end.eq(ph + 1 == rows_m + job.count),
+            last.eq(active & Mux(job.axis, phase_end & (kept + job.n >= job.k_steps), row + 1 == job.count)),
+        ]
+        with m.If(reading):
+            with m.If(sub == C - 1):
+                m.d.sync += [sub.eq(0), addr.eq(addr + 1)]
+            with m.Else():
+                m.d.sync += sub.eq(sub + 1)
+            m.d.sync += row.eq(row + 1)
+        with m.If(active & job.axis):
+            with m.If(phase_end):
+                m.d.sync += [ph.eq(0), kept.eq(kept + job.n), off.eq(off + gb)]
+            with m.Else():
+                m.d.sync += ph.eq(ph + 1)
+        with m.If(start):
+            m.d.sync += run.eq(1)
+        with m.If(last):
+            m.d.sync += [run.eq(0), sub.eq(0), addr.eq(0), row.eq(0), ph.eq(0), kept.eq(0), off.eq(0)]
+
+        # ---- two cycles later: the read row is in w_data ----
+        def delay2(v, name, reset_less=True):
+            return _reg(m, _reg(m, v, f"{name}_d1", reset_less), f"{name}_d2", reset_less)
+
+        d2_read = delay2(reading, "pg_read", reset_less=False)
+        d2_emit = delay2(emitting, "pg_emit", reset_less=False)
+        d2_sub = delay2(sub, "pg_sub")
+        d2_slot = delay2(ph[: max(1, ib)], "pg_slot")  # axis 1: the row's place in its group
+        d2_out_row = delay2(Mux(job.axis, (ph - rows_m)[:count_bits], row), "pg_out_row")
+        d2_off = delay2(off, "pg_off")
+        d2_done = delay2(last, "pg_done", reset_less=False)
+        row_vals = Signal(8 * E, name="pg_row_values")
+        sel = Array(w_data)[d2_sub]
+        m.d.comb += row_vals.eq(Cat(*(sel[k * entry_bits : k * entry_bits + 8] for k in range(E))))
+        # The transposing buffer: the group's rows, one per slot.
+        buf = [Signal(8 * E, name=f"pg_buffer{i}", reset_less=True) for i in range(Mmax)]
+        with m.If(d2_read & job.axis):
+            with m.Switch(d2_slot):
+                for i in range(Mmax):
+                    with m.Case(i):
+                        m.d.sync += buf[i].eq(row_vals)
+        column = [Signal(8, name=f"pg_column{i}") for i in range(Mmax)]
+        for i in range(Mmax):
+            m.d.comb += column[i].eq(Mux(i < rows_m, buf[i].word_select(d2_out_row, 8), 0))
+        values = [Signal(8, name=f"pg_in{e}") for e in range(E)]
+        for e in range(E):
+            m.d.comb += values[e].eq(Mux(job.axis, column[e] if e < Mmax else 0, row_vals[8 * e : 8 * e + 8]))
+        keep, shift = _rank(m, "pg", values, job.n, job.m_log2, Mmax)
+
+        # ---- three cycles later: ranked ----
+        t3_valid = _reg(m, Mux(job.axis, d2_emit, d2_read), "pg_t3_valid")
+        t3_keep = [_reg(m, keep[e], f"pg_t3_keep{e}", reset_less=True) for e in range(E)]
+        t3_val = [_reg(m, values[e], f"pg_t3_val{e}", reset_less=True) for e in range(E)]
+        t3_shift = [_reg(m, shift[e], f"pg_t3_shift{e}", reset_less=True) for e in range(E)]
+        t3_row = _reg(m, d2_out_row, "pg_t3_row", reset_less=True)
+        t3_off = _reg(m, d2_off, "pg_t3_off", reset_less=True)
+        t3_done = _reg(m, d2_done, "pg_t3_done")
+        pos_valid, pos_val, pos_idx = _compact(m, "pg", t3_keep, t3_val, t3_shift, job.m_log2, Mmax)
+        # Packed records of every N:M the array can run (a group: N values, then N indices of
+        # log2 M bits, little-endian), chosen by the job's N and M.
+        packed = Signal(8 * P, name="pg_packed")
+        with m.Switch(Cat(job.n, job.m_log2)):
+            for mlog in range(1, ib + 1):
+                for n in range(1, 1 << mlog):
+                    with m.Case(n | (mlog << isa.field_width("n"))):
+                        m.d.comb += packed.eq(_pack(pos_valid, pos_val, pos_idx, n, mlog, P))
+
+        # ---- four cycles later: written ----
+        t4_valid = _reg(m, t3_valid, "pg_t4_valid")
+        t4_data = _reg(m, packed, "pg_t4_data", reset_less=True)
+        t4_row = _reg(m, t3_row, "pg_t4_row", reset_less=True)
+        t4_off = _reg(m, t3_off, "pg_t4_off", reset_less=True)
+        t4_done = _reg(m, t3_done, "pg_t4_done")
+        group_en = Signal(P, name="pg_group_en")
+        m.d.comb += group_en.eq(((Const(1, P + 1) << gb) - 1)[:P])
+        return {
+            "active": active,
+            "w_addr": addr,
+            "write": t4_valid,
+            "row": t4_row,
+            # Axis 1 writes one group at its offset; axis 0 the whole record.
+            "data": Mux(job.axis, t4_data << (t4_off * 8), t4_data),
+            "en": Mux(job.axis, group_en << t4_off, Const((1 << P) - 1, P)),
+            "done": t4_done,
+        }
+
+    @staticmethod
     def _prune_unit(m, geo, beat_data, valid, bank, sub, addr, last, n, m_log2, ib, entry_bits, w_bits):
         """The prune unit on the weight banks' write path (LDB with ``prune``): a dense record of
         groups of M bytes becomes its kept entries, N per group, in ascending position order
         (docs/nm_train.md, "Pruning rule": largest |w|, ties to the lower position).
 
-        Cycle t: the beat is registered. t+1: each byte's rank in its group (the bytes of larger
-        |w|, or equal |w| at a lower position) and whether it is kept (rank < N), registered with
-        how far it moves left (the bytes dropped before it). t+2: a log-depth shifter moves the
-        kept bytes into place, least significant shift bit first (targets rise with positions and
-        shifts never fall, so no two bytes meet), and the entries are written: the bank is
-        ready ``PRUNE_CYCLES = 2`` cycles after a plain load's would be.
+        Cycle t: the beat is registered. t+1: each byte's rank in its group and how far it moves
+        left (:func:`_rank`), registered. t+2: the shifter (:func:`_compact`) moves the kept
+        bytes into place and the entries are written: the bank is ready ``PRUNE_CYCLES = 2``
+        cycles after a plain load's would be.
         """
         assert isa.PRUNE_CYCLES == 2, "the prune unit has two register stages"
         E = geo.in_rec_bytes
         Mmax = max(1, 1 << ib)
         meta = {"valid": valid, "bank": bank, "sub": sub, "addr": addr, "last": last, "n": n, "m_log2": m_log2}
-
-        def reg(v, name, reset_less=False):
-            r = Signal.like(v, name=name, reset_less=reset_less) if hasattr(v, "shape") else Signal(name=name)
-            m.d.sync += r.eq(v)
-            return r
-
-        t1 = {k: reg(v, f"prune1_{k}", reset_less=(k != "valid")) for k, v in meta.items()}
-        t1_data = reg(beat_data[: 8 * E], "prune1_data", reset_less=True)
-        mag = []
-        for e in range(E):
-            v = t1_data[8 * e : 8 * e + 8].as_signed()
-            a = Signal(unsigned(8), name=f"prune_mag{e}")
-            m.d.comb += a.eq(Mux(v < 0, -v, v))
-            mag.append(a)
-        group_mask = Signal(5)  # M - 1 of the load
-        m.d.comb += group_mask.eq((Const(1, 5) << t1["m_log2"]) - 1)
-        keep, shift = [], []
-        shift_bits = max(1, E.bit_length())
-        for e in range(E):
-            base, i = e - e % Mmax, e % Mmax
-            beaten = []
-            for other in range(Mmax):
-                if other == i or base + other >= E:
-                    continue
-                same = Signal(name=f"prune_same{e}_{other}")
-                m.d.comb += same.eq(((Const(other ^ i, 5)) & ~group_mask) == 0)
-                b = base + other
-                stronger = (mag[b] > mag[e]) | ((mag[b] == mag[e]) & (b < e))
-                beaten.append(same & stronger)
-            rank = sum(beaten, Const(0, 5)) if beaten else Const(0, 5)
-            k = Signal(name=f"prune_keep{e}")
-            m.d.comb += k.eq(rank < t1["n"])
-            keep.append(k)
-        # Bytes dropped before e: whole groups before e's group drop M - N each; within its group
-        # the dropped bytes before it.
-        for e in range(E):
-            base, i = e - e % Mmax, e % Mmax
-            local = []
-            for other in range(i):
-                same = Signal(name=f"prune_before{e}_{other}")
-                m.d.comb += same.eq(((Const(other ^ i, 5)) & ~group_mask) == 0)
-                local.append(same & ~keep[base + other])
-            groups_before = Signal(shift_bits, name=f"prune_groups{e}")
-            m.d.comb += groups_before.eq(Const(e, shift_bits) >> t1["m_log2"])
-            d = Signal(shift_bits, name=f"prune_shift{e}")
-            m.d.comb += d.eq(groups_before * (group_mask + 1 - t1["n"]) + sum(local, Const(0, shift_bits)))
-            shift.append(d)
-        t2 = {k: reg(v, f"prune2_{k}", reset_less=(k != "valid")) for k, v in t1.items()}
-        # Registered per byte: kept flag, value, index within its group, shift.
-        t2_keep = [reg(keep[e], f"prune2_keep{e}") for e in range(E)]
-        t2_val = [reg(t1_data[8 * e : 8 * e + 8], f"prune2_val{e}", reset_less=True) for e in range(E)]
-        t2_idx = [reg((Const(e % Mmax, 4) & group_mask)[: max(ib, 1)], f"prune2_idx{e}", reset_less=True)
-                  for e in range(E)]
-        t2_shift = [reg(shift[e], f"prune2_shift{e}", reset_less=True) for e in range(E)]
-        # The shifter: after stage s each kept byte has moved by its shift's low s+1 bits.
-        pos_valid, pos_val, pos_idx, pos_shift = t2_keep, t2_val, t2_idx, t2_shift
-        for s in range(shift_bits):
-            step = 1 << s
-            nv, nval, nidx, nsh = [], [], [], []
-            for x in range(E):
-                stay = pos_valid[x] & ~pos_shift[x][s]
-                src = x + step
-                come = (pos_valid[src] & pos_shift[src][s]) if src < E else Const(0)
-                v = Signal(name=f"prune_s{s}_v{x}")
-                m.d.comb += v.eq(stay | come)
-                nv.append(v)
-                if src < E:
-                    # Signals, not expressions: each stage reads the previous one's wires
-                    # (nested expressions would double with every stage).
-                    for lst, old, name in ((nval, pos_val, "val"), (nidx, pos_idx, "idx"), (nsh, pos_shift, "sh")):
-                        w = Signal.like(old[x], name=f"prune_s{s}_{name}{x}")
-                        m.d.comb += w.eq(Mux(come, old[src], old[x]))
-                        lst.append(w)
-                else:
-                    nval.append(pos_val[x])
-                    nidx.append(pos_idx[x])
-                    nsh.append(pos_shift[x])
-            pos_valid, pos_val, pos_idx, pos_shift = nv, nval, nidx, nsh
+        t1 = {k: _reg(m, v, f"prune1_{k}", reset_less=(k != "valid")) for k, v in meta.items()}
+        t1_data = _reg(m, beat_data[: 8 * E], "prune1_data", reset_less=True)
+        values = [t1_data[8 * e : 8 * e + 8] for e in range(E)]
+        keep, shift = _rank(m, "prune", values, t1["n"], t1["m_log2"], Mmax)
+        t2 = {k: _reg(m, v, f"prune2_{k}", reset_less=(k != "valid")) for k, v in t1.items()}
+        t2_keep = [_reg(m, keep[e], f"prune2_keep{e}") for e in range(E)]
+        t2_val = [_reg(m, values[e], f"prune2_val{e}", reset_less=True) for e in range(E)]
+        t2_shift = [_reg(m, shift[e], f"prune2_shift{e}", reset_less=True) for e in range(E)]
+        pos_valid, pos_val, pos_idx = _compact(m, "prune", t2_keep, t2_val, t2_shift, t2["m_log2"], Mmax)
         entries = []
         for o in range(geo.w_entries):
             if o < E:
@@ -766,3 +851,140 @@ class NmTrainAccelerator(wiring.Component):
         m.d.comb += out.eq(Cat(*entries))
         return {"valid": t2["valid"], "bank": t2["bank"], "sub": t2["sub"], "addr": t2["addr"],
                 "last": t2["last"], "entries": out}
+
+
+def _unpack(record, n, m_log2, entries, ib):
+    """The first ``entries`` entries (INT8 value, ``ib``-bit index) of a compressed record of
+    a fixed ``n``:2^``m_log2`` (per group: n values, then n indices of m_log2 bits, packed)."""
+    gb = n + -(-n * m_log2 // 8)
+    out = []
+    for t in range(entries):
+        g, j = divmod(t, n)
+        at = 8 * (g * gb + j)
+        value = record[at : at + 8] if at + 8 <= len(record) else Const(0, 8)
+        if not ib:
+            out.append(value)
+            continue
+        bit = 8 * (g * gb + n) + j * m_log2
+        if m_log2 == 0 or bit + m_log2 > len(record):
+            index = Const(0, ib)
+        else:
+            index = Cat(record[bit : bit + m_log2], Const(0, ib - m_log2))
+        out.append(Cat(value, index))
+    return Cat(*out)
+
+
+def _pack(valid, values, indices, n, m_log2, nbytes):
+    """``nbytes`` bytes of compressed groups of a fixed ``n``:2^``m_log2`` from the squeezed
+    kept entries (entry ``g*n + j`` is the j-th kept one of group g)."""
+    ib = m_log2
+    gb = n + -(-n * ib // 8)
+    E = len(values)
+    out = []
+    for o in range(nbytes):
+        g, s = divmod(o, gb)
+        if s < n:
+            t = g * n + s
+            out.append(Mux(valid[t], values[t], 0) if t < E else Const(0, 8))
+            continue
+        bits = []
+        for k in range(8):
+            bit = 8 * (s - n) + k
+            j, within = divmod(bit, ib)
+            t = g * n + j
+            bits.append(indices[t][within] if j < n and t < E else Const(0, 1))
+        out.append(Cat(*bits))
+    return Cat(*out)
+
+
+def _reg(m, value, name, reset_less=False):
+    """``value`` registered (one cycle later)."""
+    r = Signal.like(value, name=name, reset_less=reset_less) if hasattr(value, "shape") else Signal(name=name)
+    m.d.sync += r.eq(value)
+    return r
+
+
+def _rank(m, prefix, values, n, m_log2, Mmax):
+    """Which of ``values`` (bytes, groups of M = 2^m_log2 <= Mmax from position 0) an N:M prune
+    keeps, and how far each moves left when the dropped ones are squeezed out: ``(keep,
+    shift)``, combinational. A byte is kept if fewer than N bytes of its group beat it (larger
+    |w|, or equal |w| at a lower position); it moves by the bytes dropped before it (M - N per
+    earlier group, and the dropped ones before it in its own group)."""
+    E = len(values)
+    mag = []
+    for e in range(E):
+        v = values[e].as_signed()
+        a = Signal(unsigned(8), name=f"{prefix}_mag{e}")
+        m.d.comb += a.eq(Mux(v < 0, -v, v))
+        mag.append(a)
+    group_mask = Signal(5, name=f"{prefix}_group_mask")  # M - 1
+    m.d.comb += group_mask.eq((Const(1, 5) << m_log2) - 1)
+    keep, shift = [], []
+    shift_bits = max(1, E.bit_length())
+    for e in range(E):
+        base, i = e - e % Mmax, e % Mmax
+        beaten = []
+        for other in range(Mmax):
+            if other == i or base + other >= E:
+                continue
+            same = Signal(name=f"{prefix}_same{e}_{other}")
+            m.d.comb += same.eq(((Const(other ^ i, 5)) & ~group_mask) == 0)
+            b = base + other
+            stronger = (mag[b] > mag[e]) | ((mag[b] == mag[e]) & (b < e))
+            beaten.append(same & stronger)
+        rank = sum(beaten, Const(0, 5)) if beaten else Const(0, 5)
+        k = Signal(name=f"{prefix}_keep{e}")
+        m.d.comb += k.eq(rank < n)
+        keep.append(k)
+    for e in range(E):
+        base, i = e - e % Mmax, e % Mmax
+        local = []
+        for other in range(i):
+            same = Signal(name=f"{prefix}_before{e}_{other}")
+            m.d.comb += same.eq(((Const(other ^ i, 5)) & ~group_mask) == 0)
+            local.append(same & ~keep[base + other])
+        groups_before = Signal(shift_bits, name=f"{prefix}_groups{e}")
+        m.d.comb += groups_before.eq(Const(e, shift_bits) >> m_log2)
+        d = Signal(shift_bits, name=f"{prefix}_shift{e}")
+        m.d.comb += d.eq(groups_before * (group_mask + 1 - n) + sum(local, Const(0, shift_bits)))
+        shift.append(d)
+    return keep, shift
+
+
+def _compact(m, prefix, keep, values, shift, m_log2, Mmax):
+    """The kept bytes moved left by their shifts (a log-depth shifter, least significant shift
+    bit first: targets rise with positions and shifts never fall, so no two bytes meet), each
+    with its index in its group: ``(valid, value, index)`` per position, combinational."""
+    E = len(values)
+    ib = max(1, (Mmax - 1).bit_length())
+    group_mask = Signal(5, name=f"{prefix}_cmask")
+    m.d.comb += group_mask.eq((Const(1, 5) << m_log2) - 1)
+    idx = []
+    for e in range(E):
+        w = Signal(ib, name=f"{prefix}_idx{e}")
+        m.d.comb += w.eq((Const(e % Mmax, 5) & group_mask)[:ib])
+        idx.append(w)
+    pos_valid, pos_val, pos_idx, pos_shift = list(keep), list(values), idx, list(shift)
+    for s in range(len(shift[0])):
+        step = 1 << s
+        nv, nval, nidx, nsh = [], [], [], []
+        for x in range(E):
+            stay = pos_valid[x] & ~pos_shift[x][s]
+            src = x + step
+            come = (pos_valid[src] & pos_shift[src][s]) if src < E else Const(0)
+            v = Signal(name=f"{prefix}_s{s}_v{x}")
+            m.d.comb += v.eq(stay | come)
+            nv.append(v)
+            if src < E:
+                # Signals, not expressions: each stage reads the previous one's wires
+                # (nested expressions would double with every stage).
+                for lst, old, name in ((nval, pos_val, "val"), (nidx, pos_idx, "idx"), (nsh, pos_shift, "sh")):
+                    w = Signal.like(old[x], name=f"{prefix}_s{s}_{name}{x}")
+                    m.d.comb += w.eq(Mux(come, old[src], old[x]))
+                    lst.append(w)
+            else:
+                nval.append(pos_val[x])
+                nidx.append(pos_idx[x])
+                nsh.append(pos_shift[x])
+        pos_valid, pos_val, pos_idx, pos_shift = nv, nval, nidx, nsh
+    return pos_valid, pos_val, pos_idx

@@ -30,7 +30,18 @@ _N_COUNTERS = 7
 
 
 @njit(cache=True)
-def _run_kernel(op, sync, acc, store, prune, n, m_log2, count, width, k_steps, pass_, layer,
+def pgs_cycles(axis, count, k_steps, n, m_log2, pregen_cycles):
+    """Duration D of a PGS job (docs/nm_train.md, event equation of compute): axis 0 reads and
+    emits one record per cycle (``count`` rows); axis 1 spends, per group of M rows, M cycles
+    reading its rows into the transposing buffer and one per column (``count``) emitting that
+    column's group; then ``PREGEN_CYCLES`` of pipeline."""
+    if axis == 0:
+        return count + pregen_cycles
+    return (k_steps // n) * ((np.int64(1) << m_log2) + count) + pregen_cycles
+
+
+@njit(cache=True)
+def _run_kernel(op, sync, acc, store, prune, axis, n, m_log2, count, width, k_steps, pass_, layer,
                 rows, cols, dataflow, bw, latency, acc_bytes, pregen_cycles, prune_cycles, mm_pipe,
                 stalls, pass_cycles, layer_cycles, counters, pass_stalls, pass_bytes):
     """Returns the Program's cycle count; fills ``stalls`` [7], ``pass_cycles`` [4],
@@ -132,7 +143,7 @@ def _run_kernel(op, sync, acc, store, prune, n, m_log2, count, width, k_steps, p
                 counters[6] += col_blocks * a_bytes + b_reads * b_bytes + tile_bytes * (2 * updates - (1 - acc[i]))
                 dur += mm_pipe
             else:
-                dur = cnt + pregen_cycles
+                dur = pgs_cycles(axis[i], cnt, np.int64(k_steps[i]), np.int64(n[i]), np.int64(m_log2[i]), pregen_cycles)
                 counters[3] += dur
                 counters[6] += cnt * wid
             e = start + dur - 1
@@ -203,7 +214,7 @@ def run(program: Program) -> Result:
     pass_stalls = np.zeros((len(isa.PASSES), len(STALL_CAUSES)), dtype=np.int64)
     pass_bytes = np.zeros((len(isa.PASSES), 2), dtype=np.int64)
     cycles = int(_run_kernel(
-        ins["op"], ins["sync"], ins["acc"], ins["store"], ins["prune"], ins["n"], ins["m_log2"],
+        ins["op"], ins["sync"], ins["acc"], ins["store"], ins["prune"], ins["axis"], ins["n"], ins["m_log2"],
         ins["count"], ins["width"], ins["k_steps"], ins["pass_"], ins["layer"],
         np.int64(hw.rows), np.int64(hw.cols), np.int64(hw.dataflow_code),
         np.int64(hw.memory.bandwidth_bytes_per_cycle), np.int64(hw.memory.latency_cycles),

@@ -293,6 +293,47 @@ NM_CASES: tuple[Case, ...] = (
 
 CASES_BY_ID.update({case.id: case for case in NM_CASES})
 
+#: Cycles of :func:`nm_hand_pregen_program`, derived by hand in its docstring.
+NM_HAND_PGS_CYCLES = 50
+
+
+def nm_hand_pregen_program():
+    """A Program of one dense 8 x 4 slab pruned 2:4 along both axes (no GEMM): LDB, PGS axis 0,
+    PGS axis 1, END, on R = C = 2, max_m 4, one channel of 4 B/cycle, latency 2. The slab's
+    INT8 values are small (-3..3, seeded) so that |w| ties decide kept entries along both axes.
+
+    i0 LDB (8 records of 4 B): request 1, t0 = 3, records 3..10; weight bank ready 11.
+    i1 PGS axis 0 (8 records of 3 B: group_bytes(2, 4) = 3): dispatched 3, starts 11
+       (weight_stream 11), D = 8 + PREGEN_CYCLES 4 = 12, done 22. Store from 23: off(j) = j for
+       3 B records at 4 B/cycle, last 30.
+    i2 PGS axis 1 (4 records of 6 B, k_steps 4: G = 4 / 2 = 2 groups of M = 4 rows):
+       dispatched 5, starts 23 (its output bank 1 is free), D = G (M + 4 columns) + 4 = 20,
+       done 42. Store from 43: off = 1, 2, 4, 5 for 6 B records, last 48.
+    END: max(7, 43, 49) = 49: 50 cycles (pregen 32, weight_stream 11, tail 7).
+    """
+    from sparsim.dataflow import nm_train_isa as isa
+    from sparsim.dataflow.nm_train import Program
+
+    hw = design_point_from_dict({
+        "hardware": {"preset": "tiny", "rows": 2, "cols": 2, "max_m": 4, "input_buffer_kib": 64 / 1024,
+                     "weight_buffer_kib": 64 / 1024, "output_buffer_kib": 96 / 1024,
+                     "memory": {"channels": 1, "bytes_per_cycle": 4, "latency_cycles": 2}},
+        "workload": {"kind": "train", "batch": 1, "layers": [{"name": "slab", "k": 4, "cout": 8}]},
+    }).hardware
+    ins = np.zeros(4, dtype=isa.INSTR_DTYPE)
+    ins["pass_"], ins["layer"] = isa.PREGEN, 0
+    for i, (op, axis, n, m_log2, count, width, k_steps, addr) in enumerate((
+        (isa.OP_LDB, 0, 1, 0, 8, 4, 4, 0),
+        (isa.OP_PGS, 0, 2, 2, 8, 3, 2, 64),
+        (isa.OP_PGS, 1, 2, 2, 4, 6, 4, 128),
+        (isa.OP_END, 0, 0, 0, 0, 0, 0, 0),
+    )):
+        ins[i]["op"], ins[i]["axis"], ins[i]["n"], ins[i]["m_log2"] = op, axis, n, m_log2
+        ins[i]["count"], ins[i]["width"], ins[i]["k_steps"], ins[i]["addr"] = count, width, k_steps, addr
+    memory = np.zeros(192, dtype=np.uint8)
+    memory[:32] = np.random.default_rng(9).integers(-3, 4, size=32).astype(np.int8).view(np.uint8)
+    return Program(hw=hw, instrs=ins, gemms=[], pregens=[], layers=["slab"], batch=1, memory=memory)
+
 
 # ------------------------------------------------------------------------------------------
 # recsys: functional and simulator levels (rtl/recsys.py adds its levels when it exists)

@@ -3,7 +3,8 @@
 Whole Programs on the engine top: the hand-timed cases of the case table (values equal golden,
 cycles equal the simulator's and the hand derivation), a point whose sparse layer is pruned by
 the prune unit on every weight load (with |w| ties that the tie rule decides), the same point in
-WS under random stalls on every stream (values exact), and controls that must fail: a broken
+WS under random stalls on every stream (values exact), a hand-timed pre-generation Program and
+the point with pre-generation (PGS along both axes), and controls that must fail: a broken
 Program and a top whose sequencer miscounts the PE pipeline. The case table
 (tests/test_case_table.py) runs the random design points; Verilator benches are marked
 ``verilator``.
@@ -90,6 +91,47 @@ def test_values_under_random_stalls():
     assert res.cycles_rtl > program_cycles(program)  # the stalls really slowed the run down
 
 
+def _pregen_point(dataflow: str):
+    """The pruned point's step with pre-generation (LDB of dense slabs, PGS along both axes, the
+    sparse GEMMs loading the compressed copies) on a smaller weight bank."""
+    point = _pruned_point(dataflow)
+    return point.model_copy(update={
+        "hardware": point.hardware.model_copy(update={"cols": 2, "weight_buffer_kib": 64 / 1024}),
+        "workload": point.workload.model_copy(update={"pregen": "pre"}),
+    })
+
+
+def test_pregen_hand_program():
+    """tests/cases.py's hand-timed pre-generation Program: the copies the RTL writes along both
+    axes equal the functional model's (which tests/test_nm_train_model.py checks against
+    sparsity.bdwp_copies), in the hand-derived cycle count; the slab's |w| ties decide kept
+    entries along both axes."""
+    from cases import NM_HAND_PGS_CYCLES, nm_hand_pregen_program
+    from sparsim.dataflow.nm_train_exec import execute
+    from sparsim.rtl.harness import ProgramRun
+
+    program = nm_hand_pregen_program()
+    slab = program.memory[:32].view(np.int8).astype(np.int64).reshape(8, 4)
+    for groups in (slab.reshape(8, 1, 4), slab.T.reshape(4, 2, 4)):  # along rows, down columns
+        mag = -np.sort(-np.abs(groups), axis=-1)
+        assert ((mag[..., 1] == mag[..., 2]) & (mag[..., 2] > 0)).any()
+    (res,) = amaranth_sim.run_programs([ProgramRun(program)])
+    assert res.done and not res.errors, res.errors
+    assert res.cycles == NM_HAND_PGS_CYCLES == program_cycles(program)
+    want = execute(program.hw, program.words(), program.memory)
+    got = np.frombuffer(bytes(res.memory), dtype=np.uint8)
+    assert (got[64:88] == want[64:88]).all() and (got[128:152] == want[128:152]).all()
+    assert (got == want).all()
+
+
+@pytest.mark.parametrize("dataflow", ["os", "ws"])
+def test_pregen_point(dataflow):
+    program = _compile(_pregen_point(dataflow))
+    assert {int(a) for a in program.instrs["axis"][program.instrs["op"] == isa.OP_PGS]} == {0, 1}
+    (res,) = amaranth_sim.verify_all([(program, None)])
+    _check(res)
+
+
 # ------------------------------------------------------------------------------------------
 # Negative controls: the checks above must be able to fail
 
@@ -119,3 +161,15 @@ def test_broken_rtl_fails(monkeypatch):
 def test_accelerator_rejects_a_dict():
     with pytest.raises(TypeError, match="^hw must be an NmTrainHardware, not dict$"):
         NmTrainAccelerator({"rows": 2})
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("dataflow,cols", [("os", 2), ("ws", 1)])
+def test_lint(dataflow, cols):
+    """The engine top (prune unit, pre-generation unit, both dataflows, a single column) is
+    Verilator-lint clean apart from the shared waivers."""
+    from cases import nm_hand_pregen_program
+    from sparsim.rtl import verilator
+
+    hw = nm_hand_pregen_program().hw.model_copy(update={"dataflow": dataflow, "cols": cols})
+    assert verilator.lint(hw) == ""

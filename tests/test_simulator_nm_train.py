@@ -58,6 +58,21 @@ def test_hand_computed_double_buffering_and_chunks():
     assert r.stream_cycles == 12 and r.folds == 6
 
 
+def test_hand_computed_pregeneration():
+    """nm_hand_pregen_program of tests/cases.py (derivation there): 50 cycles; PGS axis 0 takes
+    count + PREGEN_CYCLES = 12 cycles, PGS axis 1 G (M + count) + PREGEN_CYCLES = 20."""
+    from cases import NM_HAND_PGS_CYCLES, nm_hand_pregen_program
+
+    assert isa.PREGEN_CYCLES == 4, "re-derive nm_hand_pregen_program in tests/cases.py"
+    r = run(nm_hand_pregen_program())
+    assert r.cycles == NM_HAND_PGS_CYCLES == 50
+    assert r.pregen_cycles == 12 + 20
+    assert r.stalls == {"dispatch": 0, "input_stream": 0, "weight_stream": 11, "out_bank": 0,
+                        "fill_drain": 0, "bank_pipe": 0, "tail": 7}
+    assert r.pass_cycles["pregen"] == 50
+    assert (r.bytes_read, r.bytes_written) == (32, 8 * 3 + 4 * 6)
+
+
 def _points(count: int = 24):
     return [design_point_from_dict(random_point(seed)) for seed in range(count)]
 
@@ -236,7 +251,11 @@ def _reference_cycles(program) -> tuple[int, dict]:
                 dur += isa_.MM_PIPE_CYCLES
                 readers[isa_.OP_LDA][-1].append(i)
             else:
-                dur = cnt + isa_.PREGEN_CYCLES
+                # Axis 1: per group of M rows, M row reads into the transposing buffer and
+                # one cycle per column (cnt columns).
+                groups = int(row["k_steps"]) // int(row["n"])
+                rows_read = cnt if row["axis"] == 0 else groups * (1 << int(row["m_log2"]))
+                dur = rows_read + (0 if row["axis"] == 0 else groups * cnt) + isa_.PREGEN_CYCLES
             readers[isa_.OP_LDB][-1].append(i)
             done[i] = prev_done = start + dur - 1
             if opens:
