@@ -797,14 +797,14 @@ URAM_THRESHOLD_BITS = 512 * 1024
 def resources(hw: NmTrainHardware) -> dict[str, float]:
     """Counted from what the array instantiates (not yet calibrated against synthesis): one
     multiplier (DSP48E2) per PE; per PE the window register (8·max_m FFs), the moving and the
-    held (value, index) registers, the A/B operand and product registers (32), the accumulator
-    and the partial-sum register (2·acc_bits); LUTs for the M:1 mux (one LUT6 per 4:1 slice of
-    each of 8 bits) and the two acc_bits-wide adders; the six banks as URAM288 (from 512 Kib)
-    or BRAM36."""
+    held (value, index) registers, the selected-lane, A/B operand and product registers (40),
+    the accumulator and the partial-sum register (2·acc_bits); LUTs for the M:1 mux (one LUT6
+    per 4:1 slice of each of 8 bits) and the two acc_bits-wide adders; the six banks as URAM288
+    (from 512 Kib) or BRAM36."""
     import math
 
     ib = max(1, hw.max_m.bit_length() - 1)
-    pe_ff = 8 * hw.max_m + 2 * (8 + ib) + 32 + 2 * hw.acc_bits
+    pe_ff = 8 * hw.max_m + 2 * (8 + ib) + 40 + 2 * hw.acc_bits
     pe_lut = 8 * math.ceil((hw.max_m - 1) / 3) + 2 * hw.acc_bits
     bram, uram = 0, 0
     for kib in (hw.input_buffer_kib, hw.weight_buffer_kib, hw.output_buffer_kib):

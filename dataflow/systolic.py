@@ -44,8 +44,9 @@ WS = 1
 DATAFLOWS = {"os": OS, "ws": WS}
 
 #: Cycles from a reduction step's operands entering a PE (its window register) to the step's
-#: effect in the accumulator (OS) or partial-sum output register (WS): M:1 mux into the
-#: registered A and B operands (1), the registered product (2), the accumulator register (3).
+#: effect in the accumulator (OS) or partial-sum output register (WS): the registered A and B
+#: operands (1; A is the window lane the M:1 mux selected into a register beside the window
+#: register, in the same cycle), the registered product (2), the accumulator register (3).
 #: The RTL (rtl/systolic.py) owns this number; the simulator and the docs read it from here.
 PE_PIPELINE_CYCLES = 3
 

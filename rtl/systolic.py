@@ -23,12 +23,12 @@ __all__ = ["OPERAND_BITS", "DATAFLOWS", "SystolicArray"]
 
 #: Activations and weights enter the multipliers as signed 8-bit values.
 OPERAND_BITS = 8
-#: Registers between a PE's window register and its multiplier (the first holds the M:1 mux
-#: output): every PE_PIPELINE_CYCLES stage that is not the product or the accumulator register.
-#: One with L = 3. A second one (L = 4) does not pay on ECP5: with the multiplier's registers in
-#: the fabric every path is FF -> MULT18X18D -> FF (140 MHz at L = 3 and at L = 4), and with them
-#: inside the DSP (rtl/ecp5_pack.py) the 4 x 4 arrays reach 167-176 MHz at L = 3
-#: (benchmarks/README.md).
+#: Operand registers between a PE's window register and its multiplier: every
+#: PE_PIPELINE_CYCLES stage that is not the product or the accumulator register. One with L = 3
+#: (the selected-lane register beside the window register adds no cycle, see elaborate). A
+#: second one (L = 4) does not pay on ECP5: with the multiplier's registers in the fabric every
+#: path is FF -> MULT18X18D -> FF (140 MHz at L = 3 and at L = 4), and with them inside the DSP
+#: (rtl/ecp5_pack.py) the 4 x 4 and 8 x 8 arrays pass 150 MHz at L = 3 (benchmarks/README.md).
 OPERAND_STAGES = PE_PIPELINE_CYCLES - 2
 assert OPERAND_STAGES >= 1, "a PE needs operand, product and accumulator registers"
 DATAFLOWS = ("os", "ws")
@@ -47,8 +47,12 @@ class SystolicArray(wiring.Component):
 
     PE (r, c) receives an activation *window* (``max_m`` INT8 values) from its left neighbour
     and a weight (INT8 value, window index) from the neighbour above, and passes both on.
-    Its pipeline, one register per stage: window register -> M:1 mux into the registered A
-    operand (the weight value into the registered B operand) -> registered product -> accumulator.
+    Its pipeline, one register per stage: window register -> registered A operand (the weight
+    value into the registered B operand) -> registered product -> accumulator. The A operand
+    is the window's lane ``index``, selected by an M:1 mux from the window as it enters the
+    window register (the left neighbour's window register) and held in a selected-lane
+    register loaded in the same cycle as the window register: the mux ends in a fabric
+    register and the A operand register can sit inside the multiplier.
     A step whose operands are in PE (r, c)'s window register in cycle t is in its accumulator
     (partial-sum register) from cycle t + ``PE_PIPELINE_CYCLES`` (L = 3). Datapath registers have
     no reset (it would keep DSP and SRL packing out); control flags keep theirs.
@@ -213,6 +217,7 @@ class SystolicArray(wiring.Component):
         # ---- top edge: weights ------------------------------------------------------------
         ibits = self.index_bits
         top_value, top_index = [], []  # no index registers at all when max_m is 1
+        held_index = []  # WS: per column, the index row 0 holds from the next cycle on
         shift = []  # WS: per column, the weight registers shift down this cycle
         for c in range(C):
             if os_flow:
@@ -233,6 +238,13 @@ class SystolicArray(wiring.Component):
                     index = Signal(unsigned(ibits), name=f"idx_edge{c}", reset_less=True)
                     m.d.sync += index.eq(b_in.indices[c])
                     top_index.append(index)
+                    # Loaded with every valid weight, so from the next cycle it holds what
+                    # row 0's index register holds one cycle later, without the shift enable
+                    # (a register with fanout R) in front of row 0's window mux.
+                    held = Signal(unsigned(ibits), name=f"idx_held{c}", reset_less=True)
+                    with m.If(self.b.valid):
+                        m.d.sync += held.eq(b_in.indices[c])
+                    held_index.append(held)
                 else:
                     top_index.append(None)
                 shift.append(en)
@@ -266,6 +278,16 @@ class SystolicArray(wiring.Component):
                 if ibits:
                     w_index = Signal(unsigned(ibits), name=f"{n}_idx", reset_less=True)
                     weight.append(w_index.eq(top_index[c]))
+                    # The index this PE's register holds next cycle. OS: the one above, as
+                    # the weights move every cycle. WS: the weights move only in the preload;
+                    # the fold's first window may enter PE (0, 0) right after the last shift,
+                    # so row 0 reads the edge's held index, and lower rows, whose first
+                    # window comes at least one cycle later, their own register ("b must not
+                    # be valid while windows of the fold are in flight").
+                    if os_flow:
+                        next_index = top_index[c]
+                    else:
+                        next_index = held_index[c] if r == 0 else w_index
                 if os_flow:
                     m.d.sync += weight
                 else:
@@ -273,9 +295,19 @@ class SystolicArray(wiring.Component):
                         m.d.sync += weight
                 top_value[c], top_index[c] = w_value, w_index
 
+                # The selected lane is registered beside the window register, from the same
+                # inputs (the left neighbour's window, the weight's next index), and then held
+                # in the A operand register: the M:1 mux gets a register of its own, which the
+                # placer keeps next to it, and the A operand register goes into the multiplier
+                # (rtl/ecp5_pack.py), without adding a cycle. With the mux between the window
+                # and the A operand register, nextpnr spread the mux of the 8 x 8 array across
+                # the chip between the two (113.6 MHz, benchmarks/README.md).
+                selected = Signal(signed(OPERAND_BITS), name=f"{n}_sel", reset_less=True)
+                in_window = data.View(window_layout, Value.cast(window_in))
+                m.d.sync += selected.eq(in_window[next_index] if ibits else in_window[0])
                 a_op = Signal(signed(OPERAND_BITS), name=f"{n}_a", reset_less=True)
                 b_op = Signal(signed(OPERAND_BITS), name=f"{n}_b", reset_less=True)
-                m.d.sync += [a_op.eq(window[w_index] if ibits else window[0]), b_op.eq(w_value)]
+                m.d.sync += [a_op.eq(selected), b_op.eq(w_value)]
                 a_op = delayed(a_op, OPERAND_STAGES - 1, f"{n}_a")
                 b_op = delayed(b_op, OPERAND_STAGES - 1, f"{n}_b")
                 product = Signal(signed(2 * OPERAND_BITS), name=f"{n}_m", reset_less=True)
