@@ -424,8 +424,13 @@ class Program:
     def words(self) -> list[int]:
         return isa.encode_program(self.instrs)
 
-    def read_outputs(self, memory) -> np.ndarray:
-        """Every sample's outputs [samples, top[-1]] decoded from a memory image after execution."""
+    def expected_outputs(self) -> list[np.ndarray]:
+        """The golden outputs, as :meth:`read_outputs` returns them (one array)."""
+        return [self.expected]
+
+    def read_outputs(self, memory) -> list[np.ndarray]:
+        """Every sample's outputs [samples, top[-1]] decoded from a memory image after execution
+        (one array in a list, as the RTL harness compares outputs layer by layer)."""
         mem = np.frombuffer(bytes(memory), dtype=np.uint8) if not isinstance(memory, np.ndarray) else memory
         width = self.plan.model.top[-1]
         acc = self.hw.acc_bytes
@@ -433,7 +438,7 @@ class Program:
         for m, size in enumerate(self.plan.mini_sizes()):
             raw = mem[self.out_addr[m]: self.out_addr[m] + size * width * acc].reshape(size * width, acc)
             rows.append(_signed(raw, self.hw.acc_bits).reshape(size, width))
-        return np.concatenate(rows)
+        return [np.concatenate(rows)]
 
     @property
     def useful_macs(self) -> int:
@@ -757,4 +762,6 @@ ENGINE = Engine(
     compile=compile_design_point,
     program_cycles=_program_cycles,
     bench_kinds=("dlrm",),
+    rtl_top=lazy("sparsim.rtl.recsys:RecsysAccelerator"),
+    rtl_signature=lazy("sparsim.rtl.recsys:top_signature"),
 )

@@ -18,6 +18,7 @@ from amaranth.sim import Simulator
 from sparsim import engine as engines
 
 from .cocotb_bench.driver import PORTS, drive_program
+from .cocotb_bench.line_driver import drive_line_program, is_line_top, port_names
 from .cocotb_bench.jobs import RunResult
 from .harness import Program, ProgramRun, VerifyResult, judge, run_spec
 from .verilator import port_map
@@ -29,10 +30,10 @@ class _AmaranthIO:
     """:class:`~sparsim.rtl.cocotb_bench.driver.PortIO` over a testbench context; ``a.b`` is member ``b``
     of port ``a``. Values set now settle at once and are sampled by the next rising edge."""
 
-    def __init__(self, ctx, top):
+    def __init__(self, ctx, top, names=PORTS):
         self._ctx = ctx
         self._values = {}
-        for name in PORTS:
+        for name in names:
             obj = top
             for part in name.split("."):
                 obj = getattr(obj, part)
@@ -64,7 +65,11 @@ def run_programs(runs: Sequence[ProgramRun]) -> list[RunResult]:
         words, image = item.program.words(), bytearray(item.program.memory.tobytes())
 
         async def bench(ctx, dut=dut, spec=spec, words=words, image=image):
-            results.append(await drive_program(_AmaranthIO(ctx, dut), ports, spec, words, image))
+            if is_line_top(ports):
+                io = _AmaranthIO(ctx, dut, port_names(ports))
+                results.append(await drive_line_program(io, ports, spec, words, image))
+            else:
+                results.append(await drive_program(_AmaranthIO(ctx, dut), ports, spec, words, image))
 
         sim = Simulator(dut)
         sim.add_clock(1e-8)

@@ -43,13 +43,20 @@ def run_spec(item: ProgramRun) -> RunSpec:
     if limit is None:
         expected = engines.of(hw).program_cycles(prog)
         limit = expected * (20 if item.stall_seed is not None else 2) + 1000
+    geometry = getattr(prog, "geometry", None)
+    line_bytes = getattr(hw, "line_bytes", 0)
     return RunSpec(
         bandwidth=hw.memory.bandwidth_bytes_per_cycle,
         latency=hw.memory.latency_cycles,
-        # Engines whose writes carry their size (a ``bytes`` field) have no fixed row size.
-        write_bytes=prog.geometry.out_row_bytes if hasattr(prog, "geometry") else 1,
+        # Engines whose writes carry their size (a ``bytes`` field) have no fixed row size; a
+        # line-request engine writes lines.
+        write_bytes=geometry.out_row_bytes if geometry is not None else (line_bytes or 1),
         max_cycles=limit,
         stall_seed=item.stall_seed,
+        channels=hw.memory.channels if line_bytes else 0,
+        bytes_per_cycle=hw.memory.bytes_per_cycle if line_bytes else 0,
+        line_bytes=line_bytes,
+        max_outstanding=getattr(hw, "max_outstanding", 0),
     )
 
 

@@ -19,8 +19,9 @@ The components so far:
   dense banks, activation regions, ``Z`` and the dot's feature store, bias, ReLU and
   requantisation, output rows for the out bank.
 
-No engine top yet: the sequencer, the loader's line requests, the out bank and the store are
-open.
+- :class:`RecsysAccelerator` (ports :func:`top_signature`): the engine top: the Program taken
+  into per-engine queues, the loader's tagged line requests, index banks, gather lanes, pooled
+  banks, the dense engine, the out banks and the store, under the contract's conditions.
 
 Timing follows docs/recsys.md ("Units", "Engines and timing" 2): the request of a row's first
 line leaves in the cycle the row is offered, a line delivered in cycle ``y`` starts pooling
@@ -35,6 +36,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from sparsim.dataflow import recsys_isa as isa
+from sparsim.dataflow.config import ConfigError
 from sparsim.dataflow.systolic import PE_PIPELINE_CYCLES
 
 from .shell import rejected_is_not_unused as _rejected_is_not_unused
@@ -637,24 +639,25 @@ class _LineCopies:
     """``copies`` line-wide memories written together, each read at its own byte address (one
     INT8 operand per copy and cycle, on ``data(i)`` the cycle after ``read(i, ...)``)."""
 
-    def __init__(self, m: Module, name: str, *, copies: int, depth: int, line: int, extra_ports: int = 0):
+    def __init__(self, m: Module, name: str, *, copies: int, depth: int, line: int, extra_ports: int = 0,
+                 write_ports: int = 1):
         self._lb = line.bit_length() - 1
         self._line = line
         self.depth = depth
         self.mems, self.ports, self.extra, self._byte_q = [], [], [], []
-        self.wr = []
+        self.wr = []  # per write port, every copy's
         for i in range(copies):
             mem = memory.Memory(shape=8 * line, depth=depth, init=[])
             m.submodules[f"{name}{i}"] = mem
-            self.wr.append(mem.write_port())
+            self.wr.append([mem.write_port() for _ in range(write_ports)])
             self.ports.append(mem.read_port())
             self.extra.append([mem.read_port() for _ in range(extra_ports)])
             self._byte_q.append(Signal(max(1, self._lb), name=f"{name}{i}_byte"))
         self._m = m
 
-    def write(self, en, addr, data) -> None:
-        for wr in self.wr:
-            self._m.d.comb += [wr.en.eq(en), wr.addr.eq(addr), wr.data.eq(data)]
+    def write(self, port: int, en, addr, data) -> None:
+        for ports in self.wr:
+            self._m.d.comb += [ports[port].en.eq(en), ports[port].addr.eq(addr), ports[port].data.eq(data)]
 
     def read(self, i: int, byte_addr) -> None:
         self._m.d.comb += self.ports[i].addr.eq(byte_addr[self._lb:])
@@ -761,10 +764,10 @@ class DenseEngine(wiring.Component):
     Members
     -------
     cmd : In(stream.Signature(INSTR_LAYOUT))
-    weight_wr : In(stream.Signature({addr, data}, always_ready=True))
-        A line of the weight buffer (line index, line bytes).
-    dense_wr : In(stream.Signature({bank, addr, data}, always_ready=True))
-        A line of dense bank ``bank``.
+    weight_wr : In(stream.Signature({addr, data}, always_ready=True)).array(write_ports)
+        Lines of the weight buffer (line index, line bytes), up to one per port and cycle.
+    dense_wr : In(stream.Signature({bank, addr, data}, always_ready=True)).array(write_ports)
+        Lines of dense bank ``bank``.
     pool_rd : Out({bank, addr, count, en})
         Pooled sums to read (and clear): ``count`` elements from ``addr`` of bank ``bank``.
     pool_data : In(data.ArrayLayout(signed(acc_bits), cols))
@@ -774,7 +777,7 @@ class DenseEngine(wiring.Component):
     """
 
     def __init__(self, *, rows: int, cols: int, acc_bits: int, line_bytes: int, weight_lines: int,
-                 dense_lines: int, max_samples: int, max_width: int, entries: int):
+                 dense_lines: int, max_samples: int, max_width: int, entries: int, write_ports: int = 1):
         with _rejected_is_not_unused(self):
             self._rows = _check_int("rows", rows, minimum=1)
             self._cols = _check_int("cols", cols, minimum=1)
@@ -785,15 +788,18 @@ class DenseEngine(wiring.Component):
             self._samples = _check_int("max_samples", max_samples, minimum=1)
             self._width = _check_int("max_width", max_width, minimum=1)
             self._entries = _check_int("entries", entries, minimum=1)
+            self._write_ports = _check_int("write_ports", write_ports, minimum=1)
         entry_bits = _bits(entries + 1)
         self.row_bits = _bits(max_samples)
         line_word = 8 * line_bytes
         super().__init__({
             "cmd": In(stream.Signature(INSTR_LAYOUT)),
             "weight_wr": In(stream.Signature(data.StructLayout(
-                {"addr": unsigned(_bits(weight_lines)), "data": unsigned(line_word)}), always_ready=True)),
+                {"addr": unsigned(_bits(weight_lines)), "data": unsigned(line_word)}),
+                always_ready=True)).array(write_ports),
             "dense_wr": In(stream.Signature(data.StructLayout(
-                {"bank": 1, "addr": unsigned(_bits(dense_lines)), "data": unsigned(line_word)}), always_ready=True)),
+                {"bank": 1, "addr": unsigned(_bits(dense_lines)), "data": unsigned(line_word)}),
+                always_ready=True)).array(write_ports),
             "pool_rd": Out(data.StructLayout({"bank": 1, "addr": unsigned(entry_bits), "count": range(cols + 1),
                                               "en": 1})),
             "pool_data": In(data.ArrayLayout(signed(acc_bits), cols)),
@@ -812,12 +818,16 @@ class DenseEngine(wiring.Component):
         b_in = data.View(array.b_layout, array.b.payload)
         result = data.View(array.result_layout, array.result.payload)
 
-        weights = _LineCopies(m, "weights", copies=C, depth=self._weight_lines, line=line, extra_ports=1)
-        weights.write(self.weight_wr.valid, self.weight_wr.payload.addr, self.weight_wr.payload.data)
-        dense = [_LineCopies(m, f"dense{b}_", copies=R, depth=self._dense_lines, line=line) for b in range(2)]
-        for b in range(2):
-            dense[b].write(self.dense_wr.valid & (self.dense_wr.payload.bank == b), self.dense_wr.payload.addr,
-                           self.dense_wr.payload.data)
+        wp = self._write_ports
+        weights = _LineCopies(m, "weights", copies=C, depth=self._weight_lines, line=line, extra_ports=1,
+                              write_ports=wp)
+        dense = [_LineCopies(m, f"dense{b}_", copies=R, depth=self._dense_lines, line=line, write_ports=wp)
+                 for b in range(2)]
+        for i in range(wp):
+            weights.write(i, self.weight_wr[i].valid, self.weight_wr[i].payload.addr, self.weight_wr[i].payload.data)
+            for b in range(2):
+                dense[b].write(i, self.dense_wr[i].valid & (self.dense_wr[i].payload.bank == b),
+                               self.dense_wr[i].payload.addr, self.dense_wr[i].payload.data)
         region = [_RowStore(m, f"region{i}_", copies=R, rows=self._samples, width=self._width, wb=wb)
                   for i in range(2)]
         z = _RowStore(m, "z", copies=R, rows=self._samples, width=self._width, wb=wb)
@@ -980,7 +990,7 @@ class DenseEngine(wiring.Component):
                 m.d.sync += bias[c].eq(Mux(flags & isa.HAS_BIAS != 0, value, 0))
 
         # ---- results: rows R-1 .. 0 of each fold, folds in issue order ---------------------
-        rrow = Signal(range(R), init=R - 1)
+        rrow = Signal(_bits(R), init=R - 1)
         rp0 = Signal(16)
         rq0 = Signal(16)
         rgb = Signal(16)
@@ -1116,15 +1126,440 @@ class DenseEngine(wiring.Component):
         return m
 
 
-def dense_engine(hw) -> DenseEngine:
+def dense_engine(hw, *, write_ports: int = 1) -> DenseEngine:
     """The :class:`DenseEngine` of a :class:`~sparsim.dataflow.recsys.RecsysHardware`, its storage
     sized by the hardware's buffer capacities (rows and row widths up to what the act buffer and
     the largest mini-batch allow)."""
     if hw.dataflow != "os":
-        raise ValueError(f"the recsys dense engine runs the 'os' dataflow, not {hw.dataflow!r} (not in this RTL yet)")
+        raise ConfigError("hardware.dataflow", f"the recsys RTL runs the 'os' dataflow, not {hw.dataflow!r} "
+                                               "('ws' is not in this RTL yet)")
     act = int(hw.act_buffer_kib * 1024)
     pooled_entries = int(hw.pooled_buffer_kib * 1024) // 2 // hw.acc_bytes
     return DenseEngine(rows=hw.rows, cols=hw.cols, acc_bits=hw.acc_bits, line_bytes=hw.line_bytes,
                        weight_lines=int(hw.weight_buffer_kib * 1024) // hw.line_bytes,
                        dense_lines=-(-act // hw.line_bytes), max_samples=hw.mini_batch, max_width=act,
-                       entries=pooled_entries)
+                       entries=pooled_entries, write_ports=write_ports)
+
+
+#: Instructions each engine's queue of :class:`RecsysAccelerator` holds: the whole Program is
+#: loaded before it starts, so a Program with more instructions for one engine does not run.
+QUEUE_DEPTH = 256
+
+
+def top_signature(hw) -> wiring.Signature:
+    """Ports of :class:`RecsysAccelerator` for ``hw`` (every member a plain signal or a stream):
+
+    ``instr``: ``In(stream(INSTR_LAYOUT))``, the Program's words, END last (the Program starts
+    in the second cycle after END's handshake, the first in which ``running`` is high);
+    ``req0`` (the loader) … ``req<G>`` (gather unit G-1): ``Out(stream({addr, tag}))`` line reads;
+    ``resp0`` … ``resp<channels-1>``: ``In(stream({requester, tag, data}, always_ready=True))``,
+    the line each channel delivers this cycle; ``wr``: ``Out(stream({addr, data, bank}))``
+    posted line writes of the store; ``wr_ack`` / ``wr_ack_bank``: ``In(channels)``, a write
+    (of that out bank) completes on the channel this cycle; ``running``, ``done``, ``cycles``
+    (counted from the Program's cycle 0).
+    """
+    from .shell import CYCLE_BITS
+
+    G, tags, line, ch = hw.gather_units, hw.max_outstanding, hw.line_bytes, hw.memory.channels
+    tag_bits = _bits(tags)
+    members = {"instr": In(stream.Signature(INSTR_LAYOUT))}
+    for i in range(G + 1):
+        members[f"req{i}"] = Out(stream.Signature(request_layout(tag_bits)))
+    resp = data.StructLayout({"requester": unsigned(_bits(G + 2)), "tag": unsigned(tag_bits),
+                              "data": unsigned(8 * line)})
+    for c in range(ch):
+        members[f"resp{c}"] = In(stream.Signature(resp, always_ready=True))
+    members["wr"] = Out(stream.Signature(data.StructLayout(
+        {"addr": unsigned(ADDR_BITS), "data": unsigned(8 * line), "bank": 1})))
+    members["wr_ack"] = In(ch)
+    members["wr_ack_bank"] = In(ch)
+    members["running"] = Out(1)
+    members["done"] = Out(1)
+    members["cycles"] = Out(CYCLE_BITS)
+    return wiring.Signature(members)
+
+
+def _popcount(bits) -> object:
+    total = Const(0, 1)
+    for i in range(len(bits)):
+        total = total + bits[i]
+    return total
+
+
+class RecsysAccelerator(wiring.Component):
+    """The ``recsys`` engine of one :class:`~sparsim.dataflow.recsys.RecsysHardware`, executing a
+    Program (docs/recsys.md): the whole Program is taken into per-engine instruction queues
+    (loader, each gather unit, dense engine, store; ``GATHER``'s walk parameters and ``STORE``'s
+    line count are computed on the way in), then every engine runs its queue under the
+    contract's conditions ("Engines and timing"): the loader's line requests with their tags
+    into the weight buffer, dense banks and index banks; the :class:`GatherLane`\\ s over the
+    index banks into the two :class:`PooledBuffer` banks; the :class:`DenseEngine`; the out
+    banks and the store's posted line writes, done when the memory acknowledges the last one.
+    Ports: :func:`top_signature`.
+    """
+
+    def __init__(self, hw):
+        self._hw = hw
+        with _rejected_is_not_unused(self):
+            if hw.cols > hw.pool_lanes:
+                raise ConfigError("hardware.cols", f"the recsys RTL's INTER reads C = {hw.cols} pooled sums per "
+                                                   f"cycle from pool_lanes = {hw.pool_lanes} memories: at most "
+                                                   "that many columns (more is not in this RTL yet)")
+            self._dense = dense_engine(hw, write_ports=hw.memory.channels)
+        super().__init__(top_signature(hw))
+
+    def elaborate(self, platform):
+        from amaranth.lib.fifo import SyncFIFOBuffered
+
+        m = Module()
+        hw = self._hw
+        G, tags, line, ch = hw.gather_units, hw.max_outstanding, hw.line_bytes, hw.memory.channels
+        lb = line.bit_length() - 1
+        acc_bytes = hw.acc_bytes
+        tag_bits = _bits(tags)
+        index_bank_bytes = int(hw.index_buffer_kib * 1024) // 2
+        index_lines = max(1, index_bank_bytes // line)
+        word_bits = _bits(index_lines * line // isa.INDEX_BYTES)
+        entries = int(hw.pooled_buffer_kib * 1024) // 2 // acc_bytes
+        entry_bits = _bits(entries + 1)
+        dense = m.submodules.dense = self._dense
+        running = Signal()
+        m.d.comb += self.running.eq(running)
+
+        # ---- instruction intake: stage A registers the word, stage B computes and queues ----
+        walk = walk_layout(word_bits, entry_bits, 1)
+        unit_entry = data.StructLayout({"mb": unsigned(16), "walk": walk})
+        store_entry = data.StructLayout({"mb": unsigned(16), "addr": unsigned(ADDR_BITS), "lines": unsigned(32)})
+        loader_q = m.submodules.loader_q = SyncFIFOBuffered(width=isa.INSTR_BITS, depth=QUEUE_DEPTH)
+        dense_q = m.submodules.dense_q = SyncFIFOBuffered(width=isa.INSTR_BITS, depth=QUEUE_DEPTH)
+        store_q = m.submodules.store_q = SyncFIFOBuffered(width=store_entry.size, depth=QUEUE_DEPTH)
+        unit_q = [SyncFIFOBuffered(width=unit_entry.size, depth=QUEUE_DEPTH) for _ in range(G)]
+        for u, q in enumerate(unit_q):
+            m.submodules[f"unit_q{u}"] = q
+        queues = [loader_q, dense_q, store_q, *unit_q]
+        room = Signal()
+        m.d.comb += room.eq(Cat(*[q.w_level < QUEUE_DEPTH - 1 for q in queues]).all())
+        a_valid = Signal()
+        a_word = Signal(INSTR_LAYOUT, reset_less=True)
+        ended_intake = Signal()
+        m.d.comb += self.instr.ready.eq(room & ~ended_intake)
+        m.d.sync += a_valid.eq(self.instr.valid & self.instr.ready)
+        with m.If(self.instr.valid & self.instr.ready):
+            m.d.sync += a_word.eq(self.instr.payload)
+            with m.If(self.instr.payload.op == isa.OP_END):
+                m.d.sync += ended_intake.eq(1)
+        op = a_word.op
+        with m.If(a_valid & (op == isa.OP_END)):
+            m.d.sync += running.eq(1)
+        m.d.comb += [loader_q.w_data.eq(a_word), loader_q.w_en.eq(a_valid & (op == isa.OP_LOAD)),
+                     dense_q.w_data.eq(a_word),
+                     dense_q.w_en.eq(a_valid & ((op == isa.OP_GEMM) | (op == isa.OP_INTER)))]
+        st = Signal(store_entry)
+        m.d.comb += [st.mb.eq(a_word.mb), st.addr.eq(a_word.addr),
+                     st.lines.eq((a_word.p * a_word.k * acc_bytes + line - 1) >> lb),
+                     store_q.w_data.eq(st), store_q.w_en.eq(a_valid & (op == isa.OP_STORE))]
+        ue = Signal(unit_entry)
+        t, first, samples, dim = a_word.b, a_word.k, a_word.shift, a_word.q
+        m.d.comb += [ue.mb.eq(a_word.mb), ue.walk.pos.eq(t * (samples + 1) + first), ue.walk.bags.eq(a_word.p),
+                     ue.walk.base.eq(a_word.addr), ue.walk.dim.eq(dim),
+                     ue.walk.entry.eq((t * samples + first) * dim), ue.walk.ctx.eq(a_word.mb[0])]
+        for u, q in enumerate(unit_q):
+            m.d.comb += [q.w_data.eq(ue), q.w_en.eq(a_valid & (op == isa.OP_GATHER) & (a_word.a == u))]
+
+        # ---- events, as counters or per-parity counts (a condition on an event of cycle y holds
+        # from y + 1: every counter is a register) -----------------------------------------
+        w_done = Signal()
+        ldd_count = [Signal(16, name=f"ldd_count{p}") for p in range(2)]  # dense LOADs done, parity p
+        ldi_count = [Signal(16, name=f"ldi_count{p}") for p in range(2)]
+        bot_count = Signal(16)  # mini-batches whose first bottom GEMM ended
+        inter_count = Signal(16)
+        top_count = Signal(16)
+        store_count = [Signal(16, name=f"store_count{p}") for p in range(2)]
+
+        lanes = []
+        for g in range(G):
+            lane = GatherLane(word_addr_bits=word_bits, line_bytes=line, max_outstanding=tags, channels=ch,
+                              pool_lanes=hw.pool_lanes, cache_lines=hw.cache_lines, entry_bits=entry_bits)
+            m.submodules[f"lane{g}"] = lane
+            lanes.append(lane)
+
+        def gathers_done(mb):
+            """Every GATHER of mini-batch ``mb`` handed to its lane and done."""
+            ok = Const(1, 1)
+            for u, q in enumerate(unit_q):
+                head = data.View(unit_entry, q.r_data)
+                ok = ok & (~q.r_rdy | (head.mb > mb)) & ~lanes[u].busy.bit_select(mb[0], 1)
+            return ok
+
+        # ---- loader (requester 0) ----------------------------------------------------------
+        head = data.View(INSTR_LAYOUT, loader_q.r_data)
+        hm = head.mb
+        head_ok = Signal()
+        with m.Switch(head.a):
+            with m.Case(isa.LOAD_WEIGHT):
+                m.d.comb += head_ok.eq(1)
+            with m.Case(isa.LOAD_DENSE):
+                m.d.comb += head_ok.eq((hm < 2) | (bot_count >= hm - 1))
+            with m.Default():
+                m.d.comb += head_ok.eq((hm < 2) | gathers_done(hm - 2))
+        cur = Signal()  # a LOAD past its first request
+        cur_target = Signal(2)
+        cur_bank = Signal()
+        cur_line = Signal(ADDR_BITS - lb)
+        cur_idx = Signal(32)
+        cur_left = Signal(32)
+        free = Signal(tags, init=(1 << tags) - 1)
+        meta = Array(Signal(data.StructLayout({"target": 2, "bank": 1, "idx": 32}), name=f"ltag{i}",
+                            reset_less=True) for i in range(tags))
+        new_tag = Signal(tag_bits)
+        for i in reversed(range(tags)):
+            with m.If(free[i]):
+                m.d.comb += new_tag.eq(i)
+        lines_of_head = Cat(head.p, head.k[:16])
+        starting = Signal()
+        m.d.comb += starting.eq(running & ~cur & loader_q.r_rdy & head_ok)
+        req0 = self.req0
+        m.d.comb += [req0.valid.eq((cur | starting) & free.any()),
+                     req0.payload.addr.eq(Cat(Const(0, lb), Mux(cur, cur_line, head.addr[lb:]))),
+                     req0.payload.tag.eq(new_tag)]
+        handshake = req0.valid & req0.ready
+        target = Mux(cur, cur_target, head.a)
+        bank = Mux(cur, cur_bank, head.mb[0])
+        taken = Signal(tags)
+        with m.If(handshake):
+            m.d.comb += taken.eq(1 << new_tag)
+            m.d.sync += [meta[new_tag].target.eq(target), meta[new_tag].bank.eq(bank),
+                         meta[new_tag].idx.eq(Mux(cur, cur_idx, 0))]
+            with m.If(cur):
+                m.d.sync += [cur_line.eq(cur_line + 1), cur_idx.eq(cur_idx + 1), cur_left.eq(cur_left - 1)]
+                with m.If(cur_left == 1):
+                    m.d.sync += cur.eq(0)
+            with m.Else():
+                m.d.comb += loader_q.r_en.eq(1)
+                m.d.sync += [cur_target.eq(head.a), cur_bank.eq(head.mb[0]), cur_line.eq(head.addr[lb:] + 1),
+                             cur_idx.eq(1), cur_left.eq(lines_of_head - 1), cur.eq(lines_of_head > 1)]
+        # Lines each (target, parity) still waits for: set at a LOAD's first request.
+        left = {(tg, p): Signal(32, name=f"left{tg}_{p}") for tg in range(3) for p in range(2)}
+        arrivals = {key: [] for key in left}
+        freed = Signal(tags)
+        index_writes = []  # per channel: (valid, bank, line, data)
+        for c in range(ch):
+            resp = getattr(self, f"resp{c}")
+            mine = resp.valid & (resp.payload.requester == 0)
+            mt = meta[resp.payload.tag]
+            with m.If(mine):
+                m.d.comb += freed.bit_select(resp.payload.tag, 1).eq(1)
+            m.d.comb += [dense.weight_wr[c].valid.eq(mine & (mt.target == isa.LOAD_WEIGHT)),
+                         dense.weight_wr[c].payload.addr.eq(mt.idx), dense.weight_wr[c].payload.data.eq(resp.payload.data),
+                         dense.dense_wr[c].valid.eq(mine & (mt.target == isa.LOAD_DENSE)),
+                         dense.dense_wr[c].payload.bank.eq(mt.bank), dense.dense_wr[c].payload.addr.eq(mt.idx),
+                         dense.dense_wr[c].payload.data.eq(resp.payload.data)]
+            index_writes.append((mine & (mt.target == isa.LOAD_INDEX), mt.bank, mt.idx, resp.payload.data))
+            for (tg, p) in left:
+                arrivals[(tg, p)].append(mine & (mt.target == tg) & (mt.bank == p))
+            # Gather units' lines.
+            for g, lane in enumerate(lanes):
+                m.d.comb += [lane.resp[c].valid.eq(resp.valid & (resp.payload.requester == g + 1)),
+                             lane.resp[c].payload.tag.eq(resp.payload.tag),
+                             lane.resp[c].payload.data.eq(resp.payload.data)]
+        m.d.sync += free.eq((free & ~taken) | freed)
+        for (tg, p), sig in left.items():
+            n_arrived = _popcount(Cat(*arrivals[(tg, p)]))
+            starts_here = handshake & ~cur & (head.a == tg) & (head.mb[0] == p)
+            remaining = Signal(32, name=f"remaining{tg}_{p}")
+            m.d.comb += remaining.eq(Mux(starts_here, lines_of_head, sig) - n_arrived)
+            m.d.sync += sig.eq(remaining)
+            finished = (n_arrived != 0) & (remaining == 0)
+            if tg == isa.LOAD_WEIGHT:
+                if p == 0:
+                    with m.If(finished):
+                        m.d.sync += w_done.eq(1)
+            else:
+                counter = (ldd_count if tg == isa.LOAD_DENSE else ldi_count)[p]
+                with m.If(finished):
+                    m.d.sync += counter.eq(counter + 1)
+
+        # ---- index banks: per parity one copy per lane (two read ports each) -----------------
+        wl = (line // isa.INDEX_BYTES).bit_length() - 1
+        for g, lane in enumerate(lanes):
+            par = Signal(name=f"lane_par{g}")
+            with m.If(lane.cmd.valid & lane.cmd.ready):
+                m.d.sync += par.eq(lane.cmd.payload.ctx)
+            for port_name in ("pos_port", "idx_port"):
+                port = getattr(lane, port_name)
+                sel = Signal(max(1, wl), name=f"{port_name}_sel{g}")
+                with m.If(port.en):
+                    m.d.sync += sel.eq(port.addr[:wl] if wl else 0)
+                outs = []
+                for p in range(2):
+                    mem = memory.Memory(shape=8 * line, depth=index_lines, init=[])
+                    m.submodules[f"index{p}_{g}_{port_name}"] = mem
+                    for valid, wbank, idx, wdata in index_writes:
+                        wr = mem.write_port()
+                        m.d.comb += [wr.en.eq(valid & (wbank == p)), wr.addr.eq(idx), wr.data.eq(wdata)]
+                    rd = mem.read_port()
+                    m.d.comb += [rd.addr.eq(port.addr[wl:]), rd.en.eq(port.en)]
+                    outs.append(rd.data.word_select(sel, 32) if wl else rd.data[:32])
+                m.d.comb += port.data.eq(Mux(par, outs[1], outs[0]))
+
+        # ---- gather lanes: the unit queues, under the GATHER's conditions ---------------------
+        for g, (lane, q) in enumerate(zip(lanes, unit_q)):
+            head_u = data.View(unit_entry, q.r_data)
+            mb = head_u.mb
+            ok = (Array(ldi_count)[mb[0]] >= (mb >> 1) + 1) & ((mb < 2) | (inter_count >= mb - 1))
+            m.d.comb += [lane.cmd.valid.eq(running & q.r_rdy & ok), lane.cmd.payload.eq(head_u.walk),
+                         q.r_en.eq(lane.cmd.valid & lane.cmd.ready)]
+            m.d.comb += [getattr(self, f"req{g + 1}").valid.eq(lane.req.valid),
+                         getattr(self, f"req{g + 1}").payload.eq(lane.req.payload),
+                         lane.req.ready.eq(getattr(self, f"req{g + 1}").ready)]
+
+        # ---- pooled banks ---------------------------------------------------------------------
+        pooled = []
+        for p in range(2):
+            buf = PooledBuffer(entries=entries, acc_bits=hw.acc_bits, lanes=hw.pool_lanes, ports=G,
+                               entry_bits=entry_bits, read_width=max(2, hw.cols))
+            m.submodules[f"pooled{p}"] = buf
+            pooled.append(buf)
+            for g, lane in enumerate(lanes):
+                m.d.comb += [buf.pool[g].valid.eq(lane.pool.valid & (lane.pool.payload.ctx == p)),
+                             buf.pool[g].payload.eq(lane.pool.payload)]
+            m.d.comb += [buf.read_addr.eq(dense.pool_rd.addr), buf.read_count.eq(
+                Mux(dense.pool_rd.en & (dense.pool_rd.bank == p), dense.pool_rd.count, 0)),
+                buf.read_clear.eq(dense.pool_rd.en & (dense.pool_rd.bank == p))]
+        pool_bank_q = Signal()
+        m.d.sync += pool_bank_q.eq(dense.pool_rd.bank)
+        for c in range(hw.cols):
+            m.d.comb += dense.pool_data[c].eq(Mux(pool_bank_q, pooled[1].read_data[c], pooled[0].read_data[c]))
+
+        # ---- dense engine: its queue under the GEMM / INTER conditions ------------------------
+        dh = data.View(INSTR_LAYOUT, dense_q.r_data)
+        dmb = dh.mb
+        is_gemm = dh.op == isa.OP_GEMM
+        gemm_ok = (w_done & (((dh.b & isa.SRC_DENSE) == 0) | (Array(ldd_count)[dmb[0]] >= (dmb >> 1) + 1))
+                   & (((dh.b & isa.DST_OUT) == 0) | (dmb < 2) | (Array(store_count)[dmb[0]] >= (dmb >> 1))))
+        d_ok = Mux(is_gemm, gemm_ok, gathers_done(dmb))
+        m.d.comb += [dense.cmd.valid.eq(running & dense_q.r_rdy & d_ok), dense.cmd.payload.eq(dh),
+                     dense_q.r_en.eq(dense.cmd.valid & dense.cmd.ready)]
+        d_cur = Signal(INSTR_LAYOUT, reset_less=True)
+        with m.If(dense.cmd.valid & dense.cmd.ready):
+            m.d.sync += d_cur.eq(dh)
+        with m.If(dense.ended):
+            with m.If(d_cur.op == isa.OP_INTER):
+                m.d.sync += inter_count.eq(inter_count + 1)
+            with m.Elif(d_cur.b & isa.SRC_DENSE != 0):
+                m.d.sync += bot_count.eq(bot_count + 1)
+            with m.If((d_cur.op == isa.OP_GEMM) & (d_cur.b & isa.DST_OUT != 0)):
+                m.d.sync += top_count.eq(top_count + 1)
+
+        # ---- out banks: values n = row * V + col in B memories (value n in n % B) -------------
+        acc = hw.acc_bits
+        out_values = max(1, int(hw.out_buffer_kib * 1024) // 2 // acc_bytes)
+        B = _pow2_at_least(max(hw.cols, (line - 1) // acc_bytes + 2))
+        lB = B.bit_length() - 1
+        out_depth = -(-out_values // B) + 1
+        o = dense.out.payload
+        n0 = Signal(32)
+        m.d.comb += n0.eq(o.row * d_cur.q + o.col)
+        # The store's read: line i's values n_lo … n_lo + B - 1, then bytes from ``off``.
+        rd_bank = Signal()
+        rd_nlo = Signal(32)
+        rd_off = Signal(range(acc_bytes))
+        bank_data = [[None] * B for _ in range(2)]
+        for p in range(2):
+            for b in range(B):
+                mem = memory.Memory(shape=signed(acc), depth=out_depth, init=[])
+                m.submodules[f"out{p}_{b}"] = mem
+                wr = mem.write_port()
+                rd = mem.read_port(transparent_for=(wr,))
+                c_of = Signal(lB if lB else 1, name=f"out_c{p}_{b}")
+                m.d.comb += c_of.eq((b - n0) if lB else 0)
+                n = Signal(32, name=f"out_n{p}_{b}")
+                m.d.comb += n.eq(n0 + c_of)
+                vals = Array(o.values[c] for c in range(hw.cols))
+                m.d.comb += [wr.en.eq(dense.out.valid & (o.bank == p) & (c_of < o.count)),
+                             wr.addr.eq(n >> lB), wr.data.eq(vals[c_of])]
+                k = Signal(lB if lB else 1, name=f"out_k{p}_{b}")
+                m.d.comb += k.eq((b - rd_nlo) if lB else 0)
+                m.d.comb += rd.addr.eq((rd_nlo + k) >> lB)
+                bank_data[p][b] = rd.data
+        rd_bank_q = Signal()
+        rd_nlo_q = Signal(max(1, lB))
+        rd_off_q = Signal(range(acc_bytes))
+        m.d.sync += [rd_bank_q.eq(rd_bank), rd_nlo_q.eq(rd_nlo[:lB] if lB else 0), rd_off_q.eq(rd_off)]
+        rotated = []
+        for kk in range(B):
+            sel = Array(Mux(rd_bank_q, bank_data[1][b], bank_data[0][b]) for b in range(B))
+            rotated.append(sel[(rd_nlo_q + kk)[:lB] if lB else 0])
+        line_data = Signal(8 * line)
+        m.d.comb += line_data.eq((Cat(*rotated) >> (rd_off_q * 8))[: 8 * line])
+
+        # ---- store: posted line writes, done when the memory acknowledges the last one --------
+        sh = data.View(store_entry, store_q.r_data)
+        s_active = Signal()
+        s_bank = Signal()
+        s_addr = Signal(ADDR_BITS)
+        s_left = Signal(32)
+        s_start = Signal()
+        m.d.comb += s_start.eq(running & ~s_active & store_q.r_rdy & (top_count >= sh.mb + 1))
+        wr = self.wr
+        m.d.comb += [wr.valid.eq(s_active | s_start), wr.payload.addr.eq(Mux(s_active, s_addr, sh.addr)),
+                     wr.payload.data.eq(line_data), wr.payload.bank.eq(Mux(s_active, s_bank, sh.mb[0]))]
+        accepted = wr.valid & wr.ready
+        lines_left = Mux(s_active, s_left, sh.lines)
+        last_line = accepted & (lines_left == 1)
+        with m.If(s_start & accepted):
+            m.d.comb += store_q.r_en.eq(1)
+        with m.If(accepted):
+            m.d.sync += [s_active.eq(~last_line), s_addr.eq(Mux(s_active, s_addr, sh.addr) + line),
+                         s_left.eq(lines_left - 1), s_bank.eq(wr.payload.bank)]
+        # The line to read for the next cycle's offer: the next line, the same one (not
+        # accepted), or the next STORE's first line.
+        step_nlo = line // acc_bytes
+        step_off = line % acc_bytes
+        cur_nlo = Signal(32)
+        cur_off = Signal(range(acc_bytes))
+        nxt_off = Signal(range(2 * acc_bytes))
+        m.d.comb += nxt_off.eq(cur_off + step_off)
+        with m.If((s_active | s_start) & ~last_line):
+            with m.If(accepted):
+                m.d.comb += [rd_bank.eq(wr.payload.bank),
+                             rd_nlo.eq(cur_nlo + step_nlo + (nxt_off >= acc_bytes)),
+                             rd_off.eq(Mux(nxt_off >= acc_bytes, nxt_off - acc_bytes, nxt_off))]
+            with m.Else():
+                m.d.comb += [rd_bank.eq(wr.payload.bank), rd_nlo.eq(cur_nlo), rd_off.eq(cur_off)]
+        with m.Else():
+            # Waiting: the head STORE's first line (its bank's current contents).
+            next_head = data.View(store_entry, store_q.r_data)
+            m.d.comb += [rd_bank.eq(next_head.mb[0]), rd_nlo.eq(0), rd_off.eq(0)]
+        m.d.sync += [cur_nlo.eq(rd_nlo), cur_off.eq(rd_off)]
+        # Acknowledgements: a STORE is done when its last write is acknowledged.
+        outstanding = [Signal(32, name=f"st_out{p}") for p in range(2)]
+        open_ = [Signal(name=f"st_open{p}") for p in range(2)]
+        for p in range(2):
+            issued = accepted & (wr.payload.bank == p)
+            acks = _popcount(Cat(*[self.wr_ack[c] & (self.wr_ack_bank[c] == p) for c in range(ch)]))
+            now = Signal(32, name=f"st_now{p}")
+            m.d.comb += now.eq(outstanding[p] + issued - acks)
+            m.d.sync += outstanding[p].eq(now)
+            closing = open_[p] | (last_line & (wr.payload.bank == p))
+            with m.If(closing & (now == 0)):
+                m.d.sync += [store_count[p].eq(store_count[p] + 1), open_[p].eq(0)]
+            with m.Elif(last_line & (wr.payload.bank == p)):
+                m.d.sync += open_[p].eq(1)
+
+        # ---- END: done once every engine is idle ----------------------------------------------
+        idle = Signal()
+        m.d.comb += idle.eq(
+            running & ~Cat(*[q.r_rdy for q in queues]).any() & ~cur & free.all() & dense.cmd.ready
+            & Cat(*[~lane.busy.any() & lane.cmd.ready for lane in lanes]).all() & ~s_active
+            & (outstanding[0] == 0) & (outstanding[1] == 0) & ~open_[0] & ~open_[1])
+        from .shell import CYCLE_BITS
+
+        done = Signal()
+        cycles = Signal(CYCLE_BITS)
+        with m.If(idle):
+            m.d.sync += done.eq(1)
+        with m.If(running & ~done):
+            m.d.sync += cycles.eq(cycles + 1)
+        m.d.comb += [self.done.eq(done), self.cycles.eq(cycles)]
+        return m

@@ -20,6 +20,7 @@ Amaranth constant, the Verilog text) and assert that the very checks used above,
 from __future__ import annotations
 
 import copy
+import os
 import re
 
 import numpy as np
@@ -339,7 +340,7 @@ def test_nm_broken_program_fails():
 def check_rs_functional(program) -> None:
     from sparsim.dataflow.recsys_exec import execute as rs_execute
 
-    got = program.read_outputs(rs_execute(program.hw, program.words(), program.memory))
+    (got,) = program.read_outputs(rs_execute(program.hw, program.words(), program.memory))
     assert (got == program.expected).all(), "functional model differs from golden"
 
 
@@ -365,6 +366,79 @@ def test_rs_case(case: Case, level: str):
         check_rs_functional(program)
     else:
         check_rs_simulator(case, program)
+
+
+def _rs_rtl_runs(case: Case) -> bool:
+    """Whether rtl/recsys.py's top runs the case's hardware (output-stationary arrays of at most
+    ``pool_lanes`` columns so far)."""
+    hw = case.point.hardware
+    return hw.dataflow == "os" and hw.cols <= hw.pool_lanes
+
+
+#: recsys cases at the RTL levels in ``make test``: the hand-timed one and one design point's
+#: three data seeds (a 2 x 2 array, concat). ``SPARSIM_RECSYS_RTL=all`` adds every other case
+#: the RTL runs (the tiny example, design points 0, 2 and 4, dot and concat, 1 to 4 gather
+#: units, 1 to 3 channels).
+RS_RTL_CASES = tuple(c for c in RS_CASES if _rs_rtl_runs(c) and (
+    os.environ.get("SPARSIM_RECSYS_RTL") == "all" or c.id == "rs-hand-one-sample" or c.id.startswith("rs-dp6-")))
+#: Stalled runs (random instruction gaps, request and write back-pressure): (case, stall seed).
+RS_STALL_RUNS = tuple((c, 200 + i) for i, c in enumerate(RS_RTL_CASES) if c.hand_cycles is None)
+
+
+class _RsVerilatorRuns:
+    """Every recsys case and stalled run of one hardware configuration in one Verilator build
+    and one simulator process, the first time any of them is asked for."""
+
+    def __init__(self):
+        self._results: dict[tuple, VerifyResult] = {}
+
+    def result(self, hw, key: tuple) -> VerifyResult:
+        if key not in self._results:
+            from sparsim.rtl.verilator import verify_all
+
+            runs = [(("case", c.id), c.program(), None) for c in RS_RTL_CASES if c.point.hardware == hw]
+            runs += [(("stall", c.id), c.program(), seed) for c, seed in RS_STALL_RUNS if c.point.hardware == hw]
+            results = verify_all([(program, seed) for _, program, seed in runs])
+            self._results.update({k: res for (k, _, _), res in zip(runs, results)})
+        return self._results[key]
+
+
+@pytest.fixture(scope="session")
+def rs_verilator_runs() -> _RsVerilatorRuns:
+    return _RsVerilatorRuns()
+
+
+@pytest.mark.parametrize("level", ("amaranth", pytest.param("verilator", marks=pytest.mark.verilator)))
+@pytest.mark.parametrize("case", RS_RTL_CASES, ids=lambda c: c.id)
+def test_rs_rtl_case(case: Case, level: str, rs_verilator_runs):
+    if level == "amaranth":
+        (res,) = amaranth_sim.verify_all([(case.program(), None)])
+    else:
+        res = rs_verilator_runs.result(case.point.hardware, ("case", case.id))
+    check_rtl(res)
+
+
+@pytest.mark.parametrize("level", ("amaranth", pytest.param("verilator", marks=pytest.mark.verilator)))
+@pytest.mark.parametrize("case,stall_seed", RS_STALL_RUNS, ids=[f"{c.id}-stall{s}" for c, s in RS_STALL_RUNS])
+def test_rs_rtl_values_under_random_stalls(case: Case, stall_seed: int, level: str, rs_verilator_runs):
+    if level == "amaranth":
+        (res,) = amaranth_sim.verify_all([(case.program(), stall_seed)])
+    else:
+        res = rs_verilator_runs.result(case.point.hardware, ("stall", case.id))
+    assert res.stall_seed == stall_seed
+    assert not res.errors, res.summary()
+    assert res.outputs_match, res.summary()
+    assert res.cycles_rtl > res.cycles_sim  # the stalls really slowed the run down
+
+
+def test_rs_broken_rtl_program_fails_under_amaranth():
+    """A flipped weight byte (the first bottom layer's first weight) breaks the RTL's values."""
+    program = CASES_BY_ID["rs-dp6-data1"].program()
+    program.memory[0] ^= 0x5A
+    (res,) = amaranth_sim.verify_all([(program, None)])
+    assert not res.ok, res.summary()
+    with pytest.raises(AssertionError, match="outputs DIFFER"):
+        check_rtl(res)
 
 
 def test_rs_case_table_covers_the_required_corners():

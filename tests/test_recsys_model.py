@@ -53,7 +53,7 @@ def test_functional_model_equals_golden(workload, hw, seed):
     point = _point(workload, seed, **hw)
     program = compile_design_point(point, with_data=True)
     after = execute(point.hardware, program.words(), program.memory)
-    got = program.read_outputs(after)
+    got = program.read_outputs(after)[0]
     assert got.shape == program.expected.shape
     np.testing.assert_array_equal(got, program.expected)
 
@@ -66,7 +66,7 @@ def test_functional_model_catches_a_packing_bug():
     row = int(bag.indices[0])
     memory = program.memory.copy()
     memory[program.table_base[0] + row * 6] ^= 0x40
-    got = program.read_outputs(execute(point.hardware, program.words(), memory))
+    got = program.read_outputs(execute(point.hardware, program.words(), memory))[0]
     assert not np.array_equal(got, program.expected)
 
 

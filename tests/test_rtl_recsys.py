@@ -36,6 +36,7 @@ from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from sparsim.dataflow import recsys_isa as isa
+from sparsim.dataflow.config import ConfigError
 from sparsim.dataflow.dlrm import Bags, embedding_bag
 from sparsim.dataflow.golden import wrap
 from sparsim.rtl.recsys import GatherLane, GatherUnit, IndexWalker, PooledBuffer, dense_engine
@@ -382,9 +383,14 @@ def test_lint_clean():
     walker = component_verilog(IndexWalker(word_addr_bits=8, entry_bits=8))
     lane = component_verilog(GatherLane(word_addr_bits=8, line_bytes=16, max_outstanding=4, channels=2,
                                         pool_lanes=8, cache_lines=8, entry_bits=8))
+    from sparsim.rtl.verilator import lint
+
     hw = CASES_BY_ID["rs-example-tiny"].point.hardware  # the tiny preset
     dense = component_verilog(dense_engine(hw))
     assert lint_verilog(dense, "top") == ""
+    # The engine top on the tiny preset and on the 1 x 1 array (one-bit counters).
+    assert lint(hw) == ""
+    assert lint(CASES_BY_ID["rs-hand-one-sample"].point.hardware) == ""
     assert lint_verilog(lane, "top") == ""
     assert lint_verilog(unit, "top") == ""
     assert lint_verilog(bank, "top") == ""
@@ -842,11 +848,11 @@ def run_dense(program):
 
     async def bench(ctx):
         for i, word in enumerate(lines(loads[(isa.LOAD_WEIGHT, 0)])):
-            ctx.set(dut.weight_wr.valid, 1)
-            ctx.set(dut.weight_wr.payload.addr, i)
-            ctx.set(dut.weight_wr.payload.data, word)
+            ctx.set(dut.weight_wr[0].valid, 1)
+            ctx.set(dut.weight_wr[0].payload.addr, i)
+            ctx.set(dut.weight_wr[0].payload.data, word)
             await ctx.tick()
-        ctx.set(dut.weight_wr.valid, 0)
+        ctx.set(dut.weight_wr[0].valid, 0)
         x, running, written, last_read = 0, None, set(), None
         pending = list(dense_ops)
         while pending or running is not None:
@@ -854,13 +860,13 @@ def run_dense(program):
             if running is None and mb is not None and mb not in written:
                 # The dense bank of the mini-batch, while the engine is idle (the loader's work).
                 for i, word in enumerate(lines(loads[(isa.LOAD_DENSE, mb)])):
-                    ctx.set(dut.dense_wr.valid, 1)
-                    ctx.set(dut.dense_wr.payload.bank, mb % 2)
-                    ctx.set(dut.dense_wr.payload.addr, i)
-                    ctx.set(dut.dense_wr.payload.data, word)
+                    ctx.set(dut.dense_wr[0].valid, 1)
+                    ctx.set(dut.dense_wr[0].payload.bank, mb % 2)
+                    ctx.set(dut.dense_wr[0].payload.addr, i)
+                    ctx.set(dut.dense_wr[0].payload.data, word)
                     await ctx.tick()
                     x += 1
-                ctx.set(dut.dense_wr.valid, 0)
+                ctx.set(dut.dense_wr[0].valid, 0)
                 written.add(mb)
             offer = running is None and mb is not None
             ctx.set(dut.cmd.valid, offer)
@@ -936,7 +942,13 @@ def test_dense_engine_negative_control():
     assert _dense_mismatches(program, outs)
 
 
-def test_dense_engine_refuses_ws():
+def test_rtl_refuses_what_it_does_not_run_in_one_line(capsys):
+    from sparsim.cli import main
+
     hw = CASES_BY_ID["rs-dp1-data1"].point.hardware
-    with pytest.raises(ValueError, match="runs the 'os' dataflow, not 'ws'"):
+    with pytest.raises(ConfigError, match="runs the 'os' dataflow, not 'ws'"):
         dense_engine(hw)
+    for setting, key in (("hardware.dataflow=ws", "hardware.dataflow"), ("hardware.pool_lanes=2", "hardware.cols")):
+        assert main(["rtl", "examples/recsys_tiny.yaml", "--set", setting]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"sparsim: error: {key}") and "\n" not in err and "Traceback" not in err

@@ -63,6 +63,11 @@ class RunSpec:
     write_bytes: int
     max_cycles: int
     stall_seed: int | None = None
+    # The line-request interface (0: the design streams striped records instead).
+    channels: int = 0
+    bytes_per_cycle: int = 0
+    line_bytes: int = 0
+    max_outstanding: int = 0
 
 
 @dataclass
