@@ -15,7 +15,7 @@ The components so far:
   RAM, read–add–written by the gather units' pooling outputs and cleared by the reader.
 - :class:`DenseEngine` (:func:`dense_engine` for a hardware configuration): the dense half:
   ``GEMM`` and ``INTER`` (concat and dot) instructions on the shared
-  :class:`~sparsim.rtl.systolic.SystolicArray` (output stationary so far), with the weight buffer,
+  :class:`~sparsim.rtl.systolic.SystolicArray` (either dataflow), with the weight buffer,
   dense banks, activation regions, ``Z`` and the dot's feature store, bias, ReLU and
   requantisation, output rows for the out bank.
 
@@ -739,15 +739,17 @@ def out_row_layout(cols: int, acc_bits: int, row_bits: int) -> data.StructLayout
 
 class DenseEngine(wiring.Component):
     """The dense engine: ``GEMM`` and ``INTER`` instructions on the shared systolic array
-    (rtl/systolic.py, output stationary, dense), with the weight buffer, the dense banks, the two
+    (rtl/systolic.py, dense, in the hardware's dataflow), with the weight buffer, the dense banks, the two
     ping-pong activation regions and the interaction region ``Z`` (docs/recsys.md, "Dense engine"
     and "Engines and timing" 3).
 
     An instruction accepted on ``cmd`` in cycle ``c`` takes the contract's cycles and ``ended``
     is high in its last one; ``cmd`` is ready again from the next cycle. ``GEMM``: ``c`` loads
     the fold counters, ``c + 1`` reads the first operands (``DECODE_CYCLES + READ_CYCLES``), then
-    the folds run back to back on the array (R-blocks of samples by C-blocks of outputs); each
-    result row passes bias add (registered) and ReLU + requantisation into its destination
+    the folds run back to back on the array (OS: R-blocks of samples by C-blocks of outputs;
+    WS: R-blocks of the reduction by C-blocks of outputs, each streaming every sample, the
+    k-blocks' partial rows summed in an accumulator memory); each final result row passes bias
+    add (registered) and ReLU + requantisation into its destination
     (``POST_CYCLES``), or goes on ``out`` without them for the out bank. ``INTER``: from ``c + 1``
     one chunk of up to C pooled sums of one entry per cycle is read from the pooled bank
     (``pool_rd``, data on ``pool_data`` the next cycle), requantised (registered) and written into
@@ -777,7 +779,8 @@ class DenseEngine(wiring.Component):
     """
 
     def __init__(self, *, rows: int, cols: int, acc_bits: int, line_bytes: int, weight_lines: int,
-                 dense_lines: int, max_samples: int, max_width: int, entries: int, write_ports: int = 1):
+                 dense_lines: int, max_samples: int, max_width: int, entries: int, write_ports: int = 1,
+                 dataflow: str = "os"):
         with _rejected_is_not_unused(self):
             self._rows = _check_int("rows", rows, minimum=1)
             self._cols = _check_int("cols", cols, minimum=1)
@@ -789,6 +792,9 @@ class DenseEngine(wiring.Component):
             self._width = _check_int("max_width", max_width, minimum=1)
             self._entries = _check_int("entries", entries, minimum=1)
             self._write_ports = _check_int("write_ports", write_ports, minimum=1)
+            if dataflow not in ("os", "ws"):
+                raise ValueError(f"dataflow must be 'os' or 'ws', not {dataflow!r}")
+            self._dataflow = dataflow
         entry_bits = _bits(entries + 1)
         self.row_bits = _bits(max_samples)
         line_word = 8 * line_bytes
@@ -813,7 +819,8 @@ class DenseEngine(wiring.Component):
         lb = line.bit_length() - 1
         wb = _pow2_at_least(C)
         acc_bytes = acc // 8
-        array = m.submodules.array = SystolicArray(rows=R, cols=C, dataflow="os", max_m=1, acc_bits=acc)
+        ws = self._dataflow == "ws"
+        array = m.submodules.array = SystolicArray(rows=R, cols=C, dataflow=self._dataflow, max_m=1, acc_bits=acc)
         a_in = data.View(array.a_layout, array.a.payload)
         b_in = data.View(array.b_layout, array.b.payload)
         result = data.View(array.result_layout, array.result.payload)
@@ -858,9 +865,10 @@ class DenseEngine(wiring.Component):
         fc = Signal(18)
         j = Signal.like(fc)
         issuing = Signal()
-        lim_p = Mux(gram, F, P)
-        lim_q = Mux(gram, F, Q)
         steps = Mux(gram, D, K)
+        stream_len = Mux(gram, F, P)  # WS: the rows streamed through a fold
+        lim_p = steps if ws else Mux(gram, F, P)  # the inner blocks: of k (WS), of samples (OS)
+        lim_q = Mux(gram, F, Q)
         p0 = Signal(16)
         q0 = Signal(16)
         gb = Signal(16)  # Gram: the sample
@@ -898,46 +906,84 @@ class DenseEngine(wiring.Component):
                 m.d.sync += rb[c].eq(new.addr + chain)
                 chain = chain + new.k
             m.d.sync += [ck.eq(chain), bq.eq(0), p0.eq(0), q0.eq(0), gb.eq(0), j.eq(0),
-                         fc.eq(new.k + fold_extra), issuing.eq(1)]
+                         fc.eq((new.p if ws else new.k) + fold_extra), issuing.eq(1)]
 
-        reading = issuing & (j < steps)
-        k_step = j
-        row_ok = [Signal(name=f"row_ok{r}") for r in range(R)]
-        col_ok = [Signal(name=f"col_ok{c}") for c in range(C)]
-        for r in range(R):
-            m.d.comb += row_ok[r].eq(p0 + r < lim_p)
-            for bank in dense:
-                bank.read(r, ab[r] + k_step)
-            for store in region:
-                store.read(r, p0 + r, k_step)
-            z.read(r, Mux(gram, gb, p0 + r) if r == 0 else p0 + r, k_step)
-            feat.read(r, Const(0, 1), (fr[r] + gbase + k_step)[:32])
-        for c in range(C):
-            m.d.comb += col_ok[c].eq(q0 + c < lim_q)
-            weights.read(c, rb[c] + k_step)
-            feat.read(R + c, Const(0, 1), (gr[c] + gbase + k_step)[:32])
-
-        step_q = Signal()
-        first_q = Signal()
-        last_q = Signal()
-        row_ok_q = Signal(R)
-        col_ok_q = Signal(C)
-        row_z_q = Signal()  # Gram: row 0 is feature 0 (the bottom output, in Z)
-        col_z_q = Signal()
-        m.d.sync += [step_q.eq(reading), first_q.eq(j == 0), last_q.eq(j == steps - 1),
-                     row_ok_q.eq(Cat(*row_ok)), col_ok_q.eq(Cat(*col_ok)), row_z_q.eq(p0 == 0),
-                     col_z_q.eq(q0 == 0)]
         src_dense = Signal()
         src_z = Signal()
         src_reg = Signal()
         m.d.comb += [src_dense.eq(flags & isa.SRC_DENSE != 0), src_z.eq(flags & isa.SRC_Z != 0),
                      src_reg.eq(flags & isa.SRC_REGION != 0)]
-        m.d.comb += [array.a.valid.eq(step_q), array.b.valid.eq(step_q), a_in.first.eq(first_q),
-                     a_in.last.eq(last_q)]
+        row_ok = [Signal(name=f"row_ok{r}") for r in range(R)]
+        col_ok = [Signal(name=f"col_ok{c}") for c in range(C)]
+        row_ok_q = Signal(R)
+        col_ok_q = Signal(C)
+        row_z_q = Signal()  # Gram: the A operand is feature 0 (the bottom output, in Z)
+        col_z_q = Signal()  # Gram: column 0 is feature 0
+        m.d.sync += [row_ok_q.eq(Cat(*row_ok)), col_ok_q.eq(Cat(*col_ok))]
+        if not ws:
+            # OS: step k is read in j = k (rows: samples p0 + r; columns: outputs q0 + c).
+            reading = issuing & (j < steps)
+            k_step = j
+            for r in range(R):
+                m.d.comb += row_ok[r].eq(p0 + r < lim_p)
+                for bank in dense:
+                    bank.read(r, ab[r] + k_step)
+                for store in region:
+                    store.read(r, p0 + r, k_step)
+                z.read(r, Mux(gram, gb, p0 + r) if r == 0 else p0 + r, k_step)
+                feat.read(r, Const(0, 1), (fr[r] + gbase + k_step)[:32])
+            for c in range(C):
+                m.d.comb += col_ok[c].eq(q0 + c < lim_q)
+                weights.read(c, rb[c] + k_step)
+                feat.read(R + c, Const(0, 1), (gr[c] + gbase + k_step)[:32])
+            step_q = Signal()
+            first_q = Signal()
+            last_q = Signal()
+            m.d.sync += [step_q.eq(reading), first_q.eq(j == 0), last_q.eq(j == steps - 1), row_z_q.eq(p0 == 0),
+                         col_z_q.eq(q0 == 0)]
+            m.d.comb += [array.a.valid.eq(step_q), array.b.valid.eq(step_q), a_in.first.eq(first_q),
+                         a_in.last.eq(last_q)]
+        else:
+            # WS: in j = 0 .. R-1 the weights of step k0 + R-1-j (preload, bottom row first);
+            # in j = R + s the streamed row s (sample, or Gram feature), row r at step k0 + r.
+            # p0 holds k0.
+            preload = issuing & (j < R)
+            streaming = issuing & (j >= R) & (j < R + stream_len)
+            k_pre = Signal(17)
+            m.d.comb += k_pre.eq(p0 + (R - 1) - j)
+            s_idx = Signal(16)
+            m.d.comb += s_idx.eq(j - R)
+            pa = Signal(32)  # s * K: the dense address of sample s
+            fs = Signal(signed(34))  # (s - 1) * P * dim: the feature store entry of feature s
+            with m.If(issuing & (j == 0)):
+                m.d.sync += [pa.eq(0), fs.eq(-pd.as_signed())]
+            with m.Elif(streaming):
+                m.d.sync += [pa.eq(pa + K), fs.eq(fs + pd)]
+            for r in range(R):
+                m.d.comb += row_ok[r].eq(p0 + r < steps)
+                for bank in dense:
+                    bank.read(r, pa + p0 + r)
+                for store in region:
+                    store.read(r, s_idx, p0 + r)
+                # Copy 0 also gives the preload its column of feature 0 (the phases never overlap).
+                z.read(r, Mux(gram, gb, s_idx), Mux(preload, k_pre, p0 + r) if r == 0 else p0 + r)
+                feat.read(r, Const(0, 1), (fs + gbase + p0 + r)[:32])
+            for c in range(C):
+                m.d.comb += col_ok[c].eq((q0 + c < lim_q) & (k_pre < steps))
+                weights.read(c, rb[c] + k_pre)
+                feat.read(R + c, Const(0, 1), (gr[c] + gbase + k_pre)[:32])
+            preload_q = Signal()
+            streaming_q = Signal()
+            m.d.sync += [preload_q.eq(preload), streaming_q.eq(streaming), row_z_q.eq(s_idx == 0),
+                         col_z_q.eq(q0 == 0)]
+            m.d.comb += [array.a.valid.eq(streaming_q), array.b.valid.eq(preload_q)]
         for r in range(R):
             gemm_byte = Mux(src_dense, Mux(parity, dense[1].data(r), dense[0].data(r)),
                             Mux(src_z, z.data(r), Mux(src_reg, region[1].data(r), region[0].data(r))))
-            gram_byte = Mux(row_z_q & (r == 0), z.data(0), feat.data(r))
+            if ws:  # every row reads the streamed feature, each at its own step
+                gram_byte = Mux(row_z_q, z.data(r), feat.data(r))
+            else:  # row r is feature f0 + r; only row 0 of the first block is feature 0
+                gram_byte = Mux(row_z_q & (r == 0), z.data(0), feat.data(r))
             m.d.comb += a_in.windows[r][0].eq(Mux(row_ok_q[r], Mux(gram, gram_byte, gemm_byte), 0))
         for c in range(C):
             gram_value = Mux(col_z_q & (c == 0), z.data(0), feat.data(R + c))
@@ -989,25 +1035,53 @@ class DenseEngine(wiring.Component):
                 value = (both >> (bpos[:lb] * 8))[: acc]
                 m.d.sync += bias[c].eq(Mux(flags & isa.HAS_BIAS != 0, value, 0))
 
-        # ---- results: rows R-1 .. 0 of each fold, folds in issue order ---------------------
-        rrow = Signal(_bits(R), init=R - 1)
+        # ---- results, folds in issue order: OS rows R-1 .. 0 of each fold; WS the streamed
+        # rows 0 .. S-1, summed over the k-blocks in an accumulator memory -------------------
+        rrow = Signal(16, init=0 if ws else R - 1)
         rp0 = Signal(16)
         rq0 = Signal(16)
         rgb = Signal(16)
+        fold_done = (rrow + 1 >= stream_len) if ws else (rrow == 0)
         with m.If(accept):
-            m.d.sync += [rp0.eq(0), rq0.eq(0), rgb.eq(0), rrow.eq(R - 1)]
+            m.d.sync += [rp0.eq(0), rq0.eq(0), rgb.eq(0), rrow.eq(0 if ws else R - 1)]
         with m.Elif(array.result.valid):
-            m.d.sync += rrow.eq(Mux(rrow == 0, R - 1, rrow - 1))
-            with m.If(rrow == 0):
+            if ws:
+                m.d.sync += rrow.eq(Mux(fold_done, 0, rrow + 1))
+            else:
+                m.d.sync += rrow.eq(Mux(rrow == 0, R - 1, rrow - 1))
+            with m.If(fold_done):
                 with m.If(rp0 + R < lim_p):
                     m.d.sync += rp0.eq(rp0 + R)
                 with m.Elif(rq0 + C < lim_q):
                     m.d.sync += [rp0.eq(0), rq0.eq(rq0 + C)]
                 with m.Else():
                     m.d.sync += [rp0.eq(0), rq0.eq(0), rgb.eq(rgb + 1)]
+        sums = [Signal(signed(acc), name=f"sum{c}") for c in range(C)]
+        if ws:
+            # Row s of k-block k0's partial sums: the first block stores them, later ones add,
+            # the last passes the total on. The row arriving next is read a cycle ahead.
+            partial = memory.Memory(shape=data.ArrayLayout(signed(acc), C), depth=max(self._samples, 256), init=[])
+            m.submodules.partial = partial
+            p_wr = partial.write_port()
+            p_rd = partial.read_port()
+            m.d.comb += p_rd.addr.eq(Mux(array.result.valid, Mux(fold_done, 0, rrow + 1), rrow))
+            first_k = rp0 == 0
+            final = rp0 + R >= steps
+            for c in range(C):
+                m.d.comb += sums[c].eq(result[c] + Mux(first_k, 0, p_rd.data[c]))
+                m.d.comb += p_wr.data[c].eq(sums[c])
+            m.d.comb += [p_wr.en.eq(array.result.valid & ~final), p_wr.addr.eq(rrow)]
+            row_here = rrow
+            last_row = array.result.valid & fold_done & final
+        else:
+            for c in range(C):
+                m.d.comb += sums[c].eq(result[c])
+            final = Const(1, 1)
+            row_here = rp0 + rrow
+            last_row = array.result.valid & fold_done & (rp0 + R >= lim_p)
         # Stage 1: bias add (GEMM), the pairs' place in Z (Gram).
         f = Signal(16)
-        m.d.comb += f.eq(rp0 + rrow)
+        m.d.comb += f.eq(row_here)
         tri = Signal(17)
         m.d.comb += tri.eq((f[:9] * (f[:9] - 1))[:17] >> 1)
         s1_valid = Signal()
@@ -1019,15 +1093,14 @@ class DenseEngine(wiring.Component):
         gemm_count = Mux(Q - rq0 >= C, C, Q - rq0)
         gram_count = Mux(f <= rq0, 0, Mux(f - rq0 >= C, C, f - rq0))
         m.d.sync += [
-            s1_valid.eq(array.result.valid & Mux(gram, (f < F) & (f > rq0), rp0 + rrow < P)),
-            s1_last.eq(array.result.valid & (rrow == 0) & (rp0 + R >= lim_p) & (rq0 + C >= lim_q)
-                       & (~gram | (rgb + 1 >= P))),
-            s1_row.eq(Mux(gram, rgb, rp0 + rrow)),
+            s1_valid.eq(array.result.valid & final & Mux(gram, (f < F) & (f > rq0), row_here < P)),
+            s1_last.eq(last_row & (rq0 + C >= lim_q) & (~gram | (rgb + 1 >= P))),
+            s1_row.eq(Mux(gram, rgb, row_here)),
             s1_off.eq(Mux(gram, width + tri + rq0, rq0)),
             s1_count.eq(Mux(gram, gram_count, gemm_count)),
         ]
         for c in range(C):
-            m.d.sync += s1_vals[c].eq(result[c] + Mux(gram, 0, bias[c]))
+            m.d.sync += s1_vals[c].eq(sums[c] + Mux(gram, 0, bias[c]))
         # Stage 2: the out bank (no ReLU, no requantisation); or ReLU (GEMM) and requantisation
         # into the destination.
         to_out = Signal()
@@ -1094,8 +1167,8 @@ class DenseEngine(wiring.Component):
             m.d.sync += r2_vals[c].eq(requantized(m, self.pool_data[c], ins.shift[:6], f"pooled{c}"))
         # After the dot's last requantised chunk is written, the Gram folds start (READ_CYCLES).
         with m.If(r2_last & dot):
-            m.d.sync += [gram.eq(1), issuing.eq(1), j.eq(0), fc.eq(D + fold_extra), p0.eq(0), q0.eq(0), gb.eq(0),
-                         gbase.eq(0)]
+            m.d.sync += [gram.eq(1), issuing.eq(1), j.eq(0), fc.eq((F if ws else D) + fold_extra), p0.eq(0),
+                         q0.eq(0), gb.eq(0), gbase.eq(0)]
             chain = Const(0, 34).as_signed() - pd
             for r in range(R):
                 m.d.sync += [fr[r].eq(chain), fr0[r].eq(chain)]
@@ -1130,15 +1203,12 @@ def dense_engine(hw, *, write_ports: int = 1) -> DenseEngine:
     """The :class:`DenseEngine` of a :class:`~sparsim.dataflow.recsys.RecsysHardware`, its storage
     sized by the hardware's buffer capacities (rows and row widths up to what the act buffer and
     the largest mini-batch allow)."""
-    if hw.dataflow != "os":
-        raise ConfigError("hardware.dataflow", f"the recsys RTL runs the 'os' dataflow, not {hw.dataflow!r} "
-                                               "('ws' is not in this RTL yet)")
     act = int(hw.act_buffer_kib * 1024)
     pooled_entries = int(hw.pooled_buffer_kib * 1024) // 2 // hw.acc_bytes
     return DenseEngine(rows=hw.rows, cols=hw.cols, acc_bits=hw.acc_bits, line_bytes=hw.line_bytes,
                        weight_lines=int(hw.weight_buffer_kib * 1024) // hw.line_bytes,
                        dense_lines=-(-act // hw.line_bytes), max_samples=hw.mini_batch, max_width=act,
-                       entries=pooled_entries, write_ports=write_ports)
+                       entries=pooled_entries, write_ports=write_ports, dataflow=hw.dataflow)
 
 
 #: Instructions each engine's queue of :class:`RecsysAccelerator` holds: the whole Program is
