@@ -173,7 +173,7 @@ CASES_BY_ID = {case.id: case for case in CASES}
 
 
 # ------------------------------------------------------------------------------------------
-# nm_train: functional and simulator levels (rtl/nm_train.py adds its levels when it exists)
+# nm_train: every level (tests/test_case_table.py says which run under Verilator by default)
 
 _NM_HAND = Case(
     id="nm-hand-step",

@@ -254,7 +254,9 @@ def test_broken_rtl_fails_under_verilator_and_sparsim_verify(monkeypatch, tmp_pa
 
 
 # ------------------------------------------------------------------------------------------
-# nm_train rows: functional model and cycle simulator (the RTL levels join with rtl/nm_train.py)
+# nm_train rows: functional model, cycle simulator, Amaranth's simulator (the hand cases: the
+# others take minutes there) and Verilator (one build per design point; `make test` builds the
+# points of NM_VERILATOR_POINTS, SPARSIM_NM_RTL_ALL=1 every point, the example and the hand cases)
 
 
 def check_nm_functional(program) -> None:
@@ -277,14 +279,112 @@ def check_nm_simulator(case: Case, program) -> None:
         assert r.cycles == case.hand_cycles, f"simulator {r.cycles} cycles, by hand {case.hand_cycles}"
 
 
-@pytest.mark.parametrize("level", ("functional", "simulator"))
-@pytest.mark.parametrize("case", NM_CASES, ids=lambda c: c.id)
-def test_nm_case(case: Case, level: str):
+#: nm cases run under Amaranth's simulator (hundreds of cycles on arrays without N:M units).
+NM_AMARANTH_IDS = ("nm-hand-step", "nm-hand-double-buffer")
+#: nm design points built under Verilator by default: each runs its three data seeds, two runs
+#: with random stalls and (the first) a broken Program on one build.
+NM_VERILATOR_POINTS = (0,)
+#: Set to 1 to build and run every nm design point, the example and the hand cases as well.
+NM_ALL_ENV = "SPARSIM_NM_RTL_ALL"
+#: (design point, data seed, stall seed) of the nm runs with random stalls on every stream.
+NM_STALL_RUNS = tuple((dp, data, stall) for dp in NM_DESIGN_SEEDS for data, stall in ((4, 201), (5, 202)))
+
+
+def _nm_built(case_id: str) -> bool:
+    """Whether ``make test`` runs this nm case under Verilator (else only with NM_ALL_ENV)."""
+    import os
+
+    return os.environ.get(NM_ALL_ENV) == "1" or any(case_id.startswith(f"nm-dp{dp}-") for dp in NM_VERILATOR_POINTS)
+
+
+_NM_SKIP = f"set {NM_ALL_ENV}=1 to build this nm_train design point under Verilator"
+
+
+def _break_nm_activation(program):
+    """Flip the low seven bits of the first activation byte the first LDA reads."""
+    from sparsim.dataflow import nm_train_isa
+
+    lda = program.instrs[program.instrs["op"] == nm_train_isa.OP_LDA][0]
+    program.memory[int(lda["addr"])] ^= 0x7F
+    return program
+
+
+NM_BROKEN_CASE = f"nm-dp{NM_VERILATOR_POINTS[0]}-data1"
+
+
+class _NmVerilatorRuns:
+    """Every nm case, stalled run and the broken Program of a hardware configuration in one
+    Verilator process, the first time any of them is asked for."""
+
+    def __init__(self):
+        self._results: dict[tuple, VerifyResult] = {}
+
+    def result(self, hw, key: tuple) -> VerifyResult:
+        if key not in self._results:
+            from sparsim.rtl.verilator import verify_all
+
+            runs = [(("case", c.id), c.program(), None) for c in NM_CASES if c.point.hardware == hw]
+            for dp, data_seed, stall_seed in NM_STALL_RUNS:
+                point = nm_random_design_point(dp, data_seed)
+                if point.hardware == hw:
+                    runs.append((("stall", dp, data_seed), engines_compile(point), stall_seed))
+            if CASES_BY_ID[NM_BROKEN_CASE].point.hardware == hw:
+                runs.append((("broken",), _break_nm_activation(CASES_BY_ID[NM_BROKEN_CASE].program()), None))
+            results = verify_all([(program, seed) for _, program, seed in runs])
+            self._results.update({k: res for (k, _, _), res in zip(runs, results)})
+        return self._results[key]
+
+
+@pytest.fixture(scope="session")
+def nm_verilator_runs() -> _NmVerilatorRuns:
+    return _NmVerilatorRuns()
+
+
+def _nm_levels():
+    for case in NM_CASES:
+        for level in ("functional", "simulator"):
+            yield pytest.param(case, level, id=f"{case.id}-{level}")
+        if case.id in NM_AMARANTH_IDS:
+            yield pytest.param(case, "amaranth", id=f"{case.id}-amaranth")
+        yield pytest.param(case, "verilator", id=f"{case.id}-verilator", marks=[
+            pytest.mark.verilator, pytest.mark.skipif(not _nm_built(case.id), reason=_NM_SKIP)])
+
+
+@pytest.mark.parametrize("case,level", list(_nm_levels()))
+def test_nm_case(case: Case, level: str, nm_verilator_runs):
+    if level == "verilator":
+        check_rtl(nm_verilator_runs.result(case.point.hardware, ("case", case.id)))
+        return
     program = case.program()
     if level == "functional":
         check_nm_functional(program)
-    else:
+    elif level == "simulator":
         check_nm_simulator(case, program)
+    else:
+        (res,) = amaranth_sim.verify_all([(program, None)])
+        check_rtl(res)
+
+
+@pytest.mark.verilator
+@pytest.mark.parametrize("dp,data_seed,stall_seed", [
+    pytest.param(d, s, t, id=f"nm-dp{d}-data{s}-stall{t}",
+                 marks=pytest.mark.skipif(not _nm_built(f"nm-dp{d}-"), reason=_NM_SKIP))
+    for d, s, t in NM_STALL_RUNS])
+def test_nm_verilator_values_under_random_stalls(dp, data_seed, stall_seed, nm_verilator_runs):
+    res = nm_verilator_runs.result(nm_random_design_point(dp, data_seed).hardware, ("stall", dp, data_seed))
+    assert res.stall_seed == stall_seed
+    assert not res.errors, res.summary()
+    assert res.outputs_match, res.summary()
+    assert res.cycles_rtl > res.cycles_sim  # the stalls really slowed the run down
+
+
+@pytest.mark.verilator
+def test_nm_broken_program_fails_under_verilator(nm_verilator_runs):
+    """The same build's check fails on a Program whose first activation byte is flipped."""
+    res = nm_verilator_runs.result(CASES_BY_ID[NM_BROKEN_CASE].point.hardware, ("broken",))
+    assert not res.ok and not res.outputs_match, res.summary()
+    with pytest.raises(AssertionError, match="outputs DIFFER"):
+        check_rtl(res)
 
 
 def test_nm_case_table_covers_the_required_corners():
