@@ -345,6 +345,15 @@ class Loader(wiring.Component):
                 with m.Case(code):
                     m.d.comb += waits.eq(wait)
 
+        # The payloads follow the engine's offer in every state (they mean something only with
+        # ``valid``), so the loader's state gates only the handshake, not the data path.
+        request = self.load.payload.request
+        m.d.comb += [
+            self.rd_req.payload.eq(request),
+            self.route.payload.target.eq(self.load.payload.target),
+            self.route.payload.count.eq(request.count),
+        ]
+
         done = Signal()
         with m.FSM(name="loader"):
             with m.State("FETCH"):
@@ -360,12 +369,8 @@ class Loader(wiring.Component):
                         with m.Default():
                             m.next = "END"
             with m.State("LOAD"):
-                request = self.load.payload.request
                 m.d.comb += [
-                    self.rd_req.payload.eq(request),
                     self.rd_req.valid.eq(self.load.valid & self.route.ready),
-                    self.route.payload.target.eq(self.load.payload.target),
-                    self.route.payload.count.eq(request.count),
                     self.route.valid.eq(self.load.valid & self.rd_req.ready),
                     self.load.ready.eq(self.rd_req.ready & self.route.ready),
                 ]
