@@ -185,29 +185,11 @@ class NmTrainAccelerator(wiring.Component):
         # read in one cycle. WS: one memory of whole rows; a step's R windows come from one row.
         in_subs = R if os_flow else 1
         in_depth = -(-geo.in_rows // in_subs)
-        in_wp, in_rp = [], []  # [bank][sub]
-        for b in range(2):
-            wps, rps = [], []
-            for s in range(in_subs):
-                mem = memory.Memory(shape=in_bits, depth=in_depth, init=[], attrs=no_collision)
-                m.submodules[f"input{b}_{s}"] = mem
-                wps.append(mem.write_port())
-                rps.append(mem.read_port())
-            in_wp.append(wps)
-            in_rp.append(rps)
+        in_wp, in_rp = _double_banked(m, "input", in_bits, in_depth, in_subs, no_collision)  # [bank][sub]
         # Weight banks: C-way record banking (record q in sub-bank q % C); each record is held
         # as its kept entries (value, index), entry k' at bits k' * entry_bits.
         w_depth = -(-geo.w_rows // C)
-        w_wp, w_rp = [], []
-        for b in range(2):
-            wps, rps = [], []
-            for s in range(C):
-                mem = memory.Memory(shape=w_bits, depth=w_depth, init=[], attrs=no_collision)
-                m.submodules[f"weight{b}_{s}"] = mem
-                wps.append(mem.write_port())
-                rps.append(mem.read_port())
-            w_wp.append(wps)
-            w_rp.append(rps)
+        w_wp, w_rp = _double_banked(m, "weight", w_bits, w_depth, C, no_collision)
         # Output banks: one row per tile row, written accumulator by accumulator.
         out_wp, out_rmw, out_st = [], [], []
         for b in range(2):
@@ -851,6 +833,19 @@ class NmTrainAccelerator(wiring.Component):
         m.d.comb += out.eq(Cat(*entries))
         return {"valid": t2["valid"], "bank": t2["bank"], "sub": t2["sub"], "addr": t2["addr"],
                 "last": t2["last"], "entries": out}
+
+
+def _double_banked(m, name, width, depth, subs, attrs):
+    """Two banks of ``subs`` memories each (submodules ``{name}{bank}_{sub}``), one write and one
+    read port per memory: the write and read ports as ``[bank][sub]`` lists."""
+    wp, rp = [], []
+    for b in range(2):
+        mems = [memory.Memory(shape=width, depth=depth, init=[], attrs=attrs) for _ in range(subs)]
+        for s, mem in enumerate(mems):
+            m.submodules[f"{name}{b}_{s}"] = mem
+        wp.append([mem.write_port() for mem in mems])
+        rp.append([mem.read_port() for mem in mems])
+    return wp, rp
 
 
 def _unpack(record, n, m_log2, entries, ib):
