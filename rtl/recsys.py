@@ -44,7 +44,8 @@ from .shell import struct_from_fields
 from .systolic import SystolicArray
 
 __all__ = ["ADDR_BITS", "DIM_BITS", "WORD_BITS", "walk_layout", "row_layout", "request_layout",
-           "response_layout", "pool_layout", "IndexWalker", "GatherLane", "GatherUnit", "PooledBuffer"]
+           "response_layout", "pool_layout", "IndexWalker", "GatherLane", "GatherUnit", "PooledBuffer",
+           "LineWriteQueue"]
 
 #: Byte addresses (the ISA's ``addr`` field).
 ADDR_BITS = isa.field_width("addr")
@@ -611,6 +612,66 @@ class PooledBuffer(wiring.Component):
         return m
 
 
+class LineWriteQueue(wiring.Component):
+    """The loader's delivered lines into one write per cycle (docs/recsys.md, "Loader"): lines
+    delivered in cycle ``x`` (``lines``, lane order) are written in delivery order, the first
+    one in ``x`` when no earlier line waits, each later one in the cycle after the one before.
+
+    Depth: in a stretch of cycles a … b in which lines wait, every line delivered was in flight
+    at a (at most ``max_outstanding``, the loader's tags) or requested in a … b - 1 (one per
+    cycle), and b - a + 1 lines were written, so at most ``max_outstanding - 1`` wait.
+
+    Members
+    -------
+    lines : In(stream.Signature(layout, always_ready=True)).array(lanes)
+    write : Out(stream.Signature(layout, always_ready=True))
+    waiting : Out(1)
+        Lines wait (the write of this cycle is the oldest of them).
+    """
+
+    def __init__(self, layout, *, lanes: int, max_outstanding: int):
+        with _rejected_is_not_unused(self):
+            self._lanes = _check_int("lanes", lanes, minimum=1)
+            self._depth = max(1, _check_int("max_outstanding", max_outstanding, minimum=1) - 1)
+        self._layout = layout
+        super().__init__({
+            "lines": In(stream.Signature(layout, always_ready=True)).array(lanes),
+            "write": Out(stream.Signature(layout, always_ready=True)),
+            "waiting": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        depth = self._depth
+        q = Array(Signal(self._layout, reset_less=True, name=f"q{i}") for i in range(depth))
+        head = Signal(_bits(depth))
+        tail = Signal(_bits(depth))
+        count = Signal(range(depth + 1))
+        queued = Signal()
+        m.d.comb += [queued.eq(count != 0), self.waiting.eq(queued)]
+        m.d.comb += [self.write.payload.eq(q[head]), self.write.valid.eq(queued)]
+        for lane in reversed(self.lines):
+            with m.If(~queued & lane.valid):
+                m.d.comb += [self.write.payload.eq(lane.payload), self.write.valid.eq(1)]
+        # The lines not written now join the queue in lane order behind its tail.
+        rank = Const(0, 1)
+        for k, lane in enumerate(self.lines):
+            slot = Signal(range(2 * depth + self._lanes + 1), name=f"slot{k}")
+            m.d.comb += slot.eq(tail + rank - ~queued)
+            with m.If(lane.valid & (queued | (rank != 0))):
+                m.d.sync += q[Mux(slot >= depth, slot - depth, slot)].eq(lane.payload)
+            rank = rank + lane.valid
+        arrived = Signal(range(self._lanes + 1))
+        m.d.comb += arrived.eq(rank)
+        tail_next = Signal(range(2 * depth + self._lanes + 1))
+        m.d.comb += tail_next.eq(tail + arrived - self.write.valid + queued)
+        m.d.sync += [tail.eq(Mux(tail_next >= depth, tail_next - depth, tail_next)),
+                     count.eq(count + arrived - self.write.valid)]
+        with m.If(queued):
+            m.d.sync += head.eq(Mux(head == depth - 1, 0, head + 1))
+        return m
+
+
 #: Instruction words as the RTL sees them: the ISA's field table as a struct.
 INSTR_LAYOUT = struct_from_fields(isa.FIELDS, isa.INSTR_BITS)
 
@@ -636,28 +697,29 @@ def requantized(m: Module, value, shift, name: str):
 
 
 class _LineCopies:
-    """``copies`` line-wide memories written together, each read at its own byte address (one
-    INT8 operand per copy and cycle, on ``data(i)`` the cycle after ``read(i, ...)``)."""
+    """``copies`` line-wide memories written together through one write port, each read at its
+    own byte address (one INT8 operand per copy and cycle, on ``data(i)`` the cycle after
+    ``read(i, ...)``); copy 0 has ``extra_ports`` more line read ports."""
 
-    def __init__(self, m: Module, name: str, *, copies: int, depth: int, line: int, extra_ports: int = 0,
-                 write_ports: int = 1):
+    def __init__(self, m: Module, name: str, *, copies: int, depth: int, line: int, extra_ports: int = 0):
         self._lb = line.bit_length() - 1
         self._line = line
         self.depth = depth
-        self.mems, self.ports, self.extra, self._byte_q = [], [], [], []
-        self.wr = []  # per write port, every copy's
+        self.ports, self.wr, self._byte_q = [], [], []
+        self.extra = []
         for i in range(copies):
             mem = memory.Memory(shape=8 * line, depth=depth, init=[])
             m.submodules[f"{name}{i}"] = mem
-            self.wr.append([mem.write_port() for _ in range(write_ports)])
+            self.wr.append(mem.write_port())
             self.ports.append(mem.read_port())
-            self.extra.append([mem.read_port() for _ in range(extra_ports)])
+            if i == 0:
+                self.extra = [mem.read_port() for _ in range(extra_ports)]
             self._byte_q.append(Signal(max(1, self._lb), name=f"{name}{i}_byte"))
         self._m = m
 
-    def write(self, port: int, en, addr, data) -> None:
-        for ports in self.wr:
-            self._m.d.comb += [ports[port].en.eq(en), ports[port].addr.eq(addr), ports[port].data.eq(data)]
+    def write(self, en, addr, data) -> None:
+        for port in self.wr:
+            self._m.d.comb += [port.en.eq(en), port.addr.eq(addr), port.data.eq(data)]
 
     def read(self, i: int, byte_addr) -> None:
         self._m.d.comb += self.ports[i].addr.eq(byte_addr[self._lb:])
@@ -758,7 +820,8 @@ class DenseEngine(wiring.Component):
     requantised pooled vectors), whose strictly lower triangle is requantised into ``Z``.
 
     Storage (what the RTL holds, beyond the contract's capacities): the weight buffer in C
-    copies (one per array column), each dense bank in R copies (one per array row), each
+    copies (one per array column; copy 0 also reads the biases), each dense bank in R copies
+    (one per array row), every copy with one write port (``weight_wr``, ``dense_wr``), each
     activation region and ``Z`` in R copies of ``max_samples`` x ``max_width`` bytes, the
     feature store (``entries`` bytes) in R + C copies, so that the array gets all its operands
     in one cycle from plain one-port memories.
@@ -766,9 +829,9 @@ class DenseEngine(wiring.Component):
     Members
     -------
     cmd : In(stream.Signature(INSTR_LAYOUT))
-    weight_wr : In(stream.Signature({addr, data}, always_ready=True)).array(write_ports)
-        Lines of the weight buffer (line index, line bytes), up to one per port and cycle.
-    dense_wr : In(stream.Signature({bank, addr, data}, always_ready=True)).array(write_ports)
+    weight_wr : In(stream.Signature({addr, data}, always_ready=True))
+        Lines of the weight buffer (line index, line bytes), up to one per cycle.
+    dense_wr : In(stream.Signature({bank, addr, data}, always_ready=True))
         Lines of dense bank ``bank``.
     pool_rd : Out({bank, addr, count, en})
         Pooled sums to read (and clear): ``count`` elements from ``addr`` of bank ``bank``.
@@ -779,7 +842,7 @@ class DenseEngine(wiring.Component):
     """
 
     def __init__(self, *, rows: int, cols: int, acc_bits: int, line_bytes: int, weight_lines: int,
-                 dense_lines: int, max_samples: int, max_width: int, entries: int, write_ports: int = 1,
+                 dense_lines: int, max_samples: int, max_width: int, entries: int,
                  dataflow: str = "os"):
         with _rejected_is_not_unused(self):
             self._rows = _check_int("rows", rows, minimum=1)
@@ -791,10 +854,12 @@ class DenseEngine(wiring.Component):
             self._samples = _check_int("max_samples", max_samples, minimum=1)
             self._width = _check_int("max_width", max_width, minimum=1)
             self._entries = _check_int("entries", entries, minimum=1)
-            self._write_ports = _check_int("write_ports", write_ports, minimum=1)
             if dataflow not in ("os", "ws"):
                 raise ValueError(f"dataflow must be 'os' or 'ws', not {dataflow!r}")
             self._dataflow = dataflow
+            if cols * (acc_bits // 8) > line_bytes + 1:
+                raise ValueError(f"a fold's biases ({cols} x {acc_bits // 8} bytes) must lie in two lines of "
+                                 f"{line_bytes} bytes (cols x acc bytes <= line_bytes + 1)")
         entry_bits = _bits(entries + 1)
         self.row_bits = _bits(max_samples)
         line_word = 8 * line_bytes
@@ -802,10 +867,10 @@ class DenseEngine(wiring.Component):
             "cmd": In(stream.Signature(INSTR_LAYOUT)),
             "weight_wr": In(stream.Signature(data.StructLayout(
                 {"addr": unsigned(_bits(weight_lines)), "data": unsigned(line_word)}),
-                always_ready=True)).array(write_ports),
+                always_ready=True)),
             "dense_wr": In(stream.Signature(data.StructLayout(
                 {"bank": 1, "addr": unsigned(_bits(dense_lines)), "data": unsigned(line_word)}),
-                always_ready=True)).array(write_ports),
+                always_ready=True)),
             "pool_rd": Out(data.StructLayout({"bank": 1, "addr": unsigned(entry_bits), "count": range(cols + 1),
                                               "en": 1})),
             "pool_data": In(data.ArrayLayout(signed(acc_bits), cols)),
@@ -825,16 +890,12 @@ class DenseEngine(wiring.Component):
         b_in = data.View(array.b_layout, array.b.payload)
         result = data.View(array.result_layout, array.result.payload)
 
-        wp = self._write_ports
-        weights = _LineCopies(m, "weights", copies=C, depth=self._weight_lines, line=line, extra_ports=1,
-                              write_ports=wp)
-        dense = [_LineCopies(m, f"dense{b}_", copies=R, depth=self._dense_lines, line=line, write_ports=wp)
-                 for b in range(2)]
-        for i in range(wp):
-            weights.write(i, self.weight_wr[i].valid, self.weight_wr[i].payload.addr, self.weight_wr[i].payload.data)
-            for b in range(2):
-                dense[b].write(i, self.dense_wr[i].valid & (self.dense_wr[i].payload.bank == b),
-                               self.dense_wr[i].payload.addr, self.dense_wr[i].payload.data)
+        weights = _LineCopies(m, "weights", copies=C, depth=self._weight_lines, line=line, extra_ports=1)
+        dense = [_LineCopies(m, f"dense{b}_", copies=R, depth=self._dense_lines, line=line) for b in range(2)]
+        weights.write(self.weight_wr.valid, self.weight_wr.payload.addr, self.weight_wr.payload.data)
+        for b in range(2):
+            dense[b].write(self.dense_wr.valid & (self.dense_wr.payload.bank == b),
+                           self.dense_wr.payload.addr, self.dense_wr.payload.data)
         region = [_RowStore(m, f"region{i}_", copies=R, rows=self._samples, width=self._width, wb=wb)
                   for i in range(2)]
         z = _RowStore(m, "z", copies=R, rows=self._samples, width=self._width, wb=wb)
@@ -1016,24 +1077,25 @@ class DenseEngine(wiring.Component):
                         for c in range(C):
                             m.d.sync += gr[c].eq(gr0[c])
 
-        # Biases of the fold's columns: column c's bias (acc bytes, possibly across two lines)
-        # at line_align(addr + Q*K) + (q0 + c) * acc bytes, read in j = 1 and 2, latched in
-        # j = 3 (after the previous fold's last row has passed the bias add, in j = 1).
+        # Biases of the fold's columns: the C biases (acc bytes each) from
+        # line_align(addr + Q*K) + q0 * acc bytes lie in two consecutive lines (C * acc bytes <=
+        # line + 1), read on one port in j = 1 and 2, latched in j = 3 (after the previous fold's
+        # last row has passed the bias add, in j = 1).
         bbase = Signal(ADDR_BITS)
         m.d.comb += bbase.eq(((ins.addr + qk + line - 1) >> lb) << lb)
         bias = [Signal(signed(acc), name=f"bias{c}", reset_less=True) for c in range(C)]
+        bpos = Signal(ADDR_BITS)
+        m.d.comb += bpos.eq(bbase + bq)
+        port = weights.extra[0]
+        m.d.comb += port.addr.eq(Mux(j == 1, bpos[lb:], bpos[lb:] + 1))
+        low = Signal(8 * line, reset_less=True)
+        with m.If(issuing & (j == 2)):
+            m.d.sync += low.eq(port.data)
+        both = Signal(16 * line)
+        m.d.comb += both.eq(Cat(low, port.data) >> (bpos[:lb] * 8))
         for c in range(C):
-            bpos = Signal(ADDR_BITS, name=f"bpos{c}")
-            m.d.comb += bpos.eq(bbase + bq + c * acc_bytes)
-            port = weights.extra[c][0]
-            m.d.comb += port.addr.eq(Mux(j == 1, bpos[lb:], bpos[lb:] + 1))
-            low = Signal(8 * line, name=f"bias_lo{c}", reset_less=True)
-            with m.If(issuing & (j == 2)):
-                m.d.sync += low.eq(port.data)
             with m.If(issuing & (j == 3)):
-                both = Cat(low, port.data)
-                value = (both >> (bpos[:lb] * 8))[: acc]
-                m.d.sync += bias[c].eq(Mux(flags & isa.HAS_BIAS != 0, value, 0))
+                m.d.sync += bias[c].eq(Mux(flags & isa.HAS_BIAS != 0, both[c * acc: (c + 1) * acc], 0))
 
         # ---- results, folds in issue order: OS rows R-1 .. 0 of each fold; WS the streamed
         # rows 0 .. S-1, summed over the k-blocks in an accumulator memory -------------------
@@ -1199,7 +1261,7 @@ class DenseEngine(wiring.Component):
         return m
 
 
-def dense_engine(hw, *, write_ports: int = 1) -> DenseEngine:
+def dense_engine(hw) -> DenseEngine:
     """The :class:`DenseEngine` of a :class:`~sparsim.dataflow.recsys.RecsysHardware`, its storage
     sized by the hardware's buffer capacities (rows and row widths up to what the act buffer and
     the largest mini-batch allow)."""
@@ -1208,7 +1270,7 @@ def dense_engine(hw, *, write_ports: int = 1) -> DenseEngine:
     return DenseEngine(rows=hw.rows, cols=hw.cols, acc_bits=hw.acc_bits, line_bytes=hw.line_bytes,
                        weight_lines=int(hw.weight_buffer_kib * 1024) // hw.line_bytes,
                        dense_lines=-(-act // hw.line_bytes), max_samples=hw.mini_batch, max_width=act,
-                       entries=pooled_entries, write_ports=write_ports, dataflow=hw.dataflow)
+                       entries=pooled_entries, dataflow=hw.dataflow)
 
 
 #: Instructions each engine's queue of :class:`RecsysAccelerator` holds: the whole Program is
@@ -1275,7 +1337,11 @@ class RecsysAccelerator(wiring.Component):
                 raise ConfigError("hardware.cols", f"the recsys RTL's INTER reads C = {hw.cols} pooled sums per "
                                                    f"cycle from pool_lanes = {hw.pool_lanes} memories: at most "
                                                    "that many columns (more is not in this RTL yet)")
-            self._dense = dense_engine(hw, write_ports=hw.memory.channels)
+            if hw.cols * hw.acc_bytes > hw.line_bytes + 1:
+                raise ConfigError("hardware.cols", f"the recsys RTL reads a fold's {hw.cols} biases of "
+                                                   f"{hw.acc_bytes} bytes from two lines of {hw.line_bytes}: at "
+                                                   "most line_bytes + 1 bytes of them")
+            self._dense = dense_engine(hw)
         super().__init__(top_signature(hw))
 
     def elaborate(self, platform):
@@ -1408,46 +1474,54 @@ class RecsysAccelerator(wiring.Component):
                 m.d.comb += loader_q.r_en.eq(1)
                 m.d.sync += [cur_target.eq(head.a), cur_bank.eq(head.mb[0]), cur_line.eq(head.addr[lb:] + 1),
                              cur_idx.eq(1), cur_left.eq(lines_of_head - 1), cur.eq(lines_of_head > 1)]
-        # Lines each (target, parity) still waits for: set at a LOAD's first request.
-        left = {(tg, p): Signal(32, name=f"left{tg}_{p}") for tg in range(3) for p in range(2)}
-        arrivals = {key: [] for key in left}
+        # Delivered lines are written one per cycle in delivery order, so every loader-fed memory
+        # has one write port (LineWriteQueue); a tag is free again after its delivery cycle.
+        max_lines = max(int(hw.weight_buffer_kib * 1024) // line, -(-int(hw.act_buffer_kib * 1024) // line),
+                        index_lines)
+        line_write = data.StructLayout({"target": 2, "bank": 1, "idx": unsigned(_bits(max_lines)),
+                                        "data": unsigned(8 * line)})
+        wq = m.submodules.line_writes = LineWriteQueue(line_write, lanes=ch, max_outstanding=tags)
         freed = Signal(tags)
-        index_writes = []  # per channel: (valid, bank, line, data)
         for c in range(ch):
             resp = getattr(self, f"resp{c}")
             mine = resp.valid & (resp.payload.requester == 0)
             mt = meta[resp.payload.tag]
             with m.If(mine):
                 m.d.comb += freed.bit_select(resp.payload.tag, 1).eq(1)
-            m.d.comb += [dense.weight_wr[c].valid.eq(mine & (mt.target == isa.LOAD_WEIGHT)),
-                         dense.weight_wr[c].payload.addr.eq(mt.idx), dense.weight_wr[c].payload.data.eq(resp.payload.data),
-                         dense.dense_wr[c].valid.eq(mine & (mt.target == isa.LOAD_DENSE)),
-                         dense.dense_wr[c].payload.bank.eq(mt.bank), dense.dense_wr[c].payload.addr.eq(mt.idx),
-                         dense.dense_wr[c].payload.data.eq(resp.payload.data)]
-            index_writes.append((mine & (mt.target == isa.LOAD_INDEX), mt.bank, mt.idx, resp.payload.data))
-            for (tg, p) in left:
-                arrivals[(tg, p)].append(mine & (mt.target == tg) & (mt.bank == p))
+            lw = wq.lines[c].payload
+            m.d.comb += [wq.lines[c].valid.eq(mine), lw.target.eq(mt.target), lw.bank.eq(mt.bank),
+                         lw.idx.eq(mt.idx), lw.data.eq(resp.payload.data)]
             # Gather units' lines.
             for g, lane in enumerate(lanes):
                 m.d.comb += [lane.resp[c].valid.eq(resp.valid & (resp.payload.requester == g + 1)),
                              lane.resp[c].payload.tag.eq(resp.payload.tag),
                              lane.resp[c].payload.data.eq(resp.payload.data)]
         m.d.sync += free.eq((free & ~taken) | freed)
-        for (tg, p), sig in left.items():
-            n_arrived = _popcount(Cat(*arrivals[(tg, p)]))
-            starts_here = handshake & ~cur & (head.a == tg) & (head.mb[0] == p)
-            remaining = Signal(32, name=f"remaining{tg}_{p}")
-            m.d.comb += remaining.eq(Mux(starts_here, lines_of_head, sig) - n_arrived)
-            m.d.sync += sig.eq(remaining)
-            finished = (n_arrived != 0) & (remaining == 0)
-            if tg == isa.LOAD_WEIGHT:
-                if p == 0:
+        write, write_en, queued = wq.write.payload, wq.write.valid, wq.waiting
+        m.d.comb += [dense.weight_wr.valid.eq(write_en & (write.target == isa.LOAD_WEIGHT)),
+                     dense.weight_wr.payload.addr.eq(write.idx), dense.weight_wr.payload.data.eq(write.data),
+                     dense.dense_wr.valid.eq(write_en & (write.target == isa.LOAD_DENSE)),
+                     dense.dense_wr.payload.bank.eq(write.bank), dense.dense_wr.payload.addr.eq(write.idx),
+                     dense.dense_wr.payload.data.eq(write.data)]
+        # Lines each (target, parity) still waits for: set at a LOAD's first request; a LOAD is
+        # done in its last line's write cycle.
+        for tg in range(3):
+            for p in range(2):
+                sig = Signal(32, name=f"left{tg}_{p}")
+                n_written = write_en & (write.target == tg) & (write.bank == p)
+                starts_here = handshake & ~cur & (head.a == tg) & (head.mb[0] == p)
+                remaining = Signal(32, name=f"remaining{tg}_{p}")
+                m.d.comb += remaining.eq(Mux(starts_here, lines_of_head, sig) - n_written)
+                m.d.sync += sig.eq(remaining)
+                finished = n_written & (remaining == 0)
+                if tg == isa.LOAD_WEIGHT:
+                    if p == 0:
+                        with m.If(finished):
+                            m.d.sync += w_done.eq(1)
+                else:
+                    counter = (ldd_count if tg == isa.LOAD_DENSE else ldi_count)[p]
                     with m.If(finished):
-                        m.d.sync += w_done.eq(1)
-            else:
-                counter = (ldd_count if tg == isa.LOAD_DENSE else ldi_count)[p]
-                with m.If(finished):
-                    m.d.sync += counter.eq(counter + 1)
+                        m.d.sync += counter.eq(counter + 1)
 
         # ---- index banks: per parity one copy per lane (two read ports each) -----------------
         wl = (line // isa.INDEX_BYTES).bit_length() - 1
@@ -1464,9 +1538,9 @@ class RecsysAccelerator(wiring.Component):
                 for p in range(2):
                     mem = memory.Memory(shape=8 * line, depth=index_lines, init=[])
                     m.submodules[f"index{p}_{g}_{port_name}"] = mem
-                    for valid, wbank, idx, wdata in index_writes:
-                        wr = mem.write_port()
-                        m.d.comb += [wr.en.eq(valid & (wbank == p)), wr.addr.eq(idx), wr.data.eq(wdata)]
+                    wr = mem.write_port()
+                    m.d.comb += [wr.en.eq(write_en & (write.target == isa.LOAD_INDEX) & (write.bank == p)),
+                                 wr.addr.eq(write.idx), wr.data.eq(write.data)]
                     rd = mem.read_port()
                     m.d.comb += [rd.addr.eq(port.addr[wl:]), rd.en.eq(port.en)]
                     outs.append(rd.data.word_select(sel, 32) if wl else rd.data[:32])
@@ -1620,7 +1694,7 @@ class RecsysAccelerator(wiring.Component):
         # ---- END: done once every engine is idle ----------------------------------------------
         idle = Signal()
         m.d.comb += idle.eq(
-            running & ~Cat(*[q.r_rdy for q in queues]).any() & ~cur & free.all() & dense.cmd.ready
+            running & ~Cat(*[q.r_rdy for q in queues]).any() & ~cur & free.all() & ~queued & dense.cmd.ready
             & Cat(*[~lane.busy.any() & lane.cmd.ready for lane in lanes]).all() & ~s_active
             & (outstanding[0] == 0) & (outstanding[1] == 0) & ~open_[0] & ~open_[1])
         from .shell import CYCLE_BITS

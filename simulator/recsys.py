@@ -114,6 +114,7 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
     l_next = 0
     l_inflight = 0
     l_deliv_last = 0
+    l_written = np.int64(-1)  # cycle of the loader's latest line write (one per cycle)
     s_pos = 0
     s_started = False
     s_next = 0
@@ -312,13 +313,15 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
                 ch_n[c] -= 1
                 if ch_who[c, h] == 0:
                     l_deliv_last += 1
+                    # Delivered lines are written one per cycle, in delivery order.
+                    l_written = x if x > l_written else l_written + 1
                     load_left[i] -= 1
                     if load_left[i] == 0:
-                        _load_done(i, x, fa, mb, ldd_done, ldi_done)
+                        _load_done(i, l_written, fa, mb, ldd_done, ldi_done)
                         if fa[i] == isa.LOAD_WEIGHT:
-                            w_done = x
-                        if x > last_event:
-                            last_event = x
+                            w_done = l_written
+                        if l_written > last_event:
+                            last_event = l_written
                 else:
                     u = ch_who[c, h] - 1
                     k = (fifo_head[u] + fifo_n[u]) % ucap

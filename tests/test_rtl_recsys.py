@@ -31,14 +31,14 @@ from collections import deque
 
 import numpy as np
 import pytest
-from amaranth.hdl import Elaboratable, Module, Value
+from amaranth.hdl import Elaboratable, Module, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
 from sparsim.dataflow import recsys_isa as isa
 from sparsim.dataflow.dlrm import Bags, embedding_bag
 from sparsim.dataflow.golden import wrap
-from sparsim.rtl.recsys import GatherLane, GatherUnit, IndexWalker, PooledBuffer, dense_engine
+from sparsim.rtl.recsys import GatherLane, GatherUnit, IndexWalker, LineWriteQueue, PooledBuffer, dense_engine
 from sparsim.simulator.memory import LineMemory, line_channel
 
 from cases import CASES_BY_ID
@@ -321,6 +321,68 @@ def test_pooled_bank_forwards_and_the_reader_clears():
     sim.add_testbench(bench)
     sim.run()
     assert seen == [354, 122, 1, -121, 0, 0, 0] + [0] * 6
+
+
+def _bunched_deliveries(rng: random.Random, *, lanes: int, tags: int, cycles: int):
+    """A loader's deliveries as a line memory can make them: one request per cycle while one of
+    ``tags`` tags is free (free again the cycle after its delivery), each delivered later on a
+    lane not yet taken in that cycle, most of them together at the end of their window of 8
+    cycles; returns {cycle: [(lane, value)]}."""
+    free_at = [0] * tags
+    out: dict[int, list[tuple[int, int]]] = {}
+    value = 0
+    for x in range(cycles):
+        t = min(range(tags), key=lambda i: free_at[i])
+        if free_at[t] > x or rng.random() < 0.2:
+            continue
+        # Mostly converging on the end of the window of 8 cycles: bursts of deliveries.
+        d = (x // 8) * 8 + 10 if rng.random() < 0.7 else x + rng.randint(1, 12)
+        while len(out.get(d, [])) == lanes:
+            d += 1
+        used = {lane for lane, _ in out.get(d, [])}
+        out.setdefault(d, []).append((rng.choice([k for k in range(lanes) if k not in used]), value))
+        value += 1
+        free_at[t] = d + 1
+    return {d: sorted(v) for d, v in out.items()}
+
+
+@pytest.mark.parametrize("lanes, tags, seed", [(1, 3, 1), (2, 1, 2), (2, 2, 3), (3, 3, 4), (4, 4, 5), (3, 8, 6)])
+def test_line_write_queue_writes_in_delivery_order_one_per_cycle(lanes, tags, seed):
+    """Bunched deliveries (several lanes in a cycle, from a bounded tag pool) are written in
+    delivery order, lane order within a cycle, each in max(delivery, previous write + 1): the
+    loader timing of docs/recsys.md; the queue, filled to its depth of tags - 1, loses no line."""
+    rng = random.Random(seed)
+    deliveries = _bunched_deliveries(rng, lanes=lanes, tags=tags, cycles=300)
+    expected, last = [], -1
+    for d in sorted(deliveries):
+        for _, v in deliveries[d]:
+            last = max(d, last + 1)
+            expected.append((last, v))
+    assert any(len(v) > 1 for v in deliveries.values()) == (lanes > 1 and tags > 1)
+    waiting = max(sum(d <= x < w for d, w in zip(sorted(c for c in deliveries for _ in deliveries[c]),
+                                                  (w for w, _ in expected)))
+                  for x in range(expected[-1][0] + 1))
+    if lanes >= tags:
+        assert waiting == tags - 1  # the queue fills to its depth
+    dut = LineWriteQueue(unsigned(16), lanes=lanes, max_outstanding=tags)
+    seen = []
+
+    async def bench(ctx):
+        for x in range(expected[-1][0] + 2):
+            for lane in range(lanes):
+                ctx.set(dut.lines[lane].valid, 0)
+            for lane, v in deliveries.get(x, []):
+                ctx.set(dut.lines[lane].valid, 1)
+                ctx.set(dut.lines[lane].payload, v)
+            if ctx.get(dut.write.valid):
+                seen.append((x, ctx.get(dut.write.payload)))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == expected
 
 
 def test_pooled_bank_wide_read_clears_what_it_reads():
@@ -847,11 +909,11 @@ def run_dense(program):
 
     async def bench(ctx):
         for i, word in enumerate(lines(loads[(isa.LOAD_WEIGHT, 0)])):
-            ctx.set(dut.weight_wr[0].valid, 1)
-            ctx.set(dut.weight_wr[0].payload.addr, i)
-            ctx.set(dut.weight_wr[0].payload.data, word)
+            ctx.set(dut.weight_wr.valid, 1)
+            ctx.set(dut.weight_wr.payload.addr, i)
+            ctx.set(dut.weight_wr.payload.data, word)
             await ctx.tick()
-        ctx.set(dut.weight_wr[0].valid, 0)
+        ctx.set(dut.weight_wr.valid, 0)
         x, running, written, last_read = 0, None, set(), None
         pending = list(dense_ops)
         while pending or running is not None:
@@ -859,13 +921,13 @@ def run_dense(program):
             if running is None and mb is not None and mb not in written:
                 # The dense bank of the mini-batch, while the engine is idle (the loader's work).
                 for i, word in enumerate(lines(loads[(isa.LOAD_DENSE, mb)])):
-                    ctx.set(dut.dense_wr[0].valid, 1)
-                    ctx.set(dut.dense_wr[0].payload.bank, mb % 2)
-                    ctx.set(dut.dense_wr[0].payload.addr, i)
-                    ctx.set(dut.dense_wr[0].payload.data, word)
+                    ctx.set(dut.dense_wr.valid, 1)
+                    ctx.set(dut.dense_wr.payload.bank, mb % 2)
+                    ctx.set(dut.dense_wr.payload.addr, i)
+                    ctx.set(dut.dense_wr.payload.data, word)
                     await ctx.tick()
                     x += 1
-                ctx.set(dut.dense_wr[0].valid, 0)
+                ctx.set(dut.dense_wr.valid, 0)
                 written.add(mb)
             offer = running is None and mb is not None
             ctx.set(dut.cmd.valid, offer)
@@ -948,3 +1010,7 @@ def test_rtl_refuses_what_it_does_not_run_in_one_line(capsys):
     assert main(["rtl", "examples/recsys_tiny.yaml", "--set", "hardware.pool_lanes=2"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("sparsim: error: hardware.cols") and "\n" not in err and "Traceback" not in err
+    # A fold's biases (8 columns x 4 bytes) must lie in two lines of 16 bytes.
+    assert main(["rtl", "examples/recsys_tiny.yaml", "--set", "hardware.cols=8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sparsim: error: hardware.cols") and "biases" in err and "\n" not in err

@@ -87,6 +87,7 @@ def reference(program):
     us = [Unit() for _ in range(hw.gather_units)]
     g_pooled = {i: 0 for i in lines_of}
     loader_cur = None  # (instr, next line)
+    written = -1  # cycle of the loader's latest line write
     store_cur = None
     store_max = -1
     d_end, last = -1, -1
@@ -196,14 +197,15 @@ def reference(program):
             kind = meta.pop(tag)
             if kind[0] == "load":
                 i = kind[1]
+                written = max(x, written + 1)  # one line write per cycle, in delivery order
                 load_left[i] -= 1
                 if not load_left[i]:
-                    last = max(last, x)
+                    last = max(last, written)
                     a, m = int(ins[i]["a"]), mbs[i]
                     if a == isa.LOAD_WEIGHT:
-                        w_done = x
+                        w_done = written
                     else:
-                        ev["ldd" if a == isa.LOAD_DENSE else "ldi"][m] = x
+                        ev["ldd" if a == isa.LOAD_DENSE else "ldi"][m] = written
             else:
                 _, i, lo, hi, entry, ln = kind
                 u = us[requester - 1]
