@@ -729,68 +729,80 @@ class _LineCopies:
         return self.ports[i].data.word_select(self._byte_q[i], 8).as_signed()
 
 
-class _RowStore:
-    """``rows`` x ``width`` INT8 values (activations by sample), one memory pair per read copy:
-    words of ``wb`` bytes (a power of two >= the array's columns), even words in one memory and
-    odd in the other, so that any run of up to ``wb`` bytes of a row is one write of each
-    (byte enables). Row ``p``'s word ``w`` is at ``p * half + w // 2``."""
+class _SkewedStores:
+    """INT8 stores of values ``(p, k)``, rows ``p < P`` (``P`` from the instruction), in ``banks``
+    byte-wide memories each (a power of two >= the array's rows and columns): ``(p, k)`` lives
+    in memory ``(p + k) % banks`` at ``(k // banks) * P + p``. Any ``banks`` consecutive values
+    of a column (the array's rows reading one step of R samples, OS) or of a row (R steps of one
+    sample, WS; a result run of up to C bytes) lie in distinct memories, so each takes one read
+    or one write per cycle, and a store of ``P x W`` values uses ``ceil(W / banks) * P`` words
+    of each memory. The stores of one group share their read and write addresses (one
+    instruction reads or writes one of them at a time)."""
 
-    def __init__(self, m: Module, name: str, *, copies: int, rows: int, width: int, wb: int):
+    ADDR_BITS = 24
+
+    def __init__(self, m: Module, name: str, *, stores: int, banks: int, depth: int):
         self._m = m
-        self._wb = wb
-        self._wl = wb.bit_length() - 1
-        words = -(-width // wb) + 1
-        self._half_bits = max(0, (-(-words // 2) - 1).bit_length())
-        self._row_bits = _bits(rows)
-        depth = 1 << (self._half_bits + self._row_bits)
-        self.pairs, self._sel_q = [], []
-        for i in range(copies):
-            pair = []
-            for parity in range(2):
-                mem = memory.Memory(shape=8 * wb, depth=depth, init=[])
-                m.submodules[f"{name}{i}_{parity}"] = mem
-                pair.append((mem.write_port(granularity=8), mem.read_port()))
-            self.pairs.append(pair)
-            self._sel_q.append(Signal(1 + max(1, self._wl), name=f"{name}{i}_sel"))
+        self._nb = banks
+        self._lb = banks.bit_length() - 1
+        self.mems = []
+        for st in range(stores):
+            ports = []
+            for b in range(banks):
+                mem = memory.Memory(shape=signed(8), depth=depth, init=[])
+                m.submodules[f"{name}{st}_{b}"] = mem
+                ports.append((mem.write_port(), mem.read_port()))
+            self.mems.append(ports)
+        self._base_q = Signal(max(1, self._lb), name=f"{name}_base_q")
+        self._name = name
 
-    def _addr(self, row, half):
-        return Cat(half[: self._half_bits], row[: self._row_bits]) if self._half_bits else row[: self._row_bits]
+    def _lane(self, b: int, base, kind: str):
+        """The run element that memory ``b`` holds, for a run starting in memory ``base``."""
+        lane = Signal(max(1, self._lb), name=f"{self._name}_{kind}lane{b}")
+        self._m.d.comb += lane.eq((b - base) if self._lb else 0)
+        return lane
 
-    def write(self, en, row, offset, count, values) -> None:
-        """Write ``values[0 .. count-1]`` (INT8 signals, at most ``wb``) at bytes ``offset`` … of ``row``."""
-        m, wb, wl = self._m, self._wb, self._wl
-        b0 = offset[:wl] if wl else Const(0, 1)
-        w0 = offset[wl:]
-        window = Signal(16 * wb)
-        m.d.comb += window.eq(Cat(*values) << (b0 * 8))
-        mask = Signal(2 * wb)
-        m.d.comb += mask.eq((Const(1, 2 * wb + 1) << count) - 1 << b0)
-        lo_half = w0 >> 1
-        odd = w0[0]
-        for pair in self.pairs:
-            (wr_even, _), (wr_odd, _) = pair
-            # The run's first word is w0; the next word (w0 + 1) is in the other memory.
-            m.d.comb += [
-                wr_even.addr.eq(self._addr(row, Mux(odd, lo_half + 1, lo_half))),
-                wr_even.data.eq(Mux(odd, window[8 * wb:], window[: 8 * wb])),
-                wr_even.en.eq(Mux(en, Mux(odd, mask[wb:], mask[:wb]), 0)),
-                wr_odd.addr.eq(self._addr(row, lo_half)),
-                wr_odd.data.eq(Mux(odd, window[: 8 * wb], window[8 * wb:])),
-                wr_odd.en.eq(Mux(en, Mux(odd, mask[:wb], mask[wb:]), 0)),
-            ]
+    def write(self, ens, row, offset, count, values, P) -> None:
+        """Write ``values[0 .. count-1]`` (at most ``banks``) at ``(row, offset + i)`` of store
+        ``s`` where ``ens[s]``."""
+        m, lb, nb = self._m, self._lb, self._nb
+        aw = self.ADDR_BITS
+        obase = Signal(aw, name=f"{self._name}_wbase")
+        m.d.comb += obase.eq((offset >> lb) * P + row)
+        first = Signal(max(1, lb), name=f"{self._name}_wfirst")
+        m.d.comb += first.eq((row + offset)[:lb] if lb else 0)
+        vals = Array(values)
+        for b in range(nb):
+            i = self._lane(b, first, "w")
+            cross = (Cat(offset[:lb], Const(0, 1)) + i)[lb] if lb else Const(0, 1)
+            addr = Signal(aw, name=f"{self._name}_waddr{b}")
+            m.d.comb += addr.eq(obase + Mux(cross, P, 0))
+            for st, ports in enumerate(self.mems):
+                wr = ports[b][0]
+                m.d.comb += [wr.en.eq(ens[st] & (i < count)), wr.addr.eq(addr), wr.data.eq(vals[i])]
 
-    def read(self, i: int, row, k) -> None:
-        wl = self._wl
-        word = k[wl:]
-        for _, rd in self.pairs[i]:
-            self._m.d.comb += rd.addr.eq(self._addr(row, word >> 1))
-        self._m.d.sync += self._sel_q[i].eq(Cat(k[:wl] if wl else Const(0, 1), word[0]))
+    def read(self, row0, k0, along_rows, P) -> None:
+        """Reader ``i`` reads ``(row0 + i, k0)`` if ``along_rows``, else ``(row0, k0 + i)``; its
+        value is on ``data(store, i)`` the next cycle."""
+        m, lb, nb = self._m, self._lb, self._nb
+        aw = self.ADDR_BITS
+        kbase = Signal(aw, name=f"{self._name}_rbase")
+        m.d.comb += kbase.eq((k0 >> lb) * P + row0)
+        first = Signal(max(1, lb), name=f"{self._name}_rfirst")
+        m.d.comb += first.eq((row0 + k0)[:lb] if lb else 0)
+        m.d.sync += self._base_q.eq(first)
+        for b in range(nb):
+            i = self._lane(b, first, "r")
+            cross = (Cat(k0[:lb], Const(0, 1)) + i)[lb] if lb else Const(0, 1)
+            addr = Signal(aw, name=f"{self._name}_raddr{b}")
+            m.d.comb += addr.eq(kbase + Mux(along_rows, i, Mux(cross, P, 0)))
+            for ports in self.mems:
+                m.d.comb += ports[b][1].addr.eq(addr)
 
-    def data(self, i: int):
-        sel = self._sel_q[i]
-        wl = max(1, self._wl)
-        word = Mux(sel[wl], self.pairs[i][1][1].data, self.pairs[i][0][1].data)
-        return word.word_select(sel[:wl] if self._wl else Const(0, 1), 8).as_signed()
+    def data(self, store: int, i: int):
+        lb = self._lb
+        words = Array(rd.data for _, rd in self.mems[store])
+        return words[(self._base_q + i)[:lb] if lb else 0]
 
 
 def out_row_layout(cols: int, acc_bits: int, row_bits: int) -> data.StructLayout:
@@ -821,10 +833,11 @@ class DenseEngine(wiring.Component):
 
     Storage (what the RTL holds, beyond the contract's capacities): the weight buffer in C
     copies (one per array column; copy 0 also reads the biases), each dense bank in R copies
-    (one per array row), every copy with one write port (``weight_wr``, ``dense_wr``), each
-    activation region and ``Z`` in R copies of ``max_samples`` x ``max_width`` bytes, the
-    feature store (``entries`` bytes) in R + C copies, so that the array gets all its operands
-    in one cycle from plain one-port memories.
+    (one per array row), every copy with one write port (``weight_wr``, ``dense_wr``); the two
+    activation regions and ``Z`` (each up to ``act_bytes``) and the dot's feature store (the
+    requantised pooled vectors, ``entries`` bytes, in two copies: one for the Gram's rows, one
+    for its columns) in skewed banks (:class:`_SkewedStores`, ``pow2(max(R, C))`` byte-wide
+    memories each), one read and one write port per memory.
 
     Members
     -------
@@ -842,7 +855,7 @@ class DenseEngine(wiring.Component):
     """
 
     def __init__(self, *, rows: int, cols: int, acc_bits: int, line_bytes: int, weight_lines: int,
-                 dense_lines: int, max_samples: int, max_width: int, entries: int,
+                 dense_lines: int, max_samples: int, act_bytes: int, entries: int,
                  dataflow: str = "os"):
         with _rejected_is_not_unused(self):
             self._rows = _check_int("rows", rows, minimum=1)
@@ -852,7 +865,7 @@ class DenseEngine(wiring.Component):
             self._weight_lines = _check_int("weight_lines", weight_lines, minimum=1)
             self._dense_lines = _check_int("dense_lines", dense_lines, minimum=1)
             self._samples = _check_int("max_samples", max_samples, minimum=1)
-            self._width = _check_int("max_width", max_width, minimum=1)
+            self._act = _check_int("act_bytes", act_bytes, minimum=1)
             self._entries = _check_int("entries", entries, minimum=1)
             if dataflow not in ("os", "ws"):
                 raise ValueError(f"dataflow must be 'os' or 'ws', not {dataflow!r}")
@@ -882,7 +895,6 @@ class DenseEngine(wiring.Component):
         m = Module()
         R, C, acc, line = self._rows, self._cols, self._acc, self._line
         lb = line.bit_length() - 1
-        wb = _pow2_at_least(C)
         acc_bytes = acc // 8
         ws = self._dataflow == "ws"
         array = m.submodules.array = SystolicArray(rows=R, cols=C, dataflow=self._dataflow, max_m=1, acc_bits=acc)
@@ -896,11 +908,14 @@ class DenseEngine(wiring.Component):
         for b in range(2):
             dense[b].write(self.dense_wr.valid & (self.dense_wr.payload.bank == b),
                            self.dense_wr.payload.addr, self.dense_wr.payload.data)
-        region = [_RowStore(m, f"region{i}_", copies=R, rows=self._samples, width=self._width, wb=wb)
-                  for i in range(2)]
-        z = _RowStore(m, "z", copies=R, rows=self._samples, width=self._width, wb=wb)
-        # dot: the requantised pooled vectors, by pooled entry, for the Gram's rows and columns.
-        feat = _RowStore(m, "feat", copies=R + C, rows=1, width=self._entries, wb=wb)
+        NB = _pow2_at_least(max(R, C))
+        # Stores 0 and 1: the ping-pong regions, 2: Z. A store of P x W values needs
+        # ceil(W / NB) * P words per memory, P * W <= act_bytes.
+        acts = _SkewedStores(m, "act", stores=3, banks=NB, depth=-(-self._act // NB) + self._samples)
+        # dot: the requantised pooled vector of table t, sample b is feature row b * T + t
+        # (features of one sample in consecutive rows); one copy for the Gram's rows, one for its
+        # columns. ceil(dim / NB) * P * T <= entries.
+        feat = [_SkewedStores(m, f"feat{side}_", stores=1, banks=NB, depth=self._entries) for side in "ab"]
 
         ins = Signal(INSTR_LAYOUT, reset_less=True)
         is_inter = Signal()
@@ -940,22 +955,17 @@ class DenseEngine(wiring.Component):
         ck = Signal(ADDR_BITS)  # C * K
         qk = Signal(ADDR_BITS)  # Q * K
         bq = Signal(ADDR_BITS)  # q0 * acc bytes
-        # Gram: entry of feature f = f0 + r (table f - 1) of sample gb: fr[r] + gbase + d.
-        pd = Signal(32)  # P * dim
-        fr = [Signal(signed(34), name=f"fr{r}") for r in range(R)]
-        fr0 = [Signal(signed(34), name=f"fr0_{r}") for r in range(R)]
-        gr = [Signal(signed(34), name=f"gr{c}") for c in range(C)]
-        gr0 = [Signal(signed(34), name=f"gr0_{c}") for c in range(C)]
-        gbase = Signal(32)
+        # Gram: feature f (table f - 1) of sample gb is feature row gbt + f - 1 (gbt = gb * T)
+        # of a store of P * T rows.
+        gbt = Signal(_SkewedStores.ADDR_BITS)
+        pt = Signal(_SkewedStores.ADDR_BITS)
 
         # The instruction's counters load in the cycle it is taken (DECODE_CYCLES).
         with m.If(accept):
             m.d.sync += [ins.eq(new), busy.eq(1), is_inter.eq(new_inter), dot.eq(new_inter & (new.a == isa.INTER_DOT)),
                          gram.eq(0)]
-            # One multiplier: a GEMM's Q * K (where its biases start), an INTER's P * dim (the
-            # pooled entries of one table).
-            product = Mux(new_inter, new.p, new.q) * new.k
-            m.d.sync += [pd.eq(product), qk.eq(product)]
+            # A GEMM's Q * K (where its biases start), an INTER's P * T (its feature rows).
+            m.d.sync += [qk.eq(new.q * new.k), pt.eq(new.p * new.b)]
         with m.If(accept & ~new_inter):
             chain = Const(0, 32)
             for r in range(R):
@@ -989,14 +999,14 @@ class DenseEngine(wiring.Component):
                 m.d.comb += row_ok[r].eq(p0 + r < lim_p)
                 for bank in dense:
                     bank.read(r, ab[r] + k_step)
-                for store in region:
-                    store.read(r, p0 + r, k_step)
-                z.read(r, Mux(gram, gb, p0 + r) if r == 0 else p0 + r, k_step)
-                feat.read(r, Const(0, 1), (fr[r] + gbase + k_step)[:32])
+            # Row r: sample p0 + r (a Gram: feature p0 + r; feature 0 is the bottom output in Z,
+            # the same value for row 0 and column 0).
+            acts.read(Mux(gram, gb, p0), k_step, 1, P)
+            feat[0].read(gbt + p0 - 1, k_step, 1, pt)
             for c in range(C):
                 m.d.comb += col_ok[c].eq(q0 + c < lim_q)
                 weights.read(c, rb[c] + k_step)
-                feat.read(R + c, Const(0, 1), (gr[c] + gbase + k_step)[:32])
+            feat[1].read(gbt + q0 - 1, k_step, 1, pt)
             step_q = Signal()
             first_q = Signal()
             last_q = Signal()
@@ -1015,24 +1025,22 @@ class DenseEngine(wiring.Component):
             s_idx = Signal(16)
             m.d.comb += s_idx.eq(j - R)
             pa = Signal(32)  # s * K: the dense address of sample s
-            fs = Signal(signed(34))  # (s - 1) * P * dim: the feature store entry of feature s
             with m.If(issuing & (j == 0)):
-                m.d.sync += [pa.eq(0), fs.eq(-pd.as_signed())]
+                m.d.sync += pa.eq(0)
             with m.Elif(streaming):
-                m.d.sync += [pa.eq(pa + K), fs.eq(fs + pd)]
+                m.d.sync += pa.eq(pa + K)
             for r in range(R):
                 m.d.comb += row_ok[r].eq(p0 + r < steps)
                 for bank in dense:
                     bank.read(r, pa + p0 + r)
-                for store in region:
-                    store.read(r, s_idx, p0 + r)
-                # Copy 0 also gives the preload its column of feature 0 (the phases never overlap).
-                z.read(r, Mux(gram, gb, s_idx), Mux(preload, k_pre, p0 + r) if r == 0 else p0 + r)
-                feat.read(r, Const(0, 1), (fs + gbase + p0 + r)[:32])
+            # Row r: step p0 + r of the streamed sample (or feature); reader 0 also gives the
+            # preload its column of feature 0 (the phases never overlap).
+            acts.read(Mux(gram, gb, s_idx), Mux(preload, k_pre, p0), 0, P)
+            feat[0].read(gbt + s_idx - 1, p0, 0, pt)
             for c in range(C):
                 m.d.comb += col_ok[c].eq((q0 + c < lim_q) & (k_pre < steps))
                 weights.read(c, rb[c] + k_pre)
-                feat.read(R + c, Const(0, 1), (gr[c] + gbase + k_pre)[:32])
+            feat[1].read(gbt + q0 - 1, k_pre, 1, pt)
             preload_q = Signal()
             streaming_q = Signal()
             m.d.sync += [preload_q.eq(preload), streaming_q.eq(streaming), row_z_q.eq(s_idx == 0),
@@ -1040,14 +1048,14 @@ class DenseEngine(wiring.Component):
             m.d.comb += [array.a.valid.eq(streaming_q), array.b.valid.eq(preload_q)]
         for r in range(R):
             gemm_byte = Mux(src_dense, Mux(parity, dense[1].data(r), dense[0].data(r)),
-                            Mux(src_z, z.data(r), Mux(src_reg, region[1].data(r), region[0].data(r))))
+                            Mux(src_z, acts.data(2, r), Mux(src_reg, acts.data(1, r), acts.data(0, r))))
             if ws:  # every row reads the streamed feature, each at its own step
-                gram_byte = Mux(row_z_q, z.data(r), feat.data(r))
+                gram_byte = Mux(row_z_q, acts.data(2, r), feat[0].data(0, r))
             else:  # row r is feature f0 + r; only row 0 of the first block is feature 0
-                gram_byte = Mux(row_z_q & (r == 0), z.data(0), feat.data(r))
+                gram_byte = Mux(row_z_q & (r == 0), acts.data(2, 0), feat[0].data(0, r))
             m.d.comb += a_in.windows[r][0].eq(Mux(row_ok_q[r], Mux(gram, gram_byte, gemm_byte), 0))
         for c in range(C):
-            gram_value = Mux(col_z_q & (c == 0), z.data(0), feat.data(R + c))
+            gram_value = Mux(col_z_q & (c == 0), acts.data(2, 0), feat[1].data(0, c))
             m.d.comb += b_in.values[c].eq(Mux(col_ok_q[c], Mux(gram, gram_value, weights.data(c)), 0))
 
         # Fold counters: the next fold starts in j = FC (then j = 0 of it).
@@ -1063,19 +1071,17 @@ class DenseEngine(wiring.Component):
                 with m.Elif(~p_wrap):
                     m.d.sync += p0.eq(p0 + R)
                     for r in range(R):
-                        m.d.sync += [ab[r].eq(ab[r] + rk), fr[r].eq(fr[r] + R * pd)]
+                        m.d.sync += ab[r].eq(ab[r] + rk)
                 with m.Else():
                     m.d.sync += p0.eq(0)
                     for r in range(R):
-                        m.d.sync += [ab[r].eq(ab0[r]), fr[r].eq(fr0[r])]
+                        m.d.sync += ab[r].eq(ab0[r])
                     with m.If(~q_wrap):
                         m.d.sync += [q0.eq(q0 + C), bq.eq(bq + C * acc_bytes)]
                         for c in range(C):
-                            m.d.sync += [rb[c].eq(rb[c] + ck), gr[c].eq(gr[c] + C * pd)]
+                            m.d.sync += rb[c].eq(rb[c] + ck)
                     with m.Else():
-                        m.d.sync += [q0.eq(0), gb.eq(gb + 1), gbase.eq(gbase + D)]
-                        for c in range(C):
-                            m.d.sync += gr[c].eq(gr0[c])
+                        m.d.sync += [q0.eq(0), gb.eq(gb + 1), gbt.eq(gbt + T)]
 
         # Biases of the fold's columns: the C biases (acc bytes each) from
         # line_align(addr + Q*K) + q0 * acc bytes lie in two consecutive lines (C * acc bytes <=
@@ -1191,8 +1197,9 @@ class DenseEngine(wiring.Component):
         cd = Signal(16)
         ebase = Signal(32)
         zt = Signal(17)
+        frow = Signal(_SkewedStores.ADDR_BITS)  # dot: the feature row of entry (t, b), b * T + t
         with m.If(accept & new_inter):
-            m.d.sync += [chunking.eq(1), ct.eq(0), cb.eq(0), cd.eq(0), ebase.eq(0), zt.eq(new.q)]
+            m.d.sync += [chunking.eq(1), ct.eq(0), cb.eq(0), cd.eq(0), ebase.eq(0), zt.eq(new.q), frow.eq(0)]
         n = Signal(range(C + 1))
         m.d.comb += n.eq(Mux(D - cd >= C, C, D - cd))
         entry_done = cd + C >= D
@@ -1201,25 +1208,25 @@ class DenseEngine(wiring.Component):
             with m.If(entry_done):
                 m.d.sync += [cd.eq(0), ebase.eq(ebase + D)]
                 with m.If(cb + 1 >= P):
-                    m.d.sync += [cb.eq(0), ct.eq(ct + 1), zt.eq(zt + D)]
+                    m.d.sync += [cb.eq(0), ct.eq(ct + 1), zt.eq(zt + D), frow.eq(ct + 1)]
                     with m.If(ct + 1 >= T):
                         m.d.sync += chunking.eq(0)
                 with m.Else():
-                    m.d.sync += cb.eq(cb + 1)
+                    m.d.sync += [cb.eq(cb + 1), frow.eq(frow + T)]
             with m.Else():
                 m.d.sync += cd.eq(cd + C)
         m.d.comb += [self.pool_rd.en.eq(chunking), self.pool_rd.bank.eq(parity),
                      self.pool_rd.addr.eq(ebase + cd), self.pool_rd.count.eq(n)]
         r1_valid = Signal()
         r1_last = Signal()
-        r1_row = Signal(16, reset_less=True)
+        r1_row = Signal(_SkewedStores.ADDR_BITS, reset_less=True)
         r1_off = Signal(32, reset_less=True)
         r1_n = Signal(range(C + 1), reset_less=True)
-        m.d.sync += [r1_valid.eq(chunking), r1_last.eq(chunking & last_chunk), r1_row.eq(cb),
-                     r1_off.eq(Mux(dot, ebase + cd, zt + cd)), r1_n.eq(n)]
+        m.d.sync += [r1_valid.eq(chunking), r1_last.eq(chunking & last_chunk), r1_row.eq(Mux(dot, frow, cb)),
+                     r1_off.eq(Mux(dot, cd, zt + cd)), r1_n.eq(n)]
         r2_valid = Signal()
         r2_last = Signal()
-        r2_row = Signal(16, reset_less=True)
+        r2_row = Signal(_SkewedStores.ADDR_BITS, reset_less=True)
         r2_off = Signal(32, reset_less=True)
         r2_n = Signal(range(C + 1), reset_less=True)
         r2_vals = [Signal(signed(8), name=f"r2_{c}", reset_less=True) for c in range(C)]
@@ -1230,28 +1237,19 @@ class DenseEngine(wiring.Component):
         # After the dot's last requantised chunk is written, the Gram folds start (READ_CYCLES).
         with m.If(r2_last & dot):
             m.d.sync += [gram.eq(1), issuing.eq(1), j.eq(0), fc.eq((F if ws else D) + fold_extra), p0.eq(0),
-                         q0.eq(0), gb.eq(0), gbase.eq(0)]
-            chain = Const(0, 34).as_signed() - pd
-            for r in range(R):
-                m.d.sync += [fr[r].eq(chain), fr0[r].eq(chain)]
-                chain = chain + pd
-            chain = Const(0, 34).as_signed() - pd
-            for c in range(C):
-                m.d.sync += [gr[c].eq(chain), gr0[c].eq(chain)]
-                chain = chain + pd
+                         q0.eq(0), gb.eq(0), gbt.eq(0)]
 
         # ---- writes (one writer per store and cycle: instructions run alone) -----------------
         s1_write = s1_valid & ~to_out
         dst_z = Signal()
         dst_reg = Signal()
         m.d.comb += [dst_z.eq(gram | (flags & isa.DST_Z != 0)), dst_reg.eq(flags & isa.DST_REGION != 0)]
-        post_vals = post
-        for idx, store in enumerate(region):
-            store.write(s1_write & ~dst_z & (dst_reg if idx else ~dst_reg), s1_row, s1_off, s1_count, post_vals)
         use_r2 = r2_valid & ~dot
-        z.write(Mux(use_r2, 1, s1_write & dst_z), Mux(use_r2, r2_row, s1_row), Mux(use_r2, r2_off, s1_off),
-                Mux(use_r2, r2_n, s1_count), [Mux(use_r2, r2_vals[c], post_vals[c]) for c in range(C)])
-        feat.write(r2_valid & dot, Const(0, 1), r2_off, r2_n, r2_vals)
+        acts.write([s1_write & ~dst_z & ~dst_reg, s1_write & ~dst_z & dst_reg, use_r2 | (s1_write & dst_z)],
+                   Mux(use_r2, r2_row, s1_row), Mux(use_r2, r2_off, s1_off), Mux(use_r2, r2_n, s1_count),
+                   [Mux(use_r2, r2_vals[c], post[c]) for c in range(C)], P)
+        for side in feat:
+            side.write([r2_valid & dot], r2_row, r2_off, r2_n, r2_vals, pt)
 
         ended = Signal()
         m.d.comb += ended.eq(Mux(is_inter & ~dot, r2_last, s1_last))
@@ -1269,7 +1267,7 @@ def dense_engine(hw) -> DenseEngine:
     pooled_entries = int(hw.pooled_buffer_kib * 1024) // 2 // hw.acc_bytes
     return DenseEngine(rows=hw.rows, cols=hw.cols, acc_bits=hw.acc_bits, line_bytes=hw.line_bytes,
                        weight_lines=int(hw.weight_buffer_kib * 1024) // hw.line_bytes,
-                       dense_lines=-(-act // hw.line_bytes), max_samples=hw.mini_batch, max_width=act,
+                       dense_lines=-(-act // hw.line_bytes), max_samples=hw.mini_batch, act_bytes=act,
                        entries=pooled_entries, dataflow=hw.dataflow)
 
 
