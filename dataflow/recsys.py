@@ -733,6 +733,12 @@ def _resources(hw: RecsysHardware) -> dict[str, float]:
     return resources(hw)
 
 
+def _rtl_resources(hw: RecsysHardware) -> dict[str, float]:
+    from sparsim.simulator.recsys import rtl_resources
+
+    return rtl_resources(hw)
+
+
 def _program_cycles(program: Program) -> int:
     from sparsim.simulator.recsys import run
 
@@ -764,4 +770,5 @@ ENGINE = Engine(
     bench_kinds=("dlrm",),
     rtl_top=lazy("sparsim.rtl.recsys:RecsysAccelerator"),
     rtl_signature=lazy("sparsim.rtl.recsys:top_signature"),
+    rtl_resources=_rtl_resources,
 )

@@ -622,14 +622,106 @@ def simulate(point) -> results.RawCounts:
 WALKER_DSPS = 2
 
 
+#: LUT RAM also takes memories this narrow and this small beyond 64 rows (as RAM64M8 columns
+#: of 64 rows: the skewed activation and feature banks of the tiny point, measured).
+_NARROW_LUTRAM = (8, 4096)
+#: The engine top's logic beyond the counted terms (the Program intake, the per-engine queues'
+#: control, the loader, the store, the conditions' counters, the dense engine's fold counters and
+#: post-processing), fitted on the tiny point's synthesis.
+LUT_BASE = 10_755
+FF_BASE = 2_126
+#: Multipliers of the top beyond the array and the walkers (instruction intake, the dense
+#: engine's Q x K, P x T and Gram triangle, the skewed stores' address products), measured.
+FIXED_DSPS = 7
+
+
+def _memories(hw) -> list[tuple[str, int, int, int, bool]]:
+    """Every memory of the engine top (rtl/recsys.py) as (name, width in bits, depth, copies =
+    read ports, read port transparent)."""
+    R, C, G, line = hw.rows, hw.cols, hw.gather_units, hw.line_bytes
+    acc_bytes = hw.acc_bytes
+    act = int(hw.act_buffer_kib * 1024)
+    index_lines = max(1, int(hw.index_buffer_kib * 1024) // 2 // line)
+    entries = int(hw.pooled_buffer_kib * 1024) // 2 // acc_bytes
+    banks = 1 << max(0, (max(R, C) - 1).bit_length())
+    out_values = max(1, int(hw.out_buffer_kib * 1024) // 2 // acc_bytes)
+    out_banks = 1 << max(0, (max(C, (line - 1) // acc_bytes + 2) - 1).bit_length())
+    word_bits = max(1, (index_lines * line // isa.INDEX_BYTES - 1).bit_length())
+    entry_bits = max(1, entries.bit_length())
+    mems = [
+        ("weights", 8 * line, int(hw.weight_buffer_kib * 1024) // line, C + 1, False),  # + bias port
+        ("dense", 8 * line, -(-act // line), 2 * R, False),
+        ("index", 8 * line, index_lines, 4 * hw.gather_units, False),  # parity x lane x port
+        ("act", 8, -(-act // banks) + hw.mini_batch, 3 * banks, False),
+        ("features", 8, entries, 2 * banks, False),
+        ("pooled", hw.acc_bits, -(-entries // hw.pool_lanes), 2 * G * hw.pool_lanes, True),
+        ("out", hw.acc_bits, -(-out_values // out_banks) + 1, 2 * out_banks, True),
+        # The per-engine instruction queues (SyncFIFOBuffered of 256: 255 rows in memory).
+        ("instr_queues", isa.INSTR_BITS, 255, 2, False),
+        ("store_queue", 16 + 32 + 32, 255, 1, False),
+        ("unit_queues", 16 + word_bits + 16 + 32 + 16 + entry_bits + 1, 255, G, False),
+    ]
+    if hw.dataflow == "ws":
+        mems.append(("partial", C * hw.acc_bits, max(hw.mini_batch, 256), 1, False))
+    return mems
+
+
+def rtl_resources(hw) -> dict[str, float]:
+    """The engine top as rtl/recsys.py builds it (docs/recsys.md, "RTL (measured)"): every
+    memory mapped as Yosys maps it (``sparsim.simulator.resources.memory_cost``; narrow small
+    memories beyond 64 rows as RAM64M8 columns); one DSP per PE, WALKER_DSPS per gather unit
+    and FIXED_DSPS; LUTs and FFs counted from the datapath widths (the PEs, the operand copies'
+    byte selects, the gather units' line stores, cache slices and shifters, the pooled and out
+    banks, the skewed stores' address adders and rotations, the loader's write queue) plus
+    LUT_BASE and FF_BASE, fitted on the tiny point (tests/test_resources_recsys.py)."""
+    from .resources import _mux_luts, memory_cost
+
+    R, C, G, tags, line = hw.rows, hw.cols, hw.gather_units, hw.max_outstanding, hw.line_bytes
+    acc, lanes = hw.acc_bits, hw.pool_lanes
+    lut = ff = 0.0
+    bram = uram = 0.0
+    for _, width, depth, copies, transparent in _memories(hw):
+        if depth > 64 and width <= _NARROW_LUTRAM[0] and width * depth <= _NARROW_LUTRAM[1]:
+            lut += copies * 8 * -(-depth // 64) * -(-width // 7)
+            continue
+        cost = memory_cost(width, depth, copies, transparent=transparent)
+        lut += cost.lutram_luts
+        ff += cost.read_ffs
+        bram += cost.bram36
+        uram += cost.uram
+    banks = 1 << max(0, (max(R, C) - 1).bit_length())
+    out_banks = 1 << max(0, (max(C, (line - 1) // hw.acc_bytes + 2) - 1).bit_length())
+    sets = max(1, hw.cache_lines)
+    line_bits = 8 * line
+    lut += (R * C * (2 * acc + 24)  # accumulator adder and its clear, operand gating
+            + 8 * _mux_luts(line) * (C + 2 * R)  # an operand byte out of each copy's line
+            + G * line_bits * (_mux_luts(tags) + _mux_luts(line) + _mux_luts(sets))  # unit: tag, shift, cache
+            + 2 * G * lanes * 2 * acc  # pooled banks: read-add-write adder and read select
+            + 2 * out_banks * acc * (_mux_luts(C) + _mux_luts(2 * out_banks))  # out banks in and out
+            + 6 * banks * 24 + 8 * R * 4 * _mux_luts(banks)  # skewed stores: addresses, rotation
+            + 2 * C * 3 * acc  # requantisers
+            + LUT_BASE)
+    ff += (R * C * (40 + 2 * acc)  # operand, product, accumulator and drain registers
+           + G * (tags * (line_bits + 48) + hw.cache_lines * (line_bits + 32))  # line store, cache
+           + max(1, tags - 1) * (line_bits + 16) + tags * 35  # loader: write queue, tag targets
+           + FF_BASE)
+    return {
+        "dsp": float(R * C + WALKER_DSPS * G + FIXED_DSPS),
+        "lut": float(lut),
+        "ff": float(ff),
+        "bram36": float(bram),
+        "uram": float(uram),
+    }
+
+
 def resources(hw) -> dict[str, float]:
-    """Estimated resources, counted from the units docs/recsys.md describes; there is no RTL to
-    calibrate against yet, so the LUT and FF figures are first-order (uncalibrated): one DSP
-    per PE (INT8 multiply) and WALKER_DSPS per gather unit (its index walker's index x dim);
-    per PE 60 LUTs and 3 x acc_bits FFs (operand, product and accumulator registers); per
-    gather unit a pooling adder of pool_lanes x acc_bits bits and its tag pool; block RAM from
-    the buffer capacities and the cache (one copy of the pooled buffer, although the RTL's
-    bank holds one per unit: docs/recsys.md, open)."""
+    """First-order estimate of the architecture docs/recsys.md describes, with one copy of
+    each buffer (what sweeps and the presets' device budgets use): one DSP per PE (INT8
+    multiply) and WALKER_DSPS per gather unit (its index walker's index x dim); per PE 60 LUTs
+    and 3 x acc_bits FFs; per gather unit a pooling adder of pool_lanes x acc_bits bits and its
+    tag pool; block RAM from the buffer capacities and the cache. Not calibrated: the RTL as
+    built keeps operand copies and per-unit pooled memories that do not scale to the
+    ``harpv2`` and ``u280`` presets (:func:`rtl_resources`, docs/recsys.md "RTL (measured)")."""
     pes = hw.rows * hw.cols
     per_unit_lut = hw.pool_lanes * hw.acc_bits + 40 * hw.max_outstanding + 400
     per_unit_ff = hw.pool_lanes * hw.acc_bits + 48 * hw.max_outstanding + 300

@@ -220,7 +220,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     point = _load_point(args)
     eng = _engine(point, args, rtl=True)
     hw = point.hardware
-    model = eng.resources(hw)
+    model = (eng.rtl_resources or eng.resources)(hw)
     if model["lut"] > SYNTH_LUT_LIMIT and not args.force:
         raise ConfigError(
             "hardware",

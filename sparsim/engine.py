@@ -101,7 +101,9 @@ class Engine:
       signature with the engine's payloads), from which the cocotb port map is derived;
       ``compile(point, with_data=True)`` a Program with its memory image for the bench;
       ``program_cycles(program)`` the simulator's cycle count of a compiled Program;
-      ``bench_kinds`` the workload kinds small enough to run on the RTL (``sparsim verify``).
+      ``bench_kinds`` the workload kinds small enough to run on the RTL (``sparsim verify``);
+      ``rtl_resources(hardware)`` the counts of the RTL as built, where they differ from
+      ``resources`` (which sweeps use), for ``sparsim synth`` to compare with synthesis.
     """
 
     name: str
@@ -119,6 +121,7 @@ class Engine:
     compile: Callable[..., Any] | None = None
     program_cycles: Callable[[Any], int] | None = None
     bench_kinds: tuple[str, ...] = ()
+    rtl_resources: Callable[[Any], dict[str, float]] | None = None
     _kinds: dict[str, type] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
