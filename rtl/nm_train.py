@@ -56,8 +56,12 @@ class Geometry:
     can emit (docs/nm_train.md, "Compiler"): A records of at most ``input bank / R`` bytes (pruning
     loads too), 1:1 B records of at most ``weight bank / C`` bytes, output rows of at most
     ``output bank / (R * acc_bytes)`` accumulators, dense pre-generation slabs rows of at most
-    ``weight bank / C`` bytes. Each bank is a memory of (most records) x
-    (widest record), so its storage exceeds its capacity in bytes."""
+    ``weight bank / C`` bytes.
+
+    An input or weight sub-bank is a flat store of ``in_sub_bytes`` bytes (``w_sub_entries``
+    entries): the records it receives lie back to back, so its size is the most any load that
+    fits the bank (``count * width <= bank``, the functional model's check) puts in one sub-bank,
+    ``ceil(count / subs) * width`` at the worst width, not (most records) x (widest record)."""
 
     def __init__(self, hw: NmTrainHardware):
         R, C = hw.rows, hw.cols
@@ -65,19 +69,27 @@ class Geometry:
         self.w_bank = bank_bytes(hw.weight_buffer_kib)
         self.out_bank = bank_bytes(hw.output_buffer_kib)
         self.acc_bytes = hw.acc_bits // 8
+        #: input sub-banks: R-way row banking in OS, one store of whole rows in WS
+        self.in_subs = R if hw.dataflow == "os" else 1
         #: widest A record, and widest dense record a pruning LDB reads
         self.in_rec_bytes = max(1, self.in_bank // R)
-        #: most A rows in a bank (records of one byte)
-        self.in_rows = self.in_bank
-        #: kept entries of the widest B record, and most B records in a bank
+        self.in_sub_bytes = _sub_capacity(self.in_bank, self.in_rec_bytes, self.in_subs)
+        #: kept entries of the widest B record, and entries of a weight sub-bank (a B record's
+        #: group takes at least as many bytes as it keeps entries)
         self.w_entries = max(1, self.w_bank // C)
-        self.w_rows = self.w_bank
+        self.w_sub_entries = _sub_capacity(self.w_bank, self.w_entries, C)
         #: accumulators of the widest output row (a multiple of C), and most rows in a tile or
         #: records a PGS writes (compressed groups take at least 2 bytes: 1:2)
         self.out_lanes = -(-max(C, self.out_bank // (R * self.acc_bytes)) // C) * C
         self.out_rows = max(R, self.out_bank // (min(self.acc_bytes, 2) if hw.max_m > 1 else self.acc_bytes))
         self.read_bytes = max(self.in_rec_bytes, self.w_entries)
         self.out_row_bytes = self.out_lanes * self.acc_bytes
+
+
+def _sub_capacity(bank: int, widest: int, subs: int) -> int:
+    """Most words one of ``subs`` sub-banks receives from a load of records of at most
+    ``widest`` words that fits a bank of ``bank`` words, record i going to sub-bank i % subs."""
+    return max(-(-(bank // w) // subs) * w for w in range(1, widest + 1))
 
 
 def read_request_layout(hw: NmTrainHardware) -> data.StructLayout:
@@ -123,9 +135,9 @@ class NmTrainAccelerator(wiring.Component):
     with an always-valid instruction stream, an always-ready memory (the memory model of the
     docs) and no back-pressure, ``cycles`` ends equal to the simulator's cycle count.
 
-    An MM job starting in cycle ``c`` reads the banks' first step in ``c`` (addresses are
-    registers, zero between jobs), registers the read data in ``c + 1``, selects windows and
-    weight entries and hands the first step to the array in ``c + 2``; the folds follow back
+    An MM job starting in cycle ``c`` registers the first step's read offsets in ``c`` (as a
+    memory's address), registers the windows and weight entries they select from the banks in
+    ``c + 1`` and hands the first step to the array in ``c + 2``; the folds follow back
     to back (:class:`~sparsim.rtl.systolic.SystolicArray` timing); each result row is read-added
     into (or written to) its output bank row one cycle after it leaves the array, the job's last
     in ``e = c + D - 1 + MM_PIPE_CYCLES``.
@@ -171,25 +183,30 @@ class NmTrainAccelerator(wiring.Component):
         geo = Geometry(hw)
         ib = _log2(M)
         entry_bits = OPERAND_BITS + ib
-        in_bits = geo.in_rec_bytes * 8
         w_bits = geo.w_entries * entry_bits
         lanes = geo.out_lanes
         out_bits = lanes * A
         count_bits = isa.field_width("count")
 
         # ---- storage --------------------------------------------------------------------
-        # A bank is rewritten only once no job reads it (the loader's guards), so no read meets
-        # a write of data it uses (``no_rw_check``).
-        no_collision = {"no_rw_check": 1}
-        # Input banks. OS: R-way row banking (row p in sub-bank p % R), so a fold's R rows are
-        # read in one cycle. WS: one memory of whole rows; a step's R windows come from one row.
-        in_subs = R if os_flow else 1
-        in_depth = -(-geo.in_rows // in_subs)
-        in_wp, in_rp = _double_banked(m, "input", in_bits, in_depth, in_subs, no_collision)  # [bank][sub]
-        # Weight banks: C-way record banking (record q in sub-bank q % C); each record is held
-        # as its kept entries (value, index), entry k' at bits k' * entry_bits.
-        w_depth = -(-geo.w_rows // C)
-        w_wp, w_rp = _double_banked(m, "weight", w_bits, w_depth, C, no_collision)
+        # Input and weight sub-banks are flat registers, records back to back from a running
+        # base (records of one load have one width): a record is written in its arrival cycle
+        # through a shifter to its base with a mask of its length, and reads select a window
+        # at a byte (entry) offset. A bank is rewritten only once no job reads it (the
+        # loader's guards). OS: R-way row banking (row p in sub-bank p % R), so a fold's R rows
+        # are read in one cycle; WS: one store of whole rows, a step's R windows from one row.
+        in_subs = geo.in_subs
+        in_flat = [[Signal(8 * geo.in_sub_bytes, name=f"input{b}_{s}", reset_less=True) for s in range(in_subs)]
+                   for b in range(2)]
+        # Weight sub-banks (record q in sub-bank q % C): each record as its kept entries, the
+        # values (8 bits) and the indices (``ibp`` bits, a power of two so that an entry's
+        # place is a shift) in two stores.
+        ibp = 1 << (ib - 1).bit_length() if ib else 0
+        WE = geo.w_sub_entries
+        w_val = [[Signal(8 * WE, name=f"weight{b}_{s}_values", reset_less=True) for s in range(C)]
+                 for b in range(2)]
+        w_idx = [[Signal(max(1, ibp * WE), name=f"weight{b}_{s}_indices", reset_less=True) for s in range(C)]
+                 for b in range(2)]
         # Output banks: one row per tile row, written accumulator by accumulator.
         out_wp, out_rmw, out_st = [], [], []
         for b in range(2):
@@ -251,6 +268,11 @@ class NmTrainAccelerator(wiring.Component):
         b_n = Array(Signal(isa.field_width("n"), name=f"weight{b}_n", reset_less=True) for b in range(2))
         b_mlog2 = Array(Signal(isa.field_width("m_log2"), name=f"weight{b}_mlog2", reset_less=True)
                         for b in range(2))
+        # Record sizes of each bank's latest load: an LDA's bytes, an LDB's kept entries.
+        a_width = Array(Signal(range(geo.in_rec_bytes + 1), name=f"input{b}_width", reset_less=True)
+                        for b in range(2))
+        b_ksteps = Array(Signal(range(geo.w_entries + 1), name=f"weight{b}_ksteps", reset_less=True)
+                         for b in range(2))
         busy = Signal()  # a job is computing
         out_busy = Signal(2)  # output bank holds an open or unstored tile
         engines_idle = Signal()
@@ -278,11 +300,13 @@ class NmTrainAccelerator(wiring.Component):
                 ]
         issued = loader.load.valid & loader.load.ready
         with m.If(issued & (cur.op == isa.OP_LDA)):
-            m.d.sync += [a_next.eq(~a_next), a_guard.eq(dispatched), a_ready.bit_select(a_next, 1).eq(0)]
+            m.d.sync += [a_next.eq(~a_next), a_guard.eq(dispatched), a_ready.bit_select(a_next, 1).eq(0),
+                         a_width[a_next].eq(cur.width)]
         with m.If(issued & (cur.op == isa.OP_LDB)):
             m.d.sync += [
                 b_next.eq(~b_next), b_guard.eq(dispatched), b_ready.bit_select(b_next, 1).eq(0),
                 b_prune.bit_select(b_next, 1).eq(cur.prune), b_n[b_next].eq(cur.n), b_mlog2[b_next].eq(cur.m_log2),
+                b_ksteps[b_next].eq(cur.k_steps),
             ]
 
         # ---- dispatch into the queue ------------------------------------------------------
@@ -318,37 +342,37 @@ class NmTrainAccelerator(wiring.Component):
         bank_of_beat = bt.target[0]
         first_beat = bt.index == 0
 
-        def sub_counter(name, subs, enable):
-            """(sub-bank, address) of the beat: record i of a transfer goes to sub-bank
-            i % subs, row i // subs, counted without a divider."""
+        def sub_counter(name, subs, size, cap, enable):
+            """(sub-bank, base) of the beat: record i of a transfer of records of ``size``
+            words goes to sub-bank i % subs at word (i // subs) * size, counted without a
+            divider or a multiplier."""
             # (one bit wide with a single sub-bank: Verilog has no zero-width wires)
             sub_r = Signal(range(max(subs, 2)), name=f"{name}_sub")
-            addr_r = Signal(count_bits, name=f"{name}_addr")
+            base_r = Signal(range(cap + 1), name=f"{name}_base")
             sub = Signal(range(max(subs, 2)), name=f"{name}_sub_now")
-            addr = Signal(count_bits, name=f"{name}_addr_now")
-            m.d.comb += [sub.eq(Mux(first_beat, 0, sub_r)), addr.eq(Mux(first_beat, 0, addr_r))]
+            base = Signal(range(cap + 1), name=f"{name}_base_now")
+            m.d.comb += [sub.eq(Mux(first_beat, 0, sub_r)), base.eq(Mux(first_beat, 0, base_r))]
             with m.If(enable):
                 if subs == 1:
-                    m.d.sync += addr_r.eq(addr + 1)
+                    m.d.sync += base_r.eq(base + size)
                 else:
                     with m.If(sub == subs - 1):
-                        m.d.sync += [sub_r.eq(0), addr_r.eq(addr + 1)]
+                        m.d.sync += [sub_r.eq(0), base_r.eq(base + size)]
                     with m.Else():
-                        m.d.sync += [sub_r.eq(sub + 1), addr_r.eq(addr)]
-            return sub, addr
+                        m.d.sync += [sub_r.eq(sub + 1), base_r.eq(base)]
+            return sub, base
 
-        in_sub, in_addr = sub_counter("in_wr", in_subs, to_input)
+        in_sub, in_base = sub_counter("in_wr", in_subs, a_width[bank_of_beat], geo.in_sub_bytes, to_input)
+        in_shift, in_mask = _placed(m, "in_wr", [bt.data[8 * k : 8 * k + 8] for k in range(geo.in_rec_bytes)],
+                                    in_base, a_width[bank_of_beat], geo.in_sub_bytes)
         for b in range(2):
             for s in range(in_subs):
-                wp = in_wp[b][s]
-                m.d.comb += [
-                    wp.addr.eq(in_addr), wp.data.eq(bt.data[:in_bits]),
-                    wp.en.eq(to_input & (bank_of_beat == b) & (in_sub == s)),
-                ]
+                with m.If(to_input & (bank_of_beat == b) & (in_sub == s)):
+                    m.d.sync += in_flat[b][s].eq((in_flat[b][s] & ~in_mask) | in_shift)
         with m.If(to_input & bt.last):
             m.d.sync += a_ready.bit_select(bank_of_beat, 1).eq(1)
 
-        w_sub, w_addr = sub_counter("w_wr", C, to_weight)
+        w_sub, w_base = sub_counter("w_wr", C, b_ksteps[bank_of_beat], WE, to_weight)
         # Compressed records unpacked into entries (value, index); 1:1 records: entry k is byte
         # k with index 0. The N:M of the load was latched when it was issued.
         plain_entries = Signal(w_bits, name="plain_entries")
@@ -362,21 +386,32 @@ class NmTrainAccelerator(wiring.Component):
         if M > 1:
             prune_beat = to_weight & b_prune.bit_select(bank_of_beat, 1)
             plain_beat = to_weight & ~b_prune.bit_select(bank_of_beat, 1)
-            pruned = self._prune_unit(m, geo, bt.data, prune_beat, bank_of_beat, w_sub, w_addr, bt.last,
+            pruned = self._prune_unit(m, geo, bt.data, prune_beat, bank_of_beat, w_sub, w_base, bt.last,
                                       b_n[bank_of_beat], b_mlog2[bank_of_beat], ib, entry_bits, w_bits)
         else:  # a dense-only array: no N:M load to prune
             plain_beat = to_weight
-            pruned = {"valid": Const(0), "bank": Const(0), "sub": Const(0), "addr": Const(0), "last": Const(0),
+            pruned = {"valid": Const(0), "bank": Const(0), "sub": Const(0), "base": Const(0), "last": Const(0),
                       "entries": Const(0, w_bits)}
+        # One shifter per bank: a pruned record is written two cycles after its beat, when a
+        # plain load into the other bank may already be arriving.
         for b in range(2):
+            from_prune = pruned["valid"] & (pruned["bank"] == b)
+            entries = Signal(w_bits, name=f"weight{b}_wr_entries")
+            base = Signal(range(WE + 1), name=f"weight{b}_wr_base")
+            m.d.comb += [entries.eq(Mux(from_prune, pruned["entries"], plain_entries)),
+                         base.eq(Mux(from_prune, pruned["base"], w_base))]
+            values = [entries[k * entry_bits : k * entry_bits + 8] for k in range(geo.w_entries)]
+            v_shift, v_mask = _placed(m, f"weight{b}_wr_values", values, base, b_ksteps[b], WE)
+            if ib:
+                indices = [Cat(entries[k * entry_bits + 8 : (k + 1) * entry_bits], Const(0, ibp - ib))
+                           for k in range(geo.w_entries)]
+                i_shift, i_mask = _placed(m, f"weight{b}_wr_indices", indices, base, b_ksteps[b], WE)
             for s in range(C):
-                wp = w_wp[b][s]
-                from_prune = pruned["valid"] & (pruned["bank"] == b) & (pruned["sub"] == s)
-                m.d.comb += [
-                    wp.addr.eq(Mux(from_prune, pruned["addr"], w_addr)),
-                    wp.data.eq(Mux(from_prune, pruned["entries"], plain_entries)),
-                    wp.en.eq(from_prune | (plain_beat & (bank_of_beat == b) & (w_sub == s))),
-                ]
+                en = Mux(from_prune, pruned["sub"] == s, plain_beat & (bank_of_beat == b) & (w_sub == s))
+                with m.If(en):
+                    m.d.sync += w_val[b][s].eq((w_val[b][s] & ~v_mask) | v_shift)
+                    if ib:
+                        m.d.sync += w_idx[b][s].eq((w_idx[b][s] & ~i_mask) | i_shift)
         with m.If(plain_beat & bt.last):
             m.d.sync += b_ready.bit_select(bank_of_beat, 1).eq(1)
         with m.If(pruned["valid"] & pruned["last"]):
@@ -432,22 +467,25 @@ class NmTrainAccelerator(wiring.Component):
         last_qb = Signal()
         m.d.comb += last_qb.eq(q0 + C >= job.width)
         rs_finish = Signal()  # the job's last fold ends this cycle
-        mm_w_addr = Signal(count_bits)  # the weight sub-banks' read row for the MM
-        w_addr_now = Signal(count_bits)  # ... for the MM or the PGS job
+        # Read offsets: the input window's (or WS row's) first byte in its sub-bank, the weight
+        # entry's in each column's; record bases are running sums of the loads' record sizes.
+        a_size = a_width[job.a_bank]
+        b_size = b_ksteps[job.b_bank]
+        in_off = Signal(range(geo.in_sub_bytes + 1))
+        w_base = Signal(range(WE + 1))  # record qb in every weight sub-bank
+        with m.If(fold_end):
+            m.d.sync += w_base.eq(Mux(last_qb, 0, w_base + b_size))
 
         # What the read stage hands on (to be registered twice: data stage, select stage).
         ctl = {}
         if os_flow:
             p0 = Signal(count_bits)
-            pb = Signal(count_bits)  # p0 / R: the sub-banks' row
+            p_base = Signal(range(geo.in_sub_bytes + 1))  # row p0 in its sub-bank: (p0 / R) * width
             g = Signal(count_bits)  # the step's group
             j = Signal(5)  # the step's entry within its group
             stream = Signal()
             m.d.comb += stream.eq(rs & (fc < job.k_steps))
-            for s in range(R):
-                for b in range(2):
-                    m.d.comb += in_rp[b][s].addr.eq(pb)
-            m.d.comb += mm_w_addr.eq(qb)
+            m.d.comb += in_off.eq(p_base + (g << job.m_log2))
             with m.If(stream):
                 with m.If(j + 1 == job.n):
                     m.d.sync += [j.eq(0), g.eq(g + 1)]
@@ -457,15 +495,16 @@ class NmTrainAccelerator(wiring.Component):
             with m.If(fold_end):
                 m.d.sync += [fc.eq(0), g.eq(0), j.eq(0)]
                 with m.If(last_qb):
-                    m.d.sync += [q0.eq(0), qb.eq(0), p0.eq(p0 + R), pb.eq(pb + 1)]
+                    m.d.sync += [q0.eq(0), qb.eq(0), p0.eq(p0 + R), p_base.eq(p_base + a_size)]
                 with m.Else():
                     m.d.sync += [q0.eq(q0 + C), qb.eq(qb + 1)]
             with m.Elif(rs):
                 m.d.sync += fc.eq(fc + 1)
-            ctl.update(stream=stream, first=fc == 0, last=fc + 1 == job.k_steps, step=fc, g=g, p0=p0, q0=q0,
+            step_now = fc
+            ctl.update(stream=stream, first=fc == 0, last=fc + 1 == job.k_steps, p0=p0, q0=q0,
                        fold_start=rs & (fc == 0), qb=qb)
             with m.If(rs_finish):
-                m.d.sync += [p0.eq(0), pb.eq(0)]
+                m.d.sync += [p0.eq(0), p_base.eq(0)]
         else:
             k0 = Signal(count_bits)
             # Groups of the steps k0 .. k0+R-1 (one per array row), counted up while the fold's
@@ -492,11 +531,13 @@ class NmTrainAccelerator(wiring.Component):
                     m.d.sync += [run_j.eq(cur_j + 1), run_g.eq(cur_g)]
             wstep = Signal(count_bits + 1)  # the preloaded row's step: k0 + R - 1 - fc
             m.d.comb += wstep.eq(k0 + (R - 1) - fc)
-            prow = Signal(count_bits)
-            m.d.comb += prow.eq(fc - R)
-            for b in range(2):
-                m.d.comb += in_rp[b][0].addr.eq(prow)
-            m.d.comb += mm_w_addr.eq(qb)
+            # Row fc - R streams: its base steps by the row width from the fold's first row.
+            p_base = Signal(range(geo.in_sub_bytes + 1))
+            with m.If(preload):
+                m.d.sync += p_base.eq(0)
+            with m.Elif(stream):
+                m.d.sync += p_base.eq(p_base + a_size)
+            m.d.comb += in_off.eq(p_base)
             m.d.comb += rs_finish.eq(fold_end & last_qb & (k0 + R >= job.k_steps))
             with m.If(fold_end):
                 m.d.sync += fc.eq(0)
@@ -508,6 +549,7 @@ class NmTrainAccelerator(wiring.Component):
                 m.d.sync += fc.eq(fc + 1)
             with m.If(rs_finish):
                 m.d.sync += [k0.eq(0), base_g.eq(0), base_j.eq(0)]
+            step_now = wstep
             ctl.update(preload=preload, stream=stream, step=wstep, q0=q0, qb=qb,
                        fold_start=rs & (fc == 0), add=job.acc | (k0 != 0))
         with m.If(start_mm):
@@ -530,12 +572,24 @@ class NmTrainAccelerator(wiring.Component):
         a_sel = Signal()  # the job's input / weight bank, from the data stage on
         b_sel = Signal()
         m.d.comb += [a_sel.eq(job.a_bank), b_sel.eq(job.b_bank)]
-        in_data = [Signal(in_bits, name=f"in_q{s}", reset_less=True) for s in range(in_subs)]
+        # The offsets are registered in the read stage (as a memory's address would be); the
+        # data stage registers what they select: per input sub-bank the max_m bytes of a window
+        # (OS) or the whole row (WS), per column its weight entry.
+        in_off_q = Signal.like(in_off, name="in_offset", reset_less=True)
+        w_off_q = Signal(20, name="w_offset", reset_less=True)
+        m.d.sync += [in_off_q.eq(in_off), w_off_q.eq(w_base + step_now)]
+        in_read = M if os_flow else geo.in_rec_bytes
+        in_data = [Signal(8 * in_read, name=f"in_q{s}", reset_less=True) for s in range(in_subs)]
         for s in range(in_subs):
-            m.d.sync += in_data[s].eq(Mux(a_sel, in_rp[1][s].data, in_rp[0][s].data))
-        w_data = [Signal(w_bits, name=f"w_q{s}", reset_less=True) for s in range(C)]
-        for s in range(C):
-            m.d.sync += w_data[s].eq(Mux(b_sel, w_rp[1][s].data, w_rp[0][s].data))
+            m.d.sync += in_data[s].eq(Mux(a_sel, _read_bytes(in_flat[1][s], in_off_q, in_read, M),
+                                          _read_bytes(in_flat[0][s], in_off_q, in_read, M)))
+        w_value = [Signal(8, name=f"w_value{c}", reset_less=True) for c in range(C)]
+        w_index = [Signal(max(1, ib), name=f"w_index{c}", reset_less=True) for c in range(C)]
+        for c in range(C):
+            m.d.sync += w_value[c].eq(Mux(b_sel, w_val[1][c].word_select(w_off_q, 8), w_val[0][c].word_select(w_off_q, 8)))
+            if ib:
+                m.d.sync += w_index[c].eq(Mux(b_sel, w_idx[1][c].word_select(w_off_q, ibp),
+                                              w_idx[0][c].word_select(w_off_q, ibp))[:ib])
 
         array = m.submodules.array = SystolicArray(rows=R, cols=C, dataflow=hw.dataflow, max_m=M, acc_bits=A)
         a_in = data.View(array.a_layout, array.a.payload)
@@ -544,30 +598,32 @@ class NmTrainAccelerator(wiring.Component):
         m_job = Signal(5)
         m.d.comb += m_job.eq(Const(1, 5) << job.m_log2)
 
-        def window(record, group):
-            """The M-lane window of ``group`` (lanes at and above the job's M read as zero)."""
-            raw = record.bit_select((group << job.m_log2) * 8, 8 * M)
+        def masked(raw):
+            """Lanes at and above the job's M read as zero."""
             return Cat(*(Mux(lane < m_job, raw[8 * lane : 8 * lane + 8], 0) for lane in range(M)))
 
-        def weight_entry(c, step, valid):
-            entry = w_data[c].bit_select(step * entry_bits, entry_bits)
-            m.d.comb += b_in.values[c].eq(Mux(valid, entry[:8], 0))
+        def window(record, group):
+            """The M-lane window of ``group`` of a whole row."""
+            return masked(record.bit_select((group << job.m_log2) * 8, 8 * M))
+
+        def weight_entry(c, valid):
+            m.d.comb += b_in.values[c].eq(Mux(valid, w_value[c], 0))
             if ib:
-                m.d.comb += b_in.indices[c].eq(entry[8:])
+                m.d.comb += b_in.indices[c].eq(w_index[c])
 
         if os_flow:
             m.d.comb += [array.a.valid.eq(s2["stream"]), array.b.valid.eq(s2["stream"]),
                          a_in.first.eq(s2["first"]), a_in.last.eq(s2["last"])]
             for r in range(R):
-                m.d.comb += a_in.windows[r].eq(Mux(s2["p0"] + r < job.count, window(in_data[r], s2["g"]), 0))
+                m.d.comb += a_in.windows[r].eq(Mux(s2["p0"] + r < job.count, masked(in_data[r]), 0))
             for c in range(C):
-                weight_entry(c, s2["step"], s2["q0"] + c < job.width)
+                weight_entry(c, s2["q0"] + c < job.width)
         else:
             m.d.comb += [array.a.valid.eq(s2["stream"]), array.b.valid.eq(s2["preload"])]
             for r in range(R):
                 m.d.comb += a_in.windows[r].eq(Mux(row_v[r], window(in_data[0], row_g[r]), 0))
             for c in range(C):
-                weight_entry(c, s2["step"], (s2["q0"] + c < job.width) & (s2["step"] < job.k_steps))
+                weight_entry(c, (s2["q0"] + c < job.width) & (s2["step"] < job.k_steps))
 
         # ---- output: result rows read-added into the output bank ------------------------------
         # The fold whose results leave the array: latched at its first handshake, so the
@@ -614,19 +670,21 @@ class NmTrainAccelerator(wiring.Component):
             new_row.append(Mux(w_add, prev + w_res[lane % C], w_res[lane % C].as_unsigned())[:A])
             lane_en.append((w_valid & (w_qb == lane // C)).replicate(geo.acc_bytes))
         if M > 1:
-            pg = self._pregen_unit(m, geo, job, start_pgs, w_data, ib, entry_bits)
+            def read_row(sub, base):
+                """The slab row at entry ``base`` of weight sub-bank ``sub`` of the job's bank:
+                its values (a 1:1 slab's indices are zero)."""
+                sb = (C - 1).bit_length()
+                stores = Array(w_val[b][c] if c < C else Const(0, 8 * WE) for b in range(2) for c in range(1 << sb))
+                return _read_bytes(stores[Cat(sub[:sb], b_sel)], base, geo.w_entries, M)
+
+            pg = self._pregen_unit(m, geo, job, start_pgs, read_row, b_size, C, ib)
             pg_done = pg["done"]
-            m.d.comb += w_addr_now.eq(Mux(pg["active"], pg["w_addr"], mm_w_addr))
             row_addr = Mux(pg["write"], pg["row"], w_row)
             row_data = Mux(pg["write"], pg["data"], Cat(*new_row))
             row_en = Mux(pg["write"], pg["en"], Cat(*lane_en))
         else:
             pg_done = Const(0)
-            m.d.comb += w_addr_now.eq(mm_w_addr)
             row_addr, row_data, row_en = w_row, Cat(*new_row), Cat(*lane_en)
-        for s in range(C):
-            for b in range(2):
-                m.d.comb += w_rp[b][s].addr.eq(w_addr_now)
         for b in range(2):
             m.d.comb += [
                 out_wp[b].addr.eq(row_addr),
@@ -670,12 +728,14 @@ class NmTrainAccelerator(wiring.Component):
         return m
 
     @staticmethod
-    def _pregen_unit(m, geo, job, start, w_data, ib, entry_bits):
+    def _pregen_unit(m, geo, job, start, read_row, slab_cols, C, ib):
         """The pre-generation unit (PGS): prunes the weight bank's dense slab N:M into compressed
         records written to the job's output bank (docs/nm_train.md, "Pre-generation unit").
 
-        A sequencer issues one weight-bank row read per cycle from the job's start ``c``; the
-        read data is registered in ``w_data`` two cycles later (the MM's data stage). Axis 0:
+        A sequencer steps one slab row per cycle from the job's start ``c`` (row r: weight
+        sub-bank r % C, entry (r // C) * cols); its place is registered a cycle later (as a
+        memory address would be) and the row's values two cycles later (the MM's data stage,
+        ``pg_row_values``). Axis 0:
         row r is read in ``c + r``, ranked (:func:`_rank`) in ``c + r + 2``, squeezed and packed
         into its record in ``c + r + 3`` and written to output row r in ``c + r + 4``. Axis 1
         (groups of M rows down each column): per group of rows, M cycles read its rows into a
@@ -685,7 +745,6 @@ class NmTrainAccelerator(wiring.Component):
         The last write is ``PREGEN_CYCLES = 4`` cycles after the last sequencer cycle.
         """
         assert isa.PREGEN_CYCLES == 4, "read, data register, rank register, pack register, write"
-        C = len(w_data)
         Mmax = 1 << ib
         E = geo.w_entries
         P = geo.out_row_bytes
@@ -699,8 +758,8 @@ class NmTrainAccelerator(wiring.Component):
         run = Signal(name="pg_run")
         active = Signal(name="pg_active")
         m.d.comb += active.eq(start | run)
-        sub = Signal(range(max(C, 2)), name="pg_sub")  # read row r: sub-bank r % C, address r // C
-        addr = Signal(count_bits, name="pg_addr")
+        sub = Signal(range(max(C, 2)), name="pg_sub")  # read row r: sub-bank r % C, at (r // C) * cols
+        base = Signal(range(geo.w_sub_entries + 1), name="pg_base")
         row = Signal(count_bits, name="pg_row")  # axis 0: the row read = the record written
         ph = Signal(count_bits + 1, name="pg_phase")  # axis 1: cycle within the group of rows
         kept = Signal(count_bits + 1, name="pg_kept")  # axis 1: kept entries of earlier groups
@@ -717,7 +776,7 @@ class NmTrainAccelerator(wiring.Component):
         ]
         with m.If(reading):
             with m.If(sub == C - 1):
-                m.d.sync += [sub.eq(0), addr.eq(addr + 1)]
+                m.d.sync += [sub.eq(0), base.eq(base + slab_cols)]
             with m.Else():
                 m.d.sync += sub.eq(sub + 1)
             m.d.sync += row.eq(row + 1)
@@ -729,22 +788,20 @@ class NmTrainAccelerator(wiring.Component):
         with m.If(start):
             m.d.sync += run.eq(1)
         with m.If(last):
-            m.d.sync += [run.eq(0), sub.eq(0), addr.eq(0), row.eq(0), ph.eq(0), kept.eq(0), off.eq(0)]
+            m.d.sync += [run.eq(0), sub.eq(0), base.eq(0), row.eq(0), ph.eq(0), kept.eq(0), off.eq(0)]
 
-        # ---- two cycles later: the read row is in w_data ----
+        # ---- one cycle later the row is read, two cycles later it is in pg_row_values ----
         def delay2(v, name, reset_less=True):
             return _reg(m, _reg(m, v, f"{name}_d1", reset_less), f"{name}_d2", reset_less)
 
         d2_read = delay2(reading, "pg_read", reset_less=False)
         d2_emit = delay2(emitting, "pg_emit", reset_less=False)
-        d2_sub = delay2(sub, "pg_sub")
         d2_slot = delay2(ph[: max(1, ib)], "pg_slot")  # axis 1: the row's place in its group
         d2_out_row = delay2(Mux(job.axis, (ph - rows_m)[:count_bits], row), "pg_out_row")
         d2_off = delay2(off, "pg_off")
         d2_done = delay2(last, "pg_done", reset_less=False)
-        row_vals = Signal(8 * E, name="pg_row_values")
-        sel = Array(w_data)[d2_sub]
-        m.d.comb += row_vals.eq(Cat(*(sel[k * entry_bits : k * entry_bits + 8] for k in range(E))))
+        row_vals = Signal(8 * E, name="pg_row_values", reset_less=True)
+        m.d.sync += row_vals.eq(read_row(_reg(m, sub, "pg_sub_d1", True), _reg(m, base, "pg_base_d1", True)))
         # The transposing buffer: the group's rows, one per slot.
         buf = [Signal(8 * E, name=f"pg_buffer{i}", reset_less=True) for i in range(Mmax)]
         with m.If(d2_read & job.axis):
@@ -788,7 +845,6 @@ class NmTrainAccelerator(wiring.Component):
         m.d.comb += group_en.eq(((Const(1, P + 1) << gb) - 1)[:P])
         return {
             "active": active,
-            "w_addr": addr,
             "write": t4_valid,
             "row": t4_row,
             # Axis 1 writes one group at its offset; axis 0 the whole record.
@@ -798,7 +854,7 @@ class NmTrainAccelerator(wiring.Component):
         }
 
     @staticmethod
-    def _prune_unit(m, geo, beat_data, valid, bank, sub, addr, last, n, m_log2, ib, entry_bits, w_bits):
+    def _prune_unit(m, geo, beat_data, valid, bank, sub, base, last, n, m_log2, ib, entry_bits, w_bits):
         """The prune unit on the weight banks' write path (LDB with ``prune``): a dense record of
         groups of M bytes becomes its kept entries, N per group, in ascending position order
         (docs/nm_train.md, "Pruning rule": largest |w|, ties to the lower position).
@@ -811,7 +867,7 @@ class NmTrainAccelerator(wiring.Component):
         assert isa.PRUNE_CYCLES == 2, "the prune unit has two register stages"
         E = geo.in_rec_bytes
         Mmax = max(1, 1 << ib)
-        meta = {"valid": valid, "bank": bank, "sub": sub, "addr": addr, "last": last, "n": n, "m_log2": m_log2}
+        meta = {"valid": valid, "bank": bank, "sub": sub, "base": base, "last": last, "n": n, "m_log2": m_log2}
         t1 = {k: _reg(m, v, f"prune1_{k}", reset_less=(k != "valid")) for k, v in meta.items()}
         t1_data = _reg(m, beat_data[: 8 * E], "prune1_data", reset_less=True)
         values = [t1_data[8 * e : 8 * e + 8] for e in range(E)]
@@ -831,21 +887,40 @@ class NmTrainAccelerator(wiring.Component):
             entries.append(entry)
         out = Signal(w_bits, name="prune_entries")
         m.d.comb += out.eq(Cat(*entries))
-        return {"valid": t2["valid"], "bank": t2["bank"], "sub": t2["sub"], "addr": t2["addr"],
+        return {"valid": t2["valid"], "bank": t2["bank"], "sub": t2["sub"], "base": t2["base"],
                 "last": t2["last"], "entries": out}
 
 
-def _double_banked(m, name, width, depth, subs, attrs):
-    """Two banks of ``subs`` memories each (submodules ``{name}{bank}_{sub}``), one write and one
-    read port per memory: the write and read ports as ``[bank][sub]`` lists."""
-    wp, rp = [], []
-    for b in range(2):
-        mems = [memory.Memory(shape=width, depth=depth, init=[], attrs=attrs) for _ in range(subs)]
-        for s, mem in enumerate(mems):
-            m.submodules[f"{name}{b}_{s}"] = mem
-        wp.append([mem.write_port() for mem in mems])
-        rp.append([mem.read_port() for mem in mems])
-    return wp, rp
+def _placed(m, name, words, base, length, cap):
+    """``words[0:length]`` placed at word ``base`` of a store of ``cap`` words (``words`` of a
+    power-of-two width): ``(data, mask)``, the data zero outside the placed words, the mask
+    all ones inside them."""
+    wb = len(words[0])
+    lw = (wb - 1).bit_length()
+    assert wb == 1 << lw
+    n = len(words)
+    at = Signal(range(cap + 1), name=f"{name}_at")
+    count = Signal(range(n + 1), name=f"{name}_count")
+    m.d.comb += [at.eq(base), count.eq(length)]
+    placed = Signal(cap, name=f"{name}_words")
+    m.d.comb += placed.eq((((Const(1, n + 1) << count) - 1)[:n] << at)[:cap])
+    mask = Signal(cap * wb, name=f"{name}_mask")
+    m.d.comb += mask.eq(Cat(*(placed[j].replicate(wb) for j in range(cap))))
+    data = Signal(cap * wb, name=f"{name}_data")
+    m.d.comb += data.eq((Cat(*words) << Cat(Const(0, lw), at))[: cap * wb] & mask)
+    return data, mask
+
+
+def _read_bytes(store, offset, nbytes, word):
+    """``nbytes`` bytes from byte ``offset`` of ``store`` (zeros past its end): a select of
+    whole words of ``word`` bytes (a power of two), then of the bytes within them, which is
+    cheaper than one byte-granular shifter over the whole store."""
+    lw = (word - 1).bit_length()
+    padded = Cat(store, Const(0, 8 * (nbytes + word)))
+    seg = padded.bit_select(Cat(Const(0, lw + 3), offset[lw:]), 8 * (nbytes + word))
+    if lw == 0:
+        return seg[: 8 * nbytes]
+    return seg.bit_select(Cat(Const(0, 3), offset[:lw]), 8 * nbytes)
 
 
 def _unpack(record, n, m_log2, entries, ib):
