@@ -622,8 +622,9 @@ def simulate(point) -> results.RawCounts:
 WALKER_DSPS = 2
 
 
-#: LUT RAM also takes memories this narrow and this small beyond 64 rows (as RAM64M8 columns
-#: of 64 rows: the skewed activation and feature banks of the tiny point, measured).
+#: LUT RAM also takes memories this narrow and smaller than this many bits beyond 64 rows (as
+#: RAM64M8 columns of 64 rows: the skewed activation banks, 8 x 260 and 8 x 264, and the tiny
+#: point's feature banks, 8 x 128; the mid point's 8 x 512 feature banks are block RAM).
 _NARROW_LUTRAM = (8, 4096)
 #: The engine top's logic beyond the counted terms (the Program intake, the per-engine queues'
 #: control, the loader, the store, the conditions' counters, the dense engine's fold counters and
@@ -681,7 +682,7 @@ def rtl_resources(hw) -> dict[str, float]:
     lut = ff = 0.0
     bram = uram = 0.0
     for _, width, depth, copies, transparent in _memories(hw):
-        if depth > 64 and width <= _NARROW_LUTRAM[0] and width * depth <= _NARROW_LUTRAM[1]:
+        if depth > 64 and width <= _NARROW_LUTRAM[0] and width * depth < _NARROW_LUTRAM[1]:
             lut += copies * 8 * -(-depth // 64) * -(-width // 7)
             continue
         cost = memory_cost(width, depth, copies, transparent=transparent)
