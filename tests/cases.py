@@ -406,12 +406,41 @@ def rs_random_design_point(dp_seed: int, data_seed: int) -> DesignPoint:
     return design_point_from_dict({"hardware": hardware, "workload": workload, "seed": data_seed})
 
 
+def rs_gather_bound_point(k: int, data_seed: int) -> DesignPoint:
+    """recsys point ``k`` whose time the gathers set (many lookups of hot rows, slow memory), so
+    that the tags, the caches and pooling show in the cycle count and the dense engine waits for
+    its gathers: on the random design points above it never does, so their cycles are the same
+    for every data seed."""
+    rng = np.random.default_rng(40_000 + k)
+    units = int(rng.integers(1, 4))
+    line = (16, 32)[k % 2]
+    hardware = {"preset": "tiny", "engine": "recsys", "gather_units": units,
+                "max_outstanding": int(rng.integers(1, 7)), "line_bytes": line,
+                "pool_lanes": int(rng.choice([2, 4, 16])), "cache_kib": units * (0, 4, 8)[k % 3] * line / 1024,
+                "rows": 4, "cols": 4, "mini_batch": int(rng.integers(2, 5)), "index_buffer_kib": 8,
+                "pooled_buffer_kib": 8, "act_buffer_kib": 8, "weight_buffer_kib": 16, "out_buffer_kib": 1,
+                "memory": {"channels": int(rng.integers(1, 3)), "bytes_per_cycle": int(rng.choice([2, 4])),
+                           "latency_cycles": int(rng.integers(2, 12))}}
+    workload = {"kind": "dlrm", "dense_features": 4, "bottom": [6], "top": [4, 1], "dim": int(rng.integers(5, 40)),
+                "table_rows": [int(rng.integers(12, 60)) for _ in range(int(rng.integers(1, 4)))],
+                "lookups": 12, "bags": ("fixed", "variable")[k % 2], "batch": int(rng.integers(3, 9)),
+                "indices": {"distribution": "zipf", "exponent": 1.3}}
+    return design_point_from_dict({"hardware": hardware, "workload": workload, "seed": data_seed})
+
+
+#: The gather-bound point of the case table (at the RTL levels in ``make test``).
+RS_GATHER_POINT = 4
+
 RS_CASES: tuple[Case, ...] = (
     _RS_HAND,
     _RS_EXAMPLE_TINY,
     *(
         Case(id=f"rs-dp{dp}-data{seed}", point=rs_random_design_point(dp, seed))
         for dp in RS_DESIGN_SEEDS
+        for seed in DATA_SEEDS
+    ),
+    *(
+        Case(id=f"rs-gather{RS_GATHER_POINT}-data{seed}", point=rs_gather_bound_point(RS_GATHER_POINT, seed))
         for seed in DATA_SEEDS
     ),
 )

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from cases import (CASES, CASES_BY_ID, DESIGN_SEEDS, NM_CASES, NM_DESIGN_SEEDS, RS_CASES, RS_DESIGN_SEEDS,
-                   STALL_RUNS, Case, nm_random_design_point, random_design_point, rs_random_design_point)
+                   RS_GATHER_POINT, STALL_RUNS, Case, nm_random_design_point, random_design_point, rs_random_design_point)
 from sparsim.dataflow import dsp_chain_isa as isa
 from sparsim.dataflow.dsp_chain import Program, compile_design_point
 from sparsim.dataflow.dsp_chain_exec import execute
@@ -477,12 +477,13 @@ def _rs_rtl_runs(case: Case) -> bool:
 
 #: recsys cases at the RTL levels in ``make test``: the hand-timed one and the three data seeds
 #: of design points 6 (OS, 2 x 2, concat) and 1 (WS, 4 x 3, concat, 4 gather units), each point
-#: one Verilator build. ``SPARSIM_RECSYS_RTL=all`` runs every case of the table (the tiny
+#: one Verilator build, and the gather-bound point (the only one whose dense engine waits for its
+#: gathers, so its cycles differ between data seeds). ``SPARSIM_RECSYS_RTL=all`` runs every case of the table (the tiny
 #: example and all 8 design points x 3 seeds: both dataflows, concat and dot, 1 to 4 gather
 #: units, 1 to 3 channels, tag pools of 1 to 8, latencies 1 to 9), with a stalled run of each.
 RS_RTL_CASES = tuple(c for c in RS_CASES if _rs_rtl_runs(c) and (
     os.environ.get("SPARSIM_RECSYS_RTL") == "all" or c.id == "rs-hand-one-sample"
-    or c.id.startswith(("rs-dp6-", "rs-dp1-"))))
+    or c.id.startswith(("rs-dp6-", "rs-dp1-", f"rs-gather{RS_GATHER_POINT}-"))))
 #: Stalled runs (random instruction gaps, request and write back-pressure): (case, stall seed).
 RS_STALL_RUNS = tuple((c, 200 + i) for i, c in enumerate(RS_RTL_CASES) if c.hand_cycles is None)
 
@@ -548,6 +549,21 @@ def test_rs_rtl_stalls_slow_runs_down(level: str, rs_verilator_runs):
     results = [_rs_stalled(c, s, level, rs_verilator_runs) for c, s in RS_STALL_RUNS]
     slower = [res.cycles_rtl > res.cycles_sim for res in results]
     assert sum(slower) * 2 > len(slower), [(res.cycles_rtl, res.cycles_sim) for res in results]
+
+
+def test_rs_rtl_cases_time_the_gathers():
+    """The RTL-level cases in ``make test`` check the gather side's timing, not only the dense
+    engine's: one of their points has its dense engine wait for gathers, and its cycles change
+    with the indices (the data seed)."""
+    from sparsim.simulator.recsys import run
+
+    by_point: dict = {}
+    for case in RS_RTL_CASES:
+        if "-data" in case.id:
+            timed = run(case.program())
+            by_point.setdefault(case.id.rsplit("-data", 1)[0], []).append(
+                (timed.cycles, timed.stalls["dense_gather"]))
+    assert any(len({c for c, _ in runs}) > 1 and all(g > 0 for _, g in runs) for runs in by_point.values()), by_point
 
 
 def test_rs_broken_rtl_program_fails_under_amaranth():

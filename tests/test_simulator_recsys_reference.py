@@ -15,8 +15,7 @@ from collections import deque
 import numpy as np
 import pytest
 
-from cases import RS_CASES, Case
-from sparsim.dataflow.config import design_point_from_dict
+from cases import RS_CASES, Case, rs_gather_bound_point
 from sparsim.dataflow import recsys_isa as isa
 from sparsim.dataflow.dlrm import embedding_bag
 from sparsim.simulator.memory import LineMemory
@@ -253,28 +252,7 @@ def reference(program):
     return cycles, dense_stalls, counts, pooled
 
 
-def _gather_bound(k: int) -> Case:
-    """Points whose time the gathers set (many lookups of hot rows, slow memory), so that the
-    tags, the caches and pooling show in the cycle count."""
-    rng = np.random.default_rng(40_000 + k)
-    units = int(rng.integers(1, 4))
-    line = (16, 32)[k % 2]
-    hardware = {"preset": "tiny", "engine": "recsys", "gather_units": units,
-                "max_outstanding": int(rng.integers(1, 7)), "line_bytes": line,
-                "pool_lanes": int(rng.choice([2, 4, 16])), "cache_kib": units * (0, 4, 8)[k % 3] * line / 1024,
-                "rows": 4, "cols": 4, "mini_batch": int(rng.integers(2, 5)), "index_buffer_kib": 8,
-                "pooled_buffer_kib": 8, "act_buffer_kib": 8, "weight_buffer_kib": 16, "out_buffer_kib": 1,
-                "memory": {"channels": int(rng.integers(1, 3)), "bytes_per_cycle": int(rng.choice([2, 4])),
-                           "latency_cycles": int(rng.integers(2, 12))}}
-    workload = {"kind": "dlrm", "dense_features": 4, "bottom": [6], "top": [4, 1], "dim": int(rng.integers(5, 40)),
-                "table_rows": [int(rng.integers(12, 60)) for _ in range(int(rng.integers(1, 4)))],
-                "lookups": 12, "bags": ("fixed", "variable")[k % 2], "batch": int(rng.integers(3, 9)),
-                "indices": {"distribution": "zipf", "exponent": 1.3}}
-    return Case(id=f"gather-bound-{k}", point=design_point_from_dict(
-        {"hardware": hardware, "workload": workload, "seed": k}))
-
-
-REFERENCE_CASES = RS_CASES + tuple(_gather_bound(k) for k in range(8))
+REFERENCE_CASES = RS_CASES + tuple(Case(id=f"gather-bound-{k}", point=rs_gather_bound_point(k, k)) for k in range(8))
 
 
 @pytest.mark.parametrize("case", REFERENCE_CASES, ids=lambda c: c.id)
