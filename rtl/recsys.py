@@ -762,21 +762,29 @@ class _SkewedStores:
         self._m.d.comb += lane.eq((b - base) if self._lb else 0)
         return lane
 
+    def _origin(self, row, k, P, kind: str):
+        """Word address of value ``(row, k)`` in the memory that holds it, and that memory."""
+        lb = self._lb
+        base = Signal(self.ADDR_BITS, name=f"{self._name}_{kind}base")
+        first = Signal(max(1, lb), name=f"{self._name}_{kind}first")
+        self._m.d.comb += [base.eq((k >> lb) * P + row), first.eq((row + k)[:lb] if lb else 0)]
+        return base, first
+
+    def _crosses(self, k, i):
+        """Whether run element ``i`` from position ``k`` lies in the next word of its memory."""
+        lb = self._lb
+        return (Cat(k[:lb], Const(0, 1)) + i)[lb] if lb else Const(0, 1)
+
     def write(self, ens, row, offset, count, values, P) -> None:
         """Write ``values[0 .. count-1]`` (at most ``banks``) at ``(row, offset + i)`` of store
         ``s`` where ``ens[s]``."""
-        m, lb, nb = self._m, self._lb, self._nb
-        aw = self.ADDR_BITS
-        obase = Signal(aw, name=f"{self._name}_wbase")
-        m.d.comb += obase.eq((offset >> lb) * P + row)
-        first = Signal(max(1, lb), name=f"{self._name}_wfirst")
-        m.d.comb += first.eq((row + offset)[:lb] if lb else 0)
+        m = self._m
+        obase, first = self._origin(row, offset, P, "w")
         vals = Array(values)
-        for b in range(nb):
+        for b in range(self._nb):
             i = self._lane(b, first, "w")
-            cross = (Cat(offset[:lb], Const(0, 1)) + i)[lb] if lb else Const(0, 1)
-            addr = Signal(aw, name=f"{self._name}_waddr{b}")
-            m.d.comb += addr.eq(obase + Mux(cross, P, 0))
+            addr = Signal(self.ADDR_BITS, name=f"{self._name}_waddr{b}")
+            m.d.comb += addr.eq(obase + Mux(self._crosses(offset, i), P, 0))
             for st, ports in enumerate(self.mems):
                 wr = ports[b][0]
                 m.d.comb += [wr.en.eq(ens[st] & (i < count)), wr.addr.eq(addr), wr.data.eq(vals[i])]
@@ -784,18 +792,13 @@ class _SkewedStores:
     def read(self, row0, k0, along_rows, P) -> None:
         """Reader ``i`` reads ``(row0 + i, k0)`` if ``along_rows``, else ``(row0, k0 + i)``; its
         value is on ``data(store, i)`` the next cycle."""
-        m, lb, nb = self._m, self._lb, self._nb
-        aw = self.ADDR_BITS
-        kbase = Signal(aw, name=f"{self._name}_rbase")
-        m.d.comb += kbase.eq((k0 >> lb) * P + row0)
-        first = Signal(max(1, lb), name=f"{self._name}_rfirst")
-        m.d.comb += first.eq((row0 + k0)[:lb] if lb else 0)
+        m = self._m
+        kbase, first = self._origin(row0, k0, P, "r")
         m.d.sync += self._base_q.eq(first)
-        for b in range(nb):
+        for b in range(self._nb):
             i = self._lane(b, first, "r")
-            cross = (Cat(k0[:lb], Const(0, 1)) + i)[lb] if lb else Const(0, 1)
-            addr = Signal(aw, name=f"{self._name}_raddr{b}")
-            m.d.comb += addr.eq(kbase + Mux(along_rows, i, Mux(cross, P, 0)))
+            addr = Signal(self.ADDR_BITS, name=f"{self._name}_raddr{b}")
+            m.d.comb += addr.eq(kbase + Mux(along_rows, i, Mux(self._crosses(k0, i), P, 0)))
             for ports in self.mems:
                 m.d.comb += ports[b][1].addr.eq(addr)
 
