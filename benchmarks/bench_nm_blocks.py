@@ -1,0 +1,274 @@
+"""Size of the nm_train top's blocks, each synthesised alone: which logic around the array is large.
+
+rtl/nm_train.py builds its blocks inside one ``elaborate``; this script builds each again from
+the same helpers (``_placed``, ``_read_bytes``, ``_unpack``, ``_rank``, ``_compact``, ``_pack``,
+the prune unit, the output memory, the shared array) at one design point's ``Geometry``, its
+inputs as ports, and counts what Yosys' generic flow makes of it: ``synth -flatten -noabc``
+gates (AND/OR/XOR/MUX/NOT cells before LUT mapping) and flip-flops (memories become flip-flops);
+with ``--lut`` the gates mapped to 6-input LUTs by ABC (minutes per rank network). ``top`` is
+the whole engine top the same way, to check that the blocks account for it. Run:
+
+    .venv/bin/python benchmarks/bench_nm_blocks.py [--config examples/nm_train_tiny.yaml] [--blocks a,b]
+        [--lut | --xcup] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from amaranth.back import verilog
+from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Signal
+from amaranth.lib import memory
+
+from sparsim.dataflow.config import load_design_point
+from sparsim.dataflow import nm_train_isa as isa
+from sparsim.rtl import nm_train as nt
+from sparsim.rtl.synth import _yosys, synthesize_verilog
+from sparsim.rtl.systolic import OPERAND_BITS, SystolicArray
+from sparsim.rtl.verilog import component_verilog, to_verilog
+
+
+class _Block(Elaboratable):
+    """One block: ``build(m, port)`` adds its logic; ``port(name, width)`` makes an input,
+    returned expressions are the outputs."""
+
+    def __init__(self, build):
+        self.ports = []
+        self._m = m = Module()
+
+        def port(name, width):
+            s = Signal(width, name=name)
+            self.ports.append(s)
+            return s
+
+        for i, out in enumerate(build(m, port)):
+            o = Signal(len(out), name=f"out{i}")
+            m.d.comb += o.eq(out)
+            self.ports.append(o)
+
+    def elaborate(self, platform):
+        return self._m
+
+
+def _blocks(hw):
+    geo = nt.Geometry(hw)
+    R, C, M = hw.rows, hw.cols, hw.max_m
+    ib = nt._log2(M)
+    ibp = 1 << (ib - 1).bit_length() if ib else 0
+    E, WE, S = geo.in_rec_bytes, geo.w_sub_entries, geo.in_sub_bytes
+    nw, nm = isa.field_width("n"), isa.field_width("m_log2")
+
+    def in_write(m, port):
+        # the receiver's shifter into an input sub-bank and the 2 x subs flat stores it writes
+        data, base, width = port("data", 8 * E), port("base", S.bit_length()), port("width", E.bit_length())
+        sel = port("sel", 4)
+        shift, mask = nt._placed(m, "w", [data[8 * k: 8 * k + 8] for k in range(E)], base, width, S)
+        outs = []
+        for i in range(2 * geo.in_subs):
+            st = Signal(8 * S, name=f"st{i}")
+            with m.If(sel == i):
+                m.d.sync += st.eq((st & ~mask) | shift)
+            outs.append(st)
+        return outs
+
+    def in_read(m, port):
+        # the data stage's window reads (OS: max_m bytes per sub-bank; WS: a whole row)
+        n_read = M if hw.dataflow == "os" else E
+        off, a_sel = port("off", S.bit_length()), port("a_sel", 1)
+        outs = []
+        for s in range(geo.in_subs):
+            st = [port(f"st{b}_{s}", 8 * S) for b in range(2)]
+            outs.append(Array(nt._read_bytes(st[b], off, n_read, M) for b in range(2))[a_sel])
+        return outs
+
+    def w_write(m, port):
+        # per weight bank: the value and index shifters and the C flat stores they write
+        entries = port("entries", E * (OPERAND_BITS + ib))
+        base, ks, sel = port("base", WE.bit_length()), port("ksteps", E.bit_length()), port("sel", 4)
+        eb = OPERAND_BITS + ib
+        outs = []
+        for b in range(2):
+            vals = [entries[k * eb: k * eb + 8] for k in range(E)]
+            v_shift, v_mask = nt._placed(m, f"v{b}", vals, base, ks, WE)
+            if ib:
+                idx = [Cat(entries[k * eb + 8: (k + 1) * eb], Const(0, ibp - ib)) for k in range(E)]
+                i_shift, i_mask = nt._placed(m, f"i{b}", idx, base, ks, WE)
+            for s in range(C):
+                sv = Signal(8 * WE, name=f"v{b}_{s}")
+                si = Signal(max(1, ibp * WE), name=f"i{b}_{s}")
+                with m.If(sel == b * C + s):
+                    m.d.sync += sv.eq((sv & ~v_mask) | v_shift)
+                    if ib:
+                        m.d.sync += si.eq((si & ~i_mask) | i_shift)
+                outs += [sv, si]
+        return outs
+
+    def w_read(m, port):
+        off, b_sel = port("off", 20), port("b_sel", 1)
+        outs = []
+        for c in range(C):
+            v = [port(f"v{b}_{c}", 8 * WE) for b in range(2)]
+            i = [port(f"i{b}_{c}", max(1, ibp * WE)) for b in range(2)]
+            outs.append(Array(x.word_select(off, 8) for x in v)[b_sel])
+            if ib:
+                outs.append(Array(x.word_select(off, ibp) for x in i)[b_sel])
+        return outs
+
+    def unpack(m, port):
+        data, n, mlog = port("data", 8 * geo.read_bytes), port("n", nw), port("mlog", nm)
+        out = Signal(E * (OPERAND_BITS + ib))
+        m.d.comb += out.eq(nt._unpack(data, 1, 0, geo.w_entries, ib))
+        with m.Switch(Cat(n, mlog)):
+            for ml in range(1, ib + 1):
+                for k in range(1, 1 << ml):
+                    with m.Case(k | (ml << nw)):
+                        m.d.comb += out.eq(nt._unpack(data, k, ml, geo.w_entries, ib))
+        return [out]
+
+    def prune(m, port):
+        data, n, mlog = port("data", 8 * geo.read_bytes), port("n", nw), port("mlog", nm)
+        res = nt.NmTrainAccelerator._prune_unit(
+            m, geo, data, Const(1), Const(0), Const(0), Const(0), Const(0), n, mlog, ib, OPERAND_BITS + ib,
+            geo.w_entries * (OPERAND_BITS + ib))
+        return [res["entries"]]
+
+    def rank_compact(m, port):
+        # the rank and squeeze stages alone (prune unit and pre-generation unit each have one)
+        data, n, mlog = port("data", 8 * geo.w_entries), port("n", nw), port("mlog", nm)
+        vals = [data[8 * e: 8 * e + 8] for e in range(geo.w_entries)]
+        keep, shift = nt._rank(m, "r", vals, n, mlog, 1 << ib)
+        v, val, idx = nt._compact(m, "c", keep, vals, shift, mlog, 1 << ib)
+        return [Cat(*v), Cat(*val), Cat(*idx)]
+
+    def pack(m, port):
+        # the pre-generation unit's pack switch over every N:M format
+        E2 = geo.w_entries
+        v, vals, idx = port("valid", E2), port("vals", 8 * E2), port("idx", max(1, ib) * E2)
+        n, mlog = port("n", nw), port("mlog", nm)
+        P = geo.out_row_bytes
+        out = Signal(8 * P)
+        vl = [vals[8 * e: 8 * e + 8] for e in range(E2)]
+        il = [idx[max(1, ib) * e: max(1, ib) * (e + 1)] for e in range(E2)]
+        with m.Switch(Cat(n, mlog)):
+            for ml in range(1, ib + 1):
+                for k in range(1, 1 << ml):
+                    with m.Case(k | (ml << nw)):
+                        m.d.comb += out.eq(nt._pack(v, vl, il, k, ml, P))
+        return [out]
+
+    def pgs_read(m, port):
+        # the pre-generation unit's slab-row read: a whole record from any weight sub-bank
+        sub, base, b_sel = port("sub", 4), port("base", WE.bit_length()), port("b_sel", 1)
+        sb = (C - 1).bit_length()
+        st = [port(f"v{i}", 8 * WE) for i in range(2 * C)]
+        stores = Array(st[b * C + c] if c < C else Const(0, 8 * WE) for b in range(2) for c in range(1 << sb))
+        return [nt._read_bytes(stores[Cat(sub[:sb], b_sel)], base, geo.w_entries, M)]
+
+    def pgs_buffer(m, port):
+        # the transposing buffer (max_m rows of the widest slab row) and its column read
+        row, slot, we, col = port("row", 8 * geo.w_entries), port("slot", 4), port("we", 1), port("col", 16)
+        buf = [Signal(8 * geo.w_entries, name=f"buf{i}") for i in range(M)]
+        with m.If(we):
+            with m.Switch(slot):
+                for i in range(M):
+                    with m.Case(i):
+                        m.d.sync += buf[i].eq(row)
+        return [b.word_select(col, 8) for b in buf]
+
+    def out_banks(m, port):
+        # the two output banks (memories: read-add port, store port, byte-enabled write)
+        outs = []
+        addr, data, en = port("addr", 16), port("data", 8 * geo.out_row_bytes), port("en", geo.out_row_bytes)
+        raddr, sel = port("raddr", 16), port("sel", 1)
+        for b in range(2):
+            mem = memory.Memory(shape=8 * geo.out_row_bytes, depth=geo.out_rows, init=[])
+            m.submodules[f"o{b}"] = mem
+            wp = mem.write_port(granularity=8)
+            rp = mem.read_port()
+            sp = mem.read_port(transparent_for=(wp,))
+            m.d.comb += [wp.addr.eq(addr), wp.data.eq(data), wp.en.eq(Cat(en) & (sel == b).replicate(len(en))),
+                         rp.addr.eq(addr), sp.addr.eq(raddr)]
+            outs += [rp.data, sp.data]
+        return outs
+
+    def out_add(m, port):
+        # the read-add of a result row into the widest output row, lane by lane
+        A = hw.acc_bits
+        old, res, add = port("old", geo.out_lanes * A), port("res", C * A), port("add", 1)
+        return [Cat(*[Array([old[l * A:(l + 1) * A] + res[(l % C) * A:(l % C + 1) * A],
+                             res[(l % C) * A:(l % C + 1) * A]])[add][:A] for l in range(geo.out_lanes)])]
+
+    blocks = {
+        "in_write": in_write, "in_read": in_read, "w_write": w_write, "w_read": w_read,
+        "unpack": unpack, "prune": prune, "rank_compact": rank_compact, "pack": pack,
+        "pgs_read": pgs_read, "pgs_buffer": pgs_buffer, "out_banks": out_banks, "out_add": out_add,
+    }
+    return blocks
+
+
+def _count(text: str, lut: bool, timeout_s: float) -> dict:
+    flow = "synth -flatten -top top" + (" -lut 6" if lut else " -noabc")
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "top.v").write_text(text)
+        t0 = time.perf_counter()
+        subprocess.run(_yosys() + ["-q", "-p", f"read_verilog -sv top.v; {flow}; tee -q -o stat.json stat -json"],
+                       cwd=d, check=True, timeout=timeout_s, capture_output=True)
+        stat = json.loads((Path(d) / "stat.json").read_text())
+    cells = (stat.get("design") or next(iter(stat["modules"].values())))["num_cells_by_type"]
+    ff = sum(v for k, v in cells.items() if re.match(r"\$_(S?DFF|DFFE|SDFFE|SDFFCE|ALDFF|DLATCH)", k))
+    mem = sum(v for k, v in cells.items() if "mem" in k)
+    return {"logic": sum(cells.values()) - ff - mem, "ff": ff, "mem": mem,
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="examples/nm_train_tiny.yaml")
+    parser.add_argument("--blocks", help="comma-separated block names (default: all, the array and the whole top)")
+    parser.add_argument("--lut", action="store_true",
+                        help="map to 6-input LUTs with ABC (slow on the rank networks) instead of counting gates")
+    parser.add_argument("--xcup", action="store_true",
+                        help="instead, synth_xilinx -family xcup (rtl/synth.py, cached): LUTs, FFs, LUTRAM/BRAM "
+                             "as mapped; the generic flow turns memories into flip-flops")
+    parser.add_argument("--timeout", type=float, default=1800, help="seconds per Yosys run")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    args = parser.parse_args(argv)
+    hw = load_design_point(args.config).hardware
+    blocks = _blocks(hw)
+    names = args.blocks.split(",") if args.blocks else [*blocks, "array", "top"]
+    print(f"{args.config}: {hw.rows}x{hw.cols} {hw.dataflow}, max_m {hw.max_m}; Geometry {vars(nt.Geometry(hw))}")
+    print(f"{'block':<14} {'LUT' if args.xcup else 'LUT6' if args.lut else 'gates':>8} {'FF':>8} {'BRAM' if args.xcup else 'mem':>4} {'s':>6}")
+    rows = []
+    for name in names:
+        if name == "top":
+            text = to_verilog(hw)
+        elif name == "array":
+            top = SystolicArray(rows=hw.rows, cols=hw.cols, dataflow=hw.dataflow, max_m=hw.max_m,
+                                acc_bits=hw.acc_bits)
+            text = component_verilog(top)
+        else:
+            top = _Block(blocks[name])
+            text = verilog.convert(top, name="top", ports=top.ports, emit_src=False)
+        if args.xcup:
+            syn = synthesize_verilog(text, "top", family="xcup", timeout_s=args.timeout)
+            row = {"block": name, "logic": syn.lut, "ff": syn.ff, "mem": syn.bram36,
+                   "seconds": round(syn.seconds, 1), "cells": syn.cells}
+        else:
+            row = {"block": name, **_count(text, args.lut, args.timeout)}
+        rows.append(row)
+        print(f"{name:<14} {row['logic']:>8} {row['ff']:>8} {row['mem']:>4} {row['seconds']:>6}",
+              flush=True)
+        if args.json:  # row by row: the whole top takes long
+            Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
