@@ -134,13 +134,17 @@ def _blocks(hw):
 
     def prune(m, port):
         data, n, mlog = port("data", 8 * geo.read_bytes), port("n", nw), port("mlog", nm)
+        # with the rank network it shares with the pre-generation unit (idle here)
+        rank = nt._RankStage(geo, ib)
         res = nt.NmTrainAccelerator._prune_unit(
-            m, geo, data, Const(1), Const(0), Const(0), Const(0), Const(0), n, mlog, ib, OPERAND_BITS + ib,
+            m, geo, rank, data, Const(1), Const(0), Const(0), Const(0), Const(0), n, mlog, ib, OPERAND_BITS + ib,
             geo.w_entries * (OPERAND_BITS + ib))
+        rank.offer("pgs", Const(0), [], Const(0, nw), Const(0, nm))
+        rank.build(m)
         return [res["entries"]]
 
     def rank_compact(m, port):
-        # the rank and squeeze stages alone (prune unit and pre-generation unit each have one)
+        # the rank and squeeze stages alone (the network the prune unit and the PGS unit share)
         data, n, mlog = port("data", 8 * geo.w_entries), port("n", nw), port("mlog", nm)
         vals = [data[8 * e: 8 * e + 8] for e in range(geo.w_entries)]
         keep, shift = nt._rank(m, "r", vals, n, mlog, 1 << ib)

@@ -39,11 +39,17 @@ def execute(hw: NmTrainHardware, words: list[int], memory: np.ndarray) -> np.nda
     a_bank: np.ndarray | None = None  # latest LDA: [rows, bytes] int64
     b_bank: tuple | None = None  # latest LDB: (values, indices [rows, G, n], dense bytes or None)
     tile: np.ndarray | None = None  # open output tile
+    prunes = set()  # which of the two share the rank network: "LDB prune", "PGS"
     for word in words:
         ins = isa.decode_instruction(word)
         op = ins["op"]
         if op == isa.OP_END:
             break
+        if (op == isa.OP_LDB and ins["prune"]) or op == isa.OP_PGS:
+            prunes.add("PGS" if op == isa.OP_PGS else "LDB prune")
+            if len(prunes) > 1:
+                raise ValueError("a Program prunes either in its LDBs or by PGS, not both: "
+                                 "the prune unit and the pre-generation unit share one rank network")
         n, m = ins["n"], 1 << ins["m_log2"]
         if op == isa.OP_LDA:
             if ins["count"] * ins["width"] > in_cap:

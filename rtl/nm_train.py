@@ -384,9 +384,10 @@ class NmTrainAccelerator(wiring.Component):
                         with m.Case(n | (mlog << isa.field_width("n"))):
                             m.d.comb += plain_entries.eq(_unpack(bt.data, n, mlog, geo.w_entries, ib))
         if M > 1:
+            rank = _RankStage(geo, ib)
             prune_beat = to_weight & b_prune.bit_select(bank_of_beat, 1)
             plain_beat = to_weight & ~b_prune.bit_select(bank_of_beat, 1)
-            pruned = self._prune_unit(m, geo, bt.data, prune_beat, bank_of_beat, w_sub, w_base, bt.last,
+            pruned = self._prune_unit(m, geo, rank, bt.data, prune_beat, bank_of_beat, w_sub, w_base, bt.last,
                                       b_n[bank_of_beat], b_mlog2[bank_of_beat], ib, entry_bits, w_bits)
         else:  # a dense-only array: no N:M load to prune
             plain_beat = to_weight
@@ -677,7 +678,8 @@ class NmTrainAccelerator(wiring.Component):
                 stores = Array(w_val[b][c] if c < C else Const(0, 8 * WE) for b in range(2) for c in range(1 << sb))
                 return _read_bytes(stores[Cat(sub[:sb], b_sel)], base, geo.w_entries, M)
 
-            pg = self._pregen_unit(m, geo, job, start_pgs, read_row, b_size, C, ib)
+            pg = self._pregen_unit(m, geo, rank, job, start_pgs, read_row, b_size, C, ib)
+            rank.build(m)
             pg_done = pg["done"]
             row_addr = Mux(pg["write"], pg["row"], w_row)
             row_data = Mux(pg["write"], pg["data"], Cat(*new_row))
@@ -728,7 +730,7 @@ class NmTrainAccelerator(wiring.Component):
         return m
 
     @staticmethod
-    def _pregen_unit(m, geo, job, start, read_row, slab_cols, C, ib):
+    def _pregen_unit(m, geo, rank, job, start, read_row, slab_cols, C, ib):
         """The pre-generation unit (PGS): prunes the weight bank's dense slab N:M into compressed
         records written to the job's output bank (docs/nm_train.md, "Pre-generation unit").
 
@@ -815,17 +817,16 @@ class NmTrainAccelerator(wiring.Component):
         values = [Signal(8, name=f"pg_in{e}") for e in range(E)]
         for e in range(E):
             m.d.comb += values[e].eq(Mux(job.axis, column[e] if e < Mmax else 0, row_vals[8 * e : 8 * e + 8]))
-        keep, shift = _rank(m, "pg", values, job.n, job.m_log2, Mmax)
+        d2_valid = Signal(name="pg_d2_valid")
+        m.d.comb += d2_valid.eq(Mux(job.axis, d2_emit, d2_read))
+        rank.offer("pgs", d2_valid, values, job.n, job.m_log2)
 
-        # ---- three cycles later: ranked ----
-        t3_valid = _reg(m, Mux(job.axis, d2_emit, d2_read), "pg_t3_valid")
-        t3_keep = [_reg(m, keep[e], f"pg_t3_keep{e}", reset_less=True) for e in range(E)]
-        t3_val = [_reg(m, values[e], f"pg_t3_val{e}", reset_less=True) for e in range(E)]
-        t3_shift = [_reg(m, shift[e], f"pg_t3_shift{e}", reset_less=True) for e in range(E)]
+        # ---- three cycles later: ranked (the shared stage's registers) ----
+        t3_valid = _reg(m, d2_valid, "pg_t3_valid")
         t3_row = _reg(m, d2_out_row, "pg_t3_row", reset_less=True)
         t3_off = _reg(m, d2_off, "pg_t3_off", reset_less=True)
         t3_done = _reg(m, d2_done, "pg_t3_done")
-        pos_valid, pos_val, pos_idx = _compact(m, "pg", t3_keep, t3_val, t3_shift, job.m_log2, Mmax)
+        pos_valid, pos_val, pos_idx = rank.valid[:E], rank.value[:E], rank.index[:E]
         # Packed records of every N:M the array can run (a group: N values, then N indices of
         # log2 M bits, little-endian), chosen by the job's N and M.
         packed = Signal(8 * P, name="pg_packed")
@@ -854,7 +855,7 @@ class NmTrainAccelerator(wiring.Component):
         }
 
     @staticmethod
-    def _prune_unit(m, geo, beat_data, valid, bank, sub, base, last, n, m_log2, ib, entry_bits, w_bits):
+    def _prune_unit(m, geo, rank, beat_data, valid, bank, sub, base, last, n, m_log2, ib, entry_bits, w_bits):
         """The prune unit on the weight banks' write path (LDB with ``prune``): a dense record of
         groups of M bytes becomes its kept entries, N per group, in ascending position order
         (docs/nm_train.md, "Pruning rule": largest |w|, ties to the lower position).
@@ -862,21 +863,18 @@ class NmTrainAccelerator(wiring.Component):
         Cycle t: the beat is registered. t+1: each byte's rank in its group and how far it moves
         left (:func:`_rank`), registered. t+2: the shifter (:func:`_compact`) moves the kept
         bytes into place and the entries are written: the bank is ready ``PRUNE_CYCLES = 2``
-        cycles after a plain load's would be.
+        cycles after a plain load's would be. The rank and squeeze stages are ``rank``, shared
+        with the pre-generation unit.
         """
         assert isa.PRUNE_CYCLES == 2, "the prune unit has two register stages"
         E = geo.in_rec_bytes
-        Mmax = max(1, 1 << ib)
         meta = {"valid": valid, "bank": bank, "sub": sub, "base": base, "last": last, "n": n, "m_log2": m_log2}
         t1 = {k: _reg(m, v, f"prune1_{k}", reset_less=(k != "valid")) for k, v in meta.items()}
         t1_data = _reg(m, beat_data[: 8 * E], "prune1_data", reset_less=True)
         values = [t1_data[8 * e : 8 * e + 8] for e in range(E)]
-        keep, shift = _rank(m, "prune", values, t1["n"], t1["m_log2"], Mmax)
+        rank.offer("prune", t1["valid"], values, t1["n"], t1["m_log2"])
         t2 = {k: _reg(m, v, f"prune2_{k}", reset_less=(k != "valid")) for k, v in t1.items()}
-        t2_keep = [_reg(m, keep[e], f"prune2_keep{e}") for e in range(E)]
-        t2_val = [_reg(m, values[e], f"prune2_val{e}", reset_less=True) for e in range(E)]
-        t2_shift = [_reg(m, shift[e], f"prune2_shift{e}", reset_less=True) for e in range(E)]
-        pos_valid, pos_val, pos_idx = _compact(m, "prune", t2_keep, t2_val, t2_shift, t2["m_log2"], Mmax)
+        pos_valid, pos_val, pos_idx = rank.valid, rank.value, rank.index
         entries = []
         for o in range(geo.w_entries):
             if o < E:
@@ -889,6 +887,52 @@ class NmTrainAccelerator(wiring.Component):
         m.d.comb += out.eq(Cat(*entries))
         return {"valid": t2["valid"], "bank": t2["bank"], "sub": t2["sub"], "base": t2["base"],
                 "last": t2["last"], "entries": out}
+
+
+class _RankStage:
+    """The rank and squeeze network (:func:`_rank`, a register, :func:`_compact`) that the prune
+    unit and the pre-generation unit share: a Program prunes in its LDBs or by PGS, never both
+    (docs/nm_train.md, "Prune unit"), so they never offer values in the same cycle. Values
+    offered in cycle t (by the pre-generation unit when it offers, else by the prune unit) are
+    ranked in t; ``valid``, ``value`` and ``index`` are the squeezed entries in t+1. Bytes past
+    the offering unit's own width are never kept, as if its network were its width alone."""
+
+    def __init__(self, geo, ib):
+        self.widths = {"prune": geo.in_rec_bytes, "pgs": geo.w_entries}
+        self.E = max(self.widths.values())
+        self.Mmax = 1 << ib
+        self.offers = {}
+        self.valid = [Signal(name=f"rank_valid{e}") for e in range(self.E)]
+        self.value = [Signal(8, name=f"rank_value{e}") for e in range(self.E)]
+        self.index = [Signal(max(1, ib), name=f"rank_index{e}") for e in range(self.E)]
+
+    def offer(self, unit, active, values, n, m_log2):
+        self.offers[unit] = (active, values, n, m_log2)
+
+    def build(self, m):
+        pg_on, pg_vals, pg_n, pg_mlog = self.offers["pgs"]
+        _, pr_vals, pr_n, pr_mlog = self.offers["prune"]
+        sel = Signal(name="rank_pgs")
+        m.d.comb += sel.eq(pg_on)
+        values = []
+        for e in range(self.E):
+            v = Signal(8, name=f"rank_in{e}")
+            m.d.comb += v.eq(Mux(sel, pg_vals[e] if e < len(pg_vals) else 0, pr_vals[e] if e < len(pr_vals) else 0))
+            values.append(v)
+        mlog = Signal(isa.field_width("m_log2"), name="rank_m_log2")
+        m.d.comb += mlog.eq(Mux(sel, pg_mlog, pr_mlog))
+        keep, shift = _rank(m, "rank", values, Mux(sel, pg_n, pr_n), mlog, self.Mmax)
+        r_keep = []
+        for e in range(self.E):
+            own = Mux(sel, e < self.widths["pgs"], e < self.widths["prune"])
+            r_keep.append(_reg(m, keep[e] & own, f"rank_keep{e}"))
+        r_val = [_reg(m, values[e], f"rank_val{e}", reset_less=True) for e in range(self.E)]
+        r_shift = [_reg(m, shift[e], f"rank_shift{e}", reset_less=True) for e in range(self.E)]
+        r_mlog = _reg(m, mlog, "rank_m_log2_q", reset_less=True)
+        pos_valid, pos_val, pos_idx = _compact(m, "rank", r_keep, r_val, r_shift, r_mlog, self.Mmax)
+        for e in range(self.E):
+            m.d.comb += [self.valid[e].eq(pos_valid[e]), self.value[e].eq(pos_val[e]),
+                         self.index[e].eq(pos_idx[e])]
 
 
 def _placed(m, name, words, base, length, cap):
@@ -989,6 +1033,16 @@ def _rank(m, prefix, values, n, m_log2, Mmax):
         mag.append(a)
     group_mask = Signal(5, name=f"{prefix}_group_mask")  # M - 1
     m.d.comb += group_mask.eq((Const(1, 5) << m_log2) - 1)
+    # One comparator per pair: the lower position beats the higher one on |w| >= and loses
+    # otherwise, so the two directions are one compare and its complement.
+    lower_wins = {}
+    for e in range(E):
+        base, i = e - e % Mmax, e % Mmax
+        for other in range(i + 1, Mmax):
+            if base + other < E:
+                w = Signal(name=f"{prefix}_ge{e}_{base + other}")
+                m.d.comb += w.eq(mag[e] >= mag[base + other])
+                lower_wins[e, base + other] = w
     keep, shift = [], []
     shift_bits = max(1, E.bit_length())
     for e in range(E):
@@ -1000,7 +1054,7 @@ def _rank(m, prefix, values, n, m_log2, Mmax):
             same = Signal(name=f"{prefix}_same{e}_{other}")
             m.d.comb += same.eq(((Const(other ^ i, 5)) & ~group_mask) == 0)
             b = base + other
-            stronger = (mag[b] > mag[e]) | ((mag[b] == mag[e]) & (b < e))
+            stronger = lower_wins[b, e] if b < e else ~lower_wins[e, b]
             beaten.append(same & stronger)
         rank = sum(beaten, Const(0, 5)) if beaten else Const(0, 5)
         k = Signal(name=f"{prefix}_keep{e}")

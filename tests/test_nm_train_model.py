@@ -133,6 +133,18 @@ def test_inline_pruning_loads_dense_weights_each_time():
     assert len(pruned) > 0 and (pruned["width"] == pruned["k_steps"] // 2 * 8).all()  # 2:8: 8 dense B per 2 kept
 
 
+def test_a_program_prunes_by_pgs_or_in_loads_not_both():
+    """The prune unit and the pre-generation unit share one rank network (docs/nm_train.md), so
+    the functional model refuses a Program that has both a pruning LDB and a PGS."""
+    pre = compile_design_point(_point(mode="bdwp", pregen="pre"), with_data=True)
+    inline = compile_design_point(_point(mode="bdwp", pregen="inline"))
+    words = pre.words()
+    prune_ldb = inline.words()[int(np.flatnonzero(inline.instrs["prune"] == 1)[0])]
+    execute(pre.hw, words, pre.memory)  # alone: fine
+    with pytest.raises(ValueError, match="prunes either in its LDBs or by PGS, not both"):
+        execute(pre.hw, [*words[:-1], prune_ldb, words[-1]], pre.memory)
+
+
 def test_small_buffers_chunk_the_reduction():
     """A weight gradient whose reduction does not fit the banks runs in K chunks that
     accumulate (acc) and store once (store on the last chunk), and still equals golden."""
