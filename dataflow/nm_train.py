@@ -795,7 +795,8 @@ URAM_THRESHOLD_BITS = 512 * 1024
 
 
 def resources(hw: NmTrainHardware) -> dict[str, float]:
-    """Counted from what the array instantiates (not yet calibrated against synthesis): one
+    """Counted from what the array instantiates (the architecture's array and buffers; the RTL as
+    built, with its record-wide logic, is ``simulator.nm_train.rtl_resources``): one
     multiplier (DSP48E2) per PE; per PE the window register (8·max_m FFs), the moving and the
     held (value, index) registers, the selected-lane, A/B operand and product registers (40),
     the accumulator and the partial-sum register (2·acc_bits); LUTs for the M:1 mux (one LUT6
@@ -814,6 +815,12 @@ def resources(hw: NmTrainHardware) -> dict[str, float]:
         else:
             bram += 2 * math.ceil(bits / BRAM36_BITS)
     return {"dsp": hw.pes, "lut": hw.pes * pe_lut, "ff": hw.pes * pe_ff, "bram36": bram, "uram": uram}
+
+
+def _rtl_resources(hw: NmTrainHardware) -> dict[str, float]:
+    from sparsim.simulator.nm_train import rtl_resources
+
+    return rtl_resources(hw)
 
 
 def _describe(hw: NmTrainHardware) -> str:
@@ -835,6 +842,7 @@ ENGINE = Engine(
     ),
     simulate=lazy("sparsim.simulator.nm_train:simulate"),
     resources=resources,
+    rtl_resources=_rtl_resources,
     describe=_describe,
     headline=("cycles", "latency_ms", "samples_per_s", "mac_utilisation", "bandwidth_gbps", "dsp", "energy_j"),
     breakdown="pass",

@@ -278,3 +278,88 @@ def simulate(point) -> results.RawCounts:
         items=program.batch,
         item="sample",
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Resources of the RTL as built
+
+#: LUTs and FFs of what rtl_features does not count (loader, receiver, store, job queue, the
+#: compute sequencer and the pre-generation sequencer), fitted on one synthesised point
+#: (benchmarks/nm_resource_calibration.json, tests/test_resources_nm_train.py).
+LUT_BASE = 0.0
+FF_BASE = 0.0
+
+
+def rtl_features(hw) -> dict[str, float]:
+    """LUTs and FFs of rtl/nm_train.py's blocks counted from its widths (``rtl.nm_train.Geometry``;
+    the blocks of docs/nm_train.md "RTL (measured)"), one LUT6 per 4:1 mux slice
+    (``simulator.resources._mux_luts``), log-depth shifters as 4:1 stages:
+
+    - input and weight sub-banks: flat registers, one LUT per stored bit for the masked write
+      and one FF; the receiver's shifter into an input sub-bank, a value and an index shifter
+      per weight bank; the reads (a window per input sub-bank and bank, an entry per column and
+      bank, the PGS slab row from any weight sub-bank);
+    - the receiver's unpack and the PGS pack switches over every N:M format up to ``max_m``;
+    - the one rank and squeeze network (comparators, rank sums and shifts, the squeeze stages);
+    - the transposing buffer (FFs) and its column read; the output banks (RAM128X1D columns up
+      to 128 rows, else ``simulator.resources.memory_cost``) and their read-add;
+    - the array's PEs as ``dataflow.nm_train.resources`` counts them."""
+    from sparsim.dataflow.nm_train import resources as array_resources
+    from sparsim.rtl.nm_train import Geometry
+
+    from .resources import _mux_luts, memory_cost
+
+    def clog2(x):
+        return max(1, (x - 1).bit_length())
+
+    geo = Geometry(hw)
+    R, C, M, A = hw.rows, hw.cols, hw.max_m, hw.acc_bits
+    ib = M.bit_length() - 1
+    ibp = 1 << (ib - 1).bit_length() if ib else 0
+    S, WE, Ein, Ew, P = geo.in_sub_bytes, geo.w_sub_entries, geo.in_rec_bytes, geo.w_entries, geo.out_row_bytes
+    n_read = M if hw.dataflow == "os" else Ein
+    store_bits = 2 * geo.in_subs * S * 8 + 2 * C * WE * (8 + ibp)
+    lut = {
+        "store_writes": store_bits,
+        "write_shifters": 8 * S * clog2(S) / 2 + 2 * (8 + ibp) * WE * clog2(WE) / 2,
+        "input_reads": 2 * geo.in_subs * (8 * (n_read + M) * _mux_luts(-(-S // M) + 1) + 8 * n_read * _mux_luts(M)),
+        "weight_reads": 2 * C * (8 + ib) * _mux_luts(WE),
+    }
+    ff = {"stores": store_bits, "read_regs": geo.in_subs * 8 * n_read + C * (8 + ib)}
+    if M > 1:
+        E = max(Ein, Ew)
+        formats = sum((1 << ml) - 1 for ml in range(1, ib + 1)) + 1
+        lut.update({
+            "pgs_read": 8 * WE * _mux_luts(2 * C) + 8 * (Ew + M) * _mux_luts(-(-WE // M) + 1) + 8 * Ew * _mux_luts(M),
+            "unpack_pack": Ew * (8 + ib) * _mux_luts(formats) + 8 * P * (_mux_luts(formats) + clog2(P) / 2),
+            # |w|, one 8-bit compare per pair, rank sum and shift per byte, squeeze stages
+            "rank": E * (4 + (M - 1) / 2 * 4 + 16) + E.bit_length() * E * (9 + ib + E.bit_length() / 2) / 2,
+            "pgs_buffer": 8 * M * _mux_luts(Ew),
+        })
+        ff.update({"pgs_buffer": 8 * M * Ew + 8 * Ew + 8 * P,
+                   "rank": E * (1 + 8 + E.bit_length()) + 8 * Ein})
+    # Output banks: a read-add port and a store port each; 65..128 rows map to one RAM128X1D
+    # per bit (4 LUTs, its read registered in the fabric), the rest as memory_cost says.
+    out_bits, bram = geo.out_lanes * A, 0.0
+    if 64 < geo.out_rows <= 128:
+        lut["output_banks"], ff["output_banks"] = 2 * out_bits * 4, 2 * out_bits
+    else:
+        cost = memory_cost(out_bits, geo.out_rows, copies=2)
+        lut["output_banks"], ff["output_banks"], bram = 2 * cost.lutram_luts, 2 * cost.read_ffs, 2 * cost.bram36
+    lut["output_add"], ff["output_add"] = out_bits * 2, C * A
+    arr = array_resources(hw)
+    lut["array"], ff["array"] = arr["lut"], arr["ff"]
+    return {"lut": lut, "ff": ff, "bram36": bram}
+
+
+def rtl_resources(hw) -> dict[str, float]:
+    """The engine top as rtl/nm_train.py builds it: :func:`rtl_features` plus ``LUT_BASE`` and
+    ``FF_BASE``; one DSP per PE; block RAM only for output banks of more than 128 rows."""
+    feats = rtl_features(hw)
+    return {
+        "dsp": float(hw.pes),
+        "lut": float(sum(feats["lut"].values()) + LUT_BASE),
+        "ff": float(sum(feats["ff"].values()) + FF_BASE),
+        "bram36": float(feats["bram36"]),
+        "uram": 0.0,
+    }

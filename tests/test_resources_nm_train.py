@@ -1,0 +1,52 @@
+"""The nm_train RTL's resource model (simulator/nm_train.py ``rtl_resources``) against Yosys
+``synth_xilinx -family xcup`` of the engine top, recorded in
+benchmarks/nm_resource_calibration.json (``sparsim synth CONFIG --no-pnr --json --force``; not
+re-synthesised here). No constant of the model is fitted on a recorded point."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from sparsim.dataflow.config import load_design_point
+from sparsim.dataflow.nm_train import resources as array_resources
+from sparsim.simulator import nm_train
+
+ROOT = Path(__file__).parents[1]
+TABLE = json.loads((ROOT / "benchmarks" / "nm_resource_calibration.json").read_text())
+#: error allowed per resource, relative to Yosys (the figures of docs/nm_train.md)
+TOLERANCE = {"lut": 0.25, "ff": 0.05, "bram36": 0.10}
+
+
+def _hw(row):
+    return load_design_point(ROOT / row["config"]).hardware
+
+
+@pytest.mark.parametrize("row", TABLE, ids=lambda r: r["name"])
+def test_rtl_model_agrees_with_recorded_synthesis(row):
+    est = nm_train.rtl_resources(_hw(row))
+    assert est["dsp"] == row["dsp"]
+    for name, tol in TOLERANCE.items():
+        if row.get(name) is not None:
+            assert abs(est[name] - row[name]) <= tol * row[name], f"{name}: model {est[name]}, yosys {row[name]}"
+
+
+@pytest.mark.parametrize("row", TABLE, ids=lambda r: r["name"])
+def test_recorded_synthesis_is_of_the_current_rtl(row):
+    from sparsim.rtl.verilog import to_verilog
+
+    assert hashlib.sha256(to_verilog(_hw(row)).encode()).hexdigest()[:16] == row["verilog_sha"], (
+        "rtl/nm_train.py changed since benchmarks/nm_resource_calibration.json was measured: "
+        "re-run sparsim synth on its points")
+
+
+def test_the_rtl_as_built_is_counted_not_only_the_array():
+    # The record-wide logic and the flat sub-bank registers grow with the buffers, not the array.
+    hw = _hw(TABLE[0])
+    bigger = hw.model_copy(update={"weight_buffer_kib": hw.weight_buffer_kib * 2})
+    assert nm_train.rtl_resources(bigger)["ff"] > nm_train.rtl_resources(hw)["ff"]
+    assert nm_train.rtl_resources(bigger)["lut"] > nm_train.rtl_resources(hw)["lut"]
+    assert nm_train.rtl_resources(hw)["lut"] > 10 * array_resources(hw)["lut"]
