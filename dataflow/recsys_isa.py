@@ -77,8 +77,10 @@ encode_program = FORMAT.encode_program
 CACHE_HIT_CYCLES = 2
 #: Cycles from a GATHER's start to the first cycle its index walker may offer a row: the walker
 #: reads the range's first two positions from the index bank (block RAM, one cycle), then the
-#: first index word, and registers the row (docs/recsys.md, "Engines and timing" 2).
-WALK_CYCLES = 3
+#: first index word, fills its row-address pipeline (the index registered, its two partial
+#: products with dim, their sum with the table base: three cycles, which keep the multiply off
+#: the step) and registers the row (docs/recsys.md, "Engines and timing" 2).
+WALK_CYCLES = 6
 #: Cycles of the post-processing stage from a GEMM's (or the dot Gram's) last array result to
 #: its write: the result's cycle, in which the bias is added (registered), and the cycle in which
 #: ReLU and requantisation write the destination; for an INTER's requantisation phase, the cycle

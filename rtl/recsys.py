@@ -13,6 +13,9 @@ The components so far:
   the delivered lines in arrival order, ``pool_lanes`` elements per cycle;
 - :class:`PooledBuffer`: one bank of the pooled-embedding buffer: ``acc_bits`` sums in block
   RAM, read–add–written by the gather units' pooling outputs and cleared by the reader.
+- :class:`GatherSide` (:func:`gather_side` for a hardware configuration): the top's gather
+  side, the lanes with their index-bank copies and the two pooled banks (placed and routed
+  alone by benchmarks/bench_recsys_fmax.py).
 - :class:`DenseEngine` (:func:`dense_engine` for a hardware configuration): the dense half:
   ``GEMM`` and ``INTER`` (concat and dot) instructions on the shared
   :class:`~sparsim.rtl.systolic.SystolicArray` (either dataflow), with the weight buffer,
@@ -45,7 +48,7 @@ from .systolic import SystolicArray
 
 __all__ = ["ADDR_BITS", "DIM_BITS", "WORD_BITS", "walk_layout", "row_layout", "request_layout",
            "response_layout", "pool_layout", "IndexWalker", "GatherLane", "GatherUnit", "PooledBuffer",
-           "LineWriteQueue"]
+           "LineWriteQueue", "GatherSide", "gather_side"]
 
 #: Byte addresses (the ISA's ``addr`` field).
 ADDR_BITS = isa.field_width("addr")
@@ -108,14 +111,17 @@ class IndexWalker(wiring.Component):
 
     A ``GATHER`` accepted on ``cmd`` in cycle ``s`` reads positions ``pos`` and ``pos + 1`` (the
     first bag's start and end) in ``s``, the first index word and the third position in ``s + 1``,
-    and takes its first step in ``s + 2`` (``WALK_CYCLES`` = 3 to the first offered row). Each
-    later cycle takes one step while bags are left: at an empty bag (word pointer equal to the
-    bag's end) the step over it, else the bag's next row into the row register if the register
-    is free or its row is taken in that cycle. A row at index ``i`` of bag ``b`` is offered from
-    the cycle after its step as ``addr = base + i·dim`` and ``entry = entry + b·dim``. The end
-    position of the bag after the current one is always read ahead on ``pos_port``, so leaving
-    a bag costs no cycle; ``idx_port`` holds the next index word. ``cmd`` is ready when no walk
-    is in progress (after the last step's cycle).
+    fills its row-address pipeline in ``s + 2`` … ``s + 4`` and takes its first step in ``s + 5``
+    (``WALK_CYCLES`` = 6 to the first offered row). Each later cycle takes one step while bags
+    are left: at an empty bag (word pointer equal to the bag's end) the step over it, else the
+    bag's next row into the row register if the register is free or its row is taken in that
+    cycle. A row at index ``i`` of bag ``b`` is offered from the cycle after its step as
+    ``addr = base + i·dim`` and ``entry = entry + b·dim``. The end position of the bag after the
+    current one is always read ahead on ``pos_port``, so leaving a bag costs no cycle; the
+    row-address pipeline runs three index words ahead on ``idx_port`` (the word read, registered,
+    multiplied by ``dim`` in two partial products, added to the base), shifting on each row
+    step, so that a step moves registers and the multiply is off its path. ``cmd`` is ready when
+    no walk is in progress (after the last step's cycle).
 
     Parameters (keyword-only)
     -------------------------
@@ -151,18 +157,32 @@ class IndexWalker(wiring.Component):
         wbits = self._wbits
         cmd = self.cmd.payload
         pos_port, idx_port = self.pos_port, self.idx_port
+        fill_end = isa.WALK_CYCLES - 1  # the phase in which the walk steps
 
         # The walk's registers (reset-less data; ``phase`` is the control state).
-        phase = Signal(range(3))  # 0 idle, 1 the cycle after cmd, 2 stepping
+        phase = Signal(range(fill_end + 1))  # 0 idle, 1 the cycle after cmd, 2 .. filling, fill_end stepping
         cur = Signal(walk_layout(wbits, self._entry_bits, self._ctx_bits), reset_less=True)
         # Positions run up to the bank's depth (the end of its last word): one bit more.
         word = Signal(wbits + 1, reset_less=True)  # next index word of the current bag
         end = Signal(wbits + 1, reset_less=True)  # the current bag's end position
         pos_next = Signal(wbits, reset_less=True)  # address of the next position read ahead
+        fetch = Signal(wbits, reset_less=True)  # address of the next index word to read
         bags_left = Signal.like(cur.bags, reset_less=True)
         entry = Signal.like(cur.entry, reset_less=True)
+        # The row address pipeline, ahead of ``word``: idx_port holds the index at word + 3,
+        # ``index_q`` the one at word + 2, ``lo``/``hi`` the partial products index x dim of
+        # word + 1 (one multiplier each), ``row_addr`` the byte address of the row at ``word``.
+        # It shifts on every row step (and while it fills), so the step only enables registers:
+        # the multiply and the adds are off the step's path.
+        index_q = Signal(WORD_BITS, reset_less=True)
+        lo = Signal(18 + DIM_BITS, reset_less=True)
+        hi = Signal(ADDR_BITS - 18, reset_less=True)
+        row_addr = Signal(ADDR_BITS, reset_less=True)
 
-        m.d.comb += [pos_port.en.eq(0), idx_port.en.eq(0), self.cmd.ready.eq(phase == 0)]
+        # The read addresses default to registers (the next position and index word to read ahead),
+        # so that a step only enables the reads.
+        m.d.comb += [pos_port.en.eq(0), pos_port.addr.eq(pos_next), idx_port.en.eq(0), idx_port.addr.eq(fetch),
+                     self.cmd.ready.eq(phase == 0)]
         with m.If(self.cmd.valid & self.cmd.ready):
             m.d.comb += [pos_port.en.eq(1), pos_port.addr.eq(cmd.pos),
                          idx_port.en.eq(1), idx_port.addr.eq(cmd.pos + 1)]
@@ -172,29 +192,35 @@ class IndexWalker(wiring.Component):
             m.d.comb += [pos_port.en.eq(1), pos_port.addr.eq(cur.pos + 2),
                          idx_port.en.eq(1), idx_port.addr.eq(pos_port.data)]
             m.d.sync += [phase.eq(2), word.eq(pos_port.data), end.eq(idx_port.data),
-                         pos_next.eq(cur.pos + 3)]
+                         pos_next.eq(cur.pos + 3), fetch.eq(pos_port.data + 1)]
 
-        # Stepping: pos_port.data is the end of the bag after the current one, idx_port.data
-        # the index at ``word``.
+        # Stepping: pos_port.data is the end of the bag after the current one, ``row_addr`` the
+        # row at ``word``.
+        stepping = phase == fill_end
         register_free = ~self.rows.valid | self.rows.ready
         empty = word == end
-        row_step = (phase == 2) & ~empty & register_free
-        step = (phase == 2) & (empty | register_free)
+        row_step = stepping & ~empty & register_free
+        step = stepping & (empty | register_free)
+        with m.If((phase >= 2) & ~stepping):
+            m.d.sync += phase.eq(phase + 1)
+        with m.If(((phase >= 2) & ~stepping) | row_step):
+            m.d.comb += idx_port.en.eq(1)
+            m.d.sync += [fetch.eq(fetch + 1), index_q.eq(idx_port.data), lo.eq(index_q[:18] * cur.dim),
+                         hi.eq(index_q[18:] * cur.dim), row_addr.eq(cur.base + lo + Cat(Const(0, 18), hi))]
         with m.If(self.rows.ready):
             m.d.sync += self.rows.valid.eq(0)
         with m.If(row_step):
             m.d.sync += [
                 self.rows.valid.eq(1),
-                self.rows.payload.addr.eq(cur.base + idx_port.data * cur.dim),
+                self.rows.payload.addr.eq(row_addr),
                 self.rows.payload.dim.eq(cur.dim),
                 self.rows.payload.entry.eq(entry),
                 self.rows.payload.ctx.eq(cur.ctx),
                 word.eq(word + 1),
             ]
-            m.d.comb += [idx_port.en.eq(1), idx_port.addr.eq(word + 1)]
         bag_ends = step & (empty | (word + 1 == end))
         with m.If(bag_ends):
-            m.d.comb += [pos_port.en.eq(1), pos_port.addr.eq(pos_next)]
+            m.d.comb += pos_port.en.eq(1)
             m.d.sync += [end.eq(pos_port.data), pos_next.eq(pos_next + 1), bags_left.eq(bags_left - 1),
                          entry.eq(entry + cur.dim)]
             with m.If(bags_left == 1):
@@ -365,7 +391,13 @@ class GatherUnit(wiring.Component):
         m.d.comb += cur_line.eq(Mux(mid, next_line, row.addr[lb:]))
         row_last = Signal(ADDR_BITS)
         m.d.comb += row_last.eq(row.addr + row.dim - 1)
-        last_line = row_last[lb:] == cur_line
+        # Whether the line to request is the row's last: for its first line from its offset and
+        # bytes, for a later one a flag registered with ``next_line`` (keeps the row's end
+        # address and a line-number compare off the take decision, which the walker waits on).
+        first_last = Signal()
+        mid_last = Signal()
+        last_line = Signal()
+        m.d.comb += [first_last.eq(row.addr[:lb] + row.dim <= line), last_line.eq(Mux(mid, mid_last, first_last))]
         lo = Signal(ADDR_BITS)
         m.d.comb += lo.eq(Mux(mid, Cat(Const(0, lb), cur_line), row.addr))
         slice_meta = Signal(meta_layout)
@@ -401,7 +433,8 @@ class GatherUnit(wiring.Component):
         ]
         with m.If(take):
             m.d.sync += meta[new_tag].eq(slice_meta)
-            m.d.sync += [mid.eq(~last_line), next_line.eq(cur_line + 1)]
+            following = (cur_line + 1)[:ln_bits]
+            m.d.sync += [mid.eq(~last_line), next_line.eq(following), mid_last.eq(row_last[lb:] == following)]
 
         # Arrival queue of tags (capacity: every tag), filled by the channel lanes in channel
         # order and then the cache hit due this cycle.
@@ -417,8 +450,13 @@ class GatherUnit(wiring.Component):
             m.d.sync += hit_pipe[0].eq(Cat(take & hit, new_tag))
             for a, b in zip(hit_pipe, hit_pipe[1:]):
                 m.d.sync += b.eq(a)
-            with m.If(take & hit):
-                m.d.sync += store[new_tag].eq(c_data[s])
+            # A hit's line is copied into its tag's store the cycle after the lookup (pooling reads
+            # it CACHE_HIT_CYCLES + 1 later at the earliest), so the take decision does not steer
+            # a line-wide write; the set is read in the lookup cycle, before that cycle's fill.
+            hit_data = Signal(8 * line, reset_less=True)
+            m.d.sync += hit_data.eq(c_data[s])
+            with m.If(hit_pipe[0][0]):
+                m.d.sync += store[hit_pipe[0][1:]].eq(hit_data)
             for lane in self.resp:
                 with m.If(lane.valid):
                     filled = data.View(meta_layout, meta[lane.payload.tag]).line
@@ -670,6 +708,123 @@ class LineWriteQueue(wiring.Component):
         with m.If(queued):
             m.d.sync += head.eq(Mux(head == depth - 1, 0, head + 1))
         return m
+
+
+class GatherSide(wiring.Component):
+    """The engine top's gather side (docs/recsys.md, "RTL (measured)"): ``gather_units``
+    :class:`GatherLane`\\ s, each reading its own copy of the two index banks (one per mini-batch
+    parity, two read ports each, all written through ``idx_wr``), pooling into the two
+    :class:`PooledBuffer` banks, which ``rd_*`` reads and clears (the ``INTER``).
+
+    Each lane's chunks reach the banks through a register, which keeps the unit's tag and meta
+    reads off the banks' address and add paths: the sum of a chunk pooled in cycle x is written
+    at the end of x + 2, and the first ``INTER`` read that may see it (in x + 2 at the earliest:
+    the ``GATHER`` is done in x, the ``INTER`` taken in x + 1) does, the banks' read ports being
+    transparent.
+
+    Members
+    -------
+    idx_wr : In(stream.Signature({bank, addr, data}, always_ready=True))
+        A line of index bank ``bank``.
+    cmd : In(stream.Signature(walk_layout(...))).array(G)
+    req : Out(stream.Signature(request_layout(tag_bits))).array(G)
+    resp : In(stream.Signature(response_layout(line_bytes, tag_bits), always_ready=True)).array(G, channels)
+    busy : Out(2).array(G)
+        As :class:`GatherLane`'s.
+    rd_en, rd_bank, rd_addr, rd_count : In
+        Read (and clear) ``rd_count`` sums from ``rd_addr`` of bank ``rd_bank`` when ``rd_en``.
+    rd_data : Out(data.ArrayLayout(signed(acc_bits), read_width))
+        The sums read in the previous cycle.
+    """
+
+    def __init__(self, *, units: int, line_bytes: int, max_outstanding: int, channels: int, pool_lanes: int,
+                 cache_lines: int, index_lines: int, entries: int, acc_bits: int, read_width: int):
+        self._units, self._line, self._tags, self._channels = units, line_bytes, max_outstanding, channels
+        self._pool_lanes, self._cache_lines, self._index_lines = pool_lanes, cache_lines, index_lines
+        self._entries, self._acc, self._width = entries, acc_bits, read_width
+        self.word_bits = _bits(index_lines * line_bytes // isa.INDEX_BYTES)
+        self.entry_bits = _bits(entries + 1)
+        tag_bits = _bits(max_outstanding)
+        super().__init__({
+            "idx_wr": In(stream.Signature(data.StructLayout(
+                {"bank": 1, "addr": unsigned(_bits(index_lines)), "data": unsigned(8 * line_bytes)}),
+                always_ready=True)),
+            "cmd": In(stream.Signature(walk_layout(self.word_bits, self.entry_bits, 1))).array(units),
+            "req": Out(stream.Signature(request_layout(tag_bits))).array(units),
+            "resp": In(stream.Signature(response_layout(line_bytes, tag_bits), always_ready=True)).array(
+                units, channels),
+            "busy": Out(2).array(units),
+            "rd_en": In(1), "rd_bank": In(1), "rd_addr": In(self.entry_bits), "rd_count": In(range(read_width + 1)),
+            "rd_data": Out(data.ArrayLayout(signed(acc_bits), read_width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        line = self._line
+        wl = (line // isa.INDEX_BYTES).bit_length() - 1
+        w = self.idx_wr
+        pool_q = []
+        for g in range(self._units):
+            lane = GatherLane(word_addr_bits=self.word_bits, line_bytes=line, max_outstanding=self._tags,
+                              channels=self._channels, pool_lanes=self._pool_lanes, cache_lines=self._cache_lines,
+                              entry_bits=self.entry_bits)
+            m.submodules[f"lane{g}"] = lane
+            wiring.connect(m, wiring.flipped(self.cmd[g]), lane.cmd)
+            wiring.connect(m, lane.req, wiring.flipped(self.req[g]))
+            for c in range(self._channels):
+                wiring.connect(m, wiring.flipped(self.resp[g][c]), lane.resp[c])
+            m.d.comb += self.busy[g].eq(lane.busy)
+            # Index banks: per parity one copy per lane, two read ports each.
+            par = Signal(name=f"lane_par{g}")
+            with m.If(lane.cmd.valid & lane.cmd.ready):
+                m.d.sync += par.eq(lane.cmd.payload.ctx)
+            for port_name in ("pos_port", "idx_port"):
+                port = getattr(lane, port_name)
+                sel = Signal(max(1, wl), name=f"{port_name}_sel{g}")
+                with m.If(port.en):
+                    m.d.sync += sel.eq(port.addr[:wl] if wl else 0)
+                outs = []
+                for p in range(2):
+                    mem = memory.Memory(shape=8 * line, depth=self._index_lines, init=[])
+                    m.submodules[f"index{p}_{g}_{port_name}"] = mem
+                    wr = mem.write_port()
+                    m.d.comb += [wr.en.eq(w.valid & (w.payload.bank == p)), wr.addr.eq(w.payload.addr),
+                                 wr.data.eq(w.payload.data)]
+                    rd = mem.read_port()
+                    m.d.comb += [rd.addr.eq(port.addr[wl:]), rd.en.eq(port.en)]
+                    outs.append(rd.data.word_select(sel, 32) if wl else rd.data[:32])
+                m.d.comb += port.data.eq(Mux(par, outs[1], outs[0]))
+            valid = Signal(name=f"pool_q{g}_valid")
+            payload = Signal(lane.pool.payload.shape(), name=f"pool_q{g}", reset_less=True)
+            m.d.sync += [valid.eq(lane.pool.valid), payload.eq(lane.pool.payload)]
+            pool_q.append((valid, payload))
+        banks = []
+        for p in range(2):
+            buf = PooledBuffer(entries=self._entries, acc_bits=self._acc, lanes=self._pool_lanes, ports=self._units,
+                               entry_bits=self.entry_bits, read_width=self._width)
+            m.submodules[f"pooled{p}"] = buf
+            banks.append(buf)
+            for g, (valid, payload) in enumerate(pool_q):
+                m.d.comb += [buf.pool[g].valid.eq(valid & (payload.ctx == p)), buf.pool[g].payload.eq(payload)]
+            on = self.rd_en & (self.rd_bank == p)
+            m.d.comb += [buf.read_addr.eq(self.rd_addr), buf.read_count.eq(Mux(on, self.rd_count, 0)),
+                         buf.read_clear.eq(on)]
+        bank_q = Signal()
+        m.d.sync += bank_q.eq(self.rd_bank)
+        for c in range(self._width):
+            m.d.comb += self.rd_data[c].eq(Mux(bank_q, banks[1].read_data[c], banks[0].read_data[c]))
+        return m
+
+
+def gather_side(hw) -> GatherSide:
+    """The :class:`GatherSide` of a :class:`~sparsim.dataflow.recsys.RecsysHardware`, as
+    :class:`RecsysAccelerator` holds it."""
+    line = hw.line_bytes
+    return GatherSide(units=hw.gather_units, line_bytes=line, max_outstanding=hw.max_outstanding,
+                      channels=hw.memory.channels, pool_lanes=hw.pool_lanes, cache_lines=hw.cache_lines,
+                      index_lines=max(1, int(hw.index_buffer_kib * 1024) // 2 // line),
+                      entries=int(hw.pooled_buffer_kib * 1024) // 2 // hw.acc_bytes, acc_bits=hw.acc_bits,
+                      read_width=max(2, hw.cols))
 
 
 #: Instruction words as the RTL sees them: the ISA's field table as a struct.
@@ -1354,11 +1509,9 @@ class RecsysAccelerator(wiring.Component):
         lb = line.bit_length() - 1
         acc_bytes = hw.acc_bytes
         tag_bits = _bits(tags)
-        index_bank_bytes = int(hw.index_buffer_kib * 1024) // 2
-        index_lines = max(1, index_bank_bytes // line)
-        word_bits = _bits(index_lines * line // isa.INDEX_BYTES)
-        entries = int(hw.pooled_buffer_kib * 1024) // 2 // acc_bytes
-        entry_bits = _bits(entries + 1)
+        index_lines = max(1, int(hw.index_buffer_kib * 1024) // 2 // line)
+        gs = m.submodules.gather = gather_side(hw)
+        word_bits, entry_bits = gs.word_bits, gs.entry_bits
         dense = m.submodules.dense = self._dense
         running = Signal()
         m.d.comb += self.running.eq(running)
@@ -1413,19 +1566,13 @@ class RecsysAccelerator(wiring.Component):
         top_count = Signal(16)
         store_count = [Signal(16, name=f"store_count{p}") for p in range(2)]
 
-        lanes = []
-        for g in range(G):
-            lane = GatherLane(word_addr_bits=word_bits, line_bytes=line, max_outstanding=tags, channels=ch,
-                              pool_lanes=hw.pool_lanes, cache_lines=hw.cache_lines, entry_bits=entry_bits)
-            m.submodules[f"lane{g}"] = lane
-            lanes.append(lane)
 
         def gathers_done(mb):
             """Every GATHER of mini-batch ``mb`` handed to its lane and done."""
             ok = Const(1, 1)
             for u, q in enumerate(unit_q):
                 head = data.View(unit_entry, q.r_data)
-                ok = ok & (~q.r_rdy | (head.mb > mb)) & ~lanes[u].busy.bit_select(mb[0], 1)
+                ok = ok & (~q.r_rdy | (head.mb > mb)) & ~gs.busy[u].bit_select(mb[0], 1)
             return ok
 
         # ---- loader (requester 0) ----------------------------------------------------------
@@ -1493,10 +1640,10 @@ class RecsysAccelerator(wiring.Component):
             m.d.comb += [wq.lines[c].valid.eq(mine), lw.target.eq(mt.target), lw.bank.eq(mt.bank),
                          lw.idx.eq(mt.idx), lw.data.eq(resp.payload.data)]
             # Gather units' lines.
-            for g, lane in enumerate(lanes):
-                m.d.comb += [lane.resp[c].valid.eq(resp.valid & (resp.payload.requester == g + 1)),
-                             lane.resp[c].payload.tag.eq(resp.payload.tag),
-                             lane.resp[c].payload.data.eq(resp.payload.data)]
+            for g in range(G):
+                m.d.comb += [gs.resp[g][c].valid.eq(resp.valid & (resp.payload.requester == g + 1)),
+                             gs.resp[g][c].payload.tag.eq(resp.payload.tag),
+                             gs.resp[g][c].payload.data.eq(resp.payload.data)]
         m.d.sync += free.eq((free & ~taken) | freed)
         write, write_en, queued = wq.write.payload, wq.write.valid, wq.waiting
         m.d.comb += [dense.weight_wr.valid.eq(write_en & (write.target == isa.LOAD_WEIGHT)),
@@ -1524,57 +1671,25 @@ class RecsysAccelerator(wiring.Component):
                     with m.If(finished):
                         m.d.sync += counter.eq(counter + 1)
 
-        # ---- index banks: per parity one copy per lane (two read ports each) -----------------
-        wl = (line // isa.INDEX_BYTES).bit_length() - 1
-        for g, lane in enumerate(lanes):
-            par = Signal(name=f"lane_par{g}")
-            with m.If(lane.cmd.valid & lane.cmd.ready):
-                m.d.sync += par.eq(lane.cmd.payload.ctx)
-            for port_name in ("pos_port", "idx_port"):
-                port = getattr(lane, port_name)
-                sel = Signal(max(1, wl), name=f"{port_name}_sel{g}")
-                with m.If(port.en):
-                    m.d.sync += sel.eq(port.addr[:wl] if wl else 0)
-                outs = []
-                for p in range(2):
-                    mem = memory.Memory(shape=8 * line, depth=index_lines, init=[])
-                    m.submodules[f"index{p}_{g}_{port_name}"] = mem
-                    wr = mem.write_port()
-                    m.d.comb += [wr.en.eq(write_en & (write.target == isa.LOAD_INDEX) & (write.bank == p)),
-                                 wr.addr.eq(write.idx), wr.data.eq(write.data)]
-                    rd = mem.read_port()
-                    m.d.comb += [rd.addr.eq(port.addr[wl:]), rd.en.eq(port.en)]
-                    outs.append(rd.data.word_select(sel, 32) if wl else rd.data[:32])
-                m.d.comb += port.data.eq(Mux(par, outs[1], outs[0]))
+        m.d.comb += [gs.idx_wr.valid.eq(write_en & (write.target == isa.LOAD_INDEX)),
+                     gs.idx_wr.payload.bank.eq(write.bank), gs.idx_wr.payload.addr.eq(write.idx),
+                     gs.idx_wr.payload.data.eq(write.data)]
 
         # ---- gather lanes: the unit queues, under the GATHER's conditions ---------------------
-        for g, (lane, q) in enumerate(zip(lanes, unit_q)):
+        for g, q in enumerate(unit_q):
             head_u = data.View(unit_entry, q.r_data)
             mb = head_u.mb
             ok = (Array(ldi_count)[mb[0]] >= (mb >> 1) + 1) & ((mb < 2) | (inter_count >= mb - 1))
-            m.d.comb += [lane.cmd.valid.eq(running & q.r_rdy & ok), lane.cmd.payload.eq(head_u.walk),
-                         q.r_en.eq(lane.cmd.valid & lane.cmd.ready)]
-            m.d.comb += [getattr(self, f"req{g + 1}").valid.eq(lane.req.valid),
-                         getattr(self, f"req{g + 1}").payload.eq(lane.req.payload),
-                         lane.req.ready.eq(getattr(self, f"req{g + 1}").ready)]
+            cmd = gs.cmd[g]
+            m.d.comb += [cmd.valid.eq(running & q.r_rdy & ok), cmd.payload.eq(head_u.walk),
+                         q.r_en.eq(cmd.valid & cmd.ready)]
+            wiring.connect(m, gs.req[g], wiring.flipped(getattr(self, f"req{g + 1}")))
 
         # ---- pooled banks ---------------------------------------------------------------------
-        pooled = []
-        for p in range(2):
-            buf = PooledBuffer(entries=entries, acc_bits=hw.acc_bits, lanes=hw.pool_lanes, ports=G,
-                               entry_bits=entry_bits, read_width=max(2, hw.cols))
-            m.submodules[f"pooled{p}"] = buf
-            pooled.append(buf)
-            for g, lane in enumerate(lanes):
-                m.d.comb += [buf.pool[g].valid.eq(lane.pool.valid & (lane.pool.payload.ctx == p)),
-                             buf.pool[g].payload.eq(lane.pool.payload)]
-            m.d.comb += [buf.read_addr.eq(dense.pool_rd.addr), buf.read_count.eq(
-                Mux(dense.pool_rd.en & (dense.pool_rd.bank == p), dense.pool_rd.count, 0)),
-                buf.read_clear.eq(dense.pool_rd.en & (dense.pool_rd.bank == p))]
-        pool_bank_q = Signal()
-        m.d.sync += pool_bank_q.eq(dense.pool_rd.bank)
+        m.d.comb += [gs.rd_en.eq(dense.pool_rd.en), gs.rd_bank.eq(dense.pool_rd.bank),
+                     gs.rd_addr.eq(dense.pool_rd.addr), gs.rd_count.eq(dense.pool_rd.count)]
         for c in range(hw.cols):
-            m.d.comb += dense.pool_data[c].eq(Mux(pool_bank_q, pooled[1].read_data[c], pooled[0].read_data[c]))
+            m.d.comb += dense.pool_data[c].eq(gs.rd_data[c])
 
         # ---- dense engine: its queue under the GEMM / INTER conditions ------------------------
         dh = data.View(INSTR_LAYOUT, dense_q.r_data)
@@ -1696,7 +1811,7 @@ class RecsysAccelerator(wiring.Component):
         idle = Signal()
         m.d.comb += idle.eq(
             running & ~Cat(*[q.r_rdy for q in queues]).any() & ~cur & free.all() & ~queued & dense.cmd.ready
-            & Cat(*[~lane.busy.any() & lane.cmd.ready for lane in lanes]).all() & ~s_active
+            & Cat(*[~gs.busy[g].any() & gs.cmd[g].ready for g in range(G)]).all() & ~s_active
             & (outstanding[0] == 0) & (outstanding[1] == 0) & ~open_[0] & ~open_[1])
         from .shell import CYCLE_BITS
 

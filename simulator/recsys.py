@@ -702,8 +702,14 @@ def rtl_resources(hw) -> dict[str, float]:
             + 6 * banks * 24 + 8 * R * 4 * _mux_luts(banks)  # skewed stores: addresses, rotation
             + 2 * C * 3 * acc  # requantisers
             + LUT_BASE)
+    index_lines = max(1, int(hw.index_buffer_kib * 1024) // 2 // line)
+    word_bits = max(1, (index_lines * line // isa.INDEX_BYTES - 1).bit_length())
+    entry_bits = max(1, (int(hw.pooled_buffer_kib * 1024) // 2 // hw.acc_bytes).bit_length())
     ff += (R * C * (40 + 2 * acc)  # operand, product, accumulator and drain registers
            + G * (tags * (line_bits + 48) + hw.cache_lines * (line_bits + 32))  # line store, cache
+           + G * ((line_bits if hw.cache_lines else 0)  # a hit's line, copied the cycle after
+                  + 8 * lanes + entry_bits + lanes.bit_length() + 3  # the chunk register to the banks
+                  + 32 + 34 + 14 + 32 + word_bits)  # the walker's row-address pipeline
            + max(1, tags - 1) * (line_bits + 16) + tags * 35  # loader: write queue, tag targets
            + FF_BASE)
     return {
