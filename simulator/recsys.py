@@ -629,8 +629,8 @@ _NARROW_LUTRAM = (8, 4096)
 #: The engine top's logic beyond the counted terms (the Program intake, the per-engine queues'
 #: control, the loader, the store, the conditions' counters, the dense engine's fold counters and
 #: post-processing), fitted on the tiny point's synthesis.
-LUT_BASE = 10_755
-FF_BASE = 2_126
+LUT_BASE = 10_579
+FF_BASE = 2_124
 #: Multipliers of the top beyond the array and the walkers (instruction intake, the dense
 #: engine's Q x K, P x T and Gram triangle, the skewed stores' address products), measured.
 FIXED_DSPS = 7
