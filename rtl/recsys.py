@@ -34,7 +34,7 @@ hits after them, and a tag is free again in the cycle after its slice's last poo
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -835,41 +835,102 @@ def _pow2_at_least(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
-def requantized(m: Module, value, shift, name: str):
-    """``dlrm.requantize``: arithmetic shift right by ``shift`` rounding half up, saturated to
-    INT8 (combinational); returns a ``signed(8)`` signal."""
-    v = Signal.like(value, name=f"{name}_v")
-    m.d.comb += v.eq(value)
-    shift_m1 = Signal(len(shift), name=f"{name}_sm1")
-    m.d.comb += shift_m1.eq(shift - 1)
-    half = Signal(signed(len(value) + 1), name=f"{name}_half")
-    m.d.comb += half.eq(v >> shift_m1)
-    rounded = Signal(signed(len(value) + 1), name=f"{name}_round")
-    m.d.comb += rounded.eq(Mux(shift == 0, v, (half + 1) >> 1))
-    out = Signal(signed(8), name=name)
-    m.d.comb += out.eq(Mux(rounded > 127, 127, Mux(rounded < -128, -128, rounded)))
+class _Requantizer:
+    """``dlrm.requantize`` (arithmetic shift right rounding half up, saturated to INT8) of
+    ``acc``-bit values in two pipeline stages, for any shift >= 0.
+
+    With ``u = 2v`` and ``t = u >> s`` (arithmetic), ``requantize(v, s) = sat((t + 1) >> 1)``
+    (``s = 0``: ``t = 2v``, ``(2v + 1) >> 1 = v``); it saturates high iff ``u >= 255·2^s`` and
+    low iff ``u < -257·2^s``. Stage A (:meth:`stage_a`, registered) compares ``u`` with those
+    two thresholds, which depend on the shift alone and are registers, and keeps ``t``'s low 9
+    bits; stage B (:meth:`stage_b`, combinational) rounds those and saturates. So no stage
+    holds more than one wide carry chain or the shifter (the single-cycle form limited the
+    dense engine to 43 MHz on ECP5). ``shift`` may change; the thresholds follow it two cycles
+    later."""
+
+    def __init__(self, m: Module, shift, acc: int, name: str):
+        self._m, self._acc, self._name = m, acc, name
+        w = acc + 2  # signed: u (acc + 1 bits) and the thresholds +2^acc / -2^acc ("never")
+        self._s = Signal(range(acc + 2), name=f"{name}_s")  # the shift, clamped to acc + 1
+        m.d.sync += self._s.eq(Mux(shift > acc + 1, acc + 1, shift))
+        self._hi = Signal(signed(w), name=f"{name}_hi", reset_less=True)
+        self._lo = Signal(signed(w), name=f"{name}_lo", reset_less=True)
+        m.d.sync += [self._hi.eq(Mux(self._s <= acc - 8, Const(255, w) << self._s, 1 << acc)),
+                     self._lo.eq(Mux(self._s <= acc - 9, -(Const(257, w) << self._s), -(1 << acc)))]
+
+    def stage_a(self, value, zero, index: int):
+        """Registers of ``value`` (a register, ``signed(acc)``) after stage A; ``zero``: the
+        result is 0 (ReLU of a negative value)."""
+        m, name = self._m, f"{self._name}{index}"
+        u = Signal(signed(self._acc + 1), name=f"{name}_u")
+        m.d.comb += u.eq(Cat(Const(0, 1), value))
+        over = Signal(name=f"{name}_over")
+        under = Signal(name=f"{name}_under")
+        low = Signal(9, name=f"{name}_t", reset_less=True)
+        z = Signal(name=f"{name}_zero")
+        m.d.sync += [over.eq(u >= self._hi), under.eq(u < self._lo), low.eq((u >> self._s)[:9]), z.eq(zero)]
+        return over, under, low, z
+
+    def stage_b(self, a, index: int):
+        """The INT8 result (``signed(8)``, combinational) of the stage-A registers ``a``."""
+        over, under, low, zero = a
+        m, name = self._m, f"{self._name}{index}"
+        rounded = Signal(9, name=f"{name}_r")
+        m.d.comb += rounded.eq(low + 1)
+        out = Signal(signed(8), name=f"{name}_q")
+        m.d.comb += out.eq(Mux(zero, 0, Mux(over, 127, Mux(under, -128, rounded[1:9].as_signed()))))
+        return out
+
+
+def _lagged(m: Module, value, cycles: int, name: str):
+    """``value`` after ``cycles`` registers."""
+    for d in range(cycles):
+        reg = Signal.like(value, name=f"{name}_l{d + 1}") if isinstance(value, Signal) else \
+            Signal(Value.cast(value).shape(), name=f"{name}_l{d + 1}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
+def _clog2(m: Module, value, bits: int, name: str):
+    """``ceil(log2(value))`` for ``value`` >= 1 (combinational): the bit length of ``value - 1``."""
+    less = Signal(len(Value.cast(value)), name=f"{name}_m1")
+    m.d.comb += less.eq(value - 1)
+    out = Signal(bits, name=name)
+    m.d.comb += out.eq(0)
+    for i in range(len(less)):
+        with m.If(less[i]):
+            m.d.comb += out.eq(i + 1)
     return out
 
 
 class _LineCopies:
     """``copies`` line-wide memories written together through one write port, each read at its
-    own byte address (one INT8 operand per copy and cycle, on ``data(i)`` the cycle after
-    ``read(i, ...)``); copy 0 has ``extra_ports`` more line read ports."""
+    own byte address (one INT8 operand per copy and cycle, on ``data(i)`` READ_CYCLES = 3 cycles
+    after ``read(i, ...)``: the line address is registered, then read, and the read line passes a
+    plain register before its byte is selected, so that no logic follows the block RAM's
+    unregistered output; rtl/ecp5_pack.py does not yet pack that register into the RAM's output
+    register, see docs/recsys.md); copy 0 has ``extra_ports`` more line read ports (their data one cycle
+    after their address, unregistered)."""
 
     def __init__(self, m: Module, name: str, *, copies: int, depth: int, line: int, extra_ports: int = 0):
         self._lb = line.bit_length() - 1
         self._line = line
         self.depth = depth
-        self.ports, self.wr, self._byte_q = [], [], []
+        self.ports, self.wr, self._byte_q, self._line_q = [], [], [], []
         self.extra = []
         for i in range(copies):
             mem = memory.Memory(shape=8 * line, depth=depth, init=[])
             m.submodules[f"{name}{i}"] = mem
             self.wr.append(mem.write_port())
-            self.ports.append(mem.read_port())
+            port = mem.read_port()
+            self.ports.append(port)
             if i == 0:
                 self.extra = [mem.read_port() for _ in range(extra_ports)]
             self._byte_q.append(Signal(max(1, self._lb), name=f"{name}{i}_byte"))
+            line_q = Signal(8 * line, name=f"{name}{i}_line_q", reset_less=True)
+            m.d.sync += line_q.eq(port.data)
+            self._line_q.append(line_q)
         self._m = m
 
     def write(self, en, addr, data) -> None:
@@ -877,22 +938,29 @@ class _LineCopies:
             self._m.d.comb += [port.en.eq(en), port.addr.eq(addr), port.data.eq(data)]
 
     def read(self, i: int, byte_addr) -> None:
-        self._m.d.comb += self.ports[i].addr.eq(byte_addr[self._lb:])
-        self._m.d.sync += self._byte_q[i].eq(byte_addr[: self._lb] if self._lb else 0)
+        self._m.d.sync += self.ports[i].addr.eq(byte_addr[self._lb:])
+        byte = _lagged(self._m, byte_addr[: self._lb] if self._lb else Const(0, 1), 3, f"{self._byte_q[i].name}")
+        self._m.d.comb += self._byte_q[i].eq(byte)
 
     def data(self, i: int):
-        return self.ports[i].data.word_select(self._byte_q[i], 8).as_signed()
+        return self._line_q[i].word_select(self._byte_q[i], 8).as_signed()
 
 
 class _SkewedStores:
     """INT8 stores of values ``(p, k)``, rows ``p < P`` (``P`` from the instruction), in ``banks``
     byte-wide memories each (a power of two >= the array's rows and columns): ``(p, k)`` lives
-    in memory ``(p + k) % banks`` at ``(k // banks) * P + p``. Any ``banks`` consecutive values
-    of a column (the array's rows reading one step of R samples, OS) or of a row (R steps of one
+    in memory ``(p + k) % banks`` at word ``(k // banks) * 2^lp + p``, ``2^lp`` the power of two
+    at or above ``P`` (``lp`` a register the caller keeps). Any ``banks`` consecutive values of
+    a column (the array's rows reading one step of R samples, OS) or of a row (R steps of one
     sample, WS; a result run of up to C bytes) lie in distinct memories, so each takes one read
-    or one write per cycle, and a store of ``P x W`` values uses ``ceil(W / banks) * P`` words
-    of each memory. The stores of one group share their read and write addresses (one
-    instruction reads or writes one of them at a time)."""
+    or one write per cycle. A store of ``P x W`` values uses ``ceil(W / banks) * 2^lp`` words of
+    each memory, less than ``2 (P W / banks + P)``: the power-of-two row stride makes a word
+    address a shift and an OR, where a stride of ``P`` took a multiplier in the address path
+    (59 MHz on ECP5), at twice the depth. The stores of one group share their read and write
+    addresses (one instruction reads or writes one of them at a time). A read's value is on
+    :meth:`data` three cycles after :meth:`read` (the word addresses are registered, then the
+    memory's read register, then a plain register, so that no logic follows a block RAM's
+    unregistered output)."""
 
     ADDR_BITS = 24
 
@@ -901,13 +969,19 @@ class _SkewedStores:
         self._nb = banks
         self._lb = banks.bit_length() - 1
         self.mems = []
+        self._data_q = []
         for st in range(stores):
-            ports = []
+            ports, regs = [], []
             for b in range(banks):
                 mem = memory.Memory(shape=signed(8), depth=depth, init=[])
                 m.submodules[f"{name}{st}_{b}"] = mem
-                ports.append((mem.write_port(), mem.read_port()))
+                wr, rd = mem.write_port(), mem.read_port()
+                ports.append((wr, rd))
+                reg = Signal(signed(8), name=f"{name}{st}_{b}_q", reset_less=True)
+                m.d.sync += reg.eq(rd.data)
+                regs.append(reg)
             self.mems.append(ports)
+            self._data_q.append(regs)
         self._base_q = Signal(max(1, self._lb), name=f"{name}_base_q")
         self._name = name
 
@@ -917,49 +991,67 @@ class _SkewedStores:
         self._m.d.comb += lane.eq((b - base) if self._lb else 0)
         return lane
 
-    def _origin(self, row, k, P, kind: str):
-        """Word address of value ``(row, k)`` in the memory that holds it, and that memory."""
-        lb = self._lb
-        base = Signal(self.ADDR_BITS, name=f"{self._name}_{kind}base")
-        first = Signal(max(1, lb), name=f"{self._name}_{kind}first")
-        self._m.d.comb += [base.eq((k >> lb) * P + row), first.eq((row + k)[:lb] if lb else 0)]
-        return base, first
+    def _words(self, k, lp, kind: str):
+        """The word offsets of column ``k``'s word and of the next word: ``(k // banks) << lp``
+        and ``(k // banks + 1) << lp``."""
+        here = Signal(self.ADDR_BITS, name=f"{self._name}_{kind}col")
+        there = Signal(self.ADDR_BITS, name=f"{self._name}_{kind}next")
+        kw = k >> self._lb
+        self._m.d.comb += [here.eq(kw << lp), there.eq((kw + 1) << lp)]
+        return here, there
+
+    def _first(self, row, k):
+        return (row + k)[: self._lb] if self._lb else 0
 
     def _crosses(self, k, i):
         """Whether run element ``i`` from position ``k`` lies in the next word of its memory."""
         lb = self._lb
         return (Cat(k[:lb], Const(0, 1)) + i)[lb] if lb else Const(0, 1)
 
-    def write(self, ens, row, offset, count, values, P) -> None:
-        """Write ``values[0 .. count-1]`` (at most ``banks``) at ``(row, offset + i)`` of store
-        ``s`` where ``ens[s]``."""
+    def address(self, row, offset, lp) -> None:
+        """First write stage: the word addresses of ``(row, offset + i)`` into registers, for
+        the :meth:`write` of the next cycle."""
+        m, lb, name = self._m, self._lb, self._name
+        here, there = self._words(offset, lp, "w")
+        self._w_base = Signal(self.ADDR_BITS, name=f"{name}_wbase_q", reset_less=True)
+        self._w_next = Signal(self.ADDR_BITS, name=f"{name}_wnext_q", reset_less=True)
+        self._w_first = Signal(max(1, lb), name=f"{name}_wfirst_q", reset_less=True)
+        self._w_k = Signal(max(1, lb), name=f"{name}_wk_q", reset_less=True)
+        m.d.sync += [self._w_base.eq(here | row), self._w_next.eq(there | row),
+                     self._w_first.eq(self._first(row, offset)), self._w_k.eq(offset[:lb] if lb else 0)]
+
+    def write(self, ens, count, values) -> None:
+        """Second write stage: ``values[0 .. count-1]`` (at most ``banks``) at the positions
+        :meth:`address` took in the previous cycle, into store ``s`` where ``ens[s]``."""
         m = self._m
-        obase, first = self._origin(row, offset, P, "w")
         vals = Array(values)
         for b in range(self._nb):
-            i = self._lane(b, first, "w")
+            i = self._lane(b, self._w_first, "w")
             addr = Signal(self.ADDR_BITS, name=f"{self._name}_waddr{b}")
-            m.d.comb += addr.eq(obase + Mux(self._crosses(offset, i), P, 0))
+            m.d.comb += addr.eq(Mux(self._crosses(self._w_k, i), self._w_next, self._w_base))
             for st, ports in enumerate(self.mems):
                 wr = ports[b][0]
                 m.d.comb += [wr.en.eq(ens[st] & (i < count)), wr.addr.eq(addr), wr.data.eq(vals[i])]
 
-    def read(self, row0, k0, along_rows, P) -> None:
+    def read(self, row0, k0, along_rows, lp) -> None:
         """Reader ``i`` reads ``(row0 + i, k0)`` if ``along_rows``, else ``(row0, k0 + i)``; its
-        value is on ``data(store, i)`` the next cycle."""
+        value is on ``data(store, i)`` three cycles later. (A row beyond the store's ``P`` rows
+        reads an unspecified value.)"""
         m = self._m
-        kbase, first = self._origin(row0, k0, P, "r")
-        m.d.sync += self._base_q.eq(first)
+        here, there = self._words(k0, lp, "r")
+        first = Signal(max(1, self._lb), name=f"{self._name}_rfirst")
+        m.d.comb += first.eq(self._first(row0, k0))
+        m.d.comb += self._base_q.eq(_lagged(m, first, 3, f"{self._name}_rfirst"))
         for b in range(self._nb):
             i = self._lane(b, first, "r")
             addr = Signal(self.ADDR_BITS, name=f"{self._name}_raddr{b}")
-            m.d.comb += addr.eq(kbase + Mux(along_rows, i, Mux(self._crosses(k0, i), P, 0)))
+            m.d.comb += addr.eq(Mux(along_rows, here | (row0 + i), Mux(self._crosses(k0, i), there, here) | row0))
             for ports in self.mems:
-                m.d.comb += ports[b][1].addr.eq(addr)
+                m.d.sync += ports[b][1].addr.eq(addr)
 
     def data(self, store: int, i: int):
         lb = self._lb
-        words = Array(rd.data for _, rd in self.mems[store])
+        words = Array(self._data_q[store])
         return words[(self._base_q + i)[:lb] if lb else 0]
 
 
@@ -977,15 +1069,17 @@ class DenseEngine(wiring.Component):
 
     An instruction accepted on ``cmd`` in cycle ``c`` takes the contract's cycles and ``ended``
     is high in its last one; ``cmd`` is ready again from the next cycle. ``GEMM``: ``c`` loads
-    the fold counters, ``c + 1`` reads the first operands (``DECODE_CYCLES + READ_CYCLES``), then
-    the folds run back to back on the array (OS: R-blocks of samples by C-blocks of outputs;
-    WS: R-blocks of the reduction by C-blocks of outputs, each streaming every sample, the
-    k-blocks' partial rows summed in an accumulator memory); each final result row passes bias
-    add (registered) and ReLU + requantisation into its destination
-    (``POST_CYCLES``), or goes on ``out`` without them for the out bank. ``INTER``: from ``c + 1``
-    one chunk of up to C pooled sums of one entry per cycle is read from the pooled bank
-    (``pool_rd``, data on ``pool_data`` the next cycle), requantised (registered) and written into
-    ``Z`` (concat) or into the feature store (dot); a dot then reads its first operands and runs
+    the fold counters, ``c + 1`` reads the first operands, which pass a register on their way to
+    the array (``DECODE_CYCLES + READ_CYCLES``), then the folds run back to back on the array
+    (OS: R-blocks of samples by C-blocks of outputs; WS: R-blocks of the reduction by C-blocks
+    of outputs, each streaming every sample, the k-blocks' partial rows summed in an accumulator
+    memory); each final result row passes bias add (registered), the requantisation's two
+    stages (:class:`_Requantizer`) and ReLU into its destination (``POST_CYCLES``), or goes on
+    ``out`` without them for the out bank (in the cycle after its bias add). ``INTER``: from
+    ``c + 1`` one chunk of up to C pooled sums of one entry per cycle is read from the pooled
+    bank (``pool_rd``, data on ``pool_data`` the next cycle, registered there), requantised in
+    the same two stages and written into ``Z`` (concat) or into the feature store (dot); a dot
+    then reads its first operands and runs
     one F x F Gram matrix per sample on the array (features: the bottom output in ``Z`` and the
     requantised pooled vectors), whose strictly lower triangle is requantised into ``Z``.
 
@@ -1069,11 +1163,11 @@ class DenseEngine(wiring.Component):
         NB = _pow2_at_least(max(R, C))
         # Stores 0 and 1: the ping-pong regions, 2: Z. A store of P x W values needs
         # ceil(W / NB) * P words per memory, P * W <= act_bytes.
-        acts = _SkewedStores(m, "act", stores=3, banks=NB, depth=-(-self._act // NB) + self._samples)
+        acts = _SkewedStores(m, "act", stores=3, banks=NB, depth=2 * (-(-self._act // NB) + self._samples))
         # dot: the requantised pooled vector of table t, sample b is feature row b * T + t
         # (features of one sample in consecutive rows); one copy for the Gram's rows, one for its
         # columns. ceil(dim / NB) * P * T <= entries.
-        feat = [_SkewedStores(m, f"feat{side}_", stores=1, banks=NB, depth=self._entries) for side in "ab"]
+        feat = [_SkewedStores(m, f"feat{side}_", stores=1, banks=NB, depth=2 * self._entries) for side in "ab"]
 
         ins = Signal(INSTR_LAYOUT, reset_less=True)
         is_inter = Signal()
@@ -1093,11 +1187,11 @@ class DenseEngine(wiring.Component):
         new_inter = new.op == isa.OP_INTER
 
         # ---- fold issue: fold f runs local cycles j = 0 .. FC-1; its step k is read in j = k and
-        # presented to the array in j + 1. GEMM: R-blocks of samples (inner) by C-blocks of
+        # presented to the array in j + READ_CYCLES. GEMM: R-blocks of samples (inner) by C-blocks of
         # outputs; Gram: per sample, R-blocks of features by C-blocks of features ------------
         fold_extra = 2 * R + C - 2 + PE_PIPELINE_CYCLES
-        fc = Signal(18)
-        j = Signal.like(fc)
+        j_last = Signal(18)  # FC - 1, the fold's last local cycle
+        j = Signal.like(j_last)
         issuing = Signal()
         steps = Mux(gram, D, K)
         stream_len = Mux(gram, F, P)  # WS: the rows streamed through a fold
@@ -1116,14 +1210,26 @@ class DenseEngine(wiring.Component):
         # Gram: feature f (table f - 1) of sample gb is feature row gbt + f - 1 (gbt = gb * T)
         # of a store of P * T rows.
         gbt = Signal(_SkewedStores.ADDR_BITS)
+        # The feature rows the Gram reads (gbt + p0 - 1 for its rows, OS; gbt + q0 - 1 for its
+        # columns) and gbt - 1, kept as registers so that no adder precedes the reads' addresses.
+        frow_a = Signal(_SkewedStores.ADDR_BITS)
+        frow_b = Signal(_SkewedStores.ADDR_BITS)
+        gbt_m1 = Signal(_SkewedStores.ADDR_BITS)
         pt = Signal(_SkewedStores.ADDR_BITS)
+        # log2 of the skewed stores' row strides (_SkewedStores): the instruction's P rows of the
+        # activation stores, the INTER's P x T rows of the feature stores.
+        lp_act = Signal(5)
+        lp_feat = Signal(5)
 
         # The instruction's counters load in the cycle it is taken (DECODE_CYCLES).
         with m.If(accept):
             m.d.sync += [ins.eq(new), busy.eq(1), is_inter.eq(new_inter), dot.eq(new_inter & (new.a == isa.INTER_DOT)),
                          gram.eq(0)]
             # A GEMM's Q * K (where its biases start), an INTER's P * T (its feature rows).
-            m.d.sync += [qk.eq(new.q * new.k), pt.eq(new.p * new.b)]
+            m.d.sync += [qk.eq(new.q * new.k), pt.eq(new.p * new.b), lp_act.eq(_clog2(m, new.p, 5, "lp_new"))]
+        # The feature store's row stride follows its P x T rows (first used by the first
+        # chunk's write address, three cycles after the INTER is taken).
+        m.d.sync += lp_feat.eq(_clog2(m, pt, 5, "lp_pt"))
         with m.If(accept & ~new_inter):
             chain = Const(0, 32)
             for r in range(R):
@@ -1135,7 +1241,7 @@ class DenseEngine(wiring.Component):
                 m.d.sync += rb[c].eq(new.addr + chain)
                 chain = chain + new.k
             m.d.sync += [ck.eq(chain), bq.eq(0), p0.eq(0), q0.eq(0), gb.eq(0), j.eq(0),
-                         fc.eq((new.p if ws else new.k) + fold_extra), issuing.eq(1)]
+                         j_last.eq((new.p if ws else new.k) + fold_extra - 1), issuing.eq(1)]
 
         src_dense = Signal()
         src_z = Signal()
@@ -1144,11 +1250,13 @@ class DenseEngine(wiring.Component):
                      src_reg.eq(flags & isa.SRC_REGION != 0)]
         row_ok = [Signal(name=f"row_ok{r}") for r in range(R)]
         col_ok = [Signal(name=f"col_ok{c}") for c in range(C)]
-        row_ok_q = Signal(R)
-        col_ok_q = Signal(C)
+        # The operands read in cycle x reach the array in x + READ_CYCLES (block RAM read, then
+        # a register); the flags that go with them follow through as many registers.
+        lag = isa.READ_CYCLES
         row_z_q = Signal()  # Gram: the A operand is feature 0 (the bottom output, in Z)
         col_z_q = Signal()  # Gram: column 0 is feature 0
-        m.d.sync += [row_ok_q.eq(Cat(*row_ok)), col_ok_q.eq(Cat(*col_ok))]
+        row_ok_q = _lagged(m, Cat(*row_ok), lag, "row_ok")
+        col_ok_q = _lagged(m, Cat(*col_ok), lag, "col_ok")
         if not ws:
             # OS: step k is read in j = k (rows: samples p0 + r; columns: outputs q0 + c).
             reading = issuing & (j < steps)
@@ -1159,17 +1267,16 @@ class DenseEngine(wiring.Component):
                     bank.read(r, ab[r] + k_step)
             # Row r: sample p0 + r (a Gram: feature p0 + r; feature 0 is the bottom output in Z,
             # the same value for row 0 and column 0).
-            acts.read(Mux(gram, gb, p0), k_step, 1, P)
-            feat[0].read(gbt + p0 - 1, k_step, 1, pt)
+            acts.read(Mux(gram, gb, p0), k_step, 1, lp_act)
+            feat[0].read(frow_a, k_step, 1, lp_feat)
             for c in range(C):
                 m.d.comb += col_ok[c].eq(q0 + c < lim_q)
                 weights.read(c, rb[c] + k_step)
-            feat[1].read(gbt + q0 - 1, k_step, 1, pt)
-            step_q = Signal()
-            first_q = Signal()
-            last_q = Signal()
-            m.d.sync += [step_q.eq(reading), first_q.eq(j == 0), last_q.eq(j == steps - 1), row_z_q.eq(p0 == 0),
-                         col_z_q.eq(q0 == 0)]
+            feat[1].read(frow_b, k_step, 1, lp_feat)
+            step_q = _lagged(m, reading, lag, "step")
+            first_q = _lagged(m, j == 0, lag, "first")
+            last_q = _lagged(m, j == steps - 1, lag, "last")
+            m.d.comb += [row_z_q.eq(_lagged(m, p0 == 0, lag, "row_z")), col_z_q.eq(_lagged(m, q0 == 0, lag, "col_z"))]
             m.d.comb += [array.a.valid.eq(step_q), array.b.valid.eq(step_q), a_in.first.eq(first_q),
                          a_in.last.eq(last_q)]
         else:
@@ -1193,16 +1300,15 @@ class DenseEngine(wiring.Component):
                     bank.read(r, pa + p0 + r)
             # Row r: step p0 + r of the streamed sample (or feature); reader 0 also gives the
             # preload its column of feature 0 (the phases never overlap).
-            acts.read(Mux(gram, gb, s_idx), Mux(preload, k_pre, p0), 0, P)
-            feat[0].read(gbt + s_idx - 1, p0, 0, pt)
+            acts.read(Mux(gram, gb, s_idx), Mux(preload, k_pre, p0), 0, lp_act)
+            feat[0].read(gbt + s_idx - 1, p0, 0, lp_feat)
             for c in range(C):
                 m.d.comb += col_ok[c].eq((q0 + c < lim_q) & (k_pre < steps))
                 weights.read(c, rb[c] + k_pre)
-            feat[1].read(gbt + q0 - 1, k_pre, 1, pt)
-            preload_q = Signal()
-            streaming_q = Signal()
-            m.d.sync += [preload_q.eq(preload), streaming_q.eq(streaming), row_z_q.eq(s_idx == 0),
-                         col_z_q.eq(q0 == 0)]
+            feat[1].read(frow_b, k_pre, 1, lp_feat)
+            preload_q = _lagged(m, preload, lag, "preload")
+            streaming_q = _lagged(m, streaming, lag, "streaming")
+            m.d.comb += [row_z_q.eq(_lagged(m, s_idx == 0, lag, "row_z")), col_z_q.eq(_lagged(m, q0 == 0, lag, "col_z"))]
             m.d.comb += [array.a.valid.eq(streaming_q), array.b.valid.eq(preload_q)]
         for r in range(R):
             gemm_byte = Mux(src_dense, Mux(parity, dense[1].data(r), dense[0].data(r)),
@@ -1222,12 +1328,12 @@ class DenseEngine(wiring.Component):
         last_fold = p_wrap & q_wrap & (~gram | (gb + 1 >= P))
         with m.If(issuing):
             m.d.sync += j.eq(j + 1)
-            with m.If(j == fc - 1):
+            with m.If(j == j_last):
                 m.d.sync += j.eq(0)
                 with m.If(last_fold):
                     m.d.sync += issuing.eq(0)
                 with m.Elif(~p_wrap):
-                    m.d.sync += p0.eq(p0 + R)
+                    m.d.sync += [p0.eq(p0 + R), frow_a.eq(frow_a + R)]
                     for r in range(R):
                         m.d.sync += ab[r].eq(ab[r] + rk)
                 with m.Else():
@@ -1235,30 +1341,44 @@ class DenseEngine(wiring.Component):
                     for r in range(R):
                         m.d.sync += ab[r].eq(ab0[r])
                     with m.If(~q_wrap):
-                        m.d.sync += [q0.eq(q0 + C), bq.eq(bq + C * acc_bytes)]
+                        m.d.sync += [q0.eq(q0 + C), bq.eq(bq + C * acc_bytes), frow_a.eq(gbt_m1),
+                                     frow_b.eq(frow_b + C)]
                         for c in range(C):
                             m.d.sync += rb[c].eq(rb[c] + ck)
                     with m.Else():
-                        m.d.sync += [q0.eq(0), gb.eq(gb + 1), gbt.eq(gbt + T)]
+                        m.d.sync += [q0.eq(0), gb.eq(gb + 1), gbt.eq(gbt + T), gbt_m1.eq(gbt_m1 + T),
+                                     frow_a.eq(gbt_m1 + T), frow_b.eq(gbt_m1 + T)]
 
         # Biases of the fold's columns: the C biases (acc bytes each) from
         # line_align(addr + Q*K) + q0 * acc bytes lie in two consecutive lines (C * acc bytes <=
-        # line + 1), read on one port in j = 1 and 2, latched in j = 3 (after the previous fold's
-        # last row has passed the bias add, in j = 1).
+        # line + 1). Their line addresses are registered in j = 1 and 2 (bpos holds the fold's
+        # position from j = 1), read in j = 2 and 3, pass a register and
+        # are latched in j = 5: after the previous fold's last row has passed the bias add
+        # (in j = READ_CYCLES) and before this fold's first row does (a fold lasts at least
+        # j = 0 .. 4, so j = 5 may be the next fold's j = 0: the latch follows a delay line, not j).
         bbase = Signal(ADDR_BITS)
         m.d.comb += bbase.eq(((ins.addr + qk + line - 1) >> lb) << lb)
         bias = [Signal(signed(acc), name=f"bias{c}", reset_less=True) for c in range(C)]
-        bpos = Signal(ADDR_BITS)
-        m.d.comb += bpos.eq(bbase + bq)
+        bpos = Signal(ADDR_BITS, reset_less=True)
+        bline = Signal(ADDR_BITS - lb, reset_less=True)  # the second line
+        m.d.sync += [bpos.eq(bbase + bq), bline.eq((bbase + bq)[lb:] + 1)]
         port = weights.extra[0]
-        m.d.comb += port.addr.eq(Mux(j == 1, bpos[lb:], bpos[lb:] + 1))
+        bias_addr = Signal.like(port.addr, reset_less=True)
+        m.d.sync += bias_addr.eq(Mux(j == 1, bpos[lb:], bline))
+        m.d.comb += port.addr.eq(bias_addr)
+        bias_read = issuing & (j == 1)
+        bsel = Signal(max(1, lb), reset_less=True)  # the first bias's byte in its line
+        with m.If(bias_read):
+            m.d.sync += bsel.eq(bpos[:lb] if lb else 0)
+        bias_line = Signal(8 * line, reset_less=True)
+        m.d.sync += bias_line.eq(port.data)
         low = Signal(8 * line, reset_less=True)
-        with m.If(issuing & (j == 2)):
-            m.d.sync += low.eq(port.data)
+        with m.If(_lagged(m, bias_read, 3, "bias_low")):
+            m.d.sync += low.eq(bias_line)
         both = Signal(16 * line)
-        m.d.comb += both.eq(Cat(low, port.data) >> (bpos[:lb] * 8))
-        for c in range(C):
-            with m.If(issuing & (j == 3)):
+        m.d.comb += both.eq(Cat(low, bias_line) >> (bsel * 8))
+        with m.If(_lagged(m, bias_read, 4, "bias_latch")):
+            for c in range(C):
                 m.d.sync += bias[c].eq(Mux(flags & isa.HAS_BIAS != 0, both[c * acc: (c + 1) * acc], 0))
 
         # ---- results, folds in issue order: OS rows R-1 .. 0 of each fold; WS the streamed
@@ -1268,20 +1388,49 @@ class DenseEngine(wiring.Component):
         rq0 = Signal(16)
         rgb = Signal(16)
         fold_done = (rrow + 1 >= stream_len) if ws else (rrow == 0)
+        # The row arriving (OS: rp0 + rrow) and, for a Gram, tri(f) = f (f - 1) / 2 of its
+        # feature f (the pairs of Z's lower triangle before row f's) and width + rq0 (Z's
+        # column of its first pair), all kept by increments: a multiplier and the adders behind
+        # it in the result cycle limited the dense engine on ECP5. OS rows come R-1 .. 0 per
+        # fold: tri(f - 1) = tri(f) - (f - 1); the next R-block's top row x + R (x = rp0 + R - 1)
+        # has tri(x + R) = tri(x) + R rp0 + 3 R (R - 1) / 2 (top_inc). WS rows come 0 .. S-1:
+        # tri(f + 1) = tri(f) + f.
+        tri_here = Signal(24)
+        zoff = Signal(24)
+        fr = Signal(16, init=0 if ws else R - 1)
+        fm1 = Signal(16)
+        tri_top = Signal(24)
+        top_inc = Signal(24)
+        tri0 = (R - 1) * (R - 2) // 2
         with m.If(accept):
-            m.d.sync += [rp0.eq(0), rq0.eq(0), rgb.eq(0), rrow.eq(0 if ws else R - 1)]
+            m.d.sync += [rp0.eq(0), rq0.eq(0), rgb.eq(0), rrow.eq(0 if ws else R - 1), zoff.eq(new.q)]
+            if ws:
+                m.d.sync += tri_here.eq(0)
+            else:
+                m.d.sync += [fr.eq(R - 1), fm1.eq((R - 2) % (1 << 16)), tri_here.eq(tri0), tri_top.eq(tri0),
+                             top_inc.eq(3 * R * (R - 1) // 2)]
         with m.Elif(array.result.valid):
             if ws:
-                m.d.sync += rrow.eq(Mux(fold_done, 0, rrow + 1))
+                m.d.sync += [rrow.eq(Mux(fold_done, 0, rrow + 1)), tri_here.eq(Mux(fold_done, 0, tri_here + rrow))]
             else:
                 m.d.sync += rrow.eq(Mux(rrow == 0, R - 1, rrow - 1))
+                with m.If(~fold_done):
+                    m.d.sync += [fr.eq(fr - 1), fm1.eq(fm1 - 1), tri_here.eq(tri_here - fm1)]
             with m.If(fold_done):
                 with m.If(rp0 + R < lim_p):
                     m.d.sync += rp0.eq(rp0 + R)
-                with m.Elif(rq0 + C < lim_q):
-                    m.d.sync += [rp0.eq(0), rq0.eq(rq0 + C)]
+                    if not ws:
+                        m.d.sync += [fr.eq(rp0 + 2 * R - 1), fm1.eq(rp0 + 2 * R - 2),
+                                     tri_here.eq(tri_top + top_inc), tri_top.eq(tri_top + top_inc),
+                                     top_inc.eq(top_inc + R * R)]
                 with m.Else():
-                    m.d.sync += [rp0.eq(0), rq0.eq(0), rgb.eq(rgb + 1)]
+                    if not ws:
+                        m.d.sync += [fr.eq(R - 1), fm1.eq((R - 2) % (1 << 16)), tri_here.eq(tri0),
+                                     tri_top.eq(tri0), top_inc.eq(3 * R * (R - 1) // 2)]
+                    with m.If(rq0 + C < lim_q):
+                        m.d.sync += [rp0.eq(0), rq0.eq(rq0 + C), zoff.eq(zoff + C)]
+                    with m.Else():
+                        m.d.sync += [rp0.eq(0), rq0.eq(0), rgb.eq(rgb + 1), zoff.eq(width)]
         sums = [Signal(signed(acc), name=f"sum{c}") for c in range(C)]
         if ws:
             # Row s of k-block k0's partial sums: the first block stores them, later ones add,
@@ -1303,52 +1452,12 @@ class DenseEngine(wiring.Component):
             for c in range(C):
                 m.d.comb += sums[c].eq(result[c])
             final = Const(1, 1)
-            row_here = rp0 + rrow
+            row_here = fr
             last_row = array.result.valid & fold_done & (rp0 + R >= lim_p)
-        # Stage 1: bias add (GEMM), the pairs' place in Z (Gram).
-        f = Signal(16)
-        m.d.comb += f.eq(row_here)
-        tri = Signal(17)
-        m.d.comb += tri.eq((f[:9] * (f[:9] - 1))[:17] >> 1)
-        s1_valid = Signal()
-        s1_last = Signal()
-        s1_row = Signal(16, reset_less=True)
-        s1_off = Signal(17, reset_less=True)
-        s1_count = Signal(range(C + 1), reset_less=True)
-        s1_vals = [Signal(signed(acc), name=f"s1_{c}", reset_less=True) for c in range(C)]
-        gemm_count = Mux(Q - rq0 >= C, C, Q - rq0)
-        gram_count = Mux(f <= rq0, 0, Mux(f - rq0 >= C, C, f - rq0))
-        m.d.sync += [
-            s1_valid.eq(array.result.valid & final & Mux(gram, (f < F) & (f > rq0), row_here < P)),
-            s1_last.eq(last_row & (rq0 + C >= lim_q) & (~gram | (rgb + 1 >= P))),
-            s1_row.eq(Mux(gram, rgb, row_here)),
-            s1_off.eq(Mux(gram, width + tri + rq0, rq0)),
-            s1_count.eq(Mux(gram, gram_count, gemm_count)),
-        ]
-        for c in range(C):
-            m.d.sync += s1_vals[c].eq(sums[c] + Mux(gram, 0, bias[c]))
-        # Stage 2: the out bank (no ReLU, no requantisation); or ReLU (GEMM) and requantisation
-        # into the destination.
-        to_out = Signal()
-        m.d.comb += to_out.eq(flags & isa.DST_OUT != 0)
-        m.d.comb += [
-            self.out.valid.eq(s1_valid & to_out),
-            self.out.payload.bank.eq(parity),
-            self.out.payload.row.eq(s1_row),
-            self.out.payload.col.eq(s1_off),
-            self.out.payload.count.eq(s1_count),
-        ]
-        post = []
-        shift = Mux(gram, ins.shift[6:12], ins.shift)
-        for c in range(C):
-            m.d.comb += self.out.payload.values[c].eq(s1_vals[c])
-            relu = Signal(signed(acc), name=f"relu{c}")
-            m.d.comb += relu.eq(Mux(~gram & (s1_vals[c] < 0), 0, s1_vals[c]))
-            post.append(requantized(m, relu, shift, f"post{c}"))
-
         # ---- INTER requantisation phase: chunks of up to C sums of one pooled entry (t, b),
-        # tables outer; read in cycle i, requantised into a register in i + 1, written in i + 2
-        # (concat: into Z; dot: into the feature store, for the Gram phase) -------------------
+        # tables outer; read in cycle i, taken into stage 1 in i + 1 (the sums arrive on
+        # pool_data), then the two requantisation stages, written in i + 3 (concat: into Z; dot:
+        # into the feature store, for the Gram phase) -------------------------------------
         chunking = Signal()
         ct = Signal(8)
         cb = Signal(16)
@@ -1382,35 +1491,78 @@ class DenseEngine(wiring.Component):
         r1_n = Signal(range(C + 1), reset_less=True)
         m.d.sync += [r1_valid.eq(chunking), r1_last.eq(chunking & last_chunk), r1_row.eq(Mux(dot, frow, cb)),
                      r1_off.eq(Mux(dot, cd, zt + cd)), r1_n.eq(n)]
-        r2_valid = Signal()
-        r2_last = Signal()
-        r2_row = Signal(_SkewedStores.ADDR_BITS, reset_less=True)
-        r2_off = Signal(32, reset_less=True)
-        r2_n = Signal(range(C + 1), reset_less=True)
-        r2_vals = [Signal(signed(8), name=f"r2_{c}", reset_less=True) for c in range(C)]
-        m.d.sync += [r2_valid.eq(r1_valid), r2_last.eq(r1_last), r2_row.eq(r1_row), r2_off.eq(r1_off),
-                     r2_n.eq(r1_n)]
+
+        # ---- post-processing, POST_CYCLES = 3 stages -------------------------------------------
+        # Stage 1, the last result's cycle: bias add (GEMM), the pairs' place in Z (Gram); or an
+        # INTER chunk's sums as they arrive. Stage 2: the out bank's row (no ReLU, no
+        # requantisation), requantisation stage A and the destination's word addresses.
+        # Stage 3: requantisation stage B and the write.
+        f = Signal(16)
+        m.d.comb += f.eq(row_here)
+        s1_valid = Signal()
+        s1_last = Signal()  # the instruction's (or the dot's requantisation phase's) last row
+        s1_row = Signal(_SkewedStores.ADDR_BITS, reset_less=True)
+        s1_off = Signal(32, reset_less=True)
+        s1_count = Signal(range(C + 1), reset_less=True)
+        s1_vals = [Signal(signed(acc), name=f"s1_{c}", reset_less=True) for c in range(C)]
+        gemm_count = Mux(Q - rq0 >= C, C, Q - rq0)
+        gram_count = Mux(f <= rq0, 0, Mux(f - rq0 >= C, C, f - rq0))
+        with m.If(r1_valid):
+            m.d.sync += [s1_valid.eq(1), s1_last.eq(r1_last), s1_row.eq(r1_row), s1_off.eq(r1_off),
+                         s1_count.eq(r1_n)]
+            for c in range(C):
+                m.d.sync += s1_vals[c].eq(self.pool_data[c])
+        with m.Else():
+            m.d.sync += [
+                s1_valid.eq(array.result.valid & final & Mux(gram, (f < F) & (f > rq0), row_here < P)),
+                s1_last.eq(last_row & (rq0 + C >= lim_q) & (~gram | (rgb + 1 >= P))),
+                s1_row.eq(Mux(gram, rgb, row_here)),
+                s1_off.eq(Mux(gram, zoff + tri_here, rq0)),
+                s1_count.eq(Mux(gram, gram_count, gemm_count)),
+            ]
+            for c in range(C):
+                m.d.sync += s1_vals[c].eq(sums[c] + Mux(gram, 0, bias[c]))
+        to_out = Signal()
+        m.d.comb += to_out.eq(flags & isa.DST_OUT != 0)
+        m.d.comb += [
+            self.out.valid.eq(s1_valid & to_out),
+            self.out.payload.bank.eq(parity),
+            self.out.payload.row.eq(s1_row),
+            self.out.payload.col.eq(s1_off),
+            self.out.payload.count.eq(s1_count),
+        ]
         for c in range(C):
-            m.d.sync += r2_vals[c].eq(requantized(m, self.pool_data[c], ins.shift[:6], f"pooled{c}"))
-        # After the dot's last requantised chunk is written, the Gram folds start (READ_CYCLES).
-        with m.If(r2_last & dot):
-            m.d.sync += [gram.eq(1), issuing.eq(1), j.eq(0), fc.eq((F if ws else D) + fold_extra), p0.eq(0),
-                         q0.eq(0), gb.eq(0), gbt.eq(0)]
+            m.d.comb += self.out.payload.values[c].eq(s1_vals[c])
+        chunks = is_inter & ~gram  # the INTER's requantisation phase
+        shift = Mux(gram, ins.shift[6:12], Mux(is_inter, ins.shift[:6], ins.shift))
+        requant = _Requantizer(m, shift, acc, "rq")
+        relu = ~is_inter  # a GEMM's hidden layers; the Gram's dots and pooled sums have none
+        stage_a = [requant.stage_a(s1_vals[c], relu & s1_vals[c][-1], c) for c in range(C)]
+        a_valid = Signal()
+        a_last = Signal()
+        a_count = Signal(range(C + 1), reset_less=True)
+        m.d.sync += [a_valid.eq(s1_valid & ~to_out), a_last.eq(s1_last), a_count.eq(s1_count)]
+        acts.address(s1_row, s1_off, lp_act)
+        for side in feat:
+            side.address(s1_row, s1_off, lp_feat)
+        values = [requant.stage_b(stage_a[c], c) for c in range(C)]
 
         # ---- writes (one writer per store and cycle: instructions run alone) -----------------
-        s1_write = s1_valid & ~to_out
         dst_z = Signal()
         dst_reg = Signal()
-        m.d.comb += [dst_z.eq(gram | (flags & isa.DST_Z != 0)), dst_reg.eq(flags & isa.DST_REGION != 0)]
-        use_r2 = r2_valid & ~dot
-        acts.write([s1_write & ~dst_z & ~dst_reg, s1_write & ~dst_z & dst_reg, use_r2 | (s1_write & dst_z)],
-                   Mux(use_r2, r2_row, s1_row), Mux(use_r2, r2_off, s1_off), Mux(use_r2, r2_n, s1_count),
-                   [Mux(use_r2, r2_vals[c], post[c]) for c in range(C)], P)
+        m.d.comb += [dst_z.eq(gram | (flags & isa.DST_Z != 0) | (chunks & ~dot)),
+                     dst_reg.eq(flags & isa.DST_REGION != 0)]
+        to_acts = a_valid & ~(chunks & dot)
+        acts.write([to_acts & ~dst_z & ~dst_reg, to_acts & ~dst_z & dst_reg, to_acts & dst_z], a_count, values)
         for side in feat:
-            side.write([r2_valid & dot], r2_row, r2_off, r2_n, r2_vals, pt)
+            side.write([a_valid & chunks & dot], a_count, values)
+        # After the dot's last requantised chunk is written, the Gram folds start (READ_CYCLES).
+        with m.If(a_last & chunks & dot):
+            m.d.sync += [gram.eq(1), issuing.eq(1), j.eq(0), j_last.eq((F if ws else D) + fold_extra - 1), p0.eq(0),
+                         q0.eq(0), gb.eq(0), gbt.eq(0), frow_a.eq(-1), frow_b.eq(-1), gbt_m1.eq(-1)]
 
         ended = Signal()
-        m.d.comb += ended.eq(Mux(is_inter & ~dot, r2_last, s1_last))
+        m.d.comb += ended.eq(a_last & ~(chunks & dot))
         m.d.comb += self.ended.eq(ended)
         with m.If(ended):
             m.d.sync += busy.eq(0)

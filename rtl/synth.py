@@ -228,6 +228,16 @@ def place_and_route_ecp5(hw: HardwareConfig, build_root: Path | None = None, *,
                                    timeout_s=timeout_s, pack=pack)
 
 
+def pnr_folder(text: str, build_root: Path | None = None, *, pack: bool = True) -> Path:
+    """Where :func:`place_and_route_verilog` works on ``text`` (and keeps nextpnr's log and
+    ``report.json``, whose critical path names the slowest path's cells)."""
+    if pack:
+        flow = f"ecp5-{FLOW_VERSION}-pack{ECP5_PACK_VERSION}-{ECP5_DEVICE}-{ECP5_PACKAGE}-{ECP5_TARGET_MHZ}-{ECP5_SEED}"
+    else:
+        flow = f"ecp5-{FLOW_VERSION}-{ECP5_DEVICE}-{ECP5_PACKAGE}-{ECP5_TARGET_MHZ}-{ECP5_SEED}"
+    return _build_root(build_root, "pnr") / _key(text, flow)
+
+
 def place_and_route_verilog(text: str, top: str, build_root: Path | None = None, *,
                             use_cache: bool = True, timeout_s: float = 3600,
                             pack: bool = True) -> PnrResult:
@@ -236,11 +246,7 @@ def place_and_route_verilog(text: str, top: str, build_root: Path | None = None,
     ``pack``: move block RAM output registers and the registers around each MULT18X18D into
     the primitives before nextpnr, as a vendor flow would (:mod:`sparsim.rtl.ecp5_pack`; Yosys
     does not); false leaves them in the fabric."""
-    if pack:
-        flow = f"ecp5-{FLOW_VERSION}-pack{ECP5_PACK_VERSION}-{ECP5_DEVICE}-{ECP5_PACKAGE}-{ECP5_TARGET_MHZ}-{ECP5_SEED}"
-    else:
-        flow = f"ecp5-{FLOW_VERSION}-{ECP5_DEVICE}-{ECP5_PACKAGE}-{ECP5_TARGET_MHZ}-{ECP5_SEED}"
-    folder = _build_root(build_root, "pnr") / _key(text, flow)
+    folder = pnr_folder(text, build_root, pack=pack)
     result_file = folder / "result.json"
     if use_cache and result_file.exists():
         return PnrResult(**json.loads(result_file.read_text()))

@@ -623,22 +623,23 @@ WALKER_DSPS = 2
 
 
 #: LUT RAM also takes memories this narrow and smaller than this many bits beyond 64 rows (as
-#: RAM64M8 columns of 64 rows: the skewed activation banks, 8 x 260 and 8 x 264, and the tiny
-#: point's feature banks, 8 x 128; the mid point's 8 x 512 feature banks are block RAM).
+#: RAM64M8 columns of 64 rows: the tiny point's feature banks, 8 x 256; its skewed activation
+#: banks, 8 x 520, and the mid point's, 8 x 528, and its 8 x 1,024 feature banks are block RAM).
 _NARROW_LUTRAM = (8, 4096)
 #: The engine top's logic beyond the counted terms (the Program intake, the per-engine queues'
 #: control, the loader, the store, the conditions' counters, the dense engine's fold counters and
 #: post-processing), fitted on the tiny point's synthesis.
-LUT_BASE = 10_579
-FF_BASE = 2_124
-#: Multipliers of the top beyond the array and the walkers (instruction intake, the dense
-#: engine's Q x K, P x T and Gram triangle, the skewed stores' address products), measured.
-FIXED_DSPS = 7
+LUT_BASE = 9_630
+FF_BASE = 2_570
+#: Multipliers of the top beyond the array and the walkers (the instruction intake's GATHER walk
+#: and the dense engine's Q x K and P x T), measured.
+FIXED_DSPS = 4
 
 
-def _memories(hw) -> list[tuple[str, int, int, int, bool]]:
+def _memories(hw) -> list[tuple[str, int, int, int, bool, bool]]:
     """Every memory of the engine top (rtl/recsys.py) as (name, width in bits, depth, copies =
-    read ports, read port transparent)."""
+    read ports, read port transparent, read data registered once more: the dense engine's
+    operand stores)."""
     R, C, G, line = hw.rows, hw.cols, hw.gather_units, hw.line_bytes
     acc_bytes = hw.acc_bytes
     act = int(hw.act_buffer_kib * 1024)
@@ -650,20 +651,20 @@ def _memories(hw) -> list[tuple[str, int, int, int, bool]]:
     word_bits = max(1, (index_lines * line // isa.INDEX_BYTES - 1).bit_length())
     entry_bits = max(1, entries.bit_length())
     mems = [
-        ("weights", 8 * line, int(hw.weight_buffer_kib * 1024) // line, C + 1, False),  # + bias port
-        ("dense", 8 * line, -(-act // line), 2 * R, False),
-        ("index", 8 * line, index_lines, 4 * hw.gather_units, False),  # parity x lane x port
-        ("act", 8, -(-act // banks) + hw.mini_batch, 3 * banks, False),
-        ("features", 8, entries, 2 * banks, False),
-        ("pooled", hw.acc_bits, -(-entries // hw.pool_lanes), 2 * G * hw.pool_lanes, True),
-        ("out", hw.acc_bits, -(-out_values // out_banks) + 1, 2 * out_banks, True),
+        ("weights", 8 * line, int(hw.weight_buffer_kib * 1024) // line, C + 1, False, True),  # + bias port
+        ("dense", 8 * line, -(-act // line), 2 * R, False, True),
+        ("index", 8 * line, index_lines, 4 * hw.gather_units, False, False),  # parity x lane x port
+        ("act", 8, 2 * (-(-act // banks) + hw.mini_batch), 3 * banks, False, True),  # power-of-two row strides
+        ("features", 8, 2 * entries, 2 * banks, False, True),
+        ("pooled", hw.acc_bits, -(-entries // hw.pool_lanes), 2 * G * hw.pool_lanes, True, False),
+        ("out", hw.acc_bits, -(-out_values // out_banks) + 1, 2 * out_banks, True, False),
         # The per-engine instruction queues (SyncFIFOBuffered of 256: 255 rows in memory).
-        ("instr_queues", isa.INSTR_BITS, 255, 2, False),
-        ("store_queue", 16 + 32 + 32, 255, 1, False),
-        ("unit_queues", 16 + word_bits + 16 + 32 + 16 + entry_bits + 1, 255, G, False),
+        ("instr_queues", isa.INSTR_BITS, 255, 2, False, False),
+        ("store_queue", 16 + 32 + 32, 255, 1, False, False),
+        ("unit_queues", 16 + word_bits + 16 + 32 + 16 + entry_bits + 1, 255, G, False, False),
     ]
     if hw.dataflow == "ws":
-        mems.append(("partial", C * hw.acc_bits, max(hw.mini_batch, 256), 1, False))
+        mems.append(("partial", C * hw.acc_bits, max(hw.mini_batch, 256), 1, False, False))
     return mems
 
 
@@ -681,11 +682,12 @@ def rtl_resources(hw) -> dict[str, float]:
     acc, lanes = hw.acc_bits, hw.pool_lanes
     lut = ff = 0.0
     bram = uram = 0.0
-    for _, width, depth, copies, transparent in _memories(hw):
+    for _, width, depth, copies, transparent, out_reg in _memories(hw):
         if depth > 64 and width <= _NARROW_LUTRAM[0] and width * depth < _NARROW_LUTRAM[1]:
             lut += copies * 8 * -(-depth // 64) * -(-width // 7)
+            ff += copies * width * out_reg
             continue
-        cost = memory_cost(width, depth, copies, transparent=transparent)
+        cost = memory_cost(width, depth, copies, transparent=transparent, output_register=out_reg)
         lut += cost.lutram_luts
         ff += cost.read_ffs
         bram += cost.bram36
