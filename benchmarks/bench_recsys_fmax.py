@@ -11,9 +11,14 @@ ready, responses, index writes, the reader's address) are ports, whose paths are
 top they come from queues, registers and ports. ``--block dense`` places and routes the dense
 engine instead (``dense_engine(hw)``: the shared systolic array with the weight buffer, dense
 banks, skewed activation / Z / feature stores, bias, ReLU, requantisation and the INTER
-chunking; its ``pool_data`` and instruction inputs are ports). ``--paths`` also prints the
+chunking; its ``pool_data`` and instruction inputs are ports). ``--block front`` places and routes
+the top's own logic (``top_front(hw)``: instruction intake and queues, the conditions, the LOAD,
+GATHER, GEMM / INTER and STORE issue, the loader with its tags and ``LineWriteQueue``, the out
+banks and the store) with the gather side's and the dense engine's interfaces as ports, so a path
+that runs through one of them into the top (``busy``, ``ended``, ``cmd.ready``) is timed only
+from the port. ``--paths`` also prints the
 critical path cell by cell with its delays. Cached by Verilog text in build/pnr.
-Run: .venv/bin/python benchmarks/bench_recsys_fmax.py [--block gather|dense] [--config examples/recsys_tiny.yaml ...] [--paths] [--json OUT]
+Run: .venv/bin/python benchmarks/bench_recsys_fmax.py [--block gather|dense|front] [--config examples/recsys_tiny.yaml ...] [--paths] [--json OUT]
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import time
 from pathlib import Path
 
 from sparsim.dataflow.config import ConfigError, load_design_point
-from sparsim.rtl.recsys import dense_engine, gather_side
+from sparsim.rtl.recsys import dense_engine, gather_side, top_front
 from sparsim.rtl.synth import PROXY_NOTE, place_and_route_verilog, pnr_folder
 from sparsim.rtl.verilog import component_verilog
 
@@ -80,7 +85,7 @@ def path_delays(report: Path) -> list[str]:
 
 
 #: --block -> (the block of a hardware configuration, its top module name).
-BLOCKS = {"gather": (gather_side, "top"), "dense": (dense_engine, "dense")}
+BLOCKS = {"gather": (gather_side, "top"), "dense": (dense_engine, "dense"), "front": (top_front, "front")}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,7 +34,9 @@ hits after them, and a tag is free again in the cycle after its slice's last poo
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from types import SimpleNamespace
+
+from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -48,7 +50,7 @@ from .systolic import SystolicArray
 
 __all__ = ["ADDR_BITS", "DIM_BITS", "WORD_BITS", "walk_layout", "row_layout", "request_layout",
            "response_layout", "pool_layout", "IndexWalker", "GatherLane", "GatherUnit", "PooledBuffer",
-           "LineWriteQueue", "GatherSide", "gather_side"]
+           "LineWriteQueue", "GatherSide", "gather_side", "top_front"]
 
 #: Byte addresses (the ISA's ``addr`` field).
 ADDR_BITS = isa.field_width("addr")
@@ -1586,11 +1588,58 @@ def dense_engine(hw) -> DenseEngine:
 QUEUE_DEPTH = 256
 
 
+class _HeadQueue(Elaboratable):
+    """An instruction queue of :class:`RecsysAccelerator` whose head is a register: the ports of
+    ``SyncFIFOBuffered`` (``w_data``, ``w_en``, ``w_level``, ``r_data``, ``r_rdy``, ``r_en``), over
+    one. That FIFO's head is its block RAM's output (5.6 ns clock-to-output on ECP5) and its
+    read enable steers its pointers and block RAM, so with the issue conditions, which compare
+    queue heads and then read them, it made the top's slowest paths. Here two registers, the
+    head and the next word, sit behind the FIFO, which is read whenever the next-word register
+    is empty (a registered decision): a read of the head moves the next word, or the FIFO's
+    output, into the head, so the word after a read is the head in the next cycle as before. A
+    word written into an empty queue is the head in the next cycle (two earlier than the FIFO's;
+    the words are all queued before the Program starts)."""
+
+    def __init__(self, *, width: int, depth: int):
+        self._fifo_args = {"width": width, "depth": depth}
+        self.w_data = Signal(width)
+        self.w_en = Signal()
+        self.w_level = Signal(range(depth + 1))
+        self.r_data = Signal(width, reset_less=True)
+        self.r_rdy = Signal()
+        self.r_en = Signal()
+
+    def elaborate(self, platform):
+        from amaranth.lib.fifo import SyncFIFOBuffered
+
+        m = Module()
+        fifo = m.submodules.fifo = SyncFIFOBuffered(**self._fifo_args)
+        nxt = Signal.like(self.r_data, reset_less=True)
+        nxt_valid = Signal()
+        bypass = ~self.r_rdy & (fifo.r_level == 0) & self.w_en
+        moved = fifo.r_rdy & ~nxt_valid  # the FIFO's output leaves it this cycle
+        m.d.comb += [self.w_level.eq(fifo.w_level), fifo.w_data.eq(self.w_data),
+                     fifo.w_en.eq(self.w_en & ~bypass), fifo.r_en.eq(~nxt_valid)]
+        with m.If(~self.r_rdy | self.r_en):
+            # The head is empty or read: the next word, else the FIFO's output, else a bypass.
+            m.d.sync += [self.r_rdy.eq(nxt_valid | fifo.r_rdy | bypass),
+                         self.r_data.eq(Mux(nxt_valid, nxt, Mux(fifo.r_rdy, fifo.r_data, self.w_data))),
+                         nxt_valid.eq(0)]
+        with m.Elif(moved):
+            m.d.sync += [nxt.eq(fifo.r_data), nxt_valid.eq(1)]
+        return m
+
+
+#: Instruction words as the loader queue holds them: the word and its mini-batch minus 2 (the
+#: mini-batch whose GATHERs an index LOAD waits for), computed on the way in.
+LOADER_ENTRY = data.StructLayout({"word": INSTR_LAYOUT, "mb_m2": unsigned(isa.field_width("mb"))})
+
+
 def top_signature(hw) -> wiring.Signature:
     """Ports of :class:`RecsysAccelerator` for ``hw`` (every member a plain signal or a stream):
 
     ``instr``: ``In(stream(INSTR_LAYOUT))``, the Program's words, END last (the Program starts
-    in the second cycle after END's handshake, the first in which ``running`` is high);
+    in the third cycle after END's handshake, the first in which ``running`` is high);
     ``req0`` (the loader) … ``req<G>`` (gather unit G-1): ``Out(stream({addr, tag}))`` line reads;
     ``resp0`` … ``resp<channels-1>``: ``In(stream({requester, tag, data}, always_ready=True))``,
     the line each channel delivers this cycle; ``wr``: ``Out(stream({addr, data, bank}))``
@@ -1619,6 +1668,14 @@ def top_signature(hw) -> wiring.Signature:
     return wiring.Signature(members)
 
 
+def top_front(hw) -> "RecsysAccelerator":
+    """The engine top's own logic for ``hw`` (instruction queues, conditions, loader, out banks,
+    store) without its :class:`GatherSide` and :class:`DenseEngine`, whose interfaces are ports:
+    what benchmarks/bench_recsys_fmax.py ``--block front`` places and routes, since the two
+    blocks are placed alone (``--block gather``, ``--block dense``)."""
+    return RecsysAccelerator(hw, blocks_as_ports=True)
+
+
 def _popcount(bits) -> object:
     total = Const(0, 1)
     for i in range(len(bits)):
@@ -1635,11 +1692,14 @@ class RecsysAccelerator(wiring.Component):
     into the weight buffer, dense banks and index banks; the :class:`GatherLane`\\ s over the
     index banks into the two :class:`PooledBuffer` banks; the :class:`DenseEngine`; the out
     banks and the store's posted line writes, done when the memory acknowledges the last one.
-    Ports: :func:`top_signature`.
+    Ports: :func:`top_signature`; with ``blocks_as_ports`` (:func:`top_front`) also the members
+    of the :class:`GatherSide` and the :class:`DenseEngine` flipped, as ``gather_<name>`` and
+    ``dense_<name>``, the two blocks being left out.
     """
 
-    def __init__(self, hw):
+    def __init__(self, hw, *, blocks_as_ports: bool = False):
         self._hw = hw
+        self._blocks_as_ports = blocks_as_ports
         with _rejected_is_not_unused(self):
             if hw.cols > hw.pool_lanes:
                 raise ConfigError("hardware.cols", f"the recsys RTL's INTER reads C = {hw.cols} pooled sums per "
@@ -1650,11 +1710,28 @@ class RecsysAccelerator(wiring.Component):
                                                    f"{hw.acc_bytes} bytes from two lines of {hw.line_bytes}: at "
                                                    "most line_bytes + 1 bytes of them")
             self._dense = dense_engine(hw)
-        super().__init__(top_signature(hw))
+            self._gather = gather_side(hw)
+        members = dict(top_signature(hw).members)
+        if blocks_as_ports:
+            # The top's own logic alone (benchmarks/bench_recsys_fmax.py --block front): the gather
+            # side and the dense engine leave the netlist and their interfaces become ports.
+            for block in ("gather", "dense"):
+                getattr(self, f"_{block}")._MustUse__silence = True  # only its signature is used
+                for name, member in getattr(self, f"_{block}").signature.members.items():
+                    members[f"{block}_{name}"] = member.flip()
+        super().__init__(wiring.Signature(members))
+
+    def _block_ports(self, block: str):
+        """The ``blocks_as_ports`` ports of ``block`` as the top would see the block itself."""
+        def inner(value):
+            if isinstance(value, list):
+                return [inner(v) for v in value]
+            return value if isinstance(value, (Value, data.View)) else wiring.flipped(value)
+
+        names = getattr(self, f"_{block}").signature.members
+        return SimpleNamespace(**{name: inner(getattr(self, f"{block}_{name}")) for name in names})
 
     def elaborate(self, platform):
-        from amaranth.lib.fifo import SyncFIFOBuffered
-
         m = Module()
         hw = self._hw
         G, tags, line, ch = hw.gather_units, hw.max_outstanding, hw.line_bytes, hw.memory.channels
@@ -1662,25 +1739,33 @@ class RecsysAccelerator(wiring.Component):
         acc_bytes = hw.acc_bytes
         tag_bits = _bits(tags)
         index_lines = max(1, int(hw.index_buffer_kib * 1024) // 2 // line)
-        gs = m.submodules.gather = gather_side(hw)
-        word_bits, entry_bits = gs.word_bits, gs.entry_bits
-        dense = m.submodules.dense = self._dense
+        if self._blocks_as_ports:
+            gs, dense = self._block_ports("gather"), self._block_ports("dense")
+        else:
+            gs = m.submodules.gather = self._gather
+            dense = m.submodules.dense = self._dense
+        word_bits, entry_bits = self._gather.word_bits, self._gather.entry_bits
         running = Signal()
         m.d.comb += self.running.eq(running)
 
-        # ---- instruction intake: stage A registers the word, stage B computes and queues ----
+        # ---- instruction intake: stage A registers the word, stage B the products of a GATHER's
+        # walk and a STORE's line count, stage C queues (one multiply per stage) ----------------
         walk = walk_layout(word_bits, entry_bits, 1)
         unit_entry = data.StructLayout({"mb": unsigned(16), "walk": walk})
-        store_entry = data.StructLayout({"mb": unsigned(16), "addr": unsigned(ADDR_BITS), "lines": unsigned(32)})
-        loader_q = m.submodules.loader_q = SyncFIFOBuffered(width=isa.INSTR_BITS, depth=QUEUE_DEPTH)
-        dense_q = m.submodules.dense_q = SyncFIFOBuffered(width=isa.INSTR_BITS, depth=QUEUE_DEPTH)
-        store_q = m.submodules.store_q = SyncFIFOBuffered(width=store_entry.size, depth=QUEUE_DEPTH)
-        unit_q = [SyncFIFOBuffered(width=unit_entry.size, depth=QUEUE_DEPTH) for _ in range(G)]
+        # A STORE writes at most one out bank.
+        store_lines_bits = _bits(-(-int(hw.out_buffer_kib * 1024) // 2 // line) + 1)
+        store_entry = data.StructLayout({"mb": unsigned(16), "addr": unsigned(ADDR_BITS),
+                                         "lines": unsigned(store_lines_bits)})
+        loader_q = m.submodules.loader_q = _HeadQueue(width=LOADER_ENTRY.size, depth=QUEUE_DEPTH)
+        dense_q = m.submodules.dense_q = _HeadQueue(width=isa.INSTR_BITS, depth=QUEUE_DEPTH)
+        store_q = m.submodules.store_q = _HeadQueue(width=store_entry.size, depth=QUEUE_DEPTH)
+        unit_q = [_HeadQueue(width=unit_entry.size, depth=QUEUE_DEPTH) for _ in range(G)]
         for u, q in enumerate(unit_q):
             m.submodules[f"unit_q{u}"] = q
         queues = [loader_q, dense_q, store_q, *unit_q]
         room = Signal()
-        m.d.comb += room.eq(Cat(*[q.w_level < QUEUE_DEPTH - 1 for q in queues]).all())
+        # Two words may be on their way (stages A and B) besides the one taken now.
+        m.d.comb += room.eq(Cat(*[q.w_level < QUEUE_DEPTH - 2 for q in queues]).all())
         a_valid = Signal()
         a_word = Signal(INSTR_LAYOUT, reset_less=True)
         ended_intake = Signal()
@@ -1690,31 +1775,43 @@ class RecsysAccelerator(wiring.Component):
             m.d.sync += a_word.eq(self.instr.payload)
             with m.If(self.instr.payload.op == isa.OP_END):
                 m.d.sync += ended_intake.eq(1)
-        op = a_word.op
-        with m.If(a_valid & (op == isa.OP_END)):
+        b_valid = Signal()
+        b_word = Signal(INSTR_LAYOUT, reset_less=True)
+        b_pos = Signal(word_bits, reset_less=True)
+        b_first_entry = Signal(entry_bits, reset_less=True)  # t * samples + first
+        b_store_lines = Signal(store_lines_bits, reset_less=True)
+        b_mb_m2 = Signal.like(a_word.mb, reset_less=True)
+        t, first, samples = a_word.b, a_word.k, a_word.shift
+        m.d.sync += [b_valid.eq(a_valid), b_word.eq(a_word), b_pos.eq(t * (samples + 1) + first),
+                     b_first_entry.eq(t * samples + first), b_mb_m2.eq(a_word.mb - 2),
+                     b_store_lines.eq((a_word.p * a_word.k * acc_bytes + line - 1) >> lb)]
+        op = b_word.op
+        # The Program's cycle 0: the third cycle after END's handshake, when every word before
+        # it is at its queue's head or behind it.
+        with m.If(b_valid & (op == isa.OP_END)):
             m.d.sync += running.eq(1)
-        m.d.comb += [loader_q.w_data.eq(a_word), loader_q.w_en.eq(a_valid & (op == isa.OP_LOAD)),
-                     dense_q.w_data.eq(a_word),
-                     dense_q.w_en.eq(a_valid & ((op == isa.OP_GEMM) | (op == isa.OP_INTER)))]
+        m.d.comb += [loader_q.w_data.eq(Cat(b_word, b_mb_m2)), loader_q.w_en.eq(b_valid & (op == isa.OP_LOAD)),
+                     dense_q.w_data.eq(b_word),
+                     dense_q.w_en.eq(b_valid & ((op == isa.OP_GEMM) | (op == isa.OP_INTER)))]
         st = Signal(store_entry)
-        m.d.comb += [st.mb.eq(a_word.mb), st.addr.eq(a_word.addr),
-                     st.lines.eq((a_word.p * a_word.k * acc_bytes + line - 1) >> lb),
-                     store_q.w_data.eq(st), store_q.w_en.eq(a_valid & (op == isa.OP_STORE))]
+        m.d.comb += [st.mb.eq(b_word.mb), st.addr.eq(b_word.addr), st.lines.eq(b_store_lines),
+                     store_q.w_data.eq(st), store_q.w_en.eq(b_valid & (op == isa.OP_STORE))]
         ue = Signal(unit_entry)
-        t, first, samples, dim = a_word.b, a_word.k, a_word.shift, a_word.q
-        m.d.comb += [ue.mb.eq(a_word.mb), ue.walk.pos.eq(t * (samples + 1) + first), ue.walk.bags.eq(a_word.p),
-                     ue.walk.base.eq(a_word.addr), ue.walk.dim.eq(dim),
-                     ue.walk.entry.eq((t * samples + first) * dim), ue.walk.ctx.eq(a_word.mb[0])]
+        dim = b_word.q
+        m.d.comb += [ue.mb.eq(b_word.mb), ue.walk.pos.eq(b_pos), ue.walk.bags.eq(b_word.p),
+                     ue.walk.base.eq(b_word.addr), ue.walk.dim.eq(dim),
+                     ue.walk.entry.eq(b_first_entry * dim), ue.walk.ctx.eq(b_word.mb[0])]
         for u, q in enumerate(unit_q):
-            m.d.comb += [q.w_data.eq(ue), q.w_en.eq(a_valid & (op == isa.OP_GATHER) & (a_word.a == u))]
+            m.d.comb += [q.w_data.eq(ue), q.w_en.eq(b_valid & (op == isa.OP_GATHER) & (b_word.a == u))]
 
         # ---- events, as counters or per-parity counts (a condition on an event of cycle y holds
         # from y + 1: every counter is a register) -----------------------------------------
         w_done = Signal()
         ldd_count = [Signal(16, name=f"ldd_count{p}") for p in range(2)]  # dense LOADs done, parity p
         ldi_count = [Signal(16, name=f"ldi_count{p}") for p in range(2)]
-        bot_count = Signal(16)  # mini-batches whose first bottom GEMM ended
-        inter_count = Signal(16)
+        # The conditions compare a mini-batch m >= 2 with these against m - 1, so they count from 1.
+        bot_p1 = Signal(17, init=1)  # 1 + mini-batches whose first bottom GEMM ended
+        inter_p1 = Signal(17, init=1)  # 1 + mini-batches whose INTER ended
         top_count = Signal(16)
         store_count = [Signal(16, name=f"store_count{p}") for p in range(2)]
 
@@ -1728,30 +1825,38 @@ class RecsysAccelerator(wiring.Component):
             return ok
 
         # ---- loader (requester 0) ----------------------------------------------------------
-        head = data.View(INSTR_LAYOUT, loader_q.r_data)
+        lhead = data.View(LOADER_ENTRY, loader_q.r_data)
+        head = lhead.word
         hm = head.mb
         head_ok = Signal()
         with m.Switch(head.a):
             with m.Case(isa.LOAD_WEIGHT):
                 m.d.comb += head_ok.eq(1)
             with m.Case(isa.LOAD_DENSE):
-                m.d.comb += head_ok.eq((hm < 2) | (bot_count >= hm - 1))
+                m.d.comb += head_ok.eq((hm < 2) | (bot_p1 >= hm))
             with m.Default():
-                m.d.comb += head_ok.eq((hm < 2) | gathers_done(hm - 2))
+                m.d.comb += head_ok.eq((hm < 2) | gathers_done(lhead.mb_m2))
+        # A LOAD's lines fit the buffer it fills (the compiler's bank sizes), so its line counts
+        # and indices are as wide as the largest buffer's line count, not the ISA's 32 bits.
+        max_lines = max(int(hw.weight_buffer_kib * 1024) // line, -(-int(hw.act_buffer_kib * 1024) // line),
+                        index_lines)
+        idx_bits, count_bits = _bits(max_lines), _bits(max_lines + 1)
         cur = Signal()  # a LOAD past its first request
         cur_target = Signal(2)
         cur_bank = Signal()
         cur_line = Signal(ADDR_BITS - lb)
-        cur_idx = Signal(32)
-        cur_left = Signal(32)
+        cur_idx = Signal(idx_bits)
+        cur_left = Signal(count_bits)
+        cur_last = Signal()  # cur_left == 1, registered off the request handshake
         free = Signal(tags, init=(1 << tags) - 1)
-        meta = Array(Signal(data.StructLayout({"target": 2, "bank": 1, "idx": 32}), name=f"ltag{i}",
+        meta = Array(Signal(data.StructLayout({"target": 2, "bank": 1, "idx": idx_bits}), name=f"ltag{i}",
                             reset_less=True) for i in range(tags))
         new_tag = Signal(tag_bits)
         for i in reversed(range(tags)):
             with m.If(free[i]):
                 m.d.comb += new_tag.eq(i)
-        lines_of_head = Cat(head.p, head.k[:16])
+        lines_of_head = Signal(count_bits)
+        m.d.comb += lines_of_head.eq(Cat(head.p, head.k[:16]))
         starting = Signal()
         m.d.comb += starting.eq(running & ~cur & loader_q.r_rdy & head_ok)
         req0 = self.req0
@@ -1767,18 +1872,18 @@ class RecsysAccelerator(wiring.Component):
             m.d.sync += [meta[new_tag].target.eq(target), meta[new_tag].bank.eq(bank),
                          meta[new_tag].idx.eq(Mux(cur, cur_idx, 0))]
             with m.If(cur):
-                m.d.sync += [cur_line.eq(cur_line + 1), cur_idx.eq(cur_idx + 1), cur_left.eq(cur_left - 1)]
-                with m.If(cur_left == 1):
+                m.d.sync += [cur_line.eq(cur_line + 1), cur_idx.eq(cur_idx + 1), cur_left.eq(cur_left - 1),
+                             cur_last.eq(cur_left == 2)]
+                with m.If(cur_last):
                     m.d.sync += cur.eq(0)
             with m.Else():
                 m.d.comb += loader_q.r_en.eq(1)
                 m.d.sync += [cur_target.eq(head.a), cur_bank.eq(head.mb[0]), cur_line.eq(head.addr[lb:] + 1),
-                             cur_idx.eq(1), cur_left.eq(lines_of_head - 1), cur.eq(lines_of_head > 1)]
+                             cur_idx.eq(1), cur_left.eq(lines_of_head - 1), cur.eq(lines_of_head > 1),
+                             cur_last.eq(lines_of_head == 2)]
         # Delivered lines are written one per cycle in delivery order, so every loader-fed memory
         # has one write port (LineWriteQueue); a tag is free again after its delivery cycle.
-        max_lines = max(int(hw.weight_buffer_kib * 1024) // line, -(-int(hw.act_buffer_kib * 1024) // line),
-                        index_lines)
-        line_write = data.StructLayout({"target": 2, "bank": 1, "idx": unsigned(_bits(max_lines)),
+        line_write = data.StructLayout({"target": 2, "bank": 1, "idx": unsigned(idx_bits),
                                         "data": unsigned(8 * line)})
         wq = m.submodules.line_writes = LineWriteQueue(line_write, lanes=ch, max_outstanding=tags)
         freed = Signal(tags)
@@ -1804,16 +1909,23 @@ class RecsysAccelerator(wiring.Component):
                      dense.dense_wr.payload.bank.eq(write.bank), dense.dense_wr.payload.addr.eq(write.idx),
                      dense.dense_wr.payload.data.eq(write.data)]
         # Lines each (target, parity) still waits for: set at a LOAD's first request; a LOAD is
-        # done in its last line's write cycle.
+        # done in its last line's write cycle. Both the count left and "it is 1" are computed for
+        # either source (the head LOAD's lines, the count) before the handshake picks one, which
+        # keeps the subtraction and the compare off the request handshake's path.
+        head_one = Signal()
+        m.d.comb += head_one.eq(lines_of_head == 1)
         for tg in range(3):
             for p in range(2):
-                sig = Signal(32, name=f"left{tg}_{p}")
+                sig = Signal(count_bits, name=f"left{tg}_{p}")
+                sig_one = Signal(name=f"left_one{tg}_{p}")  # sig == 1
                 n_written = write_en & (write.target == tg) & (write.bank == p)
                 starts_here = handshake & ~cur & (head.a == tg) & (head.mb[0] == p)
-                remaining = Signal(32, name=f"remaining{tg}_{p}")
-                m.d.comb += remaining.eq(Mux(starts_here, lines_of_head, sig) - n_written)
-                m.d.sync += sig.eq(remaining)
-                finished = n_written & (remaining == 0)
+                from_head = Signal(count_bits, name=f"from_head{tg}_{p}")
+                from_sig = Signal(count_bits, name=f"from_sig{tg}_{p}")
+                m.d.comb += [from_head.eq(lines_of_head - n_written), from_sig.eq(sig - n_written)]
+                m.d.sync += [sig.eq(Mux(starts_here, from_head, from_sig)),
+                             sig_one.eq(Mux(starts_here, from_head == 1, from_sig == 1))]
+                finished = n_written & Mux(starts_here, head_one, sig_one)
                 if tg == isa.LOAD_WEIGHT:
                     if p == 0:
                         with m.If(finished):
@@ -1831,7 +1943,7 @@ class RecsysAccelerator(wiring.Component):
         for g, q in enumerate(unit_q):
             head_u = data.View(unit_entry, q.r_data)
             mb = head_u.mb
-            ok = (Array(ldi_count)[mb[0]] >= (mb >> 1) + 1) & ((mb < 2) | (inter_count >= mb - 1))
+            ok = (Array(ldi_count)[mb[0]] > (mb >> 1)) & ((mb < 2) | (inter_p1 >= mb))
             cmd = gs.cmd[g]
             m.d.comb += [cmd.valid.eq(running & q.r_rdy & ok), cmd.payload.eq(head_u.walk),
                          q.r_en.eq(cmd.valid & cmd.ready)]
@@ -1847,7 +1959,7 @@ class RecsysAccelerator(wiring.Component):
         dh = data.View(INSTR_LAYOUT, dense_q.r_data)
         dmb = dh.mb
         is_gemm = dh.op == isa.OP_GEMM
-        gemm_ok = (w_done & (((dh.b & isa.SRC_DENSE) == 0) | (Array(ldd_count)[dmb[0]] >= (dmb >> 1) + 1))
+        gemm_ok = (w_done & (((dh.b & isa.SRC_DENSE) == 0) | (Array(ldd_count)[dmb[0]] > (dmb >> 1)))
                    & (((dh.b & isa.DST_OUT) == 0) | (dmb < 2) | (Array(store_count)[dmb[0]] >= (dmb >> 1))))
         d_ok = Mux(is_gemm, gemm_ok, gathers_done(dmb))
         m.d.comb += [dense.cmd.valid.eq(running & dense_q.r_rdy & d_ok), dense.cmd.payload.eq(dh),
@@ -1857,9 +1969,9 @@ class RecsysAccelerator(wiring.Component):
             m.d.sync += d_cur.eq(dh)
         with m.If(dense.ended):
             with m.If(d_cur.op == isa.OP_INTER):
-                m.d.sync += inter_count.eq(inter_count + 1)
+                m.d.sync += inter_p1.eq(inter_p1 + 1)
             with m.Elif(d_cur.b & isa.SRC_DENSE != 0):
-                m.d.sync += bot_count.eq(bot_count + 1)
+                m.d.sync += bot_p1.eq(bot_p1 + 1)
             with m.If((d_cur.op == isa.OP_GEMM) & (d_cur.b & isa.DST_OUT != 0)):
                 m.d.sync += top_count.eq(top_count + 1)
 
@@ -1910,20 +2022,21 @@ class RecsysAccelerator(wiring.Component):
         s_active = Signal()
         s_bank = Signal()
         s_addr = Signal(ADDR_BITS)
-        s_left = Signal(32)
+        s_left = Signal(store_lines_bits)
         s_start = Signal()
-        m.d.comb += s_start.eq(running & ~s_active & store_q.r_rdy & (top_count >= sh.mb + 1))
+        m.d.comb += s_start.eq(running & ~s_active & store_q.r_rdy & (top_count > sh.mb))
         wr = self.wr
         m.d.comb += [wr.valid.eq(s_active | s_start), wr.payload.addr.eq(Mux(s_active, s_addr, sh.addr)),
                      wr.payload.data.eq(line_data), wr.payload.bank.eq(Mux(s_active, s_bank, sh.mb[0]))]
         accepted = wr.valid & wr.ready
         lines_left = Mux(s_active, s_left, sh.lines)
-        last_line = accepted & (lines_left == 1)
+        s_one = Signal()  # s_left == 1, registered
+        last_line = accepted & Mux(s_active, s_one, sh.lines == 1)
         with m.If(s_start & accepted):
             m.d.comb += store_q.r_en.eq(1)
         with m.If(accepted):
             m.d.sync += [s_active.eq(~last_line), s_addr.eq(Mux(s_active, s_addr, sh.addr) + line),
-                         s_left.eq(lines_left - 1), s_bank.eq(wr.payload.bank)]
+                         s_left.eq(lines_left - 1), s_one.eq(lines_left == 2), s_bank.eq(wr.payload.bank)]
         # The line to read for the next cycle's offer: the next line, the same one (not
         # accepted), or the next STORE's first line.
         step_nlo = line // acc_bytes
@@ -1944,17 +2057,21 @@ class RecsysAccelerator(wiring.Component):
             next_head = data.View(store_entry, store_q.r_data)
             m.d.comb += [rd_bank.eq(next_head.mb[0]), rd_nlo.eq(0), rd_off.eq(0)]
         m.d.sync += [cur_nlo.eq(rd_nlo), cur_off.eq(rd_off)]
-        # Acknowledgements: a STORE is done when its last write is acknowledged.
-        outstanding = [Signal(32, name=f"st_out{p}") for p in range(2)]
+        # Acknowledgements: a STORE is done when its last write is acknowledged. The writes in
+        # flight and whether none are left are computed for a write issued and for none before
+        # the handshake picks one (the handshake's path is a multiplexer).
+        outstanding = [Signal(store_lines_bits + 1, name=f"st_out{p}") for p in range(2)]
         open_ = [Signal(name=f"st_open{p}") for p in range(2)]
         for p in range(2):
             issued = accepted & (wr.payload.bank == p)
             acks = _popcount(Cat(*[self.wr_ack[c] & (self.wr_ack_bank[c] == p) for c in range(ch)]))
-            now = Signal(32, name=f"st_now{p}")
-            m.d.comb += now.eq(outstanding[p] + issued - acks)
-            m.d.sync += outstanding[p].eq(now)
+            if_none = Signal.like(outstanding[p], name=f"st_none{p}")
+            if_one = Signal.like(outstanding[p], name=f"st_one{p}")
+            m.d.comb += [if_none.eq(outstanding[p] - acks), if_one.eq(outstanding[p] + 1 - acks)]
+            m.d.sync += outstanding[p].eq(Mux(issued, if_one, if_none))
+            drained = Mux(issued, if_one == 0, if_none == 0)
             closing = open_[p] | (last_line & (wr.payload.bank == p))
-            with m.If(closing & (now == 0)):
+            with m.If(closing & drained):
                 m.d.sync += [store_count[p].eq(store_count[p] + 1), open_[p].eq(0)]
             with m.Elif(last_line & (wr.payload.bank == p)):
                 m.d.sync += open_[p].eq(1)

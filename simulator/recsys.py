@@ -629,11 +629,29 @@ _NARROW_LUTRAM = (8, 4096)
 #: The engine top's logic beyond the counted terms (the Program intake, the per-engine queues'
 #: control, the loader, the store, the conditions' counters, the dense engine's fold counters and
 #: post-processing), fitted on the tiny point's synthesis.
-LUT_BASE = 9_630
-FF_BASE = 2_570
-#: Multipliers of the top beyond the array and the walkers (the instruction intake's GATHER walk
-#: and the dense engine's Q x K and P x T), measured.
-FIXED_DSPS = 4
+LUT_BASE = 9_550
+FF_BASE = 2_290
+#: Multipliers of the top beyond the array and the walkers, measured: 4 while the intake computed
+#: a GATHER's walk in one stage, 2 since it takes two (which products Yosys now maps to LUTs is
+#: not identified).
+FIXED_DSPS = 2
+
+
+def _bits(n: int) -> int:
+    return max(1, (n - 1).bit_length())
+
+
+def _store_lines_bits(hw) -> int:
+    """Bits of a STORE's line count in the RTL (at most one out bank's lines)."""
+    return _bits(-(-int(hw.out_buffer_kib * 1024) // 2 // hw.line_bytes) + 1)
+
+
+def _unit_entry_bits(hw) -> int:
+    """Bits of a gather unit's queue entry in the RTL (mini-batch and walk)."""
+    index_lines = max(1, int(hw.index_buffer_kib * 1024) // 2 // hw.line_bytes)
+    word_bits = _bits(index_lines * hw.line_bytes // isa.INDEX_BYTES)
+    entry_bits = _bits(int(hw.pooled_buffer_kib * 1024) // 2 // hw.acc_bytes + 1)
+    return 16 + word_bits + 16 + 32 + 16 + entry_bits + 1
 
 
 def _memories(hw) -> list[tuple[str, int, int, int, bool, bool]]:
@@ -658,10 +676,12 @@ def _memories(hw) -> list[tuple[str, int, int, int, bool, bool]]:
         ("features", 8, 2 * entries, 2 * banks, False, True),
         ("pooled", hw.acc_bits, -(-entries // hw.pool_lanes), 2 * G * hw.pool_lanes, True, False),
         ("out", hw.acc_bits, -(-out_values // out_banks) + 1, 2 * out_banks, True, False),
-        # The per-engine instruction queues (SyncFIFOBuffered of 256: 255 rows in memory).
-        ("instr_queues", isa.INSTR_BITS, 255, 2, False, False),
-        ("store_queue", 16 + 32 + 32, 255, 1, False, False),
-        ("unit_queues", 16 + word_bits + 16 + 32 + 16 + entry_bits + 1, 255, G, False, False),
+        # The per-engine instruction queues (SyncFIFOBuffered of 256: 255 rows in memory); the
+        # loader's words carry their mini-batch minus 2.
+        ("loader_queue", isa.INSTR_BITS + 16, 255, 1, False, False),
+        ("dense_queue", isa.INSTR_BITS, 255, 1, False, False),
+        ("store_queue", 16 + 32 + _store_lines_bits(hw), 255, 1, False, False),
+        ("unit_queues", _unit_entry_bits(hw), 255, G, False, False),
     ]
     if hw.dataflow == "ws":
         mems.append(("partial", C * hw.acc_bits, max(hw.mini_batch, 256), 1, False, False))
@@ -707,12 +727,18 @@ def rtl_resources(hw) -> dict[str, float]:
     index_lines = max(1, int(hw.index_buffer_kib * 1024) // 2 // line)
     word_bits = max(1, (index_lines * line // isa.INDEX_BYTES - 1).bit_length())
     entry_bits = max(1, (int(hw.pooled_buffer_kib * 1024) // 2 // hw.acc_bytes).bit_length())
+    store_lines_bits = _store_lines_bits(hw)
+    loader_idx_bits = _bits(max(int(hw.weight_buffer_kib * 1024) // line, -(-int(hw.act_buffer_kib * 1024) // line),
+                                index_lines))
     ff += (R * C * (40 + 2 * acc)  # operand, product, accumulator and drain registers
            + G * (tags * (line_bits + 48) + hw.cache_lines * (line_bits + 32))  # line store, cache
            + G * ((line_bits if hw.cache_lines else 0)  # a hit's line, copied the cycle after
                   + 8 * lanes + entry_bits + lanes.bit_length() + 3  # the chunk register to the banks
                   + 32 + 34 + 14 + 32 + word_bits)  # the walker's row-address pipeline
-           + max(1, tags - 1) * (line_bits + 16) + tags * 35  # loader: write queue, tag targets
+           + max(1, tags - 1) * (line_bits + 16) + tags * (3 + loader_idx_bits)  # loader: write queue, tag targets
+           # the queues' head and next-word registers, the intake's second stage
+           + 2 * (2 * isa.INSTR_BITS + 16 + 48 + store_lines_bits + G * _unit_entry_bits(hw))
+           + isa.INSTR_BITS + word_bits + entry_bits + store_lines_bits + 17
            + FF_BASE)
     return {
         "dsp": float(R * C + WALKER_DSPS * G + FIXED_DSPS),
