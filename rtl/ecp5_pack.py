@@ -21,7 +21,12 @@ What it packs (everything else is left alone):
 - **Block RAM output register**: a ``DP16KD`` whose every connected data output drives exactly
   one flip-flop and nothing else, each on the RAM's read clock, with no clock enable and no
   reset, gets ``REGMODE_A``/``REGMODE_B`` = ``OUTREG``; the flip-flops are removed and their
-  outputs driven by the RAM.
+  outputs driven by the RAM. Yosys only leaves that shape for a memory whose read/write
+  collisions need no emulation: an Amaranth read port is not transparent (a read in the cycle
+  its word is written returns the old word), the ECP5 block RAM leaves the collision
+  undefined, and ``memory_libmap`` then puts a bypass multiplexer between the RAM and the
+  register; a memory marked ``no_rw_check`` (the RTL's promise that no used read meets a write
+  of its word) has none.
 - **Multiplier input registers**: a ``MULT18X18D`` whose every non-constant A and B bit comes
   from such a flip-flop, all on one clock, registers both operands inside (``REG_INPUTA_CLK``,
   ``REG_INPUTB_CLK``) and takes the flip-flops' inputs instead; a flip-flop is removed once

@@ -845,10 +845,10 @@ class _Requantizer:
     (``s = 0``: ``t = 2v``, ``(2v + 1) >> 1 = v``); it saturates high iff ``u >= 255·2^s`` and
     low iff ``u < -257·2^s``. Stage A (:meth:`stage_a`, registered) compares ``u`` with those
     two thresholds, which depend on the shift alone and are registers, and keeps ``t``'s low 9
-    bits; stage B (:meth:`stage_b`, combinational) rounds those and saturates. So no stage
-    holds more than one wide carry chain or the shifter (the single-cycle form limited the
-    dense engine to 43 MHz on ECP5). ``shift`` may change; the thresholds follow it two cycles
-    later."""
+    bits plus one (the rounding); stage B (:meth:`stage_b`, combinational) saturates, one LUT
+    per bit in front of the skewed stores' write rotation. So no stage holds more than one wide
+    carry chain or the shifter (the single-cycle form limited the dense engine to 43 MHz on
+    ECP5). ``shift`` may change; the thresholds follow it two cycles later."""
 
     def __init__(self, m: Module, shift, acc: int, name: str):
         self._m, self._acc, self._name = m, acc, name
@@ -868,17 +868,15 @@ class _Requantizer:
         m.d.comb += u.eq(Cat(Const(0, 1), value))
         over = Signal(name=f"{name}_over")
         under = Signal(name=f"{name}_under")
-        low = Signal(9, name=f"{name}_t", reset_less=True)
+        rounded = Signal(9, name=f"{name}_r", reset_less=True)
         z = Signal(name=f"{name}_zero")
-        m.d.sync += [over.eq(u >= self._hi), under.eq(u < self._lo), low.eq((u >> self._s)[:9]), z.eq(zero)]
-        return over, under, low, z
+        m.d.sync += [over.eq(u >= self._hi), under.eq(u < self._lo), rounded.eq((u >> self._s)[:9] + 1), z.eq(zero)]
+        return over, under, rounded, z
 
     def stage_b(self, a, index: int):
         """The INT8 result (``signed(8)``, combinational) of the stage-A registers ``a``."""
-        over, under, low, zero = a
+        over, under, rounded, zero = a
         m, name = self._m, f"{self._name}{index}"
-        rounded = Signal(9, name=f"{name}_r")
-        m.d.comb += rounded.eq(low + 1)
         out = Signal(signed(8), name=f"{name}_q")
         m.d.comb += out.eq(Mux(zero, 0, Mux(over, 127, Mux(under, -128, rounded[1:9].as_signed()))))
         return out
@@ -906,14 +904,22 @@ def _clog2(m: Module, value, bits: int, name: str):
     return out
 
 
+#: Memory attribute for Yosys: a read in the cycle its word is written may return anything.
+_NO_COLLISION = {"no_rw_check": 1}
+
+
 class _LineCopies:
     """``copies`` line-wide memories written together through one write port, each read at its
     own byte address (one INT8 operand per copy and cycle, on ``data(i)`` READ_CYCLES = 3 cycles
     after ``read(i, ...)``: the line address is registered, then read, and the read line passes a
     plain register before its byte is selected, so that no logic follows the block RAM's
-    unregistered output; rtl/ecp5_pack.py does not yet pack that register into the RAM's output
-    register, see docs/recsys.md); copy 0 has ``extra_ports`` more line read ports (their data one cycle
-    after their address, unregistered)."""
+    unregistered output, and rtl/ecp5_pack.py moves that register into the RAM's output register);
+    copy 0 has ``extra_ports`` more line read ports (their data one cycle after their address).
+    No read whose data is used meets a write of its line in the same cycle (the weight buffer
+    is loaded once, before the first GEMM; a dense bank is refilled only after the last GEMM
+    reading it has finished), so Yosys is told the collision rule does not matter
+    (``no_rw_check``): otherwise it emulates a non-transparent port's read-old-data rule with
+    a bypass multiplexer behind the block RAM, which keeps the read register out of the RAM."""
 
     def __init__(self, m: Module, name: str, *, copies: int, depth: int, line: int, extra_ports: int = 0):
         self._lb = line.bit_length() - 1
@@ -922,7 +928,7 @@ class _LineCopies:
         self.ports, self.wr, self._byte_q, self._line_q = [], [], [], []
         self.extra = []
         for i in range(copies):
-            mem = memory.Memory(shape=8 * line, depth=depth, init=[])
+            mem = memory.Memory(shape=8 * line, depth=depth, init=[], attrs=_NO_COLLISION)
             m.submodules[f"{name}{i}"] = mem
             self.wr.append(mem.write_port())
             port = mem.read_port()
@@ -962,7 +968,10 @@ class _SkewedStores:
     addresses (one instruction reads or writes one of them at a time). A read's value is on
     :meth:`data` three cycles after :meth:`read` (the word addresses are registered, then the
     memory's read register, then a plain register, so that no logic follows a block RAM's
-    unregistered output)."""
+    unregistered output; rtl/ecp5_pack.py moves it into the RAM). An instruction reads one
+    store and writes another, and the next instruction's first read follows the last write
+    of the one before, so no used read meets a write of its word in the same cycle
+    (``no_rw_check``, as in :class:`_LineCopies`)."""
 
     ADDR_BITS = 24
 
@@ -975,7 +984,7 @@ class _SkewedStores:
         for st in range(stores):
             ports, regs = [], []
             for b in range(banks):
-                mem = memory.Memory(shape=signed(8), depth=depth, init=[])
+                mem = memory.Memory(shape=signed(8), depth=depth, init=[], attrs=_NO_COLLISION)
                 m.submodules[f"{name}{st}_{b}"] = mem
                 wr, rd = mem.write_port(), mem.read_port()
                 ports.append((wr, rd))
@@ -1043,7 +1052,8 @@ class _SkewedStores:
         here, there = self._words(k0, lp, "r")
         first = Signal(max(1, self._lb), name=f"{self._name}_rfirst")
         m.d.comb += first.eq(self._first(row0, k0))
-        m.d.comb += self._base_q.eq(_lagged(m, first, 3, f"{self._name}_rfirst"))
+        self._base_p = _lagged(m, first, 2, f"{self._name}_rfirst")
+        m.d.sync += self._base_q.eq(self._base_p)
         for b in range(self._nb):
             i = self._lane(b, first, "r")
             addr = Signal(self.ADDR_BITS, name=f"{self._name}_raddr{b}")
@@ -1051,10 +1061,20 @@ class _SkewedStores:
             for ports in self.mems:
                 m.d.sync += ports[b][1].addr.eq(addr)
 
-    def data(self, store: int, i: int):
-        lb = self._lb
-        words = Array(self._data_q[store])
-        return words[(self._base_q + i)[:lb] if lb else 0]
+    def selects(self, i: int, en) -> list:
+        """Reader ``i``'s value as one-hot memory selects, registered: select ``b`` is set in
+        the cycle :meth:`words` holds the read if ``en`` held in the cycle before and memory
+        ``b`` holds the reader's value (a registered one-hot select puts one AND-OR level, not
+        a multiplexer tree on an index, behind the block RAMs' output registers)."""
+        lane = (self._base_p + i)[: self._lb] if self._lb else Const(0, 1)
+        sels = [Signal(name=f"{self._name}_sel{i}_{b}") for b in range(self._nb)]
+        self._m.d.sync += [sel.eq(en & (lane == b)) for b, sel in enumerate(sels)]
+        return sels
+
+    def words(self, store: int) -> list:
+        """Store ``store``'s memories' read data, memory by memory (:meth:`read`'s addresses
+        three cycles before)."""
+        return self._data_q[store]
 
 
 def out_row_layout(cols: int, acc_bits: int, row_bits: int) -> data.StructLayout:
@@ -1180,8 +1200,7 @@ class DenseEngine(wiring.Component):
         parity = ins.mb[0]
         P, K, Q = ins.p, ins.k, ins.q
         T, D, width = ins.b, ins.k, ins.q  # INTER: tables, dim, bottom output width
-        F = Signal(9)
-        m.d.comb += F.eq(T + 1)
+        F = Signal(9)  # INTER: the features, tables + 1 (a register: the fold limits follow it)
         busy = Signal()
         m.d.comb += self.cmd.ready.eq(~busy)
         accept = self.cmd.valid & self.cmd.ready
@@ -1226,7 +1245,7 @@ class DenseEngine(wiring.Component):
         # The instruction's counters load in the cycle it is taken (DECODE_CYCLES).
         with m.If(accept):
             m.d.sync += [ins.eq(new), busy.eq(1), is_inter.eq(new_inter), dot.eq(new_inter & (new.a == isa.INTER_DOT)),
-                         gram.eq(0)]
+                         gram.eq(0), F.eq(new.b + 1)]
             # A GEMM's Q * K (where its biases start), an INTER's P * T (its feature rows).
             m.d.sync += [qk.eq(new.q * new.k), pt.eq(new.p * new.b), lp_act.eq(_clog2(m, new.p, 5, "lp_new"))]
         # The feature store's row stride follows its P x T rows (first used by the first
@@ -1255,10 +1274,12 @@ class DenseEngine(wiring.Component):
         # The operands read in cycle x reach the array in x + READ_CYCLES (block RAM read, then
         # a register); the flags that go with them follow through as many registers.
         lag = isa.READ_CYCLES
-        row_z_q = Signal()  # Gram: the A operand is feature 0 (the bottom output, in Z)
-        col_z_q = Signal()  # Gram: column 0 is feature 0
-        row_ok_q = _lagged(m, Cat(*row_ok), lag, "row_ok")
-        col_ok_q = _lagged(m, Cat(*col_ok), lag, "col_ok")
+        # The operand selects are registers set a cycle ahead of the data (from the flags
+        # lagged by READ_CYCLES - 1), see _operand below.
+        row_z_p = Signal()  # Gram: the A operand is feature 0 (the bottom output, in Z)
+        col_z_p = Signal()  # Gram: column 0 is feature 0
+        row_ok_p = _lagged(m, Cat(*row_ok), lag - 1, "row_ok")
+        col_ok_p = _lagged(m, Cat(*col_ok), lag - 1, "col_ok")
         if not ws:
             # OS: step k is read in j = k (rows: samples p0 + r; columns: outputs q0 + c).
             reading = issuing & (j < steps)
@@ -1278,7 +1299,8 @@ class DenseEngine(wiring.Component):
             step_q = _lagged(m, reading, lag, "step")
             first_q = _lagged(m, j == 0, lag, "first")
             last_q = _lagged(m, j == steps - 1, lag, "last")
-            m.d.comb += [row_z_q.eq(_lagged(m, p0 == 0, lag, "row_z")), col_z_q.eq(_lagged(m, q0 == 0, lag, "col_z"))]
+            m.d.comb += [row_z_p.eq(_lagged(m, p0 == 0, lag - 1, "row_z")),
+                         col_z_p.eq(_lagged(m, q0 == 0, lag - 1, "col_z"))]
             m.d.comb += [array.a.valid.eq(step_q), array.b.valid.eq(step_q), a_in.first.eq(first_q),
                          a_in.last.eq(last_q)]
         else:
@@ -1310,27 +1332,64 @@ class DenseEngine(wiring.Component):
             feat[1].read(frow_b, k_pre, 1, lp_feat)
             preload_q = _lagged(m, preload, lag, "preload")
             streaming_q = _lagged(m, streaming, lag, "streaming")
-            m.d.comb += [row_z_q.eq(_lagged(m, s_idx == 0, lag, "row_z")), col_z_q.eq(_lagged(m, q0 == 0, lag, "col_z"))]
+            m.d.comb += [row_z_p.eq(_lagged(m, s_idx == 0, lag - 1, "row_z")),
+                         col_z_p.eq(_lagged(m, q0 == 0, lag - 1, "col_z"))]
             m.d.comb += [array.a.valid.eq(streaming_q), array.b.valid.eq(preload_q)]
+        # Each operand is an OR of its sources gated by registered one-hot selects (the
+        # instruction's source, the Gram phase, the row or column in range and the memory that
+        # holds it, decided a cycle ahead), so that one AND-OR level, not a tree of multiplexers
+        # on the source flags, follows the block RAMs' output registers. Every select is
+        # clear for an operand out of range, which is then 0.
+        def _operand(pairs):
+            out = Const(0, signed(8))
+            for sel, value in pairs:
+                out = out | Mux(sel, value, 0)
+            return out
+
+        def _one(en, name):
+            sel = Signal(name=name)
+            m.d.sync += sel.eq(en)
+            return sel
+
+        src_store = [~src_z & ~src_reg, ~src_z & src_reg, src_z]
         for r in range(R):
-            gemm_byte = Mux(src_dense, Mux(parity, dense[1].data(r), dense[0].data(r)),
-                            Mux(src_z, acts.data(2, r), Mux(src_reg, acts.data(1, r), acts.data(0, r))))
-            if ws:  # every row reads the streamed feature, each at its own step
-                gram_byte = Mux(row_z_q, acts.data(2, r), feat[0].data(0, r))
-            else:  # row r is feature f0 + r; only row 0 of the first block is feature 0
-                gram_byte = Mux(row_z_q & (r == 0), acts.data(2, 0), feat[0].data(0, r))
-            m.d.comb += a_in.windows[r][0].eq(Mux(row_ok_q[r], Mux(gram, gram_byte, gemm_byte), 0))
+            ok = row_ok_p[r]
+            # Gram: row r is feature f0 + r (OS; only row 0 of the first block is feature 0, in
+            # Z) or every row reads the streamed feature (WS).
+            z_row = row_z_p if ws or r == 0 else Const(0, 1)
+            pairs = []
+            for st in range(3):
+                en = ok & Mux(gram, z_row if st == 2 else 0, ~src_dense & src_store[st])
+                pairs += zip(acts.selects(r, en), acts.words(st))
+            pairs += zip(feat[0].selects(r, ok & gram & ~z_row), feat[0].words(0))
+            for b in range(2):
+                pairs.append((_one(ok & ~gram & src_dense & (parity == b), f"dense_sel{r}_{b}"), dense[b].data(r)))
+            m.d.comb += a_in.windows[r][0].eq(_operand(pairs))
         for c in range(C):
-            gram_value = Mux(col_z_q & (c == 0), acts.data(2, 0), feat[1].data(0, c))
-            m.d.comb += b_in.values[c].eq(Mux(col_ok_q[c], Mux(gram, gram_value, weights.data(c)), 0))
+            ok = col_ok_p[c]
+            pairs = [(_one(ok & ~gram, f"weight_sel{c}"), weights.data(c))]
+            if c == 0:
+                pairs += zip(acts.selects(0, ok & gram & col_z_p), acts.words(2))
+            z_col = col_z_p if c == 0 else Const(0, 1)
+            pairs += zip(feat[1].selects(c, ok & gram & ~z_col), feat[1].words(0))
+            m.d.comb += b_in.values[c].eq(_operand(pairs))
 
         # Fold counters: the next fold starts in j = FC (then j = 0 of it).
-        p_wrap = p0 + R >= lim_p
-        q_wrap = q0 + C >= lim_q
-        last_fold = p_wrap & q_wrap & (~gram | (gb + 1 >= P))
+        # The fold's end and where the next fold goes are registers, computed from p0, q0, gb and
+        # the limits of the cycle before: a fold lasts at least five cycles (j_last >= 4) and the
+        # limits settle in the cycle after the instruction (or the Gram phase) starts, so they
+        # are current at j = j_last; computed there, they put the limits' compares in front of
+        # every fold counter's next state.
+        p_wrap = Signal()
+        q_wrap = Signal()
+        last_fold = Signal()
+        at_end = Signal()
+        m.d.sync += [p_wrap.eq(p0 + R >= lim_p), q_wrap.eq(q0 + C >= lim_q),
+                     last_fold.eq((p0 + R >= lim_p) & (q0 + C >= lim_q) & (~gram | (gb + 1 >= P))),
+                     at_end.eq(issuing & (j + 1 == j_last))]
         with m.If(issuing):
             m.d.sync += j.eq(j + 1)
-            with m.If(j == j_last):
+            with m.If(at_end):
                 m.d.sync += j.eq(0)
                 with m.If(last_fold):
                     m.d.sync += issuing.eq(0)
@@ -1467,23 +1526,36 @@ class DenseEngine(wiring.Component):
         ebase = Signal(32)
         zt = Signal(17)
         frow = Signal(_SkewedStores.ADDR_BITS)  # dot: the feature row of entry (t, b), b * T + t
+        # The chunk's place is known from registers alone: ``left`` counts the entry's sums from
+        # cd on, ``e_last``, ``b_last`` and ``t_last`` say that the chunk ends its entry, the
+        # entry is its table's last sample and the table the last, each loaded from its next
+        # value (limit compares in front of these counters held the engine to 98.9 MHz on ECP5).
+        left = Signal(16)
+        e_last = Signal()
+        b_last = Signal()
+        t_last = Signal()
+        b_left = Signal(16)  # samples after cb
+        t_left = Signal(8)  # tables after ct
+        d_small = Signal()  # dim <= C: every entry is one chunk
         with m.If(accept & new_inter):
-            m.d.sync += [chunking.eq(1), ct.eq(0), cb.eq(0), cd.eq(0), ebase.eq(0), zt.eq(new.q), frow.eq(0)]
+            m.d.sync += [chunking.eq(1), ct.eq(0), cb.eq(0), cd.eq(0), ebase.eq(0), zt.eq(new.q), frow.eq(0),
+                         left.eq(new.k), e_last.eq(new.k <= C), d_small.eq(new.k <= C),
+                         b_left.eq(new.p - 1), b_last.eq(new.p <= 1), t_left.eq(new.b - 1), t_last.eq(new.b <= 1)]
         n = Signal(range(C + 1))
-        m.d.comb += n.eq(Mux(D - cd >= C, C, D - cd))
-        entry_done = cd + C >= D
-        last_chunk = entry_done & (cb + 1 >= P) & (ct + 1 >= T)
+        m.d.comb += n.eq(Mux(e_last, left, C))
+        last_chunk = e_last & b_last & t_last
         with m.If(chunking):
-            with m.If(entry_done):
-                m.d.sync += [cd.eq(0), ebase.eq(ebase + D)]
-                with m.If(cb + 1 >= P):
-                    m.d.sync += [cb.eq(0), ct.eq(ct + 1), zt.eq(zt + D), frow.eq(ct + 1)]
-                    with m.If(ct + 1 >= T):
+            with m.If(e_last):
+                m.d.sync += [cd.eq(0), ebase.eq(ebase + D), left.eq(D), e_last.eq(d_small)]
+                with m.If(b_last):
+                    m.d.sync += [cb.eq(0), ct.eq(ct + 1), zt.eq(zt + D), frow.eq(ct + 1), b_left.eq(P - 1),
+                                 b_last.eq(P <= 1), t_left.eq(t_left - 1), t_last.eq(t_left == 1)]
+                    with m.If(t_last):
                         m.d.sync += chunking.eq(0)
                 with m.Else():
-                    m.d.sync += [cb.eq(cb + 1), frow.eq(frow + T)]
+                    m.d.sync += [cb.eq(cb + 1), frow.eq(frow + T), b_left.eq(b_left - 1), b_last.eq(b_left == 1)]
             with m.Else():
-                m.d.sync += cd.eq(cd + C)
+                m.d.sync += [cd.eq(cd + C), left.eq(left - C), e_last.eq(left <= 2 * C)]
         m.d.comb += [self.pool_rd.en.eq(chunking), self.pool_rd.bank.eq(parity),
                      self.pool_rd.addr.eq(ebase + cd), self.pool_rd.count.eq(n)]
         r1_valid = Signal()

@@ -629,8 +629,8 @@ _NARROW_LUTRAM = (8, 4096)
 #: The engine top's logic beyond the counted terms (the Program intake, the per-engine queues'
 #: control, the loader, the store, the conditions' counters, the dense engine's fold counters and
 #: post-processing), fitted on the tiny point's synthesis.
-LUT_BASE = 9_550
-FF_BASE = 2_290
+LUT_BASE = 9_763
+FF_BASE = 2_379
 #: Multipliers of the top beyond the array and the walkers, measured: 4 while the intake computed
 #: a GATHER's walk in one stage, 2 since it takes two (which products Yosys now maps to LUTs is
 #: not identified).
