@@ -139,6 +139,9 @@ class IndexWalker(wiring.Component):
         The row register.
     pos_port, idx_port : In(memory.ReadPort.Signature(addr_width=word_addr_bits, shape=WORD_BITS))
         Two read ports of the index bank (one-cycle reads; the data hold while ``en`` is low).
+    next_addr, next_dim, next_load : Out(ADDR_BITS), Out(DIM_BITS), Out(1)
+        The row register takes the row at ``next_addr`` of ``next_dim`` bytes at the end of this
+        cycle (a row step), for :class:`GatherUnit`'s decisions ahead.
     """
 
     def __init__(self, *, word_addr_bits: int, entry_bits: int = 16, ctx_bits: int = 1):
@@ -152,6 +155,9 @@ class IndexWalker(wiring.Component):
             "rows": Out(stream.Signature(row_layout(entry_bits, ctx_bits))),
             "pos_port": In(port),
             "idx_port": In(port),
+            "next_addr": Out(ADDR_BITS),
+            "next_dim": Out(DIM_BITS),
+            "next_load": Out(1),
         })
 
     def elaborate(self, platform):
@@ -209,6 +215,7 @@ class IndexWalker(wiring.Component):
             m.d.comb += idx_port.en.eq(1)
             m.d.sync += [fetch.eq(fetch + 1), index_q.eq(idx_port.data), lo.eq(index_q[:18] * cur.dim),
                          hi.eq(index_q[18:] * cur.dim), row_addr.eq(cur.base + lo + Cat(Const(0, 18), hi))]
+        m.d.comb += [self.next_addr.eq(row_addr), self.next_dim.eq(cur.dim), self.next_load.eq(row_step)]
         with m.If(self.rows.ready):
             m.d.sync += self.rows.valid.eq(0)
         with m.If(row_step):
@@ -269,6 +276,8 @@ class GatherLane(wiring.Component):
         wiring.connect(m, wiring.flipped(self.pos_port), walker.pos_port)
         wiring.connect(m, wiring.flipped(self.idx_port), walker.idx_port)
         wiring.connect(m, walker.rows, unit.rows)
+        m.d.comb += [unit.next_addr.eq(walker.next_addr), unit.next_dim.eq(walker.next_dim),
+                     unit.next_load.eq(walker.next_load)]
         wiring.connect(m, unit.req, wiring.flipped(self.req))
         for mine, its in zip(self.resp, unit.resp):
             wiring.connect(m, wiring.flipped(mine), its)
@@ -335,6 +344,12 @@ class GatherUnit(wiring.Component):
         Tags in use at the start of the cycle (requested, queued or pooling).
     hits : Out(1)
         The line requested this cycle was a cache hit.
+    next_addr, next_dim, next_load : In(ADDR_BITS), In(DIM_BITS), In(1)
+        The row source's row register takes a new row (byte address ``next_addr``, ``next_dim``
+        bytes) at the end of this cycle (``next_load``; ignored while a row is part-way
+        requested): the unit looks the next cycle's line up and decides whether a row's first
+        line is its last one cycle ahead. The payload of ``rows`` holds while no new row is
+        taken; every row is announced so, the first one too.
     """
 
     def __init__(self, *, line_bytes: int, max_outstanding: int, channels: int, pool_lanes: int,
@@ -358,6 +373,9 @@ class GatherUnit(wiring.Component):
             "pool": Out(stream.Signature(pool_layout(pool_lanes, entry_bits, ctx_bits), always_ready=True)),
             "tags_used": Out(range(max_outstanding + 1)),
             "hits": Out(1),
+            "next_addr": In(ADDR_BITS),
+            "next_dim": In(DIM_BITS),
+            "next_load": In(1),
         })
 
     def elaborate(self, platform):
@@ -396,10 +414,10 @@ class GatherUnit(wiring.Component):
         # Whether the line to request is the row's last: for its first line from its offset and
         # bytes, for a later one a flag registered with ``next_line`` (keeps the row's end
         # address and a line-number compare off the take decision, which the walker waits on).
-        first_last = Signal()
+        first_last = Signal()  # of the row in the row register, decided when it was announced
         mid_last = Signal()
         last_line = Signal()
-        m.d.comb += [first_last.eq(row.addr[:lb] + row.dim <= line), last_line.eq(Mux(mid, mid_last, first_last))]
+        m.d.comb += last_line.eq(Mux(mid, mid_last, first_last))
         lo = Signal(ADDR_BITS)
         m.d.comb += lo.eq(Mux(mid, Cat(Const(0, lb), cur_line), row.addr))
         slice_meta = Signal(meta_layout)
@@ -411,7 +429,10 @@ class GatherUnit(wiring.Component):
             slice_meta.line.eq(cur_line),
         ]
 
-        # Cache slice: a lookup in cycle x sees the fills of cycles before x.
+        # Cache slice: a lookup in cycle x sees the fills of cycles before x. It is made in x - 1,
+        # of the line the unit will request in x (that of its registers' next state) against the
+        # cache after x - 1's fills, and registered, which keeps the set select and the line
+        # compare off the take decision (and the walker's step, which waits on it).
         hit = Signal()
         if self._cache:
             sets = self._cache
@@ -420,7 +441,6 @@ class GatherUnit(wiring.Component):
             c_line = Array(Signal(ln_bits, reset_less=True, name=f"cline{i}") for i in range(sets))
             c_data = Array(Signal(8 * line, reset_less=True, name=f"cdata{i}") for i in range(sets))
             s = cur_line[:sb] if sb else Const(0, 1)
-            m.d.comb += hit.eq(c_valid.bit_select(s, 1) & (c_line[s] == cur_line))
             # Hits wait CACHE_HIT_CYCLES in a tag delay line, then join the arrival order.
             hit_pipe = [Signal(1 + self.tag_bits, name=f"hit_pipe{i}") for i in range(isa.CACHE_HIT_CYCLES)]
 
@@ -433,10 +453,39 @@ class GatherUnit(wiring.Component):
             self.hits.eq(self.rows.valid & any_free & hit),
             self.rows.ready.eq(take & last_line),
         ]
+        following = Signal(ln_bits)
+        m.d.comb += following.eq(cur_line + 1)
         with m.If(take):
             m.d.sync += meta[new_tag].eq(slice_meta)
-            following = (cur_line + 1)[:ln_bits]
             m.d.sync += [mid.eq(~last_line), next_line.eq(following), mid_last.eq(row_last[lb:] == following)]
+        with m.If((take | ~mid) & self.next_load):
+            m.d.sync += first_last.eq(self.next_addr[:lb] + self.next_dim <= line)
+        if self._cache:
+            # The line of the next cycle: the row's next line, the same one, or (the row register
+            # taking a new row, ``next_load``, while no row is part-way) the new row's first line.
+            def lookup(ln, name):
+                """Whether line ``ln`` is in the cache after this cycle's fills (the last lane's
+                fill of a set wins, as in the fill below)."""
+                ls = ln[:sb] if sb else Const(0, 1)
+                found = Signal(name=name)
+                result = c_valid.bit_select(ls, 1) & (c_line[ls] == ln)
+                for lane in self.resp:
+                    filled = data.View(meta_layout, meta[lane.payload.tag]).line
+                    fset = filled[:sb] if sb else Const(0, 1)
+                    result = Mux(lane.valid & (fset == ls), filled == ln, result)
+                m.d.comb += found.eq(result)
+                return found
+
+            same, adv = lookup(cur_line, "hit_same"), lookup(following, "hit_next_line")
+            new_row = lookup(self.next_addr[lb:], "hit_new_row")
+            hit_q = Signal()
+            m.d.comb += hit.eq(hit_q)
+            with m.If(take & ~last_line):
+                m.d.sync += hit_q.eq(adv)
+            with m.Elif((take | ~mid) & self.next_load):
+                m.d.sync += hit_q.eq(new_row)
+            with m.Else():
+                m.d.sync += hit_q.eq(same)
 
         # Arrival queue of tags (capacity: every tag), filled by the channel lanes in channel
         # order and then the cache hit due this cycle.
@@ -2053,9 +2102,20 @@ class RecsysAccelerator(wiring.Component):
         B = _pow2_at_least(max(hw.cols, (line - 1) // acc_bytes + 2))
         lB = B.bit_length() - 1
         out_depth = -(-out_values // B) + 1
+        # A row the dense engine gives in cycle f is written in f + 1, its first value's index
+        # ``row * V + col`` registered in f (the multiply is off the banks' write path). A read
+        # sees the rows given up to its cycle: written before it, in it (transparent ports) or,
+        # for the row given in its cycle, from the write of the next (a compare on the address
+        # read), so the store's first line, read in the last top GEMM's final cycle, sees its last
+        # row.
         o = dense.out.payload
         n0 = Signal(32)
-        m.d.comb += n0.eq(o.row * d_cur.q + o.col)
+        w_valid = Signal()
+        w_bank = Signal()
+        w_count = Signal.like(o.count)
+        w_values = Signal.like(o.values, reset_less=True)
+        m.d.sync += [n0.eq(o.row * d_cur.q + o.col), w_valid.eq(dense.out.valid), w_bank.eq(o.bank),
+                     w_count.eq(o.count), w_values.eq(o.values)]
         # The store's read: line i's values n_lo … n_lo + B - 1, then bytes from ``off``.
         rd_bank = Signal()
         rd_nlo = Signal(32)
@@ -2071,13 +2131,17 @@ class RecsysAccelerator(wiring.Component):
                 m.d.comb += c_of.eq((b - n0) if lB else 0)
                 n = Signal(32, name=f"out_n{p}_{b}")
                 m.d.comb += n.eq(n0 + c_of)
-                vals = Array(o.values[c] for c in range(hw.cols))
-                m.d.comb += [wr.en.eq(dense.out.valid & (o.bank == p) & (c_of < o.count)),
+                vals = Array(w_values[c] for c in range(hw.cols))
+                m.d.comb += [wr.en.eq(w_valid & (w_bank == p) & (c_of < w_count)),
                              wr.addr.eq(n >> lB), wr.data.eq(vals[c_of])]
                 k = Signal(lB if lB else 1, name=f"out_k{p}_{b}")
                 m.d.comb += k.eq((b - rd_nlo) if lB else 0)
                 m.d.comb += rd.addr.eq((rd_nlo + k) >> lB)
-                bank_data[p][b] = rd.data
+                read_addr = Signal.like(rd.addr, name=f"out_ra{p}_{b}")
+                m.d.sync += read_addr.eq(rd.addr)
+                forward = Signal(name=f"out_fwd{p}_{b}")
+                m.d.comb += forward.eq(wr.en & (wr.addr == read_addr))
+                bank_data[p][b] = Mux(forward, wr.data, rd.data)
         rd_bank_q = Signal()
         rd_nlo_q = Signal(max(1, lB))
         rd_off_q = Signal(range(acc_bytes))

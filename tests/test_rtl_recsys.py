@@ -165,8 +165,16 @@ def run_rtl(pt: _Point, stall_seed: int | None = None):
     rows = deque(pt.rows())
 
     async def bench(ctx):
+        def announce(rows):
+            """The row the "row register" holds next cycle (the unit decides on it ahead)."""
+            ctx.set(unit.next_load, bool(rows))
+            ctx.set(unit.next_addr, rows[0][0] if rows else 0)
+            ctx.set(unit.next_dim, rows[0][1] if rows else 0)
+
         where = {}  # tag -> line address of the request in flight
         delayed = [deque() for _ in range(pt.channels)]
+        announce(rows)  # the first row is taken into the register in the cycle before cycle 0
+        await ctx.tick()
         x = 0
         while x < 20_000:
             for lane in unit.resp:
@@ -182,7 +190,8 @@ def run_rtl(pt: _Point, stall_seed: int | None = None):
                     ctx.set(unit.resp[c].payload.data, int.from_bytes(data, "little"))
             offer = bool(rows) and not (stalls and rng.random() < 0.3)
             ctx.set(unit.rows.valid, offer)
-            if offer:
+            if rows:
+                # The payload is the head row's while it is offered or not, as a row register's.
                 addr, dim, entry = rows[0]
                 ctx.set(unit.rows.payload.addr, addr)
                 ctx.set(unit.rows.payload.dim, dim)
@@ -203,6 +212,7 @@ def run_rtl(pt: _Point, stall_seed: int | None = None):
                 out["chunks"].append((x, ctx.get(p.elem), ctx.get(p.count)))
             if offer and ctx.get(unit.rows.ready):
                 rows.popleft()
+            announce(rows)
             busy = rows or ctx.get(unit.tags_used) or ctx.get(unit.pool.valid) or any(delayed) or not mem.idle
             await ctx.tick()
             x += 1
