@@ -153,7 +153,7 @@ def _blocks(hw):
         res = nt.NmTrainAccelerator._prune_unit(
             m, geo, rank, data, Const(1), Const(0), Const(0), Const(0), Const(0), n, mlog, ib, OPERAND_BITS + ib,
             geo.w_entries * (OPERAND_BITS + ib))
-        rank.offer("pgs", Const(0), [], Const(0, nw), Const(0, nm))
+        rank.offer("pgs", Const(0), [], Const(0, nw), Const(0, nm), [Const(0)] * rank.E)
         rank.build(m)
         return [res["entries"]]
 
@@ -161,7 +161,7 @@ def _blocks(hw):
         # the rank and squeeze stages alone (the network the prune unit and the PGS unit share)
         data, n, mlog = port("data", 8 * geo.w_entries), port("n", nw), port("mlog", nm)
         vals = [data[8 * e: 8 * e + 8] for e in range(geo.w_entries)]
-        keep, shift = nt._rank(m, "r", vals, n, mlog, 1 << ib)
+        keep, shift = nt._rank(m, "r", vals, n, mlog, 1 << ib, nt._group_terms(m, "r", len(vals), n, mlog, 1 << ib))
         v, val, idx = nt._compact(m, "c", keep, vals, shift, mlog, 1 << ib)
         return [Cat(*v), Cat(*val), Cat(*idx)]
 

@@ -819,7 +819,10 @@ class NmTrainAccelerator(wiring.Component):
             m.d.comb += values[e].eq(Mux(job.axis, column[e] if e < Mmax else 0, row_vals[8 * e : 8 * e + 8]))
         d2_valid = Signal(name="pg_d2_valid")
         m.d.comb += d2_valid.eq(Mux(job.axis, d2_emit, d2_read))
-        rank.offer("pgs", d2_valid, values, job.n, job.m_log2)
+        # The job's N:M is fixed from its start; its first row reaches the rank stage two cycles later.
+        terms = [_reg(m, t, f"pg_term{e}", reset_less=True)
+                 for e, t in enumerate(_group_terms(m, "pg", rank.E, job.n, job.m_log2, rank.Mmax))]
+        rank.offer("pgs", d2_valid, values, job.n, job.m_log2, terms)
 
         # ---- three cycles later: ranked (the shared stage's registers) ----
         t3_valid = _reg(m, d2_valid, "pg_t3_valid")
@@ -871,8 +874,11 @@ class NmTrainAccelerator(wiring.Component):
         meta = {"valid": valid, "bank": bank, "sub": sub, "base": base, "last": last, "n": n, "m_log2": m_log2}
         t1 = {k: _reg(m, v, f"prune1_{k}", reset_less=(k != "valid")) for k, v in meta.items()}
         t1_data = _reg(m, beat_data[: 8 * E], "prune1_data", reset_less=True)
+        # The group terms of the shifts, from the load's N:M in the beat's cycle (off the rank stage).
+        t1_terms = [_reg(m, t, f"prune1_term{e}", reset_less=True)
+                    for e, t in enumerate(_group_terms(m, "prune", rank.E, n, m_log2, rank.Mmax))]
         values = [t1_data[8 * e : 8 * e + 8] for e in range(E)]
-        rank.offer("prune", t1["valid"], values, t1["n"], t1["m_log2"])
+        rank.offer("prune", t1["valid"], values, t1["n"], t1["m_log2"], t1_terms)
         t2 = {k: _reg(m, v, f"prune2_{k}", reset_less=(k != "valid")) for k, v in t1.items()}
         pos_valid, pos_val, pos_idx = rank.valid, rank.value, rank.index
         entries = []
@@ -906,12 +912,12 @@ class _RankStage:
         self.value = [Signal(8, name=f"rank_value{e}") for e in range(self.E)]
         self.index = [Signal(max(1, ib), name=f"rank_index{e}") for e in range(self.E)]
 
-    def offer(self, unit, active, values, n, m_log2):
-        self.offers[unit] = (active, values, n, m_log2)
+    def offer(self, unit, active, values, n, m_log2, terms):
+        self.offers[unit] = (active, values, n, m_log2, terms)
 
     def build(self, m):
-        pg_on, pg_vals, pg_n, pg_mlog = self.offers["pgs"]
-        _, pr_vals, pr_n, pr_mlog = self.offers["prune"]
+        pg_on, pg_vals, pg_n, pg_mlog, pg_terms = self.offers["pgs"]
+        _, pr_vals, pr_n, pr_mlog, pr_terms = self.offers["prune"]
         sel = Signal(name="rank_pgs")
         m.d.comb += sel.eq(pg_on)
         values = []
@@ -921,7 +927,8 @@ class _RankStage:
             values.append(v)
         mlog = Signal(isa.field_width("m_log2"), name="rank_m_log2")
         m.d.comb += mlog.eq(Mux(sel, pg_mlog, pr_mlog))
-        keep, shift = _rank(m, "rank", values, Mux(sel, pg_n, pr_n), mlog, self.Mmax)
+        terms = [Mux(sel, pg_terms[e], pr_terms[e]) for e in range(self.E)]
+        keep, shift = _rank(m, "rank", values, Mux(sel, pg_n, pr_n), mlog, self.Mmax, terms)
         r_keep = []
         for e in range(self.E):
             own = Mux(sel, e < self.widths["pgs"], e < self.widths["prune"])
@@ -1018,12 +1025,32 @@ def _reg(m, value, name, reset_less=False):
     return r
 
 
-def _rank(m, prefix, values, n, m_log2, Mmax):
+def _group_terms(m, prefix, E, n, m_log2, Mmax):
+    """Per byte position e < E the bytes an N:2^m_log2 prune drops in the groups before e's,
+    ``(e >> m_log2) * (2^m_log2 - N)`` (mod 2^bits of a shift), as shifted adds of M - N chosen by
+    m_log2: no multiplier."""
+    bits = max(1, E.bit_length())
+    drop = Signal(6, name=f"{prefix}_drop")
+    m.d.comb += drop.eq((Const(1, 6) << m_log2) - n)
+    terms = []
+    for e in range(E):
+        t = Signal(bits, name=f"{prefix}_term{e}")
+        with m.Switch(m_log2):
+            for ml in range((Mmax - 1).bit_length() + 1):
+                g = e >> ml
+                with m.Case(ml):
+                    m.d.comb += t.eq(sum((drop << k for k in range(g.bit_length()) if g >> k & 1), Const(0, bits)))
+        terms.append(t)
+    return terms
+
+
+def _rank(m, prefix, values, n, m_log2, Mmax, terms):
     """Which of ``values`` (bytes, groups of M = 2^m_log2 <= Mmax from position 0) an N:M prune
     keeps, and how far each moves left when the dropped ones are squeezed out: ``(keep,
     shift)``, combinational. A byte is kept if fewer than N bytes of its group beat it (larger
     |w|, or equal |w| at a lower position); it moves by the bytes dropped before it (M - N per
-    earlier group, and the dropped ones before it in its own group)."""
+    earlier group, ``terms[e]`` of :func:`_group_terms`, and the dropped ones before it in its
+    own group)."""
     E = len(values)
     mag = []
     for e in range(E):
@@ -1067,10 +1094,8 @@ def _rank(m, prefix, values, n, m_log2, Mmax):
             same = Signal(name=f"{prefix}_before{e}_{other}")
             m.d.comb += same.eq(((Const(other ^ i, 5)) & ~group_mask) == 0)
             local.append(same & ~keep[base + other])
-        groups_before = Signal(shift_bits, name=f"{prefix}_groups{e}")
-        m.d.comb += groups_before.eq(Const(e, shift_bits) >> m_log2)
         d = Signal(shift_bits, name=f"{prefix}_shift{e}")
-        m.d.comb += d.eq(groups_before * (group_mask + 1 - n) + sum(local, Const(0, shift_bits)))
+        m.d.comb += d.eq(terms[e] + sum(local, Const(0, shift_bits)))
         shift.append(d)
     return keep, shift
 
