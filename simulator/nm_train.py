@@ -287,7 +287,7 @@ def simulate(point) -> results.RawCounts:
 #: first-order mux and shifter tally without the control (loader, receiver, store, job queue,
 #: sequencers), and Yosys needs about a sixth more; the array's own count is not scaled (the
 #: array alone synthesises to about its count: 5,961 xcup LUTs for 5,632 at 8 x 8 OS,
-#: benchmarks/README.md). Fitted on the tiny point alone ((144,426 - 1,408) / (122,392 - 1,408);
+#: benchmarks/README.md). Fitted on the tiny point alone ((144,426 - 1,408) / (122,392 - 1,408), the RTL of 0ffdc01;
 #: benchmarks/nm_resource_calibration.json, tests/test_resources_nm_train.py), the mid points
 #: held out. FFs are counted without a fitted constant.
 LUT_SCALE = 1.182
