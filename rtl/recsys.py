@@ -34,6 +34,7 @@ hits after them, and a tag is free again in the cycle after its slice's last poo
 
 from __future__ import annotations
 
+import contextlib
 from types import SimpleNamespace
 
 from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal, Value, signed, unsigned
@@ -956,6 +957,33 @@ def _clog2(m: Module, value, bits: int, name: str):
 #: Memory attribute for Yosys: a read in the cycle its word is written may return anything.
 _NO_COLLISION = {"no_rw_check": 1}
 
+#: Simulation check of the claim behind ``_NO_COLLISION`` (set only through
+#: :func:`poison_collisions`): a read of a word in the cycle it is written returns the word
+#: inverted instead of its old value, so a used colliding read breaks the golden comparison.
+_POISON = False
+
+
+@contextlib.contextmanager
+def poison_collisions():
+    """Elaborate tops inside this block with the collision poison of ``_NO_COLLISION``
+    memories (simulation only: the poison is logic, never part of ``sparsim rtl``'s Verilog)."""
+    global _POISON
+    before, _POISON = _POISON, True
+    try:
+        yield
+    finally:
+        _POISON = before
+
+
+def _seen(m: Module, wr, rd, name: str):
+    """``rd``'s read data as the hardware may deliver it: with the poison on, inverted in the
+    cycle after ``wr`` wrote the word ``rd`` read (Amaranth's read ports return the old word)."""
+    if not _POISON:
+        return rd.data
+    hit = Signal(name=f"{name}_collision")
+    m.d.sync += hit.eq(wr.en.any() & rd.en & (wr.addr == rd.addr))
+    return Mux(hit, ~rd.data, rd.data)
+
 
 class _LineCopies:
     """``copies`` line-wide memories written together through one write port, each read at its
@@ -984,9 +1012,10 @@ class _LineCopies:
             self.ports.append(port)
             if i == 0:
                 self.extra = [mem.read_port() for _ in range(extra_ports)]
+                self.extra_data = [_seen(m, self.wr[0], p, f"{name}0_x{k}") for k, p in enumerate(self.extra)]
             self._byte_q.append(Signal(max(1, self._lb), name=f"{name}{i}_byte"))
             line_q = Signal(8 * line, name=f"{name}{i}_line_q", reset_less=True)
-            m.d.sync += line_q.eq(port.data)
+            m.d.sync += line_q.eq(_seen(m, self.wr[i], port, f"{name}{i}"))
             self._line_q.append(line_q)
         self._m = m
 
@@ -1038,7 +1067,7 @@ class _SkewedStores:
                 wr, rd = mem.write_port(), mem.read_port()
                 ports.append((wr, rd))
                 reg = Signal(signed(8), name=f"{name}{st}_{b}_q", reset_less=True)
-                m.d.sync += reg.eq(rd.data)
+                m.d.sync += reg.eq(_seen(m, wr, rd, f"{name}{st}_{b}"))
                 regs.append(reg)
             self.mems.append(ports)
             self._data_q.append(regs)
@@ -1481,7 +1510,7 @@ class DenseEngine(wiring.Component):
         with m.If(bias_read):
             m.d.sync += bsel.eq(bpos[:lb] if lb else 0)
         bias_line = Signal(8 * line, reset_less=True)
-        m.d.sync += bias_line.eq(port.data)
+        m.d.sync += bias_line.eq(weights.extra_data[0])
         low = Signal(8 * line, reset_less=True)
         with m.If(_lagged(m, bias_read, 3, "bias_low")):
             m.d.sync += low.eq(bias_line)

@@ -551,6 +551,24 @@ def test_rs_rtl_stalls_slow_runs_down(level: str, rs_verilator_runs):
     assert sum(slower) * 2 > len(slower), [(res.cycles_rtl, res.cycles_sim) for res in results]
 
 
+#: One case per design point of ``RS_RTL_CASES`` (every case under ``SPARSIM_RECSYS_RTL=all``).
+RS_POISON_CASES = tuple(c for c in RS_RTL_CASES if os.environ.get("SPARSIM_RECSYS_RTL") == "all"
+                        or not c.id.endswith(("-data2", "-data3")))
+
+
+@pytest.mark.parametrize("case", RS_POISON_CASES, ids=lambda c: c.id)
+def test_rs_no_rw_check_memories_never_serve_a_colliding_read(case: Case):
+    """The dense engine's memories tell Yosys that a read in the cycle its word is written may
+    return anything (``no_rw_check``, so the block RAMs keep their output registers). With the
+    simulation poison a colliding read returns its word inverted: values still golden and
+    cycles the simulator's means no read whose data is used ever collides."""
+    from sparsim.rtl import recsys as rs_rtl
+
+    with rs_rtl.poison_collisions():
+        (res,) = amaranth_sim.verify_all([(case.program(), None)])
+    check_rtl(res)
+
+
 def test_rs_rtl_cases_time_the_gathers():
     """The RTL-level cases in ``make test`` check the gather side's timing, not only the dense
     engine's: one of their points has its dense engine wait for gathers, and its cycles change

@@ -26,12 +26,13 @@ instruction takes its contract cycles; a corrupted weight makes the check fail.
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections import deque
 
 import numpy as np
 import pytest
-from amaranth.hdl import Elaboratable, Module, Value, unsigned
+from amaranth.hdl import Elaboratable, Module, Signal, Value, unsigned
 from amaranth.lib import wiring
 from amaranth.sim import Simulator
 
@@ -1024,3 +1025,39 @@ def test_rtl_refuses_what_it_does_not_run_in_one_line(capsys):
     assert main(["rtl", "examples/recsys_tiny.yaml", "--set", "hardware.cols=8"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("sparsim: error: hardware.cols") and "biases" in err and "\n" not in err
+
+
+@pytest.mark.parametrize("poison", (False, True))
+def test_collision_poison_inverts_a_read_of_the_word_being_written(poison):
+    """Negative control of the ``no_rw_check`` check (tests/test_case_table.py): with the poison
+    on, a line read in the cycle it is written comes back inverted; without it, old (Amaranth's
+    rule for these read ports), so the case-table check can fail."""
+    from sparsim.rtl import recsys as rs_rtl
+
+    m = Module()
+    with (rs_rtl.poison_collisions() if poison else contextlib.nullcontext()):
+        copies = rs_rtl._LineCopies(m, "t", copies=1, depth=4, line=2)
+        en, addr, wdata, raddr = Signal(), Signal(2), Signal(16), Signal(3)
+        copies.write(en, addr, wdata)
+        copies.read(0, raddr)
+        out = Signal(8)
+        m.d.comb += out.eq(copies.data(0))
+    seen = []
+
+    async def bench(ctx):
+        # Line 1 written (0x3412) as its read address (byte 2 = line 1, byte 0) is registered;
+        # in the next cycle it is read while 0x7856 is written to it: a collision.
+        ctx.set(en, 1), ctx.set(addr, 1), ctx.set(wdata, 0x3412), ctx.set(raddr, 2)
+        await ctx.tick()
+        ctx.set(wdata, 0x7856)
+        await ctx.tick()
+        ctx.set(en, 0)
+        for _ in range(4):
+            await ctx.tick()
+            seen.append(ctx.get(out))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert (0x12 ^ 0xFF if poison else 0x12) in seen, [hex(v) for v in seen]
