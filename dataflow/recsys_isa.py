@@ -83,19 +83,21 @@ CACHE_HIT_CYCLES = 2
 WALK_CYCLES = 6
 #: Cycles of the post-processing stage from a GEMM's (or the dot Gram's) last array result to
 #: its write: the result's cycle, in which the bias is added (registered), the cycle of the
-#: requantisation's first half (the saturation tests and the shift, registered) and the cycle
-#: that rounds, saturates and writes the destination (ReLU: a negative sum writes 0); for an
-#: INTER's requantisation phase, the cycle after a chunk's read that registers its sums, then the
-#: same two. (Requantising and writing in one cycle held the dense engine to 43 MHz on ECP5.)
-POST_CYCLES = 3
+#: requantisation's first half (the saturation tests and the shift, registered), the cycle
+#: that saturates and rotates the row into the destination memories' write registers (ReLU: a
+#: negative sum writes 0) and the write; for an INTER's requantisation phase, the cycle after
+#: a chunk's read that registers its sums, then the same three. (Requantising and writing in
+#: one cycle held the dense engine to 43 MHz on ECP5; rotating and writing in one, to 101 MHz.)
+POST_CYCLES = 4
 #: The cycle in which the dense engine takes a GEMM or INTER: its address and fold counters load.
 DECODE_CYCLES = 1
 #: Cycles from a fold sequence's first operand addresses to the array's first handshake: the
-#: addresses computed into registers, the memories' read, then a register on the read data,
-#: from which the operands are selected into the array. (Reading
-#: on computed addresses and selecting from a block RAM's unregistered output held the dense
-#: engine to 59-85 MHz on ECP5.)
-READ_CYCLES = 3
+#: addresses computed into registers, the memories' read, a register on the read data (the
+#: block RAM's output register), then each source's selected byte in a register, whose OR
+#: enters the array. (Reading on computed addresses and selecting from a block RAM's
+#: unregistered output held the dense engine to 59-85 MHz on ECP5; selecting a line's byte and
+#: OR-ing the sources in the array's cycle, to 104 MHz.)
+READ_CYCLES = 4
 #: Bytes of one index-block word (positions and indices are int32).
 INDEX_BYTES = 4
 

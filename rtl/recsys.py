@@ -987,25 +987,32 @@ def _seen(m: Module, wr, rd, name: str):
 
 class _LineCopies:
     """``copies`` line-wide memories written together through one write port, each read at its
-    own byte address (one INT8 operand per copy and cycle, on ``data(i)`` READ_CYCLES = 3 cycles
-    after ``read(i, ...)``: the line address is registered, then read, and the read line passes a
+    own byte address (one INT8 operand per copy and cycle, on ``data(i)`` three cycles after
+    ``read(i, ...)``: the line address is registered, then read, and the read line passes a
     plain register before its byte is selected, so that no logic follows the block RAM's
-    unregistered output, and rtl/ecp5_pack.py moves that register into the RAM's output register);
+    unregistered output, and rtl/ecp5_pack.py moves that register into the RAM's output register;
+    the dense engine registers the selected byte once more, READ_CYCLES = 4 in all);
     copy 0 has ``extra_ports`` more line read ports (their data one cycle after their address).
+    With ``banks`` = 2 each copy holds two banks of ``depth`` lines, the bank the line address's
+    top bit (``write`` and ``read`` take it): the dense engine's two dense banks share their
+    block RAMs (a bank's copy of 64 or 128 lines filled an eighth or a quarter of an ECP5 one), so
+    the operand needs no bank select either.
     No read whose data is used meets a write of its line in the same cycle (the weight buffer
     is loaded once, before the first GEMM; a dense bank is refilled only after the last GEMM
     reading it has finished), so Yosys is told the collision rule does not matter
     (``no_rw_check``): otherwise it emulates a non-transparent port's read-old-data rule with
     a bypass multiplexer behind the block RAM, which keeps the read register out of the RAM."""
 
-    def __init__(self, m: Module, name: str, *, copies: int, depth: int, line: int, extra_ports: int = 0):
+    def __init__(self, m: Module, name: str, *, copies: int, depth: int, line: int, extra_ports: int = 0,
+                 banks: int = 1):
         self._lb = line.bit_length() - 1
         self._line = line
-        self.depth = depth
+        self._aw = _bits(depth)  # line address bits of one bank
         self.ports, self.wr, self._byte_q, self._line_q = [], [], [], []
         self.extra = []
         for i in range(copies):
-            mem = memory.Memory(shape=8 * line, depth=depth, init=[], attrs=_NO_COLLISION)
+            mem = memory.Memory(shape=8 * line, depth=depth if banks == 1 else banks << self._aw, init=[],
+                                attrs=_NO_COLLISION)
             m.submodules[f"{name}{i}"] = mem
             self.wr.append(mem.write_port())
             port = mem.read_port()
@@ -1019,12 +1026,15 @@ class _LineCopies:
             self._line_q.append(line_q)
         self._m = m
 
-    def write(self, en, addr, data) -> None:
-        for port in self.wr:
-            self._m.d.comb += [port.en.eq(en), port.addr.eq(addr), port.data.eq(data)]
+    def _line_addr(self, addr, bank):
+        return addr if bank is None else Cat(addr[: self._aw], bank)
 
-    def read(self, i: int, byte_addr) -> None:
-        self._m.d.sync += self.ports[i].addr.eq(byte_addr[self._lb:])
+    def write(self, en, addr, data, bank=None) -> None:
+        for port in self.wr:
+            self._m.d.comb += [port.en.eq(en), port.addr.eq(self._line_addr(addr, bank)), port.data.eq(data)]
+
+    def read(self, i: int, byte_addr, bank=None) -> None:
+        self._m.d.sync += self.ports[i].addr.eq(self._line_addr(byte_addr[self._lb:], bank))
         byte = _lagged(self._m, byte_addr[: self._lb] if self._lb else Const(0, 1), 3, f"{self._byte_q[i].name}")
         self._m.d.comb += self._byte_q[i].eq(byte)
 
@@ -1111,16 +1121,22 @@ class _SkewedStores:
 
     def write(self, ens, count, values) -> None:
         """Second write stage: ``values[0 .. count-1]`` (at most ``banks``) at the positions
-        :meth:`address` took in the previous cycle, into store ``s`` where ``ens[s]``."""
+        :meth:`address` took in the previous cycle, into store ``s`` where ``ens[s]``, rotated
+        into registers per memory; the memories write them in the next cycle (a third stage:
+        the rotation and the route to the block RAMs of every store in one cycle limited the
+        dense engine to 101 MHz on ECP5, 88.7 MHz on ``mid``)."""
         m = self._m
         vals = Array(values)
         for b in range(self._nb):
             i = self._lane(b, self._w_first, "w")
-            addr = Signal(self.ADDR_BITS, name=f"{self._name}_waddr{b}")
-            m.d.comb += addr.eq(Mux(self._crosses(self._w_k, i), self._w_next, self._w_base))
+            addr = Signal(self.ADDR_BITS, name=f"{self._name}_waddr{b}", reset_less=True)
+            data = Signal(signed(8), name=f"{self._name}_wdata{b}", reset_less=True)
+            en = Signal(len(self.mems), name=f"{self._name}_wen{b}")
+            m.d.sync += [addr.eq(Mux(self._crosses(self._w_k, i), self._w_next, self._w_base)), data.eq(vals[i]),
+                         en.eq(Cat(*ens) & (i < count).replicate(len(self.mems)))]
             for st, ports in enumerate(self.mems):
                 wr = ports[b][0]
-                m.d.comb += [wr.en.eq(ens[st] & (i < count)), wr.addr.eq(addr), wr.data.eq(vals[i])]
+                m.d.comb += [wr.en.eq(en[st]), wr.addr.eq(addr), wr.data.eq(data)]
 
     def read(self, row0, k0, along_rows, lp) -> None:
         """Reader ``i`` reads ``(row0 + i, k0)`` if ``along_rows``, else ``(row0, k0 + i)``; its
@@ -1184,8 +1200,9 @@ class DenseEngine(wiring.Component):
     requantised pooled vectors), whose strictly lower triangle is requantised into ``Z``.
 
     Storage (what the RTL holds, beyond the contract's capacities): the weight buffer in C
-    copies (one per array column; copy 0 also reads the biases), each dense bank in R copies
-    (one per array row), every copy with one write port (``weight_wr``, ``dense_wr``); the two
+    copies (one per array column; copy 0 also reads the biases), the two dense banks in R
+    copies (one per array row, each copy holding both banks), every copy with one write port
+    (``weight_wr``, ``dense_wr``); the two
     activation regions and ``Z`` (each up to ``act_bytes``) and the dot's feature store (the
     requantised pooled vectors, ``entries`` bytes, in two copies: one for the Gram's rows, one
     for its columns) in skewed banks (:class:`_SkewedStores`, ``pow2(max(R, C))`` byte-wide
@@ -1255,11 +1272,10 @@ class DenseEngine(wiring.Component):
         result = data.View(array.result_layout, array.result.payload)
 
         weights = _LineCopies(m, "weights", copies=C, depth=self._weight_lines, line=line, extra_ports=1)
-        dense = [_LineCopies(m, f"dense{b}_", copies=R, depth=self._dense_lines, line=line) for b in range(2)]
+        dense = _LineCopies(m, "dense", copies=R, depth=self._dense_lines, line=line, banks=2)
         weights.write(self.weight_wr.valid, self.weight_wr.payload.addr, self.weight_wr.payload.data)
-        for b in range(2):
-            dense[b].write(self.dense_wr.valid & (self.dense_wr.payload.bank == b),
-                           self.dense_wr.payload.addr, self.dense_wr.payload.data)
+        dense.write(self.dense_wr.valid, self.dense_wr.payload.addr, self.dense_wr.payload.data,
+                    bank=self.dense_wr.payload.bank)
         NB = _pow2_at_least(max(R, C))
         # Stores 0 and 1: the ping-pong regions, 2: Z. A store of P x W values needs
         # ceil(W / NB) * P words per memory, P * W <= act_bytes.
@@ -1349,23 +1365,24 @@ class DenseEngine(wiring.Component):
                      src_reg.eq(flags & isa.SRC_REGION != 0)]
         row_ok = [Signal(name=f"row_ok{r}") for r in range(R)]
         col_ok = [Signal(name=f"col_ok{c}") for c in range(C)]
-        # The operands read in cycle x reach the array in x + READ_CYCLES (block RAM read, then
-        # a register); the flags that go with them follow through as many registers.
+        # The operands read in cycle x reach the array in x + READ_CYCLES (address register,
+        # block RAM read, its output register, the selected sources' registers); the flags that
+        # go with them follow through as many registers.
         lag = isa.READ_CYCLES
-        # The operand selects are registers set a cycle ahead of the data (from the flags
-        # lagged by READ_CYCLES - 1), see _operand below.
+        # The operand selects are registers set in x + 2 (from the flags lagged by sel_lag),
+        # for the read data of x + 3, see _operand below.
+        sel_lag = lag - 2
         row_z_p = Signal()  # Gram: the A operand is feature 0 (the bottom output, in Z)
         col_z_p = Signal()  # Gram: column 0 is feature 0
-        row_ok_p = _lagged(m, Cat(*row_ok), lag - 1, "row_ok")
-        col_ok_p = _lagged(m, Cat(*col_ok), lag - 1, "col_ok")
+        row_ok_p = _lagged(m, Cat(*row_ok), sel_lag, "row_ok")
+        col_ok_p = _lagged(m, Cat(*col_ok), sel_lag, "col_ok")
         if not ws:
             # OS: step k is read in j = k (rows: samples p0 + r; columns: outputs q0 + c).
             reading = issuing & (j < steps)
             k_step = j
             for r in range(R):
                 m.d.comb += row_ok[r].eq(p0 + r < lim_p)
-                for bank in dense:
-                    bank.read(r, ab[r] + k_step)
+                dense.read(r, ab[r] + k_step, bank=parity)
             # Row r: sample p0 + r (a Gram: feature p0 + r; feature 0 is the bottom output in Z,
             # the same value for row 0 and column 0).
             acts.read(Mux(gram, gb, p0), k_step, 1, lp_act)
@@ -1377,8 +1394,8 @@ class DenseEngine(wiring.Component):
             step_q = _lagged(m, reading, lag, "step")
             first_q = _lagged(m, j == 0, lag, "first")
             last_q = _lagged(m, j == steps - 1, lag, "last")
-            m.d.comb += [row_z_p.eq(_lagged(m, p0 == 0, lag - 1, "row_z")),
-                         col_z_p.eq(_lagged(m, q0 == 0, lag - 1, "col_z"))]
+            m.d.comb += [row_z_p.eq(_lagged(m, p0 == 0, sel_lag, "row_z")),
+                         col_z_p.eq(_lagged(m, q0 == 0, sel_lag, "col_z"))]
             m.d.comb += [array.a.valid.eq(step_q), array.b.valid.eq(step_q), a_in.first.eq(first_q),
                          a_in.last.eq(last_q)]
         else:
@@ -1398,8 +1415,7 @@ class DenseEngine(wiring.Component):
                 m.d.sync += pa.eq(pa + K)
             for r in range(R):
                 m.d.comb += row_ok[r].eq(p0 + r < steps)
-                for bank in dense:
-                    bank.read(r, pa + p0 + r)
+                dense.read(r, pa + p0 + r, bank=parity)
             # Row r: step p0 + r of the streamed sample (or feature); reader 0 also gives the
             # preload its column of feature 0 (the phases never overlap).
             acts.read(Mux(gram, gb, s_idx), Mux(preload, k_pre, p0), 0, lp_act)
@@ -1410,19 +1426,33 @@ class DenseEngine(wiring.Component):
             feat[1].read(frow_b, k_pre, 1, lp_feat)
             preload_q = _lagged(m, preload, lag, "preload")
             streaming_q = _lagged(m, streaming, lag, "streaming")
-            m.d.comb += [row_z_p.eq(_lagged(m, s_idx == 0, lag - 1, "row_z")),
-                         col_z_p.eq(_lagged(m, q0 == 0, lag - 1, "col_z"))]
+            m.d.comb += [row_z_p.eq(_lagged(m, s_idx == 0, sel_lag, "row_z")),
+                         col_z_p.eq(_lagged(m, q0 == 0, sel_lag, "col_z"))]
             m.d.comb += [array.a.valid.eq(streaming_q), array.b.valid.eq(preload_q)]
         # Each operand is an OR of its sources gated by registered one-hot selects (the
         # instruction's source, the Gram phase, the row or column in range and the memory that
-        # holds it, decided a cycle ahead), so that one AND-OR level, not a tree of multiplexers
-        # on the source flags, follows the block RAMs' output registers. Every select is
-        # clear for an operand out of range, which is then 0.
+        # holds it, decided a cycle ahead), in two register stages behind the block RAMs' output
+        # registers: each line copy's byte select and each skewed store group's AND-OR into a
+        # register of its own (a line copy's next to its block RAMs, a 16:1 select on 16-byte
+        # lines: as one stage with the OR behind it, it limited the dense engine to 104 MHz on
+        # ECP5), then the OR of those few registers into the array. Every select is clear for an
+        # operand out of range, which is then 0.
         def _operand(pairs):
             out = Const(0, signed(8))
             for sel, value in pairs:
                 out = out | Mux(sel, value, 0)
             return out
+
+        def _any(regs):
+            out = regs[0]
+            for reg in regs[1:]:
+                out = out | reg
+            return out
+
+        def _stage(pairs, name):
+            reg = Signal(signed(8), name=name, reset_less=True)
+            m.d.sync += reg.eq(_operand(pairs))
+            return reg
 
         def _one(en, name):
             sel = Signal(name=name)
@@ -1439,18 +1469,20 @@ class DenseEngine(wiring.Component):
             for st in range(3):
                 en = ok & Mux(gram, z_row if st == 2 else 0, ~src_dense & src_store[st])
                 pairs += zip(acts.selects(r, en), acts.words(st))
-            pairs += zip(feat[0].selects(r, ok & gram & ~z_row), feat[0].words(0))
-            for b in range(2):
-                pairs.append((_one(ok & ~gram & src_dense & (parity == b), f"dense_sel{r}_{b}"), dense[b].data(r)))
-            m.d.comb += a_in.windows[r][0].eq(_operand(pairs))
+            regs = [_stage(pairs, f"a{r}_act"),
+                    _stage(zip(feat[0].selects(r, ok & gram & ~z_row), feat[0].words(0)), f"a{r}_feat")]
+            regs.append(_stage([(_one(ok & ~gram & src_dense, f"dense_sel{r}"), dense.data(r))], f"a{r}_dense"))
+            m.d.comb += a_in.windows[r][0].eq(_any(regs))
         for c in range(C):
             ok = col_ok_p[c]
-            pairs = [(_one(ok & ~gram, f"weight_sel{c}"), weights.data(c))]
+            regs = [_stage([(_one(ok & ~gram, f"weight_sel{c}"), weights.data(c))], f"b{c}_weight")]
+            pairs = []
             if c == 0:
                 pairs += zip(acts.selects(0, ok & gram & col_z_p), acts.words(2))
             z_col = col_z_p if c == 0 else Const(0, 1)
             pairs += zip(feat[1].selects(c, ok & gram & ~z_col), feat[1].words(0))
-            m.d.comb += b_in.values[c].eq(_operand(pairs))
+            regs.append(_stage(pairs, f"b{c}_feat"))
+            m.d.comb += b_in.values[c].eq(_any(regs))
 
         # Fold counters: the next fold starts in j = FC (then j = 0 of it).
         # The fold's end and where the next fold goes are registers, computed from p0, q0, gb and
@@ -1541,6 +1573,14 @@ class DenseEngine(wiring.Component):
         tri_top = Signal(24)
         top_inc = Signal(24)
         tri0 = (R - 1) * (R - 2) // 2
+        # Whether another R-block (C-block) follows the result's, as registers a cycle behind
+        # rp0 and rq0 (their compares in front of the result counters' enables limited the
+        # dense engine to 101 MHz on ECP5): a fold's last row comes at least fold_extra >= 2
+        # cycles after the one before, and a limit changes only at the instruction's (or the
+        # Gram phase's) start, long before its first result.
+        rp_more = Signal()
+        rq_more = Signal()
+        m.d.sync += [rp_more.eq(rp0 + R < lim_p), rq_more.eq(rq0 + C < lim_q)]
         with m.If(accept):
             m.d.sync += [rp0.eq(0), rq0.eq(0), rgb.eq(0), rrow.eq(0 if ws else R - 1), zoff.eq(new.q)]
             if ws:
@@ -1556,7 +1596,7 @@ class DenseEngine(wiring.Component):
                 with m.If(~fold_done):
                     m.d.sync += [fr.eq(fr - 1), fm1.eq(fm1 - 1), tri_here.eq(tri_here - fm1)]
             with m.If(fold_done):
-                with m.If(rp0 + R < lim_p):
+                with m.If(rp_more):
                     m.d.sync += rp0.eq(rp0 + R)
                     if not ws:
                         m.d.sync += [fr.eq(rp0 + 2 * R - 1), fm1.eq(rp0 + 2 * R - 2),
@@ -1566,7 +1606,7 @@ class DenseEngine(wiring.Component):
                     if not ws:
                         m.d.sync += [fr.eq(R - 1), fm1.eq((R - 2) % (1 << 16)), tri_here.eq(tri0),
                                      tri_top.eq(tri0), top_inc.eq(3 * R * (R - 1) // 2)]
-                    with m.If(rq0 + C < lim_q):
+                    with m.If(rq_more):
                         m.d.sync += [rp0.eq(0), rq0.eq(rq0 + C), zoff.eq(zoff + C)]
                     with m.Else():
                         m.d.sync += [rp0.eq(0), rq0.eq(0), rgb.eq(rgb + 1), zoff.eq(width)]
@@ -1580,7 +1620,7 @@ class DenseEngine(wiring.Component):
             p_rd = partial.read_port()
             m.d.comb += p_rd.addr.eq(Mux(array.result.valid, Mux(fold_done, 0, rrow + 1), rrow))
             first_k = rp0 == 0
-            final = rp0 + R >= steps
+            final = ~rp_more  # lim_p is steps (WS)
             for c in range(C):
                 m.d.comb += sums[c].eq(result[c] + Mux(first_k, 0, p_rd.data[c]))
                 m.d.comb += p_wr.data[c].eq(sums[c])
@@ -1592,7 +1632,7 @@ class DenseEngine(wiring.Component):
                 m.d.comb += sums[c].eq(result[c])
             final = Const(1, 1)
             row_here = fr
-            last_row = array.result.valid & fold_done & (rp0 + R >= lim_p)
+            last_row = array.result.valid & fold_done & ~rp_more
         # ---- INTER requantisation phase: chunks of up to C sums of one pooled entry (t, b),
         # tables outer; read in cycle i, taken into stage 1 in i + 1 (the sums arrive on
         # pool_data), then the two requantisation stages, written in i + 3 (concat: into Z; dot:
@@ -1644,11 +1684,11 @@ class DenseEngine(wiring.Component):
         m.d.sync += [r1_valid.eq(chunking), r1_last.eq(chunking & last_chunk), r1_row.eq(Mux(dot, frow, cb)),
                      r1_off.eq(Mux(dot, cd, zt + cd)), r1_n.eq(n)]
 
-        # ---- post-processing, POST_CYCLES = 3 stages -------------------------------------------
+        # ---- post-processing, POST_CYCLES = 4 stages -------------------------------------------
         # Stage 1, the last result's cycle: bias add (GEMM), the pairs' place in Z (Gram); or an
         # INTER chunk's sums as they arrive. Stage 2: the out bank's row (no ReLU, no
         # requantisation), requantisation stage A and the destination's word addresses.
-        # Stage 3: requantisation stage B and the write.
+        # Stage 3: requantisation stage B, rotated into the write registers. Stage 4: the write.
         f = Signal(16)
         m.d.comb += f.eq(row_here)
         s1_valid = Signal()
@@ -1667,7 +1707,7 @@ class DenseEngine(wiring.Component):
         with m.Else():
             m.d.sync += [
                 s1_valid.eq(array.result.valid & final & Mux(gram, (f < F) & (f > rq0), row_here < P)),
-                s1_last.eq(last_row & (rq0 + C >= lim_q) & (~gram | (rgb + 1 >= P))),
+                s1_last.eq(last_row & ~rq_more & (~gram | (rgb + 1 >= P))),
                 s1_row.eq(Mux(gram, rgb, row_here)),
                 s1_off.eq(Mux(gram, zoff + tri_here, rq0)),
                 s1_count.eq(Mux(gram, gram_count, gemm_count)),
@@ -1709,12 +1749,14 @@ class DenseEngine(wiring.Component):
         for side in feat:
             side.write([a_valid & chunks & dot], a_count, values)
         # After the dot's last requantised chunk is written, the Gram folds start (READ_CYCLES).
-        with m.If(a_last & chunks & dot):
+        w_last = Signal()  # the write of the instruction's (or the dot's requantisation's) last row
+        m.d.sync += w_last.eq(a_last)
+        with m.If(w_last & chunks & dot):
             m.d.sync += [gram.eq(1), issuing.eq(1), j.eq(0), j_last.eq((F if ws else D) + fold_extra - 1), p0.eq(0),
                          q0.eq(0), gb.eq(0), gbt.eq(0), frow_a.eq(-1), frow_b.eq(-1), gbt_m1.eq(-1)]
 
         ended = Signal()
-        m.d.comb += ended.eq(a_last & ~(chunks & dot))
+        m.d.comb += ended.eq(w_last & ~(chunks & dot))
         m.d.comb += self.ended.eq(ended)
         with m.If(ended):
             m.d.sync += busy.eq(0)

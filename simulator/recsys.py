@@ -629,8 +629,8 @@ _NARROW_LUTRAM = (8, 4096)
 #: The engine top's logic beyond the counted terms (the Program intake, the per-engine queues'
 #: control, the loader, the store, the conditions' counters, the dense engine's fold counters and
 #: post-processing), fitted on the tiny point's synthesis.
-LUT_BASE = 10_219
-FF_BASE = 2_325
+LUT_BASE = 10_035
+FF_BASE = 2_227
 #: Multipliers of the top beyond the array and the walkers, measured: 4 while the intake computed
 #: a GATHER's walk in one stage, 2 since it takes two (which products Yosys now maps to LUTs is
 #: not identified).
@@ -670,7 +670,8 @@ def _memories(hw) -> list[tuple[str, int, int, int, bool, bool]]:
     entry_bits = max(1, entries.bit_length())
     mems = [
         ("weights", 8 * line, int(hw.weight_buffer_kib * 1024) // line, C + 1, False, True),  # + bias port
-        ("dense", 8 * line, -(-act // line), 2 * R, False, True),
+        # both dense banks in each of the R copies (a bank's lines padded to a power of two)
+        ("dense", 8 * line, 2 << _bits(-(-act // line)), R, False, True),
         ("index", 8 * line, index_lines, 4 * hw.gather_units, False, False),  # parity x lane x port
         ("act", 8, 2 * (-(-act // banks) + hw.mini_batch), 3 * banks, False, True),  # power-of-two row strides
         ("features", 8, 2 * entries, 2 * banks, False, True),
@@ -717,7 +718,7 @@ def rtl_resources(hw) -> dict[str, float]:
     sets = max(1, hw.cache_lines)
     line_bits = 8 * line
     lut += (R * C * (2 * acc + 24)  # accumulator adder and its clear, operand gating
-            + 8 * _mux_luts(line) * (C + 2 * R)  # an operand byte out of each copy's line
+            + 8 * _mux_luts(line) * (C + R)  # an operand byte out of each copy's line
             + G * line_bits * (_mux_luts(tags) + _mux_luts(line) + _mux_luts(sets))  # unit: tag, shift, cache
             # the cache lookup ahead: the next line's and the new row's besides the current one's
             + (2 * G * (32 - line.bit_length() + 1) * _mux_luts(sets) if hw.cache_lines else 0)
@@ -729,10 +730,15 @@ def rtl_resources(hw) -> dict[str, float]:
     index_lines = max(1, int(hw.index_buffer_kib * 1024) // 2 // line)
     word_bits = max(1, (index_lines * line // isa.INDEX_BYTES - 1).bit_length())
     entry_bits = max(1, (int(hw.pooled_buffer_kib * 1024) // 2 // hw.acc_bytes).bit_length())
+    depths = {name: depth for name, _, depth, _, _, _ in _memories(hw)}
+    act_depth, feat_depth = depths["act"], depths["features"]
     store_lines_bits = _store_lines_bits(hw)
     loader_idx_bits = _bits(max(int(hw.weight_buffer_kib * 1024) // line, -(-int(hw.act_buffer_kib * 1024) // line),
                                 index_lines))
     ff += (R * C * (40 + 2 * acc)  # operand, product, accumulator and drain registers
+           + 8 * (3 * R + 2 * C)  # the operands' source registers (dense, act, feature; weight, feature)
+           # the skewed stores' write registers (word address, byte, an enable per store), per memory
+           + banks * (_bits(act_depth) + 8 + 3 + 2 * (_bits(feat_depth) + 8 + 1))
            + G * (tags * (line_bits + 48) + hw.cache_lines * (line_bits + 32))  # line store, cache
            + G * ((line_bits + 1 if hw.cache_lines else 0) + 1  # a hit's line, copied the cycle after; the hit; first line last
                   + 8 * lanes + entry_bits + lanes.bit_length() + 3  # the chunk register to the banks

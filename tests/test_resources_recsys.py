@@ -46,7 +46,7 @@ def test_recorded_synthesis_is_of_the_current_rtl():
 
 
 def test_the_rtl_as_built_is_counted_not_the_architecture():
-    # The operand copies (C weight copies and a bias port, R copies of each dense bank) and the
+    # The operand copies (C weight copies and a bias port, R copies of the dense banks) and the
     # per-unit pooled memories are what makes the RTL cost more than one copy of each buffer.
     hw = _hw(TABLE[0])
     more_cols = hw.model_copy(update={"cols": hw.cols * 2, "pool_lanes": hw.pool_lanes * 2})
