@@ -81,9 +81,10 @@ def _blocks(hw):
 
     def in_write(m, port):
         # the receiver's shifter into an input sub-bank and the 2 x subs flat stores it writes
-        data, base, width = port("data", 8 * E), port("base", S.bit_length()), port("width", E.bit_length())
+        # (the words a record covers, ``placed``, come from a register: the receiver's sub_counter)
+        data, base, placed = port("data", 8 * E), port("base", S.bit_length()), port("placed", S)
         sel = port("sel", 4)
-        shift, mask = nt._placed(m, "w", [data[8 * k: 8 * k + 8] for k in range(E)], base, width, S)
+        shift, mask = nt._placed(m, "w", [data[8 * k: 8 * k + 8] for k in range(E)], base, placed, S)
         outs = []
         for i in range(2 * geo.in_subs):
             st = Signal(8 * S, name=f"st{i}")
@@ -105,15 +106,15 @@ def _blocks(hw):
     def w_write(m, port):
         # per weight bank: the value and index shifters and the C flat stores they write
         entries = port("entries", E * (OPERAND_BITS + ib))
-        base, ks, sel = port("base", WE.bit_length()), port("ksteps", E.bit_length()), port("sel", 4)
+        base, placed, sel = port("base", WE.bit_length()), port("placed", WE), port("sel", 4)
         eb = OPERAND_BITS + ib
         outs = []
         for b in range(2):
             vals = [entries[k * eb: k * eb + 8] for k in range(E)]
-            v_shift, v_mask = nt._placed(m, f"v{b}", vals, base, ks, WE)
+            v_shift, v_mask = nt._placed(m, f"v{b}", vals, base, placed, WE)
             if ib:
                 idx = [Cat(entries[k * eb + 8: (k + 1) * eb], Const(0, ibp - ib)) for k in range(E)]
-                i_shift, i_mask = nt._placed(m, f"i{b}", idx, base, ks, WE)
+                i_shift, i_mask = nt._placed(m, f"i{b}", idx, base, placed, WE)
             for s in range(C):
                 sv = Signal(8 * WE, name=f"v{b}_{s}")
                 si = Signal(max(1, ibp * WE), name=f"i{b}_{s}")
@@ -151,9 +152,10 @@ def _blocks(hw):
         # with the rank network it shares with the pre-generation unit (idle here)
         rank = nt._RankStage(geo, ib)
         res = nt.NmTrainAccelerator._prune_unit(
-            m, geo, rank, data, Const(1), Const(0), Const(0), Const(0), Const(0), n, mlog, ib, OPERAND_BITS + ib,
+            m, geo, rank, data, Const(1), Const(0), Const(0), Const(0), Const(0, WE), Const(0), n, mlog, ib,
+            OPERAND_BITS + ib,
             geo.w_entries * (OPERAND_BITS + ib))
-        rank.offer("pgs", Const(0), [], Const(0, nw), Const(0, nm), [Const(0)] * rank.E)
+        rank.load("pgs", Const(0), [], Const(0, nw), Const(0, nm), [Const(0)] * rank.E)
         rank.build(m)
         return [res["entries"]]
 
@@ -161,7 +163,8 @@ def _blocks(hw):
         # the rank and squeeze stages alone (the network the prune unit and the PGS unit share)
         data, n, mlog = port("data", 8 * geo.w_entries), port("n", nw), port("mlog", nm)
         vals = [data[8 * e: 8 * e + 8] for e in range(geo.w_entries)]
-        keep, shift = nt._rank(m, "r", vals, n, mlog, 1 << ib, nt._group_terms(m, "r", len(vals), n, mlog, 1 << ib))
+        mags = [nt._magnitude(m, f"r{e}", v) for e, v in enumerate(vals)]
+        keep, shift = nt._rank(m, "r", mags, n, mlog, 1 << ib, nt._group_terms(m, "r", len(vals), n, mlog, 1 << ib))
         v, val, idx = nt._compact(m, "c", keep, vals, shift, mlog, 1 << ib)
         return [Cat(*v), Cat(*val), Cat(*idx)]
 
@@ -201,19 +204,25 @@ def _blocks(hw):
         return [b.word_select(col, 8) for b in buf]
 
     def out_banks(m, port):
-        # the two output banks (memories: read-add port, store port, byte-enabled write)
+        # the two output banks as the top builds them: per bank a read-add copy (no_rw_check, its
+        # read row registered: the RAM's output register) and a store copy (transparent read),
+        # written together through byte enables
         outs = []
         addr, data, en = port("addr", 16), port("data", 8 * geo.out_row_bytes), port("en", geo.out_row_bytes)
-        raddr, sel = port("raddr", 16), port("sel", 1)
+        add_addr, raddr, sel = port("add_addr", 16), port("raddr", 16), port("sel", 1)
         for b in range(2):
             mem = memory.Memory(shape=8 * geo.out_row_bytes, depth=geo.out_rows, init=[])
-            m.submodules[f"o{b}"] = mem
-            wp = mem.write_port(granularity=8)
-            rp = mem.read_port()
-            sp = mem.read_port(transparent_for=(wp,))
-            m.d.comb += [wp.addr.eq(addr), wp.data.eq(data), wp.en.eq(Cat(en) & (sel == b).replicate(len(en))),
-                         rp.addr.eq(addr), sp.addr.eq(raddr)]
-            outs += [rp.data, sp.data]
+            add_mem = memory.Memory(shape=8 * geo.out_row_bytes, depth=geo.out_rows, init=[], attrs=nt._NO_COLLISION)
+            m.submodules[f"o{b}"], m.submodules[f"a{b}"] = mem, add_mem
+            wps = [mem.write_port(granularity=8), add_mem.write_port(granularity=8)]
+            rp = add_mem.read_port()
+            sp = mem.read_port(transparent_for=(wps[0],))
+            for wp in wps:
+                m.d.comb += [wp.addr.eq(addr), wp.data.eq(data), wp.en.eq(Cat(en) & (sel == b).replicate(len(en)))]
+            m.d.comb += [rp.addr.eq(add_addr), sp.addr.eq(raddr)]
+            old = Signal(8 * geo.out_row_bytes, name=f"old{b}", reset_less=True)
+            m.d.sync += old.eq(rp.data)
+            outs += [old, sp.data]
         return outs
 
     def out_add(m, port):

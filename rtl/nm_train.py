@@ -15,6 +15,8 @@ memory. Its timing is the contract's event equations, with the array's fold time
 
 from __future__ import annotations
 
+import contextlib
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, wiring
 
@@ -30,6 +32,7 @@ __all__ = [
     "INSTR_LAYOUT",
     "Geometry",
     "NmTrainAccelerator",
+    "poison_collisions",
     "top_signature",
     "read_request_layout",
     "write_layout",
@@ -45,6 +48,38 @@ _TARGETS = 4
 #: Compute jobs the loader may have dispatched ahead of the one computing (the loader's bank
 #: guards keep it at most three in compiled Programs; one spare).
 _QUEUE_DEPTH = 4
+
+
+#: Memory attribute for Yosys: a read in the cycle its word is written may return anything.
+_NO_COLLISION = {"no_rw_check": 1}
+
+#: Simulation check of the claim behind ``_NO_COLLISION`` (set only through
+#: :func:`poison_collisions`): a read of a word in the cycle it is written returns the word
+#: inverted instead of its old value, so a used colliding read breaks the golden comparison.
+_POISON = False
+
+
+@contextlib.contextmanager
+def poison_collisions():
+    """Elaborate tops inside this block with the collision poison of the ``_NO_COLLISION``
+    memories (simulation only: the poison is logic, never part of ``sparsim rtl``'s Verilog;
+    the same check as :func:`sparsim.rtl.recsys.poison_collisions`)."""
+    global _POISON
+    before, _POISON = _POISON, True
+    try:
+        yield
+    finally:
+        _POISON = before
+
+
+def _seen(m: Module, wr, rd, name: str):
+    """``rd``'s read data as the hardware may deliver it: with the poison on, inverted in the
+    cycle after ``wr`` wrote (any byte of) the word ``rd`` read."""
+    if not _POISON:
+        return rd.data
+    hit = Signal(name=f"{name}_collision")
+    m.d.sync += hit.eq(wr.en.any() & rd.en & (wr.addr == rd.addr))
+    return Mux(hit, ~rd.data, rd.data)
 
 
 def _log2(value: int) -> int:
@@ -191,7 +226,8 @@ class NmTrainAccelerator(wiring.Component):
         # ---- storage --------------------------------------------------------------------
         # Input and weight sub-banks are flat registers, records back to back from a running
         # base (records of one load have one width): a record is written in its arrival cycle
-        # through a shifter to its base with a mask of its length, and reads select a window
+        # through a shifter to its base with a mask of the words it covers (registered a beat
+        # ahead, ``sub_counter``), and reads select a window
         # at a byte (entry) offset. A bank is rewritten only once no job reads it (the
         # loader's guards). OS: R-way row banking (row p in sub-bank p % R), so a fold's R rows
         # are read in one cycle; WS: one store of whole rows, a step's R windows from one row.
@@ -207,15 +243,20 @@ class NmTrainAccelerator(wiring.Component):
                  for b in range(2)]
         w_idx = [[Signal(max(1, ibp * WE), name=f"weight{b}_{s}_indices", reset_less=True) for s in range(C)]
                  for b in range(2)]
-        # Output banks: one row per tile row, written accumulator by accumulator.
+        # Output banks: one row per tile row, written accumulator by accumulator. Two copies
+        # written together (synthesis makes one RAM per read port anyway): the read-add's, whose
+        # reads never meet a write of their row in the same cycle (``no_rw_check``, so that
+        # its read register goes into the block RAM: rtl/ecp5_pack.py), and the store's.
         out_wp, out_rmw, out_st = [], [], []
         for b in range(2):
             mem = memory.Memory(shape=out_bits, depth=geo.out_rows, init=[])
+            add_mem = memory.Memory(shape=out_bits, depth=geo.out_rows, init=[], attrs=_NO_COLLISION)
             m.submodules[f"output{b}"] = mem
+            m.submodules[f"output{b}_add"] = add_mem
             # Byte enables: MM writes whole accumulators, PGS along an axis 1 one group.
             wp = mem.write_port(granularity=8)
-            out_wp.append(wp)
-            out_rmw.append(mem.read_port())
+            out_wp.append((wp, add_mem.write_port(granularity=8)))
+            out_rmw.append(add_mem.read_port())
             # Transparent: the store may read a row in the very cycle compute writes it.
             out_st.append(mem.read_port(transparent_for=(wp,)))
 
@@ -273,6 +314,10 @@ class NmTrainAccelerator(wiring.Component):
                         for b in range(2))
         b_ksteps = Array(Signal(range(geo.w_entries + 1), name=f"weight{b}_ksteps", reset_less=True)
                          for b in range(2))
+        # The same as masks of the words a record covers (``(1 << size) - 1``), made when the load
+        # issues, so that a beat's write only shifts them to the record's place.
+        a_lenmask = Array(Signal(geo.in_rec_bytes, name=f"input{b}_lenmask", reset_less=True) for b in range(2))
+        b_lenmask = Array(Signal(geo.w_entries, name=f"weight{b}_lenmask", reset_less=True) for b in range(2))
         busy = Signal()  # a job is computing
         out_busy = Signal(2)  # output bank holds an open or unstored tile
         engines_idle = Signal()
@@ -301,12 +346,12 @@ class NmTrainAccelerator(wiring.Component):
         issued = loader.load.valid & loader.load.ready
         with m.If(issued & (cur.op == isa.OP_LDA)):
             m.d.sync += [a_next.eq(~a_next), a_guard.eq(dispatched), a_ready.bit_select(a_next, 1).eq(0),
-                         a_width[a_next].eq(cur.width)]
+                         a_width[a_next].eq(cur.width), a_lenmask[a_next].eq(_length_mask(cur.width, geo.in_rec_bytes))]
         with m.If(issued & (cur.op == isa.OP_LDB)):
             m.d.sync += [
                 b_next.eq(~b_next), b_guard.eq(dispatched), b_ready.bit_select(b_next, 1).eq(0),
                 b_prune.bit_select(b_next, 1).eq(cur.prune), b_n[b_next].eq(cur.n), b_mlog2[b_next].eq(cur.m_log2),
-                b_ksteps[b_next].eq(cur.k_steps),
+                b_ksteps[b_next].eq(cur.k_steps), b_lenmask[b_next].eq(_length_mask(cur.k_steps, geo.w_entries)),
             ]
 
         # ---- dispatch into the queue ------------------------------------------------------
@@ -342,29 +387,34 @@ class NmTrainAccelerator(wiring.Component):
         bank_of_beat = bt.target[0]
         first_beat = bt.index == 0
 
-        def sub_counter(name, subs, size, cap, enable):
-            """(sub-bank, base) of the beat: record i of a transfer of records of ``size``
+        def sub_counter(name, subs, size, lenmask, cap, enable):
+            """(sub-bank, base, placed) of the beat: record i of a transfer of records of ``size``
             words goes to sub-bank i % subs at word (i // subs) * size, counted without a
-            divider or a multiplier."""
+            divider or a multiplier; ``placed`` marks the ``cap`` words it covers there
+            (``lenmask``, the load's length mask, shifted to the base), made a beat ahead: a
+            transfer's first record lies at word 0, the next one's place is registered."""
             # (one bit wide with a single sub-bank: Verilog has no zero-width wires)
             sub_r = Signal(range(max(subs, 2)), name=f"{name}_sub")
             base_r = Signal(range(cap + 1), name=f"{name}_base")
+            placed_r = Signal(cap, name=f"{name}_placed_next", reset_less=True)
             sub = Signal(range(max(subs, 2)), name=f"{name}_sub_now")
             base = Signal(range(cap + 1), name=f"{name}_base_now")
-            m.d.comb += [sub.eq(Mux(first_beat, 0, sub_r)), base.eq(Mux(first_beat, 0, base_r))]
+            placed = Signal(cap, name=f"{name}_placed")
+            m.d.comb += [sub.eq(Mux(first_beat, 0, sub_r)), base.eq(Mux(first_beat, 0, base_r)),
+                         placed.eq(Mux(first_beat, lenmask, placed_r))]
+            wraps = Const(1) if subs == 1 else sub == subs - 1
+            base_next = Signal(range(cap + 1), name=f"{name}_base_next")
+            m.d.comb += base_next.eq(Mux(wraps, base + size, base))
             with m.If(enable):
-                if subs == 1:
-                    m.d.sync += base_r.eq(base + size)
-                else:
-                    with m.If(sub == subs - 1):
-                        m.d.sync += [sub_r.eq(0), base_r.eq(base + size)]
-                    with m.Else():
-                        m.d.sync += [sub_r.eq(sub + 1), base_r.eq(base)]
-            return sub, base
+                m.d.sync += [base_r.eq(base_next), placed_r.eq((lenmask << base_next)[:cap])]
+                if subs > 1:
+                    m.d.sync += sub_r.eq(Mux(wraps, 0, sub + 1))
+            return sub, base, placed
 
-        in_sub, in_base = sub_counter("in_wr", in_subs, a_width[bank_of_beat], geo.in_sub_bytes, to_input)
+        in_sub, in_base, in_placed = sub_counter("in_wr", in_subs, a_width[bank_of_beat], a_lenmask[bank_of_beat],
+                                                 geo.in_sub_bytes, to_input)
         in_shift, in_mask = _placed(m, "in_wr", [bt.data[8 * k : 8 * k + 8] for k in range(geo.in_rec_bytes)],
-                                    in_base, a_width[bank_of_beat], geo.in_sub_bytes)
+                                    in_base, in_placed, geo.in_sub_bytes)
         for b in range(2):
             for s in range(in_subs):
                 with m.If(to_input & (bank_of_beat == b) & (in_sub == s)):
@@ -372,7 +422,8 @@ class NmTrainAccelerator(wiring.Component):
         with m.If(to_input & bt.last):
             m.d.sync += a_ready.bit_select(bank_of_beat, 1).eq(1)
 
-        w_sub, w_base = sub_counter("w_wr", C, b_ksteps[bank_of_beat], WE, to_weight)
+        w_sub, w_base, w_placed = sub_counter("w_wr", C, b_ksteps[bank_of_beat], b_lenmask[bank_of_beat], WE,
+                                              to_weight)
         # Compressed records unpacked into entries (value, index); 1:1 records: entry k is byte
         # k with index 0. The N:M of the load was latched when it was issued.
         plain_entries = Signal(w_bits, name="plain_entries")
@@ -387,26 +438,28 @@ class NmTrainAccelerator(wiring.Component):
             rank = _RankStage(geo, ib)
             prune_beat = to_weight & b_prune.bit_select(bank_of_beat, 1)
             plain_beat = to_weight & ~b_prune.bit_select(bank_of_beat, 1)
-            pruned = self._prune_unit(m, geo, rank, bt.data, prune_beat, bank_of_beat, w_sub, w_base, bt.last,
-                                      b_n[bank_of_beat], b_mlog2[bank_of_beat], ib, entry_bits, w_bits)
+            pruned = self._prune_unit(m, geo, rank, bt.data, prune_beat, bank_of_beat, w_sub, w_base, w_placed,
+                                      bt.last, b_n[bank_of_beat], b_mlog2[bank_of_beat], ib, entry_bits, w_bits)
         else:  # a dense-only array: no N:M load to prune
             plain_beat = to_weight
             pruned = {"valid": Const(0), "bank": Const(0), "sub": Const(0), "base": Const(0), "last": Const(0),
-                      "entries": Const(0, w_bits)}
+                      "placed": Const(0, WE), "entries": Const(0, w_bits)}
         # One shifter per bank: a pruned record is written two cycles after its beat, when a
         # plain load into the other bank may already be arriving.
         for b in range(2):
             from_prune = pruned["valid"] & (pruned["bank"] == b)
             entries = Signal(w_bits, name=f"weight{b}_wr_entries")
             base = Signal(range(WE + 1), name=f"weight{b}_wr_base")
+            placed = Signal(WE, name=f"weight{b}_wr_placed")
             m.d.comb += [entries.eq(Mux(from_prune, pruned["entries"], plain_entries)),
-                         base.eq(Mux(from_prune, pruned["base"], w_base))]
+                         base.eq(Mux(from_prune, pruned["base"], w_base)),
+                         placed.eq(Mux(from_prune, pruned["placed"], w_placed))]
             values = [entries[k * entry_bits : k * entry_bits + 8] for k in range(geo.w_entries)]
-            v_shift, v_mask = _placed(m, f"weight{b}_wr_values", values, base, b_ksteps[b], WE)
+            v_shift, v_mask = _placed(m, f"weight{b}_wr_values", values, base, placed, WE)
             if ib:
                 indices = [Cat(entries[k * entry_bits + 8 : (k + 1) * entry_bits], Const(0, ibp - ib))
                            for k in range(geo.w_entries)]
-                i_shift, i_mask = _placed(m, f"weight{b}_wr_indices", indices, base, b_ksteps[b], WE)
+                i_shift, i_mask = _placed(m, f"weight{b}_wr_indices", indices, base, placed, WE)
             for s in range(C):
                 en = Mux(from_prune, pruned["sub"] == s, plain_beat & (bank_of_beat == b) & (w_sub == s))
                 with m.If(en):
@@ -651,8 +704,19 @@ class NmTrainAccelerator(wiring.Component):
             out_p = orow
         res_row = Signal(count_bits)
         m.d.comb += res_row.eq(out_p)
+        # The row of the next result to leave, read a cycle before it leaves: the read row
+        # passes a plain register (the block RAM's output register) before the add.
+        next_row = Signal(count_bits)
+        if os_flow:
+            m.d.comb += next_row.eq(Mux(s2["fold_start"], s2["p0"] + (R - 1),
+                                        of_p0 + Mux(array.result.valid, orow - 1, orow)))
+        else:
+            m.d.comb += next_row.eq(Mux(s2["fold_start"], 0, Mux(array.result.valid, orow + 1, orow)))
+        old_q = []
         for b in range(2):
-            m.d.comb += out_rmw[b].addr.eq(res_row)
+            m.d.comb += out_rmw[b].addr.eq(next_row)
+            old_q.append(_reg(m, _seen(m, out_wp[b][1], out_rmw[b], f"output{b}_add"), f"output{b}_old",
+                              reset_less=True))
         w_valid = Signal()
         w_row = Signal(count_bits, reset_less=True)
         w_qb = Signal(count_bits, reset_less=True)
@@ -663,7 +727,7 @@ class NmTrainAccelerator(wiring.Component):
             w_row.eq(res_row), w_qb.eq(of_qb), w_add.eq(of_add), w_res.eq(result),
         ]
         old = Signal(out_bits)
-        m.d.comb += old.eq(Mux(job_bank, out_rmw[1].data, out_rmw[0].data))
+        m.d.comb += old.eq(Mux(job_bank, old_q[1], old_q[0]))
         new_row = []
         lane_en = []
         for lane in range(lanes):
@@ -688,11 +752,8 @@ class NmTrainAccelerator(wiring.Component):
             pg_done = Const(0)
             row_addr, row_data, row_en = w_row, Cat(*new_row), Cat(*lane_en)
         for b in range(2):
-            m.d.comb += [
-                out_wp[b].addr.eq(row_addr),
-                out_wp[b].data.eq(row_data),
-                out_wp[b].en.eq(Mux(job_bank == b, row_en, 0)),
-            ]
+            for wp in out_wp[b]:
+                m.d.comb += [wp.addr.eq(row_addr), wp.data.eq(row_data), wp.en.eq(Mux(job_bank == b, row_en, 0))]
 
         # ---- compute: the job drains the pipeline and finishes (cycle e) ----------------------
         # MM_PIPE_CYCLES after the read stage's last cycle: select (x+2) -> array -> result
@@ -736,14 +797,15 @@ class NmTrainAccelerator(wiring.Component):
 
         A sequencer steps one slab row per cycle from the job's start ``c`` (row r: weight
         sub-bank r % C, entry (r // C) * cols); its place is registered a cycle later (as a
-        memory address would be) and the row's values two cycles later (the MM's data stage,
-        ``pg_row_values``). Axis 0:
+        memory address would be) and the row's values two cycles later (the MM's data stage), in
+        the rank stage's input register. Axis 0:
         row r is read in ``c + r``, ranked (:func:`_rank`) in ``c + r + 2``, squeezed and packed
         into its record in ``c + r + 3`` and written to output row r in ``c + r + 4``. Axis 1
         (groups of M rows down each column): per group of rows, M cycles read its rows into a
         transposing buffer of M rows, then one cycle per column hands that column's M bytes to
-        the same rank / pack stages (two cycles later, when the buffer holds the group's last
-        row), whose group is written into output row ``column`` at the group's byte offset.
+        the same rank / pack stages (into the rank stage's input register a cycle later, the
+        group's last row from that register, where it still is), whose group is written into
+        output row ``column`` at the group's byte offset.
         The last write is ``PREGEN_CYCLES = 4`` cycles after the last sequencer cycle.
         """
         assert isa.PREGEN_CYCLES == 4, "read, data register, rank register, pack register, write"
@@ -792,37 +854,42 @@ class NmTrainAccelerator(wiring.Component):
         with m.If(last):
             m.d.sync += [run.eq(0), sub.eq(0), base.eq(0), row.eq(0), ph.eq(0), kept.eq(0), off.eq(0)]
 
-        # ---- one cycle later the row is read, two cycles later it is in pg_row_values ----
-        def delay2(v, name, reset_less=True):
-            return _reg(m, _reg(m, v, f"{name}_d1", reset_less), f"{name}_d2", reset_less)
-
-        d2_read = delay2(reading, "pg_read", reset_less=False)
-        d2_emit = delay2(emitting, "pg_emit", reset_less=False)
-        d2_slot = delay2(ph[: max(1, ib)], "pg_slot")  # axis 1: the row's place in its group
-        d2_out_row = delay2(Mux(job.axis, (ph - rows_m)[:count_bits], row), "pg_out_row")
-        d2_off = delay2(off, "pg_off")
-        d2_done = delay2(last, "pg_done", reset_less=False)
-        row_vals = Signal(8 * E, name="pg_row_values", reset_less=True)
-        m.d.sync += row_vals.eq(read_row(_reg(m, sub, "pg_sub_d1", True), _reg(m, base, "pg_base_d1", True)))
-        # The transposing buffer: the group's rows, one per slot.
+        # ---- one cycle later the row is read into the rank stage's input register ----
+        d1_read = _reg(m, reading, "pg_read_d1")
+        d1_emit = _reg(m, emitting, "pg_emit_d1")
+        d2_read = _reg(m, d1_read, "pg_read_d2")
+        d2_emit = _reg(m, d1_emit, "pg_emit_d2")
+        d2_slot = _reg(m, _reg(m, ph[: max(1, ib)], "pg_slot_d1", True), "pg_slot_d2", True)
+        d1_out_row = _reg(m, Mux(job.axis, (ph - rows_m)[:count_bits], row), "pg_out_row_d1", True)
+        d2_out_row = _reg(m, d1_out_row, "pg_out_row_d2", True)
+        d2_off = _reg(m, _reg(m, off, "pg_off_d1", True), "pg_off_d2", True)
+        d2_done = _reg(m, _reg(m, last, "pg_done_d1"), "pg_done_d2")
+        row_read = read_row(_reg(m, sub, "pg_sub_d1", True), _reg(m, base, "pg_base_d1", True))
+        # Two cycles later the row is in the rank stage's input register (``rank.inputs``), and
+        # along axis 1 goes on into the transposing buffer: the group's rows, one per slot.
+        row_vals = Cat(*rank.inputs[:E])
         buf = [Signal(8 * E, name=f"pg_buffer{i}", reset_less=True) for i in range(Mmax)]
         with m.If(d2_read & job.axis):
             with m.Switch(d2_slot):
                 for i in range(Mmax):
                     with m.Case(i):
                         m.d.sync += buf[i].eq(row_vals)
+        # Axis 1: a column goes into the input register a cycle before it is ranked, when the
+        # group's last row is still in that register (not yet in the buffer): taken from there.
+        in_col = Signal(8, name="pg_column_bypass")
+        m.d.comb += in_col.eq(row_vals.word_select(d1_out_row, 8))
         column = [Signal(8, name=f"pg_column{i}") for i in range(Mmax)]
         for i in range(Mmax):
-            m.d.comb += column[i].eq(Mux(i < rows_m, buf[i].word_select(d2_out_row, 8), 0))
+            src = Mux(d2_read & (d2_slot == i), in_col, buf[i].word_select(d1_out_row, 8))
+            m.d.comb += column[i].eq(Mux(i < rows_m, src, 0))
         values = [Signal(8, name=f"pg_in{e}") for e in range(E)]
         for e in range(E):
-            m.d.comb += values[e].eq(Mux(job.axis, column[e] if e < Mmax else 0, row_vals[8 * e : 8 * e + 8]))
+            m.d.comb += values[e].eq(Mux(d1_emit, column[e] if e < Mmax else 0, row_read[8 * e : 8 * e + 8]))
         d2_valid = Signal(name="pg_d2_valid")
         m.d.comb += d2_valid.eq(Mux(job.axis, d2_emit, d2_read))
-        # The job's N:M is fixed from its start; its first row reaches the rank stage two cycles later.
-        terms = [_reg(m, t, f"pg_term{e}", reset_less=True)
-                 for e, t in enumerate(_group_terms(m, "pg", rank.E, job.n, job.m_log2, rank.Mmax))]
-        rank.offer("pgs", d2_valid, values, job.n, job.m_log2, terms)
+        # The job's N:M is fixed from its start; its first row is loaded a cycle later.
+        terms = _group_terms(m, "pg", rank.E, job.n, job.m_log2, rank.Mmax)
+        rank.load("pgs", d1_read | d1_emit, values, job.n, job.m_log2, terms)
 
         # ---- three cycles later: ranked (the shared stage's registers) ----
         t3_valid = _reg(m, d2_valid, "pg_t3_valid")
@@ -858,27 +925,25 @@ class NmTrainAccelerator(wiring.Component):
         }
 
     @staticmethod
-    def _prune_unit(m, geo, rank, beat_data, valid, bank, sub, base, last, n, m_log2, ib, entry_bits, w_bits):
+    def _prune_unit(m, geo, rank, beat_data, valid, bank, sub, base, placed, last, n, m_log2, ib, entry_bits,
+                    w_bits):
         """The prune unit on the weight banks' write path (LDB with ``prune``): a dense record of
         groups of M bytes becomes its kept entries, N per group, in ascending position order
         (docs/nm_train.md, "Pruning rule": largest |w|, ties to the lower position).
 
-        Cycle t: the beat is registered. t+1: each byte's rank in its group and how far it moves
-        left (:func:`_rank`), registered. t+2: the shifter (:func:`_compact`) moves the kept
-        bytes into place and the entries are written: the bank is ready ``PRUNE_CYCLES = 2``
-        cycles after a plain load's would be. The rank and squeeze stages are ``rank``, shared
-        with the pre-generation unit.
+        Cycle t: the beat is registered in the rank stage's input register, each byte with its
+        |w|. t+1: each byte's rank in its group and how far it moves left (:func:`_rank`),
+        registered. t+2: the shifter (:func:`_compact`) moves the kept bytes into place and the
+        entries are written: the bank is ready ``PRUNE_CYCLES = 2`` cycles after a plain load's
+        would be. The rank and squeeze stages are ``rank``, shared with the pre-generation unit.
         """
         assert isa.PRUNE_CYCLES == 2, "the prune unit has two register stages"
         E = geo.in_rec_bytes
-        meta = {"valid": valid, "bank": bank, "sub": sub, "base": base, "last": last, "n": n, "m_log2": m_log2}
+        meta = {"valid": valid, "bank": bank, "sub": sub, "base": base, "placed": placed, "last": last}
         t1 = {k: _reg(m, v, f"prune1_{k}", reset_less=(k != "valid")) for k, v in meta.items()}
-        t1_data = _reg(m, beat_data[: 8 * E], "prune1_data", reset_less=True)
         # The group terms of the shifts, from the load's N:M in the beat's cycle (off the rank stage).
-        t1_terms = [_reg(m, t, f"prune1_term{e}", reset_less=True)
-                    for e, t in enumerate(_group_terms(m, "prune", rank.E, n, m_log2, rank.Mmax))]
-        values = [t1_data[8 * e : 8 * e + 8] for e in range(E)]
-        rank.offer("prune", t1["valid"], values, t1["n"], t1["m_log2"], t1_terms)
+        terms = _group_terms(m, "prune", rank.E, n, m_log2, rank.Mmax)
+        rank.load("prune", valid, [beat_data[8 * e : 8 * e + 8] for e in range(E)], n, m_log2, terms)
         t2 = {k: _reg(m, v, f"prune2_{k}", reset_less=(k != "valid")) for k, v in t1.items()}
         pos_valid, pos_val, pos_idx = rank.valid, rank.value, rank.index
         entries = []
@@ -891,49 +956,56 @@ class NmTrainAccelerator(wiring.Component):
             entries.append(entry)
         out = Signal(w_bits, name="prune_entries")
         m.d.comb += out.eq(Cat(*entries))
-        return {"valid": t2["valid"], "bank": t2["bank"], "sub": t2["sub"], "base": t2["base"],
-                "last": t2["last"], "entries": out}
+        return {**t2, "entries": out}
 
 
 class _RankStage:
-    """The rank and squeeze network (:func:`_rank`, a register, :func:`_compact`) that the prune
-    unit and the pre-generation unit share: a Program prunes in its LDBs or by PGS, never both
-    (docs/nm_train.md, "Prune unit"), so they never offer values in the same cycle. Values
-    offered in cycle t (by the pre-generation unit when it offers, else by the prune unit) are
-    ranked in t; ``valid``, ``value`` and ``index`` are the squeezed entries in t+1. Bytes past
-    the offering unit's own width are never kept, as if its network were its width alone."""
+    """The rank and squeeze network that the prune unit and the pre-generation unit share: an
+    input register, :func:`_rank`, a register, :func:`_compact`. A Program prunes in its LDBs or
+    by PGS, never both (docs/nm_train.md, "Prune unit"), so they never load it in the same cycle.
+    Values loaded in cycle t-1 (the pre-generation unit's when it loads, else the prune unit's),
+    each byte with its |w| computed before the register, so that the rank stage starts from
+    registers alone, are ranked in t; ``valid``, ``value`` and ``index`` are the squeezed entries
+    in t+1. ``inputs`` are the registered bytes (the pre-generation unit's transposing buffer
+    takes its rows from them). Bytes past the loading unit's own width are never kept, as if its
+    network were its width alone."""
 
     def __init__(self, geo, ib):
         self.widths = {"prune": geo.in_rec_bytes, "pgs": geo.w_entries}
         self.E = max(self.widths.values())
         self.Mmax = 1 << ib
-        self.offers = {}
+        self.loads = {}
         self.valid = [Signal(name=f"rank_valid{e}") for e in range(self.E)]
         self.value = [Signal(8, name=f"rank_value{e}") for e in range(self.E)]
         self.index = [Signal(max(1, ib), name=f"rank_index{e}") for e in range(self.E)]
+        self.inputs = [Signal(8, name=f"rank_in{e}", reset_less=True) for e in range(self.E)]
 
-    def offer(self, unit, active, values, n, m_log2, terms):
-        self.offers[unit] = (active, values, n, m_log2, terms)
+    def load(self, unit, active, values, n, m_log2, terms):
+        """``unit``'s ``values`` (with its N:M and :func:`_group_terms`) go into the input
+        register this cycle when ``active``, to be ranked in the next."""
+        self.loads[unit] = (active, values, n, m_log2, terms)
 
     def build(self, m):
-        pg_on, pg_vals, pg_n, pg_mlog, pg_terms = self.offers["pgs"]
-        _, pr_vals, pr_n, pr_mlog, pr_terms = self.offers["prune"]
-        sel = Signal(name="rank_pgs")
+        pg_on, pg_vals, pg_n, pg_mlog, pg_terms = self.loads["pgs"]
+        _, pr_vals, pr_n, pr_mlog, pr_terms = self.loads["prune"]
+        sel = Signal(name="rank_load_pgs")
         m.d.comb += sel.eq(pg_on)
-        values = []
+        mags = []
         for e in range(self.E):
-            v = Signal(8, name=f"rank_in{e}")
-            m.d.comb += v.eq(Mux(sel, pg_vals[e] if e < len(pg_vals) else 0, pr_vals[e] if e < len(pr_vals) else 0))
-            values.append(v)
-        mlog = Signal(isa.field_width("m_log2"), name="rank_m_log2")
-        m.d.comb += mlog.eq(Mux(sel, pg_mlog, pr_mlog))
-        terms = [Mux(sel, pg_terms[e], pr_terms[e]) for e in range(self.E)]
-        keep, shift = _rank(m, "rank", values, Mux(sel, pg_n, pr_n), mlog, self.Mmax, terms)
+            v = Mux(sel, pg_vals[e] if e < len(pg_vals) else 0, pr_vals[e] if e < len(pr_vals) else 0)
+            m.d.sync += self.inputs[e].eq(v)
+            mags.append(_reg(m, _magnitude(m, f"rank_load{e}", v), f"rank_mag{e}", reset_less=True))
+        pgs = _reg(m, sel, "rank_pgs")
+        n = _reg(m, Mux(sel, pg_n, pr_n), "rank_n", reset_less=True)
+        mlog = _reg(m, Mux(sel, pg_mlog, pr_mlog), "rank_m_log2", reset_less=True)
+        terms = [_reg(m, Mux(sel, pg_terms[e], pr_terms[e]), f"rank_term{e}", reset_less=True)
+                 for e in range(self.E)]
+        keep, shift = _rank(m, "rank", mags, n, mlog, self.Mmax, terms)
         r_keep = []
         for e in range(self.E):
-            own = Mux(sel, e < self.widths["pgs"], e < self.widths["prune"])
+            own = Mux(pgs, e < self.widths["pgs"], e < self.widths["prune"])
             r_keep.append(_reg(m, keep[e] & own, f"rank_keep{e}"))
-        r_val = [_reg(m, values[e], f"rank_val{e}", reset_less=True) for e in range(self.E)]
+        r_val = [_reg(m, self.inputs[e], f"rank_val{e}", reset_less=True) for e in range(self.E)]
         r_shift = [_reg(m, shift[e], f"rank_shift{e}", reset_less=True) for e in range(self.E)]
         r_mlog = _reg(m, mlog, "rank_m_log2_q", reset_less=True)
         pos_valid, pos_val, pos_idx = _compact(m, "rank", r_keep, r_val, r_shift, r_mlog, self.Mmax)
@@ -942,24 +1014,33 @@ class _RankStage:
                          self.index[e].eq(pos_idx[e])]
 
 
-def _placed(m, name, words, base, length, cap):
-    """``words[0:length]`` placed at word ``base`` of a store of ``cap`` words (``words`` of a
-    power-of-two width): ``(data, mask)``, the data zero outside the placed words, the mask
-    all ones inside them."""
+def _magnitude(m, name, value):
+    """|value| of an INT8 byte (0..128, unsigned)."""
+    v = value.as_signed()
+    a = Signal(unsigned(8), name=f"{name}_mag")
+    m.d.comb += a.eq(Mux(v < 0, -v, v))
+    return a
+
+
+def _placed(m, name, words, base, placed, cap):
+    """``words`` (of a power-of-two width) placed at word ``base`` of a store of ``cap`` words,
+    where ``placed`` (``cap`` bits) marks the words the record covers: ``(data, mask)``, the data
+    zero outside them, the mask all ones inside them."""
     wb = len(words[0])
     lw = (wb - 1).bit_length()
     assert wb == 1 << lw
-    n = len(words)
     at = Signal(range(cap + 1), name=f"{name}_at")
-    count = Signal(range(n + 1), name=f"{name}_count")
-    m.d.comb += [at.eq(base), count.eq(length)]
-    placed = Signal(cap, name=f"{name}_words")
-    m.d.comb += placed.eq((((Const(1, n + 1) << count) - 1)[:n] << at)[:cap])
+    m.d.comb += at.eq(base)
     mask = Signal(cap * wb, name=f"{name}_mask")
     m.d.comb += mask.eq(Cat(*(placed[j].replicate(wb) for j in range(cap))))
     data = Signal(cap * wb, name=f"{name}_data")
     m.d.comb += data.eq((Cat(*words) << Cat(Const(0, lw), at))[: cap * wb] & mask)
     return data, mask
+
+
+def _length_mask(length, n):
+    """``n`` bits, the low ``length`` (at most ``n``) of them ones."""
+    return ((Const(1, n + 1) << length[: n.bit_length()]) - 1)[:n]
 
 
 def _read_bytes(store, offset, nbytes, word):
@@ -1044,20 +1125,14 @@ def _group_terms(m, prefix, E, n, m_log2, Mmax):
     return terms
 
 
-def _rank(m, prefix, values, n, m_log2, Mmax, terms):
-    """Which of ``values`` (bytes, groups of M = 2^m_log2 <= Mmax from position 0) an N:M prune
-    keeps, and how far each moves left when the dropped ones are squeezed out: ``(keep,
+def _rank(m, prefix, mag, n, m_log2, Mmax, terms):
+    """Which of the bytes whose magnitudes |w| are ``mag`` (groups of M = 2^m_log2 <= Mmax from
+    position 0) an N:M prune keeps, and how far each moves left when the dropped ones are squeezed out: ``(keep,
     shift)``, combinational. A byte is kept if fewer than N bytes of its group beat it (larger
     |w|, or equal |w| at a lower position); it moves by the bytes dropped before it (M - N per
     earlier group, ``terms[e]`` of :func:`_group_terms`, and the dropped ones before it in its
     own group)."""
-    E = len(values)
-    mag = []
-    for e in range(E):
-        v = values[e].as_signed()
-        a = Signal(unsigned(8), name=f"{prefix}_mag{e}")
-        m.d.comb += a.eq(Mux(v < 0, -v, v))
-        mag.append(a)
+    E = len(mag)
     group_mask = Signal(5, name=f"{prefix}_group_mask")  # M - 1
     m.d.comb += group_mask.eq((Const(1, 5) << m_log2) - 1)
     # One comparator per pair: the lower position beats the higher one on |w| >= and loses

@@ -340,13 +340,15 @@ def rtl_features(hw) -> dict[str, float]:
             "rank": E * (4 + (M - 1) / 2 * 4 + 16) + E.bit_length() * E * (9 + ib + E.bit_length() / 2) / 2,
             "pgs_buffer": 8 * M * _mux_luts(Ew),
         })
-        ff.update({"pgs_buffer": 8 * M * Ew + 8 * Ew + 8 * P,
-                   "rank": E * (1 + 8 + E.bit_length()) + 8 * Ein})
+        # the rank stage's input register (bytes, |w|, group terms) and its rank registers
+        ff.update({"pgs_buffer": 8 * M * Ew + 8 * P,
+                   "rank": E * (16 + E.bit_length()) + E * (1 + 8 + E.bit_length())})
     # Output banks: a read-add port and a store port each, a copy per read port.
     out_bits = geo.out_lanes * A
     cost = memory_cost(out_bits, geo.out_rows, copies=2)
     lut["output_banks"], ff["output_banks"], bram = 2 * cost.lutram_luts, 2 * cost.read_ffs, 2 * cost.bram36
-    lut["output_add"], ff["output_add"] = out_bits * 2, C * A
+    # (the read-add's read register: a fabric FF on xcup, the block RAM's output register on ECP5)
+    lut["output_add"], ff["output_add"] = out_bits * 2, C * A + 2 * out_bits
     arr = array_resources(hw)
     lut["array"], ff["array"] = arr["lut"], arr["ff"]
     return {"lut": lut, "ff": ff, "bram36": bram}

@@ -4,8 +4,9 @@ Whole Programs on the engine top: the hand-timed cases of the case table (values
 cycles equal the simulator's and the hand derivation), a point whose sparse layer is pruned by
 the prune unit on every weight load (with |w| ties that the tie rule decides), the same point in
 WS under random stalls on every stream (values exact), a hand-timed pre-generation Program and
-the point with pre-generation (PGS along both axes), and controls that must fail: a broken
-Program and a top whose sequencer miscounts the PE pipeline. The case table
+the point with pre-generation (PGS along both axes), those Programs again with the collision
+poison of the ``no_rw_check`` output banks, and controls that must fail: a broken Program, a top
+whose sequencer miscounts the PE pipeline and a read of a row being written under the poison. The case table
 (tests/test_case_table.py) runs the random design points; Verilator benches are marked
 ``verilator``.
 """
@@ -134,6 +135,71 @@ def test_pregen_point(dataflow):
 
 # ------------------------------------------------------------------------------------------
 # Negative controls: the checks above must be able to fail
+
+
+_POISON_RUNS = {
+    "hand-step": lambda: CASES_BY_ID["nm-hand-step"].program(),
+    "hand-double-buffer": lambda: CASES_BY_ID["nm-hand-double-buffer"].program(),
+    "pruned-os": lambda: _compile(_pruned_point("os")),
+    "pruned-ws": lambda: _compile(_pruned_point("ws")),
+    "pregen-os": lambda: _compile(_pregen_point("os")),
+    "pregen-ws": lambda: _compile(_pregen_point("ws")),
+}
+
+
+@pytest.mark.parametrize("name", list(_POISON_RUNS))
+def test_no_rw_check_output_banks_never_serve_a_colliding_read(name):
+    """The output banks' read-add copies tell Yosys that a read in the cycle its row is written
+    may return anything (``no_rw_check``, so the block RAM keeps its output register). With the
+    simulation poison a colliding read returns its row inverted: values still golden and cycles
+    the simulator's (both dataflows, accumulating MMs, pruned loads, PGS writes along both axes)
+    means no read whose data is used ever collides."""
+    from sparsim.rtl import nm_train as nm_rtl
+
+    with nm_rtl.poison_collisions():
+        (res,) = amaranth_sim.verify_all([(_POISON_RUNS[name](), None)])
+    _check(res)
+
+
+@pytest.mark.parametrize("poison", (False, True))
+def test_collision_poison_inverts_a_read_of_the_row_being_written(poison):
+    """Negative control of the check above: with the poison on, a row read in the cycle it is
+    written comes back inverted; without it, old (Amaranth's rule for these read ports)."""
+    import contextlib
+
+    from amaranth.hdl import Module, Signal
+    from amaranth.lib import memory
+    from amaranth.sim import Simulator
+
+    from sparsim.rtl import nm_train as nm_rtl
+
+    m = Module()
+    with (nm_rtl.poison_collisions() if poison else contextlib.nullcontext()):
+        mem = m.submodules.mem = memory.Memory(shape=16, depth=4, init=[], attrs=nm_rtl._NO_COLLISION)
+        wp, rp = mem.write_port(granularity=8), mem.read_port()
+        en, addr, wdata, raddr = Signal(2), Signal(2), Signal(16), Signal(2)
+        m.d.comb += [wp.en.eq(en), wp.addr.eq(addr), wp.data.eq(wdata), rp.addr.eq(raddr)]
+        out = Signal(16)
+        m.d.comb += out.eq(nm_rtl._seen(m, wp, rp, "t"))
+    seen = []
+
+    async def bench(ctx):
+        # Row 1 written (0x3412); in the next cycle it is read while its high byte is written.
+        ctx.set(en, 0b11), ctx.set(addr, 1), ctx.set(wdata, 0x3412), ctx.set(raddr, 1)
+        await ctx.tick()
+        ctx.set(en, 0b10), ctx.set(wdata, 0x7800)
+        await ctx.tick()
+        ctx.set(en, 0)
+        for _ in range(3):
+            seen.append(ctx.get(out))
+            await ctx.tick()
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen[0] == (0x3412 ^ 0xFFFF if poison else 0x3412), [hex(v) for v in seen]
+    assert seen[1] == 0x7812, [hex(v) for v in seen]
 
 
 def test_broken_program_fails():
