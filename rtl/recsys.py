@@ -520,38 +520,39 @@ class GatherUnit(wiring.Component):
             with m.If(lane.valid):
                 m.d.sync += store[lane.payload.tag].eq(lane.payload.data)
 
-        # Pooling: the active slice, or else the queue head (queued in an earlier cycle).
+        # Pooling: the active slice, or else the queue head (queued in an earlier cycle). The
+        # chunk's tag and its place in the slice are registers set a cycle ahead (the active
+        # slice's next chunk, or the first chunk of the queue's head after this cycle's pop and
+        # pushes, from its meta), so the chunk's line read and shift start from registers and
+        # no tag-indexed meta read or adder is on that path.
         active = Signal()
-        act_tag = Signal(self.tag_bits)
-        chunk_off = Signal(n_bits)  # elements of the slice already pooled
         popping = Signal()
         cur_tag = Signal(self.tag_bits)
+        c_shift = Signal(n_bits)  # the chunk's first byte in the line (off + elements pooled)
+        c_left = Signal(n_bits)  # elements of the slice not yet pooled
+        c_elem = Signal(entry_bits)  # the chunk's first element
+        c_ctx = Signal(ctx_bits)
         m.d.comb += [
             popping.eq(~active & (q_count != 0)),
-            cur_tag.eq(Mux(active, act_tag, q_tags[q_head])),
             self.pool.valid.eq(active | popping),
         ]
-        cm = data.View(meta_layout, meta[cur_tag])
-        left = Signal(n_bits)
-        m.d.comb += left.eq(cm.n - chunk_off)
-        last_chunk = left <= lanes
+        last_chunk = c_left <= lanes
         shifted = Signal(8 * line)
-        m.d.comb += shifted.eq(store[cur_tag] >> ((cm.off + chunk_off) * 8))
+        m.d.comb += shifted.eq(store[cur_tag] >> (c_shift * 8))
         m.d.comb += [
-            self.pool.payload.elem.eq(cm.elem + chunk_off),
-            self.pool.payload.count.eq(Mux(last_chunk, left, lanes)),
+            self.pool.payload.elem.eq(c_elem),
+            self.pool.payload.count.eq(Mux(last_chunk, c_left, lanes)),
             self.pool.payload.values.eq(shifted[: 8 * lanes] if 8 * lanes <= 8 * line
                                         else shifted),
             self.pool.payload.last.eq(last_chunk),
-            self.pool.payload.ctx.eq(cm.ctx),
+            self.pool.payload.ctx.eq(c_ctx),
         ]
         freed = Signal(tags)
-        with m.If(self.pool.valid):
-            with m.If(last_chunk):
-                m.d.sync += [active.eq(0), chunk_off.eq(0)]
-                m.d.comb += freed.eq(1 << cur_tag)
-            with m.Else():
-                m.d.sync += [active.eq(1), act_tag.eq(cur_tag), chunk_off.eq(chunk_off + lanes)]
+        stays = Signal()  # the slice is active in the next cycle
+        m.d.comb += stays.eq(self.pool.valid & ~last_chunk)
+        m.d.sync += active.eq(stays)
+        with m.If(self.pool.valid & last_chunk):
+            m.d.comb += freed.eq(1 << cur_tag)
         taken = Signal(tags)
         with m.If(take):
             m.d.comb += taken.eq(1 << new_tag)
@@ -574,8 +575,26 @@ class GatherUnit(wiring.Component):
             q_tail.eq(Mux(tail_next >= tags, tail_next - tags, tail_next)),
             q_count.eq(q_count + npush - popping),
         ]
+        q_head1 = Signal(self.tag_bits)  # q_head + 1, wrapped
+        m.d.comb += q_head1.eq(Mux(q_head == tags - 1, 0, q_head + 1))
         with m.If(popping):
-            m.d.sync += q_head.eq(Mux(q_head == tags - 1, 0, q_head + 1))
+            m.d.sync += q_head.eq(q_head1)
+        # The next cycle's head: a tag queued now (behind a popped one, if any), else the first
+        # one pushed in this cycle.
+        first_push = Signal(self.tag_bits)
+        for valid, tag in reversed(pushes):
+            with m.If(valid):
+                m.d.comb += first_push.eq(tag)
+        queued_next = Signal(self.tag_bits)
+        more = (q_count > 1) if tags > 1 else Const(0, 1)  # more than the popped tag queued
+        m.d.comb += queued_next.eq(Mux(popping, Mux(more, q_tags[q_head1], first_push),
+                                       Mux(q_count != 0, q_tags[q_head], first_push)))
+        nm = data.View(meta_layout, meta[queued_next])
+        with m.If(stays):
+            m.d.sync += [c_shift.eq(c_shift + lanes), c_left.eq(c_left - lanes), c_elem.eq(c_elem + lanes)]
+        with m.Else():
+            m.d.sync += [cur_tag.eq(queued_next), c_shift.eq(nm.off), c_left.eq(nm.n), c_elem.eq(nm.elem),
+                         c_ctx.eq(nm.ctx)]
         return m
 
 
@@ -735,28 +754,45 @@ class LineWriteQueue(wiring.Component):
         depth = self._depth
         q = Array(Signal(self._layout, reset_less=True, name=f"q{i}") for i in range(depth))
         head = Signal(_bits(depth))
-        tail = Signal(_bits(depth))
+        # The slot the next joining line takes, one-hot, and "lines wait" as a register (its next
+        # value computed from the count's), so a slot's write enable is a few gates on the lanes'
+        # valid bits rather than a pointer sum and a compare.
+        tail = Signal(depth, init=1)
         count = Signal(range(depth + 1))
         queued = Signal()
-        m.d.comb += [queued.eq(count != 0), self.waiting.eq(queued)]
+        m.d.comb += self.waiting.eq(queued)
         m.d.comb += [self.write.payload.eq(q[head]), self.write.valid.eq(queued)]
         for lane in reversed(self.lines):
             with m.If(~queued & lane.valid):
                 m.d.comb += [self.write.payload.eq(lane.payload), self.write.valid.eq(1)]
-        # The lines not written now join the queue in lane order behind its tail.
-        rank = Const(0, 1)
+        # The lines not written now join the queue in lane order behind its tail: lane k is the
+        # j-th to join, j = (valid lanes before it) - 1 + queued.
+        def rot(j):
+            return Cat(*[tail[(i - j) % depth] for i in range(depth)])
+
+        before = [Const(0, 1)]
+        for lane in self.lines[:-1]:
+            before.append(before[-1] + lane.valid)
         for k, lane in enumerate(self.lines):
-            slot = Signal(range(2 * depth + self._lanes + 1), name=f"slot{k}")
-            m.d.comb += slot.eq(tail + rank - ~queued)
-            with m.If(lane.valid & (queued | (rank != 0))):
-                m.d.sync += q[Mux(slot >= depth, slot - depth, slot)].eq(lane.payload)
-            rank = rank + lane.valid
-        arrived = Signal(range(self._lanes + 1))
-        m.d.comb += arrived.eq(rank)
-        tail_next = Signal(range(2 * depth + self._lanes + 1))
-        m.d.comb += tail_next.eq(tail + arrived - self.write.valid + queued)
-        m.d.sync += [tail.eq(Mux(tail_next >= depth, tail_next - depth, tail_next)),
-                     count.eq(count + arrived - self.write.valid)]
+            slot = Signal(depth, name=f"slot{k}")
+            for j in range(min(k + 1, depth)):
+                # j-th to join: j + 1 valid lanes before it while nothing waits, j while lines wait
+                with m.If(Mux(queued, before[k] == j, before[k] == j + 1)):
+                    m.d.comb += slot.eq(rot(j))
+            for i in range(depth):
+                with m.If(lane.valid & slot[i]):
+                    m.d.sync += q[i].eq(lane.payload)
+        arrived = Signal(range(len(self.lines) + 1))
+        m.d.comb += arrived.eq(before[-1] + self.lines[-1].valid)
+        joined = Signal(range(len(self.lines) + 1))
+        m.d.comb += joined.eq(arrived - self.write.valid + queued)
+        with m.Switch(joined):
+            for j in range(1, len(self.lines) + 1):
+                with m.Case(j):
+                    m.d.sync += tail.eq(rot(j))
+        count_next = Signal(range(depth + 1))
+        m.d.comb += count_next.eq(count + arrived - self.write.valid)
+        m.d.sync += [count.eq(count_next), queued.eq(count_next != 0)]
         with m.If(queued):
             m.d.sync += head.eq(Mux(head == depth - 1, 0, head + 1))
         return m
@@ -1785,12 +1821,19 @@ class _HeadQueue(Elaboratable):
     ``SyncFIFOBuffered`` (``w_data``, ``w_en``, ``w_level``, ``r_data``, ``r_rdy``, ``r_en``), over
     one. That FIFO's head is its block RAM's output (5.6 ns clock-to-output on ECP5) and its
     read enable steers its pointers and block RAM, so with the issue conditions, which compare
-    queue heads and then read them, it made the top's slowest paths. Here two registers, the
-    head and the next word, sit behind the FIFO, which is read whenever the next-word register
-    is empty (a registered decision): a read of the head moves the next word, or the FIFO's
-    output, into the head, so the word after a read is the head in the next cycle as before. A
-    word written into an empty queue is the head in the next cycle (two earlier than the FIFO's;
-    the words are all queued before the Program starts)."""
+    queue heads and then read them, it made the top's slowest paths. Here three registers, the
+    head and the next two words, sit in front of the FIFO, which is read whenever the last of
+    them is empty (a registered decision); a read of the head moves the next word into it and
+    the FIFO's output into the chain behind, so while the queue holds words, the word after a
+    read is the head in the next cycle and the head's successor is always a register.
+
+    ``adv`` is high when the head takes ``cand_rdy`` / ``cand_data`` (the next-word register) at
+    the end of the cycle (the head is empty or read), so a condition on the next cycle's head can
+    be computed from registers for both outcomes and picked by ``adv`` last
+    (:meth:`RecsysAccelerator.elaborate`'s registered issue conditions). Every word passes the
+    FIFO, so words take a few cycles to reach the registers: ``settled`` is high once the first
+    three words (or all, if fewer) are in them, which the top waits for before its Program
+    starts."""
 
     def __init__(self, *, width: int, depth: int):
         self._fifo_args = {"width": width, "depth": depth}
@@ -1800,25 +1843,33 @@ class _HeadQueue(Elaboratable):
         self.r_data = Signal(width, reset_less=True)
         self.r_rdy = Signal()
         self.r_en = Signal()
+        self.adv = Signal()
+        self.cand_rdy = Signal()
+        self.cand_data = Signal(width)
+        self.settled = Signal()
 
     def elaborate(self, platform):
         from amaranth.lib.fifo import SyncFIFOBuffered
 
         m = Module()
         fifo = m.submodules.fifo = SyncFIFOBuffered(**self._fifo_args)
-        nxt = Signal.like(self.r_data, reset_less=True)
-        nxt_valid = Signal()
-        bypass = ~self.r_rdy & (fifo.r_level == 0) & self.w_en
-        moved = fifo.r_rdy & ~nxt_valid  # the FIFO's output leaves it this cycle
+        n1 = Signal.like(self.r_data, reset_less=True)
+        n2 = Signal.like(self.r_data, reset_less=True)
+        n1_valid, n2_valid = Signal(), Signal()
+        moved = fifo.r_rdy & ~n2_valid  # the FIFO's output leaves it this cycle
         m.d.comb += [self.w_level.eq(fifo.w_level), fifo.w_data.eq(self.w_data),
-                     fifo.w_en.eq(self.w_en & ~bypass), fifo.r_en.eq(~nxt_valid)]
-        with m.If(~self.r_rdy | self.r_en):
-            # The head is empty or read: the next word, else the FIFO's output, else a bypass.
-            m.d.sync += [self.r_rdy.eq(nxt_valid | fifo.r_rdy | bypass),
-                         self.r_data.eq(Mux(nxt_valid, nxt, Mux(fifo.r_rdy, fifo.r_data, self.w_data))),
-                         nxt_valid.eq(0)]
-        with m.Elif(moved):
-            m.d.sync += [nxt.eq(fifo.r_data), nxt_valid.eq(1)]
+                     fifo.w_en.eq(self.w_en), fifo.r_en.eq(~n2_valid),
+                     self.adv.eq(~self.r_rdy | self.r_en),
+                     self.cand_rdy.eq(n1_valid), self.cand_data.eq(n1),
+                     self.settled.eq(Mux(fifo.r_level != 0, self.r_rdy & n1_valid & n2_valid,
+                                         self.r_rdy | ~n1_valid))]
+        with m.If(self.adv):
+            m.d.sync += [self.r_rdy.eq(self.cand_rdy), self.r_data.eq(self.cand_data),
+                         n1.eq(Mux(n2_valid, n2, fifo.r_data)), n1_valid.eq(n2_valid | moved), n2_valid.eq(0)]
+        with m.Elif(~n1_valid):
+            m.d.sync += [n1.eq(fifo.r_data), n1_valid.eq(moved)]
+        with m.Elif(~n2_valid):
+            m.d.sync += [n2.eq(fifo.r_data), n2_valid.eq(moved)]
         return m
 
 
@@ -1831,7 +1882,8 @@ def top_signature(hw) -> wiring.Signature:
     """Ports of :class:`RecsysAccelerator` for ``hw`` (every member a plain signal or a stream):
 
     ``instr``: ``In(stream(INSTR_LAYOUT))``, the Program's words, END last (the Program starts
-    in the third cycle after END's handshake, the first in which ``running`` is high);
+    a few cycles after END's handshake, once the queues' first words are in their registers:
+    the first cycle in which ``running`` is high);
     ``req0`` (the loader) … ``req<G>`` (gather unit G-1): ``Out(stream({addr, tag}))`` line reads;
     ``resp0`` … ``resp<channels-1>``: ``In(stream({requester, tag, data}, always_ready=True))``,
     the line each channel delivers this cycle; ``wr``: ``Out(stream({addr, data, bank}))``
@@ -1947,7 +1999,7 @@ class RecsysAccelerator(wiring.Component):
         # A STORE writes at most one out bank.
         store_lines_bits = _bits(-(-int(hw.out_buffer_kib * 1024) // 2 // line) + 1)
         store_entry = data.StructLayout({"mb": unsigned(16), "addr": unsigned(ADDR_BITS),
-                                         "lines": unsigned(store_lines_bits)})
+                                         "lines": unsigned(store_lines_bits), "one": 1})
         loader_q = m.submodules.loader_q = _HeadQueue(width=LOADER_ENTRY.size, depth=QUEUE_DEPTH)
         dense_q = m.submodules.dense_q = _HeadQueue(width=isa.INSTR_BITS, depth=QUEUE_DEPTH)
         store_q = m.submodules.store_q = _HeadQueue(width=store_entry.size, depth=QUEUE_DEPTH)
@@ -1978,15 +2030,19 @@ class RecsysAccelerator(wiring.Component):
                      b_first_entry.eq(t * samples + first), b_mb_m2.eq(a_word.mb - 2),
                      b_store_lines.eq((a_word.p * a_word.k * acc_bytes + line - 1) >> lb)]
         op = b_word.op
-        # The Program's cycle 0: the third cycle after END's handshake, when every word before
-        # it is at its queue's head or behind it.
+        # The Program's cycle 0: the first cycle after END has left stage B and every queue's
+        # first words are in its registers.
+        ended_b = Signal()
         with m.If(b_valid & (op == isa.OP_END)):
+            m.d.sync += ended_b.eq(1)
+        with m.If(ended_b & Cat(*[q.settled for q in queues]).all()):
             m.d.sync += running.eq(1)
         m.d.comb += [loader_q.w_data.eq(Cat(b_word, b_mb_m2)), loader_q.w_en.eq(b_valid & (op == isa.OP_LOAD)),
                      dense_q.w_data.eq(b_word),
                      dense_q.w_en.eq(b_valid & ((op == isa.OP_GEMM) | (op == isa.OP_INTER)))]
         st = Signal(store_entry)
         m.d.comb += [st.mb.eq(b_word.mb), st.addr.eq(b_word.addr), st.lines.eq(b_store_lines),
+                     st.one.eq(b_store_lines == 1),
                      store_q.w_data.eq(st), store_q.w_en.eq(b_valid & (op == isa.OP_STORE))]
         ue = Signal(unit_entry)
         dim = b_word.q
@@ -1999,6 +2055,7 @@ class RecsysAccelerator(wiring.Component):
         # ---- events, as counters or per-parity counts (a condition on an event of cycle y holds
         # from y + 1: every counter is a register) -----------------------------------------
         w_done = Signal()
+        w_fin = Signal()  # the weight LOAD is done this cycle
         ldd_count = [Signal(16, name=f"ldd_count{p}") for p in range(2)]  # dense LOADs done, parity p
         ldi_count = [Signal(16, name=f"ldi_count{p}") for p in range(2)]
         # The conditions compare a mini-batch m >= 2 with these against m - 1, so they count from 1.
@@ -2006,28 +2063,74 @@ class RecsysAccelerator(wiring.Component):
         inter_p1 = Signal(17, init=1)  # 1 + mini-batches whose INTER ended
         top_count = Signal(16)
         store_count = [Signal(16, name=f"store_count{p}") for p in range(2)]
+        # Each counter's increment this cycle (its next value is ``counter + inc``).
+        ldd_inc = [Signal(name=f"ldd_inc{p}") for p in range(2)]
+        ldi_inc = [Signal(name=f"ldi_inc{p}") for p in range(2)]
+        bot_inc, inter_inc, top_inc = Signal(), Signal(), Signal()
+        store_inc = [Signal(name=f"store_inc{p}") for p in range(2)]
+        for cnt, inc in [*zip(ldd_count, ldd_inc), *zip(ldi_count, ldi_inc), (bot_p1, bot_inc),
+                         (inter_p1, inter_inc), (top_count, top_inc), *zip(store_count, store_inc)]:
+            m.d.sync += cnt.eq(cnt + inc)
+        m.d.sync += w_done.eq(w_done | w_fin)
 
+        # The issue conditions are registers holding next cycle's value (cycle-neutral: the
+        # contract's conditions on registered state, computed a cycle ahead), so an issue decision
+        # starts from a register. Each is computed for every outcome of this cycle's events — a
+        # counter incremented or not, a queue's head kept or replaced by its candidate — and the
+        # outcome picks it last (the increments and the queues' ``adv``), which keeps the compares
+        # off the handshakes' paths.
+        def after(cnt, inc, test):
+            """``test`` of the counter's value in the next cycle."""
+            return Mux(inc, test((cnt + 1)[:len(cnt)]), test(cnt))
 
-        def gathers_done(mb):
-            """Every GATHER of mini-batch ``mb`` handed to its lane and done."""
-            ok = Const(1, 1)
-            for u, q in enumerate(unit_q):
-                head = data.View(unit_entry, q.r_data)
-                ok = ok & (~q.r_rdy | (head.mb > mb)) & ~gs.busy[u].bit_select(mb[0], 1)
-            return ok
+        def ahead(name, f, *qs):
+            """A register holding ``f`` of the queues' heads (``(rdy, data)`` pairs) in the next
+            cycle; the first queue's ``adv`` picks last."""
+            def pick(i, heads):
+                if i == len(qs):
+                    return f(*heads)
+                q = qs[i]
+                return Mux(q.adv, pick(i + 1, [*heads, (q.cand_rdy, q.cand_data)]),
+                           pick(i + 1, [*heads, (q.r_rdy, q.r_data)]))
+            reg = Signal(name=name)
+            m.d.sync += reg.eq(pick(0, []))
+            return reg
+
+        def beyond(unit_head, mb):
+            """Unit ``u``'s queue holds no GATHER of mini-batch ``mb`` or earlier at its head
+            (its words are in Program order)."""
+            rdy, word = unit_head
+            return ~rdy | (data.View(unit_entry, word).mb > mb)
+
+        def no_busy(chk):
+            """No lane busy with parity p where ``chk[p]``: with the heads' ``beyond`` flags,
+            "every GATHER of m done" (``GatherLane.busy`` is a register)."""
+            return ~Cat(*[(chk[0] & gs.busy[u][0]) | (chk[1] & gs.busy[u][1]) for u in range(G)]).any()
 
         # ---- loader (requester 0) ----------------------------------------------------------
         lhead = data.View(LOADER_ENTRY, loader_q.r_data)
         head = lhead.word
-        hm = head.mb
+
+        def waits_gathers(lh):
+            """The head LOAD ``lh`` is an index LOAD of a mini-batch m >= 2 (it waits for the
+            GATHERs of m - 2)."""
+            rdy, word = lh
+            w = data.View(LOADER_ENTRY, word).word
+            return rdy & (w.a != isa.LOAD_WEIGHT) & (w.a != isa.LOAD_DENSE) & (w.mb >= 2)
+
+        def ld_ready(lh):
+            rdy, word = lh
+            w = data.View(LOADER_ENTRY, word).word
+            return rdy & ((w.a != isa.LOAD_DENSE) | (w.mb < 2) | after(bot_p1, bot_inc, lambda v: v >= w.mb))
+
+        ld_ok = ahead("ld_ok", ld_ready, loader_q)
+        ld_chk = [ahead(f"ld_chk{p}", lambda lh, p=p: waits_gathers(lh)
+                        & (data.View(LOADER_ENTRY, lh[1]).mb_m2[0] == p), loader_q) for p in range(2)]
+        ld_beyond = [ahead(f"ld_beyond{u}", lambda lh, uh: ~waits_gathers(lh)
+                           | beyond(uh, data.View(LOADER_ENTRY, lh[1]).mb_m2), loader_q, q)
+                     for u, q in enumerate(unit_q)]
         head_ok = Signal()
-        with m.Switch(head.a):
-            with m.Case(isa.LOAD_WEIGHT):
-                m.d.comb += head_ok.eq(1)
-            with m.Case(isa.LOAD_DENSE):
-                m.d.comb += head_ok.eq((hm < 2) | (bot_p1 >= hm))
-            with m.Default():
-                m.d.comb += head_ok.eq((hm < 2) | gathers_done(lhead.mb_m2))
+        m.d.comb += head_ok.eq(ld_ok & Cat(*ld_beyond).all() & no_busy(ld_chk))
         # A LOAD's lines fit the buffer it fills (the compiler's bank sizes), so its line counts
         # and indices are as wide as the largest buffer's line count, not the ISA's 32 bits.
         max_lines = max(int(hw.weight_buffer_kib * 1024) // line, -(-int(hw.act_buffer_kib * 1024) // line),
@@ -2050,7 +2153,7 @@ class RecsysAccelerator(wiring.Component):
         lines_of_head = Signal(count_bits)
         m.d.comb += lines_of_head.eq(Cat(head.p, head.k[:16]))
         starting = Signal()
-        m.d.comb += starting.eq(running & ~cur & loader_q.r_rdy & head_ok)
+        m.d.comb += starting.eq(running & ~cur & head_ok)
         req0 = self.req0
         m.d.comb += [req0.valid.eq((cur | starting) & free.any()),
                      req0.payload.addr.eq(Cat(Const(0, lb), Mux(cur, cur_line, head.addr[lb:]))),
@@ -2120,12 +2223,9 @@ class RecsysAccelerator(wiring.Component):
                 finished = n_written & Mux(starts_here, head_one, sig_one)
                 if tg == isa.LOAD_WEIGHT:
                     if p == 0:
-                        with m.If(finished):
-                            m.d.sync += w_done.eq(1)
+                        m.d.comb += w_fin.eq(finished)
                 else:
-                    counter = (ldd_count if tg == isa.LOAD_DENSE else ldi_count)[p]
-                    with m.If(finished):
-                        m.d.sync += counter.eq(counter + 1)
+                    m.d.comb += (ldd_inc if tg == isa.LOAD_DENSE else ldi_inc)[p].eq(finished)
 
         m.d.comb += [gs.idx_wr.valid.eq(write_en & (write.target == isa.LOAD_INDEX)),
                      gs.idx_wr.payload.bank.eq(write.bank), gs.idx_wr.payload.addr.eq(write.idx),
@@ -2134,10 +2234,17 @@ class RecsysAccelerator(wiring.Component):
         # ---- gather lanes: the unit queues, under the GATHER's conditions ---------------------
         for g, q in enumerate(unit_q):
             head_u = data.View(unit_entry, q.r_data)
-            mb = head_u.mb
-            ok = (Array(ldi_count)[mb[0]] > (mb >> 1)) & ((mb < 2) | (inter_p1 >= mb))
+
+            def g_ready(uh):
+                rdy, word = uh
+                mb = data.View(unit_entry, word).mb
+                loaded = Mux(mb[0], after(ldi_count[1], ldi_inc[1], lambda v: v > (mb >> 1)),
+                             after(ldi_count[0], ldi_inc[0], lambda v: v > (mb >> 1)))
+                return rdy & loaded & ((mb < 2) | after(inter_p1, inter_inc, lambda v: v >= mb))
+
+            ok = ahead(f"g_ok{g}", g_ready, q)
             cmd = gs.cmd[g]
-            m.d.comb += [cmd.valid.eq(running & q.r_rdy & ok), cmd.payload.eq(head_u.walk),
+            m.d.comb += [cmd.valid.eq(running & ok), cmd.payload.eq(head_u.walk),
                          q.r_en.eq(cmd.valid & cmd.ready)]
             wiring.connect(m, gs.req[g], wiring.flipped(getattr(self, f"req{g + 1}")))
 
@@ -2150,22 +2257,44 @@ class RecsysAccelerator(wiring.Component):
         # ---- dense engine: its queue under the GEMM / INTER conditions ------------------------
         dh = data.View(INSTR_LAYOUT, dense_q.r_data)
         dmb = dh.mb
-        is_gemm = dh.op == isa.OP_GEMM
-        gemm_ok = (w_done & (((dh.b & isa.SRC_DENSE) == 0) | (Array(ldd_count)[dmb[0]] > (dmb >> 1)))
-                   & (((dh.b & isa.DST_OUT) == 0) | (dmb < 2) | (Array(store_count)[dmb[0]] >= (dmb >> 1))))
-        d_ok = Mux(is_gemm, gemm_ok, gathers_done(dmb))
-        m.d.comb += [dense.cmd.valid.eq(running & dense_q.r_rdy & d_ok), dense.cmd.payload.eq(dh),
+
+        def d_ready(dhd):
+            rdy, word = dhd
+            w = data.View(INSTR_LAYOUT, word)
+            mb = w.mb
+
+            def per_parity(counts, incs, test):
+                return Mux(mb[0], after(counts[1], incs[1], test), after(counts[0], incs[0], test))
+
+            gemm_ok = ((w_done | w_fin)
+                       & (((w.b & isa.SRC_DENSE) == 0) | per_parity(ldd_count, ldd_inc, lambda v: v > (mb >> 1)))
+                       & (((w.b & isa.DST_OUT) == 0) | (mb < 2)
+                          | per_parity(store_count, store_inc, lambda v: v >= (mb >> 1))))
+            return rdy & ((w.op != isa.OP_GEMM) | gemm_ok)
+
+        def d_inter(dhd):
+            rdy, word = dhd
+            return rdy & (data.View(INSTR_LAYOUT, word).op != isa.OP_GEMM)
+
+        d_ok = ahead("d_ok", d_ready, dense_q)
+        d_chk = [ahead(f"d_chk{p}", lambda dhd, p=p: d_inter(dhd) & (data.View(INSTR_LAYOUT, dhd[1]).mb[0] == p),
+                       dense_q) for p in range(2)]
+        d_beyond = [ahead(f"d_beyond{u}", lambda dhd, uh: ~d_inter(dhd)
+                          | beyond(uh, data.View(INSTR_LAYOUT, dhd[1]).mb), dense_q, q)
+                    for u, q in enumerate(unit_q)]
+        m.d.comb += [dense.cmd.valid.eq(running & d_ok & Cat(*d_beyond).all() & no_busy(d_chk)),
+                     dense.cmd.payload.eq(dh),
                      dense_q.r_en.eq(dense.cmd.valid & dense.cmd.ready)]
         d_cur = Signal(INSTR_LAYOUT, reset_less=True)
         with m.If(dense.cmd.valid & dense.cmd.ready):
             m.d.sync += d_cur.eq(dh)
         with m.If(dense.ended):
             with m.If(d_cur.op == isa.OP_INTER):
-                m.d.sync += inter_p1.eq(inter_p1 + 1)
+                m.d.comb += inter_inc.eq(1)
             with m.Elif(d_cur.b & isa.SRC_DENSE != 0):
-                m.d.sync += bot_p1.eq(bot_p1 + 1)
+                m.d.comb += bot_inc.eq(1)
             with m.If((d_cur.op == isa.OP_GEMM) & (d_cur.b & isa.DST_OUT != 0)):
-                m.d.sync += top_count.eq(top_count + 1)
+                m.d.comb += top_inc.eq(1)
 
         # ---- out banks: values n = row * V + col in B memories (value n in n % B) -------------
         acc = hw.acc_bits
@@ -2231,14 +2360,16 @@ class RecsysAccelerator(wiring.Component):
         s_addr = Signal(ADDR_BITS)
         s_left = Signal(store_lines_bits)
         s_start = Signal()
-        m.d.comb += s_start.eq(running & ~s_active & store_q.r_rdy & (top_count > sh.mb))
+        st_ok = ahead("st_ok", lambda sq: sq[0] & after(top_count, top_inc,
+                                                         lambda v: v > data.View(store_entry, sq[1]).mb), store_q)
+        m.d.comb += s_start.eq(running & ~s_active & st_ok)
         wr = self.wr
         m.d.comb += [wr.valid.eq(s_active | s_start), wr.payload.addr.eq(Mux(s_active, s_addr, sh.addr)),
                      wr.payload.data.eq(line_data), wr.payload.bank.eq(Mux(s_active, s_bank, sh.mb[0]))]
         accepted = wr.valid & wr.ready
         lines_left = Mux(s_active, s_left, sh.lines)
         s_one = Signal()  # s_left == 1, registered
-        last_line = accepted & Mux(s_active, s_one, sh.lines == 1)
+        last_line = accepted & Mux(s_active, s_one, sh.one)
         with m.If(s_start & accepted):
             m.d.comb += store_q.r_en.eq(1)
         with m.If(accepted):
@@ -2279,7 +2410,8 @@ class RecsysAccelerator(wiring.Component):
             drained = Mux(issued, if_one == 0, if_none == 0)
             closing = open_[p] | (last_line & (wr.payload.bank == p))
             with m.If(closing & drained):
-                m.d.sync += [store_count[p].eq(store_count[p] + 1), open_[p].eq(0)]
+                m.d.comb += store_inc[p].eq(1)
+                m.d.sync += open_[p].eq(0)
             with m.Elif(last_line & (wr.payload.bank == p)):
                 m.d.sync += open_[p].eq(1)
 

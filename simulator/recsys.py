@@ -629,8 +629,8 @@ _NARROW_LUTRAM = (8, 4096)
 #: The engine top's logic beyond the counted terms (the Program intake, the per-engine queues'
 #: control, the loader, the store, the conditions' counters, the dense engine's fold counters and
 #: post-processing), fitted on the tiny point's synthesis.
-LUT_BASE = 10_035
-FF_BASE = 2_227
+LUT_BASE = 11_103
+FF_BASE = 2_193
 #: Multipliers of the top beyond the array and the walkers, measured: 4 while the intake computed
 #: a GATHER's walk in one stage, 2 since it takes two (which products Yosys now maps to LUTs is
 #: not identified).
@@ -681,7 +681,7 @@ def _memories(hw) -> list[tuple[str, int, int, int, bool, bool]]:
         # loader's words carry their mini-batch minus 2.
         ("loader_queue", isa.INSTR_BITS + 16, 255, 1, False, False),
         ("dense_queue", isa.INSTR_BITS, 255, 1, False, False),
-        ("store_queue", 16 + 32 + _store_lines_bits(hw), 255, 1, False, False),
+        ("store_queue", 16 + 32 + _store_lines_bits(hw) + 1, 255, 1, False, False),
         ("unit_queues", _unit_entry_bits(hw), 255, G, False, False),
     ]
     if hw.dataflow == "ws":
@@ -747,8 +747,8 @@ def rtl_resources(hw) -> dict[str, float]:
            # the out banks' write stage (a row and its first value's index) and read addresses
            + C * acc + 40 + 2 * out_banks * _bits(-(-max(1, int(hw.out_buffer_kib * 1024) // 2 // hw.acc_bytes)
                                                   // out_banks) + 1)
-           # the queues' head and next-word registers, the intake's second stage
-           + 2 * (2 * isa.INSTR_BITS + 16 + 48 + store_lines_bits + G * _unit_entry_bits(hw))
+           # the queues' head and two next-word registers, the intake's second stage
+           + 3 * (2 * isa.INSTR_BITS + 16 + 49 + store_lines_bits + G * _unit_entry_bits(hw))
            + isa.INSTR_BITS + word_bits + entry_bits + store_lines_bits + 17
            + FF_BASE)
     return {
