@@ -815,8 +815,14 @@ class NmTrainAccelerator(wiring.Component):
         count_bits = isa.field_width("count")
         rows_m = Signal(5, name="pg_m")  # M of the job
         m.d.comb += rows_m.eq(Const(1, 5) << job.m_log2)
-        gb = Signal(range(2 * 16 + 1), name="pg_group_bytes")  # N + ceil(N log2 M / 8)
-        m.d.comb += gb.eq(job.n + ((job.n * job.m_log2 + 7) >> 3))
+        # A group's bytes N + ceil(N log2 M / 8) and their write enables, registered from the job's
+        # fields (a multiply and two carry chains off the write path): the job is at the queue's
+        # head from its start on, and the first use is two cycles later (a group's first
+        # phase_end; its first write four).
+        gb = Signal(range(2 * 16 + 1), name="pg_group_bytes")
+        m.d.sync += gb.eq(job.n + ((job.n * job.m_log2 + 7) >> 3))
+        group_en = Signal(P, name="pg_group_en")
+        m.d.sync += group_en.eq(((Const(1, P + 1) << (job.n + ((job.n * job.m_log2 + 7) >> 3))) - 1)[:P])
 
         # ---- sequencer ----
         run = Signal(name="pg_run")
@@ -912,8 +918,6 @@ class NmTrainAccelerator(wiring.Component):
         t4_row = _reg(m, t3_row, "pg_t4_row", reset_less=True)
         t4_off = _reg(m, t3_off, "pg_t4_off", reset_less=True)
         t4_done = _reg(m, t3_done, "pg_t4_done")
-        group_en = Signal(P, name="pg_group_en")
-        m.d.comb += group_en.eq(((Const(1, P + 1) << gb) - 1)[:P])
         return {
             "active": active,
             "write": t4_valid,
