@@ -771,4 +771,5 @@ ENGINE = Engine(
     rtl_top=lazy("sparsim.rtl.recsys:RecsysAccelerator"),
     rtl_signature=lazy("sparsim.rtl.recsys:top_signature"),
     rtl_resources=_rtl_resources,
+    rtl_check=lazy("sparsim.rtl.recsys:check_program"),
 )

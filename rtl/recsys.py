@@ -1816,6 +1816,26 @@ def dense_engine(hw) -> DenseEngine:
 QUEUE_DEPTH = 256
 
 
+def check_program(program) -> None:
+    """Raise ``ConfigError`` (at ``workload.batch``) when a compiled recsys Program has more words
+    for one of :class:`RecsysAccelerator`'s instruction queues than it holds: the top takes the
+    whole Program in before it starts, so such a Program would stall its intake for ever (the
+    simulator has no such limit)."""
+    op, unit = program.instrs["op"], program.instrs["a"]
+    queues = {"the loader (LOAD)": op == isa.OP_LOAD,
+              "the dense engine (GEMM and INTER)": (op == isa.OP_GEMM) | (op == isa.OP_INTER),
+              "the store (STORE)": op == isa.OP_STORE}
+    for u in sorted(set(unit[op == isa.OP_GATHER].tolist())):
+        queues[f"gather unit {u} (GATHER)"] = (op == isa.OP_GATHER) & (unit == u)
+    for name, words in queues.items():
+        n = int(words.sum())
+        if n > QUEUE_DEPTH:
+            raise ConfigError("workload.batch", f"the recsys RTL holds {QUEUE_DEPTH} instructions per queue "
+                                                f"and this Program has {n} for {name}: too large to run on "
+                                                f"the RTL (sparsim simulate has no such limit); use a smaller "
+                                                f"batch")
+
+
 class _HeadQueue(Elaboratable):
     """An instruction queue of :class:`RecsysAccelerator` whose head is a register: the ports of
     ``SyncFIFOBuffered`` (``w_data``, ``w_en``, ``w_level``, ``r_data``, ``r_rdy``, ``r_en``), over

@@ -282,6 +282,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         seeded = point.model_copy(update={"seed": point.seed + i})
         try:
             program = eng.compile(seeded, with_data=True)
+            if eng.rtl_check is not None:
+                eng.rtl_check(program)
         except ConfigError as exc:
             raise _blame(args, exc) from None
         cases.append((program, 1000 + seeded.seed if args.stalls else None))

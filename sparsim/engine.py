@@ -103,7 +103,9 @@ class Engine:
       ``program_cycles(program)`` the simulator's cycle count of a compiled Program;
       ``bench_kinds`` the workload kinds small enough to run on the RTL (``sparsim verify``);
       ``rtl_resources(hardware)`` the counts of the RTL as built, where they differ from
-      ``resources`` (which sweeps use), for ``sparsim synth`` to compare with synthesis.
+      ``resources`` (which sweeps use), for ``sparsim synth`` to compare with synthesis;
+      ``rtl_check(program)`` raises ``ConfigError`` when the RTL as built cannot run a compiled
+      Program that the simulator can (a capacity of the hardware that is not a config key).
     """
 
     name: str
@@ -122,6 +124,7 @@ class Engine:
     program_cycles: Callable[[Any], int] | None = None
     bench_kinds: tuple[str, ...] = ()
     rtl_resources: Callable[[Any], dict[str, float]] | None = None
+    rtl_check: Callable[[Any], None] | None = None
     _kinds: dict[str, type] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -62,6 +62,35 @@ def test_verify_rejects_an_unknown_cxx_optimisation(capsys, monkeypatch):
     assert "Traceback" not in err
 
 
+def test_verify_refuses_a_recsys_program_longer_than_its_queues(capsys):
+    # The recsys top takes a whole Program in before it starts: batch 52 gives the dense engine's
+    # queue 260 words, which would stall its intake until the bench's cycle limit. Refused in one
+    # line before anything is built (no "building ..." line).
+    assert main(["verify", "examples/recsys_tiny.yaml", "--set", "workload.batch=52"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "sparsim: error: --set workload.batch=52: workload.batch: the recsys RTL holds 256 instructions per "
+        "queue and this Program has 260 for the dense engine (GEMM and INTER): too large to run on the RTL "
+        "(sparsim simulate has no such limit); use a smaller batch"]
+
+
+def test_recsys_queue_check_stops_at_the_queue_depth():
+    # A Program with exactly QUEUE_DEPTH words for one queue runs (under Verilator: 21,098 cycles,
+    # equal to the simulator's; 258 words stall it, docs/recsys.md); more are refused.
+    from sparsim import engine
+    from sparsim.dataflow.config import ConfigError, design_point_from_dict, load_yaml
+    from sparsim.rtl.recsys import QUEUE_DEPTH, check_program
+
+    eng = engine.get("recsys")
+    point = load_yaml("examples/recsys_tiny.yaml")
+    point["workload"].update(bottom=[24], top=[8, 1], batch=64)  # 4 dense-queue words a sample
+    program = eng.compile(design_point_from_dict(point))
+    assert ((program.instrs["op"] == 3) | (program.instrs["op"] == 4)).sum() == QUEUE_DEPTH
+    check_program(program)
+    point["workload"].update(batch=65)
+    with pytest.raises(ConfigError, match="260 for the dense engine"):
+        check_program(eng.compile(design_point_from_dict(point)))
+
+
 @pytest.mark.verilator
 def test_verify_passes_on_tiny(capsys):
     assert main(["verify", TINY, "--seeds", "2"]) == 0
