@@ -40,10 +40,6 @@ def test_rtl_model_agrees_with_recorded_synthesis(row):
 def test_recorded_synthesis_is_of_the_current_rtl(row):
     from sparsim.rtl.verilog import to_verilog
 
-    if row.get("stale"):
-        # Recorded as measured on an earlier RTL (its figures and the model's error on them are
-        # of that RTL): a visible skip until it is re-synthesised, not a silent pass.
-        pytest.skip(f"{row['name']}: {row['stale']}")
     assert hashlib.sha256(to_verilog(_hw(row)).encode()).hexdigest()[:16] == row["verilog_sha"], (
         "rtl/nm_train.py changed since benchmarks/nm_resource_calibration.json was measured: "
         "re-run sparsim synth on its points")
