@@ -15,7 +15,6 @@ memory. Its timing is the contract's event equations, with the array's fold time
 
 from __future__ import annotations
 
-import contextlib
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, wiring
@@ -25,6 +24,9 @@ from sparsim.dataflow.nm_train import NmTrainHardware, bank_bytes
 from sparsim.dataflow.systolic import PE_PIPELINE_CYCLES
 
 from . import shell
+from .collision import NO_COLLISION as _NO_COLLISION
+from .collision import poison_collisions
+from .collision import seen as _seen
 from .shell import rejected_is_not_unused as _rejected_is_not_unused
 from .systolic import OPERAND_BITS, SystolicArray
 
@@ -48,38 +50,6 @@ _TARGETS = 4
 #: Compute jobs the loader may have dispatched ahead of the one computing (the loader's bank
 #: guards keep it at most three in compiled Programs; one spare).
 _QUEUE_DEPTH = 4
-
-
-#: Memory attribute for Yosys: a read in the cycle its word is written may return anything.
-_NO_COLLISION = {"no_rw_check": 1}
-
-#: Simulation check of the claim behind ``_NO_COLLISION`` (set only through
-#: :func:`poison_collisions`): a read of a word in the cycle it is written returns the word
-#: inverted instead of its old value, so a used colliding read breaks the golden comparison.
-_POISON = False
-
-
-@contextlib.contextmanager
-def poison_collisions():
-    """Elaborate tops inside this block with the collision poison of the ``_NO_COLLISION``
-    memories (simulation only: the poison is logic, never part of ``sparsim rtl``'s Verilog;
-    the same check as :func:`sparsim.rtl.recsys.poison_collisions`)."""
-    global _POISON
-    before, _POISON = _POISON, True
-    try:
-        yield
-    finally:
-        _POISON = before
-
-
-def _seen(m: Module, wr, rd, name: str):
-    """``rd``'s read data as the hardware may deliver it: with the poison on, inverted in the
-    cycle after ``wr`` wrote (any byte of) the word ``rd`` read."""
-    if not _POISON:
-        return rd.data
-    hit = Signal(name=f"{name}_collision")
-    m.d.sync += hit.eq(wr.en.any() & rd.en & (wr.addr == rd.addr))
-    return Mux(hit, ~rd.data, rd.data)
 
 
 def _log2(value: int) -> int:

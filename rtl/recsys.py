@@ -34,7 +34,6 @@ hits after them, and a tag is free again in the cycle after its slice's last poo
 
 from __future__ import annotations
 
-import contextlib
 from types import SimpleNamespace
 
 from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal, Value, signed, unsigned
@@ -45,13 +44,16 @@ from sparsim.dataflow import recsys_isa as isa
 from sparsim.dataflow.config import ConfigError
 from sparsim.dataflow.systolic import PE_PIPELINE_CYCLES
 
+from .collision import NO_COLLISION as _NO_COLLISION
+from .collision import poison_collisions
+from .collision import seen as _seen
 from .shell import rejected_is_not_unused as _rejected_is_not_unused
 from .shell import struct_from_fields
 from .systolic import SystolicArray
 
 __all__ = ["ADDR_BITS", "DIM_BITS", "WORD_BITS", "walk_layout", "row_layout", "request_layout",
            "response_layout", "pool_layout", "IndexWalker", "GatherLane", "GatherUnit", "PooledBuffer",
-           "LineWriteQueue", "GatherSide", "gather_side", "top_front"]
+           "LineWriteQueue", "GatherSide", "gather_side", "top_front", "poison_collisions"]
 
 #: Byte addresses (the ISA's ``addr`` field).
 ADDR_BITS = isa.field_width("addr")
@@ -988,37 +990,6 @@ def _clog2(m: Module, value, bits: int, name: str):
         with m.If(less[i]):
             m.d.comb += out.eq(i + 1)
     return out
-
-
-#: Memory attribute for Yosys: a read in the cycle its word is written may return anything.
-_NO_COLLISION = {"no_rw_check": 1}
-
-#: Simulation check of the claim behind ``_NO_COLLISION`` (set only through
-#: :func:`poison_collisions`): a read of a word in the cycle it is written returns the word
-#: inverted instead of its old value, so a used colliding read breaks the golden comparison.
-_POISON = False
-
-
-@contextlib.contextmanager
-def poison_collisions():
-    """Elaborate tops inside this block with the collision poison of ``_NO_COLLISION``
-    memories (simulation only: the poison is logic, never part of ``sparsim rtl``'s Verilog)."""
-    global _POISON
-    before, _POISON = _POISON, True
-    try:
-        yield
-    finally:
-        _POISON = before
-
-
-def _seen(m: Module, wr, rd, name: str):
-    """``rd``'s read data as the hardware may deliver it: with the poison on, inverted in the
-    cycle after ``wr`` wrote the word ``rd`` read (Amaranth's read ports return the old word)."""
-    if not _POISON:
-        return rd.data
-    hit = Signal(name=f"{name}_collision")
-    m.d.sync += hit.eq(wr.en.any() & rd.en & (wr.addr == rd.addr))
-    return Mux(hit, ~rd.data, rd.data)
 
 
 class _LineCopies:
