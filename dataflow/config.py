@@ -68,6 +68,18 @@ def is_pow2(x: int) -> bool:
     return x > 0 and (x & (x - 1)) == 0
 
 
+def pow2_in(v: int, lo: int | None = None, hi: int | None = None) -> int:
+    """``v`` if it is a power of two of at least ``lo`` and at most ``hi`` (``hi`` only with
+    ``lo``); else the ``ValueError`` a field validator raises, which names the range."""
+    if is_pow2(v) and (lo is None or v >= lo) and (hi is None or v <= hi):
+        return v
+    if lo is not None and hi is not None:
+        raise ValueError(f"must be a power of two from {lo} to {hi}, not {v}")
+    if lo is not None:
+        raise ValueError(f"must be a power of two >= {lo}, not {v}")
+    raise ValueError(f"must be a power of two, not {v}")
+
+
 def _numeric(annotation: Any) -> bool:
     """Whether a field of this type takes numbers and not booleans."""
     if annotation is bool:
@@ -129,6 +141,15 @@ class HardwareConfig(_Model):
     def _device(cls, v: str | None) -> str | None:
         if v is not None and v not in presets.DEVICES:
             raise ValueError(f"unknown device {v!r}; known: {', '.join(sorted(presets.DEVICES))}")
+        return v
+
+    # For the engines that have an ``acc_bits`` field (check_fields=False: the base has none):
+    # whole bytes, in the widths the RTL's accumulators and output banks are built for.
+    @field_validator("acc_bits", check_fields=False)
+    @classmethod
+    def _acc_bits(cls, v: int) -> int:
+        if v % 8 or not 16 <= v <= 48:
+            raise ValueError(f"must be a multiple of 8 from 16 to 48, not {v}")
         return v
 
 

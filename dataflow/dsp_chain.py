@@ -25,7 +25,7 @@ from sparsim.engine import Engine, Metric, lazy
 from . import dsp_chain_isa as isa
 from . import golden, sparsity
 from .config import (
-    ConfigError, DesignPoint, GemmLayer, GemmWorkload, HardwareConfig, LlmWorkload, MemoryConfig, is_pow2,
+    ConfigError, DesignPoint, GemmLayer, GemmWorkload, HardwareConfig, LlmWorkload, MemoryConfig, pow2_in,
 )
 from .workloads import expand_workload
 
@@ -72,32 +72,20 @@ class DspChainHardware(HardwareConfig):
     @field_validator("chain_len")
     @classmethod
     def _chain_len(cls, v: int) -> int:
-        if not is_pow2(v) or v < 2:
-            raise ValueError(f"must be a power of two >= 2, not {v}")
-        return v
+        return pow2_in(v, lo=2)
 
     @field_validator("mux_m")
     @classmethod
     def _mux_m(cls, v: int) -> int:
-        if not is_pow2(v) or not 2 <= v <= 16:
-            raise ValueError(f"must be a power of two from 2 to 16, not {v}")
-        return v
+        return pow2_in(v, 2, 16)
 
     @field_validator("min_n")
     @classmethod
     def _min_n(cls, v: int, info: ValidationInfo) -> int:
-        if not is_pow2(v):
-            raise ValueError(f"must be a power of two, not {v}")
+        pow2_in(v)
         mux_m = info.data.get("mux_m")
         if mux_m is not None and v > mux_m:
             raise ValueError(f"min_n={v} must not exceed mux_m={mux_m}")
-        return v
-
-    @field_validator("acc_bits")
-    @classmethod
-    def _acc_bits(cls, v: int) -> int:
-        if v % 8 or not 16 <= v <= 48:
-            raise ValueError(f"must be a multiple of 8 from 16 to 48, not {v}")
         return v
 
     @field_validator("weight_buffer_kib", "act_buffer_kib", "out_buffer_kib")

@@ -22,7 +22,7 @@ from sparsim.simulator.results import shared_metrics
 from . import golden, sparsity
 from . import nm_train_isa as isa
 from . import systolic
-from .config import NM, MAX_DIM, ConfigError, DesignPoint, HardwareConfig, MemoryConfig, WorkloadConfig, _Model, is_pow2
+from .config import NM, MAX_DIM, ConfigError, DesignPoint, HardwareConfig, MemoryConfig, WorkloadConfig, _Model, pow2_in
 
 # --------------------------------------------------------------------------------------------
 # Hardware
@@ -54,16 +54,7 @@ class NmTrainHardware(HardwareConfig):
     @field_validator("max_m")
     @classmethod
     def _max_m(cls, v: int) -> int:
-        if not is_pow2(v) or v > 16:
-            raise ValueError(f"must be a power of two from 1 to 16, not {v}")
-        return v
-
-    @field_validator("acc_bits")
-    @classmethod
-    def _acc_bits(cls, v: int) -> int:
-        if v % 8 or not 16 <= v <= 48:
-            raise ValueError(f"must be a multiple of 8 from 16 to 48, not {v}")
-        return v
+        return pow2_in(v, 1, 16)
 
     @field_validator("input_buffer_kib", "weight_buffer_kib", "output_buffer_kib")
     @classmethod

@@ -27,7 +27,7 @@ from sparsim.simulator.results import shared_metrics
 
 from . import dlrm, systolic
 from . import recsys_isa as isa
-from .config import ConfigError, DesignPoint, HardwareConfig, MemoryConfig, WorkloadConfig, _Model, is_pow2
+from .config import ConfigError, DesignPoint, HardwareConfig, MemoryConfig, WorkloadConfig, _Model, is_pow2, pow2_in
 
 # --------------------------------------------------------------------------------------------
 # Hardware
@@ -59,16 +59,12 @@ class RecsysHardware(HardwareConfig):
     @field_validator("line_bytes")
     @classmethod
     def _line_bytes(cls, v: int) -> int:
-        if not is_pow2(v) or not 16 <= v <= 1024:
-            raise ValueError(f"must be a power of two from 16 to 1024, not {v}")
-        return v
+        return pow2_in(v, 16, 1024)
 
     @field_validator("pool_lanes")
     @classmethod
     def _pool_lanes(cls, v: int) -> int:
-        if not is_pow2(v) or not 1 <= v <= 1024:
-            raise ValueError(f"must be a power of two from 1 to 1024, not {v}")
-        return v
+        return pow2_in(v, 1, 1024)
 
     @field_validator("cache_kib")
     @classmethod
@@ -80,13 +76,6 @@ class RecsysHardware(HardwareConfig):
         if lines != int(lines) or not is_pow2(int(lines)):
             raise ValueError(f"must give each of the {g} gather units a power-of-two number of "
                              f"{line}-byte lines, not {lines:g}")
-        return v
-
-    @field_validator("acc_bits")
-    @classmethod
-    def _acc_bits(cls, v: int) -> int:
-        if v % 8 or not 16 <= v <= 48:
-            raise ValueError(f"must be a multiple of 8 from 16 to 48, not {v}")
         return v
 
     @property

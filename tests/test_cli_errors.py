@@ -174,3 +174,14 @@ def test_synth_refuses_a_design_too_large_to_synthesise(capsys):
     assert len(err.splitlines()) == 1
     assert "llama2_decode_u280.yaml: hardware: the resource model estimates 2,560 DSPs" in err
     assert "--force" in err
+
+
+@pytest.mark.parametrize("config", ["examples/tiny_gemm.yaml", "examples/nm_train_tiny.yaml",
+                                    "examples/recsys_tiny.yaml"])
+@pytest.mark.parametrize("value", [20, 8, 56])
+def test_every_engine_checks_acc_bits_alike(capsys, config, value):
+    # One check in the hardware base class serves every engine with an accumulator.
+    assert main(["simulate", config, "--set", f"hardware.acc_bits={value}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"sparsim: error: --set hardware.acc_bits={value}: hardware.acc_bits: "
+                   f"must be a multiple of 8 from 16 to 48, not {value}"], err
