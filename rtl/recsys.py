@@ -607,27 +607,32 @@ class PooledBuffer(wiring.Component):
     Each pooling port owns ``lanes`` memories (element e of port p in memory e % lanes of p, at
     row e // lanes), so a chunk's consecutive elements fall in distinct memories and every
     memory takes at most one element per cycle: a read–add–write pipeline per memory reads the
-    row in the chunk's cycle x and writes the sum at the end of x + 1; the read port is
-    transparent to its write port, so a chunk of x + 1 on the same row sees the sum of x (the
-    forwarding). The units write disjoint elements, so an element's value is the sum over the
-    ports' memories (the others hold 0).
+    row in the chunk's cycle x (its values registered as they come, their rotation into the
+    memories' order after that register) and writes the sum at the end of x + 1; the read port
+    is transparent to its write port, so a chunk of x + 1 on the same row sees the sum of x (the
+    forwarding). The units write disjoint elements and the others hold 0, so an element's value
+    is the OR over the ports' memories (no adder).
 
     The reader (the ``INTER``) reads up to ``read_width`` (<= ``lanes``) consecutive elements per
-    cycle, which lie in distinct memories for the same reason: ``read_addr`` (the first) and
-    ``read_count`` in cycle y give their sums on ``read_data`` in y + 1 (sums written at the end
-    of y included); with ``read_clear`` they are zeroed at the end of y + 1, so the reader leaves
-    the bank free for the next mini-batch but one without a clearing pass. Pooling and reading
-    never overlap on a bank (the ``GATHER``s of m wait for the ``INTER`` of m − 2).
+    cycle, which lie in distinct memories for the same reason, in one run from element 0: a read
+    of ``read_count`` elements (0: none) in cycle y starts at the element after the last one
+    read in y - 1, or at element 0 if none was read in y - 1 (how an ``INTER`` reads its bank:
+    its entries in order, docs/recsys.md). So the bank knows in y - 1 where the read of y
+    starts, reads its memories then, and the sums leave it from a register: the read of y is on
+    ``read_data`` in y + 1, with the sums written up to the end of y - 1 (chunks of y - 2 and
+    before; the memory ports serve the pooling first, so no chunk may come in y - 1); with
+    ``read_clear`` they are zeroed at the end of y + 1, so the reader leaves the bank free for
+    the next mini-batch but one without a clearing pass. Pooling and reading never overlap on
+    a bank (the ``GATHER``s of m wait for the ``INTER`` of m − 2, the ``INTER`` of m for the
+    ``GATHER``s of m).
 
     Members
     -------
     pool : In(stream.Signature(pool_layout(lanes, entry_bits, ctx_bits), always_ready=True)).array(ports)
-    read_addr : In(entry_bits)
     read_count : In(range(read_width + 1))
-        Only when ``read_width`` > 1 (else one element is read).
     read_clear : In(1)
-    read_data : Out(signed(acc_bits)), or Out(data.ArrayLayout(signed(acc_bits), read_width)) when
-        ``read_width`` > 1 (elements at and beyond ``read_count`` read as 0).
+    read_data : Out(data.ArrayLayout(signed(acc_bits), read_width)) (elements at and beyond
+        ``read_count`` read as 0).
     """
 
     def __init__(self, *, entries: int, acc_bits: int, lanes: int, ports: int,
@@ -642,17 +647,12 @@ class PooledBuffer(wiring.Component):
                 raise ValueError(f"entries ({entries}) do not fit entry_bits ({entry_bits})")
             if read_width > lanes:
                 raise ValueError(f"read_width ({read_width}) must not exceed lanes ({lanes})")
-        members = {
+        super().__init__({
             "pool": In(stream.Signature(pool_layout(lanes, entry_bits, ctx_bits), always_ready=True)).array(ports),
-            "read_addr": In(entry_bits),
+            "read_count": In(range(read_width + 1)),
             "read_clear": In(1),
-        }
-        if read_width > 1:
-            members["read_count"] = In(range(read_width + 1))
-            members["read_data"] = Out(data.ArrayLayout(signed(acc_bits), read_width))
-        else:
-            members["read_data"] = Out(signed(acc_bits))
-        super().__init__(members)
+            "read_data": Out(data.ArrayLayout(signed(acc_bits), read_width)),
+        })
 
     def elaborate(self, platform):
         m = Module()
@@ -660,31 +660,62 @@ class PooledBuffer(wiring.Component):
         lb = lanes.bit_length() - 1
         depth = -(-n // lanes)
         row_bits = _bits(depth)
-        a = self.read_addr
-        count = self.read_count if width > 1 else Const(1, 1)
-        first_bank = a[:lb] if lb else Const(0, 1)
-        # Per memory b: the read element that falls in it (offset j from read_addr), its row, and
-        # whether it is read; registered for the data's cycle (the output rotation, the clear).
-        j_of = []
+        # Where the next cycle's read starts: row ``hi`` and memory ``lo`` (registers, with hi + 1
+        # and hi + 2), advanced by this cycle's read_count: memory b's element of the next read
+        # is in row hi' + (b < lo'), one of hi, hi + 1, hi + 2, picked without an adder.
+        count = self.read_count
+        lo = Signal(max(1, lb))
+        rw = row_bits + 2  # rows past the bank's end (a read ahead after the last) do not wrap
+        hi = Signal(rw)
+        hi1 = Signal(rw, init=1)
+        hi2 = Signal(rw, init=2)
+        s = Signal(lb + 1 if lb else 1)
+        m.d.comb += s.eq((lo if lb else 0) + count)
+        carry = Signal()
+        m.d.comb += carry.eq(s >= lanes)
+        lo_next = Signal.like(lo)
+        m.d.comb += lo_next.eq(Mux(count != 0, s[:lb] if lb else 0, 0))
+        with m.If(count == 0):
+            m.d.sync += [lo.eq(0), hi.eq(0), hi1.eq(1), hi2.eq(2)]
+        with m.Elif(carry):
+            m.d.sync += [lo.eq(lo_next), hi.eq(hi1), hi1.eq(hi2), hi2.eq(hi2 + 1)]
+        with m.Else():
+            m.d.sync += lo.eq(lo_next)
+        first_q = lo
+        pre = []
+        for b in range(lanes):
+            row = Signal(rw, name=f"nrow{b}")
+            later = Const(b, lb) < lo_next if b < lanes - 1 else Const(0, 1)  # (none after the last)
+            with m.If(count == 0):
+                m.d.comb += row.eq(0)
+            with m.Elif(carry):
+                m.d.comb += row.eq(Mux(later, hi2, hi1))
+            with m.Else():
+                m.d.comb += row.eq(Mux(later, hi1, hi))
+            row_q = Signal(row_bits, name=f"rrow{b}")
+            exists_q = Signal(name=f"rexists{b}")
+            # Whether element row * lanes + b exists (< entries), for the row of the next read.
+            m.d.sync += [row_q.eq(row), exists_q.eq((row < n // lanes) | ((row == n // lanes) & (b < n % lanes)))]
+            pre.append((row, row_q, exists_q))
+        # Per memory b in the read's cycle: whether its element is read (its place j from the
+        # first below read_count), registered for the clear of the next cycle.
+        clear_on = []
+        clear_row = []
         for b in range(lanes):
             j = Signal(max(1, lb), name=f"rj{b}")
-            m.d.comb += j.eq(b - first_bank if lb else 0)
-            e = Signal(len(a) + 1, name=f"re{b}")
-            m.d.comb += e.eq(a + j)
-            rd_on = Signal(name=f"ron{b}")
-            m.d.comb += rd_on.eq((j < count) & (e < n))
-            row = Signal(row_bits, name=f"rrow{b}")
-            m.d.comb += row.eq(e[lb:])
-            on_q = Signal(name=f"ron_q{b}")
-            row_q = Signal(row_bits, name=f"rrow_q{b}")
-            m.d.sync += [on_q.eq(rd_on), row_q.eq(row)]
-            j_of.append((row, rd_on, on_q, row_q))
-        first_q = Signal.like(first_bank)
-        clear_q = Signal()
-        m.d.sync += [first_q.eq(first_bank), clear_q.eq(self.read_clear)]
-        bank_sums = [0] * lanes
+            m.d.comb += j.eq(b - first_q if lb else 0)
+            on = Signal(name=f"ron{b}")
+            m.d.comb += on.eq((j < self.read_count) & pre[b][2])
+            c_on = Signal(name=f"clr_on{b}")
+            c_row = Signal(row_bits, name=f"clr_row{b}")
+            m.d.sync += [c_on.eq(on & self.read_clear), c_row.eq(pre[b][1])]
+            clear_on.append(c_on)
+            clear_row.append(c_row)
+        bank_or = [0] * lanes
         for p, port in enumerate(self.pool):
             elem = port.payload.elem
+            values_q = Signal(data.ArrayLayout(signed(8), lanes), name=f"values{p}", reset_less=True)
+            m.d.sync += values_q.eq(port.payload.values)
             for b in range(lanes):
                 mem = memory.Memory(shape=signed(acc), depth=depth, init=[])
                 m.submodules[f"sums{p}_{b}"] = mem
@@ -692,34 +723,29 @@ class PooledBuffer(wiring.Component):
                 rd = mem.read_port(transparent_for=(wr,))
                 lane = Signal(max(1, lb), name=f"lane{p}_{b}")
                 m.d.comb += lane.eq(b - elem[:lb] if lb else 0)
-                e = Signal(len(elem) + 1, name=f"elem{p}_{b}")
-                m.d.comb += e.eq(elem + lane)
+                row = Signal(row_bits, name=f"prow{p}_{b}")
+                m.d.comb += row.eq(elem[lb:] + (Const(b, lb) < elem[:lb]) if b < lanes - 1 else elem[lb:])
                 active = Signal(name=f"active{p}_{b}")
-                m.d.comb += active.eq(port.valid & (lane < port.payload.count) & (e < n))
+                m.d.comb += active.eq(port.valid & (lane < port.payload.count))
                 # Stage 1 (the chunk's cycle): read the row; stage 2: add and write.
                 add_q = Signal(name=f"add{p}_{b}")
                 addr_q = Signal(row_bits, name=f"row{p}_{b}")
-                value_q = Signal(signed(8), name=f"value{p}_{b}", reset_less=True)
-                read_row, _, on_q, row_q = j_of[b]
-                m.d.comb += rd.addr.eq(Mux(active, e[lb:], read_row))
-                m.d.sync += [add_q.eq(active), addr_q.eq(e[lb:]), value_q.eq(port.payload.values[lane])]
+                lane_q = Signal.like(lane, name=f"lane_q{p}_{b}")
+                m.d.comb += rd.addr.eq(Mux(active, row, pre[b][0]))
+                m.d.sync += [add_q.eq(active), addr_q.eq(row), lane_q.eq(lane)]
                 with m.If(add_q):
-                    m.d.comb += [wr.en.eq(1), wr.addr.eq(addr_q), wr.data.eq(rd.data + value_q)]
-                with m.Elif(clear_q & on_q):
-                    m.d.comb += [wr.en.eq(1), wr.addr.eq(row_q), wr.data.eq(0)]
-                bank_sums[b] = bank_sums[b] + rd.data
-        # Element j of the read is memory (first + j) % lanes, read or not.
-        sums = []
-        for b in range(lanes):
-            s = Signal(signed(acc), name=f"bank_sum{b}")
-            m.d.comb += s.eq(Mux(j_of[b][2], bank_sums[b], 0))
-            sums.append(s)
-        sums = Array(sums)
-        if width > 1:
-            for j in range(width):
-                m.d.comb += self.read_data[j].eq(sums[(first_q + j)[:lb] if lb else 0])
-        else:
-            m.d.comb += self.read_data.eq(sums[first_q])
+                    m.d.comb += [wr.en.eq(1), wr.addr.eq(addr_q),
+                                 wr.data.eq(rd.data + values_q[lane_q])]
+                with m.Elif(clear_on[b]):
+                    m.d.comb += [wr.en.eq(1), wr.addr.eq(clear_row[b]), wr.data.eq(0)]
+                bank_or[b] = bank_or[b] | rd.data.as_unsigned()
+        # Element j of the read is memory (first + j) % lanes.
+        sums = Array(bank_or)
+        for j in range(width):
+            on = Signal(name=f"rd_on{j}")
+            b = (first_q + j)[:lb] if lb else 0
+            m.d.comb += on.eq((j < self.read_count) & Array(e for _, _, e in pre)[b])
+            m.d.sync += self.read_data[j].eq(Mux(on, sums[b], 0))
         return m
 
 
@@ -806,11 +832,15 @@ class GatherSide(wiring.Component):
     parity, two read ports each, all written through ``idx_wr``), pooling into the two
     :class:`PooledBuffer` banks, which ``rd_*`` reads and clears (the ``INTER``).
 
-    Each lane's chunks reach the banks through a register, which keeps the unit's tag and meta
-    reads off the banks' address and add paths: the sum of a chunk pooled in cycle x is written
-    at the end of x + 2, and the first ``INTER`` read that may see it (in x + 2 at the earliest:
-    the ``GATHER`` is done in x, the ``INTER`` taken in x + 1) does, the banks' read ports being
-    transparent.
+    A lane's chunk of cycle x goes straight into the banks (its values into a register there),
+    and its sum is written at the end of x + 1. The banks' sums leave them from a register: each
+    bank reads its memories a cycle ahead of the ``INTER``'s read, at the element after the
+    previous read's last (or at 0 after a cycle without a read), because an ``INTER`` reads its
+    bank's entries in order from element 0 in one run (docs/recsys.md: chunks of entries (t, b),
+    tables outer, entry (t, b) at (t·P + b)·dim), so ``rd_count`` alone tells where the next read
+    starts. The first read of an ``INTER`` (in x + 2 at the earliest: the ``GATHER`` done in x, the
+    ``INTER`` taken in x + 1) is read ahead in x + 1 and sees the sum written at its end through
+    the banks' transparent read ports; no chunk reaches that bank after x.
 
     Members
     -------
@@ -821,10 +851,11 @@ class GatherSide(wiring.Component):
     resp : In(stream.Signature(response_layout(line_bytes, tag_bits), always_ready=True)).array(G, channels)
     busy : Out(2).array(G)
         As :class:`GatherLane`'s.
-    rd_en, rd_bank, rd_addr, rd_count : In
-        Read (and clear) ``rd_count`` sums from ``rd_addr`` of bank ``rd_bank`` when ``rd_en``.
+    rd_en, rd_bank, rd_count : In
+        Read (and clear) the next ``rd_count`` sums of bank ``rd_bank`` when ``rd_en`` (the first
+        read after a cycle without one starts at element 0).
     rd_data : Out(data.ArrayLayout(signed(acc_bits), read_width))
-        The sums read in the previous cycle.
+        The sums read in the previous cycle (a register).
     """
 
     def __init__(self, *, units: int, line_bytes: int, max_outstanding: int, channels: int, pool_lanes: int,
@@ -844,7 +875,7 @@ class GatherSide(wiring.Component):
             "resp": In(stream.Signature(response_layout(line_bytes, tag_bits), always_ready=True)).array(
                 units, channels),
             "busy": Out(2).array(units),
-            "rd_en": In(1), "rd_bank": In(1), "rd_addr": In(self.entry_bits), "rd_count": In(range(read_width + 1)),
+            "rd_en": In(1), "rd_bank": In(1), "rd_count": In(range(read_width + 1)),
             "rd_data": Out(data.ArrayLayout(signed(acc_bits), read_width)),
         })
 
@@ -853,7 +884,7 @@ class GatherSide(wiring.Component):
         line = self._line
         wl = (line // isa.INDEX_BYTES).bit_length() - 1
         w = self.idx_wr
-        pool_q = []
+        pools = []
         for g in range(self._units):
             lane = GatherLane(word_addr_bits=self.word_bits, line_bytes=line, max_outstanding=self._tags,
                               channels=self._channels, pool_lanes=self._pool_lanes, cache_lines=self._cache_lines,
@@ -884,25 +915,21 @@ class GatherSide(wiring.Component):
                     m.d.comb += [rd.addr.eq(port.addr[wl:]), rd.en.eq(port.en)]
                     outs.append(rd.data.word_select(sel, 32) if wl else rd.data[:32])
                 m.d.comb += port.data.eq(Mux(par, outs[1], outs[0]))
-            valid = Signal(name=f"pool_q{g}_valid")
-            payload = Signal(lane.pool.payload.shape(), name=f"pool_q{g}", reset_less=True)
-            m.d.sync += [valid.eq(lane.pool.valid), payload.eq(lane.pool.payload)]
-            pool_q.append((valid, payload))
+            pools.append(lane.pool)
         banks = []
         for p in range(2):
             buf = PooledBuffer(entries=self._entries, acc_bits=self._acc, lanes=self._pool_lanes, ports=self._units,
                                entry_bits=self.entry_bits, read_width=self._width)
             m.submodules[f"pooled{p}"] = buf
             banks.append(buf)
-            for g, (valid, payload) in enumerate(pool_q):
-                m.d.comb += [buf.pool[g].valid.eq(valid & (payload.ctx == p)), buf.pool[g].payload.eq(payload)]
+            for g, pool in enumerate(pools):
+                m.d.comb += [buf.pool[g].valid.eq(pool.valid & (pool.payload.ctx == p)),
+                             buf.pool[g].payload.eq(pool.payload)]
             on = self.rd_en & (self.rd_bank == p)
-            m.d.comb += [buf.read_addr.eq(self.rd_addr), buf.read_count.eq(Mux(on, self.rd_count, 0)),
-                         buf.read_clear.eq(on)]
-        bank_q = Signal()
-        m.d.sync += bank_q.eq(self.rd_bank)
+            m.d.comb += [buf.read_count.eq(Mux(on, self.rd_count, 0)), buf.read_clear.eq(on)]
+        # The bank not read gives zeros.
         for c in range(self._width):
-            m.d.comb += self.rd_data[c].eq(Mux(bank_q, banks[1].read_data[c], banks[0].read_data[c]))
+            m.d.comb += self.rd_data[c].eq(banks[0].read_data[c].as_unsigned() | banks[1].read_data[c].as_unsigned())
         return m
 
 
@@ -2240,8 +2267,10 @@ class RecsysAccelerator(wiring.Component):
             wiring.connect(m, gs.req[g], wiring.flipped(getattr(self, f"req{g + 1}")))
 
         # ---- pooled banks ---------------------------------------------------------------------
+        # The gather side follows the INTER's reads from element 0 itself (``pool_rd.addr`` is the
+        # element after the previous read's last, GatherSide).
         m.d.comb += [gs.rd_en.eq(dense.pool_rd.en), gs.rd_bank.eq(dense.pool_rd.bank),
-                     gs.rd_addr.eq(dense.pool_rd.addr), gs.rd_count.eq(dense.pool_rd.count)]
+                     gs.rd_count.eq(dense.pool_rd.count)]
         for c in range(hw.cols):
             m.d.comb += dense.pool_data[c].eq(gs.rd_data[c])
 

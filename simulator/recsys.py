@@ -629,8 +629,8 @@ _NARROW_LUTRAM = (8, 4096)
 #: The engine top's logic beyond the counted terms (the Program intake, the per-engine queues'
 #: control, the loader, the store, the conditions' counters, the dense engine's fold counters and
 #: post-processing), fitted on the tiny point's synthesis.
-LUT_BASE = 11_103
-FF_BASE = 2_193
+LUT_BASE = 10_879
+FF_BASE = 2_260
 #: Multipliers of the top beyond the array and the walkers, measured: 4 while the intake computed
 #: a GATHER's walk in one stage, 2 since it takes two (which products Yosys now maps to LUTs is
 #: not identified).
@@ -722,7 +722,7 @@ def rtl_resources(hw) -> dict[str, float]:
             + G * line_bits * (_mux_luts(tags) + _mux_luts(line) + _mux_luts(sets))  # unit: tag, shift, cache
             # the cache lookup ahead: the next line's and the new row's besides the current one's
             + (2 * G * (32 - line.bit_length() + 1) * _mux_luts(sets) if hw.cache_lines else 0)
-            + 2 * G * lanes * 2 * acc  # pooled banks: read-add-write adder and read select
+            + 2 * G * lanes * 2 * acc  # pooled banks: read-add-write adder and the units' OR
             + 2 * out_banks * acc * (_mux_luts(C) + _mux_luts(2 * out_banks))  # out banks in and out
             + 6 * banks * 24 + 8 * R * 4 * _mux_luts(banks)  # skewed stores: addresses, rotation
             + 2 * C * 3 * acc  # requantisers
@@ -741,8 +741,9 @@ def rtl_resources(hw) -> dict[str, float]:
            + banks * (_bits(act_depth) + 8 + 3 + 2 * (_bits(feat_depth) + 8 + 1))
            + G * (tags * (line_bits + 48) + hw.cache_lines * (line_bits + 32))  # line store, cache
            + G * ((line_bits + 1 if hw.cache_lines else 0) + 1  # a hit's line, copied the cycle after; the hit; first line last
-                  + 8 * lanes + entry_bits + lanes.bit_length() + 3  # the chunk register to the banks
                   + 32 + 34 + 14 + 32 + word_bits)  # the walker's row-address pipeline
+           # pooled banks: each memory's value select and the registered sums of the reads
+           + 2 * (G * lanes * max(1, (lanes - 1).bit_length()) + max(2, C) * acc)
            + max(1, tags - 1) * (line_bits + 16) + tags * (3 + loader_idx_bits)  # loader: write queue, tag targets
            # the out banks' write stage (a row and its first value's index) and read addresses
            + C * acc + 40 + 2 * out_banks * _bits(-(-max(1, int(hw.out_buffer_kib * 1024) // 2 // hw.acc_bytes)

@@ -139,6 +139,21 @@ def reference(pt: _Point):
     return requests, chunks
 
 
+async def read_bank(ctx, buf, reads, *, clear=False):
+    """The sums of ``reads`` (counts, one read per cycle, in one run from element 0) from pooled
+    bank ``buf``: a read's sums are on ``read_data`` (a register) the cycle after it."""
+    out = []
+    for count in reads:
+        ctx.set(buf.read_count, count)
+        ctx.set(buf.read_clear, clear)
+        await ctx.tick()
+        out.append([ctx.get(buf.read_data[j]) for j in range(len(buf.read_data))])
+    ctx.set(buf.read_count, 0)
+    ctx.set(buf.read_clear, 0)
+    await ctx.tick()  # the next read starts at element 0 again
+    return out
+
+
 class _Bench(Elaboratable):
     """A gather unit whose pooling output feeds a pooled-buffer bank."""
 
@@ -219,11 +234,8 @@ def run_rtl(pt: _Point, stall_seed: int | None = None):
             x += 1
             if not busy:
                 break
-        sums = []
-        for e in range(pt.batch * pt.dim):
-            ctx.set(buf.read_addr, e)
-            await ctx.tick()
-            sums.append(ctx.get(buf.read_data))
+        await ctx.tick()  # a read sees the chunks of two cycles before it and earlier
+        sums = [v[0] for v in await read_bank(ctx, buf, [1] * (pt.batch * pt.dim))]
         out["sums"] = np.array(sums, dtype=np.int64).reshape(pt.batch, pt.dim)
 
     sim = Simulator(dut)
@@ -313,19 +325,10 @@ def test_pooled_bank_forwards_and_the_reader_clears():
         chunk(0, 0, [127])  # three in a row on element 0: 16-bit sum 100 + 127 + 127
         await ctx.tick()
         idle(0)
-        ctx.set(buf.read_addr, 0)  # its last add is written at the end of this cycle
-        ctx.set(buf.read_clear, 1)
-        await ctx.tick()
-        seen.append(ctx.get(buf.read_data))
-        for e in range(1, 7):
-            ctx.set(buf.read_addr, e)
-            await ctx.tick()
-            seen.append(ctx.get(buf.read_data))
-        ctx.set(buf.read_clear, 0)
-        for e in range(6):
-            ctx.set(buf.read_addr, e)
-            await ctx.tick()
-            seen.append(ctx.get(buf.read_data))
+        await ctx.tick()  # the first read, two cycles after the last chunk: read ahead in the
+        # cycle its sum is written, which the transparent port forwards
+        seen.extend(v[0] for v in await read_bank(ctx, buf, [1] * 7, clear=True))
+        seen.extend(v[0] for v in await read_bank(ctx, buf, [1] * 6))
 
     sim = Simulator(buf)
     sim.add_clock(1e-8)
@@ -397,8 +400,9 @@ def test_line_write_queue_writes_in_delivery_order_one_per_cycle(lanes, tags, se
 
 
 def test_pooled_bank_wide_read_clears_what_it_reads():
-    """A read of up to ``read_width`` consecutive sums (any start, across the lane memories and
-    both ports) returns them in order, zeros past ``read_count``, and clears only those."""
+    """Reads of up to ``read_width`` consecutive sums in one run from element 0 (starts across
+    the lane memories and both ports) return them in order, zeros past ``read_count`` and past
+    the bank's end, and clear only those read; the next run starts at element 0 again."""
     buf = PooledBuffer(entries=10, acc_bits=16, lanes=4, ports=2, entry_bits=4, read_width=3)
     expect = np.zeros(10, np.int64)
     seen = []
@@ -415,31 +419,19 @@ def test_pooled_bank_wide_read_clears_what_it_reads():
             ctx.set(buf.pool[port].payload.values[0], v)
             await ctx.tick()
             ctx.set(buf.pool[port].valid, 0)
-        await ctx.tick()
-        ctx.set(buf.read_clear, 1)
-        for start, count in ((1, 3), (4, 2), (6, 3), (9, 1)):
-            ctx.set(buf.read_addr, start)
-            ctx.set(buf.read_count, count)
-            await ctx.tick()
-            seen.append((start, count, [ctx.get(buf.read_data[j]) for j in range(3)]))
-        ctx.set(buf.read_clear, 0)
-        ctx.set(buf.read_count, 3)
-        for start in (0, 3, 6, 9):
-            ctx.set(buf.read_addr, start)
-            await ctx.tick()
-            seen.append((start, 3, [ctx.get(buf.read_data[j]) for j in range(3)]))
+        await ctx.tick()  # no read in the cycle after a chunk
+        seen.append(await read_bank(ctx, buf, (3, 2, 3), clear=True))
+        seen.append(await read_bank(ctx, buf, (3, 3, 3, 3)))
 
     sim = Simulator(buf)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    for start, count, got in seen[:4]:
-        assert got == [int(expect[start + j]) if j < count else 0 for j in range(3)]
-    # Elements 1..9 were read with the clear; element 0 was not.
-    after = np.zeros(10, np.int64)
-    after[0] = expect[0]
-    for start, _, got in seen[4:]:
-        assert got == [int(after[start + j]) if start + j < 10 else 0 for j in range(3)]
+    assert seen[0] == [list(expect[0:3]), [*expect[3:5], 0], list(expect[5:8])]
+    # Elements 0..7 were read with the clear; 8 and 9 were not.
+    after = np.zeros(12, np.int64)
+    after[8:10] = expect[8:10]
+    assert seen[1] == [list(after[i: i + 3]) for i in (0, 3, 6, 9)]
 
 
 @pytest.mark.verilator
@@ -804,11 +796,8 @@ def run_sparse(program, stall_seed: int | None = None):
                 assert mem.idle and not any(q for lanes in delayed for q in lanes)
                 break
             await ctx.tick()
-        sums = []
-        for e in range(dut.entries):
-            ctx.set(dut.buffer.read_addr, e)
-            await ctx.tick()
-            sums.append(ctx.get(dut.buffer.read_data))
+        await ctx.tick()
+        sums = [v[0] for v in await read_bank(ctx, dut.buffer, [1] * dut.entries)]
         out["sums"] = np.array(sums, dtype=np.int64).reshape(program.plan.model.tables, mini, dim)
 
     sim = Simulator(dut)
