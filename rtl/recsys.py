@@ -2025,9 +2025,12 @@ class RecsysAccelerator(wiring.Component):
         for u, q in enumerate(unit_q):
             m.submodules[f"unit_q{u}"] = q
         queues = [loader_q, dense_q, store_q, *unit_q]
-        room = Signal()
-        # Two words may be on their way (stages A and B) besides the one taken now.
-        m.d.comb += room.eq(Cat(*[q.w_level < QUEUE_DEPTH - 2 for q in queues]).all())
+        # Two words may be on their way (stages A and B) besides the one taken now, so a word may be
+        # taken while every queue holds fewer than QUEUE_DEPTH - 2; ``room`` is that test on the
+        # levels of the cycle before (a register), one word stricter, since a queue gains at most
+        # one word a cycle.
+        room = Signal(init=1)
+        m.d.sync += room.eq(Cat(*[q.w_level < QUEUE_DEPTH - 3 for q in queues]).all())
         a_valid = Signal()
         a_word = Signal(INSTR_LAYOUT, reset_less=True)
         ended_intake = Signal()
