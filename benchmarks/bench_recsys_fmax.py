@@ -1,4 +1,4 @@
-"""ECP5 Fmax of the recsys gather side or dense engine alone (rtl/recsys.py), minutes instead of the whole top's hour.
+"""ECP5 Fmax of the recsys top's blocks alone (rtl/recsys.py), minutes instead of the whole top's hour, or of the whole top.
 
 For each design point (default examples/recsys_tiny.yaml and examples/recsys_mid.yaml) it places
 and routes the engine top's :class:`GatherSide` (``gather_side(hw)``: every gather unit's index
@@ -16,9 +16,12 @@ the top's own logic (``top_front(hw)``: instruction intake and queues, the condi
 GATHER, GEMM / INTER and STORE issue, the loader with its tags and ``LineWriteQueue``, the out
 banks and the store) with the gather side's and the dense engine's interfaces as ports, so a path
 that runs through one of them into the top (``busy``, ``ended``, ``cmd.ready``) is timed only
-from the port. ``--paths`` also prints the
+from the port. ``--block top`` is the whole engine top as ``sparsim synth`` places it (the same
+Verilog text, so a finished ``sparsim synth CONFIG`` is read from the cache at once; else it runs,
+about 20 minutes on tiny), the only one that times the paths between the blocks. ``--paths``
+also prints the
 critical path cell by cell with its delays. Cached by Verilog text in build/pnr.
-Run: .venv/bin/python benchmarks/bench_recsys_fmax.py [--block gather|dense|front] [--config examples/recsys_tiny.yaml ...] [--paths] [--json OUT]
+Run: .venv/bin/python benchmarks/bench_recsys_fmax.py [--block gather|dense|front|top] [--config examples/recsys_tiny.yaml ...] [--paths] [--json OUT]
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from pathlib import Path
 from sparsim.dataflow.config import ConfigError, load_design_point
 from sparsim.rtl.recsys import dense_engine, gather_side, top_front
 from sparsim.rtl.synth import PROXY_NOTE, place_and_route_verilog, pnr_folder
-from sparsim.rtl.verilog import component_verilog
+from sparsim.rtl.verilog import TOP_MODULE, component_verilog, to_verilog
 
 CONFIGS = ("examples/recsys_tiny.yaml", "examples/recsys_mid.yaml")
 #: Name parts of the cells a path passes that are not logic (LUT4, carry, wide-mux) cells.
@@ -84,8 +87,13 @@ def path_delays(report: Path) -> list[str]:
     return lines
 
 
-#: --block -> (the block of a hardware configuration, its top module name).
-BLOCKS = {"gather": (gather_side, "top"), "dense": (dense_engine, "dense"), "front": (top_front, "front")}
+#: --block -> (the Verilog text of the block of a hardware configuration, its top module name).
+BLOCKS = {
+    "gather": (lambda hw: component_verilog(gather_side(hw), "top"), "top"),
+    "dense": (lambda hw: component_verilog(dense_engine(hw), "dense"), "dense"),
+    "front": (lambda hw: component_verilog(top_front(hw), "front"), "front"),
+    "top": (to_verilog, TOP_MODULE),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         hw = point.hardware
         block, top = BLOCKS[args.block]
-        text = component_verilog(block(hw), top)
+        text = block(hw)
         t0 = time.perf_counter()
         pnr = place_and_route_verilog(text, top)
         cp = critical_path(text)
