@@ -76,11 +76,12 @@ encode_program = FORMAT.encode_program
 #: Cycles from a cache lookup (the request's handshake) to the hit's delivery.
 CACHE_HIT_CYCLES = 2
 #: Cycles from a GATHER's start to the first cycle its index walker may offer a row: the walker
-#: reads the range's first two positions from the index bank (block RAM, one cycle), then the
-#: first index word, fills its row-address pipeline (the index registered, its two partial
-#: products with dim, their sum with the table base: three cycles, which keep the multiply off
-#: the step) and registers the row (docs/recsys.md, "Engines and timing" 2).
-WALK_CYCLES = 6
+#: reads the range's first two positions from the index bank (block RAM with its read line
+#: registered again: two cycles), then the first index word (two more), fills its row-address
+#: pipeline (the index registered, its two partial products with dim, their sum with the table
+#: base: three cycles, which keep the multiply off the step) and registers the row
+#: (docs/recsys.md, "Engines and timing" 2).
+WALK_CYCLES = 8
 #: Cycles of the post-processing stage from a GEMM's (or the dot Gram's) last array result to
 #: its write: the result's cycle, in which the bias is added (registered), the cycle of the
 #: requantisation's first half (the saturation tests and the shift, registered), the cycle

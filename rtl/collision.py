@@ -36,11 +36,12 @@ def poison_collisions():
 
 
 def seen(m: Module, wr, rd, name: str):
-    """``rd``'s read data as the hardware may deliver it: with the poison on, inverted in the
+    """``rd``'s read data as the hardware may deliver it: with the poison on, inverted from the
     cycle after ``wr`` wrote (any byte of) the word ``rd`` read (Amaranth's read ports return the
-    old word)."""
+    old word) for as long as the data hold (a port with a read enable holds them while it is low)."""
     if not _POISON:
         return rd.data
     hit = Signal(name=f"{name}_collision")
-    m.d.sync += hit.eq(wr.en.any() & rd.en & (wr.addr == rd.addr))
+    with m.If(rd.en):
+        m.d.sync += hit.eq(wr.en.any() & (wr.addr == rd.addr))
     return Mux(hit, ~rd.data, rd.data)

@@ -19,9 +19,10 @@ primitive (or is copied there), no register is added to or removed from any path
 What it packs (everything else is left alone):
 
 - **Block RAM output register**: a ``DP16KD`` whose every connected data output drives exactly
-  one flip-flop and nothing else, each on the RAM's read clock, with no clock enable and no
-  reset, gets ``REGMODE_A``/``REGMODE_B`` = ``OUTREG``; the flip-flops are removed and their
-  outputs driven by the RAM. Yosys only leaves that shape for a memory whose read/write
+  one flip-flop and nothing else, each on the RAM's read clock, with no reset and either no
+  clock enable or all one clock enable net, gets ``REGMODE_A``/``REGMODE_B`` = ``OUTREG`` and
+  that enable on ``OCEA``/``OCEB`` (the output register's clock enable; 1 without one); the
+  flip-flops are removed and their outputs driven by the RAM. Yosys only leaves that shape for a memory whose read/write
   collisions need no emulation: an Amaranth read port is not transparent (a read in the cycle
   its word is written returns the old word), the ECP5 block RAM leaves the collision
   undefined, and ``memory_libmap`` then puts a bypass multiplexer between the RAM and the
@@ -53,11 +54,18 @@ def _top(netlist: dict) -> dict:
     return tops[0]
 
 
-def _plain_ff(cell: dict) -> bool:
-    """A TRELLIS_FF that loads its input on every clock edge: no clock enable, no reset."""
+def _plain_ff(cell: dict, *, enable: bool = False) -> bool:
+    """A TRELLIS_FF that loads its input on every clock edge (or, with ``enable``, on those with
+    its clock enable high): no reset."""
     p, c = cell["parameters"], cell["connections"]
-    return (cell["type"] == "TRELLIS_FF" and p.get("CEMUX", "1").strip() == "1"
+    ce = p.get("CEMUX", "1").strip()
+    return (cell["type"] == "TRELLIS_FF" and (ce == "1" or (enable and ce == "CE"))
             and p.get("CLKMUX", "CLK") == "CLK" and c.get("LSR", ["0"]) == ["0"])
+
+
+def _enable(cell: dict):
+    """The clock enable net of a flip-flop (``"1"`` without one)."""
+    return cell["connections"]["CE"][0] if cell["parameters"].get("CEMUX", "1").strip() == "CE" else "1"
 
 
 def pack_registers(netlist: dict) -> dict[str, int]:
@@ -87,24 +95,29 @@ def pack_registers(netlist: dict) -> dict[str, int]:
     stats = dict.fromkeys(("bram_outreg", "mult", "mult_input", "mult_output", "ff_removed", "ff_duplicated"), 0)
     removed: set[str] = set()
 
-    def sole_ff_load(bit, clock) -> str | None:
-        """The flip-flop that is the only load of ``bit``, if it is a plain one on ``clock``."""
+    def sole_ff_load(bit, clock, enable: bool) -> str | None:
+        """The flip-flop that is the only load of ``bit``, if it is a plain one on ``clock``
+        (with ``enable``: or one with a clock enable)."""
         if not isinstance(bit, int) or len(loads[bit]) != 1:
             return None
         name, port = loads[bit][0]
         if port != "DI" or name in removed:
             return None
         cell = cells[name]
-        return name if _plain_ff(cell) and cell["connections"]["CLK"] == clock else None
+        return name if _plain_ff(cell, enable=enable) and cell["connections"]["CLK"] == clock else None
 
-    def absorb_outputs(name: str, pins: list[str], clock) -> bool:
+    def absorb_outputs(name: str, pins: list[str], clock, enable: bool = False):
         """Drive each pin's flip-flop output from the pin and drop the flip-flops, if every
-        connected pin feeds a plain flip-flop on ``clock`` alone."""
+        connected pin feeds a plain flip-flop on ``clock`` alone (with ``enable``: or each one
+        with the same clock enable). Returns ``None`` if not, else the enable net (``"1"``)."""
         conn = cells[name]["connections"]
         used = [p for p in pins if isinstance(conn[p][0], int) and loads[conn[p][0]]]
-        ffs = [sole_ff_load(conn[p][0], clock) for p in used]
+        ffs = [sole_ff_load(conn[p][0], clock, enable) for p in used]
         if not used or None in ffs:
-            return False
+            return None
+        enables = {_enable(cells[ff]) for ff in ffs}
+        if len(enables) != 1:
+            return None
         for pin, ff in zip(used, ffs):
             old = conn[pin][0]
             q = cells[ff]["connections"]["Q"][0]
@@ -113,7 +126,7 @@ def pack_registers(netlist: dict) -> dict[str, int]:
             loads[old] = []
             removed.add(ff)
         stats["ff_removed"] += len(used)
-        return True
+        return enables.pop()
 
     for name, cell in cells.items():
         conn, params = cell["connections"], cell["parameters"]
@@ -123,9 +136,10 @@ def pack_registers(netlist: dict) -> dict[str, int]:
             if conn.get("CLKA") != conn.get("CLKB") or conn.get("RSTA") != ["0"] or conn.get("RSTB") != ["0"]:
                 continue
             pins = [p for p in conn if p.startswith("DO")]
-            if absorb_outputs(name, pins, conn["CLKB"]):
+            enable = absorb_outputs(name, pins, conn["CLKB"], enable=True)
+            if enable is not None:
                 params["REGMODE_A"] = params["REGMODE_B"] = "OUTREG"
-                conn["OCEA"] = conn["OCEB"] = ["1"]
+                conn["OCEA"] = conn["OCEB"] = [enable]
                 stats["bram_outreg"] += 1
         elif cell["type"] == "MULT18X18D":
             stats["mult"] += 1
@@ -171,7 +185,7 @@ def pack_registers(netlist: dict) -> dict[str, int]:
                               and loads[conn[p][0]]), None)
                 ff = loads[first][0][0] if first is not None and len(loads[first]) == 1 else None
                 out_clock = cells[ff]["connections"].get("CLK") if ff and cells[ff]["type"] == "TRELLIS_FF" else None
-            if out_clock is not None and absorb_outputs(name, [f"P{i}" for i in range(36)], out_clock):
+            if out_clock is not None and absorb_outputs(name, [f"P{i}" for i in range(36)], out_clock) is not None:
                 params["REG_OUTPUT_CLK"] = "CLK0"
                 params["REG_OUTPUT_CE"] = "CE0"
                 params["REG_OUTPUT_RST"] = "RST0"

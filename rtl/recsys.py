@@ -115,18 +115,21 @@ class IndexWalker(wiring.Component):
     """One gather unit's index walker (docs/recsys.md, "Index walker g" and "Engines and timing" 2).
 
     A ``GATHER`` accepted on ``cmd`` in cycle ``s`` reads positions ``pos`` and ``pos + 1`` (the
-    first bag's start and end) in ``s``, the first index word and the third position in ``s + 1``,
-    fills its row-address pipeline in ``s + 2`` … ``s + 4`` and takes its first step in ``s + 5``
-    (``WALK_CYCLES`` = 6 to the first offered row). Each later cycle takes one step while bags
-    are left: at an empty bag (word pointer equal to the bag's end) the step over it, else the
-    bag's next row into the row register if the register is free or its row is taken in that
-    cycle. A row at index ``i`` of bag ``b`` is offered from the cycle after its step as
-    ``addr = base + i·dim`` and ``entry = entry + b·dim``. The end position of the bag after the
-    current one is always read ahead on ``pos_port``, so leaving a bag costs no cycle; the
-    row-address pipeline runs three index words ahead on ``idx_port`` (the word read, registered,
-    multiplied by ``dim`` in two partial products, added to the base), shifting on each row
-    step, so that a step moves registers and the multiply is off its path. ``cmd`` is ready when
-    no walk is in progress (after the last step's cycle).
+    first bag's start and end) in ``s`` and the third position in ``s + 1``, has the first two in
+    ``s + 2`` and reads the first index word there, fills its row-address pipeline in ``s + 3`` …
+    ``s + 6`` and takes its first step in ``s + 7`` (``WALK_CYCLES`` = 8 to the first offered
+    row). Each later cycle takes one step while bags are left: at an empty bag (word pointer
+    equal to the bag's end) the step over it, else the bag's next row into the row register if
+    the register is free or its row is taken in that cycle. A row at index ``i`` of bag ``b`` is
+    offered from the cycle after its step as ``addr = base + i·dim`` and ``entry = entry +
+    b·dim``. The index bank's reads take two enabled cycles (:class:`GatherSide` registers the
+    read line, in the block RAM's output register on ECP5), so the ports run two reads ahead:
+    the end positions of the two bags after the current one are read ahead on ``pos_port``, so
+    leaving a bag costs no cycle; the row-address pipeline runs four index words ahead on
+    ``idx_port`` (the two words in the port, the next registered, multiplied by ``dim`` in two
+    partial products, added to the base), shifting on each row step, so that a step moves
+    registers and the multiply is off its path. ``cmd`` is ready when no walk is in progress
+    (after the last step's cycle).
 
     Parameters (keyword-only)
     -------------------------
@@ -141,7 +144,9 @@ class IndexWalker(wiring.Component):
     rows : Out(stream.Signature(row_layout(entry_bits, ctx_bits)))
         The row register.
     pos_port, idx_port : In(memory.ReadPort.Signature(addr_width=word_addr_bits, shape=WORD_BITS))
-        Two read ports of the index bank (one-cycle reads; the data hold while ``en`` is low).
+        Two read ports of the index bank, each a two-stage pipeline that moves only in a cycle
+        with ``en`` high: ``data`` is the word of the read enabled before the last enabled cycle
+        (it holds while ``en`` is low).
     next_addr, next_dim, next_load : Out(ADDR_BITS), Out(DIM_BITS), Out(1)
         The row register takes the row at ``next_addr`` of ``next_dim`` bytes at the end of this
         cycle (a row step), for :class:`GatherUnit`'s decisions ahead.
@@ -180,11 +185,11 @@ class IndexWalker(wiring.Component):
         fetch = Signal(wbits, reset_less=True)  # address of the next index word to read
         bags_left = Signal.like(cur.bags, reset_less=True)
         entry = Signal.like(cur.entry, reset_less=True)
-        # The row address pipeline, ahead of ``word``: idx_port holds the index at word + 3,
-        # ``index_q`` the one at word + 2, ``lo``/``hi`` the partial products index x dim of
-        # word + 1 (one multiplier each), ``row_addr`` the byte address of the row at ``word``.
-        # It shifts on every row step (and while it fills), so the step only enables registers:
-        # the multiply and the adds are off the step's path.
+        # The row address pipeline, ahead of ``word``: idx_port holds the indices at word + 4 and
+        # word + 3 (the latter on its data), ``index_q`` the one at word + 2, ``lo``/``hi`` the
+        # partial products index x dim of word + 1 (one multiplier each), ``row_addr`` the byte
+        # address of the row at ``word``. It shifts on every row step (and while it fills), so the
+        # step only enables registers: the multiply and the adds are off the step's path.
         index_q = Signal(WORD_BITS, reset_less=True)
         lo = Signal(18 + DIM_BITS, reset_less=True)
         hi = Signal(ADDR_BITS - 18, reset_less=True)
@@ -199,11 +204,15 @@ class IndexWalker(wiring.Component):
                          idx_port.en.eq(1), idx_port.addr.eq(cmd.pos + 1)]
             m.d.sync += [phase.eq(1), cur.eq(cmd), bags_left.eq(cmd.bags), entry.eq(cmd.entry)]
         with m.If(phase == 1):
-            # pos_port holds the first bag's start, idx_port its end.
-            m.d.comb += [pos_port.en.eq(1), pos_port.addr.eq(cur.pos + 2),
+            # Both ports move the first bag's start and end to their data; pos_port reads the
+            # second bag's end (idx_port's read is not used).
+            m.d.comb += [pos_port.en.eq(1), pos_port.addr.eq(cur.pos + 2), idx_port.en.eq(1)]
+        with m.If(phase == 2):
+            # pos_port holds the first bag's start, idx_port its end: the first index word's read.
+            m.d.comb += [pos_port.en.eq(1), pos_port.addr.eq(cur.pos + 3),
                          idx_port.en.eq(1), idx_port.addr.eq(pos_port.data)]
-            m.d.sync += [phase.eq(2), word.eq(pos_port.data), end.eq(idx_port.data),
-                         pos_next.eq(cur.pos + 3), fetch.eq(pos_port.data + 1)]
+            m.d.sync += [word.eq(pos_port.data), end.eq(idx_port.data),
+                         pos_next.eq(cur.pos + 4), fetch.eq(pos_port.data + 1)]
 
         # Stepping: pos_port.data is the end of the bag after the current one, ``row_addr`` the
         # row at ``word``.
@@ -212,9 +221,10 @@ class IndexWalker(wiring.Component):
         empty = word == end
         row_step = stepping & ~empty & register_free
         step = stepping & (empty | register_free)
-        with m.If((phase >= 2) & ~stepping):
+        with m.If((phase >= 1) & ~stepping):
             m.d.sync += phase.eq(phase + 1)
-        with m.If(((phase >= 2) & ~stepping) | row_step):
+        # The fill shifts from s + 3 (idx_port's data is the first word from s + 4 on).
+        with m.If(((phase >= 3) & ~stepping) | row_step):
             m.d.comb += idx_port.en.eq(1)
             m.d.sync += [fetch.eq(fetch + 1), index_q.eq(idx_port.data), lo.eq(index_q[:18] * cur.dim),
                          hi.eq(index_q[18:] * cur.dim), row_addr.eq(cur.base + lo + Cat(Const(0, 18), hi))]
@@ -832,6 +842,12 @@ class GatherSide(wiring.Component):
     parity, two read ports each, all written through ``idx_wr``), pooling into the two
     :class:`PooledBuffer` banks, which ``rd_*`` reads and clears (the ``INTER``).
 
+    The index banks' read lines are registered once more (the block RAMs' output registers on
+    ECP5), so the walker sees a register, not a block RAM's read; they are ``no_rw_check``: an
+    index ``LOAD`` writes bank ``m % 2`` only after every ``GATHER`` of ``m - 2`` has finished
+    its walk, and a walk starts only after its ``LOAD`` is done, so no read whose word is used
+    meets a write of its line (the walker's reads ahead past a walk's end are never used).
+
     A lane's chunk of cycle x goes straight into the banks (its values into a register there),
     and its sum is written at the end of x + 1. The banks' sums leave them from a register: each
     bank reads its memories a cycle ahead of the ``INTER``'s read, at the element after the
@@ -895,25 +911,32 @@ class GatherSide(wiring.Component):
             for c in range(self._channels):
                 wiring.connect(m, wiring.flipped(self.resp[g][c]), lane.resp[c])
             m.d.comb += self.busy[g].eq(lane.busy)
-            # Index banks: per parity one copy per lane, two read ports each.
             par = Signal(name=f"lane_par{g}")
             with m.If(lane.cmd.valid & lane.cmd.ready):
                 m.d.sync += par.eq(lane.cmd.payload.ctx)
+            # Index banks: per parity one copy per lane, two read ports each. Each read line passes
+            # a register moving with the port's reads (the block RAM's output register on ECP5,
+            # rtl/ecp5_pack.py, with the port's enable as its clock enable), so the word select
+            # and the walker's logic follow a register, not the block RAM's read.
             for port_name in ("pos_port", "idx_port"):
                 port = getattr(lane, port_name)
+                sel_rd = Signal(max(1, wl), name=f"{port_name}_sel{g}_rd")
                 sel = Signal(max(1, wl), name=f"{port_name}_sel{g}")
                 with m.If(port.en):
-                    m.d.sync += sel.eq(port.addr[:wl] if wl else 0)
+                    m.d.sync += [sel_rd.eq(port.addr[:wl] if wl else 0), sel.eq(sel_rd)]
                 outs = []
                 for p in range(2):
-                    mem = memory.Memory(shape=8 * line, depth=self._index_lines, init=[])
+                    mem = memory.Memory(shape=8 * line, depth=self._index_lines, init=[], attrs=_NO_COLLISION)
                     m.submodules[f"index{p}_{g}_{port_name}"] = mem
                     wr = mem.write_port()
                     m.d.comb += [wr.en.eq(w.valid & (w.payload.bank == p)), wr.addr.eq(w.payload.addr),
                                  wr.data.eq(w.payload.data)]
                     rd = mem.read_port()
                     m.d.comb += [rd.addr.eq(port.addr[wl:]), rd.en.eq(port.en)]
-                    outs.append(rd.data.word_select(sel, 32) if wl else rd.data[:32])
+                    line_q = Signal(8 * line, name=f"index{p}_{g}_{port_name}_q", reset_less=True)
+                    with m.If(port.en):
+                        m.d.sync += line_q.eq(_seen(m, wr, rd, f"index{p}_{g}_{port_name}"))
+                    outs.append(line_q.word_select(sel, 32) if wl else line_q[:32])
                 m.d.comb += port.data.eq(Mux(par, outs[1], outs[0]))
             pools.append(lane.pool)
         banks = []
@@ -1519,17 +1542,24 @@ class DenseEngine(wiring.Component):
             m.d.comb += b_in.values[c].eq(_any(regs))
 
         # Fold counters: the next fold starts in j = FC (then j = 0 of it).
-        # The fold's end and where the next fold goes are registers, computed from p0, q0, gb and
-        # the limits of the cycle before: a fold lasts at least five cycles (j_last >= 4) and the
-        # limits settle in the cycle after the instruction (or the Gram phase) starts, so they
-        # are current at j = j_last; computed there, they put the limits' compares in front of
-        # every fold counter's next state.
+        # The fold's end and where the next fold goes are registers, computed in two stages from
+        # p0, q0, gb and the limits: the next block's first row, column and sample and the limits
+        # (the phase's multiplexer) registered, then compared. A fold lasts at least five cycles
+        # (j_last >= 4) and the limits settle in the cycle after the instruction (or the Gram
+        # phase) starts, so the flags are current at j = j_last; computed there, they put the
+        # limits' compares in front of every fold counter's next state, and in one stage the
+        # add, the phase's multiplexer and the compare (114.7 MHz on ECP5, tiny).
+        p_next, q_next, gb_next = Signal(17), Signal(17), Signal(17)
+        lim_p_q, lim_q_q, P_q = Signal(16), Signal(16), Signal(16)
+        gram_q = Signal()
+        m.d.sync += [p_next.eq(p0 + R), q_next.eq(q0 + C), gb_next.eq(gb + 1), lim_p_q.eq(lim_p),
+                     lim_q_q.eq(lim_q), P_q.eq(P), gram_q.eq(gram)]
         p_wrap = Signal()
         q_wrap = Signal()
         last_fold = Signal()
         at_end = Signal()
-        m.d.sync += [p_wrap.eq(p0 + R >= lim_p), q_wrap.eq(q0 + C >= lim_q),
-                     last_fold.eq((p0 + R >= lim_p) & (q0 + C >= lim_q) & (~gram | (gb + 1 >= P))),
+        m.d.sync += [p_wrap.eq(p_next >= lim_p_q), q_wrap.eq(q_next >= lim_q_q),
+                     last_fold.eq((p_next >= lim_p_q) & (q_next >= lim_q_q) & (~gram_q | (gb_next >= P_q))),
                      at_end.eq(issuing & (j + 1 == j_last))]
         with m.If(issuing):
             m.d.sync += j.eq(j + 1)
@@ -2225,22 +2255,28 @@ class RecsysAccelerator(wiring.Component):
                      dense.dense_wr.payload.bank.eq(write.bank), dense.dense_wr.payload.addr.eq(write.idx),
                      dense.dense_wr.payload.data.eq(write.data)]
         # Lines each (target, parity) still waits for: set at a LOAD's first request; a LOAD is
-        # done in its last line's write cycle. Both the count left and "it is 1" are computed for
-        # either source (the head LOAD's lines, the count) before the handshake picks one, which
-        # keeps the subtraction and the compare off the request handshake's path.
-        head_one = Signal()
-        m.d.comb += head_one.eq(lines_of_head == 1)
+        # done in its last line's write cycle. The count left and "it is 1" are computed for
+        # either source (the head LOAD's lines, the count) and for a line written or not before
+        # the handshake and the write pick one, which keeps the subtraction and the compare off
+        # the request handshake's path and off the written line's (the write queue's head or a
+        # delivered line, its target from the tag).
+        head_one, head_two = Signal(), Signal()
+        head_m1 = Signal(count_bits)
+        m.d.comb += [head_one.eq(lines_of_head == 1), head_two.eq(lines_of_head == 2),
+                     head_m1.eq(lines_of_head - 1)]
         for tg in range(3):
             for p in range(2):
                 sig = Signal(count_bits, name=f"left{tg}_{p}")
                 sig_one = Signal(name=f"left_one{tg}_{p}")  # sig == 1
                 n_written = write_en & (write.target == tg) & (write.bank == p)
                 starts_here = handshake & ~cur & (head.a == tg) & (head.mb[0] == p)
-                from_head = Signal(count_bits, name=f"from_head{tg}_{p}")
-                from_sig = Signal(count_bits, name=f"from_sig{tg}_{p}")
-                m.d.comb += [from_head.eq(lines_of_head - n_written), from_sig.eq(sig - n_written)]
-                m.d.sync += [sig.eq(Mux(starts_here, from_head, from_sig)),
-                             sig_one.eq(Mux(starts_here, from_head == 1, from_sig == 1))]
+                sig_m1 = Signal(count_bits, name=f"left_m1{tg}_{p}")
+                sig_two = Signal(name=f"left_two{tg}_{p}")
+                m.d.comb += [sig_m1.eq(sig - 1), sig_two.eq(sig == 2)]
+                m.d.sync += [sig.eq(Mux(starts_here, Mux(n_written, head_m1, lines_of_head),
+                                        Mux(n_written, sig_m1, sig))),
+                             sig_one.eq(Mux(starts_here, Mux(n_written, head_two, head_one),
+                                            Mux(n_written, sig_two, sig_one)))]
                 finished = n_written & Mux(starts_here, head_one, sig_one)
                 if tg == isa.LOAD_WEIGHT:
                     if p == 0:

@@ -53,7 +53,7 @@ FAMILIES = ("xcup", "xc7")
 #: Bumped whenever what a cached result holds changes, so an old cache is never reused.
 FLOW_VERSION = 3
 #: Bumped when :func:`sparsim.rtl.ecp5_pack.pack_registers` changes what it packs (ECP5 results only).
-ECP5_PACK_VERSION = 2
+ECP5_PACK_VERSION = 3
 #: ECP5 place and route: device, package, the clock target given to nextpnr (it only steers the
 #: timing-driven placer; the achieved Fmax is what is reported) and a fixed placer seed.
 ECP5_DEVICE, ECP5_PACKAGE, ECP5_TARGET_MHZ, ECP5_SEED = "85k", "CABGA381", 200.0, 1

@@ -629,8 +629,8 @@ _NARROW_LUTRAM = (8, 4096)
 #: The engine top's logic beyond the counted terms (the Program intake, the per-engine queues'
 #: control, the loader, the store, the conditions' counters, the dense engine's fold counters and
 #: post-processing), fitted on the tiny point's synthesis.
-LUT_BASE = 10_879
-FF_BASE = 2_260
+LUT_BASE = 10_564
+FF_BASE = 1_985
 #: Multipliers of the top beyond the array and the walkers, measured: 4 while the intake computed
 #: a GATHER's walk in one stage, 2 since it takes two (which products Yosys now maps to LUTs is
 #: not identified).
@@ -657,7 +657,7 @@ def _unit_entry_bits(hw) -> int:
 def _memories(hw) -> list[tuple[str, int, int, int, bool, bool]]:
     """Every memory of the engine top (rtl/recsys.py) as (name, width in bits, depth, copies =
     read ports, read port transparent, read data registered once more: the dense engine's
-    operand stores)."""
+    operand stores and the index banks)."""
     R, C, G, line = hw.rows, hw.cols, hw.gather_units, hw.line_bytes
     acc_bytes = hw.acc_bytes
     act = int(hw.act_buffer_kib * 1024)
@@ -672,7 +672,7 @@ def _memories(hw) -> list[tuple[str, int, int, int, bool, bool]]:
         ("weights", 8 * line, int(hw.weight_buffer_kib * 1024) // line, C + 1, False, True),  # + bias port
         # both dense banks in each of the R copies (a bank's lines padded to a power of two)
         ("dense", 8 * line, 2 << _bits(-(-act // line)), R, False, True),
-        ("index", 8 * line, index_lines, 4 * hw.gather_units, False, False),  # parity x lane x port
+        ("index", 8 * line, index_lines, 4 * hw.gather_units, False, True),  # parity x lane x port
         ("act", 8, 2 * (-(-act // banks) + hw.mini_batch), 3 * banks, False, True),  # power-of-two row strides
         ("features", 8, 2 * entries, 2 * banks, False, True),
         ("pooled", hw.acc_bits, -(-entries // hw.pool_lanes), 2 * G * hw.pool_lanes, True, False),

@@ -213,7 +213,7 @@ _NM_HAND_DOUBLE_BUFFER = Case(
         "workload": {"kind": "train", "batch": 1, "mode": "dense",
                      "layers": [{"name": "l", "k": 2, "cout": 2, "positions": 6}]},
     }),
-    hand_cycles=100,
+    hand_cycles=102,
     derivation="""R = C = 2 (OS), L = 3, MM_PIPE_CYCLES = 4, BW = 4 B/cycle, latency 2; banks
     of 4 B (input, weight) and 16 B (output). Forward P = 6, Q = 2, K = 2: three 2-row tiles
     under one weight tile (LDB, then LDA + MM per tile); weight gradient P = 2, Q = 2, K = 6 in
@@ -353,15 +353,15 @@ _RS_HAND = Case(
         "workload": {"kind": "dlrm", "dense_features": 1, "bottom": [1], "top": [1], "dim": 16,
                      "table_rows": [4], "lookups": 1, "batch": 1},
     }),
-    hand_cycles=100,
+    hand_cycles=102,
     derivation="""G = 1 unit with 1 tag, 16 B lines, 1 channel of 16 B/cycle (a line per cycle),
     latency 4, a 1 x 1 array (OS fold = K + 4 with L = 3, GEMM = DECODE 1 + READ 4 + fold +
     POST 4, INTER = DECODE 1 + P x tables x ceil(dim / C) + POST 4), concat.
     Loader, one tag: 5 weight lines handshaken 0, 5, 10, 15, 20 (delivered 4 .. 24), dense line
     25 -> 29, index line 30 -> 34. GATHER starts 35, its walker offers the row from 35 +
-    WALK_CYCLES (6) = 41: request 41, delivered 45, pooled 46.
-    Bottom GEMM (K 1: 14 cycles) 30..43 (weights 24, dense 29); INTER (1 + 16 + 4) 47..67 after
-    the gather; top GEMM (K 17: 30 cycles) 68..97; STORE handshaken 98, done 98; END 99: 100 cycles.
+    WALK_CYCLES (8) = 43: request 43, delivered 47, pooled 48.
+    Bottom GEMM (K 1: 14 cycles) 30..43 (weights 24, dense 29); INTER (1 + 16 + 4) 49..69 after
+    the gather; top GEMM (K 17: 30 cycles) 70..99; STORE handshaken 100, done 100; END 101: 102 cycles.
     (tests/test_simulator_recsys.py::test_hand_derived_program checks the stalls as well.)""",
 )
 

@@ -558,8 +558,9 @@ RS_POISON_CASES = tuple(c for c in RS_RTL_CASES if os.environ.get("SPARSIM_RECSY
 
 @pytest.mark.parametrize("case", RS_POISON_CASES, ids=lambda c: c.id)
 def test_rs_no_rw_check_memories_never_serve_a_colliding_read(case: Case):
-    """The dense engine's memories tell Yosys that a read in the cycle its word is written may
-    return anything (``no_rw_check``, so the block RAMs keep their output registers). With the
+    """The dense engine's memories and the index banks tell Yosys that a read in the cycle its
+    word is written may return anything (``no_rw_check``, so the block RAMs keep their output
+    registers; negative controls in tests/test_rtl_recsys.py). With the
     simulation poison a colliding read returns its word inverted: values still golden and
     cycles the simulator's means no read whose data is used ever collides."""
     from sparsim.rtl import recsys as rs_rtl

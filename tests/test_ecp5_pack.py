@@ -91,6 +91,21 @@ def test_ecp5_packing_leaves_registers_with_enables_and_shared_outputs():
     assert cells["ram"]["parameters"]["REGMODE_A"] == "NOREG"
 
 
+@pytest.mark.parametrize("enables,packed", [((5, 5), True), ((5, 6), False), ((5, None), False)],
+                         ids=["one-enable", "two-enables", "enable-and-none"])
+def test_ram_output_registers_with_one_clock_enable_move_with_it(enables, packed):
+    # A RAM's outputs 50, 51 registered into 60, 61 with clock enables: one enable net moves
+    # with the registers onto the output register's enable; two different ones cannot.
+    cells = {"ram": _ram([50, 51]), "rq0": _ff(50, 60, ce=enables[0]), "rq1": _ff(51, 61, ce=enables[1])}
+    counts = pack_registers(_netlist(cells, [60, 61]))
+    assert counts["bram_outreg"] == int(packed) and counts["ff_removed"] == 2 * int(packed)
+    ram = cells["ram"]
+    assert ram["parameters"]["REGMODE_B"] == ("OUTREG" if packed else "NOREG")
+    if packed:
+        assert ram["connections"]["OCEA"] == ram["connections"]["OCEB"] == [5]
+        assert ram["connections"]["DOA0"] == [60] and set(cells) == {"ram"}
+
+
 def _one_mult(**overrides):
     """in a (bits 10, 11) -> FF -> (20, 21) -> A0, A1; sign bit 21 also on A2..A17; in b (12)
     -> FF -> 22 -> B0..B17; P0, P1 (30, 31) -> FF -> out (40, 41); P2.. unread."""
