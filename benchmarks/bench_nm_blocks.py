@@ -1,7 +1,7 @@
 """Size of the nm_train top's blocks, each synthesised alone: which logic around the array is large.
 
 rtl/nm_train.py builds its blocks inside one ``elaborate``; this script builds each again from
-the same helpers (``_placed``, ``_read_bytes``, ``_unpack``, ``_rank``, ``_compact``, ``_pack``,
+the same helpers (``_write_stage``, ``_read_bytes``, ``_unpack``, ``_rank``, ``_compact``, ``_pack``,
 the prune unit, the output memory, the shared array) at one design point's ``Geometry``, its
 inputs as ports, and counts what Yosys' generic flow makes of it: ``synth -flatten -noabc``
 gates (AND/OR/XOR/MUX/NOT cells before LUT mapping) and flip-flops (memories become flip-flops);
@@ -80,17 +80,14 @@ def _blocks(hw):
     nw, nm = isa.field_width("n"), isa.field_width("m_log2")
 
     def in_write(m, port):
-        # the receiver's shifter into an input sub-bank and the 2 x subs flat stores it writes
-        # (the words a record covers, ``placed``, come from a register: the receiver's sub_counter)
+        # the receiver's shifter into an input sub-bank, its write stage and the 2 x subs flat
+        # stores it writes (the words a record covers, ``placed``, come from registers: the
+        # receiver's sub_counter)
         data, base, placed = port("data", 8 * E), port("base", S.bit_length()), port("placed", S)
         sel = port("sel", 4)
-        shift, mask = nt._placed(m, "w", [data[8 * k: 8 * k + 8] for k in range(E)], base, placed, S)
-        outs = []
-        for i in range(2 * geo.in_subs):
-            st = Signal(8 * S, name=f"st{i}")
-            with m.If(sel == i):
-                m.d.sync += st.eq((st & ~mask) | shift)
-            outs.append(st)
+        outs = [Signal(8 * S, name=f"st{i}") for i in range(2 * geo.in_subs)]
+        nt._write_stage(m, "w", base, placed, S, [sel == i for i in range(len(outs))],
+                        [([data[8 * k: 8 * k + 8] for k in range(E)], outs)])
         return outs
 
     def in_read(m, port):
@@ -104,25 +101,21 @@ def _blocks(hw):
         return outs
 
     def w_write(m, port):
-        # per weight bank: the value and index shifters and the C flat stores they write
+        # per weight bank: the value and index shifters, their write stage and the C flat stores
+        # they write
         entries = port("entries", E * (OPERAND_BITS + ib))
         base, placed, sel = port("base", WE.bit_length()), port("placed", WE), port("sel", 4)
         eb = OPERAND_BITS + ib
         outs = []
         for b in range(2):
-            vals = [entries[k * eb: k * eb + 8] for k in range(E)]
-            v_shift, v_mask = nt._placed(m, f"v{b}", vals, base, placed, WE)
+            sv = [Signal(8 * WE, name=f"v{b}_{s}") for s in range(C)]
+            fields = [([entries[k * eb: k * eb + 8] for k in range(E)], sv)]
             if ib:
-                idx = [Cat(entries[k * eb + 8: (k + 1) * eb], Const(0, ibp - ib)) for k in range(E)]
-                i_shift, i_mask = nt._placed(m, f"i{b}", idx, base, placed, WE)
-            for s in range(C):
-                sv = Signal(8 * WE, name=f"v{b}_{s}")
-                si = Signal(max(1, ibp * WE), name=f"i{b}_{s}")
-                with m.If(sel == b * C + s):
-                    m.d.sync += sv.eq((sv & ~v_mask) | v_shift)
-                    if ib:
-                        m.d.sync += si.eq((si & ~i_mask) | i_shift)
-                outs += [sv, si]
+                si = [Signal(ibp * WE, name=f"i{b}_{s}") for s in range(C)]
+                fields.append(([Cat(entries[k * eb + 8: (k + 1) * eb], Const(0, ibp - ib)) for k in range(E)], si))
+                outs += si
+            nt._write_stage(m, f"w{b}", base, placed, WE, [sel == b * C + s for s in range(C)], fields)
+            outs += sv
         return outs
 
     def w_read(m, port):

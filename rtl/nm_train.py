@@ -124,13 +124,24 @@ def top_signature(hw: NmTrainHardware) -> wiring.Signature:
     )
 
 
-_JOB_LAYOUT = data.StructLayout({
-    "acc": 1, "store": 1, "n": isa.field_width("n"), "m_log2": isa.field_width("m_log2"),
-    "count": isa.field_width("count"), "width": isa.field_width("width"),
-    "k_steps": isa.field_width("k_steps"), "addr": isa.field_width("addr"),
-    "a_bank": 1, "b_bank": 1,
-    "pgs": 1, "axis": 1,  # a pre-generation job, and its axis
-})
+def _job_layout(geo: Geometry) -> data.StructLayout:
+    """A compute job in the queue: its instruction's fields, and terms of them that the
+    sequencers compare their counters with, computed at dispatch so that they are registers
+    from the job's first cycle on."""
+    count_bits = isa.field_width("count")
+    return data.StructLayout({
+        "acc": 1, "store": 1, "n": isa.field_width("n"), "m_log2": isa.field_width("m_log2"),
+        "count": count_bits, "width": isa.field_width("width"),
+        "k_steps": isa.field_width("k_steps"), "addr": isa.field_width("addr"),
+        "a_bank": 1, "b_bank": 1,
+        "pgs": 1, "axis": 1,  # a pre-generation job, and its axis
+        "m": 5,  # M = 2^m_log2
+        "fold_last": 18,  # an MM fold's last cycle: fold_cycles - 1
+        "row_bytes": range(geo.out_row_bytes + 1),  # an output row's bytes
+        # PGS: its last row (axis 0), the last cycle of a group of rows (axis 1: M + count - 1),
+        # and the kept entries before its last group (axis 1: k_steps - N, at least 0)
+        "count_last": count_bits, "phase_last": count_bits + 1, "kept_last": isa.field_width("k_steps"),
+    })
 
 
 class NmTrainAccelerator(wiring.Component):
@@ -158,8 +169,8 @@ class NmTrainAccelerator(wiring.Component):
         Memory read requests: ``addr``, ``count`` records of ``rec_bytes`` bytes, consecutive.
     rd_data : In(stream.Signature(Geometry(hw).read_bytes * 8, always_ready=True))
         Read records in request order, one per beat, in the low ``rec_bytes * 8`` bits. Never
-        stalled: every record is written to its bank in its arrival cycle (pruned records two
-        cycles later).
+        stalled: every record is taken in its arrival cycle (pruned records two cycles later)
+        and in its bank the cycle after.
     wr : Out(stream.Signature(write_layout(hw)))
         Output rows: ``addr``, ``data`` (accumulators, little-endian), ``bytes`` (the row's size,
         ``Q_t * acc_bits / 8``) and ``last``.
@@ -195,10 +206,12 @@ class NmTrainAccelerator(wiring.Component):
 
         # ---- storage --------------------------------------------------------------------
         # Input and weight sub-banks are flat registers, records back to back from a running
-        # base (records of one load have one width): a record is written in its arrival cycle
-        # through a shifter to its base with a mask of the words it covers (registered a beat
-        # ahead, ``sub_counter``), and reads select a window
-        # at a byte (entry) offset. A bank is rewritten only once no job reads it (the
+        # base (records of one load have one width): in its arrival cycle a record is registered
+        # with its base and the mask of the words it covers (made a beat ahead, ``sub_counter``);
+        # the next cycle a shifter moves it to its base and those words take it (``_write_stage``).
+        # Nothing reads a bank in the cycle after its last record (a job starts at the earliest
+        # then, and reads in the cycle after its start), so the bank is ready as before. Reads
+        # select a window at a byte (entry) offset. A bank is rewritten only once no job reads it (the
         # loader's guards). OS: R-way row banking (row p in sub-bank p % R), so a fold's R rows
         # are read in one cycle; WS: one store of whole rows, a step's R windows from one row.
         in_subs = geo.in_subs
@@ -257,7 +270,8 @@ class NmTrainAccelerator(wiring.Component):
         m.d.comb += [self.done.eq(loader.done), self.cycles.eq(loader.cycles)]
 
         # ---- job queue: entry 0 is the job computing or next to compute ------------------
-        queue = [Signal(_JOB_LAYOUT, name=f"job{i}", reset_less=True) for i in range(_QUEUE_DEPTH)]
+        job_layout = _job_layout(geo)
+        queue = [Signal(job_layout, name=f"job{i}", reset_less=True) for i in range(_QUEUE_DEPTH)]
         level = Signal(range(_QUEUE_DEPTH + 1))
         job = queue[0]
         push = Signal()
@@ -326,7 +340,8 @@ class NmTrainAccelerator(wiring.Component):
 
         # ---- dispatch into the queue ------------------------------------------------------
         m.d.comb += [loader.dispatch.ready.eq(level != _QUEUE_DEPTH), push.eq(loader.dispatch.valid & loader.dispatch.ready)]
-        new_job = Signal(_JOB_LAYOUT)
+        new_job = Signal(job_layout)
+        cur_m = Const(1, 5) << cur.m_log2
         m.d.comb += [
             new_job.acc.eq(cur.acc), new_job.store.eq(cur.store | (cur.op == isa.OP_PGS)), new_job.n.eq(cur.n),
             new_job.m_log2.eq(cur.m_log2), new_job.count.eq(cur.count), new_job.width.eq(cur.width),
@@ -334,6 +349,13 @@ class NmTrainAccelerator(wiring.Component):
             new_job.pgs.eq(cur.op == isa.OP_PGS), new_job.axis.eq(cur.axis),
             # The latest LDA's and LDB's banks.
             new_job.a_bank.eq(~a_next), new_job.b_bank.eq(~b_next),
+            new_job.m.eq(cur_m),
+            new_job.fold_last.eq(2 * R + C - 3 + PE_PIPELINE_CYCLES + (cur.k_steps if os_flow else cur.count)),
+            # MM rows are Q_t accumulators; PGS records are ``width`` bytes.
+            new_job.row_bytes.eq(Mux(cur.op == isa.OP_PGS, cur.width, cur.width * geo.acc_bytes)),
+            new_job.count_last.eq(cur.count - 1),
+            new_job.phase_last.eq(cur_m + cur.count - 1),
+            new_job.kept_last.eq(Mux(cur.k_steps > cur.n, cur.k_steps - cur.n, 0)),
         ]
         slot = Signal(range(_QUEUE_DEPTH + 1))
         m.d.comb += slot.eq(level - pop)
@@ -355,40 +377,40 @@ class NmTrainAccelerator(wiring.Component):
         to_input = beat.valid & (bt.target[1] == 0)
         to_weight = beat.valid & (bt.target[1] == 1)
         bank_of_beat = bt.target[0]
-        first_beat = bt.index == 0
+        # The next beat is a transfer's first (the receiver numbers it 0): a register, so that
+        # a beat's place and mask are a register or a two-way choice of registers.
+        first_beat = Signal(init=1, name="rx_first")
+        with m.If(beat.valid):
+            m.d.sync += first_beat.eq(bt.last)
 
         def sub_counter(name, subs, size, lenmask, cap, enable):
             """(sub-bank, base, placed) of the beat: record i of a transfer of records of ``size``
             words goes to sub-bank i % subs at word (i // subs) * size, counted without a
-            divider or a multiplier; ``placed`` marks the ``cap`` words it covers there
-            (``lenmask``, the load's length mask, shifted to the base), made a beat ahead: a
-            transfer's first record lies at word 0, the next one's place is registered."""
+            divider or a multiplier (registers, cleared by a transfer's last beat: its next one
+            lies at word 0 of sub-bank 0); ``placed`` marks the ``cap`` words it covers there
+            (``lenmask``, the load's length mask, shifted to the base), made a beat ahead but for
+            a transfer's first record, whose mask is the length mask itself."""
             # (one bit wide with a single sub-bank: Verilog has no zero-width wires)
-            sub_r = Signal(range(max(subs, 2)), name=f"{name}_sub")
-            base_r = Signal(range(cap + 1), name=f"{name}_base")
+            sub = Signal(range(max(subs, 2)), name=f"{name}_sub")
+            base = Signal(range(cap + 1), name=f"{name}_base")
             placed_r = Signal(cap, name=f"{name}_placed_next", reset_less=True)
-            sub = Signal(range(max(subs, 2)), name=f"{name}_sub_now")
-            base = Signal(range(cap + 1), name=f"{name}_base_now")
             placed = Signal(cap, name=f"{name}_placed")
-            m.d.comb += [sub.eq(Mux(first_beat, 0, sub_r)), base.eq(Mux(first_beat, 0, base_r)),
-                         placed.eq(Mux(first_beat, lenmask, placed_r))]
+            m.d.comb += placed.eq(Mux(first_beat, lenmask, placed_r))
             wraps = Const(1) if subs == 1 else sub == subs - 1
             base_next = Signal(range(cap + 1), name=f"{name}_base_next")
             m.d.comb += base_next.eq(Mux(wraps, base + size, base))
             with m.If(enable):
-                m.d.sync += [base_r.eq(base_next), placed_r.eq((lenmask << base_next)[:cap])]
+                m.d.sync += [base.eq(Mux(bt.last, 0, base_next)), placed_r.eq((lenmask << base_next)[:cap])]
                 if subs > 1:
-                    m.d.sync += sub_r.eq(Mux(wraps, 0, sub + 1))
+                    m.d.sync += sub.eq(Mux(wraps | bt.last, 0, sub + 1))
             return sub, base, placed
 
         in_sub, in_base, in_placed = sub_counter("in_wr", in_subs, a_width[bank_of_beat], a_lenmask[bank_of_beat],
                                                  geo.in_sub_bytes, to_input)
-        in_shift, in_mask = _placed(m, "in_wr", [bt.data[8 * k : 8 * k + 8] for k in range(geo.in_rec_bytes)],
-                                    in_base, in_placed, geo.in_sub_bytes)
-        for b in range(2):
-            for s in range(in_subs):
-                with m.If(to_input & (bank_of_beat == b) & (in_sub == s)):
-                    m.d.sync += in_flat[b][s].eq((in_flat[b][s] & ~in_mask) | in_shift)
+        _write_stage(m, "in_wr", in_base, in_placed, geo.in_sub_bytes,
+                     [to_input & (bank_of_beat == b) & (in_sub == s) for b in range(2) for s in range(in_subs)],
+                     [([bt.data[8 * k : 8 * k + 8] for k in range(geo.in_rec_bytes)],
+                       [in_flat[b][s] for b in range(2) for s in range(in_subs)])])
         with m.If(to_input & bt.last):
             m.d.sync += a_ready.bit_select(bank_of_beat, 1).eq(1)
 
@@ -414,7 +436,7 @@ class NmTrainAccelerator(wiring.Component):
             plain_beat = to_weight
             pruned = {"valid": Const(0), "bank": Const(0), "sub": Const(0), "base": Const(0), "last": Const(0),
                       "placed": Const(0, WE), "entries": Const(0, w_bits)}
-        # One shifter per bank: a pruned record is written two cycles after its beat, when a
+        # One shifter per bank: a pruned record reaches it two cycles after its beat, when a
         # plain load into the other bank may already be arriving.
         for b in range(2):
             from_prune = pruned["valid"] & (pruned["bank"] == b)
@@ -425,17 +447,13 @@ class NmTrainAccelerator(wiring.Component):
                          base.eq(Mux(from_prune, pruned["base"], w_base)),
                          placed.eq(Mux(from_prune, pruned["placed"], w_placed))]
             values = [entries[k * entry_bits : k * entry_bits + 8] for k in range(geo.w_entries)]
-            v_shift, v_mask = _placed(m, f"weight{b}_wr_values", values, base, placed, WE)
+            ens = [Mux(from_prune, pruned["sub"] == s, plain_beat & (bank_of_beat == b) & (w_sub == s))
+                   for s in range(C)]
+            fields = [(values, w_val[b])]
             if ib:
-                indices = [Cat(entries[k * entry_bits + 8 : (k + 1) * entry_bits], Const(0, ibp - ib))
-                           for k in range(geo.w_entries)]
-                i_shift, i_mask = _placed(m, f"weight{b}_wr_indices", indices, base, placed, WE)
-            for s in range(C):
-                en = Mux(from_prune, pruned["sub"] == s, plain_beat & (bank_of_beat == b) & (w_sub == s))
-                with m.If(en):
-                    m.d.sync += w_val[b][s].eq((w_val[b][s] & ~v_mask) | v_shift)
-                    if ib:
-                        m.d.sync += w_idx[b][s].eq((w_idx[b][s] & ~i_mask) | i_shift)
+                fields.append(([Cat(entries[k * entry_bits + 8 : (k + 1) * entry_bits], Const(0, ibp - ib))
+                                for k in range(geo.w_entries)], w_idx[b]))
+            _write_stage(m, f"weight{b}_wr", base, placed, WE, ens, fields)
         with m.If(plain_beat & bt.last):
             m.d.sync += b_ready.bit_select(bank_of_beat, 1).eq(1)
         with m.If(pruned["valid"] & pruned["last"]):
@@ -467,8 +485,7 @@ class NmTrainAccelerator(wiring.Component):
                 job_bank.eq(bank_now),
                 out_addr[bank_now].eq(job.addr),
                 out_rows[bank_now].eq(job.count),
-                # MM rows are Q_t accumulators; PGS records are ``width`` bytes.
-                out_row_bytes[bank_now].eq(Mux(job.pgs, job.width, job.width * geo.acc_bytes)),
+                out_row_bytes[bank_now].eq(job.row_bytes),
             ]
             with m.If(opens):
                 m.d.sync += [tile_bank.eq(new_bank), out_busy.bit_select(new_bank, 1).eq(1)]
@@ -476,10 +493,7 @@ class NmTrainAccelerator(wiring.Component):
         # ---- compute: read stage (cycle x), fold after fold ---------------------------------
         # The job's fields are queue-entry registers from its start to its end, so the read
         # stage may use them in its first cycle.
-        L = PE_PIPELINE_CYCLES
-        stream_len = job.k_steps if os_flow else job.count
-        fold_last = Signal(18)  # fold_cycles - 1
-        m.d.comb += fold_last.eq(2 * R + C - 3 + L + stream_len)
+        fold_last = job.fold_last
         rs_run = Signal()
         rs = Signal()  # the read stage works on the job this cycle
         m.d.comb += rs.eq(start_mm | rs_run)
@@ -620,7 +634,7 @@ class NmTrainAccelerator(wiring.Component):
         b_in = data.View(array.b_layout, array.b.payload)
         result = data.View(array.result_layout, array.result.payload)
         m_job = Signal(5)
-        m.d.comb += m_job.eq(Const(1, 5) << job.m_log2)
+        m.d.comb += m_job.eq(job.m)
 
         def masked(raw):
             """Lanes at and above the job's M read as zero."""
@@ -705,12 +719,12 @@ class NmTrainAccelerator(wiring.Component):
             new_row.append(Mux(w_add, prev + w_res[lane % C], w_res[lane % C].as_unsigned())[:A])
             lane_en.append((w_valid & (w_qb == lane // C)).replicate(geo.acc_bytes))
         if M > 1:
-            def read_row(sub, base):
-                """The slab row at entry ``base`` of weight sub-bank ``sub`` of the job's bank:
-                its values (a 1:1 slab's indices are zero)."""
+            def read_row(sub, bank, base):
+                """The slab row at entry ``base`` of weight sub-bank ``sub`` of weight bank
+                ``bank``: its values (a 1:1 slab's indices are zero)."""
                 sb = (C - 1).bit_length()
                 stores = Array(w_val[b][c] if c < C else Const(0, 8 * WE) for b in range(2) for c in range(1 << sb))
-                return _read_bytes(stores[Cat(sub[:sb], b_sel)], base, geo.w_entries, M)
+                return _read_bytes(stores[Cat(sub[:sb], bank)], base, geo.w_entries, M)
 
             pg = self._pregen_unit(m, geo, rank, job, start_pgs, read_row, b_size, C, ib)
             rank.build(m)
@@ -784,15 +798,21 @@ class NmTrainAccelerator(wiring.Component):
         P = geo.out_row_bytes
         count_bits = isa.field_width("count")
         rows_m = Signal(5, name="pg_m")  # M of the job
-        m.d.comb += rows_m.eq(Const(1, 5) << job.m_log2)
+        m.d.comb += rows_m.eq(job.m)
         # A group's bytes N + ceil(N log2 M / 8) and their write enables, registered from the job's
-        # fields (a multiply and two carry chains off the write path): the job is at the queue's
-        # head from its start on, and the first use is two cycles later (a group's first
-        # phase_end; its first write four).
-        gb = Signal(range(2 * 16 + 1), name="pg_group_bytes")
-        m.d.sync += gb.eq(job.n + ((job.n * job.m_log2 + 7) >> 3))
-        group_en = Signal(P, name="pg_group_en")
-        m.d.sync += group_en.eq(((Const(1, P + 1) << (job.n + ((job.n * job.m_log2 + 7) >> 3))) - 1)[:P])
+        # fields off the write path: the job is at the queue's head from its start on, and the
+        # first use is two cycles later (a group's first phase_end; its first write four). The
+        # size is a table of the N:M formats the array runs (a multiplier and carry chains
+        # otherwise), the enables its thermometer code.
+        sizes = {(n, mlog): n + -(-n * mlog // 8) for mlog in range(1, ib + 1) for n in range(1, 1 << mlog)}
+        gb_now = Signal(range(max(sizes.values()) + 1), name="pg_group_bytes_now")
+        with m.Switch(Cat(job.n, job.m_log2)):
+            for (n, mlog), size in sizes.items():
+                with m.Case(n | (mlog << isa.field_width("n"))):
+                    m.d.comb += gb_now.eq(size)
+        gb = _reg(m, gb_now, "pg_group_bytes", reset_less=True)
+        group_en = _reg(m, Cat(*(gb_now > j if j < max(sizes.values()) else Const(0) for j in range(P))),
+                        "pg_group_en", reset_less=True)
 
         # ---- sequencer ----
         run = Signal(name="pg_run")
@@ -811,8 +831,8 @@ class NmTrainAccelerator(wiring.Component):
         m.d.comb += [
             reading.eq(active & (~job.axis | (ph < rows_m))),
             emitting.eq(active & job.axis & (ph >= rows_m)),
-            phase_end.eq(ph + 1 == rows_m + job.count),
-            last.eq(active & Mux(job.axis, phase_end & (kept + job.n >= job.k_steps), row + 1 == job.count)),
+            phase_end.eq(ph == job.phase_last),
+            last.eq(active & Mux(job.axis, phase_end & (kept >= job.kept_last), row == job.count_last)),
         ]
         with m.If(reading):
             with m.If(sub == C - 1):
@@ -840,7 +860,9 @@ class NmTrainAccelerator(wiring.Component):
         d2_out_row = _reg(m, d1_out_row, "pg_out_row_d2", True)
         d2_off = _reg(m, _reg(m, off, "pg_off_d1", True), "pg_off_d2", True)
         d2_done = _reg(m, _reg(m, last, "pg_done_d1"), "pg_done_d2")
-        row_read = read_row(_reg(m, sub, "pg_sub_d1", True), _reg(m, base, "pg_base_d1", True))
+        # (the job's weight bank registered beside the sub-bank: the select's lines are registers)
+        row_read = read_row(_reg(m, sub, "pg_sub_d1", True), _reg(m, job.b_bank, "pg_bank_d1", True),
+                            _reg(m, base, "pg_base_d1", True))
         # Two cycles later the row is in the rank stage's input register (``rank.inputs``), and
         # along axis 1 goes on into the transposing buffer: the group's rows, one per slot.
         row_vals = Cat(*rank.inputs[:E])
@@ -908,8 +930,8 @@ class NmTrainAccelerator(wiring.Component):
         Cycle t: the beat is registered in the rank stage's input register, each byte with its
         |w|. t+1: each byte's rank in its group and how far it moves left (:func:`_rank`),
         registered. t+2: the shifter (:func:`_compact`) moves the kept bytes into place and the
-        entries are written: the bank is ready ``PRUNE_CYCLES = 2`` cycles after a plain load's
-        would be. The rank and squeeze stages are ``rank``, shared with the pre-generation unit.
+        entries go to the write stage (in the bank at t+3, as a plain record arriving at t+2):
+        the bank is ready ``PRUNE_CYCLES = 2`` cycles after a plain load's would be. The rank and squeeze stages are ``rank``, shared with the pre-generation unit.
         """
         assert isa.PRUNE_CYCLES == 2, "the prune unit has two register stages"
         E = geo.in_rec_bytes
@@ -996,20 +1018,31 @@ def _magnitude(m, name, value):
     return a
 
 
-def _placed(m, name, words, base, placed, cap):
-    """``words`` (of a power-of-two width) placed at word ``base`` of a store of ``cap`` words,
-    where ``placed`` (``cap`` bits) marks the words the record covers: ``(data, mask)``, the data
-    zero outside them, the mask all ones inside them."""
-    wb = len(words[0])
-    lw = (wb - 1).bit_length()
-    assert wb == 1 << lw
-    at = Signal(range(cap + 1), name=f"{name}_at")
-    m.d.comb += at.eq(base)
-    mask = Signal(cap * wb, name=f"{name}_mask")
-    m.d.comb += mask.eq(Cat(*(placed[j].replicate(wb) for j in range(cap))))
-    data = Signal(cap * wb, name=f"{name}_data")
-    m.d.comb += data.eq((Cat(*words) << Cat(Const(0, lw), at))[: cap * wb] & mask)
-    return data, mask
+def _write_stage(m, name, base, placed, cap, enables, fields):
+    """Records written at word ``base`` of flat stores of ``cap`` words, the words that
+    ``placed`` (``cap`` bits) marks, into the stores whose entry of ``enables`` is high:
+    ``fields`` are ``(words, stores)`` pairs (words of a power-of-two width, one store per
+    enable), such as a weight record's values and indices. This cycle the words, the base, the
+    mask and the enables are registered; the next cycle a shifter moves the words to the base and
+    the stores take them. A stored word's only logic besides the shifter is its clock enable,
+    ``enable & mask[j]`` of two registers, shared by the word's bits: the mask stays one net per
+    word instead of being folded into every stored bit's function, and what makes a record (the
+    receiver's unpack, the prune unit's squeeze) and the shifter are in different cycles."""
+    base_q = _reg(m, base, f"{name}_base_q", reset_less=True)
+    mask = _reg(m, placed, f"{name}_mask", reset_less=True)
+    ens = [_reg(m, enable, f"{name}_en{i}") for i, enable in enumerate(enables)]
+    for f, (words, stores) in enumerate(fields):
+        wb = len(words[0])
+        lw = (wb - 1).bit_length()
+        assert wb == 1 << lw and len(stores) == len(ens)
+        record = _reg(m, Cat(*words), f"{name}_record{f}", reset_less=True)
+        data = Signal(cap * wb, name=f"{name}_data{f}")
+        m.d.comb += data.eq((record << Cat(Const(0, lw), base_q))[: cap * wb])
+        for en, store in zip(ens, stores):
+            with m.If(en):
+                for j in range(cap):
+                    with m.If(mask[j]):
+                        m.d.sync += store.word_select(j, wb).eq(data.word_select(j, wb))
 
 
 def _length_mask(length, n):

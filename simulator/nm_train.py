@@ -298,9 +298,10 @@ def rtl_features(hw) -> dict[str, float]:
     the blocks of docs/nm_train.md "RTL (measured)"), one LUT6 per 4:1 mux slice
     (``simulator.resources._mux_luts``), log-depth shifters as 4:1 stages:
 
-    - input and weight sub-banks: flat registers, one LUT per stored bit for the masked write
-      and one FF; the receiver's shifter into an input sub-bank, a value and an index shifter
-      per weight bank; the reads (a window per input sub-bank and bank, an entry per column and
+    - input and weight sub-banks: flat registers (one FF per stored bit) written from a write
+      stage (the record, its base, its word mask and the sub-banks' enables registered), one LUT
+      per stored word for its clock enable; the write stage's shifter into an input sub-bank, a
+      value and an index shifter per weight bank; the reads (a window per input sub-bank and bank, an entry per column and
       bank, the PGS slab row from any weight sub-bank);
     - the receiver's unpack and the PGS pack switches over every N:M format up to ``max_m``;
     - the one rank and squeeze network (comparators, rank sums and shifts, the squeeze stages);
@@ -323,13 +324,17 @@ def rtl_features(hw) -> dict[str, float]:
     n_read = M if hw.dataflow == "os" else Ein
     store_bits = 2 * geo.in_subs * S * 8 + 2 * C * WE * (8 + ibp)
     lut = {
-        "store_writes": store_bits,
+        # a weight sub-bank's value and index words share their clock enable
+        "store_writes": 2 * geo.in_subs * S + 2 * C * WE,
         "write_shifters": 8 * S * clog2(S) / 2 + 2 * (8 + ibp) * WE * clog2(WE) / 2,
         # a window's first word is one of S // M + 1 (its offset is at most S)
         "input_reads": 2 * geo.in_subs * (8 * (n_read + M) * _mux_luts(S // M + 1) + 8 * n_read * _mux_luts(M)),
         "weight_reads": 2 * C * (8 + ib) * _mux_luts(WE),
     }
-    ff = {"stores": store_bits, "read_regs": geo.in_subs * 8 * n_read + C * (8 + ib)}
+    ff = {"stores": store_bits, "read_regs": geo.in_subs * 8 * n_read + C * (8 + ib),
+          # the write stages' registers: record, word mask, base, sub-bank enables
+          "write_stages": 8 * Ein + S + clog2(S + 1) + 2 * geo.in_subs
+          + 2 * ((8 + ibp) * Ew + WE + clog2(WE + 1) + C)}
     if M > 1:
         E = max(Ein, Ew)
         formats = sum((1 << ml) - 1 for ml in range(1, ib + 1)) + 1
