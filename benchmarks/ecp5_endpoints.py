@@ -1,0 +1,195 @@
+"""Which registers of a design end long paths on ECP5, before placement: a logic-depth estimate
+per endpoint of the packed ``synth_ecp5`` netlist that ``sparsim synth`` keeps in its
+place-and-route folder, grouped by the register's signal name.
+
+nextpnr's report names one critical path; its slack histogram counts endpoints without naming
+them. This reads the netlist nextpnr was given (``ecp5_packed.json``) and gives every flip-flop
+(D, CE and LSR inputs), block RAM input and registered multiplier input an arrival time from a
+fixed delay per cell plus ``--route`` ns of routing per LUT or carry entry (carry chains cost
+``0.1`` ns per cell inside the chain; an unregistered block RAM read 4.3 ns, a registered one
+1.0 ns; an unregistered MULT18X18D 3.9 ns). It is an estimate of logic depth, not a timing
+analysis: routing on a full device varies far more than one constant per hop. It ranks the
+groups of registers behind the slack histogram's wall; ``--trace NAME`` prints the deepest path
+into the first register whose name starts with NAME.
+
+    .venv/bin/python benchmarks/ecp5_endpoints.py --config examples/nm_train_mid_ecp5.yaml
+        [--netlist build/pnr/<hash>/ecp5_packed.json] [--over 12] [--top 40] [--trace rank_mag]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import re
+import sys
+from pathlib import Path
+
+#: Logic delay per cell type (ns), before the routing hop in front of it.
+CELL_NS = {"LUT4": 0.45, "CCU2C": 0.45, "PFUMX": 0.25, "L6MUX21": 0.25, "TRELLIS_DPR16X4": 1.5}
+#: Cells reached inside a slice (no routing hop in front of them).
+IN_SLICE = {"PFUMX", "L6MUX21"}
+
+
+def _registered(cell, key):
+    return str(cell["parameters"].get(key, "NONE")) not in ("NONE", "")
+
+
+class Netlist:
+    def __init__(self, design: dict, route_ns: float):
+        self.top = next(m for m in design["modules"].values() if m.get("attributes", {}).get("top"))
+        self.cells = self.top["cells"]
+        self.route = route_ns
+        self.driver = {}
+        for name, c in self.cells.items():
+            for port, direction in c["port_directions"].items():
+                if direction == "output":
+                    for bit in c["connections"][port]:
+                        if isinstance(bit, int):
+                            self.driver[bit] = (name, port)
+        # each bit's shortest visible net name: the RTL signal it carries
+        self.name = {}
+        for net, info in self.top["netnames"].items():
+            if net.startswith("$") or info.get("hide_name"):
+                continue
+            for i, bit in enumerate(info["bits"]):
+                if isinstance(bit, int) and (bit not in self.name or len(net) < len(self.name[bit].split("[")[0])):
+                    self.name[bit] = f"{net}[{i}]"
+        self.arrival: dict[int, float] = {}
+
+    def _inputs(self, cell, ports=None):
+        return [b for p, d in cell["port_directions"].items()
+                if d == "input" and (ports is None or p in ports) for b in cell["connections"][p]]
+
+    def at(self, bit) -> float:
+        """Arrival of ``bit`` (iterative: netlists are deep)."""
+        if not isinstance(bit, int) or bit not in self.driver:
+            return 0.0
+        stack = [bit]
+        while stack:
+            b = stack[-1]
+            if b in self.arrival:
+                stack.pop()
+                continue
+            name, port = self.driver[b]
+            c = self.cells[name]
+            t = c["type"]
+            if t == "TRELLIS_FF":
+                self.arrival[b] = 0.0
+                stack.pop()
+                continue
+            if t == "DP16KD":
+                out_reg = any(str(c["parameters"].get(k, "")).startswith("OUTREG") for k in ("REGMODE_A", "REGMODE_B"))
+                self.arrival[b] = 1.0 if out_reg else 4.3
+                stack.pop()
+                continue
+            if t == "MULT18X18D":
+                deps = [] if _registered(c, "REG_OUTPUT_CLK") else self._inputs(c, [p for p in c["port_directions"] if p[0] in "AB"])
+            elif t == "CCU2C" and port == "COUT":
+                deps = self._inputs(c)
+            else:
+                deps = self._inputs(c)
+            deps = [d for d in deps if isinstance(d, int) and d in self.driver]
+            todo = [d for d in deps if d not in self.arrival]
+            if todo:
+                stack.extend(todo)
+                if len(stack) > 10_000_000:
+                    raise RuntimeError("combinational loop")
+                continue
+            stack.pop()
+            if t == "MULT18X18D":
+                self.arrival[b] = (1.0 if _registered(c, "REG_OUTPUT_CLK")
+                                   else 3.9 + max((self.arrival[d] for d in deps), default=0.0) + self.route)
+            elif t == "CCU2C":
+                cin = c["connections"].get("CIN", [None])[0]
+                data = [d for d in deps if d != cin]
+                v = max((self.arrival[d] for d in data), default=0.0) + CELL_NS[t] + self.route
+                if cin in self.arrival:
+                    v = max(v, self.arrival[cin] + 0.1 + (0.3 if port != "COUT" else 0.0))
+                self.arrival[b] = v
+            else:
+                hop = 0.0 if t in IN_SLICE else self.route
+                self.arrival[b] = max((self.arrival[d] for d in deps), default=0.0) + CELL_NS.get(t, 0.45) + hop
+        return self.arrival[bit]
+
+    def endpoints(self):
+        """(arrival ns, register name, worst input bit) of every timed endpoint."""
+        for name, c in self.cells.items():
+            t = c["type"]
+            if t == "TRELLIS_FF":
+                ins = self._inputs(c, ("DI", "CE", "LSR"))
+                label = self.name.get(c["connections"]["Q"][0], name)
+            elif t == "DP16KD":
+                ins = [b for b in self._inputs(c) if b is not None]
+                label = f"DP16KD {name}"
+            elif t == "MULT18X18D" and _registered(c, "REG_INPUTA_CLK"):
+                ins = self._inputs(c, [p for p in c["port_directions"] if p[0] in "AB"])
+                label = f"MULT18X18D {name}"
+            else:
+                continue
+            ins = [b for b in ins if isinstance(b, int)]
+            if ins:
+                worst = max(ins, key=self.at)
+                yield self.at(worst) + 0.2, label, worst
+
+    def trace(self, bit):
+        path = []
+        while isinstance(bit, int) and bit in self.driver:
+            name, _ = self.driver[bit]
+            c = self.cells[name]
+            path.append((self.arrival.get(bit, 0.0), c["type"], self.name.get(bit, name)))
+            if c["type"] in ("TRELLIS_FF", "DP16KD"):
+                break
+            ins = [b for b in self._inputs(c) if isinstance(b, int) and b in self.driver]
+            if not ins:
+                break
+            bit = max(ins, key=lambda b: self.arrival.get(b, 0.0))
+        return path[::-1]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="design point whose cached sparsim synth P&R folder to read")
+    parser.add_argument("--netlist", help="an ecp5_packed.json (instead of --config)")
+    parser.add_argument("--route", type=float, default=0.9, help="ns of routing per LUT or carry entry")
+    parser.add_argument("--over", type=float, default=12.0, help="count endpoints at or above this many ns")
+    parser.add_argument("--top", type=int, default=40, help="groups to print")
+    parser.add_argument("--trace", action="append", default=[], help="print the deepest path into this register")
+    args = parser.parse_args(argv)
+    if args.netlist:
+        path = Path(args.netlist)
+    elif args.config:
+        from sparsim.dataflow.config import load_design_point
+        from sparsim.rtl.synth import pnr_folder
+        from sparsim.rtl.verilog import to_verilog
+
+        path = pnr_folder(to_verilog(load_design_point(args.config).hardware)) / "ecp5_packed.json"
+    else:
+        parser.error("give --config or --netlist")
+    if not path.exists():
+        print(f"{path}: no packed netlist (run sparsim synth on the point first)", file=sys.stderr)
+        return 2
+    net = Netlist(json.loads(path.read_text()), args.route)
+    ends = sorted(net.endpoints(), key=lambda e: -e[0])
+    hist = collections.Counter(int(a) for a, _, _ in ends)
+    print(f"{path}: {len(ends)} endpoints; per whole ns of estimated arrival: "
+          + ", ".join(f"{ns}: {hist[ns]}" for ns in sorted(hist, reverse=True)))
+    groups = collections.defaultdict(list)
+    for a, label, _ in ends:
+        groups[re.sub(r"\d+", "#", re.sub(r"\[\d+\]$", "", label))].append(a)
+    print(f"{'max ns':>7} {'>= ' + str(args.over):>8} {'regs':>6}  register group")
+    for worst, over, n, g in sorted(((max(v), sum(x >= args.over for x in v), len(v), g)
+                                    for g, v in groups.items()), reverse=True)[: args.top]:
+        print(f"{worst:7.1f} {over:8d} {n:6d}  {g}")
+    for want in args.trace:
+        hits = [(a, label, bit) for a, label, bit in ends if label.startswith(want)]
+        if hits:
+            a, label, bit = max(hits)
+            print(f"deepest path into {label} ({a:.1f} ns):")
+            for at, kind, name in net.trace(bit):
+                print(f"  {at:6.1f}  {kind:<11} {name[:90]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
