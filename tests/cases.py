@@ -213,7 +213,7 @@ _NM_HAND_DOUBLE_BUFFER = Case(
         "workload": {"kind": "train", "batch": 1, "mode": "dense",
                      "layers": [{"name": "l", "k": 2, "cout": 2, "positions": 6}]},
     }),
-    hand_cycles=102,
+    hand_cycles=100,
     derivation="""R = C = 2 (OS), L = 3, MM_PIPE_CYCLES = 4, BW = 4 B/cycle, latency 2; banks
     of 4 B (input, weight) and 16 B (output). Forward P = 6, Q = 2, K = 2: three 2-row tiles
     under one weight tile (LDB, then LDA + MM per tile); weight gradient P = 2, Q = 2, K = 6 in
