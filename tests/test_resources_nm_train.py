@@ -40,9 +40,17 @@ def test_rtl_model_agrees_with_recorded_synthesis(row):
     _skip_if_stale(row)
     est = nm_train.rtl_resources(_hw(row))
     assert est["dsp"] == row["dsp"]
+    # A row may name a resource the model is known to miss on it ("model_miss": {name: why}): the
+    # others are still checked, and the miss is a visible xfail while it lasts and a failure
+    # once the model is back within the tolerance (so the marker cannot outlive the miss).
+    missed = row.get("model_miss", {})
     for name, tol in TOLERANCE.items():
-        if row.get(name) is not None:
+        if row.get(name) is not None and name not in missed:
             assert abs(est[name] - row[name]) <= tol * row[name], f"{name}: model {est[name]}, yosys {row[name]}"
+    for name, why in missed.items():
+        err = (est[name] - row[name]) / row[name]
+        assert abs(err) > TOLERANCE[name], f"{name}: the model is within tolerance again ({err:+.1%}): drop model_miss"
+        pytest.xfail(f"{row['name']} {name}: model {err:+.1%} ({why})")
 
 
 @pytest.mark.parametrize("row", TABLE, ids=lambda r: r["name"])
