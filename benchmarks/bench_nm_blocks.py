@@ -263,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paths", action="store_true", help="with --pnr: the critical path's delays cell by cell")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per Yosys run")
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--speed-grade", type=int, choices=(6, 7, 8), default=6,
+                        help="LFE5U-85F speed grade nextpnr times with (6 slowest, the docs' figures; 8 fastest)")
     args = parser.parse_args(argv)
     hw = load_design_point(args.config).hardware
     blocks = _blocks(hw)
@@ -283,15 +285,15 @@ def main(argv: list[str] | None = None) -> int:
             top = _Block(blocks[name], registered=args.pnr)
             text = verilog.convert(top, name="top", ports=top.ports, emit_src=False)
         if args.pnr:
-            pnr = place_and_route_verilog(text, module, timeout_s=args.timeout)
-            row = {"block": name, "fmax_mhz": pnr.fmax_mhz, "lut4": pnr.lut4, "ff": pnr.ff,
+            pnr = place_and_route_verilog(text, module, timeout_s=args.timeout, speed=args.speed_grade)
+            row = {"block": name, "speed_grade": pnr.speed_grade, "fmax_mhz": pnr.fmax_mhz, "lut4": pnr.lut4, "ff": pnr.ff,
                    "mult18": pnr.mult18, "seconds": round(pnr.seconds), "critical_path": critical_path(text)}
             rows.append(row)
             print(f"{name:<14} {pnr.fmax_mhz:>8.1f} MHz {pnr.lut4:>7} LUT4 {pnr.ff:>7} FF {pnr.mult18:>4} MULT18 "
                   f"{row['seconds']:>6} s", flush=True)
             print("  critical path: " + " -> ".join(row["critical_path"]), flush=True)
             if args.paths:
-                for line in path_delays(pnr_folder(text) / "report.json"):
+                for line in path_delays(pnr_folder(text, speed=args.speed_grade) / "report.json"):
                     print("    " + line, flush=True)
             if args.json:
                 Path(args.json).write_text(json.dumps(rows, indent=1))

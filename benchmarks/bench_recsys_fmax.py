@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block", choices=sorted(BLOCKS), default="gather", help="the block to place and route")
     parser.add_argument("--paths", action="store_true", help="also print the critical path's delays cell by cell")
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--speed-grade", type=int, choices=(6, 7, 8), default=6,
+                        help="LFE5U-85F speed grade nextpnr times with (6 slowest, the docs' figures; 8 fastest)")
     args = parser.parse_args(argv)
     rows = []
     for path in args.config:
@@ -114,16 +116,16 @@ def main(argv: list[str] | None = None) -> int:
         block, top = BLOCKS[args.block]
         text = block(hw)
         t0 = time.perf_counter()
-        pnr = place_and_route_verilog(text, top)
+        pnr = place_and_route_verilog(text, top, speed=args.speed_grade)
         cp = critical_path(text)
-        row = {"config": path, "block": args.block, "ecp5_fmax_mhz": pnr.fmax_mhz, "lut4": pnr.lut4,
+        row = {"config": path, "block": args.block, "speed_grade": pnr.speed_grade, "ecp5_fmax_mhz": pnr.fmax_mhz, "lut4": pnr.lut4,
                "ff": pnr.ff, "mult18": pnr.mult18, "seconds": round(pnr.seconds), "critical_path": cp}
         rows.append(row)
         print(f"{path} {args.block}: {pnr.fmax_mhz:.1f} MHz, {pnr.lut4} LUT4, {pnr.ff} FF, "
               f"{pnr.mult18} MULT18X18D ({pnr.seconds:.0f} s P&R; {time.perf_counter() - t0:.0f} s now)", flush=True)
         print("  critical path: " + " -> ".join(cp), flush=True)
         if args.paths:
-            for line in path_delays(pnr_folder(text, pack=True) / "report.json"):
+            for line in path_delays(pnr_folder(text, pack=True, speed=args.speed_grade) / "report.json"):
                 print("    " + line, flush=True)
     print(PROXY_NOTE)
     if args.json:

@@ -57,6 +57,11 @@ ECP5_PACK_VERSION = 3
 #: ECP5 place and route: device, package, the clock target given to nextpnr (it only steers the
 #: timing-driven placer; the achieved Fmax is what is reported) and a fixed placer seed.
 ECP5_DEVICE, ECP5_PACKAGE, ECP5_TARGET_MHZ, ECP5_SEED = "85k", "CABGA381", 200.0, 1
+#: Speed grades of the LFE5U-85F that nextpnr has timing for, slowest (6, nextpnr's default and the
+#: grade of every figure the docs quote unless they say otherwise) to fastest (8). The part is sold
+#: in all three; the grade changes the delays nextpnr times with and so its timing-driven placement.
+ECP5_SPEED_GRADES = (6, 7, 8)
+ECP5_SPEED = 6
 PROXY_NOTE = ("ECP5 Fmax is an open-flow proxy (Yosys + nextpnr on a Lattice ECP5-85), "
               "not an UltraScale+ timing figure")
 
@@ -91,6 +96,8 @@ class PnrResult:
     #: With ``pack``: registers moved into block RAMs and multipliers,
     #: :func:`sparsim.rtl.ecp5_pack.pack_registers`'s counts.
     packed: dict[str, int] | None = None
+    #: The LFE5U-85F speed grade nextpnr timed the design with (:data:`ECP5_SPEED_GRADES`).
+    speed_grade: int = ECP5_SPEED
 
 
 def _param_int(value) -> int:
@@ -217,45 +224,70 @@ def synthesize_verilog(text: str, top: str, build_root: Path | None = None, *, f
 
 def place_and_route_ecp5(hw: HardwareConfig, build_root: Path | None = None, *,
                          use_cache: bool = True, timeout_s: float = 3600,
-                         pack: bool = True) -> PnrResult:
-    """``synth_ecp5`` and ``nextpnr-ecp5`` (ECP5-85, out of context) of the design point, with
-    the register packing of :mod:`sparsim.rtl.ecp5_pack` unless ``pack`` is false.
+                         pack: bool = True, speed: int = ECP5_SPEED) -> PnrResult:
+    """``synth_ecp5`` and ``nextpnr-ecp5`` (ECP5-85, out of context, speed grade ``speed``) of
+    the design point, with the register packing of :mod:`sparsim.rtl.ecp5_pack` unless ``pack``
+    is false.
 
     Works in ``build_root`` (default ``$SPARSIM_BUILD_DIR/pnr``). The Fmax is nextpnr's
     achieved figure for the one clock domain, from its ``--report`` JSON.
     """
     return place_and_route_verilog(to_verilog(hw), TOP_MODULE, build_root, use_cache=use_cache,
-                                   timeout_s=timeout_s, pack=pack)
+                                   timeout_s=timeout_s, pack=pack, speed=speed)
 
 
-def pnr_folder(text: str, build_root: Path | None = None, *, pack: bool = True) -> Path:
+def _check_speed(speed: int) -> None:
+    if speed not in ECP5_SPEED_GRADES:
+        raise ValueError(f"speed grade must be one of {', '.join(map(str, ECP5_SPEED_GRADES))}, not {speed!r}")
+
+
+def pnr_folder(text: str, build_root: Path | None = None, *, pack: bool = True,
+               speed: int = ECP5_SPEED) -> Path:
     """Where :func:`place_and_route_verilog` works on ``text`` (and keeps nextpnr's log and
     ``report.json``, whose critical path names the slowest path's cells)."""
+    _check_speed(speed)
     if pack:
         flow = f"ecp5-{FLOW_VERSION}-pack{ECP5_PACK_VERSION}-{ECP5_DEVICE}-{ECP5_PACKAGE}-{ECP5_TARGET_MHZ}-{ECP5_SEED}"
     else:
         flow = f"ecp5-{FLOW_VERSION}-{ECP5_DEVICE}-{ECP5_PACKAGE}-{ECP5_TARGET_MHZ}-{ECP5_SEED}"
+    if speed != ECP5_SPEED:  # grade 6 keeps the folders it always had
+        flow += f"-speed{speed}"
     return _build_root(build_root, "pnr") / _key(text, flow)
+
+
+def _reuse_synth_ecp5(text: str, build_root: Path | None, folder: Path, speed: int) -> bool:
+    """Copy ``synth_ecp5``'s netlist of ``text`` from another speed grade's folder, if one has it:
+    Yosys's mapping does not depend on the grade, only nextpnr's timing does."""
+    for other in ECP5_SPEED_GRADES:
+        source = pnr_folder(text, build_root, speed=other)
+        # ecp5_packed.json is written after Yosys has finished, so its ecp5.json is whole
+        if other != speed and (source / "ecp5_packed.json").exists():
+            shutil.copyfile(source / "ecp5.json", folder / "ecp5.json")
+            return True
+    return False
 
 
 def place_and_route_verilog(text: str, top: str, build_root: Path | None = None, *,
                             use_cache: bool = True, timeout_s: float = 3600,
-                            pack: bool = True) -> PnrResult:
+                            pack: bool = True, speed: int = ECP5_SPEED) -> PnrResult:
     """:func:`place_and_route_ecp5` of any Verilog text whose module ``top`` has one clock.
 
     ``pack``: move block RAM output registers and the registers around each MULT18X18D into
     the primitives before nextpnr, as a vendor flow would (:mod:`sparsim.rtl.ecp5_pack`; Yosys
-    does not); false leaves them in the fabric."""
-    folder = pnr_folder(text, build_root, pack=pack)
+    does not); false leaves them in the fabric. ``speed``: the LFE5U-85F speed grade nextpnr
+    times with (:data:`ECP5_SPEED_GRADES`); another grade's ``synth_ecp5`` netlist of the same
+    text is reused."""
+    folder = pnr_folder(text, build_root, pack=pack, speed=speed)
     result_file = folder / "result.json"
     if use_cache and result_file.exists():
         return PnrResult(**json.loads(result_file.read_text()))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "top.v").write_text(text)
     t0 = time.perf_counter()
-    _run(_yosys() + ["-q", "-l", "yosys.log", "-p",
-                     f"read_verilog -sv top.v; synth_ecp5 -top {top} -json ecp5.json"],
-         folder, "yosys.log", timeout_s)
+    if not (pack and _reuse_synth_ecp5(text, build_root, folder, speed)):
+        _run(_yosys() + ["-q", "-l", "yosys.log", "-p",
+                         f"read_verilog -sv top.v; synth_ecp5 -top {top} -json ecp5.json"],
+             folder, "yosys.log", timeout_s)
     netlist, packed = "ecp5.json", None
     if pack:
         design = json.loads((folder / netlist).read_text())
@@ -264,7 +296,7 @@ def place_and_route_verilog(text: str, top: str, build_root: Path | None = None,
         (folder / netlist).write_text(json.dumps(design))
     _run(_nextpnr_ecp5() + [f"--{ECP5_DEVICE}", "--package", ECP5_PACKAGE, "--out-of-context",
                             "--json", netlist, "--report", "report.json", "--log", "nextpnr.log",
-                            "--freq", f"{ECP5_TARGET_MHZ:g}", "--seed", str(ECP5_SEED),
+                            "--freq", f"{ECP5_TARGET_MHZ:g}", "--seed", str(ECP5_SEED), "--speed", str(speed),
                             "--timing-allow-fail", "--quiet"],
          folder, "nextpnr.log", timeout_s)
     seconds = time.perf_counter() - t0
@@ -281,6 +313,7 @@ def place_and_route_verilog(text: str, top: str, build_root: Path | None = None,
         mult18=used.get("MULT18X18D", 0),
         seconds=seconds,
         packed=packed,
+        speed_grade=speed,
     )
     _store(result_file, res)
     return res

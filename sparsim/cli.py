@@ -231,11 +231,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
         )
     print(f"synthesising {eng.describe(hw)} with Yosys synth_xilinx -family {args.family} "
           f"(the first run compiles Yosys, ~40 s)"
-          f"{'' if args.no_pnr else ', then placing and routing it on ECP5 with nextpnr'} ...",
+          f"{'' if args.no_pnr else f', then placing and routing it on ECP5 (speed grade {args.speed_grade}) with nextpnr'} ...",
           file=sys.stderr)
     try:
         res = synthesize(hw, family=args.family, use_cache=not args.fresh)
-        pnr = None if args.no_pnr else place_and_route_ecp5(hw, use_cache=not args.fresh)
+        pnr = None if args.no_pnr else place_and_route_ecp5(hw, use_cache=not args.fresh,
+                                                            speed=args.speed_grade)
     except RuntimeError as exc:
         raise _Fail(str(exc)) from None
     if args.json:
@@ -258,7 +259,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         print("  (Yosys packs DSP registers and cascades only into DSP48E1; --family xc7 checks that "
               "the RTL has that structure)")
     if pnr is not None:
-        print(f"  ECP5 Fmax: {pnr.fmax_mhz:.1f} MHz (target {pnr.target_mhz:g}; {pnr.lut4} LUT4, {pnr.ff} FF, "
+        print(f"  ECP5 Fmax: {pnr.fmax_mhz:.1f} MHz at speed grade {pnr.speed_grade} "
+              f"(target {pnr.target_mhz:g}; {pnr.lut4} LUT4, {pnr.ff} FF, "
               f"{pnr.mult18} MULT18X18D) -- {PROXY_NOTE}")
     print(f"  (synthesis took {res.seconds:.1f} s"
           + ("" if pnr is None else f", ECP5 place and route {pnr.seconds:.1f} s")
@@ -375,6 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the ECP5 place and route (and its Fmax figure)")
     p.add_argument("--force", action="store_true",
                    help=f"synthesise even above {SYNTH_LUT_LIMIT:,} estimated LUTs (slow)")
+    p.add_argument("--speed-grade", type=int, choices=(6, 7, 8), default=6,
+                   help="LFE5U-85F speed grade nextpnr times with: 6 (slowest, default), 7 or 8 "
+                        "(fastest); reuses another grade's synth_ecp5 netlist of the same design")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("verify", parents=[overrides], help="run a design point's RTL under Verilator+cocotb and compare "
