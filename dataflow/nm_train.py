@@ -842,4 +842,5 @@ ENGINE = Engine(
     compile=compile_design_point,
     program_cycles=lazy("sparsim.simulator.nm_train:program_cycles"),
     bench_kinds=("train",),
+    read_beats=True,
 )

@@ -53,6 +53,7 @@ def run_spec(item: ProgramRun) -> RunSpec:
         write_bytes=geometry.out_row_bytes if geometry is not None else (line_bytes or 1),
         max_cycles=limit,
         stall_seed=item.stall_seed,
+        read_beats=engines.of(hw).read_beats,
         channels=hw.memory.channels if line_bytes else 0,
         bytes_per_cycle=hw.memory.bytes_per_cycle if line_bytes else 0,
         line_bytes=line_bytes,

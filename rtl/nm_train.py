@@ -88,6 +88,9 @@ class Geometry:
         self.out_lanes = -(-max(C, self.out_bank // (R * self.acc_bytes)) // C) * C
         self.out_rows = max(R, self.out_bank // (min(self.acc_bytes, 2) if hw.max_m > 1 else self.acc_bytes))
         self.read_bytes = max(self.in_rec_bytes, self.w_entries)
+        #: bytes of a read-data beat: the memory's BW, or the widest record if that is smaller
+        #: (records of at most BW bytes move one per beat, alone)
+        self.beat_bytes = min(hw.memory.bandwidth_bytes_per_cycle, self.read_bytes)
         self.out_row_bytes = self.out_lanes * self.acc_bytes
 
 
@@ -119,7 +122,7 @@ def top_signature(hw: NmTrainHardware) -> wiring.Signature:
     return shell.top_signature(
         instr_layout=INSTR_LAYOUT,
         request_layout=read_request_layout(hw),
-        read_data_bits=Geometry(hw).read_bytes * 8,
+        read_data_bits=Geometry(hw).beat_bytes * 8,
         write_layout=write_layout(hw),
     )
 
@@ -167,10 +170,12 @@ class NmTrainAccelerator(wiring.Component):
         as ``END`` (and ``PGS`` on an array with ``max_m`` 1, which no compiled Program has).
     rd_req : Out(stream.Signature(read_request_layout(hw)))
         Memory read requests: ``addr``, ``count`` records of ``rec_bytes`` bytes, consecutive.
-    rd_data : In(stream.Signature(Geometry(hw).read_bytes * 8, always_ready=True))
-        Read records in request order, one per beat, in the low ``rec_bytes * 8`` bits. Never
-        stalled: every record is taken in its arrival cycle (pruned records two cycles later)
-        and in its bank the cycle after.
+    rd_data : In(stream.Signature(Geometry(hw).beat_bytes * 8, always_ready=True))
+        Read data in request order, the memory's beats (``StripedMemory(beats=True)``): a
+        transfer of records wider than a beat as its byte stream, ``beat_bytes`` a beat (its
+        last beat may be shorter), records of at most ``beat_bytes`` one per beat in the low
+        ``rec_bytes * 8`` bits. Never stalled: every record is taken in the cycle of its last
+        byte's beat (pruned records two cycles later) and in its bank the cycle after.
     wr : Out(stream.Signature(write_layout(hw)))
         Output rows: ``addr``, ``data`` (accumulators, little-endian), ``bytes`` (the row's size,
         ``Q_t * acc_bits / 8``) and ``last``.
@@ -265,7 +270,6 @@ class NmTrainAccelerator(wiring.Component):
         wiring.connect(m, wiring.flipped(self.instr), loader.instr)
         wiring.connect(m, wiring.flipped(self.rd_req), loader.rd_req)
         wiring.connect(m, loader.route, receiver.route)
-        wiring.connect(m, wiring.flipped(self.rd_data), receiver.rd_data)
         wiring.connect(m, wiring.flipped(self.wr), store.wr)
         m.d.comb += [self.done.eq(loader.done), self.cycles.eq(loader.cycles)]
 
@@ -298,6 +302,9 @@ class NmTrainAccelerator(wiring.Component):
                         for b in range(2))
         b_ksteps = Array(Signal(range(geo.w_entries + 1), name=f"weight{b}_ksteps", reset_less=True)
                          for b in range(2))
+        b_width = [Signal(range(geo.read_bytes + 1), name=f"weight{b}_width", reset_less=True) for b in range(2)]
+        # Per receiver target: bytes per record of its latest load.
+        self._assemble(m, geo, receiver, [a_width[0], a_width[1], *b_width])
         # The same as masks of the words a record covers (``(1 << size) - 1``), made when the load
         # issues, so that a beat's write only shifts them to the record's place.
         a_lenmask = Array(Signal(geo.in_rec_bytes, name=f"input{b}_lenmask", reset_less=True) for b in range(2))
@@ -336,6 +343,7 @@ class NmTrainAccelerator(wiring.Component):
                 b_next.eq(~b_next), b_guard.eq(dispatched), b_ready.bit_select(b_next, 1).eq(0),
                 b_prune.bit_select(b_next, 1).eq(cur.prune), b_n[b_next].eq(cur.n), b_mlog2[b_next].eq(cur.m_log2),
                 b_ksteps[b_next].eq(cur.k_steps), b_lenmask[b_next].eq(_length_mask(cur.k_steps, geo.w_entries)),
+                Array(b_width)[b_next].eq(cur.width),
             ]
 
         # ---- dispatch into the queue ------------------------------------------------------
@@ -773,6 +781,38 @@ class NmTrainAccelerator(wiring.Component):
         with m.If(store.done):
             m.d.sync += out_busy.bit_select(store.bank, 1).eq(0)
         return m
+
+    def _assemble(self, m, geo, receiver, rec_bytes_of):
+        """Records out of the read-data beats: the shell's receiver sees a record (the whole of it,
+        in the low bits) in the cycle of the beat that holds its last byte, when a record port
+        would have delivered it, and numbers and routes it as before. The bytes of the record in
+        progress from earlier beats wait in a register of the widest record; a beat's bytes past
+        its record's end are the next record's first (records wider than a beat lie back to back
+        in the stream). ``rec_bytes_of``: per receiver target, its latest load's record size."""
+        DB, RB = geo.beat_bytes, geo.read_bytes
+        got = Signal(range(RB + 1), name="rx_got")  # bytes of the record in progress so far
+        held = Signal(8 * RB, name="rx_held", reset_less=True)
+        target = receiver.beat.payload.target  # the oldest route's (a register)
+        size = Signal(range(RB + 1), name="rx_rec_bytes")
+        m.d.comb += size.eq(Array(rec_bytes_of)[target])
+        need = Signal(range(RB + 1), name="rx_need")
+        completes = Signal(name="rx_completes")
+        m.d.comb += [need.eq(size - got), completes.eq(need <= DB)]
+        beat = self.rd_data.payload
+        own = Cat(*(Mux(i < need, beat[8 * i : 8 * i + 8], 0) for i in range(DB)))
+        placed = Signal(8 * RB, name="rx_placed")
+        m.d.comb += placed.eq((Cat(own, Const(0, 8 * RB)) << (got * 8))[: 8 * RB])
+        merged = Signal(8 * RB, name="rx_record")
+        m.d.comb += merged.eq(Cat(*(Mux(k < got, held[8 * k : 8 * k + 8], placed[8 * k : 8 * k + 8])
+                                    for k in range(RB))))
+        m.d.comb += [receiver.rd_data.valid.eq(self.rd_data.valid & completes),
+                     receiver.rd_data.payload.eq(merged)]
+        with m.If(self.rd_data.valid):
+            with m.If(completes):
+                m.d.sync += [got.eq(Mux(receiver.beat.payload.last | (size <= DB), 0, DB - need)),
+                             held.eq(beat >> (need * 8))]
+            with m.Else():
+                m.d.sync += [got.eq(got + DB), held.eq(merged)]
 
     @staticmethod
     def _pregen_unit(m, geo, rank, job, start, read_row, slab_cols, C, ib):

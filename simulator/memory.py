@@ -220,6 +220,13 @@ class StripedMemory:
         Bytes of one written record (an output row).
     stalls : StallPolicy or None
         Random stalls; None follows the contract's timing exactly.
+    beats : bool
+        Read data as the port's beats instead of whole records: a transfer of records of
+        ``S >= BW`` bytes moves as its byte stream, ``BW`` bytes a cycle (beat ``b`` holds the
+        transfer's bytes ``b*BW .. (b+1)*BW - 1``, in the cycle record ``j`` would move when
+        ``b = off(j)``, the beat holding its last byte); records shorter than ``BW`` still move
+        one per beat, alone. Without stalls every record's last byte moves exactly when it
+        would as a whole record.
     """
 
     def __init__(
@@ -230,8 +237,10 @@ class StripedMemory:
         latency: int,
         write_bytes: int,
         stalls: StallPolicy | None = None,
+        beats: bool = False,
     ):
         self._bw = _check_positive("bandwidth", bandwidth)
+        self._read_beats = bool(beats)
         self._latency = _check_positive("latency", latency)
         self._write_bytes = _check_positive("write_bytes", write_bytes)
         self.image = image
@@ -239,7 +248,8 @@ class StripedMemory:
         self._rng = random.Random(stalls.seed) if stalls is not None else None
         self._read_free = 0
         self._write_free = 0
-        self._beats: deque[tuple[int, int, int]] = deque()  # (cycle, address, bytes), in order
+        # (cycle, address, bytes, records whose last byte it holds), in order
+        self._beats: deque[tuple[int, int, int, int]] = deque()
         self._burst: _WriteBurst | None = None
         self.stats = MemoryStats()
 
@@ -262,24 +272,36 @@ class StripedMemory:
             return
         t0 = _read_start(cycle, self._latency, self._read_free)
         t = t0 - 1
-        for j in range(count):
-            t = max(t0 + _record_offset(j, rec_bytes, self._bw), t + 1)
-            if self._stalls:
-                while self._chance(self._stalls.read_gap):
-                    t += 1
-            self._beats.append((t, addr + j * rec_bytes, rec_bytes))
+        if self._read_beats and rec_bytes > self._bw:
+            total = count * rec_bytes
+            # (records whose last byte lies in beat b: those j with off(j) == b)
+            for b in range(-(-total // self._bw)):
+                t = max(t0 + b, t + 1)
+                if self._stalls:
+                    while self._chance(self._stalls.read_gap):
+                        t += 1
+                lo, hi = b * self._bw, min((b + 1) * self._bw, total)
+                self._beats.append((t, addr + lo, hi - lo, hi // rec_bytes - lo // rec_bytes))
+        else:
+            for j in range(count):
+                t = max(t0 + _record_offset(j, rec_bytes, self._bw), t + 1)
+                if self._stalls:
+                    while self._chance(self._stalls.read_gap):
+                        t += 1
+                self._beats.append((t, addr + j * rec_bytes, rec_bytes, 1))
         self._read_free = t + 1
         self.stats.bytes_read += count * rec_bytes
 
     def read_data(self, cycle: int) -> int | None:
-        """The record delivered in ``cycle`` (little-endian integer), or None."""
+        """The record (or with ``beats`` the beat) delivered in ``cycle`` (little-endian
+        integer), or None."""
         if not self._beats or self._beats[0][0] != cycle:
             return None
-        _, addr, nbytes = self._beats.popleft()
+        _, addr, nbytes, records = self._beats.popleft()
         if addr + nbytes > len(self.image):
             self.stats.errors.append(f"cycle {cycle}: read of {nbytes} bytes at {addr} is out of range")
             return 0
-        self.stats.records_read += 1
+        self.stats.records_read += records
         return int.from_bytes(self.image[addr : addr + nbytes], "little")
 
     def write_ready(self, cycle: int, valid: bool, nbytes: int | None = None) -> bool:

@@ -105,7 +105,9 @@ class Engine:
       ``rtl_resources(hardware)`` the counts of the RTL as built, where they differ from
       ``resources`` (which sweeps use), for ``sparsim synth`` to compare with synthesis;
       ``rtl_check(program)`` raises ``ConfigError`` when the RTL as built cannot run a compiled
-      Program that the simulator can (a capacity of the hardware that is not a config key).
+      Program that the simulator can (a capacity of the hardware that is not a config key);
+      ``read_beats`` whether its top's ``rd_data`` takes the memory's beats of ``BW`` bytes
+      (``StripedMemory(beats=True)``) instead of whole records.
     """
 
     name: str
@@ -125,6 +127,7 @@ class Engine:
     bench_kinds: tuple[str, ...] = ()
     rtl_resources: Callable[[Any], dict[str, float]] | None = None
     rtl_check: Callable[[Any], None] | None = None
+    read_beats: bool = False
     _kinds: dict[str, type] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

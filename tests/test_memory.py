@@ -128,6 +128,50 @@ def test_striped_reads_follow_the_closed_form(transfers, bandwidth, latency):
 
 
 @settings(max_examples=150, deadline=None)
+@given(transfers=_transfers, bandwidth=st.integers(1, 32), latency=st.integers(1, 12), stalls=st.booleans())
+def test_striped_read_beats_carry_the_stream_and_end_records_on_time(transfers, bandwidth, latency, stalls):
+    """``beats=True``: the beats are the transfers' bytes in order, at most BW each (a record of
+    at most BW bytes alone); without stalls the beat holding a record's last byte moves exactly
+    when the record would, and the port is free at the same cycle."""
+    mem = bytearray(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    policy = StallPolicy(seed=3) if stalls else None
+    model = StripedMemory(mem, bandwidth=bandwidth, latency=latency, write_bytes=1, stalls=policy, beats=True)
+    ends, stream, beat_sizes = [], bytearray(), []
+    cycle, free, addr = 0, 0, 0
+    for gap, count, rec_bytes in transfers:
+        cycle += gap
+        model.read_request(cycle, addr, count, rec_bytes)
+        t0 = read_start(cycle, latency, free)
+        ends += [t0 + record_offset(j, rec_bytes, bandwidth) for j in range(count)]
+        free = transfer_end(t0, count, rec_bytes, bandwidth) + 1
+        stream += mem[addr : addr + count * rec_bytes]
+        beat_sizes += [min(bandwidth, rec_bytes * count - b * bandwidth) for b in range(-(-rec_bytes * count // bandwidth))] \
+            if rec_bytes > bandwidth else [rec_bytes] * count
+        addr += count * rec_bytes
+    horizon = free * (20 if stalls else 1) + 100
+    seen = _read_cycles(model, horizon)
+    got = b"".join(r.to_bytes(n, "little") for (_, r), n in zip(seen, beat_sizes))
+    assert len(seen) == len(beat_sizes) and got == bytes(stream)
+    assert model.stats.records_read == len(ends)
+    if not stalls:
+        last_byte_beats = []
+        for gap, count, rec_bytes in transfers:
+            if rec_bytes > bandwidth:
+                last_byte_beats += [((j + 1) * rec_bytes - 1) // bandwidth for j in range(count)]
+            else:
+                last_byte_beats += list(range(count))
+        cycles = [c for c, _ in seen]
+        firsts = []
+        i = 0
+        for gap, count, rec_bytes in transfers:
+            n = -(-rec_bytes * count // bandwidth) if rec_bytes > bandwidth else count
+            firsts += [cycles[i]] * count
+            i += n
+        assert [f + b for f, b in zip(firsts, last_byte_beats)] == ends
+    assert model.idle
+
+
+@settings(max_examples=150, deadline=None)
 @given(transfers=_transfers, bandwidth=st.integers(1, 32))
 def test_striped_writes_follow_the_closed_form(transfers, bandwidth):
     """Each burst's rows are offered back to back from cycle ``v`` (previous offer + gap)."""

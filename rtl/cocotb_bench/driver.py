@@ -60,7 +60,8 @@ async def drive_program(
     """Run one Program on a design that has just left reset (cycle 0 is now)."""
     stalls = StallPolicy(seed=spec.stall_seed) if spec.stall_seed is not None else None
     model = StripedMemory(
-        image, bandwidth=spec.bandwidth, latency=spec.latency, write_bytes=spec.write_bytes, stalls=stalls
+        image, bandwidth=spec.bandwidth, latency=spec.latency, write_bytes=spec.write_bytes, stalls=stalls,
+        beats=spec.read_beats,
     )
     get, put = io.get, io.set
     for name in DRIVEN:

@@ -63,6 +63,8 @@ class RunSpec:
     write_bytes: int
     max_cycles: int
     stall_seed: int | None = None
+    # Read data as the port's beats of ``bandwidth`` bytes (``StripedMemory(beats=True)``).
+    read_beats: bool = False
     # The line-request interface (0: the design streams striped records instead).
     channels: int = 0
     bytes_per_cycle: int = 0
