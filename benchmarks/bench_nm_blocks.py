@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from amaranth.back import verilog
 from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Signal
@@ -79,9 +80,40 @@ def _blocks(hw):
     E, WE, S = geo.in_rec_bytes, geo.w_sub_entries, geo.in_sub_bytes
     nw, nm = isa.field_width("n"), isa.field_width("m_log2")
 
+    def rx_assemble(m, port):
+        # records assembled from the read-data beats in front of the shell's receiver (the
+        # register of the record in progress, the beat placed after its bytes, the merge)
+        DB = geo.beat_bytes
+        rd = SimpleNamespace(valid=port("valid", 1), payload=port("beat", 8 * DB))
+        recv = SimpleNamespace(beat=SimpleNamespace(payload=SimpleNamespace(target=port("target", 2),
+                                                                            last=port("last", 1))),
+                               rd_data=SimpleNamespace(valid=Signal(name="rec_valid"),
+                                                       payload=Signal(8 * geo.read_bytes, name="rec")))
+        sizes = [port(f"size{t}", geo.read_bytes.bit_length()) for t in range(4)]
+        nt.NmTrainAccelerator._assemble(SimpleNamespace(rd_data=rd), m, geo, recv, sizes)
+        return [recv.rd_data.valid, recv.rd_data.payload]
+
+    def in_words(m, port):
+        # OS input banks as RAM words: the beats' segments, their two-word funnels and byte
+        # enables, the 2 x subs even/odd word RAMs, and the window reads out of them (a window's
+        # two words at a registered offset, then its bytes)
+        DB = geo.beat_bytes
+        rd = SimpleNamespace(valid=port("valid", 1), payload=port("beat", 8 * DB))
+        bt = SimpleNamespace(target=port("target", 2), last=port("last", 1))
+        w = S.bit_length()
+        rx = {"got": port("got", w), "need": port("need", w), "completes": port("completes", 1),
+              "size": port("size", w)}
+        sub, base = port("sub", max(1, (geo.in_subs - 1).bit_length())), port("base", w)
+        stores = [[nt._WordStore(m, f"input{b}_{s}", geo.in_word_bytes, geo.in_ram_depth)
+                   for s in range(geo.in_subs)] for b in range(2)]
+        nt._input_beat_writes(m, geo, rx, rd, bt, sub, base, stores)
+        off = Signal(w, name="off_q", reset_less=True)
+        m.d.sync += off.eq(port("off", w))
+        return nt._input_window_reads(m, geo, M, off, port("a_sel", 1), stores)
+
     def in_write(m, port):
-        # the receiver's shifter into an input sub-bank, its write stage and the 2 x subs flat
-        # stores it writes (the words a record covers, ``placed``, come from registers: the
+        # (WS, and OS before its word RAMs) the receiver's shifter into an input sub-bank, its
+        # write stage and the 2 x subs flat stores it writes (the words a record covers, ``placed``, come from registers: the
         # receiver's sub_counter)
         data, base, placed = port("data", 8 * E), port("base", S.bit_length()), port("placed", S)
         sel = port("sel", 4)
@@ -91,7 +123,7 @@ def _blocks(hw):
         return outs
 
     def in_read(m, port):
-        # the data stage's window reads (OS: max_m bytes per sub-bank; WS: a whole row)
+        # (WS, and OS before its word RAMs) the data stage's window reads (OS: max_m bytes per sub-bank; WS: a whole row)
         n_read = M if hw.dataflow == "os" else E
         off, a_sel = port("off", S.bit_length()), port("a_sel", 1)
         outs = []
@@ -226,7 +258,7 @@ def _blocks(hw):
                              res[(l % C) * A:(l % C + 1) * A]])[add][:A] for l in range(geo.out_lanes)])]
 
     blocks = {
-        "in_write": in_write, "in_read": in_read, "w_write": w_write, "w_read": w_read,
+        "rx_assemble": rx_assemble, "in_words": in_words, "in_write": in_write, "in_read": in_read, "w_write": w_write, "w_read": w_read,
         "unpack": unpack, "prune": prune, "rank_compact": rank_compact, "pack": pack,
         "pgs_read": pgs_read, "pgs_buffer": pgs_buffer, "out_banks": out_banks, "out_add": out_add,
     }

@@ -91,6 +91,11 @@ class Geometry:
         #: bytes of a read-data beat: the memory's BW, or the widest record if that is smaller
         #: (records of at most BW bytes move one per beat, alone)
         self.beat_bytes = min(hw.memory.bandwidth_bytes_per_cycle, self.read_bytes)
+        #: OS input sub-banks are RAM words of ``in_word_bytes`` (a power of two, at least a beat
+        #: and a window: a beat's bytes for one record, and a window, span at most two words),
+        #: even and odd words in two RAMs of ``in_ram_depth`` words
+        self.in_word_bytes = 1 << (max(2, self.beat_bytes, hw.max_m) - 1).bit_length()
+        self.in_ram_depth = (((self.in_sub_bytes - 1) // self.in_word_bytes) + 2) // 2 + 1
         self.out_row_bytes = self.out_lanes * self.acc_bytes
 
 
@@ -220,8 +225,15 @@ class NmTrainAccelerator(wiring.Component):
         # loader's guards). OS: R-way row banking (row p in sub-bank p % R), so a fold's R rows
         # are read in one cycle; WS: one store of whole rows, a step's R windows from one row.
         in_subs = geo.in_subs
-        in_flat = [[Signal(8 * geo.in_sub_bytes, name=f"input{b}_{s}", reset_less=True) for s in range(in_subs)]
-                   for b in range(2)]
+        if os_flow:
+            # OS: each sub-bank is a RAM of words (``_WordStore``), written from the read-data
+            # beats themselves (``_input_beat_writes``) and read a window a cycle at a registered
+            # offset.
+            in_ram = [[_WordStore(m, f"input{b}_{s}", geo.in_word_bytes, geo.in_ram_depth) for s in range(in_subs)]
+                      for b in range(2)]
+        else:
+            in_flat = [[Signal(8 * geo.in_sub_bytes, name=f"input{b}_{s}", reset_less=True) for s in range(in_subs)]
+                       for b in range(2)]
         # Weight sub-banks (record q in sub-bank q % C): each record as its kept entries, the
         # values (8 bits) and the indices (``ibp`` bits, a power of two so that an entry's
         # place is a shift) in two stores.
@@ -304,7 +316,7 @@ class NmTrainAccelerator(wiring.Component):
                          for b in range(2))
         b_width = [Signal(range(geo.read_bytes + 1), name=f"weight{b}_width", reset_less=True) for b in range(2)]
         # Per receiver target: bytes per record of its latest load.
-        self._assemble(m, geo, receiver, [a_width[0], a_width[1], *b_width])
+        rx = self._assemble(m, geo, receiver, [a_width[0], a_width[1], *b_width])
         # The same as masks of the words a record covers (``(1 << size) - 1``), made when the load
         # issues, so that a beat's write only shifts them to the record's place.
         a_lenmask = Array(Signal(geo.in_rec_bytes, name=f"input{b}_lenmask", reset_less=True) for b in range(2))
@@ -415,10 +427,13 @@ class NmTrainAccelerator(wiring.Component):
 
         in_sub, in_base, in_placed = sub_counter("in_wr", in_subs, a_width[bank_of_beat], a_lenmask[bank_of_beat],
                                                  geo.in_sub_bytes, to_input)
-        _write_stage(m, "in_wr", in_base, in_placed, geo.in_sub_bytes,
-                     [to_input & (bank_of_beat == b) & (in_sub == s) for b in range(2) for s in range(in_subs)],
-                     [([bt.data[8 * k : 8 * k + 8] for k in range(geo.in_rec_bytes)],
-                       [in_flat[b][s] for b in range(2) for s in range(in_subs)])])
+        if os_flow:
+            _input_beat_writes(m, geo, rx, self.rd_data, bt, in_sub, in_base, in_ram)
+        else:
+            _write_stage(m, "in_wr", in_base, in_placed, geo.in_sub_bytes,
+                         [to_input & (bank_of_beat == b) & (in_sub == s) for b in range(2) for s in range(in_subs)],
+                         [([bt.data[8 * k : 8 * k + 8] for k in range(geo.in_rec_bytes)],
+                           [in_flat[b][s] for b in range(2) for s in range(in_subs)])])
         with m.If(to_input & bt.last):
             m.d.sync += a_ready.bit_select(bank_of_beat, 1).eq(1)
 
@@ -624,11 +639,14 @@ class NmTrainAccelerator(wiring.Component):
         in_off_q = Signal.like(in_off, name="in_offset", reset_less=True)
         w_off_q = Signal(20, name="w_offset", reset_less=True)
         m.d.sync += [in_off_q.eq(in_off), w_off_q.eq(w_base + step_now)]
-        in_read = M if os_flow else geo.in_rec_bytes
-        in_data = [Signal(8 * in_read, name=f"in_q{s}", reset_less=True) for s in range(in_subs)]
-        for s in range(in_subs):
-            m.d.sync += in_data[s].eq(Mux(a_sel, _read_bytes(in_flat[1][s], in_off_q, in_read, M),
-                                          _read_bytes(in_flat[0][s], in_off_q, in_read, M)))
+        if os_flow:
+            in_data = _input_window_reads(m, geo, M, in_off_q, a_sel, in_ram)
+        else:
+            in_read = geo.in_rec_bytes
+            in_data = [Signal(8 * in_read, name=f"in_q{s}", reset_less=True) for s in range(in_subs)]
+            for s in range(in_subs):
+                m.d.sync += in_data[s].eq(Mux(a_sel, _read_bytes(in_flat[1][s], in_off_q, in_read, M),
+                                              _read_bytes(in_flat[0][s], in_off_q, in_read, M)))
         w_value = [Signal(8, name=f"w_value{c}", reset_less=True) for c in range(C)]
         w_index = [Signal(max(1, ib), name=f"w_index{c}", reset_less=True) for c in range(C)]
         for c in range(C):
@@ -799,9 +817,11 @@ class NmTrainAccelerator(wiring.Component):
         completes = Signal(name="rx_completes")
         m.d.comb += [need.eq(size - got), completes.eq(need <= DB)]
         beat = self.rd_data.payload
-        own = Cat(*(Mux(i < need, beat[8 * i : 8 * i + 8], 0) for i in range(DB)))
+        # The record's bytes do not depend on its size (nor so on the route's target, which the
+        # receiver's payload carries): bytes past its end (the next record's first) are not
+        # part of it, and no consumer uses them (every write is masked to the record's words).
         placed = Signal(8 * RB, name="rx_placed")
-        m.d.comb += placed.eq((Cat(own, Const(0, 8 * RB)) << (got * 8))[: 8 * RB])
+        m.d.comb += placed.eq((Cat(beat, Const(0, 8 * RB)) << (got * 8))[: 8 * RB])
         merged = Signal(8 * RB, name="rx_record")
         m.d.comb += merged.eq(Cat(*(Mux(k < got, held[8 * k : 8 * k + 8], placed[8 * k : 8 * k + 8])
                                     for k in range(RB))))
@@ -813,6 +833,7 @@ class NmTrainAccelerator(wiring.Component):
                              held.eq(beat >> (need * 8))]
             with m.Else():
                 m.d.sync += [got.eq(got + DB), held.eq(merged)]
+        return {"got": got, "need": need, "completes": completes, "size": size}
 
     @staticmethod
     def _pregen_unit(m, geo, rank, job, start, read_row, slab_cols, C, ib):
@@ -1048,6 +1069,111 @@ class _RankStage:
         for e in range(self.E):
             m.d.comb += [self.valid[e].eq(pos_valid[e]), self.value[e].eq(pos_val[e]),
                          self.index[e].eq(pos_idx[e])]
+
+
+class _WordStore:
+    """A sub-bank as RAM words of ``word`` bytes, even and odd words in two RAMs of ``depth``
+    words (word w in RAM w % 2 at w // 2), so that any two consecutive words, where a beat's
+    bytes for a record or a window lie, are written or read in one cycle. Each RAM has a write
+    port with byte enables and a synchronous read port; a bank is never read and written at once
+    (the loader's guards), so the read port need not be transparent."""
+
+    def __init__(self, m, name, word, depth):
+        self.word = word
+        self.ports = []
+        for half in ("even", "odd"):
+            mem = memory.Memory(shape=8 * word, depth=depth, init=[])
+            m.submodules[f"{name}_{half}"] = mem
+            self.ports.append((mem.write_port(granularity=8), mem.read_port()))
+
+    def write(self, m, writes):
+        """``writes``: ``(enable, (even addr, data, byte enables), (odd addr, data, byte enables))``
+        choices, at most one enabled in a cycle."""
+        for h, (wp, _) in enumerate(self.ports):
+            addr, dat, en = writes[-1][1 + h]
+            en = Mux(writes[-1][0], en, 0)
+            for enable, *halves in reversed(writes[:-1]):
+                a, d, e = halves[h]
+                addr, dat, en = Mux(enable, a, addr), Mux(enable, d, dat), Mux(enable, e, en)
+            m.d.comb += [wp.addr.eq(addr), wp.data.eq(dat), wp.en.eq(en)]
+
+    def read(self, m, even_addr, odd_addr):
+        """The even and odd words at these addresses, a cycle later."""
+        (_, even), (_, odd) = self.ports
+        m.d.comb += [even.addr.eq(even_addr), odd.addr.eq(odd_addr)]
+        return even.data, odd.data
+
+
+def _input_beat_writes(m, geo, rx, rd_data, bt, sub, base, stores):
+    """OS input loads written from the read-data beats into the sub-banks' RAM words
+    (``_WordStore``). In a beat's cycle its bytes are registered as at most two segments: the
+    record in progress's (record i, sub-bank ``sub``, at byte ``base + got`` of it) and, when
+    that record ends inside the beat and the transfer goes on, the next record's first bytes (at
+    its own sub-bank and base; with one sub-bank the two are contiguous, one segment). The next
+    cycle each segment is rotated into the two words it spans (a funnel of two words) and written
+    with byte enables: a record is in its bank the cycle after its last byte's beat, as the
+    contract's write stage has it."""
+    DB, W = geo.beat_bytes, geo.in_word_bytes
+    subs = geo.in_subs
+    lw = _log2(W)
+    target = bt.target
+    beat = Signal(name="in_beat")
+    m.d.comb += beat.eq(rd_data.valid & (target[1] == 0))
+    data = rd_data.payload
+    got, need, completes, size = rx["got"], rx["need"], rx["completes"], rx["size"]
+    goes_on = Signal(name="in_beat_goes_on")  # the beat also holds the next record's first bytes
+    m.d.comb += goes_on.eq(completes & ~bt.last & (size > DB))
+    len_a = Signal(range(DB + 1), name="in_seg_a_len")
+    m.d.comb += len_a.eq(Mux(completes & ~(goes_on & (subs == 1)), need, DB))
+    segments = [("a", beat, sub, base + got, data, len_a)]
+    if subs > 1:
+        wraps = sub == subs - 1
+        segments.append(("b", beat & goes_on, Mux(wraps, 0, sub + 1), Mux(wraps, base + size, base),
+                         data >> (need * 8), (DB - need)[: (DB).bit_length()]))
+    writes = []
+    for name, valid, seg_sub, pos, seg_data, length in segments:
+        v = _reg(m, valid, f"in_seg_{name}_valid")
+        bank = _reg(m, target[0], f"in_seg_{name}_bank", reset_less=True)
+        ssub = _reg(m, seg_sub, f"in_seg_{name}_sub", reset_less=True)
+        spos = Signal(range(geo.in_sub_bytes + 1), name=f"in_seg_{name}_pos")
+        m.d.comb += spos.eq(pos)
+        spos = _reg(m, spos, f"in_seg_{name}_pos_q", reset_less=True)
+        sdat = _reg(m, seg_data[: 8 * DB], f"in_seg_{name}_data", reset_less=True)
+        smask = _reg(m, _length_mask(length, DB), f"in_seg_{name}_mask", reset_less=True)
+        byte, word = spos[:lw], spos[lw:]
+        rot = Signal(16 * W, name=f"in_seg_{name}_rot")
+        ren = Signal(2 * W, name=f"in_seg_{name}_en")
+        m.d.comb += [rot.eq((Cat(sdat, Const(0, 16 * W)) << (byte * 8))[: 16 * W]),
+                     ren.eq((Cat(smask, Const(0, 2 * W)) << byte)[: 2 * W])]
+        lo, hi = rot[: 8 * W], rot[8 * W :]
+        en_lo, en_hi = ren[:W], ren[W:]
+        odd = word[0]
+        even_w = ((word + 1) >> 1, Mux(odd, hi, lo), Mux(odd, en_hi, en_lo))
+        odd_w = (word >> 1, Mux(odd, lo, hi), Mux(odd, en_lo, en_hi))
+        writes.append((v, bank, ssub, even_w, odd_w))
+    for b in range(2):
+        for s in range(subs):
+            stores[b][s].write(m, [(v & (bank == b) & (ssub == s), ev, od) for v, bank, ssub, ev, od in writes])
+
+
+def _input_window_reads(m, geo, M, offset, a_sel, stores):
+    """Per OS input sub-bank the ``M``-byte window at byte ``offset`` (a register: the RAMs'
+    address) of input bank ``a_sel``, a cycle later: its two words are read (the RAMs' read data is
+    the data stage's register) and the window's bytes selected from them."""
+    lw = _log2(geo.in_word_bytes)
+    word = offset[lw:]
+    byte_q = _reg(m, offset[:lw], "in_byte_q", reset_less=True)
+    odd_q = _reg(m, word[0], "in_odd_q", reset_less=True)
+    windows = []
+    for s in range(geo.in_subs):
+        pair = []
+        for b in range(2):
+            even, odd = stores[b][s].read(m, (word + 1) >> 1, word >> 1)
+            pair.append(Cat(Mux(odd_q, odd, even), Mux(odd_q, even, odd)))
+        sel = Signal(8 * M, name=f"in_q{s}")
+        m.d.comb += sel.eq((Mux(a_sel, pair[1], pair[0]) >> (byte_q * 8))[: 8 * M])
+        windows.append(sel)
+    return windows
 
 
 def _magnitude(m, name, value):
