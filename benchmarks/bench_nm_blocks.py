@@ -94,9 +94,10 @@ def _blocks(hw):
         return [recv.rd_data.valid, recv.rd_data.payload]
 
     def in_words(m, port):
-        # OS input banks as RAM words: the beats' segments, their two-word funnels and byte
-        # enables, the 2 x subs even/odd word RAMs, and the window reads out of them (a window's
-        # two words at a registered offset, then its bytes)
+        # the input banks as RAM words: the beats' segments, their two-word funnels and byte
+        # enables, the subs x even/odd word RAMs (both banks in each; WS a read port per array
+        # row), and the window reads out of them (a window's two words at a registered offset,
+        # then its bytes)
         DB = geo.beat_bytes
         rd = SimpleNamespace(valid=port("valid", 1), payload=port("beat", 8 * DB))
         bt = SimpleNamespace(target=port("target", 2), last=port("last", 1))
@@ -104,15 +105,16 @@ def _blocks(hw):
         rx = {"got": port("got", w), "need": port("need", w), "completes": port("completes", 1),
               "size": port("size", w)}
         sub, base = port("sub", max(1, (geo.in_subs - 1).bit_length())), port("base", w)
-        stores = [[nt._WordStore(m, f"input{b}_{s}", geo.in_word_bytes, geo.in_ram_depth)
-                   for s in range(geo.in_subs)] for b in range(2)]
+        os_flow = hw.dataflow == "os"
+        stores = [nt._WordStore(m, f"input_{s}", geo.in_word_bytes, 2 << geo.in_word_addr_bits,
+                                reads=1 if os_flow else R) for s in range(geo.in_subs)]
         nt._input_beat_writes(m, geo, rx, rd, bt, sub, base, stores)
-        off = Signal(w, name="off_q", reset_less=True)
-        m.d.sync += off.eq(port("off", w))
-        return nt._input_window_reads(m, geo, M, off, port("a_sel", 1), stores)
+        offs = [Signal(w, name=f"off{r}_q", reset_less=True) for r in range(1 if os_flow else R)]
+        m.d.sync += [off.eq(port(f"off{r}", w)) for r, off in enumerate(offs)]
+        return nt._input_window_reads(m, geo, M, offs, port("a_sel", 1), stores)
 
     def in_write(m, port):
-        # (WS, and OS before its word RAMs) the receiver's shifter into an input sub-bank, its
+        # (the input banks before session 11's word RAMs, for comparison) the receiver's shifter into an input sub-bank, its
         # write stage and the 2 x subs flat stores it writes (the words a record covers, ``placed``, come from registers: the
         # receiver's sub_counter)
         data, base, placed = port("data", 8 * E), port("base", S.bit_length()), port("placed", S)
@@ -123,7 +125,7 @@ def _blocks(hw):
         return outs
 
     def in_read(m, port):
-        # (WS, and OS before its word RAMs) the data stage's window reads (OS: max_m bytes per sub-bank; WS: a whole row)
+        # (the input banks before session 11's word RAMs, for comparison) the data stage's window reads (OS: max_m bytes per sub-bank; WS: a whole row)
         n_read = M if hw.dataflow == "os" else E
         off, a_sel = port("off", S.bit_length()), port("a_sel", 1)
         outs = []
@@ -258,7 +260,8 @@ def _blocks(hw):
                              res[(l % C) * A:(l % C + 1) * A]])[add][:A] for l in range(geo.out_lanes)])]
 
     blocks = {
-        "rx_assemble": rx_assemble, "in_words": in_words, "in_write": in_write, "in_read": in_read, "w_write": w_write, "w_read": w_read,
+        "rx_assemble": rx_assemble, "in_words": in_words, "in_write": in_write, "in_read": in_read,
+        "w_write": w_write, "w_read": w_read,
         "unpack": unpack, "prune": prune, "rank_compact": rank_compact, "pack": pack,
         "pgs_read": pgs_read, "pgs_buffer": pgs_buffer, "out_banks": out_banks, "out_add": out_add,
     }

@@ -93,9 +93,11 @@ class Geometry:
         self.beat_bytes = min(hw.memory.bandwidth_bytes_per_cycle, self.read_bytes)
         #: OS input sub-banks are RAM words of ``in_word_bytes`` (a power of two, at least a beat
         #: and a window: a beat's bytes for one record, and a window, span at most two words),
-        #: even and odd words in two RAMs of ``in_ram_depth`` words
+        #: even and odd words in two RAMs, each holding the sub-bank of both input banks
+        #: (``2 ** in_word_addr_bits`` words each, the bank the address's top bit)
         self.in_word_bytes = 1 << (max(2, self.beat_bytes, hw.max_m) - 1).bit_length()
-        self.in_ram_depth = (((self.in_sub_bytes - 1) // self.in_word_bytes) + 2) // 2 + 1
+        half_words = (((self.in_sub_bytes - 1) // self.in_word_bytes) + 2) // 2 + 1
+        self.in_word_addr_bits = max(1, (half_words - 1).bit_length())
         self.out_row_bytes = self.out_lanes * self.acc_bytes
 
 
@@ -159,9 +161,9 @@ class NmTrainAccelerator(wiring.Component):
     with an always-valid instruction stream, an always-ready memory (the memory model of the
     docs) and no back-pressure, ``cycles`` ends equal to the simulator's cycle count.
 
-    An MM job starting in cycle ``c`` registers the first step's read offsets in ``c`` (as a
-    memory's address), registers the windows and weight entries they select from the banks in
-    ``c + 1`` and hands the first step to the array in ``c + 2``; the folds follow back
+    An MM job starting in cycle ``c`` registers the first step's read offsets in ``c`` (the input
+    RAMs' address), registers the windows' RAM words and the weight entries they select from the
+    banks in ``c + 1`` and hands the first step to the array in ``c + 2``; the folds follow back
     to back (:class:`~sparsim.rtl.systolic.SystolicArray` timing); each result row is read-added
     into (or written to) its output bank row one cycle after it leaves the array, the job's last
     in ``e = c + D - 1 + MM_PIPE_CYCLES``.
@@ -225,15 +227,12 @@ class NmTrainAccelerator(wiring.Component):
         # loader's guards). OS: R-way row banking (row p in sub-bank p % R), so a fold's R rows
         # are read in one cycle; WS: one store of whole rows, a step's R windows from one row.
         in_subs = geo.in_subs
-        if os_flow:
-            # OS: each sub-bank is a RAM of words (``_WordStore``), written from the read-data
-            # beats themselves (``_input_beat_writes``) and read a window a cycle at a registered
-            # offset.
-            in_ram = [[_WordStore(m, f"input{b}_{s}", geo.in_word_bytes, geo.in_ram_depth) for s in range(in_subs)]
-                      for b in range(2)]
-        else:
-            in_flat = [[Signal(8 * geo.in_sub_bytes, name=f"input{b}_{s}", reset_less=True) for s in range(in_subs)]
-                       for b in range(2)]
+        # Each input sub-bank is RAM words (``_WordStore``, both banks' in one, the bank the
+        # address's top bit: a beat writes one bank, a job reads one), written from the read-data
+        # beats themselves (``_input_beat_writes``) and read a window a cycle at a registered
+        # offset; WS: one read port per array row.
+        in_ram = [_WordStore(m, f"input_{s}", geo.in_word_bytes, 2 << geo.in_word_addr_bits,
+                             reads=1 if os_flow else R) for s in range(in_subs)]
         # Weight sub-banks (record q in sub-bank q % C): each record as its kept entries, the
         # values (8 bits) and the indices (``ibp`` bits, a power of two so that an entry's
         # place is a shift) in two stores.
@@ -319,7 +318,6 @@ class NmTrainAccelerator(wiring.Component):
         rx = self._assemble(m, geo, receiver, [a_width[0], a_width[1], *b_width])
         # The same as masks of the words a record covers (``(1 << size) - 1``), made when the load
         # issues, so that a beat's write only shifts them to the record's place.
-        a_lenmask = Array(Signal(geo.in_rec_bytes, name=f"input{b}_lenmask", reset_less=True) for b in range(2))
         b_lenmask = Array(Signal(geo.w_entries, name=f"weight{b}_lenmask", reset_less=True) for b in range(2))
         busy = Signal()  # a job is computing
         out_busy = Signal(2)  # output bank holds an open or unstored tile
@@ -349,7 +347,7 @@ class NmTrainAccelerator(wiring.Component):
         issued = loader.load.valid & loader.load.ready
         with m.If(issued & (cur.op == isa.OP_LDA)):
             m.d.sync += [a_next.eq(~a_next), a_guard.eq(dispatched), a_ready.bit_select(a_next, 1).eq(0),
-                         a_width[a_next].eq(cur.width), a_lenmask[a_next].eq(_length_mask(cur.width, geo.in_rec_bytes))]
+                         a_width[a_next].eq(cur.width)]
         with m.If(issued & (cur.op == isa.OP_LDB)):
             m.d.sync += [
                 b_next.eq(~b_next), b_guard.eq(dispatched), b_ready.bit_select(b_next, 1).eq(0),
@@ -407,33 +405,31 @@ class NmTrainAccelerator(wiring.Component):
             """(sub-bank, base, placed) of the beat: record i of a transfer of records of ``size``
             words goes to sub-bank i % subs at word (i // subs) * size, counted without a
             divider or a multiplier (registers, cleared by a transfer's last beat: its next one
-            lies at word 0 of sub-bank 0); ``placed`` marks the ``cap`` words it covers there
-            (``lenmask``, the load's length mask, shifted to the base), made a beat ahead but for
-            a transfer's first record, whose mask is the length mask itself."""
+            lies at word 0 of sub-bank 0); ``placed`` (unless ``lenmask`` is None) marks the
+            ``cap`` words it covers there (``lenmask``, the load's length mask, shifted to the
+            base), made a beat ahead but for a transfer's first record, whose mask is the length
+            mask itself."""
             # (one bit wide with a single sub-bank: Verilog has no zero-width wires)
             sub = Signal(range(max(subs, 2)), name=f"{name}_sub")
             base = Signal(range(cap + 1), name=f"{name}_base")
-            placed_r = Signal(cap, name=f"{name}_placed_next", reset_less=True)
-            placed = Signal(cap, name=f"{name}_placed")
-            m.d.comb += placed.eq(Mux(first_beat, lenmask, placed_r))
             wraps = Const(1) if subs == 1 else sub == subs - 1
             base_next = Signal(range(cap + 1), name=f"{name}_base_next")
             m.d.comb += base_next.eq(Mux(wraps, base + size, base))
             with m.If(enable):
-                m.d.sync += [base.eq(Mux(bt.last, 0, base_next)), placed_r.eq((lenmask << base_next)[:cap])]
+                m.d.sync += base.eq(Mux(bt.last, 0, base_next))
                 if subs > 1:
                     m.d.sync += sub.eq(Mux(wraps | bt.last, 0, sub + 1))
+            if lenmask is None:
+                return sub, base, None
+            placed_r = Signal(cap, name=f"{name}_placed_next", reset_less=True)
+            placed = Signal(cap, name=f"{name}_placed")
+            m.d.comb += placed.eq(Mux(first_beat, lenmask, placed_r))
+            with m.If(enable):
+                m.d.sync += placed_r.eq((lenmask << base_next)[:cap])
             return sub, base, placed
 
-        in_sub, in_base, in_placed = sub_counter("in_wr", in_subs, a_width[bank_of_beat], a_lenmask[bank_of_beat],
-                                                 geo.in_sub_bytes, to_input)
-        if os_flow:
-            _input_beat_writes(m, geo, rx, self.rd_data, bt, in_sub, in_base, in_ram)
-        else:
-            _write_stage(m, "in_wr", in_base, in_placed, geo.in_sub_bytes,
-                         [to_input & (bank_of_beat == b) & (in_sub == s) for b in range(2) for s in range(in_subs)],
-                         [([bt.data[8 * k : 8 * k + 8] for k in range(geo.in_rec_bytes)],
-                           [in_flat[b][s] for b in range(2) for s in range(in_subs)])])
+        in_sub, in_base, _ = sub_counter("in_wr", in_subs, a_width[bank_of_beat], None, geo.in_sub_bytes, to_input)
+        _input_beat_writes(m, geo, rx, self.rd_data, bt, in_sub, in_base, in_ram)
         with m.If(to_input & bt.last):
             m.d.sync += a_ready.bit_select(bank_of_beat, 1).eq(1)
 
@@ -528,8 +524,9 @@ class NmTrainAccelerator(wiring.Component):
         last_qb = Signal()
         m.d.comb += last_qb.eq(q0 + C >= job.width)
         rs_finish = Signal()  # the job's last fold ends this cycle
-        # Read offsets: the input window's (or WS row's) first byte in its sub-bank, the weight
-        # entry's in each column's; record bases are running sums of the loads' record sizes.
+        # Read offsets: the input window's (WS: the row's, and each array row's window's) first
+        # byte in its sub-bank, the weight entry's in each column's; record bases are running
+        # sums of the loads' record sizes.
         a_size = a_width[job.a_bank]
         b_size = b_ksteps[job.b_bank]
         in_off = Signal(range(geo.in_sub_bytes + 1))
@@ -599,6 +596,11 @@ class NmTrainAccelerator(wiring.Component):
             with m.Elif(stream):
                 m.d.sync += p_base.eq(p_base + a_size)
             m.d.comb += in_off.eq(p_base)
+            # Row r's window: the group of its step in the streaming row (``row_g`` is stable
+            # while the fold streams).
+            in_offs = [Signal(range(geo.in_sub_bytes + 1), name=f"in_offset{r}_next") for r in range(R)]
+            for r in range(R):
+                m.d.comb += in_offs[r].eq(p_base + (row_g[r] << job.m_log2))
             m.d.comb += rs_finish.eq(fold_end & last_qb & (k0 + R >= job.k_steps))
             with m.If(fold_end):
                 m.d.sync += fc.eq(0)
@@ -633,20 +635,19 @@ class NmTrainAccelerator(wiring.Component):
         a_sel = Signal()  # the job's input / weight bank, from the data stage on
         b_sel = Signal()
         m.d.comb += [a_sel.eq(job.a_bank), b_sel.eq(job.b_bank)]
-        # The offsets are registered in the read stage (as a memory's address would be); the
-        # data stage registers what they select: per input sub-bank the max_m bytes of a window
-        # (OS) or the whole row (WS), per column its weight entry.
+        # The offsets are registered in the read stage (the input RAMs' address); the data stage
+        # registers what they select: per input window its two RAM words (the RAMs' read data;
+        # the window's bytes are selected from them in the select stage), per column its weight
+        # entry.
         in_off_q = Signal.like(in_off, name="in_offset", reset_less=True)
         w_off_q = Signal(20, name="w_offset", reset_less=True)
         m.d.sync += [in_off_q.eq(in_off), w_off_q.eq(w_base + step_now)]
+        if not os_flow:
+            in_offs_q = [_reg(m, in_offs[r], f"in_offset{r}", reset_less=True) for r in range(R)]
         if os_flow:
-            in_data = _input_window_reads(m, geo, M, in_off_q, a_sel, in_ram)
+            in_data = _input_window_reads(m, geo, M, [in_off_q], a_sel, in_ram)
         else:
-            in_read = geo.in_rec_bytes
-            in_data = [Signal(8 * in_read, name=f"in_q{s}", reset_less=True) for s in range(in_subs)]
-            for s in range(in_subs):
-                m.d.sync += in_data[s].eq(Mux(a_sel, _read_bytes(in_flat[1][s], in_off_q, in_read, M),
-                                              _read_bytes(in_flat[0][s], in_off_q, in_read, M)))
+            in_data = _input_window_reads(m, geo, M, in_offs_q, a_sel, in_ram)
         w_value = [Signal(8, name=f"w_value{c}", reset_less=True) for c in range(C)]
         w_index = [Signal(max(1, ib), name=f"w_index{c}", reset_less=True) for c in range(C)]
         for c in range(C):
@@ -666,10 +667,6 @@ class NmTrainAccelerator(wiring.Component):
             """Lanes at and above the job's M read as zero."""
             return Cat(*(Mux(lane < m_job, raw[8 * lane : 8 * lane + 8], 0) for lane in range(M)))
 
-        def window(record, group):
-            """The M-lane window of ``group`` of a whole row."""
-            return masked(record.bit_select((group << job.m_log2) * 8, 8 * M))
-
         def weight_entry(c, valid):
             m.d.comb += b_in.values[c].eq(Mux(valid, w_value[c], 0))
             if ib:
@@ -685,7 +682,7 @@ class NmTrainAccelerator(wiring.Component):
         else:
             m.d.comb += [array.a.valid.eq(s2["stream"]), array.b.valid.eq(s2["preload"])]
             for r in range(R):
-                m.d.comb += a_in.windows[r].eq(Mux(row_v[r], window(in_data[0], row_g[r]), 0))
+                m.d.comb += a_in.windows[r].eq(Mux(row_v[r], masked(in_data[r]), 0))
             for c in range(C):
                 weight_entry(c, (s2["q0"] + c < job.width) & (s2["step"] < job.k_steps))
 
@@ -1078,13 +1075,14 @@ class _WordStore:
     port with byte enables and a synchronous read port; a bank is never read and written at once
     (the loader's guards), so the read port need not be transparent."""
 
-    def __init__(self, m, name, word, depth):
+    def __init__(self, m, name, word, depth, reads=1):
         self.word = word
         self.ports = []
         for half in ("even", "odd"):
             mem = memory.Memory(shape=8 * word, depth=depth, init=[])
             m.submodules[f"{name}_{half}"] = mem
-            self.ports.append((mem.write_port(granularity=8), mem.read_port()))
+            wp = mem.write_port(granularity=8)
+            self.ports.append((wp, [mem.read_port() for _ in range(reads)]))
 
     def write(self, m, writes):
         """``writes``: ``(enable, (even addr, data, byte enables), (odd addr, data, byte enables))``
@@ -1097,9 +1095,10 @@ class _WordStore:
                 addr, dat, en = Mux(enable, a, addr), Mux(enable, d, dat), Mux(enable, e, en)
             m.d.comb += [wp.addr.eq(addr), wp.data.eq(dat), wp.en.eq(en)]
 
-    def read(self, m, even_addr, odd_addr):
-        """The even and odd words at these addresses, a cycle later."""
-        (_, even), (_, odd) = self.ports
+    def read(self, m, even_addr, odd_addr, port=0):
+        """The even and odd words at these addresses, a cycle later (through read port ``port``)."""
+        (_, evens), (_, odds) = self.ports
+        even, odd = evens[port], odds[port]
         m.d.comb += [even.addr.eq(even_addr), odd.addr.eq(odd_addr)]
         return even.data, odd.data
 
@@ -1115,7 +1114,7 @@ def _input_beat_writes(m, geo, rx, rd_data, bt, sub, base, stores):
     contract's write stage has it."""
     DB, W = geo.beat_bytes, geo.in_word_bytes
     subs = geo.in_subs
-    lw = _log2(W)
+    lw, ab = _log2(W), geo.in_word_addr_bits
     target = bt.target
     beat = Signal(name="in_beat")
     m.d.comb += beat.eq(rd_data.valid & (target[1] == 0))
@@ -1148,30 +1147,32 @@ def _input_beat_writes(m, geo, rx, rd_data, bt, sub, base, stores):
         lo, hi = rot[: 8 * W], rot[8 * W :]
         en_lo, en_hi = ren[:W], ren[W:]
         odd = word[0]
-        even_w = ((word + 1) >> 1, Mux(odd, hi, lo), Mux(odd, en_hi, en_lo))
-        odd_w = (word >> 1, Mux(odd, lo, hi), Mux(odd, en_lo, en_hi))
-        writes.append((v, bank, ssub, even_w, odd_w))
-    for b in range(2):
-        for s in range(subs):
-            stores[b][s].write(m, [(v & (bank == b) & (ssub == s), ev, od) for v, bank, ssub, ev, od in writes])
+        even_w = (Cat(((word + 1) >> 1)[:ab], bank), Mux(odd, hi, lo), Mux(odd, en_hi, en_lo))
+        odd_w = (Cat((word >> 1)[:ab], bank), Mux(odd, lo, hi), Mux(odd, en_lo, en_hi))
+        writes.append((v, ssub, even_w, odd_w))
+    for s in range(subs):
+        stores[s].write(m, [(v & (ssub == s), ev, od) for v, ssub, ev, od in writes])
 
 
-def _input_window_reads(m, geo, M, offset, a_sel, stores):
-    """Per OS input sub-bank the ``M``-byte window at byte ``offset`` (a register: the RAMs'
-    address) of input bank ``a_sel``, a cycle later: its two words are read (the RAMs' read data is
-    the data stage's register) and the window's bytes selected from them."""
-    lw = _log2(geo.in_word_bytes)
-    word = offset[lw:]
-    byte_q = _reg(m, offset[:lw], "in_byte_q", reset_less=True)
-    odd_q = _reg(m, word[0], "in_odd_q", reset_less=True)
+def _input_window_reads(m, geo, M, offsets, a_sel, stores):
+    """The ``M``-byte windows at byte ``offsets`` (registers: the RAMs' addresses, with ``a_sel``)
+    of input bank ``a_sel``, a cycle later: OS, one offset, a window per sub-bank; WS, one offset
+    per array row, each read through its own read port of the one sub-bank. Each window's two
+    words are read (the RAMs' read data is the data stage's register) and its bytes selected
+    from them."""
+    lw, ab = _log2(geo.in_word_bytes), geo.in_word_addr_bits
+    reads = [(stores[s], 0, offsets[0]) for s in range(geo.in_subs)] if len(offsets) == 1 \
+        else [(stores[0], r, off) for r, off in enumerate(offsets)]
     windows = []
-    for s in range(geo.in_subs):
-        pair = []
-        for b in range(2):
-            even, odd = stores[b][s].read(m, (word + 1) >> 1, word >> 1)
-            pair.append(Cat(Mux(odd_q, odd, even), Mux(odd_q, even, odd)))
-        sel = Signal(8 * M, name=f"in_q{s}")
-        m.d.comb += sel.eq((Mux(a_sel, pair[1], pair[0]) >> (byte_q * 8))[: 8 * M])
+    for i, (store, port, offset) in enumerate(reads):
+        word = offset[lw:]
+        suffix = "" if len(offsets) == 1 else str(i)
+        if i == 0 or suffix:
+            byte_q = _reg(m, offset[:lw], f"in_byte_q{suffix}", reset_less=True)
+            odd_q = _reg(m, word[0], f"in_odd_q{suffix}", reset_less=True)
+        even, odd = store.read(m, Cat(((word + 1) >> 1)[:ab], a_sel), Cat((word >> 1)[:ab], a_sel), port)
+        sel = Signal(8 * M, name=f"in_q{i}")
+        m.d.comb += sel.eq((Cat(Mux(odd_q, odd, even), Mux(odd_q, even, odd)) >> (byte_q * 8))[: 8 * M])
         windows.append(sel)
     return windows
 

@@ -298,10 +298,14 @@ def rtl_features(hw) -> dict[str, float]:
     the blocks of docs/nm_train.md "RTL (measured)"), one LUT6 per 4:1 mux slice
     (``simulator.resources._mux_luts``), log-depth shifters as 4:1 stages:
 
-    - input and weight sub-banks: flat registers (one FF per stored bit) written from a write
+    - the receiver's record assembly from the read-data beats (the record in progress's
+      register, the beat placed after its bytes);
+    - input sub-banks: RAM words (even and odd words, both banks in each RAM, a LUT-RAM per
+      byte column: byte enables), written from the beats' segments through two-word funnels, a
+      window read from two words at a registered offset (WS: R of them, a read port each);
+    - weight sub-banks: flat registers (one FF per stored bit) written from a write
       stage (the record, its base, its word mask and the sub-banks' enables registered), one LUT
-      per stored word for its clock enable; the write stage's shifter into an input sub-bank, a
-      value and an index shifter per weight bank; the reads (a window per input sub-bank and bank, an entry per column and
+      per stored word for its clock enable; a value and an index shifter per weight bank; the reads (an entry per column and
       bank, the PGS slab row from any weight sub-bank);
     - the receiver's unpack and the PGS pack switches over every N:M format up to ``max_m``;
     - the one rank and squeeze network (comparators, rank sums and shifts, the squeeze stages);
@@ -321,20 +325,45 @@ def rtl_features(hw) -> dict[str, float]:
     ib = M.bit_length() - 1
     ibp = 1 << (ib - 1).bit_length() if ib else 0
     S, WE, Ein, Ew, P = geo.in_sub_bytes, geo.w_sub_entries, geo.in_rec_bytes, geo.w_entries, geo.out_row_bytes
-    n_read = M if hw.dataflow == "os" else Ein
-    store_bits = 2 * geo.in_subs * S * 8 + 2 * C * WE * (8 + ibp)
+    RB, DB = geo.read_bytes, geo.beat_bytes
+    store_bits = 2 * C * WE * (8 + ibp)
     lut = {
         # a weight sub-bank's value and index words share their clock enable
-        "store_writes": 2 * geo.in_subs * S + 2 * C * WE,
-        "write_shifters": 8 * S * clog2(S) / 2 + 2 * (8 + ibp) * WE * clog2(WE) / 2,
-        # a window's first word is one of S // M + 1 (its offset is at most S)
-        "input_reads": 2 * geo.in_subs * (8 * (n_read + M) * _mux_luts(S // M + 1) + 8 * n_read * _mux_luts(M)),
+        "store_writes": 2 * C * WE,
+        "write_shifters": 2 * (8 + ibp) * WE * clog2(WE) / 2,
         "weight_reads": 2 * C * (8 + ib) * _mux_luts(WE),
+        # the beat placed after the record's bytes, merged with them (fitted on the block alone,
+        # bench_nm_blocks.py --blocks rx_assemble --xcup: 494 LUT at 16 B records, 1,972 at 128)
+        "rx_assemble": 8 * RB * 1.4 + 30 * DB,
     }
-    ff = {"stores": store_bits, "read_regs": geo.in_subs * 8 * n_read + C * (8 + ib),
-          # the write stages' registers: record, word mask, base, sub-bank enables
-          "write_stages": 8 * Ein + S + clog2(S + 1) + 2 * geo.in_subs
-          + 2 * ((8 + ibp) * Ew + WE + clog2(WE + 1) + C)}
+    ff = {"read_regs": C * (8 + ib), "rx_assemble": 8 * RB + clog2(RB + 1),
+          # the weight write stages' registers: record, word mask, base, sub-bank enables
+          "write_stages": 2 * ((8 + ibp) * Ew + WE + clog2(WE + 1) + C)}
+    # Input sub-banks: OS a window from each sub-bank, WS R windows from the one sub-bank (a read
+    # port, so a copy of its RAMs, per array row).
+    W, ab = geo.in_word_bytes, geo.in_word_addr_bits
+    reads = geo.in_subs if hw.dataflow == "os" else R
+    copies = 1 if hw.dataflow == "os" else R
+    # LUT-RAM: per byte column (byte enables split it, as xcup synthesis shows); block RAM
+    # (not calibrated here): whole words, byte enables in the block
+    small = (2 << ab) <= 64
+    ram = memory_cost(8, 2 << ab, copies=copies) if small else memory_cost(8 * W, 2 << ab, copies=copies)
+    ram_units = geo.in_subs * 2 * (W if small else 1)
+    segments = 2 if geo.in_subs > 1 else 1
+    lut.update({
+        "input_rams": ram_units * ram.lutram_luts,
+        # the segments rotated into two words (data and byte enables), the second one's bytes
+        # shifted down by the first one's length
+        "input_funnels": segments * (18 * W * clog2(W) / 2 + 8 * DB) + (segments - 1) * 8 * DB * clog2(DB) / 2,
+        # per sub-bank its RAMs' write port fed by either segment; per window its two words
+        # swapped by the word's parity and its bytes selected
+        "input_words": geo.in_subs * 2 * (9 * W + ab + 1) * (segments - 1)
+        + reads * (16 * W + 8 * M * _mux_luts(W)),
+    })
+    ff.update({"input_rams": ram_units * ram.read_ffs,
+               "input_segments": segments * (9 * DB + clog2(S + 1) + 3) + reads * (clog2(S + 1) + 1)})
+    ff["stores"] = store_bits
+    bram_inputs = ram_units * ram.bram36
     if M > 1:
         E = max(Ein, Ew)
         formats = sum((1 << ml) - 1 for ml in range(1, ib + 1)) + 1
@@ -351,7 +380,7 @@ def rtl_features(hw) -> dict[str, float]:
     # Output banks: a read-add port and a store port each, a copy per read port.
     out_bits = geo.out_lanes * A
     cost = memory_cost(out_bits, geo.out_rows, copies=2)
-    lut["output_banks"], ff["output_banks"], bram = 2 * cost.lutram_luts, 2 * cost.read_ffs, 2 * cost.bram36
+    lut["output_banks"], ff["output_banks"], bram = 2 * cost.lutram_luts, 2 * cost.read_ffs, 2 * cost.bram36 + bram_inputs
     # (the read-add's read register: a fabric FF on xcup, the block RAM's output register on ECP5)
     lut["output_add"], ff["output_add"] = out_bits * 2, C * A + 2 * out_bits
     arr = array_resources(hw)
