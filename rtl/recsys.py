@@ -1393,9 +1393,16 @@ class DenseEngine(wiring.Component):
         lp_act = Signal(5)
         lp_feat = Signal(5)
 
-        # The instruction's counters load in the cycle it is taken (DECODE_CYCLES).
+        # The instruction's counters load in the cycle it is taken (DECODE_CYCLES). While the
+        # engine is idle nothing of an instruction is in flight (its last write has ended it), so
+        # its datapath registers follow the offered word in every idle cycle and only the
+        # control bits (``busy``, ``issuing``, ``chunking``) wait for the handshake: the issue
+        # decision, which the gather lanes' ``busy`` enters late, then enables a few flip-flops
+        # instead of every register an instruction loads.
         with m.If(accept):
-            m.d.sync += [ins.eq(new), busy.eq(1), is_inter.eq(new_inter), dot.eq(new_inter & (new.a == isa.INTER_DOT)),
+            m.d.sync += busy.eq(1)
+        with m.If(self.cmd.ready):
+            m.d.sync += [ins.eq(new), is_inter.eq(new_inter), dot.eq(new_inter & (new.a == isa.INTER_DOT)),
                          gram.eq(0), F.eq(new.b + 1)]
             # A GEMM's Q * K (where its biases start), an INTER's P * T (its feature rows).
             m.d.sync += [qk.eq(new.q * new.k), pt.eq(new.p * new.b), lp_act.eq(_clog2(m, new.p, 5, "lp_new"))]
@@ -1403,6 +1410,8 @@ class DenseEngine(wiring.Component):
         # chunk's write address, three cycles after the INTER is taken).
         m.d.sync += lp_feat.eq(_clog2(m, pt, 5, "lp_pt"))
         with m.If(accept & ~new_inter):
+            m.d.sync += issuing.eq(1)
+        with m.If(self.cmd.ready & ~new_inter):
             chain = Const(0, 32)
             for r in range(R):
                 m.d.sync += [ab[r].eq(chain), ab0[r].eq(chain)]
@@ -1413,7 +1422,7 @@ class DenseEngine(wiring.Component):
                 m.d.sync += rb[c].eq(new.addr + chain)
                 chain = chain + new.k
             m.d.sync += [ck.eq(chain), bq.eq(0), p0.eq(0), q0.eq(0), gb.eq(0), j.eq(0),
-                         j_last.eq((new.p if ws else new.k) + fold_extra - 1), issuing.eq(1)]
+                         j_last.eq((new.p if ws else new.k) + fold_extra - 1)]
 
         src_dense = Signal()
         src_z = Signal()
@@ -1645,7 +1654,7 @@ class DenseEngine(wiring.Component):
         rp_more = Signal()
         rq_more = Signal()
         m.d.sync += [rp_more.eq(rp0 + R < lim_p), rq_more.eq(rq0 + C < lim_q)]
-        with m.If(accept):
+        with m.If(self.cmd.ready):  # idle: no result arrives
             m.d.sync += [rp0.eq(0), rq0.eq(0), rgb.eq(0), rrow.eq(0 if ws else R - 1), zoff.eq(new.q)]
             if ws:
                 m.d.sync += tri_here.eq(0)
@@ -1720,7 +1729,9 @@ class DenseEngine(wiring.Component):
         t_left = Signal(8)  # tables after ct
         d_small = Signal()  # dim <= C: every entry is one chunk
         with m.If(accept & new_inter):
-            m.d.sync += [chunking.eq(1), ct.eq(0), cb.eq(0), cd.eq(0), ebase.eq(0), zt.eq(new.q), frow.eq(0),
+            m.d.sync += chunking.eq(1)
+        with m.If(self.cmd.ready & new_inter):
+            m.d.sync += [ct.eq(0), cb.eq(0), cd.eq(0), ebase.eq(0), zt.eq(new.q), frow.eq(0),
                          left.eq(new.k), e_last.eq(new.k <= C), d_small.eq(new.k <= C),
                          b_left.eq(new.p - 1), b_last.eq(new.p <= 1), t_left.eq(new.b - 1), t_last.eq(new.b <= 1)]
         n = Signal(range(C + 1))
@@ -1911,13 +1922,21 @@ class _HeadQueue(Elaboratable):
                      self.cand_rdy.eq(n1_valid), self.cand_data.eq(n1),
                      self.settled.eq(Mux(fifo.r_level != 0, self.r_rdy & n1_valid & n2_valid,
                                          self.r_rdy | ~n1_valid))]
+        # Only the head and the next word's register are enabled by ``adv`` (the read decision,
+        # late in its cycle); their data does not depend on it: the next word takes the word
+        # behind it (a register, or the FIFO's output if that is empty, in which case it is empty
+        # too), and the register behind follows the FIFO's output while it is empty.
         with m.If(self.adv):
             m.d.sync += [self.r_rdy.eq(self.cand_rdy), self.r_data.eq(self.cand_data),
-                         n1.eq(Mux(n2_valid, n2, fifo.r_data)), n1_valid.eq(n2_valid | moved), n2_valid.eq(0)]
+                         n1_valid.eq(n2_valid | moved), n2_valid.eq(0)]
         with m.Elif(~n1_valid):
-            m.d.sync += [n1.eq(fifo.r_data), n1_valid.eq(moved)]
+            m.d.sync += n1_valid.eq(moved)
         with m.Elif(~n2_valid):
-            m.d.sync += [n2.eq(fifo.r_data), n2_valid.eq(moved)]
+            m.d.sync += n2_valid.eq(moved)
+        with m.If(self.adv | ~n1_valid):
+            m.d.sync += n1.eq(Mux(n2_valid, n2, fifo.r_data))
+        with m.If(~n2_valid):
+            m.d.sync += n2.eq(fifo.r_data)
         return m
 
 
@@ -2255,15 +2274,17 @@ class RecsysAccelerator(wiring.Component):
                      dense.dense_wr.payload.bank.eq(write.bank), dense.dense_wr.payload.addr.eq(write.idx),
                      dense.dense_wr.payload.data.eq(write.data)]
         # Lines each (target, parity) still waits for: set at a LOAD's first request; a LOAD is
-        # done in its last line's write cycle. The count left and "it is 1" are computed for
-        # either source (the head LOAD's lines, the count) and for a line written or not before
-        # the handshake and the write pick one, which keeps the subtraction and the compare off
-        # the request handshake's path and off the written line's (the write queue's head or a
-        # delivered line, its target from the tag).
-        head_one, head_two = Signal(), Signal()
-        head_m1 = Signal(count_bits)
-        m.d.comb += [head_one.eq(lines_of_head == 1), head_two.eq(lines_of_head == 2),
-                     head_m1.eq(lines_of_head - 1)]
+        # done in its last line's write cycle. A LOAD's first line is written a cycle after its
+        # first request at the earliest (latency_cycles >= 1), and the LOAD before it of the same
+        # (target, parity) is done by then (its condition waits for that; the weight LOAD is the
+        # only one of its target), so no line of that (target, parity) is written in a cycle in
+        # which a LOAD of it starts: "done" is the line written and the registered "one left"
+        # flag, without the request handshake, which would put the loader's start (and the gather
+        # lanes' ``busy`` behind it) in front of every issue condition that counts finished LOADs.
+        # The count left and "it is 1" are computed for a line written and for none before the
+        # write picks one (no subtraction or compare behind the written line's target).
+        head_one = Signal()
+        m.d.comb += head_one.eq(lines_of_head == 1)
         for tg in range(3):
             for p in range(2):
                 sig = Signal(count_bits, name=f"left{tg}_{p}")
@@ -2273,11 +2294,9 @@ class RecsysAccelerator(wiring.Component):
                 sig_m1 = Signal(count_bits, name=f"left_m1{tg}_{p}")
                 sig_two = Signal(name=f"left_two{tg}_{p}")
                 m.d.comb += [sig_m1.eq(sig - 1), sig_two.eq(sig == 2)]
-                m.d.sync += [sig.eq(Mux(starts_here, Mux(n_written, head_m1, lines_of_head),
-                                        Mux(n_written, sig_m1, sig))),
-                             sig_one.eq(Mux(starts_here, Mux(n_written, head_two, head_one),
-                                            Mux(n_written, sig_two, sig_one)))]
-                finished = n_written & Mux(starts_here, head_one, sig_one)
+                m.d.sync += [sig.eq(Mux(starts_here, lines_of_head, Mux(n_written, sig_m1, sig))),
+                             sig_one.eq(Mux(starts_here, head_one, Mux(n_written, sig_two, sig_one)))]
+                finished = n_written & sig_one
                 if tg == isa.LOAD_WEIGHT:
                     if p == 0:
                         m.d.comb += w_fin.eq(finished)
@@ -2344,8 +2363,10 @@ class RecsysAccelerator(wiring.Component):
         m.d.comb += [dense.cmd.valid.eq(running & d_ok & Cat(*d_beyond).all() & no_busy(d_chk)),
                      dense.cmd.payload.eq(dh),
                      dense_q.r_en.eq(dense.cmd.valid & dense.cmd.ready)]
+        # The engine's instruction: it follows the offered word while the engine is idle (it is
+        # read only while the engine is busy), so the issue handshake does not enable it.
         d_cur = Signal(INSTR_LAYOUT, reset_less=True)
-        with m.If(dense.cmd.valid & dense.cmd.ready):
+        with m.If(dense.cmd.ready):
             m.d.sync += d_cur.eq(dh)
         with m.If(dense.ended):
             with m.If(d_cur.op == isa.OP_INTER):
