@@ -150,6 +150,9 @@ class IndexWalker(wiring.Component):
     next_addr, next_dim, next_load : Out(ADDR_BITS), Out(DIM_BITS), Out(1)
         The row register takes the row at ``next_addr`` of ``next_dim`` bytes at the end of this
         cycle (a row step), for :class:`GatherUnit`'s decisions ahead.
+    last_step : Out(1)
+        The walk's last step is in this cycle (``cmd`` is ready from the next), for
+        :class:`GatherLane`'s ``busy`` flags ahead.
     """
 
     def __init__(self, *, word_addr_bits: int, entry_bits: int = 16, ctx_bits: int = 1):
@@ -166,6 +169,7 @@ class IndexWalker(wiring.Component):
             "next_addr": Out(ADDR_BITS),
             "next_dim": Out(DIM_BITS),
             "next_load": Out(1),
+            "last_step": Out(1),
         })
 
     def elaborate(self, platform):
@@ -246,6 +250,7 @@ class IndexWalker(wiring.Component):
             m.d.sync += [end.eq(pos_port.data), pos_next.eq(pos_next + 1), bags_left.eq(bags_left - 1),
                          entry.eq(entry + cur.dim)]
             with m.If(bags_left == 1):
+                m.d.comb += self.last_step.eq(1)
                 m.d.sync += phase.eq(0)
         return m
 
@@ -298,20 +303,34 @@ class GatherLane(wiring.Component):
         m.d.comb += [self.tags_used.eq(unit.tags_used), self.hits.eq(unit.hits)]
 
         # Per parity: a walk in progress (the walker takes no command while it walks), a row in
-        # the row register, and lines taken (requested or hit) and not yet pooled.
-        walk_parity = Signal()
-        with m.If(walker.cmd.valid & walker.cmd.ready):
+        # the row register, and lines taken (requested or hit) and not yet pooled. Each is a flag
+        # register set and cleared by the events that change it (the same cycles as the walker's
+        # and the unit's own state), so ``busy`` is an OR of three registers: it enters the top's
+        # issue decisions, which wait on it in the cycle it falls.
+        walk_parity = Signal()  # the parity of the walk and of the rows it steps
+        accepted = walker.cmd.valid & walker.cmd.ready
+        with m.If(accepted):
             m.d.sync += walk_parity.eq(walker.cmd.payload.ctx)
         take = (unit.req.valid & unit.req.ready) | unit.hits
         row = walker.rows
         lines = [Signal(range(self._unit._tags + 1), name=f"lines{p}") for p in range(2)]
         for p in range(2):
+            walking = Signal(name=f"walking{p}")  # ~walker.cmd.ready & (walk_parity == p)
+            holding = Signal(name=f"holding{p}")  # row.valid & (row.payload.ctx == p)
+            pending = Signal(name=f"pending{p}")  # lines[p] != 0
+            with m.If(accepted):
+                m.d.sync += walking.eq(walker.cmd.payload.ctx == p)
+            with m.Elif(walker.last_step):
+                m.d.sync += walking.eq(0)
+            with m.If(walker.next_load):
+                m.d.sync += holding.eq(walk_parity == p)
+            with m.Elif(row.ready):
+                m.d.sync += holding.eq(0)
             up = take & (row.payload.ctx == p)
             down = unit.pool.valid & unit.pool.payload.last & (unit.pool.payload.ctx == p)
-            m.d.sync += lines[p].eq(lines[p] + up - down)
-            m.d.comb += self.busy[p].eq(
-                (~walker.cmd.ready & (walk_parity == p)) | (row.valid & (row.payload.ctx == p))
-                | (lines[p] != 0))
+            m.d.sync += [lines[p].eq(lines[p] + up - down),
+                         pending.eq(Mux(up == down, lines[p] != 0, up | (lines[p] != 1)))]
+            m.d.comb += self.busy[p].eq(walking | holding | pending)
         return m
 
 
