@@ -1966,9 +1966,14 @@ class _HeadQueue(Elaboratable):
         return m
 
 
-#: Instruction words as the loader queue holds them: the word and its mini-batch minus 2 (the
-#: mini-batch whose GATHERs an index LOAD waits for), computed on the way in.
-LOADER_ENTRY = data.StructLayout({"word": INSTR_LAYOUT, "mb_m2": unsigned(isa.field_width("mb"))})
+def loader_entry_layout(count_bits: int, line_bits: int) -> data.StructLayout:
+    """A ``LOAD`` as the loader queue holds it: its target, mini-batch and mini-batch minus 2 (the
+    mini-batch whose GATHERs an index LOAD waits for), its line count and first line number,
+    computed on the way in; only what the loader reads, so that the queue's read enables as few
+    flip-flops as possible."""
+    mb = unsigned(isa.field_width("mb"))
+    return data.StructLayout({"a": 2, "mb": mb, "mb_m2": mb, "lines": unsigned(count_bits),
+                              "line": unsigned(line_bits)})
 
 
 def top_signature(hw) -> wiring.Signature:
@@ -2076,6 +2081,12 @@ class RecsysAccelerator(wiring.Component):
         acc_bytes = hw.acc_bytes
         tag_bits = _bits(tags)
         index_lines = max(1, int(hw.index_buffer_kib * 1024) // 2 // line)
+        # A LOAD's lines fit the buffer it fills (the compiler's bank sizes), so its line counts
+        # and indices are as wide as the largest buffer's line count, not the ISA's 32 bits.
+        max_lines = max(int(hw.weight_buffer_kib * 1024) // line, -(-int(hw.act_buffer_kib * 1024) // line),
+                        index_lines)
+        idx_bits, count_bits = _bits(max_lines), _bits(max_lines + 1)
+        loader_entry = loader_entry_layout(count_bits, ADDR_BITS - lb)
         if self._blocks_as_ports:
             gs, dense = self._block_ports("gather"), self._block_ports("dense")
         else:
@@ -2093,7 +2104,7 @@ class RecsysAccelerator(wiring.Component):
         store_lines_bits = _bits(-(-int(hw.out_buffer_kib * 1024) // 2 // line) + 1)
         store_entry = data.StructLayout({"mb": unsigned(16), "addr": unsigned(ADDR_BITS),
                                          "lines": unsigned(store_lines_bits), "one": 1})
-        loader_q = m.submodules.loader_q = _HeadQueue(width=LOADER_ENTRY.size, depth=QUEUE_DEPTH)
+        loader_q = m.submodules.loader_q = _HeadQueue(width=loader_entry.size, depth=QUEUE_DEPTH)
         dense_q = m.submodules.dense_q = _HeadQueue(width=isa.INSTR_BITS, depth=QUEUE_DEPTH)
         store_q = m.submodules.store_q = _HeadQueue(width=store_entry.size, depth=QUEUE_DEPTH)
         unit_q = [_HeadQueue(width=unit_entry.size, depth=QUEUE_DEPTH) for _ in range(G)]
@@ -2133,7 +2144,10 @@ class RecsysAccelerator(wiring.Component):
             m.d.sync += ended_b.eq(1)
         with m.If(ended_b & Cat(*[q.settled for q in queues]).all()):
             m.d.sync += running.eq(1)
-        m.d.comb += [loader_q.w_data.eq(Cat(b_word, b_mb_m2)), loader_q.w_en.eq(b_valid & (op == isa.OP_LOAD)),
+        le = Signal(loader_entry)
+        m.d.comb += [le.a.eq(b_word.a), le.mb.eq(b_word.mb), le.mb_m2.eq(b_mb_m2),
+                     le.lines.eq(Cat(b_word.p, b_word.k)), le.line.eq(b_word.addr[lb:])]
+        m.d.comb += [loader_q.w_data.eq(le), loader_q.w_en.eq(b_valid & (op == isa.OP_LOAD)),
                      dense_q.w_data.eq(b_word),
                      dense_q.w_en.eq(b_valid & ((op == isa.OP_GEMM) | (op == isa.OP_INTER)))]
         st = Signal(store_entry)
@@ -2204,34 +2218,28 @@ class RecsysAccelerator(wiring.Component):
             return ~Cat(*[(chk[0] & gs.busy[u][0]) | (chk[1] & gs.busy[u][1]) for u in range(G)]).any()
 
         # ---- loader (requester 0) ----------------------------------------------------------
-        lhead = data.View(LOADER_ENTRY, loader_q.r_data)
-        head = lhead.word
+        head = data.View(loader_entry, loader_q.r_data)
 
         def waits_gathers(lh):
             """The head LOAD ``lh`` is an index LOAD of a mini-batch m >= 2 (it waits for the
             GATHERs of m - 2)."""
             rdy, word = lh
-            w = data.View(LOADER_ENTRY, word).word
+            w = data.View(loader_entry, word)
             return rdy & (w.a != isa.LOAD_WEIGHT) & (w.a != isa.LOAD_DENSE) & (w.mb >= 2)
 
         def ld_ready(lh):
             rdy, word = lh
-            w = data.View(LOADER_ENTRY, word).word
+            w = data.View(loader_entry, word)
             return rdy & ((w.a != isa.LOAD_DENSE) | (w.mb < 2) | after(bot_p1, bot_inc, lambda v: v >= w.mb))
 
         ld_ok = ahead("ld_ok", ld_ready, loader_q)
         ld_chk = [ahead(f"ld_chk{p}", lambda lh, p=p: waits_gathers(lh)
-                        & (data.View(LOADER_ENTRY, lh[1]).mb_m2[0] == p), loader_q) for p in range(2)]
+                        & (data.View(loader_entry, lh[1]).mb_m2[0] == p), loader_q) for p in range(2)]
         ld_beyond = [ahead(f"ld_beyond{u}", lambda lh, uh: ~waits_gathers(lh)
-                           | beyond(uh, data.View(LOADER_ENTRY, lh[1]).mb_m2), loader_q, q)
+                           | beyond(uh, data.View(loader_entry, lh[1]).mb_m2), loader_q, q)
                      for u, q in enumerate(unit_q)]
         head_ok = Signal()
         m.d.comb += head_ok.eq(ld_ok & Cat(*ld_beyond).all() & no_busy(ld_chk))
-        # A LOAD's lines fit the buffer it fills (the compiler's bank sizes), so its line counts
-        # and indices are as wide as the largest buffer's line count, not the ISA's 32 bits.
-        max_lines = max(int(hw.weight_buffer_kib * 1024) // line, -(-int(hw.act_buffer_kib * 1024) // line),
-                        index_lines)
-        idx_bits, count_bits = _bits(max_lines), _bits(max_lines + 1)
         cur = Signal()  # a LOAD past its first request
         cur_target = Signal(2)
         cur_bank = Signal()
@@ -2246,13 +2254,12 @@ class RecsysAccelerator(wiring.Component):
         for i in reversed(range(tags)):
             with m.If(free[i]):
                 m.d.comb += new_tag.eq(i)
-        lines_of_head = Signal(count_bits)
-        m.d.comb += lines_of_head.eq(Cat(head.p, head.k[:16]))
+        lines_of_head = head.lines
         starting = Signal()
         m.d.comb += starting.eq(running & ~cur & head_ok)
         req0 = self.req0
         m.d.comb += [req0.valid.eq((cur | starting) & free.any()),
-                     req0.payload.addr.eq(Cat(Const(0, lb), Mux(cur, cur_line, head.addr[lb:]))),
+                     req0.payload.addr.eq(Cat(Const(0, lb), Mux(cur, cur_line, head.line))),
                      req0.payload.tag.eq(new_tag)]
         handshake = req0.valid & req0.ready
         target = Mux(cur, cur_target, head.a)
@@ -2269,7 +2276,7 @@ class RecsysAccelerator(wiring.Component):
                     m.d.sync += cur.eq(0)
             with m.Else():
                 m.d.comb += loader_q.r_en.eq(1)
-                m.d.sync += [cur_target.eq(head.a), cur_bank.eq(head.mb[0]), cur_line.eq(head.addr[lb:] + 1),
+                m.d.sync += [cur_target.eq(head.a), cur_bank.eq(head.mb[0]), cur_line.eq(head.line + 1),
                              cur_idx.eq(1), cur_left.eq(lines_of_head - 1), cur.eq(lines_of_head > 1),
                              cur_last.eq(lines_of_head == 2)]
         # Delivered lines are written one per cycle in delivery order, so every loader-fed memory
