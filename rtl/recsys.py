@@ -219,12 +219,31 @@ class IndexWalker(wiring.Component):
                          pos_next.eq(cur.pos + 4), fetch.eq(pos_port.data + 1)]
 
         # Stepping: pos_port.data is the end of the bag after the current one, ``row_addr`` the
-        # row at ``word``.
+        # row at ``word``. Whether the bag is empty (``word == end``) and whether ``word`` is its
+        # last row (``word + 1 == end``) are registers, loaded for each outcome of the cycle's row
+        # step and bag end from compares of registers and picked by those last, so that no carry
+        # chain precedes the step decision and the reads and clock enables behind it.
         stepping = phase == fill_end
         register_free = ~self.rows.valid | self.rows.ready
-        empty = word == end
+        empty = Signal()
+        last_row = Signal()
         row_step = stepping & ~empty & register_free
         step = stepping & (empty | register_free)
+        bag_ends = step & (empty | last_row)
+        first_word = Signal.like(word)
+        first_end = Signal.like(end)
+        next_end = Signal.like(end)  # the end of the bag after this one
+        word_p1 = Signal.like(word)
+        word_p2 = Signal.like(word)
+        m.d.comb += [first_word.eq(pos_port.data), first_end.eq(idx_port.data), next_end.eq(pos_port.data),
+                     word_p1.eq(word + 1), word_p2.eq(word + 2)]
+        with m.If(phase == 2):
+            m.d.sync += [empty.eq(first_word == first_end), last_row.eq(first_word + 1 == first_end)]
+        with m.If(stepping):
+            m.d.sync += [empty.eq(Mux(bag_ends, Mux(row_step, word_p1 == next_end, word == next_end),
+                                      Mux(row_step, last_row, empty))),
+                         last_row.eq(Mux(bag_ends, Mux(row_step, word_p2 == next_end, word_p1 == next_end),
+                                         Mux(row_step, word_p2 == end, last_row)))]
         with m.If((phase >= 1) & ~stepping):
             m.d.sync += phase.eq(phase + 1)
         # The fill shifts from s + 3 (idx_port's data is the first word from s + 4 on).
@@ -244,7 +263,6 @@ class IndexWalker(wiring.Component):
                 self.rows.payload.ctx.eq(cur.ctx),
                 word.eq(word + 1),
             ]
-        bag_ends = step & (empty | (word + 1 == end))
         with m.If(bag_ends):
             m.d.comb += pos_port.en.eq(1)
             m.d.sync += [end.eq(pos_port.data), pos_next.eq(pos_next + 1), bags_left.eq(bags_left - 1),
