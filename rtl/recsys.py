@@ -522,14 +522,21 @@ class GatherUnit(wiring.Component):
             # taking a new row, ``next_load``, while no row is part-way) the new row's first line.
             def lookup(ln, name):
                 """Whether line ``ln`` is in the cache after this cycle's fills (the last lane's
-                fill of a set wins, as in the fill below)."""
+                fill of a set wins, as in the fill below). Each tag's line is compared with ``ln``
+                (set and line) from registers and the delivered tag only selects a result, so
+                no tag-indexed line read precedes a compare."""
                 ls = ln[:sb] if sb else Const(0, 1)
                 found = Signal(name=name)
                 result = c_valid.bit_select(ls, 1) & (c_line[ls] == ln)
+                set_eq, line_eq = [], []
+                for i in range(tags):
+                    filled = data.View(meta_layout, meta[i]).line
+                    set_eq.append(Signal(name=f"{name}_set{i}"))
+                    line_eq.append(Signal(name=f"{name}_line{i}"))
+                    m.d.comb += [set_eq[-1].eq((filled[:sb] == ls) if sb else 1), line_eq[-1].eq(filled == ln)]
                 for lane in self.resp:
-                    filled = data.View(meta_layout, meta[lane.payload.tag]).line
-                    fset = filled[:sb] if sb else Const(0, 1)
-                    result = Mux(lane.valid & (fset == ls), filled == ln, result)
+                    tag = lane.payload.tag
+                    result = Mux(lane.valid & Array(set_eq)[tag], Array(line_eq)[tag], result)
                 m.d.comb += found.eq(result)
                 return found
 
