@@ -646,6 +646,16 @@ def _store_lines_bits(hw) -> int:
     return _bits(-(-int(hw.out_buffer_kib * 1024) // 2 // hw.line_bytes) + 1)
 
 
+def _loader_entry_bits(hw) -> int:
+    """Bits of a loader queue entry in the RTL (target, mini-batch and mini-batch - 2, line count
+    as wide as the largest buffer's, first line number)."""
+    line = hw.line_bytes
+    index_lines = max(1, int(hw.index_buffer_kib * 1024) // 2 // line)
+    max_lines = max(int(hw.weight_buffer_kib * 1024) // line, -(-int(hw.act_buffer_kib * 1024) // line),
+                    index_lines)
+    return 2 + 16 + 16 + _bits(max_lines + 1) + isa.field_width("addr") - (line.bit_length() - 1)
+
+
 def _unit_entry_bits(hw) -> int:
     """Bits of a gather unit's queue entry in the RTL (mini-batch and walk)."""
     index_lines = max(1, int(hw.index_buffer_kib * 1024) // 2 // hw.line_bytes)
@@ -678,8 +688,8 @@ def _memories(hw) -> list[tuple[str, int, int, int, bool, bool]]:
         ("pooled", hw.acc_bits, -(-entries // hw.pool_lanes), 2 * G * hw.pool_lanes, True, False),
         ("out", hw.acc_bits, -(-out_values // out_banks) + 1, 2 * out_banks, True, False),
         # The per-engine instruction queues (SyncFIFOBuffered of 256: 255 rows in memory); the
-        # loader's words carry their mini-batch minus 2.
-        ("loader_queue", isa.INSTR_BITS + 16, 255, 1, False, False),
+        # loader's entries hold only what the loader reads.
+        ("loader_queue", _loader_entry_bits(hw), 255, 1, False, False),
         ("dense_queue", isa.INSTR_BITS, 255, 1, False, False),
         ("store_queue", 16 + 32 + _store_lines_bits(hw) + 1, 255, 1, False, False),
         ("unit_queues", _unit_entry_bits(hw), 255, G, False, False),
@@ -749,7 +759,7 @@ def rtl_resources(hw) -> dict[str, float]:
            + C * acc + 40 + 2 * out_banks * _bits(-(-max(1, int(hw.out_buffer_kib * 1024) // 2 // hw.acc_bytes)
                                                   // out_banks) + 1)
            # the queues' head and two next-word registers, the intake's second stage
-           + 3 * (2 * isa.INSTR_BITS + 16 + 49 + store_lines_bits + G * _unit_entry_bits(hw))
+           + 3 * (isa.INSTR_BITS + _loader_entry_bits(hw) + 49 + store_lines_bits + G * _unit_entry_bits(hw))
            + isa.INSTR_BITS + word_bits + entry_bits + store_lines_bits + 17
            + FF_BASE)
     return {
