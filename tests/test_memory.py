@@ -110,19 +110,28 @@ _transfers = st.lists(
 )
 
 
-@settings(max_examples=150, deadline=None)
-@given(transfers=_transfers, bandwidth=st.integers(1, 32), latency=st.integers(1, 12))
-def test_striped_reads_follow_the_closed_form(transfers, bandwidth, latency):
-    model = StripedMemory(bytearray(4096), bandwidth=bandwidth, latency=latency, write_bytes=1)
-    expected = []
-    cycle, free, addr = 0, 0, 0
+def _issue_reads(model, transfers, bandwidth, latency):
+    """Request ``transfers`` (gap, count, record bytes) back to back in memory on ``model``: per
+    transfer its address, count, record bytes and the closed form's start cycle ``t0``, and the
+    cycle the port is free after the last."""
+    issued, cycle, free, addr = [], 0, 0, 0
     for gap, count, rec_bytes in transfers:
         cycle += gap
         model.read_request(cycle, addr, count, rec_bytes)
         t0 = read_start(cycle, latency, free)
-        expected += [t0 + record_offset(j, rec_bytes, bandwidth) for j in range(count)]
+        issued.append((addr, count, rec_bytes, t0))
         free = transfer_end(t0, count, rec_bytes, bandwidth) + 1
         addr += count * rec_bytes
+    return issued, free
+
+
+@settings(max_examples=150, deadline=None)
+@given(transfers=_transfers, bandwidth=st.integers(1, 32), latency=st.integers(1, 12))
+def test_striped_reads_follow_the_closed_form(transfers, bandwidth, latency):
+    model = StripedMemory(bytearray(4096), bandwidth=bandwidth, latency=latency, write_bytes=1)
+    issued, free = _issue_reads(model, transfers, bandwidth, latency)
+    expected = [t0 + record_offset(j, rec_bytes, bandwidth)
+                for _, count, rec_bytes, t0 in issued for j in range(count)]
     assert [c for c, _ in _read_cycles(model, free + 1)] == expected
     assert model.idle
 
@@ -137,17 +146,12 @@ def test_striped_read_beats_carry_the_stream_and_end_records_on_time(transfers, 
     policy = StallPolicy(seed=3) if stalls else None
     model = StripedMemory(mem, bandwidth=bandwidth, latency=latency, write_bytes=1, stalls=policy, beats=True)
     ends, stream, beat_sizes = [], bytearray(), []
-    cycle, free, addr = 0, 0, 0
-    for gap, count, rec_bytes in transfers:
-        cycle += gap
-        model.read_request(cycle, addr, count, rec_bytes)
-        t0 = read_start(cycle, latency, free)
+    issued, free = _issue_reads(model, transfers, bandwidth, latency)
+    for addr, count, rec_bytes, t0 in issued:
         ends += [t0 + record_offset(j, rec_bytes, bandwidth) for j in range(count)]
-        free = transfer_end(t0, count, rec_bytes, bandwidth) + 1
         stream += mem[addr : addr + count * rec_bytes]
         beat_sizes += [min(bandwidth, rec_bytes * count - b * bandwidth) for b in range(-(-rec_bytes * count // bandwidth))] \
             if rec_bytes > bandwidth else [rec_bytes] * count
-        addr += count * rec_bytes
     horizon = free * (20 if stalls else 1) + 100
     seen = _read_cycles(model, horizon)
     got = b"".join(r.to_bytes(n, "little") for (_, r), n in zip(seen, beat_sizes))
