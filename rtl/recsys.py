@@ -2218,15 +2218,28 @@ class RecsysAccelerator(wiring.Component):
             """``test`` of the counter's value in the next cycle."""
             return Mux(inc, test((cnt + 1)[:len(cnt)]), test(cnt))
 
+        # The loader's and the dense engine's queues advance on an issue that waits on the lanes'
+        # ``busy`` flags ("every GATHER of m done"), which fall in the cycle they are read. For
+        # these queues ``adv`` is ``~r_rdy | (nb & go)``, ``nb`` the "no lane busy" test and
+        # ``go`` the rest of the issue handshake (registers and the port's ready): the
+        # conditions ahead are computed for both values of ``nb`` and ``nb`` picks last, so a
+        # falling ``busy`` reaches them through the OR of the flags and one multiplexer, not
+        # through the handshake and the queue's advance.
+        late = {}
+
         def ahead(name, f, *qs):
             """A register holding ``f`` of the queues' heads (``(rdy, data)`` pairs) in the next
-            cycle; the first queue's ``adv`` picks last."""
+            cycle; the first queue's ``adv`` picks last (for a queue in ``late``, its ``nb``)."""
             def pick(i, heads):
                 if i == len(qs):
                     return f(*heads)
                 q = qs[i]
-                return Mux(q.adv, pick(i + 1, [*heads, (q.cand_rdy, q.cand_data)]),
-                           pick(i + 1, [*heads, (q.r_rdy, q.r_data)]))
+                took = pick(i + 1, [*heads, (q.cand_rdy, q.cand_data)])
+                kept = pick(i + 1, [*heads, (q.r_rdy, q.r_data)])
+                if id(q) in late:
+                    nb, go = late[id(q)]
+                    return Mux(nb, Mux(~q.r_rdy | go, took, kept), Mux(q.r_rdy, kept, took))
+                return Mux(q.adv, took, kept)
             reg = Signal(name=name)
             m.d.sync += reg.eq(pick(0, []))
             return reg
@@ -2257,6 +2270,8 @@ class RecsysAccelerator(wiring.Component):
             w = data.View(loader_entry, word)
             return rdy & ((w.a != isa.LOAD_DENSE) | (w.mb < 2) | after(bot_p1, bot_inc, lambda v: v >= w.mb))
 
+        ld_nb, ld_go = Signal(), Signal()
+        late[id(loader_q)] = (ld_nb, ld_go)
         ld_ok = ahead("ld_ok", ld_ready, loader_q)
         ld_chk = [ahead(f"ld_chk{p}", lambda lh, p=p: waits_gathers(lh)
                         & (data.View(loader_entry, lh[1]).mb_m2[0] == p), loader_q) for p in range(2)]
@@ -2264,7 +2279,7 @@ class RecsysAccelerator(wiring.Component):
                            | beyond(uh, data.View(loader_entry, lh[1]).mb_m2), loader_q, q)
                      for u, q in enumerate(unit_q)]
         head_ok = Signal()
-        m.d.comb += head_ok.eq(ld_ok & Cat(*ld_beyond).all() & no_busy(ld_chk))
+        m.d.comb += [ld_nb.eq(no_busy(ld_chk)), head_ok.eq(ld_ok & Cat(*ld_beyond).all() & ld_nb)]
         cur = Signal()  # a LOAD past its first request
         cur_target = Signal(2)
         cur_bank = Signal()
@@ -2287,6 +2302,9 @@ class RecsysAccelerator(wiring.Component):
                      req0.payload.addr.eq(Cat(Const(0, lb), Mux(cur, cur_line, head.line))),
                      req0.payload.tag.eq(new_tag)]
         handshake = req0.valid & req0.ready
+        # A LOAD's first request reads the queue: ``handshake & ~cur``, split as ``late`` wants.
+        m.d.comb += [ld_go.eq(running & ~cur & ld_ok & Cat(*ld_beyond).all() & free.any() & req0.ready),
+                     loader_q.r_en.eq(ld_nb & ld_go)]
         target = Mux(cur, cur_target, head.a)
         bank = Mux(cur, cur_bank, head.mb[0])
         taken = Signal(tags)
@@ -2300,7 +2318,6 @@ class RecsysAccelerator(wiring.Component):
                 with m.If(cur_last):
                     m.d.sync += cur.eq(0)
             with m.Else():
-                m.d.comb += loader_q.r_en.eq(1)
                 m.d.sync += [cur_target.eq(head.a), cur_bank.eq(head.mb[0]), cur_line.eq(head.line + 1),
                              cur_idx.eq(1), cur_left.eq(lines_of_head - 1), cur.eq(lines_of_head > 1),
                              cur_last.eq(lines_of_head == 2)]
@@ -2412,15 +2429,18 @@ class RecsysAccelerator(wiring.Component):
             rdy, word = dhd
             return rdy & (data.View(INSTR_LAYOUT, word).op != isa.OP_GEMM)
 
+        d_nb, d_go = Signal(), Signal()
+        late[id(dense_q)] = (d_nb, d_go)
         d_ok = ahead("d_ok", d_ready, dense_q)
         d_chk = [ahead(f"d_chk{p}", lambda dhd, p=p: d_inter(dhd) & (data.View(INSTR_LAYOUT, dhd[1]).mb[0] == p),
                        dense_q) for p in range(2)]
         d_beyond = [ahead(f"d_beyond{u}", lambda dhd, uh: ~d_inter(dhd)
                           | beyond(uh, data.View(INSTR_LAYOUT, dhd[1]).mb), dense_q, q)
                     for u, q in enumerate(unit_q)]
-        m.d.comb += [dense.cmd.valid.eq(running & d_ok & Cat(*d_beyond).all() & no_busy(d_chk)),
+        m.d.comb += [d_nb.eq(no_busy(d_chk)), d_go.eq(running & d_ok & Cat(*d_beyond).all() & dense.cmd.ready),
+                     dense.cmd.valid.eq(running & d_ok & Cat(*d_beyond).all() & d_nb),
                      dense.cmd.payload.eq(dh),
-                     dense_q.r_en.eq(dense.cmd.valid & dense.cmd.ready)]
+                     dense_q.r_en.eq(d_nb & d_go)]
         # The engine's instruction: it follows the offered word while the engine is idle (it is
         # read only while the engine is busy), so the issue handshake does not enable it.
         d_cur = Signal(INSTR_LAYOUT, reset_less=True)
