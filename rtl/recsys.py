@@ -119,9 +119,13 @@ class IndexWalker(wiring.Component):
     ``s + 2`` and reads the first index word there, fills its row-address pipeline in ``s + 3`` …
     ``s + 6`` and takes its first step in ``s + 7`` (``WALK_CYCLES`` = 8 to the first offered
     row). Each later cycle takes one step while bags are left: at an empty bag (word pointer
-    equal to the bag's end) the step over it, else the bag's next row into the row register if
-    the register is free or its row is taken in that cycle. A row at index ``i`` of bag ``b`` is
-    offered from the cycle after its step as ``addr = base + i·dim`` and ``entry = entry +
+    equal to the bag's end) the step over it, else the bag's next row into the row buffer if
+    its second slot was free at the start of the cycle (a register: the step does not wait on
+    the take of the cycle). The buffer is the row register (``rows``, the head the gather unit
+    requests from) and a second slot behind it: a stepped row goes into the head if the head is
+    free at the end of the cycle (empty or taken), else into the second slot, which moves into
+    the head in the cycle the head's row is taken. A row at index ``i`` of bag ``b`` is offered
+    from the cycle after it enters the head as ``addr = base + i·dim`` and ``entry = entry +
     b·dim``. The index bank's reads take two enabled cycles (:class:`GatherSide` registers the
     read line, in the block RAM's output register on ECP5), so the ports run two reads ahead:
     the end positions of the two bags after the current one are read ahead on ``pos_port``, so
@@ -142,17 +146,20 @@ class IndexWalker(wiring.Component):
     -------
     cmd : In(stream.Signature(walk_layout(word_addr_bits, entry_bits, ctx_bits)))
     rows : Out(stream.Signature(row_layout(entry_bits, ctx_bits)))
-        The row register.
+        The row register (the row buffer's head).
     pos_port, idx_port : In(memory.ReadPort.Signature(addr_width=word_addr_bits, shape=WORD_BITS))
         Two read ports of the index bank, each a two-stage pipeline that moves only in a cycle
         with ``en`` high: ``data`` is the word of the read enabled before the last enabled cycle
         (it holds while ``en`` is low).
     next_addr, next_dim, next_load : Out(ADDR_BITS), Out(DIM_BITS), Out(1)
         The row register takes the row at ``next_addr`` of ``next_dim`` bytes at the end of this
-        cycle (a row step), for :class:`GatherUnit`'s decisions ahead.
+        cycle (the second slot's, or a row stepped now), for :class:`GatherUnit`'s decisions
+        ahead.
     last_step : Out(1)
         The walk's last step is in this cycle (``cmd`` is ready from the next), for
         :class:`GatherLane`'s ``busy`` flags ahead.
+    holds : Out(2)
+        Bit ``p``: a row whose ``ctx`` is ``p`` is in the row buffer (a register).
     """
 
     def __init__(self, *, word_addr_bits: int, entry_bits: int = 16, ctx_bits: int = 1):
@@ -170,6 +177,7 @@ class IndexWalker(wiring.Component):
             "next_dim": Out(DIM_BITS),
             "next_load": Out(1),
             "last_step": Out(1),
+            "holds": Out(2),
         })
 
     def elaborate(self, platform):
@@ -224,11 +232,18 @@ class IndexWalker(wiring.Component):
         # step and bag end from compares of registers and picked by those last, so that no carry
         # chain precedes the step decision and the reads and clock enables behind it.
         stepping = phase == fill_end
-        register_free = ~self.rows.valid | self.rows.ready
+        # The row buffer: the row register (``rows``, the head) and a second slot behind it. A
+        # row step needs a free second slot at the start of the cycle (a register), so the
+        # step does not wait on the gather unit's take of the head in the same cycle; the take
+        # only picks where the stepped row goes (the head if it is free at the end of the cycle,
+        # else the second slot) and moves the second slot's row into the head.
+        second = Signal(row_layout(self._entry_bits, self._ctx_bits), reset_less=True)
+        second_valid = Signal()
+        head_free = ~self.rows.valid | self.rows.ready
         empty = Signal()
         last_row = Signal()
-        row_step = stepping & ~empty & register_free
-        step = stepping & (empty | register_free)
+        row_step = stepping & ~empty & ~second_valid
+        step = stepping & (empty | ~second_valid)
         bag_ends = step & (empty | last_row)
         first_word = Signal.like(word)
         first_end = Signal.like(end)
@@ -251,18 +266,31 @@ class IndexWalker(wiring.Component):
             m.d.comb += idx_port.en.eq(1)
             m.d.sync += [fetch.eq(fetch + 1), index_q.eq(idx_port.data), lo.eq(index_q[:18] * cur.dim),
                          hi.eq(index_q[18:] * cur.dim), row_addr.eq(cur.base + lo + Cat(Const(0, 18), hi))]
-        m.d.comb += [self.next_addr.eq(row_addr), self.next_dim.eq(cur.dim), self.next_load.eq(row_step)]
-        with m.If(self.rows.ready):
-            m.d.sync += self.rows.valid.eq(0)
+        stepped = Signal.like(second)
+        m.d.comb += [stepped.addr.eq(row_addr), stepped.dim.eq(cur.dim), stepped.entry.eq(entry),
+                     stepped.ctx.eq(cur.ctx)]
+        # The row the head takes at the end of this cycle (if ``next_load``): the second slot's,
+        # else the one stepped now.
+        incoming = Signal.like(second)
+        m.d.comb += [incoming.eq(Mux(second_valid, second, stepped)),
+                     self.next_load.eq(head_free & (second_valid | row_step)),
+                     self.next_addr.eq(incoming.addr), self.next_dim.eq(incoming.dim)]
+        with m.If(head_free):
+            m.d.sync += self.rows.valid.eq(second_valid | row_step)
+            with m.If(second_valid | row_step):
+                m.d.sync += self.rows.payload.eq(incoming)
+            m.d.sync += second_valid.eq(0)
+        with m.Elif(row_step):
+            m.d.sync += [second.eq(stepped), second_valid.eq(1)]
         with m.If(row_step):
-            m.d.sync += [
-                self.rows.valid.eq(1),
-                self.rows.payload.addr.eq(row_addr),
-                self.rows.payload.dim.eq(cur.dim),
-                self.rows.payload.entry.eq(entry),
-                self.rows.payload.ctx.eq(cur.ctx),
-                word.eq(word + 1),
-            ]
+            m.d.sync += word.eq(word + 1)
+        # Per parity, a row of it in the buffer in the next cycle (for GatherLane's ``busy``).
+        head_next = Mux(head_free, second_valid | row_step, 1)
+        head_ctx = Mux(head_free & (second_valid | row_step), incoming.ctx, self.rows.payload.ctx)
+        second_next = ~head_free & (second_valid | row_step)
+        second_ctx = Mux(second_valid, second.ctx, cur.ctx)
+        for p in range(2):
+            m.d.sync += self.holds[p].eq((head_next & (head_ctx == p)) | (second_next & (second_ctx == p)))
         with m.If(bag_ends):
             m.d.comb += pos_port.en.eq(1)
             m.d.sync += [end.eq(pos_port.data), pos_next.eq(pos_next + 1), bags_left.eq(bags_left - 1),
@@ -278,7 +306,7 @@ class GatherLane(wiring.Component):
     the rows' ``ctx`` being the ``GATHER``'s mini-batch parity.
 
     ``busy[p]`` is high while the lane holds work of parity ``p``: a walk of a ``GATHER`` of that
-    parity in progress, a row of it in the row register, or lines of it requested and not yet
+    parity in progress, a row of it in the row buffer, or lines of it requested and not yet
     pooled to their last chunk. A ``GATHER`` is done in the later of its last walk step and its
     last pooling cycle (docs/recsys.md, "Engines and timing" 2); ``busy[p]`` falls in the cycle
     after the last such event of the lane's ``GATHER``s of parity ``p``, so once the sequencer
@@ -321,29 +349,23 @@ class GatherLane(wiring.Component):
         m.d.comb += [self.tags_used.eq(unit.tags_used), self.hits.eq(unit.hits)]
 
         # Per parity: a walk in progress (the walker takes no command while it walks), a row in
-        # the row register, and lines taken (requested or hit) and not yet pooled. Each is a flag
-        # register set and cleared by the events that change it (the same cycles as the walker's
-        # and the unit's own state), so ``busy`` is an OR of three registers: it enters the top's
-        # issue decisions, which wait on it in the cycle it falls.
-        walk_parity = Signal()  # the parity of the walk and of the rows it steps
+        # the row buffer (the walker's ``holds``), and lines taken (requested or hit) and not yet
+        # pooled. Each is a flag register set and cleared by the events that change it (the same
+        # cycles as the walker's and the unit's own state), so ``busy`` is an OR of three
+        # registers: it enters the top's issue decisions, which wait on it in the cycle it falls.
         accepted = walker.cmd.valid & walker.cmd.ready
-        with m.If(accepted):
-            m.d.sync += walk_parity.eq(walker.cmd.payload.ctx)
         take = (unit.req.valid & unit.req.ready) | unit.hits
         row = walker.rows
         lines = [Signal(range(self._unit._tags + 1), name=f"lines{p}") for p in range(2)]
         for p in range(2):
             walking = Signal(name=f"walking{p}")  # ~walker.cmd.ready & (walk_parity == p)
-            holding = Signal(name=f"holding{p}")  # row.valid & (row.payload.ctx == p)
+            holding = Signal(name=f"holding{p}")  # a row of parity p in the row buffer
             pending = Signal(name=f"pending{p}")  # lines[p] != 0
             with m.If(accepted):
                 m.d.sync += walking.eq(walker.cmd.payload.ctx == p)
             with m.Elif(walker.last_step):
                 m.d.sync += walking.eq(0)
-            with m.If(walker.next_load):
-                m.d.sync += holding.eq(walk_parity == p)
-            with m.Elif(row.ready):
-                m.d.sync += holding.eq(0)
+            m.d.comb += holding.eq(walker.holds[p])
             up = take & (row.payload.ctx == p)
             down = unit.pool.valid & unit.pool.payload.last & (unit.pool.payload.ctx == p)
             m.d.sync += [lines[p].eq(lines[p] + up - down),
@@ -520,6 +542,9 @@ class GatherUnit(wiring.Component):
         if self._cache:
             # The line of the next cycle: the row's next line, the same one, or (the row register
             # taking a new row, ``next_load``, while no row is part-way) the new row's first line.
+            # Each candidate comes from registers (the new row from the row buffer's second slot
+            # or the walker's row-address pipeline, whose step waits on no take), so the lookups
+            # run side by side and the take only picks a result.
             def lookup(ln, name):
                 """Whether line ``ln`` is in the cache after this cycle's fills (the last lane's
                 fill of a set wins, as in the fill below). Each tag's line is compared with ``ln``

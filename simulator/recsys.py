@@ -2,7 +2,7 @@
 
 One Numba kernel steps the Program cycle by cycle and, inside each cycle, request by request:
 the loader's and every gather unit's line requests (index walkers offering rows through a row
-register, tag pools of ``max_outstanding``, the per-unit line caches, the shared memory model's
+buffer of two, tag pools of ``max_outstanding``, the per-unit line caches, the shared memory model's
 per-channel in-order queues through :func:`sparsim.simulator.memory.line_serve`), the pooling units taking delivered lines in
 arrival order, the dense engine's instructions (their cycles from dataflow/systolic.py via the
 compiler) and the store's posted writes. Within a cycle it follows the contract's order:
@@ -108,6 +108,11 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
     rr_row = np.zeros(units, np.int64)
     rr_line = np.zeros(units, np.int64)
     rr_line_last = np.zeros(units, np.int64)
+    # The row buffer's second slot (behind the row register): its GATHER and row; its row is
+    # offered from the cycle after it moves into the row register.
+    r2_valid = np.zeros(units, np.bool_)
+    r2_ins = np.zeros(units, np.int64)
+    r2_row = np.zeros(units, np.int64)
 
     l_pos = 0
     l_started = False
@@ -136,7 +141,8 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
                 u_inflight[u] -= 1
                 g = pool_ins[u]
                 g_pooled[g] += 1
-                if g_closed[g] and g_pooled[g] == g_issued[g] and not (rr_valid[u] and rr_ins[u] == g):
+                if (g_closed[g] and g_pooled[g] == g_issued[g] and not (rr_valid[u] and rr_ins[u] == g)
+                        and not (r2_valid[u] and r2_ins[u] == g)):
                     _gather_done(g, x - 1, mb, g_left, g_max, g_all)
                     u_active[u] -= 1
                     if x - 1 > last_event:
@@ -206,7 +212,9 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
                     u_j[u] = tab_idx[t] + bag_off[u_s[u]]
                     u_j_end[u] = tab_idx[t] + bag_off[u_s[u] + 1]
                     wk_next[u] = x + walk_cycles - 1
-            # Line request of the offered row.
+            # Line request of the offered row. The walker steps a row only if the buffer's second
+            # slot was free at the start of the cycle.
+            second_free = not r2_valid[u]
             if rr_valid[u] and rr_offer[u] <= x:
                 i = rr_ins[u]
                 dim = fq[i]
@@ -248,24 +256,30 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
                         ch_n[c] += 1
                     if line < rr_line_last[u]:
                         rr_line[u] = line + 1
+                    elif r2_valid[u]:  # taken: the second slot's row moves in, offered next cycle
+                        r2_valid[u] = False
+                        _load_row(u, r2_ins[u], r2_row[u], x + 1, fq, line_bytes, rr_valid, rr_ins, rr_offer,
+                                  rr_row, rr_line, rr_line_last)
                     else:
-                        rr_valid[u] = False  # taken: the walker may refill it in this cycle
-            # Walker step: an empty bag, or the next row into the (free) row register.
+                        rr_valid[u] = False  # taken: a row stepped in this cycle may enter it
+            # Walker step: an empty bag, or the next row into the row buffer (the row register if
+            # it is free at the end of the cycle, else the second slot).
             i = wk_ins[u]
             if i >= 0 and wk_next[u] <= x:
                 t = fb[i]
                 stepped = False
                 if u_j[u] == u_j_end[u]:
                     stepped = True
-                elif not rr_valid[u]:
+                elif second_free:
                     stepped = True
-                    dim = fq[i]
-                    rr_valid[u] = True
-                    rr_ins[u] = i
-                    rr_offer[u] = x + 1
-                    rr_row[u] = addr[i] + bag_idx[u_j[u]] * dim
-                    rr_line[u] = rr_row[u] // line_bytes
-                    rr_line_last[u] = (rr_row[u] + dim - 1) // line_bytes
+                    row = addr[i] + bag_idx[u_j[u]] * fq[i]
+                    if not rr_valid[u]:
+                        _load_row(u, i, row, x + 1, fq, line_bytes, rr_valid, rr_ins, rr_offer, rr_row,
+                                  rr_line, rr_line_last)
+                    else:
+                        r2_valid[u] = True
+                        r2_ins[u] = i
+                        r2_row[u] = row
                     u_j[u] += 1
                 if stepped:
                     wk_next[u] = x + 1
@@ -276,7 +290,8 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
                     if u_s[u] == u_s_end[u]:
                         g_closed[i] = True
                         wk_ins[u] = -1
-                        if g_pooled[i] == g_issued[i] and not (rr_valid[u] and rr_ins[u] == i):
+                        if (g_pooled[i] == g_issued[i] and not (rr_valid[u] and rr_ins[u] == i)
+                                and not (r2_valid[u] and r2_ins[u] == i)):
                             _gather_done(i, x, mb, g_left, g_max, g_all)
                             u_active[u] -= 1
                             walk_done_now = True  # the GATHER was busy in its done cycle
@@ -448,6 +463,17 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
     cycles = last_event + 2
     stalls[4] += cycles - (d_end + 1)
     return cycles
+
+
+@njit(cache=True, inline="always")
+def _load_row(u, i, row, offer, fq, line_bytes, rr_valid, rr_ins, rr_offer, rr_row, rr_line, rr_line_last):
+    """Row ``row`` of GATHER ``i`` into unit ``u``'s row register, offered from ``offer``."""
+    rr_valid[u] = True
+    rr_ins[u] = i
+    rr_offer[u] = offer
+    rr_row[u] = row
+    rr_line[u] = row // line_bytes
+    rr_line_last[u] = (row + fq[i] - 1) // line_bytes
 
 
 @njit(cache=True, inline="always")
@@ -751,7 +777,8 @@ def rtl_resources(hw) -> dict[str, float]:
            + banks * (_bits(act_depth) + 8 + 3 + 2 * (_bits(feat_depth) + 8 + 1))
            + G * (tags * (line_bits + 48) + hw.cache_lines * (line_bits + 32))  # line store, cache
            + G * ((line_bits + 1 if hw.cache_lines else 0) + 1  # a hit's line, copied the cycle after; the hit; first line last
-                  + 32 + 34 + 14 + 32 + word_bits)  # the walker's row-address pipeline
+                  + 32 + 34 + 14 + 32 + word_bits  # the walker's row-address pipeline
+                  + 32 + isa.field_width("q") + entry_bits + 2)  # the row buffer's second slot
            # pooled banks: each memory's value select and the registered sums of the reads
            + 2 * (G * lanes * max(1, (lanes - 1).bit_length()) + max(2, C) * acc)
            + max(1, tags - 1) * (line_bits + 16) + tags * (3 + loader_idx_bits)  # loader: write queue, tag targets

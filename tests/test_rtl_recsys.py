@@ -595,24 +595,26 @@ WALK_POINTS = [_WalkPoint(seed) for seed in range(8)]
 @pytest.mark.parametrize("pt", WALK_POINTS, ids=repr)
 def test_index_walker_offers_rows_in_contract_cycles(pt):
     """Rows and pooled entries in bag order; each row offered in the cycle docs/recsys.md's
-    walk recurrence gives (w_k = max(w_{k-1} + 1, previous row taken) for a row step, one
-    cycle per empty bag, WALK_CYCLES to the first row); the next GATHER is taken only after
-    the previous walk's last step."""
+    walk recurrence gives (w_k = max(w_{k-1} + 1, the row before the previous one taken + 1)
+    for a row step, offered from max(w_k + 1, the previous row taken + 1), one cycle per empty
+    bag, WALK_CYCLES to the first row); the next GATHER is taken only after the previous
+    walk's last step."""
     got = run_walker(pt, pt.seed)
     assert len(got["starts"]) == len(pt.cmds)
     rows = got["rows"]
     k = 0
-    taken_prev = -1
+    taken_prev, taken_prev2 = -1, -1
     for (t, first, n), s, again in zip(pt.cmds, got["starts"], got["ready_again"]):
         want, steps = pt.rows(t, first, n)
         w = s + isa.WALK_CYCLES - 2
         for row in steps:
-            w = w + 1 if row is None else max(w + 1, taken_prev)
+            w = w + 1 if row is None else max(w + 1, taken_prev2 + 1)
             if row is not None:
                 addr, entry, offered, taken = rows[k]
                 assert (addr, entry) == want[row], f"row {k}"
-                assert offered == w + 1, f"row {k} offered in {offered}, the contract says {w + 1}"
-                taken_prev = taken
+                due = max(w + 1, taken_prev + 1)
+                assert offered == due, f"row {k} offered in {offered}, the contract says {due}"
+                taken_prev2, taken_prev = taken_prev, taken
                 k += 1
         assert again == w + 1, f"cmd ready again in {again}, the walk's last step was in {w}"
     assert k == len(rows)
@@ -659,7 +661,7 @@ def sparse_reference(program):
     requests = []
 
     class Unit:
-        walk = row = pool = None
+        walk = row = row2 = pool = None
         tags = 0
 
     us = [Unit() for _ in queues]
@@ -677,6 +679,7 @@ def sparse_reference(program):
         for g, u in enumerate(us):
             if u.walk is None and queues[g]:
                 u.walk = [deque(_gather_steps(program, queues[g].popleft())), x + isa.WALK_CYCLES - 1]
+            second_free = u.row2 is None  # at the start of the cycle: a row step needs it
             if u.row is not None and u.row[0] <= x and u.tags < hw.max_outstanding:
                 addr, lo, hi, _ = u.row[1].popleft()
                 requests.append((x, g, addr))
@@ -687,13 +690,16 @@ def sparse_reference(program):
                 else:
                     mem.request(x, addr, (g, ln, hi - lo), 1 + g)
                 if not u.row[1]:
-                    u.row = None
+                    u.row = None if u.row2 is None else (x + 1, u.row2)
+                    u.row2 = None
             if u.walk is not None and u.walk[1] <= x:
                 steps = u.walk[0]
-                if steps[0] is None or u.row is None:
+                if steps[0] is None or second_free:
                     step = steps.popleft()
-                    if step is not None:
+                    if step is not None and u.row is None:
                         u.row = (x + 1, deque(step))
+                    elif step is not None:
+                        u.row2 = deque(step)
                     u.walk[1] = x + 1
                     if not steps:
                         u.walk = None

@@ -77,6 +77,7 @@ def reference(program):
         def __init__(self):
             self.walk = None  # [instr, steps left, cycle of the next step]
             self.row = None  # (offered from, instr, pending lines): the row register
+            self.row2 = None  # (instr, pending lines): the row buffer's second slot
             self.tags = 0
             self.fifo = deque()  # (arrival, instr, lo, hi, entry, data)
             self.hits = deque()  # (due, instr, lo, hi, entry, data)
@@ -146,6 +147,7 @@ def reference(program):
                 if ev["ldi"][m] < x and (m < 2 or ev["inter"][m - 2] < x):
                     units[g].popleft()
                     u.walk = [i, deque(steps_of[i]), x + isa.WALK_CYCLES - 1]
+            second_free = u.row2 is None  # at the start of the cycle: a row step needs it
             if u.row is not None and u.row[0] <= x and u.tags < hw.max_outstanding:
                 _, i, pending = u.row
                 addr, lo, hi, entry = pending.popleft()
@@ -160,15 +162,18 @@ def reference(program):
                     meta[tag] = ("row", i, lo, hi, entry, ln)
                     mem.request(x, addr, tag, 1 + g)
                 if not pending:
-                    u.row = None
+                    u.row = None if u.row2 is None else (x + 1, *u.row2)
+                    u.row2 = None
             if u.walk is not None and u.walk[2] <= x:
                 i, steps, _ = u.walk
                 if steps[0] is None:
                     steps.popleft()
+                elif not second_free:
+                    continue
                 elif u.row is None:
                     u.row = (x + 1, i, deque(steps.popleft()))
                 else:
-                    continue
+                    u.row2 = (i, deque(steps.popleft()))
                 u.walk[2] = x + 1
                 if not steps:
                     u.walk = None
