@@ -80,19 +80,6 @@ def _blocks(hw):
     E, WE, S = geo.in_rec_bytes, geo.w_sub_entries, geo.in_sub_bytes
     nw, nm = isa.field_width("n"), isa.field_width("m_log2")
 
-    def rx_assemble(m, port):
-        # records assembled from the read-data beats in front of the shell's receiver (the
-        # register of the record in progress, the beat placed after its bytes, the merge)
-        DB = geo.beat_bytes
-        rd = SimpleNamespace(valid=port("valid", 1), payload=port("beat", 8 * DB))
-        recv = SimpleNamespace(beat=SimpleNamespace(payload=SimpleNamespace(target=port("target", 2),
-                                                                            last=port("last", 1))),
-                               rd_data=SimpleNamespace(valid=Signal(name="rec_valid"),
-                                                       payload=Signal(8 * geo.read_bytes, name="rec")))
-        sizes = [port(f"size{t}", geo.read_bytes.bit_length()) for t in range(4)]
-        nt.NmTrainAccelerator._assemble(SimpleNamespace(rd_data=rd), m, geo, recv, sizes)
-        return [recv.rd_data.valid, recv.rd_data.payload]
-
     def in_words(m, port):
         # the input banks as RAM words: the beats' segments, their two-word funnels and byte
         # enables, the subs x even/odd word RAMs (both banks in each; WS a read port per array
@@ -152,6 +139,28 @@ def _blocks(hw):
             outs += sv
         return outs
 
+    def w_beats(m, port):
+        # the weight banks written from the beats (session 12, in place of w_write, unpack and the
+        # record assembly): the beat's complete groups after the held bytes of the group in
+        # progress, a plain load's groups unpacked, the per-bank segment registers, their
+        # two-word funnels and the entry-wise writes of the 2 x C flat stores
+        DB, wr, rb = geo.beat_bytes, WE.bit_length(), geo.read_bytes.bit_length()
+        rx = {"got": port("got", rb), "need": port("need", rb), "completes": port("completes", 1),
+              "size": port("size", rb)}
+        valid, last, bank = port("valid", 1), port("last", 1), port("bank", 1)
+        groups = nt._weight_beat_groups(m, geo, rx, last, port("beat", 8 * DB), valid, Const(0), port("n", nw),
+                                        port("mlog", nm), ib)
+        sb = max(1, (C - 1).bit_length())
+        segs = {"bank": bank, "last": last, "seg": (valid, port("sub", sb), port("base", wr), groups["count"])}
+        lists = nt._split_entries(groups["entries"], geo.w_seg_entries, ib)
+        outs = []
+        for b in range(2):
+            sv = [Signal(8 * WE, name=f"v{b}_{s}", reset_less=True) for s in range(C)]
+            si = [Signal(max(1, ibp * WE), name=f"i{b}_{s}", reset_less=True) for s in range(C)]
+            nt._weight_segment_writes(m, geo, f"w{b}", [(valid & (bank == b), segs, lists)], sv, si, ib)
+            outs += sv + (si if ib else [])
+        return outs
+
     def w_read(m, port):
         off, b_sel = port("off", 20), port("b_sel", 1)
         outs = []
@@ -175,16 +184,17 @@ def _blocks(hw):
         return [out]
 
     def prune(m, port):
-        data, n, mlog = port("data", 8 * geo.read_bytes), port("n", nw), port("mlog", nm)
-        # with the rank network it shares with the pre-generation unit (idle here)
+        # the prune unit on a beat's groups (the held bytes and the beat), with the rank network it
+        # shares with the pre-generation unit (idle here)
+        seq, n, mlog = port("seq", 8 * geo.w_seq_bytes), port("n", nw), port("mlog", nm)
         rank = nt._RankStage(geo, ib)
-        res = nt.NmTrainAccelerator._prune_unit(
-            m, geo, rank, data, Const(1), Const(0), Const(0), Const(0), Const(0, WE), Const(0), n, mlog, ib,
-            OPERAND_BITS + ib,
-            geo.w_entries * (OPERAND_BITS + ib))
+        segs = {"bank": Const(0), "last": Const(0),
+                "seg": (Const(1), Const(0), Const(0), port("count", geo.w_seg_entries.bit_length()))}
+        res = nt.NmTrainAccelerator._prune_unit(m, geo, rank, seq, Const(1), segs, n, mlog, ib)
         rank.load("pgs", Const(0), [], Const(0, nw), Const(0, nm), [Const(0)] * rank.E)
         rank.build(m)
-        return [res["entries"]]
+        values, indices = res["lists"]
+        return [Cat(*values), Cat(*indices)]
 
     def rank_compact(m, port):
         # the rank and squeeze stages alone (the network the prune unit and the PGS unit share)
@@ -260,7 +270,7 @@ def _blocks(hw):
                              res[(l % C) * A:(l % C + 1) * A]])[add][:A] for l in range(geo.out_lanes)])]
 
     blocks = {
-        "rx_assemble": rx_assemble, "in_words": in_words, "in_write": in_write, "in_read": in_read,
+        "w_beats": w_beats, "in_words": in_words, "in_write": in_write, "in_read": in_read,
         "w_write": w_write, "w_read": w_read,
         "unpack": unpack, "prune": prune, "rank_compact": rank_compact, "pack": pack,
         "pgs_read": pgs_read, "pgs_buffer": pgs_buffer, "out_banks": out_banks, "out_add": out_add,

@@ -28,7 +28,7 @@ from .collision import NO_COLLISION as _NO_COLLISION
 from .collision import poison_collisions
 from .collision import seen as _seen
 from .shell import rejected_is_not_unused as _rejected_is_not_unused
-from .systolic import OPERAND_BITS, SystolicArray
+from .systolic import SystolicArray
 
 __all__ = [
     "INSTR_LAYOUT",
@@ -99,6 +99,31 @@ class Geometry:
         half_words = (((self.in_sub_bytes - 1) // self.in_word_bytes) + 2) // 2 + 1
         self.in_word_addr_bits = max(1, (half_words - 1).bit_length())
         self.out_row_bytes = self.out_lanes * self.acc_bytes
+        #: weight loads are written from the beats a group at a time: the bytes not yet written
+        #: (of the group in progress, or of the next record when one ends inside a beat) wait in
+        #: a register of ``w_hold_bytes``, a beat after them is ``w_seq_bytes``,
+        #: whose complete groups give at most ``w_seg_entries`` entries; sub-banks are written
+        #: in words of ``w_word_entries`` (a power of two, at least a beat's entries, so that
+        #: they span at most two words)
+        DB = self.beat_bytes
+        units = _weight_units(_log2(hw.max_m))
+        # held: a group in progress (less than a group), or the next record's first bytes when a
+        # record ends inside a beat (less than a beat)
+        self.w_hold_bytes = max(max(g, DB) - 1 for _, _, g in units)
+        self.w_seq_bytes = self.w_hold_bytes + DB
+        self.w_seg_entries = max(n * ((max(g, DB) - 1 + DB) // g) for n, _, g in units)
+        self.w_word_entries = 1 << (self.w_seg_entries - 1).bit_length()
+        #: bytes a pruning load hands the rank network per beat (its complete dense groups lie in
+        #: them)
+        self.prune_bytes = max(hw.max_m, DB) - 1 + DB if hw.max_m > 1 else 0
+
+
+def _weight_units(ib: int) -> list[tuple[int, int, int]]:
+    """``(n, m_log2, group bytes)`` of every group a weight load can bring: the compressed
+    groups of the plain loads (1:1 and each N:M with M up to 2^ib), then the dense groups of M
+    bytes of the pruning ones."""
+    plain = [(1, 0, 1)] + [(n, ml, isa.group_bytes(n, 1 << ml)) for ml in range(1, ib + 1) for n in range(1, 1 << ml)]
+    return plain + [(n, ml, 1 << ml) for ml in range(1, ib + 1) for n in range(1, 1 << ml)]
 
 
 def _sub_capacity(bank: int, widest: int, subs: int) -> int:
@@ -210,21 +235,17 @@ class NmTrainAccelerator(wiring.Component):
         os_flow = hw.dataflow == "os"
         geo = Geometry(hw)
         ib = _log2(M)
-        entry_bits = OPERAND_BITS + ib
-        w_bits = geo.w_entries * entry_bits
         lanes = geo.out_lanes
         out_bits = lanes * A
         count_bits = isa.field_width("count")
 
         # ---- storage --------------------------------------------------------------------
-        # Input and weight sub-banks are flat registers, records back to back from a running
-        # base (records of one load have one width): in its arrival cycle a record is registered
-        # with its base and the mask of the words it covers (made a beat ahead, ``sub_counter``);
-        # the next cycle a shifter moves it to its base and those words take it (``_write_stage``).
-        # Nothing reads a bank in the cycle after its last record (a job starts at the earliest
-        # then, and reads in the cycle after its start), so the bank is ready as before. Reads
-        # select a window at a byte (entry) offset. A bank is rewritten only once no job reads it (the
-        # loader's guards). OS: R-way row banking (row p in sub-bank p % R), so a fold's R rows
+        # Input and weight sub-banks hold records back to back from a running base (records of
+        # one load have one width), written from the read-data beats: a record is in its bank
+        # the cycle after its last byte's beat. Nothing reads a bank in the cycle after its last
+        # record (a job starts at the earliest then, and reads in the cycle after its start), so
+        # the bank is ready as before. Reads select a window at a byte (entry) offset. A bank is
+        # rewritten only once no job reads it (the loader's guards). OS: R-way row banking (row p in sub-bank p % R), so a fold's R rows
         # are read in one cycle; WS: one store of whole rows, a step's R windows from one row.
         in_subs = geo.in_subs
         # Each input sub-bank is RAM words (``_WordStore``, both banks' in one, the bank the
@@ -235,7 +256,9 @@ class NmTrainAccelerator(wiring.Component):
                              reads=1 if os_flow else R) for s in range(in_subs)]
         # Weight sub-banks (record q in sub-bank q % C): each record as its kept entries, the
         # values (8 bits) and the indices (``ibp`` bits, a power of two so that an entry's
-        # place is a shift) in two stores.
+        # place is a shift) in two flat stores (the pre-generation unit reads a whole slab row
+        # in a cycle), written in words of ``w_word_entries`` from the beats' segments
+        # (``_weight_segment_writes``).
         ibp = 1 << (ib - 1).bit_length() if ib else 0
         WE = geo.w_sub_entries
         w_val = [[Signal(8 * WE, name=f"weight{b}_{s}_values", reset_less=True) for s in range(C)]
@@ -272,7 +295,7 @@ class NmTrainAccelerator(wiring.Component):
         # Loads in flight: at most one per bank (a bank's next load waits for its readers,
         # which wait for its data): four, one spare.
         receiver = m.submodules.receiver = shell.Receiver(
-            data_bits=geo.read_bytes * 8, targets=_TARGETS, count_bits=count_bits, depth=5
+            data_bits=geo.beat_bytes * 8, targets=_TARGETS, count_bits=count_bits, depth=5
         )
         store = m.submodules.store = shell.Store(
             banks=2, addr_bits=isa.field_width("addr"), count_bits=count_bits, data_bits=out_bits,
@@ -315,10 +338,7 @@ class NmTrainAccelerator(wiring.Component):
                          for b in range(2))
         b_width = [Signal(range(geo.read_bytes + 1), name=f"weight{b}_width", reset_less=True) for b in range(2)]
         # Per receiver target: bytes per record of its latest load.
-        rx = self._assemble(m, geo, receiver, [a_width[0], a_width[1], *b_width])
-        # The same as masks of the words a record covers (``(1 << size) - 1``), made when the load
-        # issues, so that a beat's write only shifts them to the record's place.
-        b_lenmask = Array(Signal(geo.w_entries, name=f"weight{b}_lenmask", reset_less=True) for b in range(2))
+        rx = self._count_beats(m, geo, receiver, [a_width[0], a_width[1], *b_width])
         busy = Signal()  # a job is computing
         out_busy = Signal(2)  # output bank holds an open or unstored tile
         engines_idle = Signal()
@@ -352,7 +372,7 @@ class NmTrainAccelerator(wiring.Component):
             m.d.sync += [
                 b_next.eq(~b_next), b_guard.eq(dispatched), b_ready.bit_select(b_next, 1).eq(0),
                 b_prune.bit_select(b_next, 1).eq(cur.prune), b_n[b_next].eq(cur.n), b_mlog2[b_next].eq(cur.m_log2),
-                b_ksteps[b_next].eq(cur.k_steps), b_lenmask[b_next].eq(_length_mask(cur.k_steps, geo.w_entries)),
+                b_ksteps[b_next].eq(cur.k_steps),
                 Array(b_width)[b_next].eq(cur.width),
             ]
 
@@ -395,20 +415,11 @@ class NmTrainAccelerator(wiring.Component):
         to_input = beat.valid & (bt.target[1] == 0)
         to_weight = beat.valid & (bt.target[1] == 1)
         bank_of_beat = bt.target[0]
-        # The next beat is a transfer's first (the receiver numbers it 0): a register, so that
-        # a beat's place and mask are a register or a two-way choice of registers.
-        first_beat = Signal(init=1, name="rx_first")
-        with m.If(beat.valid):
-            m.d.sync += first_beat.eq(bt.last)
-
-        def sub_counter(name, subs, size, lenmask, cap, enable):
-            """(sub-bank, base, placed) of the beat: record i of a transfer of records of ``size``
-            words goes to sub-bank i % subs at word (i // subs) * size, counted without a
-            divider or a multiplier (registers, cleared by a transfer's last beat: its next one
-            lies at word 0 of sub-bank 0); ``placed`` (unless ``lenmask`` is None) marks the
-            ``cap`` words it covers there (``lenmask``, the load's length mask, shifted to the
-            base), made a beat ahead but for a transfer's first record, whose mask is the length
-            mask itself."""
+        def sub_counter(name, subs, size, cap, enable):
+            """(sub-bank, base) of the record in progress: record i of a transfer of records of
+            ``size`` words goes to sub-bank i % subs at word (i // subs) * size, counted without a
+            divider or a multiplier (registers, cleared by a transfer's last record: its next one
+            lies at word 0 of sub-bank 0)."""
             # (one bit wide with a single sub-bank: Verilog has no zero-width wires)
             sub = Signal(range(max(subs, 2)), name=f"{name}_sub")
             base = Signal(range(cap + 1), name=f"{name}_base")
@@ -419,64 +430,55 @@ class NmTrainAccelerator(wiring.Component):
                 m.d.sync += base.eq(Mux(bt.last, 0, base_next))
                 if subs > 1:
                     m.d.sync += sub.eq(Mux(wraps | bt.last, 0, sub + 1))
-            if lenmask is None:
-                return sub, base, None
-            placed_r = Signal(cap, name=f"{name}_placed_next", reset_less=True)
-            placed = Signal(cap, name=f"{name}_placed")
-            m.d.comb += placed.eq(Mux(first_beat, lenmask, placed_r))
-            with m.If(enable):
-                m.d.sync += placed_r.eq((lenmask << base_next)[:cap])
-            return sub, base, placed
+            return sub, base
 
-        in_sub, in_base, _ = sub_counter("in_wr", in_subs, a_width[bank_of_beat], None, geo.in_sub_bytes, to_input)
+        in_sub, in_base = sub_counter("in_wr", in_subs, a_width[bank_of_beat], geo.in_sub_bytes, to_input)
         _input_beat_writes(m, geo, rx, self.rd_data, bt, in_sub, in_base, in_ram)
         with m.If(to_input & bt.last):
             m.d.sync += a_ready.bit_select(bank_of_beat, 1).eq(1)
 
-        w_sub, w_base, w_placed = sub_counter("w_wr", C, b_ksteps[bank_of_beat], b_lenmask[bank_of_beat], WE,
-                                              to_weight)
-        # Compressed records unpacked into entries (value, index); 1:1 records: entry k is byte
-        # k with index 0. The N:M of the load was latched when it was issued.
-        plain_entries = Signal(w_bits, name="plain_entries")
-        m.d.comb += plain_entries.eq(_unpack(bt.data, 1, 0, geo.w_entries, ib))
-        if M > 1:
-            with m.Switch(Cat(b_n[bank_of_beat], b_mlog2[bank_of_beat])):
-                for mlog in range(1, ib + 1):
-                    for n in range(1, 1 << mlog):
-                        with m.Case(n | (mlog << isa.field_width("n"))):
-                            m.d.comb += plain_entries.eq(_unpack(bt.data, n, mlog, geo.w_entries, ib))
+        # Weight loads are written from the beats a group at a time (``_weight_beat_groups``):
+        # the complete groups of the record in progress in a beat (after the bytes held from
+        # earlier beats) are unpacked (plain loads) or ranked and squeezed (pruning loads, two
+        # cycles later) into entries, one segment at the record's base plus the entries it had
+        # so far; the next record's bytes in that beat wait for the next beat, in which its last
+        # byte comes at the earliest. A segment is registered, and the next cycle rotated into
+        # the two words it spans and written (``_weight_segment_writes``): a record is in its
+        # bank the cycle after its last byte's beat (pruned: two cycles later).
+        w_sub, w_rec_base = sub_counter("w_wr", C, b_ksteps[bank_of_beat], WE, to_weight)
+        w_beat = Signal(name="w_beat")
+        m.d.comb += w_beat.eq(self.rd_data.valid & (bt.target[1] == 1))
+        w_pruning = b_prune.bit_select(bank_of_beat, 1) if M > 1 else Const(0)
+        groups = _weight_beat_groups(m, geo, rx, bt.last, self.rd_data.payload, w_beat, w_pruning,
+                                     b_n[bank_of_beat], b_mlog2[bank_of_beat], ib)
+        e_done = Signal(range(WE + 1), name="w_rec_entries")  # entries of the record in progress so far
+        with m.If(w_beat):
+            m.d.sync += e_done.eq(Mux(rx["completes"], 0, e_done + groups["count"]))
+        segs = {"bank": bank_of_beat, "last": to_weight & bt.last,
+                "seg": (w_beat, w_sub, w_rec_base + e_done, groups["count"])}
+        plain_lists = _split_entries(groups["entries"], geo.w_seg_entries, ib)
         if M > 1:
             rank = _RankStage(geo, ib)
-            prune_beat = to_weight & b_prune.bit_select(bank_of_beat, 1)
-            plain_beat = to_weight & ~b_prune.bit_select(bank_of_beat, 1)
-            pruned = self._prune_unit(m, geo, rank, bt.data, prune_beat, bank_of_beat, w_sub, w_base, w_placed,
-                                      bt.last, b_n[bank_of_beat], b_mlog2[bank_of_beat], ib, entry_bits, w_bits)
+            pruned = self._prune_unit(m, geo, rank, groups["seq"], w_beat & w_pruning, segs,
+                                      b_n[bank_of_beat], b_mlog2[bank_of_beat], ib)
         else:  # a dense-only array: no N:M load to prune
-            plain_beat = to_weight
-            pruned = {"valid": Const(0), "bank": Const(0), "sub": Const(0), "base": Const(0), "last": Const(0),
-                      "placed": Const(0, WE), "entries": Const(0, w_bits)}
-        # One shifter per bank: a pruned record reaches it two cycles after its beat, when a
-        # plain load into the other bank may already be arriving.
+            pruned = None
+        # One segment register per bank: a pruned beat's segments come two cycles after it, when
+        # a plain load into the other bank may already be arriving.
         for b in range(2):
-            from_prune = pruned["valid"] & (pruned["bank"] == b)
-            entries = Signal(w_bits, name=f"weight{b}_wr_entries")
-            base = Signal(range(WE + 1), name=f"weight{b}_wr_base")
-            placed = Signal(WE, name=f"weight{b}_wr_placed")
-            m.d.comb += [entries.eq(Mux(from_prune, pruned["entries"], plain_entries)),
-                         base.eq(Mux(from_prune, pruned["base"], w_base)),
-                         placed.eq(Mux(from_prune, pruned["placed"], w_placed))]
-            values = [entries[k * entry_bits : k * entry_bits + 8] for k in range(geo.w_entries)]
-            ens = [Mux(from_prune, pruned["sub"] == s, plain_beat & (bank_of_beat == b) & (w_sub == s))
-                   for s in range(C)]
-            fields = [(values, w_val[b])]
-            if ib:
-                fields.append(([Cat(entries[k * entry_bits + 8 : (k + 1) * entry_bits], Const(0, ibp - ib))
-                                for k in range(geo.w_entries)], w_idx[b]))
-            _write_stage(m, f"weight{b}_wr", base, placed, WE, ens, fields)
-        with m.If(plain_beat & bt.last):
+            plain = w_beat & ~w_pruning & (bank_of_beat == b)
+            if pruned is None:
+                _weight_segment_writes(m, geo, f"weight{b}", [(plain, segs, plain_lists)], w_val[b], w_idx[b], ib)
+            else:
+                from_prune = pruned["segs"]["seg"][0] & (pruned["segs"]["bank"] == b)
+                _weight_segment_writes(m, geo, f"weight{b}",
+                                       [(from_prune, pruned["segs"], pruned["lists"]), (plain, segs, plain_lists)],
+                                       w_val[b], w_idx[b], ib)
+        with m.If(to_weight & ~w_pruning & bt.last):
             m.d.sync += b_ready.bit_select(bank_of_beat, 1).eq(1)
-        with m.If(pruned["valid"] & pruned["last"]):
-            m.d.sync += b_ready.bit_select(pruned["bank"], 1).eq(1)
+        if pruned is not None:
+            with m.If(pruned["segs"]["last"] & pruned["pruning"]):
+                m.d.sync += b_ready.bit_select(pruned["segs"]["bank"], 1).eq(1)
 
         # ---- compute: start conditions ------------------------------------------------------
         tile_bank = Signal(init=1)  # output bank of the open tile (tile t in bank t % 2)
@@ -797,39 +799,29 @@ class NmTrainAccelerator(wiring.Component):
             m.d.sync += out_busy.bit_select(store.bank, 1).eq(0)
         return m
 
-    def _assemble(self, m, geo, receiver, rec_bytes_of):
-        """Records out of the read-data beats: the shell's receiver sees a record (the whole of it,
-        in the low bits) in the cycle of the beat that holds its last byte, when a record port
-        would have delivered it, and numbers and routes it as before. The bytes of the record in
-        progress from earlier beats wait in a register of the widest record; a beat's bytes past
-        its record's end are the next record's first (records wider than a beat lie back to back
-        in the stream). ``rec_bytes_of``: per receiver target, its latest load's record size."""
+    def _count_beats(self, m, geo, receiver, rec_bytes_of):
+        """Records counted in the read-data beats: the shell's receiver sees a record in the
+        cycle of the beat that holds its last byte, when a record port would have delivered it,
+        and numbers and routes it as before (its data is that beat; the banks take the beats
+        themselves). ``got`` counts the bytes of the record in progress from earlier beats; a
+        beat's bytes past its record's end are the next record's first (records wider than a
+        beat lie back to back in the stream). ``rec_bytes_of``: per receiver target, its latest
+        load's record size."""
         DB, RB = geo.beat_bytes, geo.read_bytes
         got = Signal(range(RB + 1), name="rx_got")  # bytes of the record in progress so far
-        held = Signal(8 * RB, name="rx_held", reset_less=True)
         target = receiver.beat.payload.target  # the oldest route's (a register)
         size = Signal(range(RB + 1), name="rx_rec_bytes")
         m.d.comb += size.eq(Array(rec_bytes_of)[target])
         need = Signal(range(RB + 1), name="rx_need")
         completes = Signal(name="rx_completes")
         m.d.comb += [need.eq(size - got), completes.eq(need <= DB)]
-        beat = self.rd_data.payload
-        # The record's bytes do not depend on its size (nor so on the route's target, which the
-        # receiver's payload carries): bytes past its end (the next record's first) are not
-        # part of it, and no consumer uses them (every write is masked to the record's words).
-        placed = Signal(8 * RB, name="rx_placed")
-        m.d.comb += placed.eq((Cat(beat, Const(0, 8 * RB)) << (got * 8))[: 8 * RB])
-        merged = Signal(8 * RB, name="rx_record")
-        m.d.comb += merged.eq(Cat(*(Mux(k < got, held[8 * k : 8 * k + 8], placed[8 * k : 8 * k + 8])
-                                    for k in range(RB))))
         m.d.comb += [receiver.rd_data.valid.eq(self.rd_data.valid & completes),
-                     receiver.rd_data.payload.eq(merged)]
+                     receiver.rd_data.payload.eq(self.rd_data.payload)]
         with m.If(self.rd_data.valid):
             with m.If(completes):
-                m.d.sync += [got.eq(Mux(receiver.beat.payload.last | (size <= DB), 0, DB - need)),
-                             held.eq(beat >> (need * 8))]
+                m.d.sync += got.eq(Mux(receiver.beat.payload.last | (size <= DB), 0, DB - need))
             with m.Else():
-                m.d.sync += [got.eq(got + DB), held.eq(merged)]
+                m.d.sync += got.eq(got + DB)
         return {"got": got, "need": need, "completes": completes, "size": size}
 
     @staticmethod
@@ -979,38 +971,40 @@ class NmTrainAccelerator(wiring.Component):
         }
 
     @staticmethod
-    def _prune_unit(m, geo, rank, beat_data, valid, bank, sub, base, placed, last, n, m_log2, ib, entry_bits,
-                    w_bits):
+    def _prune_unit(m, geo, rank, seq, valid, segs, n, m_log2, ib):
         """The prune unit on the weight banks' write path (LDB with ``prune``): a dense record of
         groups of M bytes becomes its kept entries, N per group, in ascending position order
-        (docs/nm_train.md, "Pruning rule": largest |w|, ties to the lower position).
+        (docs/nm_train.md, "Pruning rule": largest |w|, ties to the lower position), a beat's
+        complete groups at a time (``seq``: the bytes of the group in progress from earlier
+        beats, then the beat's; ``segs``: where the beat's entries go, ``_weight_beat_groups``).
 
-        Cycle t: the beat is registered in the rank stage's input register, each byte with its
-        |w|. t+1: each byte's rank in its group and how far it moves left (:func:`_rank`),
-        registered. t+2: the shifter (:func:`_compact`) moves the kept bytes into place and the
-        entries go to the write stage (in the bank at t+3, as a plain record arriving at t+2):
-        the bank is ready ``PRUNE_CYCLES = 2`` cycles after a plain load's would be. The rank and squeeze stages are ``rank``, shared with the pre-generation unit.
+        Cycle t: the beat's groups are registered in the rank stage's input register, each byte
+        with its |w|. t+1: each byte's rank in its group and how far it moves left
+        (:func:`_rank`), registered. t+2: the shifter (:func:`_compact`) moves the kept bytes
+        into place and the entries go to the segment register (in the bank at t+3, as a plain
+        beat's at t+2 would be): the bank is ready ``PRUNE_CYCLES = 2`` cycles after a plain
+        load's would be. The rank and squeeze stages are ``rank``, shared with the
+        pre-generation unit.
         """
         assert isa.PRUNE_CYCLES == 2, "the prune unit has two register stages"
-        E = geo.in_rec_bytes
-        meta = {"valid": valid, "bank": bank, "sub": sub, "base": base, "placed": placed, "last": last}
-        t1 = {k: _reg(m, v, f"prune1_{k}", reset_less=(k != "valid")) for k, v in meta.items()}
+
+        def delayed(value, name):
+            if isinstance(value, tuple):
+                return tuple(delayed(v, f"{name}{i}") for i, v in enumerate(value))
+            if isinstance(value, Const):
+                return value
+            return _reg(m, _reg(m, value, f"{name}_d1", reset_less=True), f"{name}_d2", reset_less=True)
+
+        pruning = _reg(m, _reg(m, valid, "prune1_valid"), "prune2_valid")
+        out = {key: delayed(v, f"prune_{key}") for key, v in segs.items()}
+        out["seg"] = (pruning, *out["seg"][1:])
         # The group terms of the shifts, from the load's N:M in the beat's cycle (off the rank stage).
         terms = _group_terms(m, "prune", rank.E, n, m_log2, rank.Mmax)
-        rank.load("prune", valid, [beat_data[8 * e : 8 * e + 8] for e in range(E)], n, m_log2, terms)
-        t2 = {k: _reg(m, v, f"prune2_{k}", reset_less=(k != "valid")) for k, v in t1.items()}
-        pos_valid, pos_val, pos_idx = rank.valid, rank.value, rank.index
-        entries = []
-        for o in range(geo.w_entries):
-            if o < E:
-                value = Mux(pos_valid[o], pos_val[o], 0)
-                entry = Cat(value, pos_idx[o][:ib]) if ib else value
-            else:
-                entry = Const(0, entry_bits)
-            entries.append(entry)
-        out = Signal(w_bits, name="prune_entries")
-        m.d.comb += out.eq(Cat(*entries))
-        return {**t2, "entries": out}
+        rank.load("prune", valid, [seq[8 * e : 8 * e + 8] for e in range(geo.prune_bytes)], n, m_log2, terms)
+        EB = geo.w_seg_entries
+        values = [rank.value[o] if o < rank.E else Const(0, 8) for o in range(EB)]
+        indices = [rank.index[o][:ib] if o < rank.E else Const(0, ib) for o in range(EB)] if ib else None
+        return {"segs": out, "pruning": pruning, "lists": (values, indices)}
 
 
 class _RankStage:
@@ -1025,7 +1019,7 @@ class _RankStage:
     network were its width alone."""
 
     def __init__(self, geo, ib):
-        self.widths = {"prune": geo.in_rec_bytes, "pgs": geo.w_entries}
+        self.widths = {"prune": geo.prune_bytes, "pgs": geo.w_entries}
         self.E = max(self.widths.values())
         self.Mmax = 1 << ib
         self.loads = {}
@@ -1175,6 +1169,138 @@ def _input_window_reads(m, geo, M, offsets, a_sel, stores):
         m.d.comb += sel.eq((Cat(Mux(odd_q, odd, even), Mux(odd_q, even, odd)) >> (byte_q * 8))[: 8 * M])
         windows.append(sel)
     return windows
+
+
+def _weight_beat_groups(m, geo, rx, last, data, valid, prune, n, m_log2, ib):
+    """A weight load's beat as whole groups: the bytes not yet written from earlier beats (a
+    register of ``w_hold_bytes``) followed by the beat's (``seq``), of which the complete groups
+    of the record in progress (compressed groups of the load's N:M, or dense groups of M bytes
+    when it prunes) are taken, and the rest held for the next beat: a group in progress, or,
+    when the record ends inside the beat, the next record's first bytes (a record is whole
+    groups, so the record's end is a group's). Returns ``seq``, ``entries`` (a plain load's
+    groups unpacked: ``w_seg_entries`` entries of an INT8 value and an ``ib``-bit index; 1:1:
+    entry k is byte k with index 0) and ``count`` (the entries of the groups taken). ``rx``: the
+    receiver's byte count of the record in progress (``_count_beats``)."""
+    DB, HB, SQ, EB = geo.beat_bytes, geo.w_hold_bytes, geo.w_seq_bytes, geo.w_seg_entries
+    need, completes, size = rx["need"], rx["completes"], rx["size"]
+    h = Signal(range(HB + 1), name="w_held")
+    hold = Signal(8 * HB, name="w_hold", reset_less=True)
+    placed = Signal(8 * SQ, name="w_beat_placed")
+    m.d.comb += placed.eq((Cat(data, Const(0, 8 * HB)) << (h * 8))[: 8 * SQ])
+    seq = Signal(8 * SQ, name="w_seq")
+    m.d.comb += seq.eq(Cat(*(Mux(k < h, hold[8 * k : 8 * k + 8], placed[8 * k : 8 * k + 8]) if k < HB
+                             else placed[8 * k : 8 * k + 8] for k in range(SQ))))
+    # Bytes of seq that belong to the transfer (a beat past a transfer's last record is not
+    # its), and to the record in progress.
+    total = Signal(range(SQ + 1), name="w_seq_bytes")
+    m.d.comb += total.eq(h + Mux(completes & (last | (size <= DB)), need, DB))
+    rec_end = Signal(range(SQ + geo.read_bytes + 1), name="w_rec_end")
+    m.d.comb += rec_end.eq(h + need)
+    take = Signal(range(SQ + geo.read_bytes + 1), name="w_seq_take")  # seq's bytes of the record
+    m.d.comb += take.eq(Mux(completes, rec_end, total))
+    used = Signal(range(SQ + 1), name="w_seq_used")  # bytes of the groups taken
+    count = Signal(range(EB + 1), name="w_beat_entries")
+    entries = Signal(EB * (8 + ib), name="w_beat_entries_unpacked")
+    nw = isa.field_width("n")
+
+    def unit(n_, ml, g, plain):
+        groups = sum(((take >= k * g) for k in range(1, SQ // g + 1)), Const(0, (SQ + 1).bit_length()))
+        m.d.comb += [used.eq(groups * g), count.eq(groups * n_)]
+        if plain:
+            m.d.comb += entries.eq(_unpack(seq, n_, ml, EB, ib))
+
+    if ib:
+        units = _weight_units(ib)
+        n_plain = 1 + sum((1 << ml) - 1 for ml in range(1, ib + 1))  # (1:1 and the N:M formats)
+        with m.Switch(Cat(n[:nw], m_log2, prune)):
+            for i, (n_, ml, g) in enumerate(units[1:], start=1):
+                is_prune = i >= n_plain
+                with m.Case(n_ | (ml << nw) | (int(is_prune) << (nw + len(m_log2)))):
+                    unit(n_, ml, g, not is_prune)
+            with m.Default():
+                unit(1, 0, 1, True)
+    else:
+        unit(1, 0, 1, True)
+    with m.If(valid):
+        m.d.sync += [h.eq(total - used), hold.eq((seq >> (used * 8))[: 8 * HB])]
+    return {"seq": seq, "entries": entries, "count": count}
+
+
+def _split_entries(entries, count, ib):
+    """``count`` entries of an INT8 value and an ``ib``-bit index as (values, indices) lists."""
+    eb = 8 + ib
+    values = [entries[k * eb : k * eb + 8] for k in range(count)]
+    indices = [entries[k * eb + 8 : (k + 1) * eb] for k in range(count)] if ib else None
+    return values, indices
+
+
+def _weight_segment_writes(m, geo, name, sources, values_st, indices_st, ib):
+    """A weight bank's segment register and the writes of its C sub-banks (flat stores of
+    ``w_sub_entries`` entries: ``values_st`` of 8 bits, ``indices_st`` of a power-of-two width,
+    one per sub-bank). ``sources``: ``(enable, segs, (values, indices))`` choices, the first
+    enabled taken; ``segs["seg"]`` is ``(valid, sub-bank, entry position, entries)``, the first
+    entries of the lists. This cycle the segment is registered as its word, its rotation and the
+    mask of its entries; the next cycle it is rotated into the two words of ``w_word_entries``
+    it spans (a funnel of two words) and those take it: an even (odd) word of every sub-bank
+    takes the even (odd) rotated word, so a stored entry's only logic is its clock enable."""
+    W, EB, WE = geo.w_word_entries, geo.w_seg_entries, geo.w_sub_entries
+    lw = _log2(W)
+    C = len(values_st)
+    words = -(-WE // W)
+    ibp = len(indices_st[0]) // WE if ib else 0
+    valid = Signal(name=f"{name}_seg_valid")
+    sub = Signal(range(max(C, 2)), name=f"{name}_seg_sub", reset_less=True)
+    word = Signal(range(words + 1), name=f"{name}_seg_word", reset_less=True)
+    rot = Signal(max(1, lw), name=f"{name}_seg_rot", reset_less=True)
+    mask = Signal(EB, name=f"{name}_seg_mask", reset_less=True)
+    vals = Signal(8 * EB, name=f"{name}_seg_values", reset_less=True)
+    idxs = Signal(max(1, ibp * EB), name=f"{name}_seg_indices", reset_less=True)
+    m.d.sync += valid.eq(0)
+    positions = []
+    for i, (_, segs, _) in enumerate(sources):
+        positions.append(Signal(range(WE + 1), name=f"{name}_seg_pos{i}"))
+        m.d.comb += positions[-1].eq(segs["seg"][2])
+    for i, (enable, segs, (values, indices)) in enumerate(sources):
+        seg_valid, seg_sub, _, cnt = segs["seg"]
+        posw = positions[i]
+        with (m.If(enable) if i == 0 else m.Elif(enable)):
+            m.d.sync += [valid.eq(seg_valid), sub.eq(seg_sub), word.eq(posw[lw:]), rot.eq(posw[:lw]),
+                         mask.eq(_length_mask(cnt, EB)), vals.eq(Cat(*values))]
+            if ib:
+                m.d.sync += idxs.eq(Cat(*(Cat(x, Const(0, ibp - ib)) for x in indices)))
+    # The next cycle: rotated into two words (even, odd) and written.
+    odd = word[0]
+    halves = {}
+    for field, src, bits in (("v", vals, 8), ("i", idxs, ibp), ("e", mask, 1)):
+        if field == "i" and not ib:
+            continue
+        wide = Cat(src, Const(0, (2 * W - EB) * bits))
+        sh = Cat(Const(0, _log2(bits)), rot) if bits > 1 else rot
+        rt = Signal(2 * W * bits, name=f"{name}_seg_rot_{field}")
+        m.d.comb += rt.eq((wide << sh)[: 2 * W * bits])
+        lo_h, hi_h = rt[: W * bits], rt[W * bits :]
+        halves[field] = (Mux(odd, hi_h, lo_h), Mux(odd, lo_h, hi_h))  # (even word, odd word)
+    addrs = ((word + 1) >> 1, word >> 1)
+    for h in range(2):
+        en = Signal(W, name=f"{name}_en{h}")
+        m.d.comb += en.eq(Mux(valid, halves["e"][h], 0))
+        dv = Signal(8 * W, name=f"{name}_values{h}")
+        m.d.comb += dv.eq(halves["v"][h])
+        if ib:
+            di = Signal(ibp * W, name=f"{name}_indices{h}")
+            m.d.comb += di.eq(halves["i"][h])
+        for w in range(h, words, 2):
+            for s in range(C):
+                hit = Signal(name=f"{name}_{s}_word{w}")
+                m.d.comb += hit.eq((addrs[h] == w // 2) & (sub == s))
+                for e in range(W):
+                    j = w * W + e
+                    if j >= WE:
+                        break
+                    with m.If(hit & en[e]):
+                        m.d.sync += values_st[s].word_select(j, 8).eq(dv.word_select(e, 8))
+                        if ib:
+                            m.d.sync += indices_st[s].word_select(j, ibp).eq(di.word_select(e, ibp))
 
 
 def _magnitude(m, name, value):

@@ -298,16 +298,15 @@ def rtl_features(hw) -> dict[str, float]:
     the blocks of docs/nm_train.md "RTL (measured)"), one LUT6 per 4:1 mux slice
     (``simulator.resources._mux_luts``), log-depth shifters as 4:1 stages:
 
-    - the receiver's record assembly from the read-data beats (the record in progress's
-      register, the beat placed after its bytes);
     - input sub-banks: RAM words (even and odd words, both banks in each RAM, a LUT-RAM per
       byte column: byte enables), written from the beats' segments through two-word funnels, a
       window read from two words at a registered offset (WS: R of them, a read port each);
-    - weight sub-banks: flat registers (one FF per stored bit) written from a write
-      stage (the record, its base, its word mask and the sub-banks' enables registered), one LUT
-      per stored word for its clock enable; a value and an index shifter per weight bank; the reads (an entry per column and
-      bank, the PGS slab row from any weight sub-bank);
-    - the receiver's unpack and the PGS pack switches over every N:M format up to ``max_m``;
+    - weight sub-banks: flat registers (one FF per stored bit) written from the beats: the
+      beat placed after the held bytes, the unpack switch over every N:M format up to ``max_m``
+      on a beat's groups, per weight bank a segment register rotated into two words (values,
+      indices, enables), one LUT per stored entry for its clock enable; the reads (an entry per
+      column and bank, the PGS slab row from any weight sub-bank);
+    - the PGS pack switch over every N:M format up to ``max_m``;
     - the one rank and squeeze network (comparators, rank sums and shifts, the squeeze stages);
     - the transposing buffer (FFs) and its column read; the output banks
       (``simulator.resources.memory_cost``) and their read-add;
@@ -324,21 +323,24 @@ def rtl_features(hw) -> dict[str, float]:
     R, C, M, A = hw.rows, hw.cols, hw.max_m, hw.acc_bits
     ib = M.bit_length() - 1
     ibp = 1 << (ib - 1).bit_length() if ib else 0
-    S, WE, Ein, Ew, P = geo.in_sub_bytes, geo.w_sub_entries, geo.in_rec_bytes, geo.w_entries, geo.out_row_bytes
-    RB, DB = geo.read_bytes, geo.beat_bytes
+    S, WE, Ew, P = geo.in_sub_bytes, geo.w_sub_entries, geo.w_entries, geo.out_row_bytes
+    DB = geo.beat_bytes
     store_bits = 2 * C * WE * (8 + ibp)
+    HB, SQ, EB, WW = geo.w_hold_bytes, geo.w_seq_bytes, geo.w_seg_entries, geo.w_word_entries
+    plain_formats = sum((1 << ml) - 1 for ml in range(1, ib + 1)) + 1
     lut = {
         # a weight sub-bank's value and index words share their clock enable
         "store_writes": 2 * C * WE,
-        "write_shifters": 2 * (8 + ibp) * WE * clog2(WE) / 2,
         "weight_reads": 2 * C * (8 + ib) * _mux_luts(WE),
-        # the beat placed after the record's bytes, merged with them (fitted on the block alone,
-        # bench_nm_blocks.py --blocks rx_assemble --xcup: 494 LUT at 16 B records, 1,972 at 128)
-        "rx_assemble": 8 * RB * 1.4 + 30 * DB,
+        # the beat placed after the held bytes, a plain load's groups unpacked, and per weight
+        # bank the segment rotated into two words and the words swapped by parity (bench_nm_blocks.py
+        # --blocks w_beats --xcup, with the store enables: 5,068 LUT at tiny, 3,567 at mid_ecp5)
+        "weight_beats": 8 * SQ * clog2(HB + 1) / 2 + 8 * HB + EB * (8 + ib) * _mux_luts(plain_formats)
+        + 2 * (9 + ibp) * 2 * WW * (clog2(WW) / 2 + 1),
     }
-    ff = {"read_regs": C * (8 + ib), "rx_assemble": 8 * RB + clog2(RB + 1),
-          # the weight write stages' registers: record, word mask, base, sub-bank enables
-          "write_stages": 2 * ((8 + ibp) * Ew + WE + clog2(WE + 1) + C)}
+    ff = {"read_regs": C * (8 + ib),
+          # the held bytes, and per weight bank its segment register (entries, mask, word, rotation)
+          "weight_beats": 8 * HB + clog2(HB + 1) + 2 * ((9 + ibp) * EB + 2 * clog2(WE + 1) + 2)}
     # Input sub-banks: OS a window from each sub-bank, WS R windows from the one sub-bank (a read
     # port, so a copy of its RAMs, per array row).
     W, ab = geo.in_word_bytes, geo.in_word_addr_bits
@@ -365,11 +367,11 @@ def rtl_features(hw) -> dict[str, float]:
     ff["stores"] = store_bits
     bram_inputs = ram_units * ram.bram36
     if M > 1:
-        E = max(Ein, Ew)
+        E = max(geo.prune_bytes, Ew)
         formats = sum((1 << ml) - 1 for ml in range(1, ib + 1)) + 1
         lut.update({
             "pgs_read": 8 * WE * _mux_luts(2 * C) + 8 * (Ew + M) * _mux_luts(WE // M + 1) + 8 * Ew * _mux_luts(M),
-            "unpack_pack": Ew * (8 + ib) * _mux_luts(formats) + 8 * P * (_mux_luts(formats) + clog2(P) / 2),
+            "pack": 8 * P * (_mux_luts(formats) + clog2(P) / 2),
             # |w|, one 8-bit compare per pair, rank sum and shift per byte, squeeze stages
             "rank": E * (4 + (M - 1) / 2 * 4 + 16) + E.bit_length() * E * (9 + ib + E.bit_length() / 2) / 2,
             "pgs_buffer": 8 * M * _mux_luts(Ew),
