@@ -1204,8 +1204,13 @@ def _weight_beat_groups(m, geo, rx, last, data, valid, prune, n, m_log2, ib):
     nw = isa.field_width("n")
 
     def unit(n_, ml, g, plain):
-        groups = sum(((take >= k * g) for k in range(1, SQ // g + 1)), Const(0, (SQ + 1).bit_length()))
-        m.d.comb += [used.eq(groups * g), count.eq(groups * n_)]
+        # The complete groups' bytes and entries as a choice of constants (the comparisons are
+        # a thermometer code): a product of the group count would become a shared multiplier.
+        u, c = Const(0, used.shape()), Const(0, count.shape())
+        for k in range(1, SQ // g + 1):
+            hit = take >= k * g
+            u, c = Mux(hit, k * g, u), Mux(hit, k * n_, c)
+        m.d.comb += [used.eq(u), count.eq(c)]
         if plain:
             m.d.comb += entries.eq(_unpack(seq, n_, ml, EB, ib))
 
