@@ -44,10 +44,10 @@ def test_rtl_model_agrees_with_recorded_synthesis(row):
         assert abs(est[name] - row[name]) <= TOLERANCE[name] * row[name], f"{name}: model {est[name]}, yosys {row[name]}"
 
 
-def test_recorded_synthesis_is_of_the_current_rtl():
+@pytest.mark.parametrize("row", TABLE, ids=lambda r: r["name"])
+def test_recorded_synthesis_is_of_the_current_rtl(row):
     from sparsim.rtl.verilog import to_verilog
 
-    row = TABLE[0]
     _skip_if_stale(row)
     assert hashlib.sha256(to_verilog(_hw(row)).encode()).hexdigest()[:16] == row["verilog_sha"], (
         "rtl/recsys.py changed since benchmarks/recsys_resource_calibration.json was measured: "
