@@ -20,10 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from sparsim.rtl.synth import (ECP5_DEVICE, ECP5_PACKAGE, ECP5_SPEED, ECP5_SPEED_GRADES,
-                               ECP5_TARGET_MHZ, _nextpnr_ecp5)
-
-PLACERS = ("heap", "static", "sa")
+from sparsim.rtl.synth import ECP5_PLACERS as PLACERS
+from sparsim.rtl.synth import ECP5_SPEED, ECP5_SPEED_GRADES, nextpnr_ecp5_command
 
 
 def run_one(folder: Path, placer: str, seed: int, speed: int, timeout_s: float) -> dict:
@@ -33,12 +31,8 @@ def run_one(folder: Path, placer: str, seed: int, speed: int, timeout_s: float) 
     report = out / "report.json"
     t0 = time.perf_counter()
     if not report.exists():
-        cmd = _nextpnr_ecp5() + [
-            f"--{ECP5_DEVICE}", "--package", ECP5_PACKAGE, "--out-of-context",
-            "--json", str(folder / "ecp5_packed.json"), "--report", str(report),
-            "--log", str(out / "nextpnr.log"), "--freq", f"{ECP5_TARGET_MHZ:g}",
-            "--seed", str(seed), "--speed", str(speed), "--placer", placer,
-            "--timing-allow-fail", "--quiet"]
+        cmd = nextpnr_ecp5_command(str(folder / "ecp5_packed.json"), str(report), str(out / "nextpnr.log"),
+                                   speed=speed, seed=seed, placer=placer)
         subprocess.run(cmd, cwd=out, check=True, timeout=timeout_s,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     clocks = json.loads(report.read_text()).get("fmax", {})
@@ -66,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         seeds = [int(s) for s in args.seeds.split(",")]
     except ValueError:
         print(f"--seeds: {args.seeds!r} is not a comma-separated list of integers", file=sys.stderr)
+        return 2
+    if any(s < 1 for s in seeds):
+        print(f"--seeds: {args.seeds!r} holds a seed below 1", file=sys.stderr)
         return 2
     placers = args.placers.split(",")
     bad = [p for p in placers if p not in PLACERS]

@@ -62,6 +62,11 @@ ECP5_DEVICE, ECP5_PACKAGE, ECP5_TARGET_MHZ, ECP5_SEED = "85k", "CABGA381", 200.0
 #: in all three; the grade changes the delays nextpnr times with and so its timing-driven placement.
 ECP5_SPEED_GRADES = (6, 7, 8)
 ECP5_SPEED = 6
+#: nextpnr-ecp5's placers. ``heap`` (nextpnr's default) made every figure the docs quote unless
+#: they say otherwise; ``static`` places large control-heavy netlists better (benchmarks/README.md,
+#: "Seed and placer spread"); ``sa`` (simulated annealing) is slow on anything but small designs.
+ECP5_PLACERS = ("heap", "static", "sa")
+ECP5_PLACER = "heap"
 PROXY_NOTE = ("ECP5 Fmax is an open-flow proxy (Yosys + nextpnr on a Lattice ECP5-85), "
               "not an UltraScale+ timing figure")
 
@@ -98,6 +103,10 @@ class PnrResult:
     packed: dict[str, int] | None = None
     #: The LFE5U-85F speed grade nextpnr timed the design with (:data:`ECP5_SPEED_GRADES`).
     speed_grade: int = ECP5_SPEED
+    #: nextpnr's placer seed and placer (:data:`ECP5_PLACERS`); results cached before these
+    #: fields existed are of the defaults, which their folders' names say.
+    seed: int = ECP5_SEED
+    placer: str = ECP5_PLACER
 
 
 def _param_int(value) -> int:
@@ -224,44 +233,66 @@ def synthesize_verilog(text: str, top: str, build_root: Path | None = None, *, f
 
 def place_and_route_ecp5(hw: HardwareConfig, build_root: Path | None = None, *,
                          use_cache: bool = True, timeout_s: float = 3600,
-                         pack: bool = True, speed: int = ECP5_SPEED) -> PnrResult:
-    """``synth_ecp5`` and ``nextpnr-ecp5`` (ECP5-85, out of context, speed grade ``speed``) of
-    the design point, with the register packing of :mod:`sparsim.rtl.ecp5_pack` unless ``pack``
-    is false.
+                         pack: bool = True, speed: int = ECP5_SPEED, seed: int = ECP5_SEED,
+                         placer: str = ECP5_PLACER) -> PnrResult:
+    """``synth_ecp5`` and ``nextpnr-ecp5`` (ECP5-85, out of context, speed grade ``speed``,
+    placer ``placer`` with seed ``seed``) of the design point, with the register packing of
+    :mod:`sparsim.rtl.ecp5_pack` unless ``pack`` is false.
 
     Works in ``build_root`` (default ``$SPARSIM_BUILD_DIR/pnr``). The Fmax is nextpnr's
     achieved figure for the one clock domain, from its ``--report`` JSON.
     """
     return place_and_route_verilog(to_verilog(hw), TOP_MODULE, build_root, use_cache=use_cache,
-                                   timeout_s=timeout_s, pack=pack, speed=speed)
+                                   timeout_s=timeout_s, pack=pack, speed=speed, seed=seed, placer=placer)
 
 
-def _check_speed(speed: int) -> None:
+def check_pnr_options(speed: int = ECP5_SPEED, seed: int = ECP5_SEED, placer: str = ECP5_PLACER) -> None:
+    """ValueError naming the first of nextpnr's options that is not one it takes here."""
     if speed not in ECP5_SPEED_GRADES:
         raise ValueError(f"speed grade must be one of {', '.join(map(str, ECP5_SPEED_GRADES))}, not {speed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 1 <= seed <= 2**31 - 1:
+        raise ValueError(f"placer seed must be an integer from 1 to {2**31 - 1}, not {seed!r}")
+    if placer not in ECP5_PLACERS:
+        raise ValueError(f"placer must be one of {', '.join(ECP5_PLACERS)}, not {placer!r}")
+
+
+def nextpnr_ecp5_command(netlist: str, report: str, log: str, *, speed: int = ECP5_SPEED,
+                         seed: int = ECP5_SEED, placer: str = ECP5_PLACER) -> list[str]:
+    """The ``nextpnr-ecp5`` command line of the flow (also :file:`benchmarks/pnr_spread.py`'s).
+    The default placer is not named, so the command of every recorded figure is unchanged."""
+    check_pnr_options(speed, seed, placer)
+    return _nextpnr_ecp5() + [
+        f"--{ECP5_DEVICE}", "--package", ECP5_PACKAGE, "--out-of-context",
+        "--json", netlist, "--report", report, "--log", log,
+        "--freq", f"{ECP5_TARGET_MHZ:g}", "--seed", str(seed), "--speed", str(speed),
+        *(["--placer", placer] if placer != ECP5_PLACER else []),
+        "--timing-allow-fail", "--quiet"]
 
 
 def pnr_folder(text: str, build_root: Path | None = None, *, pack: bool = True,
-               speed: int = ECP5_SPEED) -> Path:
+               speed: int = ECP5_SPEED, seed: int = ECP5_SEED, placer: str = ECP5_PLACER) -> Path:
     """Where :func:`place_and_route_verilog` works on ``text`` (and keeps nextpnr's log and
     ``report.json``, whose critical path names the slowest path's cells)."""
-    _check_speed(speed)
+    check_pnr_options(speed, seed, placer)
     if pack:
-        flow = f"ecp5-{FLOW_VERSION}-pack{ECP5_PACK_VERSION}-{ECP5_DEVICE}-{ECP5_PACKAGE}-{ECP5_TARGET_MHZ}-{ECP5_SEED}"
+        flow = f"ecp5-{FLOW_VERSION}-pack{ECP5_PACK_VERSION}-{ECP5_DEVICE}-{ECP5_PACKAGE}-{ECP5_TARGET_MHZ}-{seed}"
     else:
-        flow = f"ecp5-{FLOW_VERSION}-{ECP5_DEVICE}-{ECP5_PACKAGE}-{ECP5_TARGET_MHZ}-{ECP5_SEED}"
+        flow = f"ecp5-{FLOW_VERSION}-{ECP5_DEVICE}-{ECP5_PACKAGE}-{ECP5_TARGET_MHZ}-{seed}"
     if speed != ECP5_SPEED:  # grade 6 keeps the folders it always had
         flow += f"-speed{speed}"
+    if placer != ECP5_PLACER:  # and so does the heap placer
+        flow += f"-{placer}"
     return _build_root(build_root, "pnr") / _key(text, flow)
 
 
-def _reuse_synth_ecp5(text: str, build_root: Path | None, folder: Path, speed: int) -> bool:
-    """Copy ``synth_ecp5``'s netlist of ``text`` from another speed grade's folder, if one has it:
-    Yosys's mapping does not depend on the grade, only nextpnr's timing does."""
-    for other in ECP5_SPEED_GRADES:
-        source = pnr_folder(text, build_root, speed=other)
+def _reuse_synth_ecp5(text: str, build_root: Path | None, folder: Path) -> bool:
+    """Copy ``synth_ecp5``'s netlist of ``text`` from another folder of the same text (another
+    speed grade's, or seed 1's with the default placer), if one has it: Yosys's mapping depends
+    on none of nextpnr's options."""
+    candidates = [pnr_folder(text, build_root, speed=other) for other in ECP5_SPEED_GRADES]
+    for source in candidates:
         # ecp5_packed.json is written after Yosys has finished, so its ecp5.json is whole
-        if other != speed and (source / "ecp5_packed.json").exists():
+        if source != folder and (source / "ecp5_packed.json").exists():
             shutil.copyfile(source / "ecp5.json", folder / "ecp5.json")
             return True
     return False
@@ -269,22 +300,24 @@ def _reuse_synth_ecp5(text: str, build_root: Path | None, folder: Path, speed: i
 
 def place_and_route_verilog(text: str, top: str, build_root: Path | None = None, *,
                             use_cache: bool = True, timeout_s: float = 3600,
-                            pack: bool = True, speed: int = ECP5_SPEED) -> PnrResult:
+                            pack: bool = True, speed: int = ECP5_SPEED, seed: int = ECP5_SEED,
+                            placer: str = ECP5_PLACER) -> PnrResult:
     """:func:`place_and_route_ecp5` of any Verilog text whose module ``top`` has one clock.
 
     ``pack``: move block RAM output registers and the registers around each MULT18X18D into
     the primitives before nextpnr, as a vendor flow would (:mod:`sparsim.rtl.ecp5_pack`; Yosys
     does not); false leaves them in the fabric. ``speed``: the LFE5U-85F speed grade nextpnr
-    times with (:data:`ECP5_SPEED_GRADES`); another grade's ``synth_ecp5`` netlist of the same
-    text is reused."""
-    folder = pnr_folder(text, build_root, pack=pack, speed=speed)
+    times with (:data:`ECP5_SPEED_GRADES`); ``seed`` and ``placer``: nextpnr's placer seed and
+    placer (:data:`ECP5_PLACERS`). Another grade's, seed's or placer's ``synth_ecp5`` netlist
+    of the same text is reused."""
+    folder = pnr_folder(text, build_root, pack=pack, speed=speed, seed=seed, placer=placer)
     result_file = folder / "result.json"
     if use_cache and result_file.exists():
         return PnrResult(**json.loads(result_file.read_text()))
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "top.v").write_text(text)
     t0 = time.perf_counter()
-    if not (pack and _reuse_synth_ecp5(text, build_root, folder, speed)):
+    if not (pack and _reuse_synth_ecp5(text, build_root, folder)):
         _run(_yosys() + ["-q", "-l", "yosys.log", "-p",
                          f"read_verilog -sv top.v; synth_ecp5 -top {top} -json ecp5.json"],
              folder, "yosys.log", timeout_s)
@@ -294,10 +327,7 @@ def place_and_route_verilog(text: str, top: str, build_root: Path | None = None,
         packed = pack_registers(design)
         netlist = "ecp5_packed.json"
         (folder / netlist).write_text(json.dumps(design))
-    _run(_nextpnr_ecp5() + [f"--{ECP5_DEVICE}", "--package", ECP5_PACKAGE, "--out-of-context",
-                            "--json", netlist, "--report", "report.json", "--log", "nextpnr.log",
-                            "--freq", f"{ECP5_TARGET_MHZ:g}", "--seed", str(ECP5_SEED), "--speed", str(speed),
-                            "--timing-allow-fail", "--quiet"],
+    _run(nextpnr_ecp5_command(netlist, "report.json", "nextpnr.log", speed=speed, seed=seed, placer=placer),
          folder, "nextpnr.log", timeout_s)
     seconds = time.perf_counter() - t0
     report = json.loads((folder / "report.json").read_text())
@@ -314,6 +344,8 @@ def place_and_route_verilog(text: str, top: str, build_root: Path | None = None,
         seconds=seconds,
         packed=packed,
         speed_grade=speed,
+        seed=seed,
+        placer=placer,
     )
     _store(result_file, res)
     return res

@@ -8,6 +8,7 @@ import errno
 import json
 import os
 import re
+import statistics
 import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
@@ -214,9 +215,25 @@ def cmd_rtl(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pnr_seeds(text: str) -> list[int]:
+    """``--pnr-seeds``: a comma-separated list of distinct placer seeds, each 1 or more."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError("--pnr-seeds", f"{text!r} is not a comma-separated list of integers") from None
+    if any(not 1 <= seed <= 2**31 - 1 for seed in seeds):
+        raise ConfigError("--pnr-seeds", f"seeds must be from 1 to {2**31 - 1}, not {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError("--pnr-seeds", f"{text!r} names a seed twice")
+    return seeds
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from sparsim.rtl.synth import PROXY_NOTE, place_and_route_ecp5, synthesize
 
+    seeds = _pnr_seeds(args.pnr_seeds)
+    if args.no_pnr and (args.pnr_seeds != "1" or args.placer != "heap"):
+        raise ConfigError("--no-pnr", "skips the place and route that --pnr-seeds and --placer choose for")
     point = _load_point(args)
     eng = _engine(point, args, rtl=True)
     hw = point.hardware
@@ -233,19 +250,33 @@ def cmd_synth(args: argparse.Namespace) -> int:
           f"(the first run compiles Yosys, ~40 s)"
           f"{'' if args.no_pnr else f', then placing and routing it on ECP5 (speed grade {args.speed_grade}) with nextpnr'} ...",
           file=sys.stderr)
+    runs = []
     try:
         res = synthesize(hw, family=args.family, use_cache=not args.fresh)
-        pnr = None if args.no_pnr else place_and_route_ecp5(hw, use_cache=not args.fresh,
-                                                            speed=args.speed_grade)
+        for i, seed in enumerate([] if args.no_pnr else seeds):
+            if len(seeds) > 1:
+                print(f"  ECP5 place and route {i + 1} of {len(seeds)}: {args.placer} placer, seed {seed} ...",
+                      file=sys.stderr)
+            runs.append(place_and_route_ecp5(hw, use_cache=not args.fresh, speed=args.speed_grade,
+                                             seed=seed, placer=args.placer))
     except RuntimeError as exc:
         raise _Fail(str(exc)) from None
+    pnr = runs[0] if runs else None
+    spread = None
+    if len(runs) > 1:
+        fmax = [r.fmax_mhz for r in runs]
+        spread = {"lowest": min(fmax), "median": statistics.median(fmax), "highest": max(fmax)}
     if args.json:
         from sparsim.simulator.store import finite
 
         out = {"family": res.family, "synthesis": res.resources(), "dsp_registers": res.dsp_regs,
                "model": model, "seconds": res.seconds}
         if pnr is not None:
+            # "ecp5" is the first seed's run (seed 1 by default, the flow's recorded figure)
             out["ecp5"] = {**asdict(pnr), "note": PROXY_NOTE}
+            out["ecp5_runs"] = [asdict(r) for r in runs]
+        if spread is not None:
+            out["ecp5_fmax_spread"] = spread
         print(json.dumps(finite(out), allow_nan=False))
         return 0
     print(f"  {'resource':<8} {'yosys':>10} {'model':>10}")
@@ -259,11 +290,17 @@ def cmd_synth(args: argparse.Namespace) -> int:
         print("  (Yosys packs DSP registers and cascades only into DSP48E1; --family xc7 checks that "
               "the RTL has that structure)")
     if pnr is not None:
-        print(f"  ECP5 Fmax: {pnr.fmax_mhz:.1f} MHz at speed grade {pnr.speed_grade} "
-              f"(target {pnr.target_mhz:g}; {pnr.lut4} LUT4, {pnr.ff} FF, "
+        print(f"  ECP5 Fmax: {pnr.fmax_mhz:.1f} MHz at speed grade {pnr.speed_grade}, {pnr.placer} placer, "
+              f"seed {pnr.seed} (target {pnr.target_mhz:g}; {pnr.lut4} LUT4, {pnr.ff} FF, "
               f"{pnr.mult18} MULT18X18D) -- {PROXY_NOTE}")
+    for r in runs[1:]:
+        print(f"  ECP5 Fmax: {r.fmax_mhz:.1f} MHz at seed {r.seed}")
+    if spread is not None:
+        print(f"  ECP5 Fmax over {len(runs)} seeds: lowest {spread['lowest']:.1f}, median "
+              f"{spread['median']:.1f}, highest {spread['highest']:.1f} MHz (the same netlist: "
+              "the spread is the placer's, not the design's)")
     print(f"  (synthesis took {res.seconds:.1f} s"
-          + ("" if pnr is None else f", ECP5 place and route {pnr.seconds:.1f} s")
+          + ("" if not runs else f", ECP5 place and route {sum(r.seconds for r in runs):.1f} s")
           + "; cells by type in build/synth/, nextpnr log in build/pnr/)")
     return 0
 
@@ -380,6 +417,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--speed-grade", type=int, choices=(6, 7, 8), default=6,
                    help="LFE5U-85F speed grade nextpnr times with: 6 (slowest, default), 7 or 8 "
                         "(fastest); reuses another grade's synth_ecp5 netlist of the same design")
+    p.add_argument("--pnr-seeds", default="1", metavar="LIST",
+                   help="nextpnr placer seeds, comma-separated (default 1, the seed of every recorded "
+                        "figure); with more than one, prints each Fmax and the lowest, median and "
+                        "highest: one seed's figure can be 5-11%% off the median")
+    p.add_argument("--placer", choices=("heap", "static", "sa"), default="heap",
+                   help="nextpnr placer: heap (default, every recorded figure), static (better on "
+                        "large control-heavy netlists) or sa (slow)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("verify", parents=[overrides], help="run a design point's RTL under Verilator+cocotb and compare "

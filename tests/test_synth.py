@@ -100,3 +100,86 @@ def test_synth_speed_grade_8_is_timed_faster_on_the_same_netlist(capsys):
     assert (slow["speed_grade"], fast["speed_grade"]) == (6, 8)
     assert (fast["lut4"], fast["ff"], fast["mult18"]) == (slow["lut4"], slow["ff"], slow["mult18"])
     assert fast["fmax_mhz"] > slow["fmax_mhz"] * 1.05
+
+
+def test_seeds_and_placers_have_their_own_folders_and_the_default_keeps_its_own():
+    from sparsim.rtl.synth import ECP5_PLACERS, pnr_folder
+
+    text = "module top; endmodule"
+    default = pnr_folder(text)
+    assert pnr_folder(text, seed=1, placer="heap") == default
+    others = {pnr_folder(text, seed=2), pnr_folder(text, seed=3), pnr_folder(text, speed=8, seed=2),
+              *(pnr_folder(text, placer=p) for p in ECP5_PLACERS if p != "heap")}
+    assert len(others) == 5 and default not in others
+    with pytest.raises(ValueError, match="placer seed must be an integer from 1"):
+        pnr_folder(text, seed=0)
+    with pytest.raises(ValueError, match="placer must be one of heap, static, sa, not 'fast'"):
+        pnr_folder(text, placer="fast")
+
+
+def test_nextpnr_command_names_seed_and_placer_and_leaves_the_default_placer_unnamed():
+    """The default command is the one every recorded figure was made with (no ``--placer``)."""
+    from sparsim.rtl.synth import nextpnr_ecp5_command
+
+    cmd = nextpnr_ecp5_command("n.json", "r.json", "l.log")
+    assert cmd[cmd.index("--seed") + 1] == "1" and cmd[cmd.index("--speed") + 1] == "6"
+    assert "--placer" not in cmd
+    cmd = nextpnr_ecp5_command("n.json", "r.json", "l.log", seed=7, placer="static", speed=8)
+    assert cmd[cmd.index("--seed") + 1] == "7" and cmd[cmd.index("--placer") + 1] == "static"
+    assert cmd[cmd.index("--speed") + 1] == "8"
+
+
+def test_cli_placer_choices_are_the_flows():
+    from sparsim.cli import build_parser
+    from sparsim.rtl.synth import ECP5_PLACERS
+
+    parse = build_parser().parse_args
+    assert parse(["synth", "x.yaml"]).placer == "heap"
+    assert all(parse(["synth", "x.yaml", "--placer", p]).placer == p for p in ECP5_PLACERS)
+    with pytest.raises(SystemExit) as exc:
+        parse(["synth", "x.yaml", "--placer", "fast"])
+    assert exc.value.code == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--pnr-seeds", "0"], "--pnr-seeds: seeds must be from 1 to 2147483647, not '0'"),
+    (["--pnr-seeds", "1,x"], "--pnr-seeds: '1,x' is not a comma-separated list of integers"),
+    (["--pnr-seeds", "2,2"], "--pnr-seeds: '2,2' names a seed twice"),
+    (["--pnr-seeds", "1,2", "--no-pnr"],
+     "--no-pnr: skips the place and route that --pnr-seeds and --placer choose for"),
+    (["--placer", "static", "--no-pnr"],
+     "--no-pnr: skips the place and route that --pnr-seeds and --placer choose for"),
+])
+def test_cli_bad_pnr_seeds_get_one_line_and_exit_2(capsys, tmp_path, args, message):
+    """Checked before the design point is read or anything is synthesised: the YAML need not exist."""
+    from sparsim.cli import main
+
+    assert main(["synth", str(tmp_path / "missing.yaml"), *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [f"sparsim: error: {message}"] and captured.out == ""
+
+
+@pytest.mark.synth
+def test_synth_pnr_seeds_place_one_netlist_with_each_seed(capsys):
+    """``--pnr-seeds 1,2``: seed 2 places seed 1's netlist (reused, not synthesised again: no
+    Yosys log in its folder) and lands elsewhere: 156.0 and 140.8 MHz on this point
+    (benchmarks/README.md, "Seed and placer spread"). Were the seed not passed to nextpnr, both
+    runs would give the same figure."""
+    from sparsim.cli import main
+    from sparsim.rtl.synth import pnr_folder
+    from sparsim.rtl.verilog import to_verilog
+    from sparsim.dataflow.config import load_design_point
+
+    assert main(["synth", "examples/tiny_gemm.yaml", "--json", "--pnr-seeds", "1,2"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    one, two = data["ecp5_runs"]
+    assert data["ecp5"]["seed"] == one["seed"] == 1 and two["seed"] == 2
+    assert one["placer"] == two["placer"] == "heap"
+    assert (one["lut4"], one["ff"], one["mult18"]) == (two["lut4"], two["ff"], two["mult18"])
+    assert one["fmax_mhz"] != two["fmax_mhz"]
+    spread = data["ecp5_fmax_spread"]
+    assert spread["lowest"] == min(one["fmax_mhz"], two["fmax_mhz"])
+    assert spread["highest"] == max(one["fmax_mhz"], two["fmax_mhz"])
+    text = to_verilog(load_design_point("examples/tiny_gemm.yaml").hardware)
+    assert (pnr_folder(text, seed=2) / "ecp5.json").exists()
+    assert not (pnr_folder(text, seed=2) / "yosys.log").exists()
