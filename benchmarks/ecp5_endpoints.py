@@ -157,6 +157,9 @@ def main(argv=None) -> int:
     parser.add_argument("--over", type=float, default=12.0, help="count endpoints at or above this many ns")
     parser.add_argument("--top", type=int, default=40, help="groups to print")
     parser.add_argument("--trace", action="append", default=[], help="print the deepest path into this register")
+    parser.add_argument("--units", type=int, default=0, metavar="DEPTH",
+                        help="also count the endpoints at or above --over per unit: the first DEPTH "
+                             "dotted components of the register's name (0: off)")
     args = parser.parse_args(argv)
     if args.netlist:
         path = Path(args.netlist)
@@ -183,6 +186,19 @@ def main(argv=None) -> int:
     for worst, over, n, g in sorted(((max(v), sum(x >= args.over for x in v), len(v), g)
                                     for g, v in groups.items()), reverse=True)[: args.top]:
         print(f"{worst:7.1f} {over:8d} {n:6d}  {g}")
+    if args.units > 0:
+        units = collections.defaultdict(lambda: [0, 0])
+        for a, label, _ in ends:
+            name = re.sub(r"\[\d+\]$", "", re.sub(r"_TRELLIS_FF_Q.*", "", label))  # Yosys: merged nets
+            unit = re.sub(r"\d+", "#", ".".join(name.split(".")[: args.units]))
+            if "." not in name:
+                unit = "(top)"
+            units[unit][0] += a >= args.over
+            units[unit][1] += 1
+        print(f"per unit: endpoints at or above {args.over} ns of all endpoints")
+        for unit, (over, n) in sorted(units.items(), key=lambda kv: -kv[1][0]):
+            if over:
+                print(f"{over:8d} {n:6d}  {unit}")
     for want in args.trace:
         hits = [(a, label, bit) for a, label, bit in ends if label.startswith(want)]
         if hits:

@@ -1,0 +1,54 @@
+"""benchmarks/ecp5_endpoints.py's depth estimate on a hand-made netlist."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ecp5_endpoints.py"
+
+
+@pytest.fixture(scope="module")
+def endpoints():
+    spec = importlib.util.spec_from_file_location("ecp5_endpoints", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cell(kind, inputs, outputs, parameters=None):
+    return {"type": kind, "parameters": parameters or {},
+            "port_directions": {**{p: "input" for p in inputs}, **{p: "output" for p in outputs}},
+            "connections": {**{p: [b] for p, b in inputs.items()}, **{p: [b] for p, b in outputs.items()}}}
+
+
+def _design():
+    # a register -> a LUT -> a distributed RAM's read address; the RAM's read data goes to a
+    # register and, through another LUT, back into the RAM's own write enable and data (a FIFO
+    # whose write depends on what it reads: no combinational loop, the write is clocked)
+    cells = {
+        "ra": _cell("TRELLIS_FF", {"DI": 10}, {"Q": 2}),
+        "l1": _cell("LUT4", {"A": 2}, {"Z": 3}),
+        "ram": _cell("TRELLIS_DPR16X4", {"RAD0": 3, "WAD0": 5, "DI0": 4, "WRE": 5}, {"DO0": 4}),
+        "l2": _cell("LUT4", {"A": 4}, {"Z": 5}),
+        "rb": _cell("TRELLIS_FF", {"DI": 4}, {"Q": 6}),
+    }
+    netnames = {"unit.addr": {"bits": [2]}, "other.data": {"bits": [6]}, "x": {"bits": [10]}}
+    return {"modules": {"top": {"attributes": {"top": 1}, "cells": cells, "netnames": netnames}}}
+
+
+def test_distributed_ram_read_depends_on_its_read_address_only(endpoints):
+    net = endpoints.Netlist(_design(), 0.9)
+    arrival = {label: round(a, 2) for a, label, _ in net.endpoints()}
+    # rb: the register's clock-to-out 0 -> LUT (0.45 + 0.9) -> RAM read (1.5 + 0.9) -> + 0.2 setup
+    assert arrival["other.data[0]"] == round(0.45 + 0.9 + 1.5 + 0.9 + 0.2, 2)
+
+
+def test_units_count_the_endpoints_over_the_threshold(endpoints, capsys, tmp_path):
+    import json
+
+    path = tmp_path / "ecp5_packed.json"
+    path.write_text(json.dumps(_design()))
+    assert endpoints.main(["--netlist", str(path), "--over", "3", "--units", "1", "--top", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "       1      1  other" in out.splitlines()
