@@ -178,11 +178,53 @@ def _build_root(build_root: Path | None, kind: str) -> Path:
     return Path(build_root) if build_root else Path(os.environ.get("SPARSIM_BUILD_DIR", "build")) / kind
 
 
-def _run(cmd: list[str], folder: Path, log: str, timeout_s: float) -> None:
-    proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=timeout_s)
+#: Seconds between the progress lines a long Yosys or nextpnr run prints on stderr.
+PROGRESS_EVERY_S = 60.0
+
+
+def _last_step(path: Path) -> str:
+    """The latest step a tool's log names: nextpnr's last ``Info:`` line (not a histogram row) or
+    Yosys's last ``Executing`` pass, shortened; empty if the log has neither yet."""
+    try:
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - 8192))
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return ""
+    for line in reversed(lines):
+        text = line.strip()
+        if text.startswith("Info:") and not text.startswith("Info: [") and text[5:].strip():
+            return " ".join(text[5:].split())[:90]
+        if ". Executing " in text:
+            return text.split(". Executing ", 1)[1][:90]
+    return ""
+
+
+def _run(cmd: list[str], folder: Path, log: str, timeout_s: float,
+         progress_every_s: float | None = None) -> None:
+    """Run a tool in ``folder``; RuntimeError naming its log if it fails or outlasts ``timeout_s``.
+    A run longer than ``progress_every_s`` (default :data:`PROGRESS_EVERY_S`) prints a line on
+    stderr that often: the tool, the minutes so far and the step its log names."""
+    every = PROGRESS_EVERY_S if progress_every_s is None else progress_every_s
+    name = Path(cmd[2] if len(cmd) > 2 and cmd[1] == "-m" else cmd[0]).name  # a tool or its module
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while True:
+        elapsed = time.monotonic() - t0
+        try:
+            out, err = proc.communicate(timeout=max(0.01, min(every, timeout_s - elapsed)))
+            break
+        except subprocess.TimeoutExpired:
+            elapsed = time.monotonic() - t0
+            if elapsed >= timeout_s:
+                proc.kill()
+                proc.communicate()
+                raise RuntimeError(f"{name} did not finish in {timeout_s:g} s; see {folder / log}") from None
+            step = _last_step(folder / log)
+            print(f"  {name}: {elapsed / 60:.0f} min{', ' + step if step else ''}", file=sys.stderr, flush=True)
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["(no output)"]
-        raise RuntimeError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}): {tail[0]}; "
+        tail = (err or out).strip().splitlines()[-1:] or ["(no output)"]
+        raise RuntimeError(f"{name} failed (exit {proc.returncode}): {tail[0]}; "
                            f"see {folder / log}")
 
 

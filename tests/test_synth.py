@@ -183,3 +183,25 @@ def test_synth_pnr_seeds_place_one_netlist_with_each_seed(capsys):
     text = to_verilog(load_design_point("examples/tiny_gemm.yaml").hardware)
     assert (pnr_folder(text, seed=2) / "ecp5.json").exists()
     assert not (pnr_folder(text, seed=2) / "yosys.log").exists()
+
+
+def test_long_tool_runs_print_progress_and_time_out_with_one_line(tmp_path, capsys):
+    """A run longer than the progress period prints the tool, the minutes and its log's latest
+    step on stderr; one longer than its timeout is stopped and named, with its log."""
+    import sys
+
+    from sparsim.rtl.synth import _run
+
+    (tmp_path / "tool.log").write_text("Info: Placed 0 cells\nInfo: Running main analytical placer.\n"
+                                       "Info: [ -369,  369) |****+\n")
+    sleeper = [sys.executable, "-c", "import time; time.sleep(0.6)"]
+    _run(sleeper, tmp_path, "tool.log", timeout_s=30, progress_every_s=0.2)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) >= 2
+    assert all(line.endswith("min, Running main analytical placer.") for line in lines)
+    with pytest.raises(RuntimeError, match=r"did not finish in 0.3 s; see .*tool.log"):
+        _run([sys.executable, "-c", "import time; time.sleep(30)"], tmp_path, "tool.log",
+             timeout_s=0.3, progress_every_s=10)
+    with pytest.raises(RuntimeError, match=r"failed \(exit 3\): boom; see"):
+        _run([sys.executable, "-c", "import sys; print('boom', file=sys.stderr); sys.exit(3)"],
+             tmp_path, "tool.log", timeout_s=30)
