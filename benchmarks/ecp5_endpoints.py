@@ -85,10 +85,8 @@ class Netlist:
                 continue
             if t == "MULT18X18D":
                 deps = [] if _registered(c, "REG_OUTPUT_CLK") else self._inputs(c, [p for p in c["port_directions"] if p[0] in "AB"])
-            elif t == "TRELLIS_DPR16X4":
-                # distributed RAM: the read is combinational from the read address only; data,
-                # write address and enable are written on the clock edge
-                deps = self._inputs(c, [p for p in c["port_directions"] if p.startswith("RAD")])
+            elif t == "CCU2C" and port == "COUT":
+                deps = self._inputs(c)
             else:
                 deps = self._inputs(c)
             deps = [d for d in deps if isinstance(d, int) and d in self.driver]
