@@ -4,10 +4,11 @@ place-and-route folder, grouped by the register's signal name.
 
 nextpnr's report names one critical path; its slack histogram counts endpoints without naming
 them. This reads the netlist nextpnr was given (``ecp5_packed.json``) and gives every flip-flop
-(D, CE and LSR inputs), block RAM input and registered multiplier input an arrival time from a
+(D, CE and LSR inputs), block RAM input, LUT RAM write input and registered multiplier input an arrival time from a
 fixed delay per cell plus ``--route`` ns of routing per LUT or carry entry (carry chains cost
 ``0.1`` ns per cell inside the chain; an unregistered block RAM read 4.3 ns, a registered one
-1.0 ns; an unregistered MULT18X18D 3.9 ns). It is an estimate of logic depth, not a timing
+1.0 ns; an unregistered MULT18X18D 3.9 ns; a LUT RAM read 1.5 ns from its read address, its
+write inputs being endpoints). It is an estimate of logic depth, not a timing
 analysis: routing on a full device varies far more than one constant per hop. It ranks the
 groups of registers behind the slack histogram's wall; ``--trace NAME`` prints the deepest path
 into the first register whose name starts with NAME.
@@ -85,8 +86,9 @@ class Netlist:
                 continue
             if t == "MULT18X18D":
                 deps = [] if _registered(c, "REG_OUTPUT_CLK") else self._inputs(c, [p for p in c["port_directions"] if p[0] in "AB"])
-            elif t == "CCU2C" and port == "COUT":
-                deps = self._inputs(c)
+            elif t == "TRELLIS_DPR16X4":
+                # the read is asynchronous from the read address; the write is clocked
+                deps = self._inputs(c, ("RAD",))
             else:
                 deps = self._inputs(c)
             deps = [d for d in deps if isinstance(d, int) and d in self.driver]
@@ -122,6 +124,9 @@ class Netlist:
             elif t == "DP16KD":
                 ins = [b for b in self._inputs(c) if b is not None]
                 label = f"DP16KD {name}"
+            elif t == "TRELLIS_DPR16X4":
+                ins = self._inputs(c, ("DI", "WAD", "WRE"))
+                label = f"TRELLIS_DPR16X4 {name}"
             elif t == "MULT18X18D" and _registered(c, "REG_INPUTA_CLK"):
                 ins = self._inputs(c, [p for p in c["port_directions"] if p[0] in "AB"])
                 label = f"MULT18X18D {name}"
