@@ -192,7 +192,8 @@ def main(argv=None) -> int:
     if args.units > 0:
         units = collections.defaultdict(lambda: [0, 0])
         for a, label, _ in ends:
-            name = re.sub(r"\[\d+\]$", "", re.sub(r"_TRELLIS_FF_Q.*", "", label))  # Yosys: merged nets
+            name = label.split(" ", 1)[-1]  # a RAM's or multiplier's label starts with its type
+            name = re.sub(r"\[\d+\]$", "", re.sub(r"_TRELLIS_FF_Q.*", "", name))  # Yosys: merged nets
             unit = re.sub(r"\d+", "#", ".".join(name.split(".")[: args.units]))
             if "." not in name:
                 unit = "(top)"

@@ -29,7 +29,7 @@ def _design():
     cells = {
         "ra": _cell("TRELLIS_FF", {"DI": 10}, {"Q": 2}),
         "l1": _cell("LUT4", {"A": 2}, {"Z": 3}),
-        "ram": _cell("TRELLIS_DPR16X4", {"RAD0": 3, "WAD0": 5, "DI0": 4, "WRE": 5}, {"DO0": 4}),
+        "ram": _cell("TRELLIS_DPR16X4", {"RAD": 3, "WAD": 5, "DI": 4, "WRE": 5}, {"DO": 4}),
         "l2": _cell("LUT4", {"A": 4}, {"Z": 5}),
         "rb": _cell("TRELLIS_FF", {"DI": 4}, {"Q": 6}),
     }
@@ -42,6 +42,8 @@ def test_distributed_ram_read_depends_on_its_read_address_only(endpoints):
     arrival = {label: round(a, 2) for a, label, _ in net.endpoints()}
     # rb: the register's clock-to-out 0 -> LUT (0.45 + 0.9) -> RAM read (1.5 + 0.9) -> + 0.2 setup
     assert arrival["other.data[0]"] == round(0.45 + 0.9 + 1.5 + 0.9 + 0.2, 2)
+    # its write inputs are endpoints: the data (the read) and the enable (one LUT more)
+    assert arrival["TRELLIS_DPR16X4 ram"] == round(0.45 + 0.9 + 1.5 + 0.9 + 0.45 + 0.9 + 0.2, 2)
 
 
 def test_units_count_the_endpoints_over_the_threshold(endpoints, capsys, tmp_path):
