@@ -143,7 +143,8 @@ def _blocks(hw):
         # the weight banks written from the beats (session 12, in place of w_write, unpack and the
         # record assembly): the beat's complete groups after the held bytes of the group in
         # progress, a plain load's groups unpacked, the per-bank segment registers, their
-        # two-word funnels and the entry-wise writes of the 2 x C flat stores
+        # two-word funnels and the writes of the 2 x C sub-banks' word RAMs (session 13; before,
+        # flat stores), read at one address
         DB, wr, rb = geo.beat_bytes, WE.bit_length(), geo.read_bytes.bit_length()
         rx = {"got": port("got", rb), "need": port("need", rb), "completes": port("completes", 1),
               "size": port("size", rb)}
@@ -154,11 +155,14 @@ def _blocks(hw):
         segs = {"bank": bank, "last": last, "seg": (valid, port("sub", sb), port("base", wr), groups["count"])}
         lists = nt._split_entries(groups["entries"], geo.w_seg_entries, ib)
         outs = []
+        ab = geo.w_word_addr_bits
+        raddr = port("raddr", ab)
         for b in range(2):
-            sv = [Signal(8 * WE, name=f"v{b}_{s}", reset_less=True) for s in range(C)]
-            si = [Signal(max(1, ibp * WE), name=f"i{b}_{s}", reset_less=True) for s in range(C)]
-            nt._weight_segment_writes(m, geo, f"w{b}", [(valid & (bank == b), segs, lists)], sv, si, ib)
-            outs += sv + (si if ib else [])
+            stores = [nt._WordStore(m, f"w{b}_{s}", geo.w_word_entries, 1 << ab, unit_bits=8 + ib)
+                      for s in range(C)]
+            nt._weight_segment_writes(m, geo, f"w{b}", [(valid & (bank == b), segs, lists)], stores, ib)
+            for st in stores:  # (the RAMs read, so that synthesis keeps them)
+                outs += list(st.read(m, raddr, raddr))
         return outs
 
     def w_read(m, port):

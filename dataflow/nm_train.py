@@ -33,6 +33,28 @@ def bank_bytes(buffer_kib: float) -> int:
     return int(buffer_kib * 1024) // 2
 
 
+def weight_group_units(max_m: int) -> list[tuple[int, int, int]]:
+    """``(n, m_log2, group bytes)`` of every group a weight load can bring on an array of
+    ``max_m``: the compressed groups of the plain loads (1:1 and each N:M with M up to
+    ``max_m``), then the dense groups of M bytes of the pruning ones."""
+    ib = max_m.bit_length() - 1
+    plain = [(1, 0, 1)] + [(n, ml, isa.group_bytes(n, 1 << ml)) for ml in range(1, ib + 1) for n in range(1, 1 << ml)]
+    return plain + [(n, ml, 1 << ml) for ml in range(1, ib + 1) for n in range(1, 1 << ml)]
+
+
+def weight_word_entries(hw: "NmTrainHardware") -> int:
+    """Entries of a weight sub-bank's RAM word (``rtl.nm_train.Geometry.w_word_entries``): a
+    power of two, at least the entries a read-data beat's complete groups give (after the bytes
+    held from earlier beats), so that a beat's segment spans at most two words. The
+    pre-generation unit reads a slab row this many entries a cycle (docs/nm_train.md, "Timing":
+    ``ceil(cols / W)`` cycles a row)."""
+    w_entries = max(1, bank_bytes(hw.weight_buffer_kib) // hw.cols)
+    in_rec = max(1, bank_bytes(hw.input_buffer_kib) // hw.rows)
+    db = min(hw.memory.bandwidth_bytes_per_cycle, max(in_rec, w_entries))
+    seg = max(n * ((max(g, db) - 1 + db) // g) for n, _, g in weight_group_units(hw.max_m))
+    return 1 << (seg - 1).bit_length()
+
+
 class NmTrainHardware(HardwareConfig):
     """Hardware of the ``nm_train`` engine: an R x C systolic array (docs/nm_train.md).
 

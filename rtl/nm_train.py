@@ -20,7 +20,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, wiring
 
 from sparsim.dataflow import nm_train_isa as isa
-from sparsim.dataflow.nm_train import NmTrainHardware, bank_bytes
+from sparsim.dataflow.nm_train import NmTrainHardware, bank_bytes, weight_group_units, weight_word_entries
 from sparsim.dataflow.systolic import PE_PIPELINE_CYCLES
 
 from . import shell
@@ -63,9 +63,9 @@ class Geometry:
     ``output bank / (R * acc_bytes)`` accumulators, dense pre-generation slabs rows of at most
     ``weight bank / C`` bytes.
 
-    An input or weight sub-bank is a flat store of ``in_sub_bytes`` bytes (``w_sub_entries``
-    entries): the records it receives lie back to back, so its size is the most any load that
-    fits the bank (``count * width <= bank``, the functional model's check) puts in one sub-bank,
+    An input or weight sub-bank holds ``in_sub_bytes`` bytes (``w_sub_entries`` entries) in RAM
+    words: the records it receives lie back to back, so its size is the most any load that fits
+    the bank (``count * width <= bank``, the functional model's check) puts in one sub-bank,
     ``ceil(count / subs) * width`` at the worst width, not (most records) x (widest record)."""
 
     def __init__(self, hw: NmTrainHardware):
@@ -112,18 +112,23 @@ class Geometry:
         self.w_hold_bytes = max(max(g, DB) - 1 for _, _, g in units)
         self.w_seq_bytes = self.w_hold_bytes + DB
         self.w_seg_entries = max(n * ((max(g, DB) - 1 + DB) // g) for n, _, g in units)
-        self.w_word_entries = 1 << (self.w_seg_entries - 1).bit_length()
+        self.w_word_entries = weight_word_entries(hw)
+        assert self.w_word_entries == 1 << (self.w_seg_entries - 1).bit_length()
+        #: weight sub-banks are RAM words of ``w_word_entries`` entries (an INT8 value and its
+        #: index), even and odd words in two RAMs per sub-bank and bank of ``2 **
+        #: w_word_addr_bits`` words: a segment, a slab row's chunk read by the pre-generation
+        #: unit, spans at most two words
+        w_half = (((self.w_sub_entries - 1) // self.w_word_entries) + 2) // 2 + 1
+        self.w_word_addr_bits = max(1, (w_half - 1).bit_length())
         #: bytes a pruning load hands the rank network per beat (its complete dense groups lie in
         #: them)
         self.prune_bytes = max(hw.max_m, DB) - 1 + DB if hw.max_m > 1 else 0
 
 
 def _weight_units(ib: int) -> list[tuple[int, int, int]]:
-    """``(n, m_log2, group bytes)`` of every group a weight load can bring: the compressed
-    groups of the plain loads (1:1 and each N:M with M up to 2^ib), then the dense groups of M
-    bytes of the pruning ones."""
-    plain = [(1, 0, 1)] + [(n, ml, isa.group_bytes(n, 1 << ml)) for ml in range(1, ib + 1) for n in range(1, 1 << ml)]
-    return plain + [(n, ml, 1 << ml) for ml in range(1, ib + 1) for n in range(1, 1 << ml)]
+    """``(n, m_log2, group bytes)`` of every group a weight load can bring
+    (``dataflow.nm_train.weight_group_units``)."""
+    return weight_group_units(1 << ib)
 
 
 def _sub_capacity(bank: int, widest: int, subs: int) -> int:
@@ -254,17 +259,15 @@ class NmTrainAccelerator(wiring.Component):
         # offset; WS: one read port per array row.
         in_ram = [_WordStore(m, f"input_{s}", geo.in_word_bytes, 2 << geo.in_word_addr_bits,
                              reads=1 if os_flow else R) for s in range(in_subs)]
-        # Weight sub-banks (record q in sub-bank q % C): each record as its kept entries, the
-        # values (8 bits) and the indices (``ibp`` bits, a power of two so that an entry's
-        # place is a shift) in two flat stores (the pre-generation unit reads a whole slab row
-        # in a cycle), written in words of ``w_word_entries`` from the beats' segments
-        # (``_weight_segment_writes``).
-        ibp = 1 << (ib - 1).bit_length() if ib else 0
+        # Weight sub-banks (record q in sub-bank q % C): each record as its kept entries (an
+        # INT8 value and its ``ib``-bit index), RAM words of ``w_word_entries`` entries (even and
+        # odd words in two RAMs, a pair per sub-bank and bank: a pruned segment of one bank and a
+        # plain one of the other may be written in the same cycle), written from the beats'
+        # segments (``_weight_segment_writes``); read an entry per column (MM) or a slab row's
+        # chunk of ``w_word_entries`` (PGS) a cycle at a registered offset.
         WE = geo.w_sub_entries
-        w_val = [[Signal(8 * WE, name=f"weight{b}_{s}_values", reset_less=True) for s in range(C)]
-                 for b in range(2)]
-        w_idx = [[Signal(max(1, ibp * WE), name=f"weight{b}_{s}_indices", reset_less=True) for s in range(C)]
-                 for b in range(2)]
+        w_ram = [[_WordStore(m, f"weight{b}_{s}", geo.w_word_entries, 1 << geo.w_word_addr_bits,
+                             unit_bits=8 + ib) for s in range(C)] for b in range(2)]
         # Output banks: one row per tile row, written accumulator by accumulator. Two copies
         # written together (synthesis makes one RAM per read port anyway): the read-add's, whose
         # reads never meet a write of their row in the same cycle (``no_rw_check``, so that
@@ -468,12 +471,12 @@ class NmTrainAccelerator(wiring.Component):
         for b in range(2):
             plain = w_beat & ~w_pruning & (bank_of_beat == b)
             if pruned is None:
-                _weight_segment_writes(m, geo, f"weight{b}", [(plain, segs, plain_lists)], w_val[b], w_idx[b], ib)
+                _weight_segment_writes(m, geo, f"weight{b}", [(plain, segs, plain_lists)], w_ram[b], ib)
             else:
                 from_prune = pruned["segs"]["seg"][0] & (pruned["segs"]["bank"] == b)
                 _weight_segment_writes(m, geo, f"weight{b}",
                                        [(from_prune, pruned["segs"], pruned["lists"]), (plain, segs, plain_lists)],
-                                       w_val[b], w_idx[b], ib)
+                                       w_ram[b], ib)
         with m.If(to_weight & ~w_pruning & bt.last):
             m.d.sync += b_ready.bit_select(bank_of_beat, 1).eq(1)
         if pruned is not None:
@@ -650,13 +653,30 @@ class NmTrainAccelerator(wiring.Component):
             in_data = _input_window_reads(m, geo, M, [in_off_q], a_sel, in_ram)
         else:
             in_data = _input_window_reads(m, geo, M, in_offs_q, a_sel, in_ram)
-        w_value = [Signal(8, name=f"w_value{c}", reset_less=True) for c in range(C)]
-        w_index = [Signal(max(1, ib), name=f"w_index{c}", reset_less=True) for c in range(C)]
+        # Weight entries: every weight RAM is read at the registered offset (the PGS unit's
+        # offset while it reads a slab row: the two never run at once); the data stage's
+        # register is the RAMs' read data, from which the select stage takes each column's
+        # entry (its word by parity, then the entry).
+        lww = _log2(geo.w_word_entries)
+        pg_reading = Signal(name="pg_ram_read")  # driven by the pre-generation unit
+        pg_offset = Signal(range(WE + 1), name="pg_ram_offset")
+        w_rd_off = Signal(max(WE.bit_length(), lww + 1), name="w_read_offset")
+        m.d.comb += w_rd_off.eq(Mux(pg_reading, pg_offset, w_off_q))
+        w_rd_word = w_rd_off[lww:]
+        w_words = [[w_ram[b][c].read(m, ((w_rd_word + 1) >> 1)[: geo.w_word_addr_bits],
+                                     (w_rd_word >> 1)[: geo.w_word_addr_bits]) for c in range(C)] for b in range(2)]
+        w_ent_q = _reg(m, w_rd_off[:lww] if lww else Const(0, 1), "w_entry_q", reset_less=True)
+        w_odd_q = _reg(m, w_rd_word[0], "w_odd_q", reset_less=True)
+        w_value = [Signal(8, name=f"w_value{c}") for c in range(C)]
+        w_index = [Signal(max(1, ib), name=f"w_index{c}") for c in range(C)]
+        EW = 8 + ib
         for c in range(C):
-            m.d.sync += w_value[c].eq(Mux(b_sel, w_val[1][c].word_select(w_off_q, 8), w_val[0][c].word_select(w_off_q, 8)))
+            word = Mux(b_sel, Mux(w_odd_q, w_words[1][c][1], w_words[1][c][0]),
+                       Mux(w_odd_q, w_words[0][c][1], w_words[0][c][0]))
+            entry = word.word_select(w_ent_q, EW) if lww else word[:EW]
+            m.d.comb += w_value[c].eq(entry[:8])
             if ib:
-                m.d.sync += w_index[c].eq(Mux(b_sel, w_idx[1][c].word_select(w_off_q, ibp),
-                                              w_idx[0][c].word_select(w_off_q, ibp))[:ib])
+                m.d.comb += w_index[c].eq(entry[8:])
 
         array = m.submodules.array = SystolicArray(rows=R, cols=C, dataflow=hw.dataflow, max_m=M, acc_bits=A)
         a_in = data.View(array.a_layout, array.a.payload)
@@ -744,14 +764,27 @@ class NmTrainAccelerator(wiring.Component):
             new_row.append(Mux(w_add, prev + w_res[lane % C], w_res[lane % C].as_unsigned())[:A])
             lane_en.append((w_valid & (w_qb == lane // C)).replicate(geo.acc_bytes))
         if M > 1:
-            def read_row(sub, bank, base):
-                """The slab row at entry ``base`` of weight sub-bank ``sub`` of weight bank
-                ``bank``: its values (a 1:1 slab's indices are zero)."""
-                sb = (C - 1).bit_length()
-                stores = Array(w_val[b][c] if c < C else Const(0, 8 * WE) for b in range(2) for c in range(1 << sb))
-                return _read_bytes(stores[Cat(sub[:sb], bank)], base, geo.w_entries, M)
+            def read_chunk(sub_q):
+                """The ``w_word_entries`` slab entries from the offset read a cycle earlier in weight
+                sub-bank ``sub_q`` (registered) of the job's weight bank: their values (a 1:1
+                slab's indices are zero), from the offset's word and the next one."""
+                WW = geo.w_word_entries
+                sb = max(1, (C - 1).bit_length())
+                pairs = []
+                for c in range(1 << sb):
+                    b0, b1 = w_words[0][min(c, C - 1)], w_words[1][min(c, C - 1)]
+                    pairs.append(Cat(Mux(b_sel, b1[0], b0[0]), Mux(b_sel, b1[1], b0[1])))
+                pair = Signal(2 * WW * EW, name="pg_words")
+                m.d.comb += pair.eq(Array(pairs)[sub_q[:sb]])
+                even, odd = pair[: WW * EW], pair[WW * EW :]
+                two = Cat(Mux(w_odd_q, odd, even), Mux(w_odd_q, even, odd))
+                vals = Cat(*(two[k * EW : k * EW + 8] for k in range(2 * WW)))
+                chunk = Signal(8 * WW, name="pg_chunk")
+                m.d.comb += chunk.eq((vals >> Cat(Const(0, 3), w_ent_q))[: 8 * WW] if lww else vals[: 8 * WW])
+                return chunk
 
-            pg = self._pregen_unit(m, geo, rank, job, start_pgs, read_row, b_size, C, ib)
+            pg = self._pregen_unit(m, geo, rank, job, start_pgs, read_chunk, b_size, C, ib)
+            m.d.comb += [pg_reading.eq(pg["reading"]), pg_offset.eq(pg["offset"])]
             rank.build(m)
             pg_done = pg["done"]
             row_addr = Mux(pg["write"], pg["row"], w_row)
@@ -825,26 +858,30 @@ class NmTrainAccelerator(wiring.Component):
         return {"got": got, "need": need, "completes": completes, "size": size}
 
     @staticmethod
-    def _pregen_unit(m, geo, rank, job, start, read_row, slab_cols, C, ib):
+    def _pregen_unit(m, geo, rank, job, start, read_chunk, slab_cols, C, ib):
         """The pre-generation unit (PGS): prunes the weight bank's dense slab N:M into compressed
         records written to the job's output bank (docs/nm_train.md, "Pre-generation unit").
 
-        A sequencer steps one slab row per cycle from the job's start ``c`` (row r: weight
-        sub-bank r % C, entry (r // C) * cols); its place is registered a cycle later (as a
-        memory address would be) and the row's values two cycles later (the MM's data stage), in
-        the rank stage's input register. Axis 0:
-        row r is read in ``c + r``, ranked (:func:`_rank`) in ``c + r + 2``, squeezed and packed
-        into its record in ``c + r + 3`` and written to output row r in ``c + r + 4``. Axis 1
-        (groups of M rows down each column): per group of rows, M cycles read its rows into a
-        transposing buffer of M rows, then one cycle per column hands that column's M bytes to
-        the same rank / pack stages (into the rank stage's input register a cycle later, the
-        group's last row from that register, where it still is), whose group is written into
-        output row ``column`` at the group's byte offset.
-        The last write is ``PREGEN_CYCLES = 4`` cycles after the last sequencer cycle.
+        A sequencer reads a slab row ``W = w_word_entries`` entries a cycle from the job's start
+        ``c``, ``ceil(cols / W)`` cycles a row (row r: weight sub-bank r % C, entries
+        ``(r // C) * cols + k * W`` onwards in its k-th cycle): the offset is the weight RAMs'
+        address, their words are read a cycle later and the chunk's entries selected from them
+        into the rank stage's input register (its positions ``k * W ..``, the rest kept), so
+        that a row is whole there two cycles after its last chunk's read, as the flat stores'
+        whole-row read had it. Axis 0: a row whose last chunk is read in cycle t is ranked
+        (:func:`_rank`) in t + 2, squeezed and packed into its record in t + 3 and written to
+        output row r in t + 4. Axis 1 (groups of M rows down each column): per group of rows,
+        its rows are read into a transposing buffer of M rows, then one cycle per column hands
+        that column's M bytes to the same rank / pack stages (into the rank stage's input
+        register a cycle later, the group's last row from that register, where it still is),
+        whose group is written into output row ``column`` at the group's byte offset. The last
+        write is ``PREGEN_CYCLES = 4`` cycles after the last sequencer cycle.
         """
         assert isa.PREGEN_CYCLES == 4, "read, data register, rank register, pack register, write"
         Mmax = 1 << ib
         E = geo.w_entries
+        WW = geo.w_word_entries
+        chunks = -(-E // WW)  # chunk slots of the widest row
         P = geo.out_row_bytes
         count_bits = isa.field_width("count")
         rows_m = Signal(5, name="pg_m")  # M of the job
@@ -870,49 +907,65 @@ class NmTrainAccelerator(wiring.Component):
         m.d.comb += active.eq(start | run)
         sub = Signal(range(max(C, 2)), name="pg_sub")  # read row r: sub-bank r % C, at (r // C) * cols
         base = Signal(range(geo.w_sub_entries + 1), name="pg_base")
+        ck = Signal(range(max(chunks, 2)), name="pg_chunk_no")  # the row's chunk read
+        coff = Signal(range(E + WW + 1), name="pg_chunk_offset")  # ck * W
         row = Signal(count_bits, name="pg_row")  # axis 0: the row read = the record written
-        ph = Signal(count_bits + 1, name="pg_phase")  # axis 1: cycle within the group of rows
+        grow = Signal(5, name="pg_group_row")  # axis 1: the row read within its group of M
+        col = Signal(count_bits, name="pg_column")  # axis 1: the column emitted
+        emit_ph = Signal(name="pg_emit_phase")  # axis 1: the group's columns are emitted
         kept = Signal(count_bits + 1, name="pg_kept")  # axis 1: kept entries of earlier groups
         off = Signal(range(P + 1), name="pg_offset")  # axis 1: the group's byte offset in a record
         reading = Signal(name="pg_reading")
         emitting = Signal(name="pg_emitting")  # axis 1: a column goes to the rank stage
+        row_end = Signal(name="pg_row_end")  # the row's last chunk is read
         last = Signal(name="pg_last")  # the sequencer's last cycle
-        phase_end = Signal(name="pg_phase_end")
+        col_end = Signal(name="pg_column_end")
         m.d.comb += [
-            reading.eq(active & (~job.axis | (ph < rows_m))),
-            emitting.eq(active & job.axis & (ph >= rows_m)),
-            phase_end.eq(ph == job.phase_last),
-            last.eq(active & Mux(job.axis, phase_end & (kept >= job.kept_last), row == job.count_last)),
+            reading.eq(active & ~emit_ph),
+            emitting.eq(active & emit_ph),
+            row_end.eq(coff + WW >= slab_cols),
+            col_end.eq(col == job.count_last),
+            last.eq(active & Mux(job.axis, emit_ph & col_end & (kept >= job.kept_last),
+                                 row_end & (row == job.count_last))),
         ]
         with m.If(reading):
-            with m.If(sub == C - 1):
-                m.d.sync += [sub.eq(0), base.eq(base + slab_cols)]
+            with m.If(row_end):
+                m.d.sync += [ck.eq(0), coff.eq(0), row.eq(row + 1)]
+                with m.If(sub == C - 1):
+                    m.d.sync += [sub.eq(0), base.eq(base + slab_cols)]
+                with m.Else():
+                    m.d.sync += sub.eq(sub + 1)
+                with m.If(job.axis):
+                    with m.If(grow == rows_m - 1):
+                        m.d.sync += [grow.eq(0), emit_ph.eq(1)]
+                    with m.Else():
+                        m.d.sync += grow.eq(grow + 1)
             with m.Else():
-                m.d.sync += sub.eq(sub + 1)
-            m.d.sync += row.eq(row + 1)
-        with m.If(active & job.axis):
-            with m.If(phase_end):
-                m.d.sync += [ph.eq(0), kept.eq(kept + job.n), off.eq(off + gb)]
+                m.d.sync += [ck.eq(ck + 1), coff.eq(coff + WW)]
+        with m.If(emitting):
+            with m.If(col_end):
+                m.d.sync += [col.eq(0), emit_ph.eq(0), kept.eq(kept + job.n), off.eq(off + gb)]
             with m.Else():
-                m.d.sync += ph.eq(ph + 1)
+                m.d.sync += col.eq(col + 1)
         with m.If(start):
             m.d.sync += run.eq(1)
         with m.If(last):
-            m.d.sync += [run.eq(0), sub.eq(0), base.eq(0), row.eq(0), ph.eq(0), kept.eq(0), off.eq(0)]
+            m.d.sync += [run.eq(0), sub.eq(0), base.eq(0), ck.eq(0), coff.eq(0), row.eq(0), grow.eq(0),
+                         col.eq(0), emit_ph.eq(0), kept.eq(0), off.eq(0)]
 
-        # ---- one cycle later the row is read into the rank stage's input register ----
+        # ---- one cycle later the chunk is read into the rank stage's input register ----
         d1_read = _reg(m, reading, "pg_read_d1")
         d1_emit = _reg(m, emitting, "pg_emit_d1")
-        d2_read = _reg(m, d1_read, "pg_read_d2")
+        d1_ck = _reg(m, ck, "pg_chunk_no_d1", True)
+        d1_row_end = _reg(m, reading & row_end, "pg_row_end_d1")
+        d2_read = _reg(m, d1_row_end, "pg_read_d2")  # a whole row is in the input register
         d2_emit = _reg(m, d1_emit, "pg_emit_d2")
-        d2_slot = _reg(m, _reg(m, ph[: max(1, ib)], "pg_slot_d1", True), "pg_slot_d2", True)
-        d1_out_row = _reg(m, Mux(job.axis, (ph - rows_m)[:count_bits], row), "pg_out_row_d1", True)
+        d2_slot = _reg(m, _reg(m, grow[: max(1, ib)], "pg_slot_d1", True), "pg_slot_d2", True)
+        d1_out_row = _reg(m, Mux(job.axis, col, row), "pg_out_row_d1", True)
         d2_out_row = _reg(m, d1_out_row, "pg_out_row_d2", True)
         d2_off = _reg(m, _reg(m, off, "pg_off_d1", True), "pg_off_d2", True)
         d2_done = _reg(m, _reg(m, last, "pg_done_d1"), "pg_done_d2")
-        # (the job's weight bank registered beside the sub-bank: the select's lines are registers)
-        row_read = read_row(_reg(m, sub, "pg_sub_d1", True), _reg(m, job.b_bank, "pg_bank_d1", True),
-                            _reg(m, base, "pg_base_d1", True))
+        chunk = read_chunk(_reg(m, sub, "pg_sub_d1", True))
         # Two cycles later the row is in the rank stage's input register (``rank.inputs``), and
         # along axis 1 goes on into the transposing buffer: the group's rows, one per slot.
         row_vals = Cat(*rank.inputs[:E])
@@ -931,13 +984,17 @@ class NmTrainAccelerator(wiring.Component):
             src = Mux(d2_read & (d2_slot == i), in_col, buf[i].word_select(d1_out_row, 8))
             m.d.comb += column[i].eq(Mux(i < rows_m, src, 0))
         values = [Signal(8, name=f"pg_in{e}") for e in range(E)]
+        loads = [Signal(name=f"pg_load{e}") for e in range(E)]
         for e in range(E):
-            m.d.comb += values[e].eq(Mux(d1_emit, column[e] if e < Mmax else 0, row_read[8 * e : 8 * e + 8]))
+            m.d.comb += [
+                values[e].eq(Mux(d1_emit, column[e] if e < Mmax else 0, chunk[8 * (e % WW) : 8 * (e % WW) + 8])),
+                loads[e].eq(d1_emit | (d1_ck == e // WW)),
+            ]
         d2_valid = Signal(name="pg_d2_valid")
         m.d.comb += d2_valid.eq(Mux(job.axis, d2_emit, d2_read))
         # The job's N:M is fixed from its start; its first row is loaded a cycle later.
         terms = _group_terms(m, "pg", rank.E, job.n, job.m_log2, rank.Mmax)
-        rank.load("pgs", d1_read | d1_emit, values, job.n, job.m_log2, terms)
+        rank.load("pgs", d1_read | d1_emit, values, job.n, job.m_log2, terms, loads)
 
         # ---- three cycles later: ranked (the shared stage's registers) ----
         t3_valid = _reg(m, d2_valid, "pg_t3_valid")
@@ -962,6 +1019,8 @@ class NmTrainAccelerator(wiring.Component):
         t4_done = _reg(m, t3_done, "pg_t4_done")
         return {
             "active": active,
+            "reading": reading,
+            "offset": base + coff,
             "write": t4_valid,
             "row": t4_row,
             # Axis 1 writes one group at its offset; axis 0 the whole record.
@@ -1028,21 +1087,24 @@ class _RankStage:
         self.index = [Signal(max(1, ib), name=f"rank_index{e}") for e in range(self.E)]
         self.inputs = [Signal(8, name=f"rank_in{e}", reset_less=True) for e in range(self.E)]
 
-    def load(self, unit, active, values, n, m_log2, terms):
+    def load(self, unit, active, values, n, m_log2, terms, enables=None):
         """``unit``'s ``values`` (with its N:M and :func:`_group_terms`) go into the input
-        register this cycle when ``active``, to be ranked in the next."""
-        self.loads[unit] = (active, values, n, m_log2, terms)
+        register this cycle when ``active``, to be ranked in the next; with ``enables``, only
+        the positions whose enable is high (the others keep their bytes)."""
+        self.loads[unit] = (active, values, n, m_log2, terms, enables)
 
     def build(self, m):
-        pg_on, pg_vals, pg_n, pg_mlog, pg_terms = self.loads["pgs"]
-        _, pr_vals, pr_n, pr_mlog, pr_terms = self.loads["prune"]
+        pg_on, pg_vals, pg_n, pg_mlog, pg_terms, pg_en = self.loads["pgs"]
+        _, pr_vals, pr_n, pr_mlog, pr_terms, _ = self.loads["prune"]
         sel = Signal(name="rank_load_pgs")
         m.d.comb += sel.eq(pg_on)
         mags = []
         for e in range(self.E):
             v = Mux(sel, pg_vals[e] if e < len(pg_vals) else 0, pr_vals[e] if e < len(pr_vals) else 0)
-            m.d.sync += self.inputs[e].eq(v)
-            mags.append(_reg(m, _magnitude(m, f"rank_load{e}", v), f"rank_mag{e}", reset_less=True))
+            mag = Signal(8, name=f"rank_mag{e}", reset_less=True)
+            with m.If(~sel | (pg_en[e] if pg_en is not None and e < len(pg_en) else 1)):
+                m.d.sync += [self.inputs[e].eq(v), mag.eq(_magnitude(m, f"rank_load{e}", v))]
+            mags.append(mag)
         pgs = _reg(m, sel, "rank_pgs")
         n = _reg(m, Mux(sel, pg_n, pr_n), "rank_n", reset_less=True)
         mlog = _reg(m, Mux(sel, pg_mlog, pr_mlog), "rank_m_log2", reset_less=True)
@@ -1063,19 +1125,20 @@ class _RankStage:
 
 
 class _WordStore:
-    """A sub-bank as RAM words of ``word`` bytes, even and odd words in two RAMs of ``depth``
-    words (word w in RAM w % 2 at w // 2), so that any two consecutive words, where a beat's
-    bytes for a record or a window lie, are written or read in one cycle. Each RAM has a write
+    """A sub-bank as RAM words of ``word`` units (bytes, or weight entries of ``unit_bits``),
+    even and odd words in two RAMs of ``depth`` words (word w in RAM w % 2 at w // 2), so that
+    any two consecutive words, where a beat's bytes for a record or a window lie, are written or
+    read in one cycle. Each RAM has a write
     port with byte enables and a synchronous read port; a bank is never read and written at once
     (the loader's guards), so the read port need not be transparent."""
 
-    def __init__(self, m, name, word, depth, reads=1):
+    def __init__(self, m, name, word, depth, reads=1, unit_bits=8):
         self.word = word
         self.ports = []
         for half in ("even", "odd"):
-            mem = memory.Memory(shape=8 * word, depth=depth, init=[])
+            mem = memory.Memory(shape=unit_bits * word, depth=depth, init=[])
             m.submodules[f"{name}_{half}"] = mem
-            wp = mem.write_port(granularity=8)
+            wp = mem.write_port(granularity=unit_bits)
             self.ports.append((wp, [mem.read_port() for _ in range(reads)]))
 
     def write(self, m, writes):
@@ -1239,22 +1302,21 @@ def _split_entries(entries, count, ib):
     return values, indices
 
 
-def _weight_segment_writes(m, geo, name, sources, values_st, indices_st, ib):
-    """A weight bank's segment register and the writes of its C sub-banks (flat stores of
-    ``w_sub_entries`` entries: ``values_st`` of 8 bits, ``indices_st`` of a power-of-two width,
-    one per sub-bank). ``sources``: ``(enable, segs, (values, indices))`` choices, the first
-    enabled taken; ``segs["seg"]`` is ``(valid, sub-bank, entry position, entries)``, the first
-    entries of the lists. This cycle the segment is registered as its word, its rotation and the
-    mask of its entries; the next cycle it is rotated into the two words of ``w_word_entries``
-    it spans (a funnel of two words) and those take it: an even (odd) word of every sub-bank
-    takes the even (odd) rotated word, so a stored entry's only logic is its clock enable."""
+def _weight_segment_writes(m, geo, name, sources, stores, ib):
+    """A weight bank's segment register and the writes of its C sub-banks (``stores``: a
+    ``_WordStore`` of ``w_word_entries`` entries of an INT8 value and an ``ib``-bit index per
+    sub-bank). ``sources``: ``(enable, segs, (values, indices))`` choices, the first enabled
+    taken; ``segs["seg"]`` is ``(valid, sub-bank, entry position, entries)``, the first entries
+    of the lists. This cycle the segment is registered as its word, its rotation and the mask of
+    its entries; the next cycle it is rotated into the two words of ``w_word_entries`` it spans
+    (a funnel of two words), which the sub-bank's even and odd RAMs take (entry enables)."""
     W, EB, WE = geo.w_word_entries, geo.w_seg_entries, geo.w_sub_entries
     lw = _log2(W)
-    C = len(values_st)
+    ab = geo.w_word_addr_bits
     words = -(-WE // W)
-    ibp = len(indices_st[0]) // WE if ib else 0
+    ibp = 1 << (ib - 1).bit_length() if ib else 0
     valid = Signal(name=f"{name}_seg_valid")
-    sub = Signal(range(max(C, 2)), name=f"{name}_seg_sub", reset_less=True)
+    sub = Signal(range(max(len(stores), 2)), name=f"{name}_seg_sub", reset_less=True)
     word = Signal(range(words + 1), name=f"{name}_seg_word", reset_less=True)
     rot = Signal(max(1, lw), name=f"{name}_seg_rot", reset_less=True)
     mask = Signal(EB, name=f"{name}_seg_mask", reset_less=True)
@@ -1269,8 +1331,10 @@ def _weight_segment_writes(m, geo, name, sources, values_st, indices_st, ib):
         seg_valid, seg_sub, _, cnt = segs["seg"]
         posw = positions[i]
         with (m.If(enable) if i == 0 else m.Elif(enable)):
-            m.d.sync += [valid.eq(seg_valid), sub.eq(seg_sub), word.eq(posw[lw:]), rot.eq(posw[:lw]),
+            m.d.sync += [valid.eq(seg_valid), sub.eq(seg_sub), word.eq(posw[lw:]),
                          mask.eq(_length_mask(cnt, EB)), vals.eq(Cat(*values))]
+            if lw:
+                m.d.sync += rot.eq(posw[:lw])
             if ib:
                 m.d.sync += idxs.eq(Cat(*(Cat(x, Const(0, ibp - ib)) for x in indices)))
     # The next cycle: rotated into two words (even, odd) and written.
@@ -1280,32 +1344,23 @@ def _weight_segment_writes(m, geo, name, sources, values_st, indices_st, ib):
         if field == "i" and not ib:
             continue
         wide = Cat(src, Const(0, (2 * W - EB) * bits))
-        sh = Cat(Const(0, _log2(bits)), rot) if bits > 1 else rot
+        sh = (Cat(Const(0, _log2(bits)), rot) if bits > 1 else rot) if lw else Const(0, 1)
         rt = Signal(2 * W * bits, name=f"{name}_seg_rot_{field}")
         m.d.comb += rt.eq((wide << sh)[: 2 * W * bits])
         lo_h, hi_h = rt[: W * bits], rt[W * bits :]
         halves[field] = (Mux(odd, hi_h, lo_h), Mux(odd, lo_h, hi_h))  # (even word, odd word)
-    addrs = ((word + 1) >> 1, word >> 1)
+    addrs = (((word + 1) >> 1)[:ab], (word >> 1)[:ab])
+    ports = []
     for h in range(2):
         en = Signal(W, name=f"{name}_en{h}")
         m.d.comb += en.eq(Mux(valid, halves["e"][h], 0))
-        dv = Signal(8 * W, name=f"{name}_values{h}")
-        m.d.comb += dv.eq(halves["v"][h])
-        if ib:
-            di = Signal(ibp * W, name=f"{name}_indices{h}")
-            m.d.comb += di.eq(halves["i"][h])
-        for w in range(h, words, 2):
-            for s in range(C):
-                hit = Signal(name=f"{name}_{s}_word{w}")
-                m.d.comb += hit.eq((addrs[h] == w // 2) & (sub == s))
-                for e in range(W):
-                    j = w * W + e
-                    if j >= WE:
-                        break
-                    with m.If(hit & en[e]):
-                        m.d.sync += values_st[s].word_select(j, 8).eq(dv.word_select(e, 8))
-                        if ib:
-                            m.d.sync += indices_st[s].word_select(j, ibp).eq(di.word_select(e, ibp))
+        dat = Signal(W * (8 + ib), name=f"{name}_data{h}")
+        m.d.comb += dat.eq(Cat(*(Cat(halves["v"][h].word_select(e, 8),
+                                      halves["i"][h].word_select(e, ibp)[:ib] if ib else Const(0, 0))
+                                  for e in range(W))))
+        ports.append((addrs[h], dat, en))
+    for s, store in enumerate(stores):
+        store.write(m, [(valid & (sub == s), ports[0], ports[1])])
 
 
 def _magnitude(m, name, value):

@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from sparsim.dataflow import nm_train_isa as isa
-from sparsim.dataflow.nm_train import Program
+from sparsim.dataflow.nm_train import Program, weight_word_entries
 from sparsim.dataflow.systolic import OS, fold_count, fold_cycles
 
 from . import results
@@ -30,19 +30,24 @@ _N_COUNTERS = 7
 
 
 @njit(cache=True)
-def pgs_cycles(axis, count, k_steps, n, m_log2, pregen_cycles):
-    """Duration D of a PGS job (docs/nm_train.md, event equation of compute): axis 0 reads and
-    emits one record per cycle (``count`` rows); axis 1 spends, per group of M rows, M cycles
-    reading its rows into the transposing buffer and one per column (``count``) emitting that
-    column's group; then ``PREGEN_CYCLES`` of pipeline."""
+def pgs_cycles(axis, count, width, k_steps, n, m_log2, pregen_cycles, word):
+    """Duration D of a PGS job (docs/nm_train.md, event equation of compute): a slab row of
+    ``cols`` entries is read ``word`` entries a cycle (``dataflow.nm_train.weight_word_entries``),
+    ``ceil(cols / word)`` cycles a row. Axis 0 reads ``count`` rows of ``cols = width /
+    group_bytes · M`` entries and emits one record per row; axis 1 (``cols = count``) spends, per
+    group of M rows, their reads into the transposing buffer and one cycle per column (``count``)
+    emitting that column's group; then ``PREGEN_CYCLES`` of pipeline."""
+    m = np.int64(1) << m_log2
     if axis == 0:
-        return count + pregen_cycles
-    return (k_steps // n) * ((np.int64(1) << m_log2) + count) + pregen_cycles
+        gb = n + (n * m_log2 + 7) // 8
+        cols = (width // gb) * m
+        return count * ((cols + word - 1) // word) + pregen_cycles
+    return (k_steps // n) * (m * ((count + word - 1) // word) + count) + pregen_cycles
 
 
 @njit(cache=True)
 def _run_kernel(op, sync, acc, store, prune, axis, n, m_log2, count, width, k_steps, pass_, layer,
-                rows, cols, dataflow, bw, latency, acc_bytes, pregen_cycles, prune_cycles, mm_pipe,
+                rows, cols, dataflow, bw, latency, acc_bytes, pregen_cycles, prune_cycles, mm_pipe, pgs_word,
                 stalls, pass_cycles, layer_cycles, counters, pass_stalls, pass_bytes):
     """Returns the Program's cycle count; fills ``stalls`` [7], ``pass_cycles`` [4],
     ``layer_cycles`` [layers, 4], ``counters`` [7] (see ``_N_COUNTERS``), ``pass_stalls``
@@ -143,7 +148,8 @@ def _run_kernel(op, sync, acc, store, prune, axis, n, m_log2, count, width, k_st
                 counters[6] += col_blocks * a_bytes + b_reads * b_bytes + tile_bytes * (2 * updates - (1 - acc[i]))
                 dur += mm_pipe
             else:
-                dur = pgs_cycles(axis[i], cnt, np.int64(k_steps[i]), np.int64(n[i]), np.int64(m_log2[i]), pregen_cycles)
+                dur = pgs_cycles(axis[i], cnt, wid, np.int64(k_steps[i]), np.int64(n[i]), np.int64(m_log2[i]),
+                                 pregen_cycles, pgs_word)
                 counters[3] += dur
                 counters[6] += cnt * wid
             e = start + dur - 1
@@ -219,7 +225,7 @@ def run(program: Program) -> Result:
         np.int64(hw.rows), np.int64(hw.cols), np.int64(hw.dataflow_code),
         np.int64(hw.memory.bandwidth_bytes_per_cycle), np.int64(hw.memory.latency_cycles),
         np.int64(hw.acc_bits // 8), np.int64(isa.PREGEN_CYCLES), np.int64(isa.PRUNE_CYCLES),
-        np.int64(isa.MM_PIPE_CYCLES),
+        np.int64(isa.MM_PIPE_CYCLES), np.int64(weight_word_entries(hw)),
         stalls, pass_cycles, layer_cycles, counters, pass_stalls, pass_bytes,
     ))
     if cycles < 0:
@@ -301,11 +307,12 @@ def rtl_features(hw) -> dict[str, float]:
     - input sub-banks: RAM words (even and odd words, both banks in each RAM, a LUT-RAM per
       byte column: byte enables), written from the beats' segments through two-word funnels, a
       window read from two words at a registered offset (WS: R of them, a read port each);
-    - weight sub-banks: flat registers (one FF per stored bit) written from the beats: the
-      beat placed after the held bytes, the unpack switch over every N:M format up to ``max_m``
-      on a beat's groups, per weight bank a segment register rotated into two words (values,
-      indices, enables), one LUT per stored entry for its clock enable; the reads (an entry per
-      column and bank, the PGS slab row from any weight sub-bank);
+    - weight sub-banks: RAM words (even and odd words, a pair per sub-bank and bank, a LUT-RAM
+      per entry column: entry enables) written from the beats: the beat placed after the held
+      bytes, the unpack switch over every N:M format up to ``max_m`` on a beat's groups, per
+      weight bank a segment register rotated into two words (values, indices, enables); the
+      reads (an entry per column from its word, the PGS chunk of a word's entries from either
+      weight bank's sub-banks, rotated);
     - the PGS pack switch over every N:M format up to ``max_m``;
     - the one rank and squeeze network (comparators, rank sums and shifts, the squeeze stages);
     - the transposing buffer (FFs) and its column read; the output banks
@@ -325,13 +332,20 @@ def rtl_features(hw) -> dict[str, float]:
     ibp = 1 << (ib - 1).bit_length() if ib else 0
     S, WE, Ew, P = geo.in_sub_bytes, geo.w_sub_entries, geo.w_entries, geo.out_row_bytes
     DB = geo.beat_bytes
-    store_bits = 2 * C * WE * (8 + ibp)
     HB, SQ, EB, WW = geo.w_hold_bytes, geo.w_seq_bytes, geo.w_seg_entries, geo.w_word_entries
     plain_formats = sum((1 << ml) - 1 for ml in range(1, ib + 1)) + 1
+    # weight RAMs: 2 banks x C sub-banks x even/odd, a LUT-RAM per entry column up to 64 words
+    # (block RAM beyond: not calibrated)
+    w_depth = 1 << geo.w_word_addr_bits
+    w_small = w_depth <= 64
+    w_ram = memory_cost(8 + ib, w_depth) if w_small else memory_cost((8 + ib) * WW, w_depth)
+    w_units = 2 * C * 2 * (WW if w_small else 1)
     lut = {
-        # a weight sub-bank's value and index words share their clock enable
-        "store_writes": 2 * C * WE,
-        "weight_reads": 2 * C * (8 + ib) * _mux_luts(WE),
+        "weight_rams": w_units * w_ram.lutram_luts,
+        # per sub-bank RAM its entry enables (the segment's, gated by the sub-bank)
+        "store_writes": 2 * C * 2 * WW,
+        # per column its word by bank and parity, then the entry in it
+        "weight_reads": C * (8 + ib) * (_mux_luts(4) + _mux_luts(WW)),
         # the beat placed after the held bytes, a plain load's groups unpacked, and per weight
         # bank the segment rotated into two words and the words swapped by parity (bench_nm_blocks.py
         # --blocks w_beats --xcup, with the store enables: 5,068 LUT at tiny, 3,567 at mid_ecp5)
@@ -364,13 +378,15 @@ def rtl_features(hw) -> dict[str, float]:
     })
     ff.update({"input_rams": ram_units * ram.read_ffs,
                "input_segments": segments * (9 * DB + clog2(S + 1) + 3) + reads * (clog2(S + 1) + 1)})
-    ff["stores"] = store_bits
-    bram_inputs = ram_units * ram.bram36
+    ff["stores"] = w_units * w_ram.read_ffs
+    bram_inputs = ram_units * ram.bram36 + w_units * w_ram.bram36
     if M > 1:
         E = max(geo.prune_bytes, Ew)
         formats = sum((1 << ml) - 1 for ml in range(1, ib + 1)) + 1
         lut.update({
-            "pgs_read": 8 * WE * _mux_luts(2 * C) + 8 * (Ew + M) * _mux_luts(WE // M + 1) + 8 * Ew * _mux_luts(M),
+            # a word pair from either bank's sub-banks, rotated to the chunk's W entries, and
+            # the rank stage's input register loaded chunk by chunk
+            "pgs_read": 8 * 2 * WW * _mux_luts(2 * C) + 8 * WW * clog2(WW) / 2 + Ew,
             "pack": 8 * P * (_mux_luts(formats) + clog2(P) / 2),
             # |w|, one 8-bit compare per pair, rank sum and shift per byte, squeeze stages
             "rank": E * (4 + (M - 1) / 2 * 4 + 16) + E.bit_length() * E * (9 + ib + E.bit_length() / 2) / 2,

@@ -305,12 +305,14 @@ def nm_hand_pregen_program():
     PGS axis 1, END, on R = C = 2, max_m 4, one channel of 4 B/cycle, latency 2. The slab's
     INT8 values are small (-3..3, seeded) so that |w| ties decide kept entries along both axes.
 
+    The weight RAM words hold W = weight_word_entries = 8 entries (4 B beats, max_m 4), so a
+    slab row of 4 entries is one read: ceil(4 / 8) = 1 cycle a row.
     i0 LDB (8 records of 4 B): request 1, t0 = 3, records 3..10; weight bank ready 11.
     i1 PGS axis 0 (8 records of 3 B: group_bytes(2, 4) = 3): dispatched 3, starts 11
-       (weight_stream 11), D = 8 + PREGEN_CYCLES 4 = 12, done 22. Store from 23: off(j) = j for
-       3 B records at 4 B/cycle, last 30.
+       (weight_stream 11), D = 8 rows x 1 + PREGEN_CYCLES 4 = 12, done 22. Store from 23:
+       off(j) = j for 3 B records at 4 B/cycle, last 30.
     i2 PGS axis 1 (4 records of 6 B, k_steps 4: G = 4 / 2 = 2 groups of M = 4 rows):
-       dispatched 5, starts 23 (its output bank 1 is free), D = G (M + 4 columns) + 4 = 20,
+       dispatched 5, starts 23 (its output bank 1 is free), D = G (M x 1 + 4 columns) + 4 = 20,
        done 42. Store from 43: off = 1, 2, 4, 5 for 6 B records, last 48.
     END: max(7, 43, 49) = 49: 50 cycles (pregen 32, weight_stream 11, tail 7).
     """

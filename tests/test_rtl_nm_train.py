@@ -20,6 +20,7 @@ from cases import CASES_BY_ID
 from sparsim import engine as engines
 from sparsim.dataflow import nm_train_isa as isa
 from sparsim.dataflow.config import design_point_from_dict
+from sparsim.dataflow.nm_train import weight_word_entries
 from sparsim.rtl import amaranth_sim
 from sparsim.rtl.harness import VerifyResult
 from sparsim.rtl.nm_train import NmTrainAccelerator
@@ -92,12 +93,18 @@ def test_values_under_random_stalls():
     assert res.cycles_rtl > program_cycles(program)  # the stalls really slowed the run down
 
 
-def _pregen_point(dataflow: str):
+def _pregen_point(dataflow: str, chunks: bool = False):
     """The pruned point's step with pre-generation (LDB of dense slabs, PGS along both axes, the
-    sparse GEMMs loading the compressed copies) on a smaller weight bank."""
+    sparse GEMMs loading the compressed copies) on a smaller weight bank. With ``chunks``, on a
+    memory of 2 B a cycle (weight RAM words of 4 entries) and a 128 B weight buffer: slab rows of
+    16 entries, read in 4 chunks (axis 0) and of 8 in 2 (axis 1)."""
     point = _pruned_point(dataflow)
+    hw = {"cols": 2, "weight_buffer_kib": 64 / 1024}
+    if chunks:
+        hw = {"cols": 2, "weight_buffer_kib": 128 / 1024,
+              "memory": point.hardware.memory.model_copy(update={"bytes_per_cycle": 2})}
     return point.model_copy(update={
-        "hardware": point.hardware.model_copy(update={"cols": 2, "weight_buffer_kib": 64 / 1024}),
+        "hardware": point.hardware.model_copy(update=hw),
         "workload": point.workload.model_copy(update={"pregen": "pre"}),
     })
 
@@ -125,10 +132,14 @@ def test_pregen_hand_program():
     assert (got == want).all()
 
 
+@pytest.mark.parametrize("chunks", [False, True], ids=["row-a-cycle", "row-in-chunks"])
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
-def test_pregen_point(dataflow):
-    program = _compile(_pregen_point(dataflow))
+def test_pregen_point(dataflow, chunks):
+    program = _compile(_pregen_point(dataflow, chunks))
     assert {int(a) for a in program.instrs["axis"][program.instrs["op"] == isa.OP_PGS]} == {0, 1}
+    # (with chunks, every slab row takes several reads: docs/nm_train.md, PGS's D)
+    slab_rows = program.instrs["width"][program.instrs["op"] == isa.OP_LDB]
+    assert (slab_rows.max() > weight_word_entries(program.hw)) == chunks
     (res,) = amaranth_sim.verify_all([(program, None)])
     _check(res)
 

@@ -11,7 +11,7 @@ from sparsim.dataflow import nm_train_isa as isa
 from sparsim.dataflow import systolic
 from sparsim.dataflow.config import design_point_from_dict
 from sparsim.dataflow.nm_train import ENGINE, compile_design_point
-from sparsim.simulator.nm_train import STALL_CAUSES, run
+from sparsim.simulator.nm_train import STALL_CAUSES, pgs_cycles, run
 from cases import CASES_BY_ID
 from test_nm_train_model import random_point
 
@@ -59,18 +59,32 @@ def test_hand_computed_double_buffering_and_chunks():
 
 
 def test_hand_computed_pregeneration():
-    """nm_hand_pregen_program of tests/cases.py (derivation there): 50 cycles; PGS axis 0 takes
-    count + PREGEN_CYCLES = 12 cycles, PGS axis 1 G (M + count) + PREGEN_CYCLES = 20."""
+    """nm_hand_pregen_program of tests/cases.py (derivation there): 50 cycles; its slab rows of
+    4 entries are one weight RAM word read each (W = 8), so PGS axis 0 takes count +
+    PREGEN_CYCLES = 12 cycles, PGS axis 1 G (M + count) + PREGEN_CYCLES = 20."""
     from cases import NM_HAND_PGS_CYCLES, nm_hand_pregen_program
+    from sparsim.dataflow.nm_train import weight_word_entries
 
     assert isa.PREGEN_CYCLES == 4, "re-derive nm_hand_pregen_program in tests/cases.py"
-    r = run(nm_hand_pregen_program())
+    program = nm_hand_pregen_program()
+    assert weight_word_entries(program.hw) == 8, "re-derive nm_hand_pregen_program in tests/cases.py"
+    r = run(program)
     assert r.cycles == NM_HAND_PGS_CYCLES == 50
     assert r.pregen_cycles == 12 + 20
     assert r.stalls == {"dispatch": 0, "input_stream": 0, "weight_stream": 11, "out_bank": 0,
                         "fill_drain": 0, "bank_pipe": 0, "tail": 7}
     assert r.pass_cycles["pregen"] == 50
     assert (r.bytes_read, r.bytes_written) == (32, 8 * 3 + 4 * 6)
+
+
+def test_pgs_cycles_read_a_slab_row_in_chunks():
+    """PGS's D when slab rows take several weight RAM reads (W = 4 entries a cycle): axis 0, 16
+    rows of 16 entries (2:4 records of 4 groups of 3 B) read in 4 cycles each: 16 x 4 + 4 = 68;
+    axis 1, 8 columns of 16 rows (k_steps 8: G = 4 groups of M = 4 rows), rows of 8 entries read
+    in 2 cycles each: 4 (4 x 2 + 8) + 4 = 68; a row of 17 entries takes 5 reads."""
+    assert pgs_cycles(0, 16, 12, 8, 2, 2, 4, 4) == 16 * 4 + 4
+    assert pgs_cycles(1, 8, 8, 8, 2, 2, 4, 4) == 4 * (4 * 2 + 8) + 4
+    assert pgs_cycles(1, 17, 8, 8, 2, 2, 4, 4) == 4 * (4 * 5 + 17) + 4
 
 
 def _points(count: int = 24):
@@ -202,7 +216,10 @@ def _reference_cycles(program) -> tuple[int, dict]:
     bank's readers are listed explicitly (a load waits for the readers of the load two before it
     into the same bank), tiles are a list (a tile waits for the store of the tile two before it).
     Returns the cycle count and the stalls by cause."""
+    import math
+
     from sparsim.dataflow import nm_train_isa as isa_
+    from sparsim.dataflow.nm_train import weight_word_entries
     from sparsim.simulator.memory import read_start, transfer_end, write_start
 
     hw = program.hw
@@ -214,6 +231,7 @@ def _reference_cycles(program) -> tuple[int, dict]:
     tiles = []  # store-done cycle of each tile
     stalls = dict.fromkeys(STALL_CAUSES, 0)
     f, read_free, write_free, last_store, prev_done = 0, 0, 0, -1, -1
+    slab_cols = 0
     for i, row in enumerate(ins):
         op = int(row["op"])
         if op in readers:
@@ -223,6 +241,8 @@ def _reference_cycles(program) -> tuple[int, dict]:
             a = transfer_end(read_start(r, lat, read_free), int(row["count"]), int(row["width"]), bw)
             read_free = a + 1
             ready[op] = a + 1 + (isa_.PRUNE_CYCLES if row["prune"] else 0)
+            if op == isa_.OP_LDB:
+                slab_cols = int(row["width"])  # a PGS's slab: this load's records (1:1)
             loads.append([])
             f = r + 1
         elif op in (isa_.OP_MM, isa_.OP_PGS):
@@ -251,11 +271,12 @@ def _reference_cycles(program) -> tuple[int, dict]:
                 dur += isa_.MM_PIPE_CYCLES
                 readers[isa_.OP_LDA][-1].append(i)
             else:
-                # Axis 1: per group of M rows, M row reads into the transposing buffer and
-                # one cycle per column (cnt columns).
+                # A slab row is read W entries a cycle; axis 1: per group of M rows, their reads
+                # into the transposing buffer and one cycle per column (cnt columns).
                 groups = int(row["k_steps"]) // int(row["n"])
                 rows_read = cnt if row["axis"] == 0 else groups * (1 << int(row["m_log2"]))
-                dur = rows_read + (0 if row["axis"] == 0 else groups * cnt) + isa_.PREGEN_CYCLES
+                row_reads = math.ceil(slab_cols / weight_word_entries(hw))
+                dur = rows_read * row_reads + (0 if row["axis"] == 0 else groups * cnt) + isa_.PREGEN_CYCLES
             readers[isa_.OP_LDB][-1].append(i)
             done[i] = prev_done = start + dur - 1
             if opens:
