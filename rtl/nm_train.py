@@ -120,6 +120,10 @@ class Geometry:
         #: unit, spans at most two words
         w_half = (((self.w_sub_entries - 1) // self.w_word_entries) + 2) // 2 + 1
         self.w_word_addr_bits = max(1, (w_half - 1).bit_length())
+        #: RAMs of two words (sub-banks of at most about two words: mid_ecp5's 28 entries) are
+        #: registers (``ram_style = "logic"``): as LUT RAM (16 words deep on ECP5, 32 on xcup)
+        #: they would waste most of their cells
+        self.w_word_logic = (1 << self.w_word_addr_bits) <= 2
         #: bytes a pruning load hands the rank network per beat (its complete dense groups lie in
         #: them)
         self.prune_bytes = max(hw.max_m, DB) - 1 + DB if hw.max_m > 1 else 0
@@ -267,7 +271,7 @@ class NmTrainAccelerator(wiring.Component):
         # chunk of ``w_word_entries`` (PGS) a cycle at a registered offset.
         WE = geo.w_sub_entries
         w_ram = [[_WordStore(m, f"weight{b}_{s}", geo.w_word_entries, 1 << geo.w_word_addr_bits,
-                             unit_bits=8 + ib) for s in range(C)] for b in range(2)]
+                             unit_bits=8 + ib, logic=geo.w_word_logic) for s in range(C)] for b in range(2)]
         # Output banks: one row per tile row, written accumulator by accumulator. Two copies
         # written together (synthesis makes one RAM per read port anyway): the read-add's, whose
         # reads never meet a write of their row in the same cycle (``no_rw_check``, so that
@@ -340,8 +344,6 @@ class NmTrainAccelerator(wiring.Component):
         b_ksteps = Array(Signal(range(geo.w_entries + 1), name=f"weight{b}_ksteps", reset_less=True)
                          for b in range(2))
         b_width = [Signal(range(geo.read_bytes + 1), name=f"weight{b}_width", reset_less=True) for b in range(2)]
-        # Per receiver target: bytes per record of its latest load.
-        rx = self._count_beats(m, geo, receiver, [a_width[0], a_width[1], *b_width])
         busy = Signal()  # a job is computing
         out_busy = Signal(2)  # output bank holds an open or unstored tile
         engines_idle = Signal()
@@ -378,6 +380,16 @@ class NmTrainAccelerator(wiring.Component):
                 b_ksteps[b_next].eq(cur.k_steps),
                 Array(b_width)[b_next].eq(cur.width),
             ]
+        # Per receiver target: bytes per record of its latest load, now and from the next cycle
+        # on (a load's issue sets its bank's).
+        rec_bytes = [a_width[0], a_width[1], *b_width]
+        rec_bytes_next = []
+        for t, width in enumerate(rec_bytes):
+            op, bank = (isa.OP_LDA, a_next) if t < 2 else (isa.OP_LDB, b_next)
+            nxt = Signal.like(width, name=f"rx_rec_bytes{t}_next")
+            m.d.comb += nxt.eq(Mux(issued & (cur.op == op) & (bank == t % 2), cur.width, width))
+            rec_bytes_next.append(nxt)
+        rx = self._count_beats(m, geo, receiver, rec_bytes, rec_bytes_next)
 
         # ---- dispatch into the queue ------------------------------------------------------
         m.d.comb += [loader.dispatch.ready.eq(level != _QUEUE_DEPTH), push.eq(loader.dispatch.valid & loader.dispatch.ready)]
@@ -832,14 +844,17 @@ class NmTrainAccelerator(wiring.Component):
             m.d.sync += out_busy.bit_select(store.bank, 1).eq(0)
         return m
 
-    def _count_beats(self, m, geo, receiver, rec_bytes_of):
+    def _count_beats(self, m, geo, receiver, rec_bytes_of, rec_bytes_next):
         """Records counted in the read-data beats: the shell's receiver sees a record in the
         cycle of the beat that holds its last byte, when a record port would have delivered it,
         and numbers and routes it as before (its data is that beat; the banks take the beats
         themselves). ``got`` counts the bytes of the record in progress from earlier beats; a
         beat's bytes past its record's end are the next record's first (records wider than a
         beat lie back to back in the stream). ``rec_bytes_of``: per receiver target, its latest
-        load's record size."""
+        load's record size (``rec_bytes_next``: from the next cycle on). The record's bytes left,
+        ``need = size - got``, are registers: per target, its size less ``got``, both as they
+        will be in the next cycle, so that a beat's group count starts from a 4:1 select of
+        registers, not from a select and a subtraction."""
         DB, RB = geo.beat_bytes, geo.read_bytes
         got = Signal(range(RB + 1), name="rx_got")  # bytes of the record in progress so far
         target = receiver.beat.payload.target  # the oldest route's (a register)
@@ -847,14 +862,20 @@ class NmTrainAccelerator(wiring.Component):
         m.d.comb += size.eq(Array(rec_bytes_of)[target])
         need = Signal(range(RB + 1), name="rx_need")
         completes = Signal(name="rx_completes")
-        m.d.comb += [need.eq(size - got), completes.eq(need <= DB)]
+        # per target: its record size less ``got`` (meaningful for the oldest route's target)
+        left = [Signal(range(RB + 1), name=f"rx_left{t}") for t in range(len(rec_bytes_of))]
+        m.d.comb += [need.eq(Array(left)[target]), completes.eq(need <= DB)]
         m.d.comb += [receiver.rd_data.valid.eq(self.rd_data.valid & completes),
                      receiver.rd_data.payload.eq(self.rd_data.payload)]
+        got_next = Signal.like(got, name="rx_got_next")
+        m.d.comb += got_next.eq(got)
         with m.If(self.rd_data.valid):
             with m.If(completes):
-                m.d.sync += got.eq(Mux(receiver.beat.payload.last | (size <= DB), 0, DB - need))
+                m.d.comb += got_next.eq(Mux(receiver.beat.payload.last | (size <= DB), 0, DB - need))
             with m.Else():
-                m.d.sync += got.eq(got + DB)
+                m.d.comb += got_next.eq(got + DB)
+        m.d.sync += got.eq(got_next)
+        m.d.sync += [left[t].eq(rec_bytes_next[t] - got_next) for t in range(len(left))]
         return {"got": got, "need": need, "completes": completes, "size": size}
 
     @staticmethod
@@ -1132,11 +1153,13 @@ class _WordStore:
     port with byte enables and a synchronous read port; a bank is never read and written at once
     (the loader's guards), so the read port need not be transparent."""
 
-    def __init__(self, m, name, word, depth, reads=1, unit_bits=8):
+    def __init__(self, m, name, word, depth, reads=1, unit_bits=8, logic=False):
         self.word = word
         self.ports = []
         for half in ("even", "odd"):
-            mem = memory.Memory(shape=unit_bits * word, depth=depth, init=[])
+            # (``logic``: registers, not LUT RAM: a RAM of a few words wastes most of its cells)
+            mem = memory.Memory(shape=unit_bits * word, depth=depth, init=[],
+                                attrs={"ram_style": "logic"} if logic else {})
             m.submodules[f"{name}_{half}"] = mem
             wp = mem.write_port(granularity=unit_bits)
             self.ports.append((wp, [mem.read_port() for _ in range(reads)]))
