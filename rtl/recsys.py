@@ -874,8 +874,13 @@ class LineWriteQueue(wiring.Component):
         tail = Signal(depth, init=1)
         count = Signal(range(depth + 1))
         queued = Signal()
+        # The oldest waiting line (``q[head]``) kept in a register of its own, loaded with the
+        # line that becomes the oldest (the one behind it, or the first line to join), so the
+        # line written while lines wait comes from a register, not through the slot select.
+        oldest = Signal(self._layout, reset_less=True)
+        several = Signal()  # count >= 2, registered
         m.d.comb += self.waiting.eq(queued)
-        m.d.comb += [self.write.payload.eq(q[head]), self.write.valid.eq(queued)]
+        m.d.comb += [self.write.payload.eq(oldest), self.write.valid.eq(queued)]
         for lane in reversed(self.lines):
             with m.If(~queued & lane.valid):
                 m.d.comb += [self.write.payload.eq(lane.payload), self.write.valid.eq(1)]
@@ -887,6 +892,13 @@ class LineWriteQueue(wiring.Component):
         before = [Const(0, 1)]
         for lane in self.lines[:-1]:
             before.append(before[-1] + lane.valid)
+        # The oldest line of the next cycle: the one behind the head when two or more wait, else
+        # the first line to join (the slot at the tail, which is then the next head).
+        head_next = Mux(head == depth - 1, 0, head + 1)
+        m.d.sync += oldest.eq(q[head_next])
+        for k, lane in reversed(list(enumerate(self.lines))):
+            with m.If(~(queued & several) & lane.valid & Mux(queued, before[k] == 0, before[k] == 1)):
+                m.d.sync += oldest.eq(lane.payload)
         for k, lane in enumerate(self.lines):
             slot = Signal(depth, name=f"slot{k}")
             for j in range(min(k + 1, depth)):
@@ -906,9 +918,9 @@ class LineWriteQueue(wiring.Component):
                     m.d.sync += tail.eq(rot(j))
         count_next = Signal(range(depth + 1))
         m.d.comb += count_next.eq(count + arrived - self.write.valid)
-        m.d.sync += [count.eq(count_next), queued.eq(count_next != 0)]
+        m.d.sync += [count.eq(count_next), queued.eq(count_next != 0), several.eq(count_next >= 2)]
         with m.If(queued):
-            m.d.sync += head.eq(Mux(head == depth - 1, 0, head + 1))
+            m.d.sync += head.eq(head_next)
         return m
 
 
@@ -2252,21 +2264,27 @@ class RecsysAccelerator(wiring.Component):
         # through the handshake and the queue's advance.
         late = {}
 
-        def ahead(name, f, *qs):
+        def ahead(name, f, *qs, event=None):
             """A register holding ``f`` of the queues' heads (``(rdy, data)`` pairs) in the next
-            cycle; the first queue's ``adv`` picks last (for a queue in ``late``, its ``nb``)."""
-            def pick(i, heads):
+            cycle; the first queue's ``adv`` picks last (for a queue in ``late``, its ``nb``).
+            With ``event`` (a signal of this cycle), ``f`` takes one more argument, the event's
+            value (a constant), and the event picks after everything else."""
+            def pick(i, heads, g):
                 if i == len(qs):
-                    return f(*heads)
+                    return g(*heads)
                 q = qs[i]
-                took = pick(i + 1, [*heads, (q.cand_rdy, q.cand_data)])
-                kept = pick(i + 1, [*heads, (q.r_rdy, q.r_data)])
+                took = pick(i + 1, [*heads, (q.cand_rdy, q.cand_data)], g)
+                kept = pick(i + 1, [*heads, (q.r_rdy, q.r_data)], g)
                 if id(q) in late:
                     nb, go = late[id(q)]
                     return Mux(nb, Mux(~q.r_rdy | go, took, kept), Mux(q.r_rdy, kept, took))
                 return Mux(q.adv, took, kept)
             reg = Signal(name=name)
-            m.d.sync += reg.eq(pick(0, []))
+            if event is None:
+                m.d.sync += reg.eq(pick(0, [], f))
+            else:
+                m.d.sync += reg.eq(Mux(event, pick(0, [], lambda *h: f(*h, Const(1))),
+                                       pick(0, [], lambda *h: f(*h, Const(0)))))
             return reg
 
         def beyond(unit_head, mb):
@@ -2436,7 +2454,10 @@ class RecsysAccelerator(wiring.Component):
         dh = data.View(INSTR_LAYOUT, dense_q.r_data)
         dmb = dh.mb
 
-        def d_ready(dhd):
+        def d_ready(dhd, fin):
+            """The head's condition next cycle, ``fin`` whether the weight LOAD is done in this
+            one (``w_fin``, which picks last: it is the written line's target and its "one left"
+            flag, so it reaches ``d_ok`` through one multiplexer)."""
             rdy, word = dhd
             w = data.View(INSTR_LAYOUT, word)
             mb = w.mb
@@ -2444,7 +2465,7 @@ class RecsysAccelerator(wiring.Component):
             def per_parity(counts, incs, test):
                 return Mux(mb[0], after(counts[1], incs[1], test), after(counts[0], incs[0], test))
 
-            gemm_ok = ((w_done | w_fin)
+            gemm_ok = ((w_done | fin)
                        & (((w.b & isa.SRC_DENSE) == 0) | per_parity(ldd_count, ldd_inc, lambda v: v > (mb >> 1)))
                        & (((w.b & isa.DST_OUT) == 0) | (mb < 2)
                           | per_parity(store_count, store_inc, lambda v: v >= (mb >> 1))))
@@ -2456,7 +2477,7 @@ class RecsysAccelerator(wiring.Component):
 
         d_nb, d_go = Signal(), Signal()
         late[id(dense_q)] = (d_nb, d_go)
-        d_ok = ahead("d_ok", d_ready, dense_q)
+        d_ok = ahead("d_ok", d_ready, dense_q, event=w_fin)
         d_chk = [ahead(f"d_chk{p}", lambda dhd, p=p: d_inter(dhd) & (data.View(INSTR_LAYOUT, dhd[1]).mb[0] == p),
                        dense_q) for p in range(2)]
         d_beyond = [ahead(f"d_beyond{u}", lambda dhd, uh: ~d_inter(dhd)
