@@ -262,26 +262,39 @@ class IndexWalker(wiring.Component):
         with m.If((phase >= 1) & ~stepping):
             m.d.sync += phase.eq(phase + 1)
         # The fill shifts from s + 3 (idx_port's data is the first word from s + 4 on).
+        row_addr_next = Signal.like(row_addr)
+        m.d.comb += row_addr_next.eq(row_addr)
         with m.If(((phase >= 3) & ~stepping) | row_step):
-            m.d.comb += idx_port.en.eq(1)
+            m.d.comb += [idx_port.en.eq(1), row_addr_next.eq(cur.base + lo + Cat(Const(0, 18), hi))]
             m.d.sync += [fetch.eq(fetch + 1), index_q.eq(idx_port.data), lo.eq(index_q[:18] * cur.dim),
-                         hi.eq(index_q[18:] * cur.dim), row_addr.eq(cur.base + lo + Cat(Const(0, 18), hi))]
+                         hi.eq(index_q[18:] * cur.dim)]
+        m.d.sync += row_addr.eq(row_addr_next)
         stepped = Signal.like(second)
         m.d.comb += [stepped.addr.eq(row_addr), stepped.dim.eq(cur.dim), stepped.entry.eq(entry),
                      stepped.ctx.eq(cur.ctx)]
         # The row the head takes at the end of this cycle (if ``next_load``): the second slot's,
         # else the one stepped now.
         incoming = Signal.like(second)
+        # ``incoming``'s address as a register of its own (the row the head takes next: the
+        # second slot's, or the row-address pipeline's head while that slot is empty), loaded
+        # with the buffer, so the gather unit's lookup of the new row starts from a register and
+        # not from the select of the two.
+        next_row_addr = Signal(ADDR_BITS, reset_less=True)
         m.d.comb += [incoming.eq(Mux(second_valid, second, stepped)),
                      self.next_load.eq(head_free & (second_valid | row_step)),
-                     self.next_addr.eq(incoming.addr), self.next_dim.eq(incoming.dim)]
+                     self.next_addr.eq(next_row_addr), self.next_dim.eq(incoming.dim)]
+        # The next cycle's ``next_row_addr``: the second slot's row if it holds one then (a row
+        # stepped now into it, or its row kept), else the pipeline's head after this cycle.
+        m.d.sync += next_row_addr.eq(row_addr_next)
         with m.If(head_free):
             m.d.sync += self.rows.valid.eq(second_valid | row_step)
             with m.If(second_valid | row_step):
                 m.d.sync += self.rows.payload.eq(incoming)
             m.d.sync += second_valid.eq(0)
         with m.Elif(row_step):
-            m.d.sync += [second.eq(stepped), second_valid.eq(1)]
+            m.d.sync += [second.eq(stepped), second_valid.eq(1), next_row_addr.eq(row_addr)]
+        with m.Elif(second_valid):
+            m.d.sync += next_row_addr.eq(second.addr)
         with m.If(row_step):
             m.d.sync += word.eq(word + 1)
         # Per parity, a row of it in the buffer in the next cycle (for GatherLane's ``busy``).
