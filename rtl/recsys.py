@@ -2617,6 +2617,9 @@ class RecsysAccelerator(wiring.Component):
         # the handshake picks one (the handshake's path is a multiplexer).
         outstanding = [Signal(store_lines_bits + 1, name=f"st_out{p}") for p in range(2)]
         open_ = [Signal(name=f"st_open{p}") for p in range(2)]
+        # "None left" is not a compare behind the subtraction either: ``out_eq[k]`` (a register)
+        # says the writes in flight are k, for k up to the acknowledgements a cycle can bring, so
+        # "drained" is those flags against the cycle's acknowledgement count.
         for p in range(2):
             issued = accepted & (wr.payload.bank == p)
             acks = _popcount(Cat(*[self.wr_ack[c] & (self.wr_ack_bank[c] == p) for c in range(ch)]))
@@ -2624,7 +2627,11 @@ class RecsysAccelerator(wiring.Component):
             if_one = Signal.like(outstanding[p], name=f"st_one{p}")
             m.d.comb += [if_none.eq(outstanding[p] - acks), if_one.eq(outstanding[p] + 1 - acks)]
             m.d.sync += outstanding[p].eq(Mux(issued, if_one, if_none))
-            drained = Mux(issued, if_one == 0, if_none == 0)
+            out_eq = [Signal(name=f"st_out{p}_is{k}", init=int(k == 0)) for k in range(ch + 1)]
+            for k in range(ch + 1):
+                m.d.sync += out_eq[k].eq(Mux(issued, if_one == k, if_none == k))
+            drained = Mux(issued, Cat(*[out_eq[k] & (acks == k + 1) for k in range(ch)]).any(),
+                          Cat(*[out_eq[k] & (acks == k) for k in range(ch + 1)]).any())
             closing = open_[p] | (last_line & (wr.payload.bank == p))
             with m.If(closing & drained):
                 m.d.comb += store_inc[p].eq(1)
