@@ -606,17 +606,32 @@ class GatherUnit(wiring.Component):
             # A hit's line is copied into its tag's store the cycle after the lookup (pooling reads
             # it CACHE_HIT_CYCLES + 1 later at the earliest), so the take decision does not steer
             # a line-wide write; the set is read in the lookup cycle, before that cycle's fill.
+            # A fill's line data is written into its set the cycle after its delivery, from
+            # registers (its set one-hot, the line), so the delivered tag's meta read and the set
+            # decode are not in front of the line-wide write enables; a hit's read of its set in
+            # that cycle takes the pending line instead (the later lane's, as in the write).
+            # The set's line and valid bit, which the lookups read, are written in the delivery
+            # cycle as before.
             hit_data = Signal(8 * line, reset_less=True)
-            m.d.sync += hit_data.eq(c_data[s])
+            pend = [(Signal(name=f"pend{c}_valid"), Signal(sets, name=f"pend{c}_set"),
+                     Signal(8 * line, reset_less=True, name=f"pend{c}_data")) for c in range(len(self.resp))]
+            read = c_data[s]
+            for valid, onehot, line_data in pend:
+                read = Mux(valid & onehot.bit_select(s, 1), line_data, read)
+            m.d.sync += hit_data.eq(read)
             with m.If(hit_pipe[0][0]):
                 m.d.sync += store[hit_pipe[0][1:]].eq(hit_data)
-            for lane in self.resp:
+            for i in range(sets):
+                for valid, onehot, line_data in pend:
+                    with m.If(valid & onehot[i]):
+                        m.d.sync += c_data[i].eq(line_data)
+            for lane, (valid, onehot, line_data) in zip(self.resp, pend):
+                filled = data.View(meta_layout, meta[lane.payload.tag]).line
+                fset = filled[:sb] if sb else Const(0, 1)
+                m.d.sync += [valid.eq(lane.valid), onehot.eq(1 << fset), line_data.eq(lane.payload.data)]
                 with m.If(lane.valid):
-                    filled = data.View(meta_layout, meta[lane.payload.tag]).line
-                    fset = filled[:sb] if sb else Const(0, 1)
                     m.d.sync += [c_valid.bit_select(fset, 1).eq(1),
-                                 c_line[fset].eq(filled),
-                                 c_data[fset].eq(lane.payload.data)]
+                                 c_line[fset].eq(filled)]
         for lane in self.resp:
             with m.If(lane.valid):
                 m.d.sync += store[lane.payload.tag].eq(lane.payload.data)
