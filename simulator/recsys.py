@@ -778,10 +778,15 @@ def rtl_resources(hw) -> dict[str, float]:
            + G * (tags * (line_bits + 48) + hw.cache_lines * (line_bits + 32))  # line store, cache
            + G * ((line_bits + 1 if hw.cache_lines else 0) + 1  # a hit's line, copied the cycle after; the hit; first line last
                   + 32 + 34 + 14 + 32 + word_bits  # the walker's row-address pipeline
-                  + 32 + isa.field_width("q") + entry_bits + 2)  # the row buffer's second slot
+                  + 32 + isa.field_width("q") + entry_bits + 2  # the row buffer's second slot
+                  + 32  # the address of the row the head takes next
+                  # the cache fills pending a cycle (valid, set one-hot, line)
+                  + (hw.memory.channels * (line_bits + hw.cache_lines + 1) if hw.cache_lines else 0))
            # pooled banks: each memory's value select and the registered sums of the reads
            + 2 * (G * lanes * max(1, (lanes - 1).bit_length()) + max(2, C) * acc)
-           + max(1, tags - 1) * (line_bits + 16) + tags * (3 + loader_idx_bits)  # loader: write queue, tag targets
+           # loader: write queue (its slots and the oldest line's register), tag targets
+           + (max(1, tags - 1) + 1) * (line_bits + 16) + 1 + tags * (3 + loader_idx_bits)
+           + 2 * (hw.memory.channels + 1)  # the store's "k writes in flight" flags
            # the out banks' write stage (a row and its first value's index) and read addresses
            + C * acc + 40 + 2 * out_banks * _bits(-(-max(1, int(hw.out_buffer_kib * 1024) // 2 // hw.acc_bytes)
                                                   // out_banks) + 1)
