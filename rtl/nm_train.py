@@ -1290,13 +1290,14 @@ def _weight_beat_groups(m, geo, rx, last, data, valid, prune, n, m_log2, ib):
     nw = isa.field_width("n")
 
     def unit(n_, ml, g, plain):
-        # The complete groups' bytes and entries as a choice of constants (the comparisons are
-        # a thermometer code): a product of the group count would become a shared multiplier.
-        u, c = Const(0, used.shape()), Const(0, count.shape())
-        for k in range(1, SQ // g + 1):
-            hit = take >= k * g
-            u, c = Mux(hit, k * g, u), Mux(hit, k * n_, c)
-        m.d.comb += [used.eq(u), count.eq(c)]
+        # The complete groups' bytes and entries as a table of ``take`` (at most ``SQ``: a
+        # record's end is at most a beat past the held bytes), constants: a product of the
+        # group count would become a shared multiplier, and a chain of comparisons and
+        # selects is deeper than a table of a few bits.
+        with m.Switch(take):
+            for v in range(SQ + 1):
+                with m.Case(v):
+                    m.d.comb += [used.eq(v // g * g), count.eq(v // g * n_)]
         if plain:
             m.d.comb += entries.eq(_unpack(seq, n_, ml, EB, ib))
 
