@@ -558,14 +558,16 @@ class GatherUnit(wiring.Component):
             # Each candidate comes from registers (the new row from the row buffer's second slot
             # or the walker's row-address pipeline, whose step waits on no take), so the lookups
             # run side by side and the take only picks a result.
-            def lookup(ln, name):
+            def lookup(ln, name, before=None):
                 """Whether line ``ln`` is in the cache after this cycle's fills (the last lane's
-                fill of a set wins, as in the fill below). Each tag's line is compared with ``ln``
-                (set and line) from registers and the delivered tag only selects a result, so
-                no tag-indexed line read precedes a compare."""
+                fill of a set wins, as in the fill below), from ``before``, whether it is in
+                the cache before them (default: the set's line compared with ``ln``). Each
+                tag's line is compared with ``ln`` (set and line) from registers and the
+                delivered tag only selects a result, so no tag-indexed line read precedes a
+                compare."""
                 ls = ln[:sb] if sb else Const(0, 1)
                 found = Signal(name=name)
-                result = c_valid.bit_select(ls, 1) & (c_line[ls] == ln)
+                result = c_valid.bit_select(ls, 1) & (c_line[ls] == ln) if before is None else before
                 set_eq, line_eq = [], []
                 for i in range(tags):
                     filled = data.View(meta_layout, meta[i]).line
@@ -578,9 +580,14 @@ class GatherUnit(wiring.Component):
                 m.d.comb += found.eq(result)
                 return found
 
-            same, adv = lookup(cur_line, "hit_same"), lookup(following, "hit_next_line")
-            new_row = lookup(self.next_addr[lb:], "hit_new_row")
+            # The same line as this cycle's: ``hit_q`` is its lookup against the cache before
+            # this cycle's fills (every line is looked up in full when it becomes the line to
+            # request, by ``adv`` or ``new_row``, and only fills change a set), so only this
+            # cycle's fills are applied to it (no set select or line compare on the row
+            # register's line).
             hit_q = Signal()
+            same, adv = lookup(cur_line, "hit_same", before=hit_q), lookup(following, "hit_next_line")
+            new_row = lookup(self.next_addr[lb:], "hit_new_row")
             m.d.comb += hit.eq(hit_q)
             with m.If(take & ~last_line):
                 m.d.sync += hit_q.eq(adv)
