@@ -538,20 +538,23 @@ class GatherUnit(wiring.Component):
             self.hits.eq(self.rows.valid & any_free & hit),
             self.rows.ready.eq(take & last_line),
         ]
-        # The line after ``cur_line``, from registers: ``next_line + 1`` kept with ``next_line``,
-        # the row's first line + 1 registered when the row was announced (keeps a carry chain
-        # in front of the next line's cache lookup off it).
+        # The line after ``cur_line`` as a register of its own: ``next_line + 1`` while ``mid``,
+        # else the row's first line + 1 (``first_p1``, registered when the row was announced),
+        # so no carry chain or select by ``mid`` precedes the next line's cache lookup.
         following = Signal(ln_bits)
-        next_p1 = Signal(ln_bits)
         first_p1 = Signal(ln_bits)
-        m.d.comb += following.eq(Mux(mid, next_p1, first_p1))
+        first_p1_next = Signal(ln_bits)
+        m.d.comb += first_p1_next.eq(first_p1)
         with m.If(take):
             m.d.sync += meta[new_tag].eq(slice_meta)
-            m.d.sync += [mid.eq(~last_line), next_line.eq(following), next_p1.eq(following + 1),
+            m.d.sync += [mid.eq(~last_line), next_line.eq(following),
                          mid_last.eq(row_last[lb:] == following)]
         with m.If((take | ~mid) & self.next_load):
-            m.d.sync += [first_last.eq(self.next_addr[:lb] + self.next_dim <= line),
-                         first_p1.eq(self.next_addr[lb:] + 1)]
+            m.d.comb += first_p1_next.eq(self.next_addr[lb:] + 1)
+            m.d.sync += first_last.eq(self.next_addr[:lb] + self.next_dim <= line)
+        m.d.sync += [first_p1.eq(first_p1_next),
+                     following.eq(Mux(take & ~last_line, following + 1,
+                                      Mux(mid & ~take, following, first_p1_next)))]
         if self._cache:
             # The line of the next cycle: the row's next line, the same one, or (the row register
             # taking a new row, ``next_load``, while no row is part-way) the new row's first line.
