@@ -228,10 +228,22 @@ def _pnr_seeds(text: str) -> list[int]:
     return seeds
 
 
+def _timeout_minutes(text: str) -> float:
+    """``--timeout``: minutes each Yosys or nextpnr run may take, a positive number."""
+    try:
+        minutes = float(text)
+    except ValueError:
+        raise ConfigError("--timeout", f"{text!r} is not a number of minutes") from None
+    if not minutes > 0 or minutes == float("inf"):
+        raise ConfigError("--timeout", f"must be a positive, finite number of minutes, not {text!r}")
+    return minutes
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from sparsim.rtl.synth import PROXY_NOTE, place_and_route_ecp5, synthesize
 
     seeds = _pnr_seeds(args.pnr_seeds)
+    timeout_s = 60 * _timeout_minutes(args.timeout)
     if args.no_pnr and (args.pnr_seeds != "1" or args.placer != "heap"):
         raise ConfigError("--no-pnr", "skips the place and route that --pnr-seeds and --placer choose for")
     point = _load_point(args)
@@ -252,13 +264,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
           file=sys.stderr)
     runs = []
     try:
-        res = synthesize(hw, family=args.family, use_cache=not args.fresh)
+        res = synthesize(hw, family=args.family, use_cache=not args.fresh, timeout_s=timeout_s)
         for i, seed in enumerate([] if args.no_pnr else seeds):
             if len(seeds) > 1:
                 print(f"  ECP5 place and route {i + 1} of {len(seeds)}: {args.placer} placer, seed {seed} ...",
                       file=sys.stderr)
             runs.append(place_and_route_ecp5(hw, use_cache=not args.fresh, speed=args.speed_grade,
-                                             seed=seed, placer=args.placer))
+                                             seed=seed, placer=args.placer, timeout_s=timeout_s))
     except RuntimeError as exc:
         raise _Fail(str(exc)) from None
     pnr = runs[0] if runs else None
@@ -424,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--placer", choices=("heap", "static", "sa"), default="heap",
                    help="nextpnr placer: heap (default, every recorded figure), static (better on "
                         "large control-heavy netlists) or sa (slow)")
+    p.add_argument("--timeout", default="60", metavar="MINUTES",
+                   help="minutes each Yosys or nextpnr run may take before it is stopped (default 60; "
+                        "a whole top near an ECP5-85's size can take 2-3 hours to route)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("verify", parents=[overrides], help="run a design point's RTL under Verilator+cocotb and compare "

