@@ -32,7 +32,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from sparsim.dataflow.config import HardwareConfig
@@ -107,6 +107,24 @@ class PnrResult:
     #: fields existed are of the defaults, which their folders' names say.
     seed: int = ECP5_SEED
     placer: str = ECP5_PLACER
+    #: The slowest path nextpnr reports (:func:`critical_path_summary`); read from the run's
+    #: ``report.json`` also for results cached before this field existed.
+    critical_path: dict | None = None
+
+
+def critical_path_summary(report: Path) -> dict | None:
+    """The critical path of a nextpnr ``--report`` JSON: its start and end cells, its delay in ns
+    (clock-to-out to setup: 1000 / Fmax), the logic and routing parts of it, and its logic levels
+    (cells adding more than 0.1 ns). None if the report names no path."""
+    paths = json.loads(Path(report).read_text()).get("critical_paths", [])
+    if not paths or not paths[0].get("path"):
+        return None
+    segs = paths[0]["path"]
+    total = sum(s["delay"] for s in segs)
+    routing = sum(s["delay"] for s in segs if s["type"] == "routing")
+    return {"from": segs[0]["from"]["cell"], "to": segs[-1]["to"]["cell"],
+            "ns": round(total, 2), "routing_ns": round(routing, 2), "logic_ns": round(total - routing, 2),
+            "levels": sum(1 for s in segs if s["type"] == "logic" and s["delay"] > 0.1)}
 
 
 def _param_int(value) -> int:
@@ -355,7 +373,10 @@ def place_and_route_verilog(text: str, top: str, build_root: Path | None = None,
     folder = pnr_folder(text, build_root, pack=pack, speed=speed, seed=seed, placer=placer)
     result_file = folder / "result.json"
     if use_cache and result_file.exists():
-        return PnrResult(**json.loads(result_file.read_text()))
+        res = PnrResult(**json.loads(result_file.read_text()))
+        if res.critical_path is None and (folder / "report.json").exists():
+            res = replace(res, critical_path=critical_path_summary(folder / "report.json"))
+        return res
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "top.v").write_text(text)
     t0 = time.perf_counter()
@@ -388,6 +409,7 @@ def place_and_route_verilog(text: str, top: str, build_root: Path | None = None,
         speed_grade=speed,
         seed=seed,
         placer=placer,
+        critical_path=critical_path_summary(folder / "report.json"),
     )
     _store(result_file, res)
     return res

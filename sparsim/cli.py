@@ -305,6 +305,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
         print(f"  ECP5 Fmax: {pnr.fmax_mhz:.1f} MHz at speed grade {pnr.speed_grade}, {pnr.placer} placer, "
               f"seed {pnr.seed} (target {pnr.target_mhz:g}; {pnr.lut4} LUT4, {pnr.ff} FF, "
               f"{pnr.mult18} MULT18X18D) -- {PROXY_NOTE}")
+        cp = pnr.critical_path
+        if cp:
+            print(f"  limited by {cp['from']} -> {cp['to']}: {cp['ns']:.2f} ns, {cp['routing_ns']:.2f} of it "
+                  f"routing, {cp['levels']} logic levels")
     for r in runs[1:]:
         print(f"  ECP5 Fmax: {r.fmax_mhz:.1f} MHz at seed {r.seed}")
     if spread is not None:

@@ -47,6 +47,11 @@ def test_synth_reports_dsp_registers_and_ecp5_fmax(capsys):
     # registered. Below 110 MHz a register stage or the packing has been lost.
     assert ecp5["packed"]["bram_outreg"] > 0 and ecp5["packed"]["mult_output"] == 8
     assert ecp5["fmax_mhz"] >= 110
+    # The slowest path, named: its delay is the Fmax's period, most of it routing on ECP5.
+    cp = ecp5["critical_path"]
+    assert cp["from"] and cp["to"] and cp["levels"] >= 1
+    assert cp["ns"] == pytest.approx(1000 / ecp5["fmax_mhz"], rel=0.01)
+    assert cp["ns"] == pytest.approx(cp["routing_ns"] + cp["logic_ns"], abs=0.011)
 
 
 @pytest.mark.synth
