@@ -159,7 +159,7 @@ def _blocks(hw):
         groups = nt._weight_beat_groups(m, geo, rx, last, port("beat", 8 * DB), valid, Const(0), port("n", nw),
                                         port("mlog", nm), ib)
         sb = max(1, (C - 1).bit_length())
-        segs = {"bank": bank, "last": last, "seg": (valid, port("sub", sb), port("base", wr), groups["count"])}
+        segs = {"bank": bank, "last": last, "seg": (valid, port("sub", sb), port("base", wr), groups["mask"])}
         lists = nt._split_entries(groups["entries"], geo.w_seg_entries, ib)
         outs = []
         ab = geo.w_word_addr_bits
@@ -200,8 +200,10 @@ def _blocks(hw):
         seq, n, mlog = port("seq", 8 * geo.w_seq_bytes), port("n", nw), port("mlog", nm)
         rank = nt._RankStage(geo, ib)
         segs = {"bank": Const(0), "last": Const(0),
-                "seg": (Const(1), Const(0), Const(0), port("count", geo.w_seg_entries.bit_length()))}
-        res = nt.NmTrainAccelerator._prune_unit(m, geo, rank, seq, Const(1), segs, n, mlog, ib)
+                "seg": (Const(1), Const(0), Const(0), port("mask", geo.w_seg_entries))}
+        terms = [nt._reg(m, t, f"term{e}_q", reset_less=True)
+                 for e, t in enumerate(nt._group_terms(m, "ldb", geo.prune_bytes, n, mlog, 1 << ib))]
+        res = nt.NmTrainAccelerator._prune_unit(m, geo, rank, seq, Const(1), segs, n, mlog, terms, ib)
         rank.load("pgs", Const(0), [], Const(0, nw), Const(0, nm), [Const(0)] * rank.E)
         rank.build(m)
         values, indices = res["lists"]

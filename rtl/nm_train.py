@@ -373,6 +373,16 @@ class NmTrainAccelerator(wiring.Component):
         with m.If(issued & (cur.op == isa.OP_LDA)):
             m.d.sync += [a_next.eq(~a_next), a_guard.eq(dispatched), a_ready.bit_select(a_next, 1).eq(0),
                          a_width[a_next].eq(cur.width)]
+        # Per weight bank: the prune unit's group terms of its latest load's N:M (a table of the
+        # formats), registered when the load issues, so that its beats load them into the rank
+        # stage through a 2:1 select.
+        b_terms = [[Signal(max(1, geo.prune_bytes.bit_length()), name=f"weight{b}_term{e}", reset_less=True)
+                    for e in range(geo.prune_bytes)] for b in range(2)]
+        if M > 1:
+            cur_terms = _group_terms(m, "ldb", geo.prune_bytes, cur.n, cur.m_log2, M)
+            for b in range(2):
+                with m.If(issued & (cur.op == isa.OP_LDB) & (b_next == b)):
+                    m.d.sync += [t.eq(c) for t, c in zip(b_terms[b], cur_terms)]
         with m.If(issued & (cur.op == isa.OP_LDB)):
             m.d.sync += [
                 b_next.eq(~b_next), b_guard.eq(dispatched), b_ready.bit_select(b_next, 1).eq(0),
@@ -470,12 +480,13 @@ class NmTrainAccelerator(wiring.Component):
         with m.If(w_beat):
             m.d.sync += e_done.eq(Mux(rx["completes"], 0, e_done + groups["count"]))
         segs = {"bank": bank_of_beat, "last": to_weight & bt.last,
-                "seg": (w_beat, w_sub, w_rec_base + e_done, groups["count"])}
+                "seg": (w_beat, w_sub, w_rec_base + e_done, groups["mask"])}
         plain_lists = _split_entries(groups["entries"], geo.w_seg_entries, ib)
         if M > 1:
             rank = _RankStage(geo, ib)
             pruned = self._prune_unit(m, geo, rank, groups["seq"], w_beat & w_pruning, segs,
-                                      b_n[bank_of_beat], b_mlog2[bank_of_beat], ib)
+                                      b_n[bank_of_beat], b_mlog2[bank_of_beat],
+                                      [Mux(bank_of_beat, t1, t0) for t0, t1 in zip(*b_terms)], ib)
         else:  # a dense-only array: no N:M load to prune
             pruned = None
         # One segment register per bank: a pruned beat's segments come two cycles after it, when
@@ -670,12 +681,18 @@ class NmTrainAccelerator(wiring.Component):
         # register is the RAMs' read data, from which the select stage takes each column's
         # entry (its word by parity, then the entry).
         lww = _log2(geo.w_word_entries)
+        # (registers: the pre-generation unit's offset and select, and both units' even RAM word
+        # addresses, so that the RAMs' read address is a 2:1 select of registers)
         pg_reading = Signal(name="pg_ram_read")  # driven by the pre-generation unit
         pg_offset = Signal(range(WE + 1), name="pg_ram_offset")
+        pg_even = Signal(max(1, len(pg_offset) - lww), name="pg_ram_even_word")
         w_rd_off = Signal(max(WE.bit_length(), lww + 1), name="w_read_offset")
         m.d.comb += w_rd_off.eq(Mux(pg_reading, pg_offset, w_off_q))
         w_rd_word = w_rd_off[lww:]
-        w_words = [[w_ram[b][c].read(m, ((w_rd_word + 1) >> 1)[: geo.w_word_addr_bits],
+        w_even_q = Signal(max(1, len(w_off_q) - lww), name="w_even_word", reset_less=True)
+        m.d.sync += w_even_q.eq(((w_base + step_now)[lww:] + 1) >> 1)
+        w_rd_even = Mux(pg_reading, pg_even, w_even_q)
+        w_words = [[w_ram[b][c].read(m, w_rd_even[: geo.w_word_addr_bits],
                                      (w_rd_word >> 1)[: geo.w_word_addr_bits]) for c in range(C)] for b in range(2)]
         w_ent_q = _reg(m, w_rd_off[:lww] if lww else Const(0, 1), "w_entry_q", reset_less=True)
         w_odd_q = _reg(m, w_rd_word[0], "w_odd_q", reset_less=True)
@@ -795,8 +812,8 @@ class NmTrainAccelerator(wiring.Component):
                 m.d.comb += chunk.eq((vals >> Cat(Const(0, 3), w_ent_q))[: 8 * WW] if lww else vals[: 8 * WW])
                 return chunk
 
-            pg = self._pregen_unit(m, geo, rank, job, start_pgs, read_chunk, b_size, C, ib)
-            m.d.comb += [pg_reading.eq(pg["reading"]), pg_offset.eq(pg["offset"])]
+            pg = self._pregen_unit(m, geo, rank, job, start_pgs, busy, read_chunk, b_size, C, ib)
+            m.d.comb += [pg_reading.eq(pg["ram_select"]), pg_offset.eq(pg["offset"]), pg_even.eq(pg["even_word"])]
             rank.build(m)
             pg_done = pg["done"]
             row_addr = Mux(pg["write"], pg["row"], w_row)
@@ -879,7 +896,7 @@ class NmTrainAccelerator(wiring.Component):
         return {"got": got, "need": need, "completes": completes, "size": size}
 
     @staticmethod
-    def _pregen_unit(m, geo, rank, job, start, read_chunk, slab_cols, C, ib):
+    def _pregen_unit(m, geo, rank, job, start, busy, read_chunk, slab_cols, C, ib):
         """The pre-generation unit (PGS): prunes the weight bank's dense slab N:M into compressed
         records written to the job's output bank (docs/nm_train.md, "Pre-generation unit").
 
@@ -949,9 +966,18 @@ class NmTrainAccelerator(wiring.Component):
             last.eq(active & Mux(job.axis, emit_ph & col_end & (kept >= job.kept_last),
                                  row_end & (row == job.count_last))),
         ]
+        # The read offset base + coff as a register of its own (the weight RAMs' address: no
+        # adder after the sequencer's registers), and its even RAM's word address.
+        rd_off = Signal(range(geo.w_sub_entries + E + WW + 1), name="pg_read_offset")
+        rd_off_next = Signal.like(rd_off, name="pg_read_offset_next")
+        m.d.comb += rd_off_next.eq(rd_off)
+        lww = _log2(WW)
+        rd_even = Signal(max(1, len(rd_off) - lww), name="pg_read_even_word")
+        m.d.sync += [rd_off.eq(rd_off_next), rd_even.eq((rd_off_next[lww:] + 1) >> 1)]
         with m.If(reading):
             with m.If(row_end):
                 m.d.sync += [ck.eq(0), coff.eq(0), row.eq(row + 1)]
+                m.d.comb += rd_off_next.eq(Mux(sub == C - 1, base + slab_cols, base))
                 with m.If(sub == C - 1):
                     m.d.sync += [sub.eq(0), base.eq(base + slab_cols)]
                 with m.Else():
@@ -963,6 +989,7 @@ class NmTrainAccelerator(wiring.Component):
                         m.d.sync += grow.eq(grow + 1)
             with m.Else():
                 m.d.sync += [ck.eq(ck + 1), coff.eq(coff + WW)]
+                m.d.comb += rd_off_next.eq(rd_off + WW)
         with m.If(emitting):
             with m.If(col_end):
                 m.d.sync += [col.eq(0), emit_ph.eq(0), kept.eq(kept + job.n), off.eq(off + gb)]
@@ -973,6 +1000,7 @@ class NmTrainAccelerator(wiring.Component):
         with m.If(last):
             m.d.sync += [run.eq(0), sub.eq(0), base.eq(0), ck.eq(0), coff.eq(0), row.eq(0), grow.eq(0),
                          col.eq(0), emit_ph.eq(0), kept.eq(0), off.eq(0)]
+            m.d.comb += rd_off_next.eq(0)
 
         # ---- one cycle later the chunk is read into the rank stage's input register ----
         d1_read = _reg(m, reading, "pg_read_d1")
@@ -1013,8 +1041,10 @@ class NmTrainAccelerator(wiring.Component):
             ]
         d2_valid = Signal(name="pg_d2_valid")
         m.d.comb += d2_valid.eq(Mux(job.axis, d2_emit, d2_read))
-        # The job's N:M is fixed from its start; its first row is loaded a cycle later.
-        terms = _group_terms(m, "pg", rank.E, job.n, job.m_log2, rank.Mmax)
+        # The job's N:M is fixed from its start; its first row is loaded a cycle later, so the
+        # group terms are registered from the job's fields.
+        terms = [_reg(m, t, f"pg_term{e}_q", reset_less=True)
+                 for e, t in enumerate(_group_terms(m, "pg", rank.E, job.n, job.m_log2, rank.Mmax))]
         rank.load("pgs", d1_read | d1_emit, values, job.n, job.m_log2, terms, loads)
 
         # ---- three cycles later: ranked (the shared stage's registers) ----
@@ -1040,8 +1070,12 @@ class NmTrainAccelerator(wiring.Component):
         t4_done = _reg(m, t3_done, "pg_t4_done")
         return {
             "active": active,
-            "reading": reading,
-            "offset": base + coff,
+            # the RAMs read at the unit's offset while it runs and reads, and whenever it is idle
+            # with a PGS job at the queue's head (which reads offset 0 in its start cycle, when
+            # ``rd_off`` is 0: the select needs no start condition); nothing else reads then
+            "ram_select": (run & ~emit_ph) | (~busy & job.pgs),
+            "offset": rd_off,
+            "even_word": rd_even,
             "write": t4_valid,
             "row": t4_row,
             # Axis 1 writes one group at its offset; axis 0 the whole record.
@@ -1051,7 +1085,7 @@ class NmTrainAccelerator(wiring.Component):
         }
 
     @staticmethod
-    def _prune_unit(m, geo, rank, seq, valid, segs, n, m_log2, ib):
+    def _prune_unit(m, geo, rank, seq, valid, segs, n, m_log2, terms, ib):
         """The prune unit on the weight banks' write path (LDB with ``prune``): a dense record of
         groups of M bytes becomes its kept entries, N per group, in ascending position order
         (docs/nm_train.md, "Pruning rule": largest |w|, ties to the lower position), a beat's
@@ -1064,7 +1098,8 @@ class NmTrainAccelerator(wiring.Component):
         into place and the entries go to the segment register (in the bank at t+3, as a plain
         beat's at t+2 would be): the bank is ready ``PRUNE_CYCLES = 2`` cycles after a plain
         load's would be. The rank and squeeze stages are ``rank``, shared with the
-        pre-generation unit.
+        pre-generation unit. ``terms``: the shifts' group terms of the load's N:M
+        (:func:`_group_terms`, registers set when the load issued), one per byte of ``seq``.
         """
         assert isa.PRUNE_CYCLES == 2, "the prune unit has two register stages"
 
@@ -1078,8 +1113,6 @@ class NmTrainAccelerator(wiring.Component):
         pruning = _reg(m, _reg(m, valid, "prune1_valid"), "prune2_valid")
         out = {key: delayed(v, f"prune_{key}") for key, v in segs.items()}
         out["seg"] = (pruning, *out["seg"][1:])
-        # The group terms of the shifts, from the load's N:M in the beat's cycle (off the rank stage).
-        terms = _group_terms(m, "prune", rank.E, n, m_log2, rank.Mmax)
         rank.load("prune", valid, [seq[8 * e : 8 * e + 8] for e in range(geo.prune_bytes)], n, m_log2, terms)
         EB = geo.w_seg_entries
         values = [rank.value[o] if o < rank.E else Const(0, 8) for o in range(EB)]
@@ -1129,8 +1162,8 @@ class _RankStage:
         pgs = _reg(m, sel, "rank_pgs")
         n = _reg(m, Mux(sel, pg_n, pr_n), "rank_n", reset_less=True)
         mlog = _reg(m, Mux(sel, pg_mlog, pr_mlog), "rank_m_log2", reset_less=True)
-        terms = [_reg(m, Mux(sel, pg_terms[e], pr_terms[e]), f"rank_term{e}", reset_less=True)
-                 for e in range(self.E)]
+        terms = [_reg(m, Mux(sel, pg_terms[e], pr_terms[e] if e < len(pr_terms) else 0), f"rank_term{e}",
+                      reset_less=True) for e in range(self.E)]
         keep, shift = _rank(m, "rank", mags, n, mlog, self.Mmax, terms)
         r_keep = []
         for e in range(self.E):
@@ -1265,8 +1298,9 @@ def _weight_beat_groups(m, geo, rx, last, data, valid, prune, n, m_log2, ib):
     when the record ends inside the beat, the next record's first bytes (a record is whole
     groups, so the record's end is a group's). Returns ``seq``, ``entries`` (a plain load's
     groups unpacked: ``w_seg_entries`` entries of an INT8 value and an ``ib``-bit index; 1:1:
-    entry k is byte k with index 0) and ``count`` (the entries of the groups taken). ``rx``: the
-    receiver's byte count of the record in progress (``_count_beats``)."""
+    entry k is byte k with index 0), ``count`` (the entries of the groups taken) and ``mask``
+    (its low ``count`` bits set, from the same table: no carry chain before the segment's entry
+    enables). ``rx``: the receiver's byte count of the record in progress (``_count_beats``)."""
     DB, HB, SQ, EB = geo.beat_bytes, geo.w_hold_bytes, geo.w_seq_bytes, geo.w_seg_entries
     need, completes, size = rx["need"], rx["completes"], rx["size"]
     h = Signal(range(HB + 1), name="w_held")
@@ -1286,6 +1320,7 @@ def _weight_beat_groups(m, geo, rx, last, data, valid, prune, n, m_log2, ib):
     m.d.comb += take.eq(Mux(completes, rec_end, total))
     used = Signal(range(SQ + 1), name="w_seq_used")  # bytes of the groups taken
     count = Signal(range(EB + 1), name="w_beat_entries")
+    count_mask = Signal(EB, name="w_beat_entry_mask")  # the low ``count`` bits set
     entries = Signal(EB * (8 + ib), name="w_beat_entries_unpacked")
     nw = isa.field_width("n")
 
@@ -1297,7 +1332,8 @@ def _weight_beat_groups(m, geo, rx, last, data, valid, prune, n, m_log2, ib):
         with m.Switch(take):
             for v in range(SQ + 1):
                 with m.Case(v):
-                    m.d.comb += [used.eq(v // g * g), count.eq(v // g * n_)]
+                    m.d.comb += [used.eq(v // g * g), count.eq(v // g * n_),
+                                 count_mask.eq((1 << min(v // g * n_, EB)) - 1)]
         if plain:
             m.d.comb += entries.eq(_unpack(seq, n_, ml, EB, ib))
 
@@ -1315,7 +1351,7 @@ def _weight_beat_groups(m, geo, rx, last, data, valid, prune, n, m_log2, ib):
         unit(1, 0, 1, True)
     with m.If(valid):
         m.d.sync += [h.eq(total - used), hold.eq((seq >> (used * 8))[: 8 * HB])]
-    return {"seq": seq, "entries": entries, "count": count}
+    return {"seq": seq, "entries": entries, "count": count, "mask": count_mask}
 
 
 def _split_entries(entries, count, ib):
@@ -1330,8 +1366,8 @@ def _weight_segment_writes(m, geo, name, sources, stores, ib):
     """A weight bank's segment register and the writes of its C sub-banks (``stores``: a
     ``_WordStore`` of ``w_word_entries`` entries of an INT8 value and an ``ib``-bit index per
     sub-bank). ``sources``: ``(enable, segs, (values, indices))`` choices, the first enabled
-    taken; ``segs["seg"]`` is ``(valid, sub-bank, entry position, entries)``, the first entries
-    of the lists. This cycle the segment is registered as its word, its rotation and the mask of
+    taken; ``segs["seg"]`` is ``(valid, sub-bank, entry position, entry mask)``, the mask's
+    entries of the lists (its low bits set). This cycle the segment is registered as its word, its rotation and the mask of
     its entries; the next cycle it is rotated into the two words of ``w_word_entries`` it spans
     (a funnel of two words), which the sub-bank's even and odd RAMs take (entry enables)."""
     W, EB, WE = geo.w_word_entries, geo.w_seg_entries, geo.w_sub_entries
@@ -1352,11 +1388,11 @@ def _weight_segment_writes(m, geo, name, sources, stores, ib):
         positions.append(Signal(range(WE + 1), name=f"{name}_seg_pos{i}"))
         m.d.comb += positions[-1].eq(segs["seg"][2])
     for i, (enable, segs, (values, indices)) in enumerate(sources):
-        seg_valid, seg_sub, _, cnt = segs["seg"]
+        seg_valid, seg_sub, _, seg_mask = segs["seg"]
         posw = positions[i]
         with (m.If(enable) if i == 0 else m.Elif(enable)):
             m.d.sync += [valid.eq(seg_valid), sub.eq(seg_sub), word.eq(posw[lw:]),
-                         mask.eq(_length_mask(cnt, EB)), vals.eq(Cat(*values))]
+                         mask.eq(seg_mask), vals.eq(Cat(*values))]
             if lw:
                 m.d.sync += rot.eq(posw[:lw])
             if ib:
@@ -1492,20 +1528,16 @@ def _reg(m, value, name, reset_less=False):
 
 def _group_terms(m, prefix, E, n, m_log2, Mmax):
     """Per byte position e < E the bytes an N:2^m_log2 prune drops in the groups before e's,
-    ``(e >> m_log2) * (2^m_log2 - N)`` (mod 2^bits of a shift), as shifted adds of M - N chosen by
-    m_log2: no multiplier."""
+    ``(e >> m_log2) * (2^m_log2 - N)``, as a table of the N:M formats (constants per format: no
+    multiplier, no adder; zero for any other N and M)."""
     bits = max(1, E.bit_length())
-    drop = Signal(6, name=f"{prefix}_drop")
-    m.d.comb += drop.eq((Const(1, 6) << m_log2) - n)
-    terms = []
-    for e in range(E):
-        t = Signal(bits, name=f"{prefix}_term{e}")
-        with m.Switch(m_log2):
-            for ml in range((Mmax - 1).bit_length() + 1):
-                g = e >> ml
-                with m.Case(ml):
-                    m.d.comb += t.eq(sum((drop << k for k in range(g.bit_length()) if g >> k & 1), Const(0, bits)))
-        terms.append(t)
+    terms = [Signal(bits, name=f"{prefix}_term{e}") for e in range(E)]
+    nw = len(n)
+    with m.Switch(Cat(n, m_log2)):
+        for ml in range(1, (Mmax - 1).bit_length() + 1):
+            for k in range(1, 1 << ml):
+                with m.Case(k | (ml << nw)):
+                    m.d.comb += [t.eq((e >> ml) * ((1 << ml) - k)) for e, t in enumerate(terms)]
     return terms
 
 
