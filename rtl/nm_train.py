@@ -907,15 +907,15 @@ class NmTrainAccelerator(wiring.Component):
         into the rank stage's input register (its positions ``k * W ..``, the rest kept), so
         that a row is whole there two cycles after its last chunk's read, as the flat stores'
         whole-row read had it. Axis 0: a row whose last chunk is read in cycle t is ranked
-        (:func:`_rank`) in t + 2, squeezed and packed into its record in t + 3 and written to
+        (:func:`_rank`) in t + 2, squeezed in t + 3 and packed into its record and written to
         output row r in t + 4. Axis 1 (groups of M rows down each column): per group of rows,
-        its rows are read into a transposing buffer of M rows, then one cycle per column hands
-        that column's M bytes to the same rank / pack stages (into the rank stage's input
-        register a cycle later, the group's last row from that register, where it still is),
+        its rows are read into a transposing buffer of M rows (a chunk a cycle, as into the
+        input register), then one cycle per column hands that column's M bytes from the buffer
+        to the same rank / pack stages (into the rank stage's input register a cycle later),
         whose group is written into output row ``column`` at the group's byte offset. The last
         write is ``PREGEN_CYCLES = 4`` cycles after the last sequencer cycle.
         """
-        assert isa.PREGEN_CYCLES == 4, "read, data register, rank register, pack register, write"
+        assert isa.PREGEN_CYCLES == 4, "read, data register, rank register, squeeze register, write"
         Mmax = 1 << ib
         E = geo.w_entries
         WW = geo.w_word_entries
@@ -1009,29 +1009,28 @@ class NmTrainAccelerator(wiring.Component):
         d1_row_end = _reg(m, reading & row_end, "pg_row_end_d1")
         d2_read = _reg(m, d1_row_end, "pg_read_d2")  # a whole row is in the input register
         d2_emit = _reg(m, d1_emit, "pg_emit_d2")
-        d2_slot = _reg(m, _reg(m, grow[: max(1, ib)], "pg_slot_d1", True), "pg_slot_d2", True)
+        d1_slot = _reg(m, grow[: max(1, ib)], "pg_slot_d1", True)
         d1_out_row = _reg(m, Mux(job.axis, col, row), "pg_out_row_d1", True)
         d2_out_row = _reg(m, d1_out_row, "pg_out_row_d2", True)
         d2_off = _reg(m, _reg(m, off, "pg_off_d1", True), "pg_off_d2", True)
         d2_done = _reg(m, _reg(m, last, "pg_done_d1"), "pg_done_d2")
         chunk = read_chunk(_reg(m, sub, "pg_sub_d1", True))
-        # Two cycles later the row is in the rank stage's input register (``rank.inputs``), and
-        # along axis 1 goes on into the transposing buffer: the group's rows, one per slot.
-        row_vals = Cat(*rank.inputs[:E])
-        buf = [Signal(8 * E, name=f"pg_buffer{i}", reset_less=True) for i in range(Mmax)]
-        with m.If(d2_read & job.axis):
-            with m.Switch(d2_slot):
+        # Axis 1: the chunk also goes into the transposing buffer, the group's rows one per
+        # slot, at its positions (as into the rank stage's input register, two cycles later the
+        # row is whole in both). A column is handed on a cycle after it is emitted, when the
+        # group's last row's last chunk, read in the cycle before the emit phase, is in the
+        # buffer: the columns come from the buffer's registers alone.
+        buf = [[Signal(8, name=f"pg_buffer{i}_{e}", reset_less=True) for e in range(E)] for i in range(Mmax)]
+        with m.If(d1_read & job.axis):
+            with m.Switch(d1_slot):
                 for i in range(Mmax):
                     with m.Case(i):
-                        m.d.sync += buf[i].eq(row_vals)
-        # Axis 1: a column goes into the input register a cycle before it is ranked, when the
-        # group's last row is still in that register (not yet in the buffer): taken from there.
-        in_col = Signal(8, name="pg_column_bypass")
-        m.d.comb += in_col.eq(row_vals.word_select(d1_out_row, 8))
+                        for e in range(E):
+                            with m.If(d1_ck == e // WW):
+                                m.d.sync += buf[i][e].eq(chunk[8 * (e % WW) : 8 * (e % WW) + 8])
         column = [Signal(8, name=f"pg_column{i}") for i in range(Mmax)]
         for i in range(Mmax):
-            src = Mux(d2_read & (d2_slot == i), in_col, buf[i].word_select(d1_out_row, 8))
-            m.d.comb += column[i].eq(Mux(i < rows_m, src, 0))
+            m.d.comb += column[i].eq(Mux(i < rows_m, Array(buf[i])[d1_out_row], 0))
         values = [Signal(8, name=f"pg_in{e}") for e in range(E)]
         loads = [Signal(name=f"pg_load{e}") for e in range(E)]
         for e in range(E):
@@ -1047,24 +1046,27 @@ class NmTrainAccelerator(wiring.Component):
                  for e, t in enumerate(_group_terms(m, "pg", rank.E, job.n, job.m_log2, rank.Mmax))]
         rank.load("pgs", d1_read | d1_emit, values, job.n, job.m_log2, terms, loads)
 
-        # ---- three cycles later: ranked (the shared stage's registers) ----
+        # ---- three cycles later: ranked (the shared stage's registers), squeezed ----
         t3_valid = _reg(m, d2_valid, "pg_t3_valid")
         t3_row = _reg(m, d2_out_row, "pg_t3_row", reset_less=True)
         t3_off = _reg(m, d2_off, "pg_t3_off", reset_less=True)
         t3_done = _reg(m, d2_done, "pg_t3_done")
-        pos_valid, pos_val, pos_idx = rank.valid[:E], rank.value[:E], rank.index[:E]
+
+        # ---- four cycles later: the squeezed entries (registered) packed and written ----
+        # (the pack switch after the register, not before it: the squeeze and the pack are
+        # each most of a cycle)
+        t4_valid = _reg(m, t3_valid, "pg_t4_valid")
+        pos_valid = [_reg(m, v, f"pg_t4_kept{e}", reset_less=True) for e, v in enumerate(rank.valid[:E])]
+        pos_val = [_reg(m, v, f"pg_t4_value{e}", reset_less=True) for e, v in enumerate(rank.value[:E])]
+        pos_idx = [_reg(m, v, f"pg_t4_index{e}", reset_less=True) for e, v in enumerate(rank.index[:E])]
         # Packed records of every N:M the array can run (a group: N values, then N indices of
         # log2 M bits, little-endian), chosen by the job's N and M.
-        packed = Signal(8 * P, name="pg_packed")
+        t4_data = Signal(8 * P, name="pg_t4_packed")
         with m.Switch(Cat(job.n, job.m_log2)):
             for mlog in range(1, ib + 1):
                 for n in range(1, 1 << mlog):
                     with m.Case(n | (mlog << isa.field_width("n"))):
-                        m.d.comb += packed.eq(_pack(pos_valid, pos_val, pos_idx, n, mlog, P))
-
-        # ---- four cycles later: written ----
-        t4_valid = _reg(m, t3_valid, "pg_t4_valid")
-        t4_data = _reg(m, packed, "pg_t4_data", reset_less=True)
+                        m.d.comb += t4_data.eq(_pack(pos_valid, pos_val, pos_idx, n, mlog, P))
         t4_row = _reg(m, t3_row, "pg_t4_row", reset_less=True)
         t4_off = _reg(m, t3_off, "pg_t4_off", reset_less=True)
         t4_done = _reg(m, t3_done, "pg_t4_done")
