@@ -271,7 +271,8 @@ class NmTrainAccelerator(wiring.Component):
         # chunk of ``w_word_entries`` (PGS) a cycle at a registered offset.
         WE = geo.w_sub_entries
         w_ram = [[_WordStore(m, f"weight{b}_{s}", geo.w_word_entries, 1 << geo.w_word_addr_bits,
-                             unit_bits=8 + ib, logic=geo.w_word_logic) for s in range(C)] for b in range(2)]
+                             unit_bits=8 + ib, logic=geo.w_word_logic, comb_reads=True) for s in range(C)]
+                 for b in range(2)]
         # Output banks: one row per tile row, written accumulator by accumulator. Two copies
         # written together (synthesis makes one RAM per read port anyway): the read-add's, whose
         # reads never meet a write of their row in the same cycle (``no_rw_check``, so that
@@ -692,8 +693,12 @@ class NmTrainAccelerator(wiring.Component):
         w_even_q = Signal(max(1, len(w_off_q) - lww), name="w_even_word", reset_less=True)
         m.d.sync += w_even_q.eq(((w_base + step_now)[lww:] + 1) >> 1)
         w_rd_even = Mux(pg_reading, pg_even, w_even_q)
-        w_words = [[w_ram[b][c].read(m, w_rd_even[: geo.w_word_addr_bits],
+        # The RAMs are read asynchronously: the MM's data stage registers every word, the
+        # pre-generation unit only its sub-bank's pair (selected before the register).
+        w_async = [[w_ram[b][c].read(m, w_rd_even[: geo.w_word_addr_bits],
                                      (w_rd_word >> 1)[: geo.w_word_addr_bits]) for c in range(C)] for b in range(2)]
+        w_words = [[tuple(_reg(m, d, f"weight{b}_{c}_read{h}", reset_less=True) for h, d in enumerate(pair))
+                    for c, pair in enumerate(bank)] for b, bank in enumerate(w_async)]
         w_ent_q = _reg(m, w_rd_off[:lww] if lww else Const(0, 1), "w_entry_q", reset_less=True)
         w_odd_q = _reg(m, w_rd_word[0], "w_odd_q", reset_less=True)
         w_value = [Signal(8, name=f"w_value{c}") for c in range(C)]
@@ -793,21 +798,27 @@ class NmTrainAccelerator(wiring.Component):
             new_row.append(Mux(w_add, prev + w_res[lane % C], w_res[lane % C].as_unsigned())[:A])
             lane_en.append((w_valid & (w_qb == lane // C)).replicate(geo.acc_bytes))
         if M > 1:
-            def read_chunk(sub_q):
+            def read_chunk(sub):
                 """The ``w_word_entries`` slab entries from the offset read a cycle earlier in weight
-                sub-bank ``sub_q`` (registered) of the job's weight bank: their values (a 1:1
-                slab's indices are zero), from the offset's word and the next one."""
+                sub-bank ``sub`` (the sequencer's, in the read's cycle) of the job's weight bank:
+                their values (a 1:1 slab's indices are zero), from the offset's word and the next
+                one. The sub-bank's two words' values are selected from the RAMs' read data in
+                the read's cycle and registered (the MM registers every word)."""
                 WW = geo.w_word_entries
                 sb = max(1, (C - 1).bit_length())
+
+                def values(word):
+                    return Cat(*(word[k * EW : k * EW + 8] for k in range(WW)))
+
                 pairs = []
                 for c in range(1 << sb):
-                    b0, b1 = w_words[0][min(c, C - 1)], w_words[1][min(c, C - 1)]
-                    pairs.append(Cat(Mux(b_sel, b1[0], b0[0]), Mux(b_sel, b1[1], b0[1])))
-                pair = Signal(2 * WW * EW, name="pg_words")
-                m.d.comb += pair.eq(Array(pairs)[sub_q[:sb]])
-                even, odd = pair[: WW * EW], pair[WW * EW :]
-                two = Cat(Mux(w_odd_q, odd, even), Mux(w_odd_q, even, odd))
-                vals = Cat(*(two[k * EW : k * EW + 8] for k in range(2 * WW)))
+                    b0, b1 = w_async[0][min(c, C - 1)], w_async[1][min(c, C - 1)]
+                    pairs.append(Cat(values(Mux(b_sel, b1[0], b0[0])), values(Mux(b_sel, b1[1], b0[1]))))
+                pair_now = Signal(2 * WW * 8, name="pg_words_now")
+                m.d.comb += pair_now.eq(Array(pairs)[sub[:sb]])
+                pair = _reg(m, pair_now, "pg_words", reset_less=True)
+                even, odd = pair[: WW * 8], pair[WW * 8 :]
+                vals = Cat(Mux(w_odd_q, odd, even), Mux(w_odd_q, even, odd))
                 chunk = Signal(8 * WW, name="pg_chunk")
                 m.d.comb += chunk.eq((vals >> Cat(Const(0, 3), w_ent_q))[: 8 * WW] if lww else vals[: 8 * WW])
                 return chunk
@@ -1014,7 +1025,7 @@ class NmTrainAccelerator(wiring.Component):
         d2_out_row = _reg(m, d1_out_row, "pg_out_row_d2", True)
         d2_off = _reg(m, _reg(m, off, "pg_off_d1", True), "pg_off_d2", True)
         d2_done = _reg(m, _reg(m, last, "pg_done_d1"), "pg_done_d2")
-        chunk = read_chunk(_reg(m, sub, "pg_sub_d1", True))
+        chunk = read_chunk(sub)
         # Axis 1: the chunk also goes into the transposing buffer, the group's rows one per
         # slot, at its positions (as into the rank stage's input register, two cycles later the
         # row is whole in both). A column is handed on a cycle after it is emitted, when the
@@ -1185,10 +1196,10 @@ class _WordStore:
     even and odd words in two RAMs of ``depth`` words (word w in RAM w % 2 at w // 2), so that
     any two consecutive words, where a beat's bytes for a record or a window lie, are written or
     read in one cycle. Each RAM has a write
-    port with byte enables and a synchronous read port; a bank is never read and written at once
+    port with byte enables and a synchronous read port (asynchronous with ``comb_reads``); a bank is never read and written at once
     (the loader's guards), so the read port need not be transparent."""
 
-    def __init__(self, m, name, word, depth, reads=1, unit_bits=8, logic=False):
+    def __init__(self, m, name, word, depth, reads=1, unit_bits=8, logic=False, comb_reads=False):
         self.word = word
         self.ports = []
         for half in ("even", "odd"):
@@ -1197,7 +1208,8 @@ class _WordStore:
                                 attrs={"ram_style": "logic"} if logic else {})
             m.submodules[f"{name}_{half}"] = mem
             wp = mem.write_port(granularity=unit_bits)
-            self.ports.append((wp, [mem.read_port() for _ in range(reads)]))
+            # (``comb_reads``: asynchronous read ports, the reader registers what it needs)
+            self.ports.append((wp, [mem.read_port(domain="comb" if comb_reads else "sync") for _ in range(reads)]))
 
     def write(self, m, writes):
         """``writes``: ``(enable, (even addr, data, byte enables), (odd addr, data, byte enables))``
@@ -1211,7 +1223,8 @@ class _WordStore:
             m.d.comb += [wp.addr.eq(addr), wp.data.eq(dat), wp.en.eq(en)]
 
     def read(self, m, even_addr, odd_addr, port=0):
-        """The even and odd words at these addresses, a cycle later (through read port ``port``)."""
+        """The even and odd words at these addresses, a cycle later (through read port ``port``;
+        in this cycle with ``comb_reads``)."""
         (_, evens), (_, odds) = self.ports
         even, odd = evens[port], odds[port]
         m.d.comb += [even.addr.eq(even_addr), odd.addr.eq(odd_addr)]
