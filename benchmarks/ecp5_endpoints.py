@@ -163,6 +163,9 @@ def main(argv=None) -> int:
     parser.add_argument("--units", type=int, default=0, metavar="DEPTH",
                         help="also count the endpoints at or above --over per unit: the first DEPTH "
                              "dotted components of the register's name (0: off)")
+    parser.add_argument("--by-prefix", action="store_true",
+                        help="with --units: split the top level's registers (names without a dot) by their "
+                             "name's first word (up to its first '_'; a flattened top such as nm_train's)")
     args = parser.parse_args(argv)
     if args.netlist:
         path = Path(args.netlist)
@@ -196,7 +199,8 @@ def main(argv=None) -> int:
             name = re.sub(r"\[\d+\]$", "", re.sub(r"_TRELLIS_FF_Q.*", "", name))  # Yosys: merged nets
             unit = re.sub(r"\d+", "#", ".".join(name.split(".")[: args.units]))
             if "." not in name:
-                unit = "(top)"
+                word = re.sub(r"\d+", "#", name.lstrip("\\").split("_")[0]) if args.by_prefix else ""
+                unit = f"(top) {word}_" if word else "(top)"
             units[unit][0] += a >= args.over
             units[unit][1] += 1
         print(f"per unit: endpoints at or above {args.over} ns of all endpoints")
