@@ -56,11 +56,11 @@ PASSES = ("forward", "act_grad", "weight_grad", "pregen")
 FORWARD, ACT_GRAD, WEIGHT_GRAD, PREGEN = range(4)
 
 #: Cycles of a PGS job's pipeline after its last slab read (axis 0) or column (axis 1): the bank
-#: read, the read-data register, the rank register, the pack register, then the write. A slab
-#: row is read ``k = ceil(cols / W)`` cycles (W entries of a weight RAM word a cycle,
-#: dataflow.nm_train.weight_word_entries); axis 0 emits one record per slab row; axis 1 spends
-#: M k + columns cycles per group of M rows (simulator.nm_train.pgs_cycles). rtl/nm_train.py
-#: owns this number.
+#: read, the read-data register, the rank register, the squeezed entries' register, then the
+#: pack and the write. A slab row is read ``k = ceil(cols / W)`` cycles (W entries of a weight
+#: RAM word a cycle, dataflow.nm_train.weight_word_entries); axis 0 emits one record per slab
+#: row; axis 1 spends M k + columns cycles per group of M rows (simulator.nm_train.pgs_cycles).
+#: rtl/nm_train.py owns this number.
 PREGEN_CYCLES = 4
 #: Cycles an MM job adds to its array time D (docs/nm_train.md, event equation of compute): two
 #: before the first fold's handshake (the banks' synchronous read, then the read-data register
