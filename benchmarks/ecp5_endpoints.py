@@ -15,6 +15,7 @@ into the first register whose name starts with NAME.
 
     .venv/bin/python benchmarks/ecp5_endpoints.py --config examples/nm_train_mid_ecp5.yaml
         [--netlist build/pnr/<hash>/ecp5_packed.json] [--over 12] [--top 40] [--trace rank_mag]
+        [--units 1 [--by-prefix]]
 """
 
 from __future__ import annotations
