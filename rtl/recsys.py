@@ -2242,8 +2242,9 @@ class RecsysAccelerator(wiring.Component):
         ended_b = Signal()
         with m.If(b_valid & (op == isa.OP_END)):
             m.d.sync += ended_b.eq(1)
-        with m.If(ended_b & Cat(*[q.settled for q in queues]).all()):
-            m.d.sync += running.eq(1)
+        running_next = Signal()
+        m.d.comb += running_next.eq(running | (ended_b & Cat(*[q.settled for q in queues]).all()))
+        m.d.sync += running.eq(running_next)
         le = Signal(loader_entry)
         m.d.comb += [le.a.eq(b_word.a), le.mb.eq(b_word.mb), le.mb_m2.eq(b_mb_m2),
                      le.lines.eq(Cat(b_word.p, b_word.k)), le.line.eq(b_word.addr[lb:])]
@@ -2278,9 +2279,15 @@ class RecsysAccelerator(wiring.Component):
         ldi_inc = [Signal(name=f"ldi_inc{p}") for p in range(2)]
         bot_inc, inter_inc, top_inc = Signal(), Signal(), Signal()
         store_inc = [Signal(name=f"store_inc{p}") for p in range(2)]
+        # Each counter keeps its value plus one in a register of its own, so an increment is a
+        # multiplexer between two registers (no carry chain behind the event) and a condition on
+        # the next value compares registers (``after``).
+        plus1 = {}
         for cnt, inc in [*zip(ldd_count, ldd_inc), *zip(ldi_count, ldi_inc), (bot_p1, bot_inc),
                          (inter_p1, inter_inc), (top_count, top_inc), *zip(store_count, store_inc)]:
-            m.d.sync += cnt.eq(cnt + inc)
+            cnt_p1 = Signal.like(cnt, name=f"{cnt.name}_p1", init=(cnt.init + 1) % (1 << len(cnt)))
+            plus1[id(cnt)] = cnt_p1
+            m.d.sync += [cnt.eq(Mux(inc, cnt_p1, cnt)), cnt_p1.eq(Mux(inc, cnt_p1 + 1, cnt_p1))]
         m.d.sync += w_done.eq(w_done | w_fin)
 
         # The issue conditions are registers holding next cycle's value (cycle-neutral: the
@@ -2290,8 +2297,11 @@ class RecsysAccelerator(wiring.Component):
         # outcome picks it last (the increments and the queues' ``adv``), which keeps the compares
         # off the handshakes' paths.
         def after(cnt, inc, test):
-            """``test`` of the counter's value in the next cycle."""
-            return Mux(inc, test((cnt + 1)[:len(cnt)]), test(cnt))
+            """``test`` of the counter's value in the next cycle (``inc`` a signal, or a constant
+            when the increment is an event that ``ahead`` picks last)."""
+            if isinstance(inc, bool):
+                return test(plus1[id(cnt)] if inc else cnt)
+            return Mux(inc, test(plus1[id(cnt)]), test(cnt))
 
         # The loader's and the dense engine's queues advance on an issue that waits on the lanes'
         # ``busy`` flags ("every GATHER of m done"), which fall in the cycle they are read. For
@@ -2302,11 +2312,14 @@ class RecsysAccelerator(wiring.Component):
         # through the handshake and the queue's advance.
         late = {}
 
-        def ahead(name, f, *qs, event=None):
+        nexts = {}
+
+        def ahead(name, f, *qs, events=()):
             """A register holding ``f`` of the queues' heads (``(rdy, data)`` pairs) in the next
             cycle; the first queue's ``adv`` picks last (for a queue in ``late``, its ``nb``).
-            With ``event`` (a signal of this cycle), ``f`` takes one more argument, the event's
-            value (a constant), and the event picks after everything else."""
+            With ``events`` (signals of this cycle), ``f`` takes one more argument per event, its
+            value (a Python bool), and the events pick after everything else, the first last:
+            an event that comes late in its cycle then passes only multiplexers."""
             def pick(i, heads, g):
                 if i == len(qs):
                     return g(*heads)
@@ -2317,12 +2330,16 @@ class RecsysAccelerator(wiring.Component):
                     nb, go = late[id(q)]
                     return Mux(nb, Mux(~q.r_rdy | go, took, kept), Mux(q.r_rdy, kept, took))
                 return Mux(q.adv, took, kept)
+            def over(j, values):
+                if j == len(events):
+                    return pick(0, [], lambda *h: f(*h, *values))
+                return Mux(events[j], over(j + 1, [*values, True]), over(j + 1, [*values, False]))
+
             reg = Signal(name=name)
-            if event is None:
-                m.d.sync += reg.eq(pick(0, [], f))
-            else:
-                m.d.sync += reg.eq(Mux(event, pick(0, [], lambda *h: f(*h, Const(1))),
-                                       pick(0, [], lambda *h: f(*h, Const(0)))))
+            nxt = Signal(name=f"{name}_next")
+            m.d.comb += nxt.eq(over(0, []))
+            m.d.sync += reg.eq(nxt)
+            nexts[id(reg)] = nxt
             return reg
 
         def beyond(unit_head, mb):
@@ -2369,7 +2386,9 @@ class RecsysAccelerator(wiring.Component):
         cur_left = Signal(count_bits)
         cur_last = Signal()  # cur_left == 1, registered off the request handshake
         free = Signal(tags, init=(1 << tags) - 1)
-        meta = Array(Signal(data.StructLayout({"target": 2, "bank": 1, "idx": idx_bits}), name=f"ltag{i}",
+        # ``kind``: the (target, parity) one-hot, bit 2 * target + parity, so that "the written line
+        # is of (target, parity)" is one bit through the write queue's selects, not a compare.
+        meta = Array(Signal(data.StructLayout({"target": 2, "bank": 1, "kind": 6, "idx": idx_bits}), name=f"ltag{i}",
                             reset_less=True) for i in range(tags))
         new_tag = Signal(tag_bits)
         for i in reversed(range(tags)):
@@ -2392,6 +2411,7 @@ class RecsysAccelerator(wiring.Component):
         with m.If(handshake):
             m.d.comb += taken.eq(1 << new_tag)
             m.d.sync += [meta[new_tag].target.eq(target), meta[new_tag].bank.eq(bank),
+                         meta[new_tag].kind.eq(1 << Cat(bank, target)),
                          meta[new_tag].idx.eq(Mux(cur, cur_idx, 0))]
             with m.If(cur):
                 m.d.sync += [cur_line.eq(cur_line + 1), cur_idx.eq(cur_idx + 1), cur_left.eq(cur_left - 1),
@@ -2404,7 +2424,7 @@ class RecsysAccelerator(wiring.Component):
                              cur_last.eq(lines_of_head == 2)]
         # Delivered lines are written one per cycle in delivery order, so every loader-fed memory
         # has one write port (LineWriteQueue); a tag is free again after its delivery cycle.
-        line_write = data.StructLayout({"target": 2, "bank": 1, "idx": unsigned(idx_bits),
+        line_write = data.StructLayout({"target": 2, "bank": 1, "kind": 6, "idx": unsigned(idx_bits),
                                         "data": unsigned(8 * line)})
         wq = m.submodules.line_writes = LineWriteQueue(line_write, lanes=ch, max_outstanding=tags)
         freed = Signal(tags)
@@ -2416,6 +2436,7 @@ class RecsysAccelerator(wiring.Component):
                 m.d.comb += freed.bit_select(resp.payload.tag, 1).eq(1)
             lw = wq.lines[c].payload
             m.d.comb += [wq.lines[c].valid.eq(mine), lw.target.eq(mt.target), lw.bank.eq(mt.bank),
+                         lw.kind.eq(mt.kind),
                          lw.idx.eq(mt.idx), lw.data.eq(resp.payload.data)]
             # Gather units' lines.
             for g in range(G):
@@ -2438,21 +2459,34 @@ class RecsysAccelerator(wiring.Component):
         # flag, without the request handshake, which would put the loader's start (and the gather
         # lanes' ``busy`` behind it) in front of every issue condition that counts finished LOADs.
         # The count left and "it is 1" are computed for a line written and for none before the
-        # write picks one (no subtraction or compare behind the written line's target).
+        # write picks one (no subtraction or compare behind the written line's target). Nor is the
+        # request handshake behind them: while no LOAD of a (target, parity) is in flight (from
+        # its first request to its last line's write, ``inflight``) and no LOAD is past its first
+        # request, the head LOAD's count is loaded whenever the head is of that (target, parity),
+        # which the head keeps until its first request; so at that request the count holds the
+        # head's, and none of its lines is written before it.
         head_one = Signal()
         m.d.comb += head_one.eq(lines_of_head == 1)
         for tg in range(3):
             for p in range(2):
                 sig = Signal(count_bits, name=f"left{tg}_{p}")
                 sig_one = Signal(name=f"left_one{tg}_{p}")  # sig == 1
-                n_written = write_en & (write.target == tg) & (write.bank == p)
-                starts_here = handshake & ~cur & (head.a == tg) & (head.mb[0] == p)
+                n_written = write_en & write.kind[2 * tg + p]
+                of_head = ~cur & loader_q.r_rdy & (head.a == tg) & (head.mb[0] == p)
+                starts_here = handshake & of_head
+                inflight = Signal(name=f"inflight{tg}_{p}")
+                loads = Signal(name=f"left_load{tg}_{p}")
+                m.d.comb += loads.eq(of_head & ~inflight)
                 sig_m1 = Signal(count_bits, name=f"left_m1{tg}_{p}")
                 sig_two = Signal(name=f"left_two{tg}_{p}")
                 m.d.comb += [sig_m1.eq(sig - 1), sig_two.eq(sig == 2)]
-                m.d.sync += [sig.eq(Mux(starts_here, lines_of_head, Mux(n_written, sig_m1, sig))),
-                             sig_one.eq(Mux(starts_here, head_one, Mux(n_written, sig_two, sig_one)))]
+                m.d.sync += [sig.eq(Mux(loads, lines_of_head, Mux(n_written, sig_m1, sig))),
+                             sig_one.eq(Mux(loads, head_one, Mux(n_written, sig_two, sig_one)))]
                 finished = n_written & sig_one
+                with m.If(starts_here):
+                    m.d.sync += inflight.eq(1)
+                with m.Elif(finished):
+                    m.d.sync += inflight.eq(0)
                 if tg == isa.LOAD_WEIGHT:
                     if p == 0:
                         m.d.comb += w_fin.eq(finished)
@@ -2467,14 +2501,15 @@ class RecsysAccelerator(wiring.Component):
         for g, q in enumerate(unit_q):
             head_u = data.View(unit_entry, q.r_data)
 
-            def g_ready(uh):
+            def g_ready(uh, inc0, inc1):
                 rdy, word = uh
                 mb = data.View(unit_entry, word).mb
-                loaded = Mux(mb[0], after(ldi_count[1], ldi_inc[1], lambda v: v > (mb >> 1)),
-                             after(ldi_count[0], ldi_inc[0], lambda v: v > (mb >> 1)))
+                loaded = Mux(mb[0], after(ldi_count[1], inc1, lambda v: v > (mb >> 1)),
+                             after(ldi_count[0], inc0, lambda v: v > (mb >> 1)))
                 return rdy & loaded & ((mb < 2) | after(inter_p1, inter_inc, lambda v: v >= mb))
 
-            ok = ahead(f"g_ok{g}", g_ready, q)
+            # the index LOADs' "done" (the written line's target) pick last
+            ok = ahead(f"g_ok{g}", g_ready, q, events=ldi_inc)
             cmd = gs.cmd[g]
             m.d.comb += [cmd.valid.eq(running & ok), cmd.payload.eq(head_u.walk),
                          q.r_en.eq(cmd.valid & cmd.ready)]
@@ -2492,22 +2527,30 @@ class RecsysAccelerator(wiring.Component):
         dh = data.View(INSTR_LAYOUT, dense_q.r_data)
         dmb = dh.mb
 
-        def d_ready(dhd, fin):
-            """The head's condition next cycle, ``fin`` whether the weight LOAD is done in this
-            one (``w_fin``, which picks last: it is the written line's target and its "one left"
-            flag, so it reaches ``d_ok`` through one multiplexer)."""
+        # The condition is ``rdy & (op != GEMM | (w & l & s))`` for the weight, dense LOAD and
+        # out bank terms, kept as the three registers ``rdy & (op != GEMM | w)``, ``op != GEMM | l``
+        # and ``op != GEMM | s`` (their AND is the condition), so that each is picked last by its
+        # own events only: the weight LOAD's ``w_fin``, the dense LOADs' ``ldd_inc`` (the written
+        # line's target) and the STOREs' ``store_inc`` (the write handshake and acknowledgements).
+        def not_gemm(word):
+            return data.View(INSTR_LAYOUT, word).op != isa.OP_GEMM
+
+        def per_parity(mb, counts, incs, test):
+            return Mux(mb[0], after(counts[1], incs[1], test), after(counts[0], incs[0], test))
+
+        def d_weight(dhd, fin):
             rdy, word = dhd
-            w = data.View(INSTR_LAYOUT, word)
-            mb = w.mb
+            return rdy & (not_gemm(word) | w_done | fin)
 
-            def per_parity(counts, incs, test):
-                return Mux(mb[0], after(counts[1], incs[1], test), after(counts[0], incs[0], test))
+        def d_dense(dhd, inc0, inc1):
+            w = data.View(INSTR_LAYOUT, dhd[1])
+            return (not_gemm(dhd[1]) | ((w.b & isa.SRC_DENSE) == 0)
+                    | per_parity(w.mb, ldd_count, (inc0, inc1), lambda v: v > (w.mb >> 1)))
 
-            gemm_ok = ((w_done | fin)
-                       & (((w.b & isa.SRC_DENSE) == 0) | per_parity(ldd_count, ldd_inc, lambda v: v > (mb >> 1)))
-                       & (((w.b & isa.DST_OUT) == 0) | (mb < 2)
-                          | per_parity(store_count, store_inc, lambda v: v >= (mb >> 1))))
-            return rdy & ((w.op != isa.OP_GEMM) | gemm_ok)
+        def d_out(dhd, inc0, inc1):
+            w = data.View(INSTR_LAYOUT, dhd[1])
+            return (not_gemm(dhd[1]) | ((w.b & isa.DST_OUT) == 0) | (w.mb < 2)
+                    | per_parity(w.mb, store_count, (inc0, inc1), lambda v: v >= (w.mb >> 1)))
 
         def d_inter(dhd):
             rdy, word = dhd
@@ -2515,7 +2558,10 @@ class RecsysAccelerator(wiring.Component):
 
         d_nb, d_go = Signal(), Signal()
         late[id(dense_q)] = (d_nb, d_go)
-        d_ok = ahead("d_ok", d_ready, dense_q, event=w_fin)
+        d_ok = Signal()
+        m.d.comb += d_ok.eq(ahead("d_ok_w", d_weight, dense_q, events=(w_fin,))
+                            & ahead("d_ok_l", d_dense, dense_q, events=ldd_inc)
+                            & ahead("d_ok_s", d_out, dense_q, events=store_inc))
         d_chk = [ahead(f"d_chk{p}", lambda dhd, p=p: d_inter(dhd) & (data.View(INSTR_LAYOUT, dhd[1]).mb[0] == p),
                        dense_q) for p in range(2)]
         d_beyond = [ahead(f"d_beyond{u}", lambda dhd, uh: ~d_inter(dhd)
@@ -2562,6 +2608,11 @@ class RecsysAccelerator(wiring.Component):
         rd_bank = Signal()
         rd_nlo = Signal(32)
         rd_off = Signal(range(acc_bytes))
+        # The read address is the next line's (``adv_nlo``, from registers), the same line's (the
+        # address register of the cycle before) or the first line's, picked by the write
+        # handshake last (``rd_on``, ``rd_adv``), so no adder follows the handshake.
+        adv_nlo = Signal(32)
+        rd_on, rd_adv = Signal(), Signal()
         bank_data = [[None] * B for _ in range(2)]
         for p in range(2):
             for b in range(B):
@@ -2577,9 +2628,9 @@ class RecsysAccelerator(wiring.Component):
                 m.d.comb += [wr.en.eq(w_valid & (w_bank == p) & (c_of < w_count)),
                              wr.addr.eq(n >> lB), wr.data.eq(vals[c_of])]
                 k = Signal(lB if lB else 1, name=f"out_k{p}_{b}")
-                m.d.comb += k.eq((b - rd_nlo) if lB else 0)
-                m.d.comb += rd.addr.eq((rd_nlo + k) >> lB)
+                m.d.comb += k.eq((b - adv_nlo) if lB else 0)
                 read_addr = Signal.like(rd.addr, name=f"out_ra{p}_{b}")
+                m.d.comb += rd.addr.eq(Mux(rd_on, Mux(rd_adv, (adv_nlo + k) >> lB, read_addr), 0))
                 m.d.sync += read_addr.eq(rd.addr)
                 forward = Signal(name=f"out_fwd{p}_{b}")
                 m.d.comb += forward.eq(wr.en & (wr.addr == read_addr))
@@ -2625,10 +2676,12 @@ class RecsysAccelerator(wiring.Component):
         cur_off = Signal(range(acc_bytes))
         nxt_off = Signal(range(2 * acc_bytes))
         m.d.comb += nxt_off.eq(cur_off + step_off)
+        m.d.comb += adv_nlo.eq(cur_nlo + step_nlo + (nxt_off >= acc_bytes))
         with m.If((s_active | s_start) & ~last_line):
+            m.d.comb += [rd_on.eq(1), rd_adv.eq(accepted)]
             with m.If(accepted):
                 m.d.comb += [rd_bank.eq(wr.payload.bank),
-                             rd_nlo.eq(cur_nlo + step_nlo + (nxt_off >= acc_bytes)),
+                             rd_nlo.eq(adv_nlo),
                              rd_off.eq(Mux(nxt_off >= acc_bytes, nxt_off - acc_bytes, nxt_off))]
             with m.Else():
                 m.d.comb += [rd_bank.eq(wr.payload.bank), rd_nlo.eq(cur_nlo), rd_off.eq(cur_off)]
@@ -2637,6 +2690,27 @@ class RecsysAccelerator(wiring.Component):
             next_head = data.View(store_entry, store_q.r_data)
             m.d.comb += [rd_bank.eq(next_head.mb[0]), rd_nlo.eq(0), rd_off.eq(0)]
         m.d.sync += [cur_nlo.eq(rd_nlo), cur_off.eq(rd_off)]
+        # Per out bank p, as registers holding this cycle's offer: a write of bank p of the active
+        # STORE (``st_act``, ``st_act_last`` its last line) and the head STORE's first write, of
+        # bank p, if ``st_ok`` (``st_head``, ``st_head_last`` if it is its only line; running,
+        # no STORE active). So "a write of bank p handshaken" and "its STORE's last" are a gate on
+        # them, ``st_ok`` and ``wr.ready``, not the handshake's multiplexers behind ``st_ok``.
+        s_active_next = Mux(accepted, ~last_line, s_active)
+        s_bank_next = Mux(accepted, wr.payload.bank, s_bank)
+        s_one_next = Mux(accepted, lines_left == 2, s_one)
+        sh_next = data.View(store_entry, Mux(store_q.adv, store_q.cand_data, store_q.r_data))
+        issued_p, last_p = [], []
+        for p in range(2):
+            act = Signal(name=f"st_act{p}")
+            act_last = Signal(name=f"st_act_last{p}")
+            hd = Signal(name=f"st_head{p}")
+            hd_last = Signal(name=f"st_head_last{p}")
+            act_next = s_active_next & (s_bank_next == p)
+            hd_next = running_next & ~s_active_next & (sh_next.mb[0] == p)
+            m.d.sync += [act.eq(act_next), act_last.eq(act_next & s_one_next),
+                         hd.eq(hd_next), hd_last.eq(hd_next & sh_next.one)]
+            issued_p.append((act | (st_ok & hd)) & wr.ready)
+            last_p.append((act_last | (st_ok & hd_last)) & wr.ready)
         # Acknowledgements: a STORE is done when its last write is acknowledged. The writes in
         # flight and whether none are left are computed for a write issued and for none before
         # the handshake picks one (the handshake's path is a multiplexer).
@@ -2646,7 +2720,7 @@ class RecsysAccelerator(wiring.Component):
         # says the writes in flight are k, for k up to the acknowledgements a cycle can bring, so
         # "drained" is those flags against the cycle's acknowledgement count.
         for p in range(2):
-            issued = accepted & (wr.payload.bank == p)
+            issued = issued_p[p]
             acks = _popcount(Cat(*[self.wr_ack[c] & (self.wr_ack_bank[c] == p) for c in range(ch)]))
             if_none = Signal.like(outstanding[p], name=f"st_none{p}")
             if_one = Signal.like(outstanding[p], name=f"st_one{p}")
@@ -2657,11 +2731,11 @@ class RecsysAccelerator(wiring.Component):
                 m.d.sync += out_eq[k].eq(Mux(issued, if_one == k, if_none == k))
             drained = Mux(issued, Cat(*[out_eq[k] & (acks == k + 1) for k in range(ch)]).any(),
                           Cat(*[out_eq[k] & (acks == k) for k in range(ch + 1)]).any())
-            closing = open_[p] | (last_line & (wr.payload.bank == p))
+            closing = open_[p] | last_p[p]
             with m.If(closing & drained):
                 m.d.comb += store_inc[p].eq(1)
                 m.d.sync += open_[p].eq(0)
-            with m.Elif(last_line & (wr.payload.bank == p)):
+            with m.Elif(last_p[p]):
                 m.d.sync += open_[p].eq(1)
 
         # ---- END: done once every engine is idle ----------------------------------------------
