@@ -807,19 +807,35 @@ class PooledBuffer(wiring.Component):
             m.d.sync += lo.eq(lo_next)
         first_q = lo
         pre = []
+
+        def exists(row, b):
+            """Whether element row * lanes + b exists (< entries)."""
+            return (row < n // lanes) | ((row == n // lanes) & (b < n % lanes))
+
         for b in range(lanes):
             row = Signal(rw, name=f"nrow{b}")
-            later = Const(b, lb) < lo_next if b < lanes - 1 else Const(0, 1)  # (none after the last)
-            with m.If(count == 0):
-                m.d.comb += row.eq(0)
-            with m.Elif(carry):
-                m.d.comb += row.eq(Mux(later, hi2, hi1))
-            with m.Else():
-                m.d.comb += row.eq(Mux(later, hi1, hi))
             row_q = Signal(row_bits, name=f"rrow{b}")
             exists_q = Signal(name=f"rexists{b}")
-            # Whether element row * lanes + b exists (< entries), for the row of the next read.
-            m.d.sync += [row_q.eq(row), exists_q.eq((row < n // lanes) | ((row == n // lanes) & (b < n % lanes)))]
+            # Memory b's row of the next read is one of 0, hi, hi + 1, hi + 2, a function of the
+            # registers ``lo`` and ``read_count`` alone: decoded from them as a table (one-hot),
+            # then an AND-OR of the rows, so no adder or compare lies between the count and the
+            # memory's read address; whether the element exists likewise, from each row's own test.
+            pick = Signal(4, name=f"npick{b}")  # 0, hi, hi + 1, hi + 2
+            with m.Switch(Cat(lo, count) if lb else count):
+                for lo_v in range(lanes):
+                    for c in range(width + 1):
+                        if c == 0:
+                            choice = 0
+                        else:
+                            s_v = lo_v + c
+                            later_v = b < lanes - 1 and b < s_v % lanes
+                            choice = 1 + (s_v >= lanes) + later_v
+                        with m.Case(lo_v | (c << lb)):
+                            m.d.comb += pick.eq(1 << choice)
+            rows = [Const(0, rw), hi, hi1, hi2]
+            m.d.comb += row.eq(Cat(*[Cat(*[pick[i] & rows[i][k] for i in range(4)]).any() for k in range(rw)]))
+            m.d.sync += [row_q.eq(row),
+                         exists_q.eq(Cat(*[pick[i] & exists(rows[i], b) for i in range(4)]).any())]
             pre.append((row, row_q, exists_q))
         # Per memory b in the read's cycle: whether its element is read (its place j from the
         # first below read_count), registered for the clear of the next cycle.
@@ -1854,18 +1870,21 @@ class DenseEngine(wiring.Component):
         b_left = Signal(16)  # samples after cb
         t_left = Signal(8)  # tables after ct
         d_small = Signal()  # dim <= C: every entry is one chunk
+        # The chunk's size ``Mux(e_last, left, C)`` as a register, loaded wherever ``left`` and
+        # ``e_last`` are, so the pooled banks' read of the next element (``pool_rd.count``) starts
+        # from registers.
+        n = Signal(range(C + 1), init=C)
         with m.If(accept & new_inter):
             m.d.sync += chunking.eq(1)
         with m.If(self.cmd.ready & new_inter):
             m.d.sync += [ct.eq(0), cb.eq(0), cd.eq(0), ebase.eq(0), zt.eq(new.q), frow.eq(0),
-                         left.eq(new.k), e_last.eq(new.k <= C), d_small.eq(new.k <= C),
+                         left.eq(new.k), e_last.eq(new.k <= C), d_small.eq(new.k <= C), n.eq(Mux(new.k <= C, new.k, C)),
                          b_left.eq(new.p - 1), b_last.eq(new.p <= 1), t_left.eq(new.b - 1), t_last.eq(new.b <= 1)]
-        n = Signal(range(C + 1))
-        m.d.comb += n.eq(Mux(e_last, left, C))
         last_chunk = e_last & b_last & t_last
         with m.If(chunking):
             with m.If(e_last):
-                m.d.sync += [cd.eq(0), ebase.eq(ebase + D), left.eq(D), e_last.eq(d_small)]
+                m.d.sync += [cd.eq(0), ebase.eq(ebase + D), left.eq(D), e_last.eq(d_small),
+                             n.eq(Mux(d_small, D, C))]
                 with m.If(b_last):
                     m.d.sync += [cb.eq(0), ct.eq(ct + 1), zt.eq(zt + D), frow.eq(ct + 1), b_left.eq(P - 1),
                                  b_last.eq(P <= 1), t_left.eq(t_left - 1), t_last.eq(t_left == 1)]
@@ -1874,7 +1893,8 @@ class DenseEngine(wiring.Component):
                 with m.Else():
                     m.d.sync += [cb.eq(cb + 1), frow.eq(frow + T), b_left.eq(b_left - 1), b_last.eq(b_left == 1)]
             with m.Else():
-                m.d.sync += [cd.eq(cd + C), left.eq(left - C), e_last.eq(left <= 2 * C)]
+                m.d.sync += [cd.eq(cd + C), left.eq(left - C), e_last.eq(left <= 2 * C),
+                             n.eq(Mux(left <= 2 * C, left - C, C))]
         m.d.comb += [self.pool_rd.en.eq(chunking), self.pool_rd.bank.eq(parity),
                      self.pool_rd.addr.eq(ebase + cd), self.pool_rd.count.eq(n)]
         r1_valid = Signal()
