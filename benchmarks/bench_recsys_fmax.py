@@ -21,7 +21,7 @@ Verilog text, so a finished ``sparsim synth CONFIG`` is read from the cache at o
 about 20 minutes on tiny), the only one that times the paths between the blocks. ``--paths``
 also prints the
 critical path cell by cell with its delays. Cached by Verilog text in build/pnr.
-Run: .venv/bin/python benchmarks/bench_recsys_fmax.py [--block gather|dense|front|top] [--config examples/recsys_tiny.yaml ...] [--paths] [--json OUT]
+Run: .venv/bin/python benchmarks/bench_recsys_fmax.py [--block gather|dense|front|top] [--config examples/recsys_tiny.yaml ...] [--paths] [--json OUT] [--timeout SECONDS]
 """
 
 from __future__ import annotations
@@ -104,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--speed-grade", type=int, choices=(6, 7, 8), default=6,
                         help="LFE5U-85F speed grade nextpnr times with (6 slowest, the docs' figures; 8 fastest)")
+    parser.add_argument("--timeout", type=float, default=3600.0,
+                        help="seconds each Yosys or nextpnr run may take (the mid top routes in 2-3 hours)")
     args = parser.parse_args(argv)
+    if not 0 < args.timeout < float("inf"):
+        parser.error(f"--timeout: must be a positive number of seconds, not {args.timeout!r}")
     rows = []
     for path in args.config:
         try:
@@ -116,7 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         block, top = BLOCKS[args.block]
         text = block(hw)
         t0 = time.perf_counter()
-        pnr = place_and_route_verilog(text, top, speed=args.speed_grade)
+        try:
+            pnr = place_and_route_verilog(text, top, speed=args.speed_grade, timeout_s=args.timeout)
+        except RuntimeError as exc:
+            print(f"bench_recsys_fmax: error: {exc}", file=sys.stderr)
+            return 1
         cp = critical_path(text)
         row = {"config": path, "block": args.block, "speed_grade": pnr.speed_grade, "ecp5_fmax_mhz": pnr.fmax_mhz, "lut4": pnr.lut4,
                "ff": pnr.ff, "mult18": pnr.mult18, "seconds": round(pnr.seconds), "critical_path": cp}
