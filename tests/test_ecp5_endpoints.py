@@ -54,3 +54,23 @@ def test_units_count_the_endpoints_over_the_threshold(endpoints, capsys, tmp_pat
     assert endpoints.main(["--netlist", str(path), "--over", "3", "--units", "1", "--top", "0"]) == 0
     out = capsys.readouterr().out
     assert "       1      1  other" in out.splitlines()
+
+
+def test_by_prefix_splits_the_top_level_by_the_names_first_word(endpoints, capsys, tmp_path):
+    """A flattened top (nm_train's) has its registers at the top level: --by-prefix splits them
+    by their name's first word; without it they are one "(top)" unit."""
+    import json
+
+    design = _design()
+    design["modules"]["top"]["netnames"] = {"unit.addr": {"bits": [2]}, "rank_mag3": {"bits": [6]},
+                                            "x": {"bits": [10]}}
+    path = tmp_path / "ecp5_packed.json"
+    path.write_text(json.dumps(design))
+    args = ["--netlist", str(path), "--over", "3", "--units", "1", "--top", "0"]
+    assert endpoints.main(args) == 0
+    plain = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["2", "2", "(top)"] in plain
+    assert endpoints.main(args + ["--by-prefix"]) == 0
+    split = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["1", "1", "(top)", "rank_"] in split and ["1", "1", "(top)", "ram_"] in split
+    assert ["2", "2", "(top)"] not in split
