@@ -126,8 +126,11 @@ PRESETS: dict[str, dict] = {
         "output_buffer_kib": 2048,
         "memory": {"channels": 4, "bytes_per_cycle": 96, "latency_cycles": 100},
     },
-    # Small enough to build and simulate under Verilator in seconds. Other engines have a
-    # "tiny" too: {preset: tiny} picks this one for a train workload.
+    # Small enough to build and simulate under Verilator in seconds, and to place and route on
+    # an ECP5-85 in well under an hour (its input and weight banks are flat registers and
+    # record-wide logic: at 1 KiB each, the preset until 2026-11-28, the top filled three
+    # quarters of the device and took hours to route). Other engines have a "tiny" too:
+    # {preset: tiny} picks this one for a train workload.
     "tiny": {
         "device": None,
         "clock_mhz": 100.0,
@@ -136,8 +139,8 @@ PRESETS: dict[str, dict] = {
         "dataflow": "os",
         "max_m": 8,
         "acc_bits": 32,
-        "input_buffer_kib": 1,
-        "weight_buffer_kib": 1,
+        "input_buffer_kib": 0.25,
+        "weight_buffer_kib": 0.25,
         "output_buffer_kib": 0.5,
         "memory": {"channels": 2, "bytes_per_cycle": 4, "latency_cycles": 6},
     },
