@@ -1,7 +1,7 @@
 """Size of the nm_train top's blocks, each synthesised alone: which logic around the array is large.
 
 rtl/nm_train.py builds its blocks inside one ``elaborate``; this script builds each again from
-the same helpers (``_write_stage``, ``_read_bytes``, ``_unpack``, ``_rank``, ``_compact``, ``_pack``,
+the same helpers (``_write_stage``, ``_read_bytes``, ``_unpack``, ``_rank``, ``_squeeze_groups``, ``_pack``,
 the prune unit, the output memory, the shared array) at one design point's ``Geometry``, its
 inputs as ports, and counts what Yosys' generic flow makes of it: ``synth -flatten -noabc``
 gates (AND/OR/XOR/MUX/NOT cells before LUT mapping) and flip-flops (memories become flip-flops);
@@ -156,8 +156,17 @@ def _blocks(hw):
         rx = {"got": port("got", rb), "need": port("need", rb), "completes": port("completes", 1),
               "size": port("size", rb)}
         valid, last, bank = port("valid", 1), port("last", 1), port("bank", 1)
-        groups = nt._weight_beat_groups(m, geo, rx, last, port("beat", 8 * DB), valid, Const(0), port("n", nw),
-                                        port("mlog", nm), ib)
+        n, mlog, prune = port("n", nw), port("mlog", nm), port("prune", 1)
+        # (the rows of the held bytes' arithmetic, registered per bank when its load issues)
+        new_rows = nt._weight_beat_rows(m, geo, n, mlog, prune, ib)
+        issue, issue_bank = port("issue", 1), port("issue_bank", 1)
+        rows = [[Signal(nt._beat_row_layout(geo), name=f"row{b}_{h}") for h in range(len(new_rows))] for b in range(2)]
+        new_fmt = nt._weight_beat_format(m, n, mlog, prune, ib)
+        fmts = [Signal.like(new_fmt, name=f"fmt{b}") for b in range(2)]
+        for b in range(2):
+            with m.If(issue & (issue_bank == b)):
+                m.d.sync += [r.eq(c) for r, c in zip(rows[b], new_rows)] + [fmts[b].eq(new_fmt)]
+        groups = nt._weight_beat_groups(m, geo, rx, last, port("beat", 8 * DB), valid, ib, bank, rows, fmts)
         sb = max(1, (C - 1).bit_length())
         segs = {"bank": bank, "last": last, "seg": (valid, port("sub", sb), port("base", wr), groups["mask"])}
         lists = nt._split_entries(groups["entries"], geo.w_seg_entries, ib)
@@ -201,21 +210,35 @@ def _blocks(hw):
         rank = nt._RankStage(geo, ib)
         segs = {"bank": Const(0), "last": Const(0),
                 "seg": (Const(1), Const(0), Const(0), port("mask", geo.w_seg_entries))}
-        terms = [nt._reg(m, t, f"term{e}_q", reset_less=True)
-                 for e, t in enumerate(nt._group_terms(m, "ldb", geo.prune_bytes, n, mlog, 1 << ib))]
-        res = nt.NmTrainAccelerator._prune_unit(m, geo, rank, seq, Const(1), segs, n, mlog, terms, ib)
-        rank.load("pgs", Const(0), [], Const(0, nw), Const(0, nm), [Const(0)] * rank.E)
+        res = nt.NmTrainAccelerator._prune_unit(m, geo, rank, seq, Const(1), segs, n, mlog, ib)
+        rank.load("pgs", Const(0), [], Const(0, nw), Const(0, nm))
         rank.build(m)
         values, indices = res["lists"]
         return [Cat(*values), Cat(*indices)]
+
+    def rank(m, port):
+        # the shared rank network as the top builds it (its input register, register stages and
+        # squeeze), loaded at the pre-generation unit's width (a slab row) or the prune unit's
+        net = nt._RankStage(geo, ib)
+        E2 = geo.w_entries
+        pg, pgd, pgn, pgm = port("pg_on", 1), port("pg_data", 8 * E2), port("pg_n", nw), port("pg_mlog", nm)
+        pgen = port("pg_en", E2)
+        prd, prn, prm = port("pr_data", 8 * geo.prune_bytes), port("pr_n", nw), port("pr_mlog", nm)
+        net.load("pgs", pg, [pgd[8 * e: 8 * e + 8] for e in range(E2)], pgn, pgm, [pgen[e] for e in range(E2)])
+        net.load("prune", ~pg, [prd[8 * e: 8 * e + 8] for e in range(geo.prune_bytes)], prn, prm)
+        net.build(m)
+        return [Cat(*net.valid), Cat(*net.value), Cat(*net.index)]
 
     def rank_compact(m, port):
         # the rank and squeeze stages alone (the network the prune unit and the PGS unit share)
         data, n, mlog = port("data", 8 * geo.w_entries), port("n", nw), port("mlog", nm)
         vals = [data[8 * e: 8 * e + 8] for e in range(geo.w_entries)]
         mags = [nt._magnitude(m, f"r{e}", v) for e, v in enumerate(vals)]
-        keep, shift = nt._rank(m, "r", mags, n, mlog, 1 << ib, nt._group_terms(m, "r", len(vals), n, mlog, 1 << ib))
-        v, val, idx = nt._compact(m, "c", keep, vals, shift, mlog, 1 << ib)
+        keep, drops = nt._rank(m, "r", mags, n, mlog, 1 << ib)
+        v, val, idx = nt._squeeze_groups(m, "c", keep, vals, drops, nt._group_mask(m, "c", mlog), 1 << ib)
+        formats = nt._formats(1 << ib)
+        fmt = Cat(*(Cat(n, mlog) == (k | (ml << nw)) for k, ml in formats))
+        v, val, idx = nt._gather_groups(m, "g", v, val, idx, fmt, formats, len(vals))
         return [Cat(*v), Cat(*val), Cat(*idx)]
 
     def pack(m, port):
@@ -285,7 +308,7 @@ def _blocks(hw):
     blocks = {
         "w_beats": w_beats, "in_words": in_words, "in_write": in_write, "in_read": in_read,
         "w_write": w_write, "w_read": w_read,
-        "unpack": unpack, "prune": prune, "rank_compact": rank_compact, "pack": pack,
+        "unpack": unpack, "prune": prune, "rank": rank, "rank_compact": rank_compact, "pack": pack,
         "pgs_read": pgs_read, "pgs_buffer": pgs_buffer, "out_banks": out_banks, "out_add": out_add,
     }
     return blocks

@@ -216,7 +216,7 @@ class NmTrainAccelerator(wiring.Component):
         transfer of records wider than a beat as its byte stream, ``beat_bytes`` a beat (its
         last beat may be shorter), records of at most ``beat_bytes`` one per beat in the low
         ``rec_bytes * 8`` bits. Never stalled: every record is taken in the cycle of its last
-        byte's beat (pruned records two cycles later) and in its bank the cycle after.
+        byte's beat (pruned records PRUNE_CYCLES later) and in its bank the cycle after.
     wr : Out(stream.Signature(write_layout(hw)))
         Output rows: ``addr``, ``data`` (accumulators, little-endian), ``bytes`` (the row's size,
         ``Q_t * acc_bits / 8``) and ``last``.
@@ -374,16 +374,18 @@ class NmTrainAccelerator(wiring.Component):
         with m.If(issued & (cur.op == isa.OP_LDA)):
             m.d.sync += [a_next.eq(~a_next), a_guard.eq(dispatched), a_ready.bit_select(a_next, 1).eq(0),
                          a_width[a_next].eq(cur.width)]
-        # Per weight bank: the prune unit's group terms of its latest load's N:M (a table of the
-        # formats), registered when the load issues, so that its beats load them into the rank
-        # stage through a 2:1 select.
-        b_terms = [[Signal(max(1, geo.prune_bytes.bit_length()), name=f"weight{b}_term{e}", reset_less=True)
-                    for e in range(geo.prune_bytes)] for b in range(2)]
-        if M > 1:
-            cur_terms = _group_terms(m, "ldb", geo.prune_bytes, cur.n, cur.m_log2, M)
-            for b in range(2):
-                with m.If(issued & (cur.op == isa.OP_LDB) & (b_next == b)):
-                    m.d.sync += [t.eq(c) for t, c in zip(b_terms[b], cur_terms)]
+        # Per weight bank: its latest load's rows of the held bytes' arithmetic (a table of the
+        # formats, _weight_beat_rows) and its unpack format (one bit per format), registered
+        # when the load issues: its first beat comes a cycle later at the earliest.
+        cur_rows = _weight_beat_rows(m, geo, cur.n, cur.m_log2, cur.prune if M > 1 else Const(0), ib)
+        b_rows = [[Signal(_beat_row_layout(geo), name=f"weight{b}_row{h}") for h in range(len(cur_rows))]
+                  for b in range(2)]
+        cur_fmt = _weight_beat_format(m, cur.n, cur.m_log2, cur.prune if M > 1 else Const(0), ib)
+        b_fmts = [Signal.like(cur_fmt, name=f"weight{b}_format") for b in range(2)]
+        for b in range(2):
+            with m.If(issued & (cur.op == isa.OP_LDB) & (b_next == b)):
+                m.d.sync += [r.eq(c) for r, c in zip(b_rows[b], cur_rows)]
+                m.d.sync += b_fmts[b].eq(cur_fmt)
         with m.If(issued & (cur.op == isa.OP_LDB)):
             m.d.sync += [
                 b_next.eq(~b_next), b_guard.eq(dispatched), b_ready.bit_select(b_next, 1).eq(0),
@@ -465,18 +467,18 @@ class NmTrainAccelerator(wiring.Component):
 
         # Weight loads are written from the beats a group at a time (``_weight_beat_groups``):
         # the complete groups of the record in progress in a beat (after the bytes held from
-        # earlier beats) are unpacked (plain loads) or ranked and squeezed (pruning loads, two
+        # earlier beats) are unpacked (plain loads) or ranked and squeezed (pruning loads, PRUNE_CYCLES
         # cycles later) into entries, one segment at the record's base plus the entries it had
         # so far; the next record's bytes in that beat wait for the next beat, in which its last
         # byte comes at the earliest. A segment is registered, and the next cycle rotated into
         # the two words it spans and written (``_weight_segment_writes``): a record is in its
-        # bank the cycle after its last byte's beat (pruned: two cycles later).
+        # bank the cycle after its last byte's beat (pruned: PRUNE_CYCLES later).
         w_sub, w_rec_base = sub_counter("w_wr", C, b_ksteps[bank_of_beat], WE, to_weight)
         w_beat = Signal(name="w_beat")
         m.d.comb += w_beat.eq(self.rd_data.valid & (bt.target[1] == 1))
         w_pruning = b_prune.bit_select(bank_of_beat, 1) if M > 1 else Const(0)
-        groups = _weight_beat_groups(m, geo, rx, bt.last, self.rd_data.payload, w_beat, w_pruning,
-                                     b_n[bank_of_beat], b_mlog2[bank_of_beat], ib)
+        groups = _weight_beat_groups(m, geo, rx, bt.last, self.rd_data.payload, w_beat, ib, bank_of_beat,
+                                     b_rows, b_fmts)
         e_done = Signal(range(WE + 1), name="w_rec_entries")  # entries of the record in progress so far
         with m.If(w_beat):
             m.d.sync += e_done.eq(Mux(rx["completes"], 0, e_done + groups["count"]))
@@ -486,11 +488,10 @@ class NmTrainAccelerator(wiring.Component):
         if M > 1:
             rank = _RankStage(geo, ib)
             pruned = self._prune_unit(m, geo, rank, groups["seq"], w_beat & w_pruning, segs,
-                                      b_n[bank_of_beat], b_mlog2[bank_of_beat],
-                                      [Mux(bank_of_beat, t1, t0) for t0, t1 in zip(*b_terms)], ib)
+                                      b_n[bank_of_beat], b_mlog2[bank_of_beat], ib)
         else:  # a dense-only array: no N:M load to prune
             pruned = None
-        # One segment register per bank: a pruned beat's segments come two cycles after it, when
+        # One segment register per bank: a pruned beat's segments come PRUNE_CYCLES after it, when
         # a plain load into the other bank may already be arriving.
         for b in range(2):
             plain = w_beat & ~w_pruning & (bank_of_beat == b)
@@ -917,16 +918,17 @@ class NmTrainAccelerator(wiring.Component):
         address, their words are read a cycle later and the chunk's entries selected from them
         into the rank stage's input register (its positions ``k * W ..``, the rest kept), so
         that a row is whole there two cycles after its last chunk's read, as the flat stores'
-        whole-row read had it. Axis 0: a row whose last chunk is read in cycle t is ranked
-        (:func:`_rank`) in t + 2, squeezed in t + 3 and packed into its record and written to
-        output row r in t + 4. Axis 1 (groups of M rows down each column): per group of rows,
+        whole-row read had it. Axis 0: a row whose last chunk is read in cycle t goes through the
+        shared network's stages (:class:`_RankStage`: compared in t + 2, ranked in t + 3,
+        shifted in t + 4, half squeezed in t + 5), is squeezed in t + 6 and packed into its
+        record and written to output row r in t + 7. Axis 1 (groups of M rows down each column): per group of rows,
         its rows are read into a transposing buffer of M rows (a chunk a cycle, as into the
         input register), then one cycle per column hands that column's M bytes from the buffer
         to the same rank / pack stages (into the rank stage's input register a cycle later),
         whose group is written into output row ``column`` at the group's byte offset. The last
-        write is ``PREGEN_CYCLES = 4`` cycles after the last sequencer cycle.
+        write is ``PREGEN_CYCLES = 7`` cycles after the last sequencer cycle.
         """
-        assert isa.PREGEN_CYCLES == 4, "read, data register, rank register, squeeze register, write"
+        assert isa.PREGEN_CYCLES == 2 + _RankStage.STAGES + 1, "read, data register, the network's stages, write"
         Mmax = 1 << ib
         E = geo.w_entries
         WW = geo.w_word_entries
@@ -937,7 +939,7 @@ class NmTrainAccelerator(wiring.Component):
         m.d.comb += rows_m.eq(job.m)
         # A group's bytes N + ceil(N log2 M / 8) and their write enables, registered from the job's
         # fields off the write path: the job is at the queue's head from its start on, and the
-        # first use is two cycles later (a group's first phase_end; its first write four). The
+        # first use is two cycles later (a group's first phase_end; its first write later still). The
         # size is a table of the N:M formats the array runs (a multiplier and carry chains
         # otherwise), the enables its thermometer code.
         sizes = {(n, mlog): n + -(-n * mlog // 8) for mlog in range(1, ib + 1) for n in range(1, 1 << mlog)}
@@ -1051,36 +1053,45 @@ class NmTrainAccelerator(wiring.Component):
             ]
         d2_valid = Signal(name="pg_d2_valid")
         m.d.comb += d2_valid.eq(Mux(job.axis, d2_emit, d2_read))
-        # The job's N:M is fixed from its start; its first row is loaded a cycle later, so the
-        # group terms are registered from the job's fields.
-        terms = [_reg(m, t, f"pg_term{e}_q", reset_less=True)
-                 for e, t in enumerate(_group_terms(m, "pg", rank.E, job.n, job.m_log2, rank.Mmax))]
-        rank.load("pgs", d1_read | d1_emit, values, job.n, job.m_log2, terms, loads)
+        rank.load("pgs", d1_read | d1_emit, values, job.n, job.m_log2, loads)
 
-        # ---- three cycles later: ranked (the shared stage's registers), squeezed ----
-        t3_valid = _reg(m, d2_valid, "pg_t3_valid")
-        t3_row = _reg(m, d2_out_row, "pg_t3_row", reset_less=True)
-        t3_off = _reg(m, d2_off, "pg_t3_off", reset_less=True)
-        t3_done = _reg(m, d2_done, "pg_t3_done")
-
-        # ---- four cycles later: the squeezed entries (registered) packed and written ----
-        # (the pack switch after the register, not before it: the squeeze and the pack are
-        # each most of a cycle)
-        t4_valid = _reg(m, t3_valid, "pg_t4_valid")
-        pos_valid = [_reg(m, v, f"pg_t4_kept{e}", reset_less=True) for e, v in enumerate(rank.valid[:E])]
-        pos_val = [_reg(m, v, f"pg_t4_value{e}", reset_less=True) for e, v in enumerate(rank.value[:E])]
-        pos_idx = [_reg(m, v, f"pg_t4_index{e}", reset_less=True) for e, v in enumerate(rank.index[:E])]
-        # Packed records of every N:M the array can run (a group: N values, then N indices of
-        # log2 M bits, little-endian), chosen by the job's N and M.
-        t4_data = Signal(8 * P, name="pg_t4_packed")
-        with m.Switch(Cat(job.n, job.m_log2)):
-            for mlog in range(1, ib + 1):
-                for n in range(1, 1 << mlog):
-                    with m.Case(n | (mlog << isa.field_width("n"))):
-                        m.d.comb += t4_data.eq(_pack(pos_valid, pos_val, pos_idx, n, mlog, P))
-        t4_row = _reg(m, t3_row, "pg_t4_row", reset_less=True)
-        t4_off = _reg(m, t3_off, "pg_t4_off", reset_less=True)
-        t4_done = _reg(m, t3_done, "pg_t4_done")
+        # ---- the shared stage's registers (_RankStage.STAGES of them from its input
+        # register's), the last one's (each group's kept bytes at its front) packed into the
+        # record and registered, then written ----
+        t_valid, t_row, t_off, t_done = d2_valid, d2_out_row, d2_off, d2_done
+        for t in range(3, isa.PREGEN_CYCLES + 1):
+            t_valid = _reg(m, t_valid, f"pg_t{t}_valid")
+            t_row = _reg(m, t_row, f"pg_t{t}_row", reset_less=True)
+            if t < isa.PREGEN_CYCLES:  # (the offset goes into the write enables' register)
+                t_off = _reg(m, t_off, f"pg_t{t}_off", reset_less=True)
+            t_done = _reg(m, t_done, f"pg_t{t}_done")
+        tw_valid, tw_row, tw_done = t_valid, t_row, t_done
+        # The record packed from the network's last registers (group g's kept entries at its
+        # positions g M ..: the shared gather is not needed), one candidate per N:M format
+        # (a group: N values, then N indices of log2 M bits, little-endian) and axis: along
+        # axis 1 the column's one group repeated every group's bytes, so that the write
+        # enables alone place it at its offset. The job's format and axis as one bit each,
+        # registered (its fields are fixed from its start; its first write comes later).
+        formats = [(k, ml, ax) for k, ml in _formats(Mmax) for ax in range(2)]
+        nw = isa.field_width("n")
+        fmt = Signal(len(formats), name="pg_format")
+        m.d.comb += fmt.eq(Cat(*((Cat(job.n, job.m_log2) == (k | (ml << nw))) & (job.axis == ax)
+                                 for k, ml, ax in formats)))
+        fmt = _reg(m, fmt, "pg_format_q", reset_less=True)
+        cands = []
+        for f, (k, ml, ax) in enumerate(formats):
+            M_, gb_ = 1 << ml, k + -(-k * ml // 8)
+            groups = 1 if ax else -(-P // gb_)
+            pos = [(t // k) * M_ + t % k for t in range(groups * k)]
+            packed = _pack([rank.sq_valid[q] if q < E else Const(0) for q in pos],
+                           [rank.sq_value[q] if q < E else Const(0, 8) for q in pos],
+                           [rank.sq_index[q] if q < E else Const(0, max(1, ib)) for q in pos], k, ml, gb_ * groups)
+            if ax:
+                packed = Cat(*(packed[8 * (o % gb_) : 8 * (o % gb_) + 8] for o in range(P)))
+            cands.append(Mux(fmt[f], packed[: 8 * P], 0))
+        tw_data = _reg(m, _or_all(cands, 8 * P), "pg_tw_packed", reset_less=True)
+        # The write enables: axis 1 the group's bytes at its offset, registered beside the data.
+        tw_en = _reg(m, Mux(job.axis, (group_en << t_off)[:P], Const((1 << P) - 1, P)), "pg_tw_en", reset_less=True)
         return {
             "active": active,
             # the RAMs read at the unit's offset while it runs and reads, and whenever it is idle
@@ -1089,16 +1100,16 @@ class NmTrainAccelerator(wiring.Component):
             "ram_select": (run & ~emit_ph) | (~busy & job.pgs),
             "offset": rd_off,
             "even_word": rd_even,
-            "write": t4_valid,
-            "row": t4_row,
+            "write": tw_valid,
+            "row": tw_row,
             # Axis 1 writes one group at its offset; axis 0 the whole record.
-            "data": Mux(job.axis, t4_data << (t4_off * 8), t4_data),
-            "en": Mux(job.axis, group_en << t4_off, Const((1 << P) - 1, P)),
-            "done": t4_done,
+            "data": tw_data,
+            "en": tw_en,
+            "done": tw_done,
         }
 
     @staticmethod
-    def _prune_unit(m, geo, rank, seq, valid, segs, n, m_log2, terms, ib):
+    def _prune_unit(m, geo, rank, seq, valid, segs, n, m_log2, ib):
         """The prune unit on the weight banks' write path (LDB with ``prune``): a dense record of
         groups of M bytes becomes its kept entries, N per group, in ascending position order
         (docs/nm_train.md, "Pruning rule": largest |w|, ties to the lower position), a beat's
@@ -1106,27 +1117,29 @@ class NmTrainAccelerator(wiring.Component):
         beats, then the beat's; ``segs``: where the beat's entries go, ``_weight_beat_groups``).
 
         Cycle t: the beat's groups are registered in the rank stage's input register, each byte
-        with its |w|. t+1: each byte's rank in its group and how far it moves left
-        (:func:`_rank`), registered. t+2: the shifter (:func:`_compact`) moves the kept bytes
-        into place and the entries go to the segment register (in the bank at t+3, as a plain
-        beat's at t+2 would be): the bank is ready ``PRUNE_CYCLES = 2`` cycles after a plain
-        load's would be. The rank and squeeze stages are ``rank``, shared with the
-        pre-generation unit. ``terms``: the shifts' group terms of the load's N:M
-        (:func:`_group_terms`, registers set when the load issued), one per byte of ``seq``.
+        with its |w|. t+1 .. t+4: the shared network's stages (:class:`_RankStage`: the pairwise
+        compares, the ranks and kept bytes, the shifts, the first half of the squeeze), each
+        registered. t+5: the rest of the squeeze moves the kept bytes into place and the
+        entries go to the segment register (in the bank at t+6, as a plain beat's at t+1 would
+        be): the bank is ready ``PRUNE_CYCLES = 5`` cycles after a plain load's would be.
         """
-        assert isa.PRUNE_CYCLES == 2, "the prune unit has two register stages"
+        assert isa.PRUNE_CYCLES == _RankStage.STAGES + 1, "the input register, then the network's stages"
 
         def delayed(value, name):
             if isinstance(value, tuple):
                 return tuple(delayed(v, f"{name}{i}") for i, v in enumerate(value))
             if isinstance(value, Const):
                 return value
-            return _reg(m, _reg(m, value, f"{name}_d1", reset_less=True), f"{name}_d2", reset_less=True)
+            for d in range(1, isa.PRUNE_CYCLES + 1):
+                value = _reg(m, value, f"{name}_d{d}", reset_less=True)
+            return value
 
-        pruning = _reg(m, _reg(m, valid, "prune1_valid"), "prune2_valid")
+        pruning = valid
+        for d in range(1, isa.PRUNE_CYCLES + 1):
+            pruning = _reg(m, pruning, f"prune{d}_valid")
         out = {key: delayed(v, f"prune_{key}") for key, v in segs.items()}
         out["seg"] = (pruning, *out["seg"][1:])
-        rank.load("prune", valid, [seq[8 * e : 8 * e + 8] for e in range(geo.prune_bytes)], n, m_log2, terms)
+        rank.load("prune", valid, [seq[8 * e : 8 * e + 8] for e in range(geo.prune_bytes)], n, m_log2)
         EB = geo.w_seg_entries
         values = [rank.value[o] if o < rank.E else Const(0, 8) for o in range(EB)]
         indices = [rank.index[o][:ib] if o < rank.E else Const(0, ib) for o in range(EB)] if ib else None
@@ -1135,58 +1148,93 @@ class NmTrainAccelerator(wiring.Component):
 
 class _RankStage:
     """The rank and squeeze network that the prune unit and the pre-generation unit share: an
-    input register, :func:`_rank`, a register, :func:`_compact`. A Program prunes in its LDBs or
-    by PGS, never both (docs/nm_train.md, "Prune unit"), so they never load it in the same cycle.
-    Values loaded in cycle t-1 (the pre-generation unit's when it loads, else the prune unit's),
-    each byte with its |w| computed before the register, so that the rank stage starts from
-    registers alone, are ranked in t; ``valid``, ``value`` and ``index`` are the squeezed entries
-    in t+1. ``inputs`` are the registered bytes (the pre-generation unit's transposing buffer
-    takes its rows from them). Bytes past the loading unit's own width are never kept, as if its
-    network were its width alone."""
+    input register, then ``STAGES`` register stages: each byte's |w| and the pairwise compares
+    (:func:`_rank_compare`), each byte's rank in its group and whether it is kept
+    (:func:`_rank_keep`), the dropped bytes before it in its group (:func:`_rank_drops`), the
+    kept bytes moved to the front of their group (:func:`_squeeze_groups`), and, combinational
+    after the last, the groups' kept bytes gathered side by side (:func:`_gather_groups`). A
+    Program prunes in its LDBs or by PGS, never both (docs/nm_train.md, "Prune unit"), so they
+    never load it in the same cycle. Values loaded in cycle t-1 (the pre-generation unit's when
+    it loads, else the prune unit's) are compared in t; ``valid``, ``value`` and ``index`` are
+    the squeezed entries in ``t + STAGES``. ``inputs`` are the registered bytes. Bytes past the
+    loading unit's own width are never kept, as if its network were its width alone. Every
+    stage carries its N:M (a load's may follow another's in the next cycle)."""
+
+    #: register stages after the input register (the squeezed entries come after the last)
+    STAGES = 4
 
     def __init__(self, geo, ib):
         self.widths = {"prune": geo.prune_bytes, "pgs": geo.w_entries}
         self.E = max(self.widths.values())
         self.Mmax = 1 << ib
+        self.ib = ib
         self.loads = {}
         self.valid = [Signal(name=f"rank_valid{e}") for e in range(self.E)]
         self.value = [Signal(8, name=f"rank_value{e}") for e in range(self.E)]
         self.index = [Signal(max(1, ib), name=f"rank_index{e}") for e in range(self.E)]
         self.inputs = [Signal(8, name=f"rank_in{e}", reset_less=True) for e in range(self.E)]
+        #: the last stage's registers: each group's kept bytes at its front (the pre-generation
+        #: unit packs its records from them)
+        self.sq_valid = [Signal(name=f"rank_sq_valid{e}") for e in range(self.E)]
+        self.sq_value = [Signal(8, name=f"rank_sq_val{e}", reset_less=True) for e in range(self.E)]
+        self.sq_index = [Signal(max(1, ib), name=f"rank_sq_idx{e}", reset_less=True) for e in range(self.E)]
 
-    def load(self, unit, active, values, n, m_log2, terms, enables=None):
-        """``unit``'s ``values`` (with its N:M and :func:`_group_terms`) go into the input
-        register this cycle when ``active``, to be ranked in the next; with ``enables``, only
-        the positions whose enable is high (the others keep their bytes)."""
-        self.loads[unit] = (active, values, n, m_log2, terms, enables)
+    def load(self, unit, active, values, n, m_log2, enables=None):
+        """``unit``'s ``values`` (with its N:M) go into the input register this cycle when
+        ``active``, to be compared in the next; with ``enables``, only the positions whose
+        enable is high (the others keep their bytes)."""
+        self.loads[unit] = (active, values, n, m_log2, enables)
 
     def build(self, m):
-        pg_on, pg_vals, pg_n, pg_mlog, pg_terms, pg_en = self.loads["pgs"]
-        _, pr_vals, pr_n, pr_mlog, pr_terms, _ = self.loads["prune"]
+        E, Mmax = self.E, self.Mmax
+        pg_on, pg_vals, pg_n, pg_mlog, pg_en = self.loads["pgs"]
+        _, pr_vals, pr_n, pr_mlog, _ = self.loads["prune"]
         sel = Signal(name="rank_load_pgs")
         m.d.comb += sel.eq(pg_on)
-        mags = []
-        for e in range(self.E):
+        for e in range(E):
             v = Mux(sel, pg_vals[e] if e < len(pg_vals) else 0, pr_vals[e] if e < len(pr_vals) else 0)
-            mag = Signal(8, name=f"rank_mag{e}", reset_less=True)
             with m.If(~sel | (pg_en[e] if pg_en is not None and e < len(pg_en) else 1)):
-                m.d.sync += [self.inputs[e].eq(v), mag.eq(_magnitude(m, f"rank_load{e}", v))]
-            mags.append(mag)
+                m.d.sync += self.inputs[e].eq(v)
         pgs = _reg(m, sel, "rank_pgs")
         n = _reg(m, Mux(sel, pg_n, pr_n), "rank_n", reset_less=True)
         mlog = _reg(m, Mux(sel, pg_mlog, pr_mlog), "rank_m_log2", reset_less=True)
-        terms = [_reg(m, Mux(sel, pg_terms[e], pr_terms[e] if e < len(pr_terms) else 0), f"rank_term{e}",
-                      reset_less=True) for e in range(self.E)]
-        keep, shift = _rank(m, "rank", mags, n, mlog, self.Mmax, terms)
-        r_keep = []
-        for e in range(self.E):
-            own = Mux(pgs, e < self.widths["pgs"], e < self.widths["prune"])
-            r_keep.append(_reg(m, keep[e] & own, f"rank_keep{e}"))
-        r_val = [_reg(m, self.inputs[e], f"rank_val{e}", reset_less=True) for e in range(self.E)]
-        r_shift = [_reg(m, shift[e], f"rank_shift{e}", reset_less=True) for e in range(self.E)]
-        r_mlog = _reg(m, mlog, "rank_m_log2_q", reset_less=True)
-        pos_valid, pos_val, pos_idx = _compact(m, "rank", r_keep, r_val, r_shift, r_mlog, self.Mmax)
-        for e in range(self.E):
+        gmask = _reg(m, _group_mask(m, "rank_load", Mux(sel, pg_mlog, pr_mlog)), "rank_gmask", reset_less=True)
+
+        def stage(k, values, n, mlog, pgs):
+            return ([_reg(m, v, f"rank_val{k}_{e}", reset_less=True) for e, v in enumerate(values)],
+                    _reg(m, n, f"rank_n{k}", reset_less=True), _reg(m, mlog, f"rank_m_log2_{k}", reset_less=True),
+                    _reg(m, pgs, f"rank_pgs{k}", reset_less=True))
+
+        # 1: |w| and the pairwise compares, registered
+        mags = [_magnitude(m, f"rank_in{e}", v) for e, v in enumerate(self.inputs)]
+        wins = {k: _reg(m, w, f"rank_ge{k[0]}_{k[1]}_q", reset_less=True)
+                for k, w in _rank_compare(m, "rank", mags, Mmax).items()}
+        vals, n, mlog, pgs = stage(1, self.inputs, n, mlog, pgs)
+        gmask = _reg(m, gmask, "rank_gmask1", reset_less=True)
+        # 2: ranks and kept bytes (only the loading unit's own positions), registered
+        keep = _rank_keep(m, "rank", wins, E, n, gmask, Mmax)
+        own = [Mux(pgs, e < self.widths["pgs"], e < self.widths["prune"]) for e in range(E)]
+        keep = [_reg(m, k & o, f"rank_keep{e}") for e, (k, o) in enumerate(zip(keep, own))]
+        vals, n, mlog, pgs = stage(2, vals, n, mlog, pgs)
+        gmask = _reg(m, gmask, "rank_gmask2", reset_less=True)
+        # 3: the dropped bytes before each in its group, registered
+        drops = [_reg(m, d, f"rank_drops{e}", reset_less=True)
+                 for e, d in enumerate(_rank_drops(m, "rank", keep, gmask, Mmax))]
+        keep = [_reg(m, k, f"rank_keep3_{e}") for e, k in enumerate(keep)]
+        vals, n, mlog, pgs = stage(3, vals, n, mlog, pgs)
+        gmask = _reg(m, gmask, "rank_gmask3", reset_less=True)
+        # 4: each group's kept bytes at its front, registered, and the N:M as one bit per format
+        v, val, idx = _squeeze_groups(m, "rank_sq", keep, vals, drops, gmask, Mmax)
+        m.d.sync += [r.eq(x) for r, x in zip(self.sq_valid + self.sq_value + self.sq_index, v + val + idx)]
+        v, val, idx = self.sq_valid, self.sq_value, self.sq_index
+        formats = _formats(Mmax)
+        nw = len(n)
+        fmt = Signal(len(formats), name="rank_format")
+        m.d.comb += fmt.eq(Cat(*(Cat(n, mlog) == (k | (ml << nw)) for k, ml in formats)))
+        fmt = _reg(m, fmt, "rank_format_q", reset_less=True)
+        # then the groups' kept bytes side by side
+        pos_valid, pos_val, pos_idx = _gather_groups(m, "rank_g", v, val, idx, fmt, formats, E)
+        for e in range(E):
             m.d.comb += [self.valid[e].eq(pos_valid[e]), self.value[e].eq(pos_val[e]),
                          self.index[e].eq(pos_idx[e])]
 
@@ -1305,7 +1353,68 @@ def _input_window_reads(m, geo, M, offsets, a_sel, stores):
     return windows
 
 
-def _weight_beat_groups(m, geo, rx, last, data, valid, prune, n, m_log2, ib):
+def _beat_row_layout(geo):
+    """Fields of a row of :func:`_weight_beat_rows` (one per count of held bytes h): the bytes
+    held after a beat that does not complete its record (``next``, (h + DB) mod g), whether it
+    takes no group (``zero``), where the held bytes then start in the beat (``shift``, the
+    groups' bytes taken less h), the entries it gives (``count``), and the entries a beat that
+    completes its record with ``x`` bytes gives (``ccount``, x = 0 .. DB)."""
+    DB, HB, EB = geo.beat_bytes, geo.w_hold_bytes, geo.w_seg_entries
+    cb = max(1, EB.bit_length())
+    return data.StructLayout({
+        "next": unsigned(max(1, HB.bit_length())), "zero": unsigned(1), "shift": unsigned(max(1, DB.bit_length())),
+        "count": unsigned(cb), "ccount": data.ArrayLayout(unsigned(cb), DB + 1),
+    })
+
+
+def _weight_beat_rows(m, geo, n, m_log2, prune, ib):
+    """Per count of held bytes h = 0 .. ``w_hold_bytes`` the row of :func:`_beat_row_layout` for
+    a weight load of ``n``:2^``m_log2`` (``prune``: dense groups of M bytes), constants of the
+    format (a table: the loads' group sizes are few), combinational. The top registers a
+    bank's rows when its load issues, so that a beat's group arithmetic is a select of
+    registers (:func:`_weight_beat_groups`)."""
+    DB, HB, EB = geo.beat_bytes, geo.w_hold_bytes, geo.w_seg_entries
+    layout = _beat_row_layout(geo)
+    rows = [Signal(layout, name=f"w_row_new{h}") for h in range(HB + 1)]
+    nw = isa.field_width("n")
+
+    def unit(n_, g):
+        for h, row in enumerate(rows):
+            t = h + DB
+            used = t // g * g
+            m.d.comb += [row.next.eq(t - used), row.zero.eq(used == 0), row.shift.eq(max(0, used - h)),
+                         row.count.eq(min(t // g * n_, EB))]
+            m.d.comb += [row.ccount[x].eq(min((h + x) // g * n_, EB)) for x in range(DB + 1)]
+
+    if ib:
+        units = _weight_units(ib)
+        n_plain = 1 + sum((1 << ml) - 1 for ml in range(1, ib + 1))  # (1:1 and the N:M formats)
+        with m.Switch(Cat(n[:nw], m_log2, prune)):
+            for i, (n_, ml, g) in enumerate(units[1:], start=1):
+                with m.Case(n_ | (ml << nw) | (int(i >= n_plain) << (nw + len(m_log2)))):
+                    unit(n_, g)
+            with m.Default():
+                unit(1, 1)
+    else:
+        unit(1, 1)
+    return rows
+
+
+def _weight_beat_format(m, n, m_log2, prune, ib):
+    """One bit per plain format a weight load's groups are unpacked in (``_weight_units``' 1:1
+    and N:M, in order), for a load of ``n``:2^``m_log2`` (``prune``: none but 1:1's, whose
+    entries a pruning load does not use), combinational; the top registers a bank's when its
+    load issues."""
+    units = _weight_units(ib) if ib else [(1, 0, 1)]
+    n_plain = 1 + sum((1 << ml) - 1 for ml in range(1, ib + 1))
+    nw = isa.field_width("n")
+    bits = [~prune & (Cat(n[:nw], m_log2) == (n_ | (ml << nw))) for n_, ml, _ in units[1:n_plain]]
+    fmt = Signal(n_plain, name="w_format_new")
+    m.d.comb += fmt.eq(Cat(~Cat(*bits).any() if bits else Const(1), *bits))
+    return fmt
+
+
+def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, bank, rows, fmts):
     """A weight load's beat as whole groups: the bytes not yet written from earlier beats (a
     register of ``w_hold_bytes``) followed by the beat's (``seq``), of which the complete groups
     of the record in progress (compressed groups of the load's N:M, or dense groups of M bytes
@@ -1314,58 +1423,64 @@ def _weight_beat_groups(m, geo, rx, last, data, valid, prune, n, m_log2, ib):
     groups, so the record's end is a group's). Returns ``seq``, ``entries`` (a plain load's
     groups unpacked: ``w_seg_entries`` entries of an INT8 value and an ``ib``-bit index; 1:1:
     entry k is byte k with index 0), ``count`` (the entries of the groups taken) and ``mask``
-    (its low ``count`` bits set, from the same table: no carry chain before the segment's entry
-    enables). ``rx``: the receiver's byte count of the record in progress (``_count_beats``)."""
+    (its low ``count`` bits set). ``rx``: the receiver's byte count of the record in progress
+    (``_count_beats``). ``rows``: per weight bank, its load's :func:`_weight_beat_rows`
+    (registers), ``fmts`` its :func:`_weight_beat_format` (a register), ``bank`` the beat's.
+
+    The held bytes' arithmetic is a row of a table, a register (``w_row``): the row of the
+    held bytes, selected in the beat before from the bank's rows by what that beat left held,
+    or, in a transfer's first beat (no bytes held), the bank's first row. So a beat's groups
+    taken, entries and held bytes come from registers through selects, without an adder or a
+    division in the loop from one beat's held bytes to the next's."""
     DB, HB, SQ, EB = geo.beat_bytes, geo.w_hold_bytes, geo.w_seq_bytes, geo.w_seg_entries
     need, completes, size = rx["need"], rx["completes"], rx["size"]
+    layout = _beat_row_layout(geo)
     h = Signal(range(HB + 1), name="w_held")
     hold = Signal(8 * HB, name="w_hold", reset_less=True)
+    row_q = Signal(layout, name="w_row")  # the row of ``h`` (within a transfer)
+    fresh = Signal(init=1, name="w_fresh")  # no transfer in progress: h is 0, the row the bank's first
+    row = Signal(layout, name="w_row_now")
+    first = [r[0].as_value() for r in rows]  # per bank: the row of no bytes held
+    m.d.comb += row.eq(Mux(fresh, Mux(bank, first[1], first[0]), row_q.as_value()))
     placed = Signal(8 * SQ, name="w_beat_placed")
-    m.d.comb += placed.eq((Cat(data, Const(0, 8 * HB)) << (h * 8))[: 8 * SQ])
+    m.d.comb += placed.eq((Cat(data_, Const(0, 8 * HB)) << (h * 8))[: 8 * SQ])
     seq = Signal(8 * SQ, name="w_seq")
     m.d.comb += seq.eq(Cat(*(Mux(k < h, hold[8 * k : 8 * k + 8], placed[8 * k : 8 * k + 8]) if k < HB
                              else placed[8 * k : 8 * k + 8] for k in range(SQ))))
-    # Bytes of seq that belong to the transfer (a beat past a transfer's last record is not
-    # its), and to the record in progress.
-    total = Signal(range(SQ + 1), name="w_seq_bytes")
-    m.d.comb += total.eq(h + Mux(completes & (last | (size <= DB)), need, DB))
-    rec_end = Signal(range(SQ + geo.read_bytes + 1), name="w_rec_end")
-    m.d.comb += rec_end.eq(h + need)
-    take = Signal(range(SQ + geo.read_bytes + 1), name="w_seq_take")  # seq's bytes of the record
-    m.d.comb += take.eq(Mux(completes, rec_end, total))
-    used = Signal(range(SQ + 1), name="w_seq_used")  # bytes of the groups taken
+    # A beat that completes its record takes the record's last ``need`` bytes after the held
+    # ones (whole groups); if the transfer goes on past it inside the beat, the rest is held.
+    ends = Signal(name="w_transfer_ends")  # nothing after the record in this beat
+    m.d.comb += ends.eq(last | (size <= DB))
     count = Signal(range(EB + 1), name="w_beat_entries")
+    m.d.comb += count.eq(Mux(completes, row.ccount[need[: max(1, DB.bit_length())]], row.count))
     count_mask = Signal(EB, name="w_beat_entry_mask")  # the low ``count`` bits set
+    m.d.comb += count_mask.eq(Cat(*(count > j for j in range(EB))))
+    shift = Signal(range(DB + 1), name="w_hold_shift")  # where the bytes held next start in the beat
+    m.d.comb += shift.eq(Mux(completes, need, row.shift))
     entries = Signal(EB * (8 + ib), name="w_beat_entries_unpacked")
-    nw = isa.field_width("n")
-
-    def unit(n_, ml, g, plain):
-        # The complete groups' bytes and entries as a table of ``take`` (at most ``SQ``: a
-        # record's end is at most a beat past the held bytes), constants: a product of the
-        # group count would become a shared multiplier, and a chain of comparisons and
-        # selects is deeper than a table of a few bits.
-        with m.Switch(take):
-            for v in range(SQ + 1):
-                with m.Case(v):
-                    m.d.comb += [used.eq(v // g * g), count.eq(v // g * n_),
-                                 count_mask.eq((1 << min(v // g * n_, EB)) - 1)]
-        if plain:
-            m.d.comb += entries.eq(_unpack(seq, n_, ml, EB, ib))
-
-    if ib:
-        units = _weight_units(ib)
-        n_plain = 1 + sum((1 << ml) - 1 for ml in range(1, ib + 1))  # (1:1 and the N:M formats)
-        with m.Switch(Cat(n[:nw], m_log2, prune)):
-            for i, (n_, ml, g) in enumerate(units[1:], start=1):
-                is_prune = i >= n_plain
-                with m.Case(n_ | (ml << nw) | (int(is_prune) << (nw + len(m_log2)))):
-                    unit(n_, ml, g, not is_prune)
-            with m.Default():
-                unit(1, 0, 1, True)
-    else:
-        unit(1, 0, 1, True)
+    units = _weight_units(ib) if ib else [(1, 0, 1)]
+    fmt = Signal(len(fmts[0]), name="w_format")
+    m.d.comb += fmt.eq(Mux(bank, fmts[1], fmts[0]))
+    m.d.comb += entries.eq(_or_all([Mux(fmt[i], _unpack(seq, n_, ml, EB, ib), 0)
+                                    for i, (n_, ml, _) in enumerate(units[: len(fmts[0])])], EB * (8 + ib)))
+    # The next beat's held bytes and row: the bank's row of them (by need reversed: DB - need
+    # held after a completed record the transfer goes on past).
+    h_next = Signal(range(HB + 1), name="w_held_next")
+    m.d.comb += h_next.eq(Mux(completes, Mux(ends, 0, DB - need), row.next))
+    bank_rows = [Array([x.as_value() for x in r]) for r in rows]
+    rev = [Array([(r[DB - x] if DB - x <= HB else r[0]).as_value() for x in range(DB + 1)]) for r in rows]
+    nx = need[: max(1, DB.bit_length())]
+    row_next = Signal(layout, name="w_row_next")
+    with m.If(completes):
+        m.d.comb += row_next.eq(Mux(ends, Mux(bank, first[1], first[0]), Mux(bank, rev[1][nx], rev[0][nx])))
+    with m.Else():
+        m.d.comb += row_next.eq(Mux(bank, bank_rows[1][row.next], bank_rows[0][row.next]))
+    data_ext = Cat(data_, Const(0, 8 * HB))
     with m.If(valid):
-        m.d.sync += [h.eq(total - used), hold.eq((seq >> (used * 8))[: 8 * HB])]
+        m.d.sync += [
+            h.eq(h_next), row_q.eq(row_next), fresh.eq(completes & last),
+            hold.eq(Mux(~completes & row.zero, seq[: 8 * HB], (data_ext >> (shift * 8))[: 8 * HB])),
+        ]
     return {"seq": seq, "entries": entries, "count": count, "mask": count_mask}
 
 
@@ -1541,33 +1656,22 @@ def _reg(m, value, name, reset_less=False):
     return r
 
 
-def _group_terms(m, prefix, E, n, m_log2, Mmax):
-    """Per byte position e < E the bytes an N:2^m_log2 prune drops in the groups before e's,
-    ``(e >> m_log2) * (2^m_log2 - N)``, as a table of the N:M formats (constants per format: no
-    multiplier, no adder; zero for any other N and M)."""
-    bits = max(1, E.bit_length())
-    terms = [Signal(bits, name=f"{prefix}_term{e}") for e in range(E)]
-    nw = len(n)
-    with m.Switch(Cat(n, m_log2)):
-        for ml in range(1, (Mmax - 1).bit_length() + 1):
-            for k in range(1, 1 << ml):
-                with m.Case(k | (ml << nw)):
-                    m.d.comb += [t.eq((e >> ml) * ((1 << ml) - k)) for e, t in enumerate(terms)]
-    return terms
-
-
-def _rank(m, prefix, mag, n, m_log2, Mmax, terms):
+def _rank(m, prefix, mag, n, m_log2, Mmax):
     """Which of the bytes whose magnitudes |w| are ``mag`` (groups of M = 2^m_log2 <= Mmax from
-    position 0) an N:M prune keeps, and how far each moves left when the dropped ones are squeezed out: ``(keep,
-    shift)``, combinational. A byte is kept if fewer than N bytes of its group beat it (larger
-    |w|, or equal |w| at a lower position); it moves by the bytes dropped before it (M - N per
-    earlier group, ``terms[e]`` of :func:`_group_terms`, and the dropped ones before it in its
-    own group)."""
+    position 0) an N:M prune keeps, and how many bytes of its group before it are dropped:
+    ``(keep, drops)``, combinational (:func:`_rank_compare`, :func:`_rank_keep`,
+    :func:`_rank_drops` in one cycle; :class:`_RankStage` registers between them)."""
+    mask = _group_mask(m, prefix, m_log2)
+    keep = _rank_keep(m, prefix, _rank_compare(m, prefix, mag, Mmax), len(mag), n, mask, Mmax)
+    return keep, _rank_drops(m, prefix, keep, mask, Mmax)
+
+
+def _rank_compare(m, prefix, mag, Mmax):
+    """One comparator per pair of positions that may share a group (within an aligned block of
+    ``Mmax``): ``{(e, f): mag[e] >= mag[f]}`` for e < f, the lower position beating the higher
+    one on |w| >= and losing otherwise (so the two directions are one compare and its
+    complement)."""
     E = len(mag)
-    group_mask = Signal(5, name=f"{prefix}_group_mask")  # M - 1
-    m.d.comb += group_mask.eq((Const(1, 5) << m_log2) - 1)
-    # One comparator per pair: the lower position beats the higher one on |w| >= and loses
-    # otherwise, so the two directions are one compare and its complement.
     lower_wins = {}
     for e in range(E):
         base, i = e - e % Mmax, e % Mmax
@@ -1576,8 +1680,21 @@ def _rank(m, prefix, mag, n, m_log2, Mmax, terms):
                 w = Signal(name=f"{prefix}_ge{e}_{base + other}")
                 m.d.comb += w.eq(mag[e] >= mag[base + other])
                 lower_wins[e, base + other] = w
-    keep, shift = [], []
-    shift_bits = max(1, E.bit_length())
+    return lower_wins
+
+
+def _group_mask(m, prefix, m_log2):
+    """M - 1 of M = 2^m_log2 (5 bits), a table of ``m_log2`` (no carry chain)."""
+    mask = Signal(5, name=f"{prefix}_group_mask")
+    m.d.comb += mask.eq(Array([Const((1 << ml) - 1, 5) for ml in range(5)] + [Const(31, 5)] * 3)[m_log2[:3]])
+    return mask
+
+
+def _rank_keep(m, prefix, lower_wins, E, n, group_mask, Mmax):
+    """Per position whether an N:M prune keeps it: fewer than N bytes of its group beat it
+    (larger |w|, or equal |w| at a lower position; ``lower_wins`` of :func:`_rank_compare`;
+    ``group_mask``: M - 1, :func:`_group_mask`)."""
+    keep = []
     for e in range(E):
         base, i = e - e % Mmax, e % Mmax
         beaten = []
@@ -1589,10 +1706,55 @@ def _rank(m, prefix, mag, n, m_log2, Mmax, terms):
             b = base + other
             stronger = lower_wins[b, e] if b < e else ~lower_wins[e, b]
             beaten.append(same & stronger)
-        rank = sum(beaten, Const(0, 5)) if beaten else Const(0, 5)
         k = Signal(name=f"{prefix}_keep{e}")
-        m.d.comb += k.eq(rank < n)
+        m.d.comb += k.eq(_less(_popcount(beaten), n))
         keep.append(k)
+    return keep
+
+
+def _popcount(bits):
+    """The number of set bits among ``bits`` as a list of bits (least significant first), as
+    explicit full and half adders: LUT logic, not the carry chains Yosys maps a sum of bits to
+    (deeper for a few bits)."""
+    columns = [list(bits)]
+    w = 0
+    while w < len(columns):
+        col = columns[w]
+        while len(col) > 1:
+            if len(columns) == w + 1:
+                columns.append([])
+            if len(col) >= 3:
+                a, b, c = col.pop(0), col.pop(0), col.pop(0)
+                col.append(a ^ b ^ c)
+                columns[w + 1].append((a & b) | (a & c) | (b & c))
+            else:
+                a, b = col.pop(0), col.pop(0)
+                col.append(a ^ b)
+                columns[w + 1].append(a & b)
+        w += 1
+    return [col[0] if col else Const(0, 1) for col in columns]
+
+
+def _less(a_bits, b):
+    """``a < b`` for ``a`` a list of bits (least significant first) and ``b`` a value, as
+    explicit logic from the most significant bit down (no carry chain)."""
+    width = max(len(a_bits), len(b))
+    lt, eq = Const(0, 1), Const(1, 1)
+    for i in reversed(range(width)):
+        ai = a_bits[i] if i < len(a_bits) else Const(0, 1)
+        bi = b[i] if i < len(b) else Const(0, 1)
+        lt = lt | (eq & ~ai & bi)
+        eq = eq & ~(ai ^ bi)
+    return lt
+
+
+def _rank_drops(m, prefix, keep, group_mask, Mmax):
+    """Per position the dropped bytes before it in its own group (of M <= Mmax, from position 0;
+    ``group_mask``: M - 1): how far a kept byte moves to the front of its group
+    (:func:`_squeeze_groups`)."""
+    E = len(keep)
+    bits = max(1, (Mmax - 1).bit_length())
+    drops = []
     for e in range(E):
         base, i = e - e % Mmax, e % Mmax
         local = []
@@ -1600,46 +1762,79 @@ def _rank(m, prefix, mag, n, m_log2, Mmax, terms):
             same = Signal(name=f"{prefix}_before{e}_{other}")
             m.d.comb += same.eq(((Const(other ^ i, 5)) & ~group_mask) == 0)
             local.append(same & ~keep[base + other])
-        d = Signal(shift_bits, name=f"{prefix}_shift{e}")
-        m.d.comb += d.eq(terms[e] + sum(local, Const(0, shift_bits)))
-        shift.append(d)
-    return keep, shift
+        d = Signal(bits, name=f"{prefix}_drops{e}")
+        m.d.comb += d.eq(Cat(*_popcount(local))[:bits] if local else 0)
+        drops.append(d)
+    return drops
 
 
-def _compact(m, prefix, keep, values, shift, m_log2, Mmax):
-    """The kept bytes moved left by their shifts (a log-depth shifter, least significant shift
-    bit first: targets rise with positions and shifts never fall, so no two bytes meet), each
-    with its index in its group: ``(valid, value, index)`` per position, combinational."""
+def _squeeze_groups(m, prefix, keep, values, drops, group_mask, Mmax):
+    """Each group's kept bytes moved to its front, in position order, each with its index in
+    its group: ``(valid, value, index)`` per position, combinational. Position x of an aligned
+    block of ``Mmax`` takes the kept byte i >= x of the block whose dropped bytes before it
+    (``drops``, within its group: no byte leaves its group) are i - x: a one-hot AND-OR of at
+    most ``Mmax`` candidates (each select a function of the byte's keep and drops bits)."""
     E = len(values)
     ib = max(1, (Mmax - 1).bit_length())
-    group_mask = Signal(5, name=f"{prefix}_cmask")
-    m.d.comb += group_mask.eq((Const(1, 5) << m_log2) - 1)
-    idx = []
-    for e in range(E):
-        w = Signal(ib, name=f"{prefix}_idx{e}")
-        m.d.comb += w.eq((Const(e % Mmax, 5) & group_mask)[:ib])
-        idx.append(w)
-    pos_valid, pos_val, pos_idx, pos_shift = list(keep), list(values), idx, list(shift)
-    for s in range(len(shift[0])):
-        step = 1 << s
-        nv, nval, nidx, nsh = [], [], [], []
-        for x in range(E):
-            stay = pos_valid[x] & ~pos_shift[x][s]
-            src = x + step
-            come = (pos_valid[src] & pos_shift[src][s]) if src < E else Const(0)
-            v = Signal(name=f"{prefix}_s{s}_v{x}")
-            m.d.comb += v.eq(stay | come)
-            nv.append(v)
+    out_v, out_val, out_idx = [], [], []
+    for x in range(E):
+        base, j = x - x % Mmax, x % Mmax
+        cands = []
+        for i in range(j, Mmax):
+            e = base + i
+            if e >= E:
+                break
+            sel = Signal(name=f"{prefix}_sel{x}_{i}")
+            m.d.comb += sel.eq(keep[e] & (drops[e] == i - j))
+            cands.append((sel, e, i))
+        v = Signal(name=f"{prefix}_v{x}")
+        val = Signal(8, name=f"{prefix}_val{x}")
+        ix = Signal(ib, name=f"{prefix}_idx{x}")
+        m.d.comb += [
+            v.eq(Cat(*(c for c, _, _ in cands)).any() if cands else 0),
+            val.eq(_or_all([Mux(c, values[e], 0) for c, e, _ in cands], 8)),
+            ix.eq(_or_all([Mux(c, (Const(i, 5) & group_mask)[:ib], 0) for c, _, i in cands], ib)),
+        ]
+        out_v.append(v)
+        out_val.append(val)
+        out_idx.append(ix)
+    return out_v, out_val, out_idx
+
+
+def _formats(Mmax):
+    """``(N, m_log2)`` of every N:M an N:M prune may have (1 <= N < M <= Mmax)."""
+    return [(k, ml) for ml in range(1, (Mmax - 1).bit_length() + 1) for k in range(1, 1 << ml)]
+
+
+def _gather_groups(m, prefix, valid, values, idx, fmt, formats, outputs):
+    """The first N positions of every group of M (:func:`_squeeze_groups`' output) side by side:
+    output o takes position ``(o // N) * M + o % N`` of the format whose bit of ``fmt`` is set
+    (``formats``: its ``(N, m_log2)`` per bit), an AND-OR of one candidate per format:
+    ``(valid, value, index)`` for ``outputs`` positions, combinational."""
+    E = len(values)
+    out_v, out_val, out_idx = [], [], []
+    for o in range(outputs):
+        srcs = []
+        for f, (k, ml) in enumerate(formats):
+            src = (o // k) * (1 << ml) + o % k
             if src < E:
-                # Signals, not expressions: each stage reads the previous one's wires
-                # (nested expressions would double with every stage).
-                for lst, old, name in ((nval, pos_val, "val"), (nidx, pos_idx, "idx"), (nsh, pos_shift, "sh")):
-                    w = Signal.like(old[x], name=f"{prefix}_s{s}_{name}{x}")
-                    m.d.comb += w.eq(Mux(come, old[src], old[x]))
-                    lst.append(w)
-            else:
-                nval.append(pos_val[x])
-                nidx.append(pos_idx[x])
-                nsh.append(pos_shift[x])
-        pos_valid, pos_val, pos_idx, pos_shift = nv, nval, nidx, nsh
-    return pos_valid, pos_val, pos_idx
+                srcs.append((fmt[f], src))
+        v = Signal(name=f"{prefix}_v{o}")
+        val = Signal(8, name=f"{prefix}_val{o}")
+        ix = Signal(len(idx[0]), name=f"{prefix}_idx{o}")
+        m.d.comb += [
+            v.eq(Cat(*(f & valid[src] for f, src in srcs)).any() if srcs else 0),
+            val.eq(_or_all([Mux(f, values[src], 0) for f, src in srcs], 8)),
+            ix.eq(_or_all([Mux(f, idx[src], 0) for f, src in srcs], len(idx[0]))),
+        ]
+        out_v.append(v)
+        out_val.append(val)
+        out_idx.append(ix)
+    return out_v, out_val, out_idx
+
+
+def _or_all(terms, width):
+    out = Const(0, width)
+    for t in terms:
+        out = out | t
+    return out

@@ -297,7 +297,7 @@ NM_CASES: tuple[Case, ...] = (
 CASES_BY_ID.update({case.id: case for case in NM_CASES})
 
 #: Cycles of :func:`nm_hand_pregen_program`, derived by hand in its docstring.
-NM_HAND_PGS_CYCLES = 50
+NM_HAND_PGS_CYCLES = 56
 
 
 def nm_hand_pregen_program():
@@ -309,12 +309,12 @@ def nm_hand_pregen_program():
     slab row of 4 entries is one read: ceil(4 / 8) = 1 cycle a row.
     i0 LDB (8 records of 4 B): request 1, t0 = 3, records 3..10; weight bank ready 11.
     i1 PGS axis 0 (8 records of 3 B: group_bytes(2, 4) = 3): dispatched 3, starts 11
-       (weight_stream 11), D = 8 rows x 1 + PREGEN_CYCLES 4 = 12, done 22. Store from 23:
-       off(j) = j for 3 B records at 4 B/cycle, last 30.
+       (weight_stream 11), D = 8 rows x 1 + PREGEN_CYCLES 7 = 15, done 25. Store from 26:
+       off(j) = j for 3 B records at 4 B/cycle, last 33.
     i2 PGS axis 1 (4 records of 6 B, k_steps 4: G = 4 / 2 = 2 groups of M = 4 rows):
-       dispatched 5, starts 23 (its output bank 1 is free), D = G (M x 1 + 4 columns) + 4 = 20,
-       done 42. Store from 43: off = 1, 2, 4, 5 for 6 B records, last 48.
-    END: max(7, 43, 49) = 49: 50 cycles (pregen 32, weight_stream 11, tail 7).
+       dispatched 5, starts 26 (its output bank 1 is free), D = G (M x 1 + 4 columns) + 7 = 23,
+       done 48. Store from 49: off = 1, 2, 4, 5 for 6 B records, last 54.
+    END: max(7, 49, 55) = 55: 56 cycles (pregen 38, weight_stream 11, tail 7).
     """
     from sparsim.dataflow import nm_train_isa as isa
     from sparsim.dataflow.nm_train import Program
