@@ -126,8 +126,8 @@ class IndexWalker(wiring.Component):
     free at the end of the cycle (empty or taken), else into the second slot, which moves into
     the head in the cycle the head's row is taken. A row at index ``i`` of bag ``b`` is offered
     from the cycle after it enters the head as ``addr = base + i·dim`` and ``entry = entry +
-    b·dim``. The index bank's reads take two enabled cycles (:class:`GatherSide` registers the
-    read line, in the block RAM's output register on ECP5), so the ports run two reads ahead:
+    b·dim``. The index bank's reads take two enabled cycles (:class:`GatherSide`'s two-stage
+    ports: the read address and the word, or the read line twice), so the ports run two reads ahead:
     the end positions of the two bags after the current one are read ahead on ``pos_port``, so
     leaving a bag costs no cycle; the row-address pipeline runs four index words ahead on
     ``idx_port`` (the two words in the port, the next registered, multiplied by ``dim`` in two
@@ -492,8 +492,10 @@ class GatherUnit(wiring.Component):
         row = self.rows.payload
         mid = Signal()
         next_line = Signal(ln_bits)
+        # ``cur_line`` is ``Mux(mid, next_line, row.addr[lb:])`` as a register of its own (loaded
+        # below with the decisions that change ``mid``, ``next_line`` and the row register), so the
+        # request's address, the cache's set select and the line compares start from a register.
         cur_line = Signal(ln_bits)
-        m.d.comb += cur_line.eq(Mux(mid, next_line, row.addr[lb:]))
         row_last = Signal(ADDR_BITS)
         m.d.comb += row_last.eq(row.addr + row.dim - 1)
         # Whether the line to request is the row's last: for its first line from its offset and
@@ -555,6 +557,15 @@ class GatherUnit(wiring.Component):
         m.d.sync += [first_p1.eq(first_p1_next),
                      following.eq(Mux(take & ~last_line, following + 1,
                                       Mux(mid & ~take, following, first_p1_next)))]
+        # The next cycle's line: the row's next (``following``), a new row's first (the row
+        # register taking one while no row is part-way), the row's first after its last line
+        # leaves without a new row (``mid`` falls: what the row register holds), else this one.
+        with m.If(take & ~last_line):
+            m.d.sync += cur_line.eq(following)
+        with m.Elif((take | ~mid) & self.next_load):
+            m.d.sync += cur_line.eq(self.next_addr[lb:])
+        with m.Elif(take):
+            m.d.sync += cur_line.eq(row.addr[lb:])
         if self._cache:
             # The line of the next cycle: the row's next line, the same one, or (the row register
             # taking a new row, ``next_load``, while no row is part-way) the new row's first line.
@@ -984,11 +995,15 @@ class GatherSide(wiring.Component):
     parity, two read ports each, all written through ``idx_wr``), pooling into the two
     :class:`PooledBuffer` banks, which ``rd_*`` reads and clears (the ``INTER``).
 
-    The index banks' read lines are registered once more (the block RAMs' output registers on
-    ECP5), so the walker sees a register, not a block RAM's read; they are ``no_rw_check``: an
-    index ``LOAD`` writes bank ``m % 2`` only after every ``GATHER`` of ``m - 2`` has finished
-    its walk, and a walk starts only after its ``LOAD`` is done, so no read whose word is used
-    meets a write of its line (the walker's reads ahead past a walk's end are never used).
+    Each index port is a two-stage pipeline moving with its reads, so the walker sees a
+    register: banks of up to 64 lines (LUT RAM) register the read address, then the word read
+    from it (parity and word picked before that register); larger ones (block RAM) register the
+    read line once more (the block RAMs' output registers on ECP5) and pick after it. Either way
+    no read whose word is used meets a write of its line: an index ``LOAD`` writes bank
+    ``m % 2`` only after every ``GATHER`` of ``m - 2`` has finished its walk, and a walk starts
+    only after its ``LOAD`` is done (the walker's reads ahead past a walk's end are never used),
+    so the block RAM form is ``no_rw_check`` and the LUT RAM form may read a line a stage later
+    than it was addressed (the collision poison checks both claims).
 
     A lane's chunk of cycle x goes straight into the banks (its values into a register there),
     and its sum is written at the end of x + 1. The banks' sums leave them from a register: each
@@ -1056,12 +1071,22 @@ class GatherSide(wiring.Component):
             par = Signal(name=f"lane_par{g}")
             with m.If(lane.cmd.valid & lane.cmd.ready):
                 m.d.sync += par.eq(lane.cmd.payload.ctx)
-            # Index banks: per parity one copy per lane, two read ports each. Each read line passes
-            # a register moving with the port's reads (the block RAM's output register on ECP5,
-            # rtl/ecp5_pack.py, with the port's enable as its clock enable), so the word select
-            # and the walker's logic follow a register, not the block RAM's read.
+            # Index banks: per parity one copy per lane, two read ports each, each port a two-stage
+            # pipeline moving with its reads (``en``). Banks of up to 64 lines are LUT RAM (Yosys,
+            # ECP5 and xcup): there the first stage is the read address's register (one per memory)
+            # and the second the 32-bit word the walker uses, read from that address (an
+            # asynchronous LUT RAM read), its parity and word picked before the register, so the
+            # LUT RAMs' address lines come from a register, not from the walker's address select,
+            # and the walker's ``data`` is a register, not a select of four registered lines.
+            # Reading at the second stage instead of the first is the same word: a walk's bank is
+            # not written between its reads (above). Larger banks (block RAM) keep the read line
+            # registered once more (in the block RAM's output register on ECP5, rtl/ecp5_pack.py,
+            # with the port's enable as its clock enable).
             for port_name in ("pos_port", "idx_port"):
                 port = getattr(lane, port_name)
+                if self._index_lines <= 64:
+                    m.d.comb += port.data.eq(self._lutram_port(m, port, par, f"{port_name}{g}"))
+                    continue
                 sel_rd = Signal(max(1, wl), name=f"{port_name}_sel{g}_rd")
                 sel = Signal(max(1, wl), name=f"{port_name}_sel{g}")
                 with m.If(port.en):
@@ -1096,6 +1121,44 @@ class GatherSide(wiring.Component):
         for c in range(self._width):
             m.d.comb += self.rd_data[c].eq(banks[0].read_data[c].as_unsigned() | banks[1].read_data[c].as_unsigned())
         return m
+
+    def _lutram_port(self, m, port, par, name):
+        """An index port on LUT RAM banks (see :meth:`elaborate`): the read address registered
+        per memory in the port's enabled cycle, the word of both parities' lines read from it and
+        picked (parity, then word) into a 32-bit register in the next enabled cycle. With the
+        collision poison on, the word is inverted when its line was written from the first stage's
+        cycle up to (not including) the second's, where the registered-line form would have read
+        it earlier (so a design using such a read fails the golden comparison)."""
+        from .collision import _POISON
+
+        line, w = self._line, self.idx_wr
+        wl = (line // isa.INDEX_BYTES).bit_length() - 1
+        abits = len(port.addr)
+        lines = []
+        for p in range(2):
+            mem = memory.Memory(shape=8 * line, depth=self._index_lines, init=[])
+            m.submodules[f"index{p}_{name}"] = mem
+            wr = mem.write_port()
+            wen = w.valid & (w.payload.bank == p)
+            m.d.comb += [wr.en.eq(wen), wr.addr.eq(w.payload.addr), wr.data.eq(w.payload.data)]
+            addr_q = Signal(abits, name=f"index{p}_{name}_addr", reset_less=True)
+            with m.If(port.en):
+                m.d.sync += addr_q.eq(port.addr)
+            rd = mem.read_port(domain="comb")
+            m.d.comb += rd.addr.eq(addr_q[wl:])
+            word = rd.data.word_select(addr_q[:wl], 32) if wl else rd.data[:32]
+            if _POISON:
+                dirty = Signal(name=f"index{p}_{name}_collision")
+                with m.If(port.en):
+                    m.d.sync += dirty.eq(wen & (w.payload.addr == port.addr[wl:]))
+                with m.Elif(wen & (w.payload.addr == addr_q[wl:])):
+                    m.d.sync += dirty.eq(1)
+                word = Mux(dirty, ~word, word)
+            lines.append(word)
+        data = Signal(32, name=f"{name}_data", reset_less=True)
+        with m.If(port.en):
+            m.d.sync += data.eq(Mux(par, lines[1], lines[0]))
+        return data
 
 
 def gather_side(hw) -> GatherSide:
@@ -2747,8 +2810,16 @@ class RecsysAccelerator(wiring.Component):
             m.d.comb += [if_none.eq(outstanding[p] - acks), if_one.eq(outstanding[p] + 1 - acks)]
             m.d.sync += outstanding[p].eq(Mux(issued, if_one, if_none))
             out_eq = [Signal(name=f"st_out{p}_is{k}", init=int(k == 0)) for k in range(ch + 1)]
+            # The next cycle's "k in flight" without the subtraction: for each acknowledgement
+            # count a, the count now compared with the constant k + a (k + a - 1 if a write is
+            # issued), the acknowledgements and the handshake picking last.
+            n_acks = [Signal(name=f"st_acks{p}_is{a}") for a in range(ch + 1)]
+            m.d.comb += [n_acks[a].eq(acks == a) for a in range(ch + 1)]
             for k in range(ch + 1):
-                m.d.sync += out_eq[k].eq(Mux(issued, if_one == k, if_none == k))
+                def now_is(v, p=p):
+                    return (outstanding[p] == v) if v >= 0 else Const(0, 1)
+                m.d.sync += out_eq[k].eq(Mux(issued, Cat(*[n_acks[a] & now_is(k + a - 1) for a in range(ch + 1)]).any(),
+                                             Cat(*[n_acks[a] & now_is(k + a) for a in range(ch + 1)]).any()))
             drained = Mux(issued, Cat(*[out_eq[k] & (acks == k + 1) for k in range(ch)]).any(),
                           Cat(*[out_eq[k] & (acks == k) for k in range(ch + 1)]).any())
             closing = open_[p] | last_p[p]

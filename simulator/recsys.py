@@ -708,7 +708,10 @@ def _memories(hw) -> list[tuple[str, int, int, int, bool, bool]]:
         ("weights", 8 * line, int(hw.weight_buffer_kib * 1024) // line, C + 1, False, True),  # + bias port
         # both dense banks in each of the R copies (a bank's lines padded to a power of two)
         ("dense", 8 * line, 2 << _bits(-(-act // line)), R, False, True),
-        ("index", 8 * line, index_lines, 4 * hw.gather_units, False, True),  # parity x lane x port
+        # parity x lane x port; up to 64 lines LUT RAM read from a registered address (the word
+        # into a register of its own, counted in rtl_resources), else block RAM with the read line
+        # registered once more
+        ("index", 8 * line, index_lines, 4 * hw.gather_units, index_lines <= 64, index_lines > 64),
         ("act", 8, 2 * (-(-act // banks) + hw.mini_batch), 3 * banks, False, True),  # power-of-two row strides
         ("features", 8, 2 * entries, 2 * banks, False, True),
         ("pooled", hw.acc_bits, -(-entries // hw.pool_lanes), 2 * G * hw.pool_lanes, True, False),
@@ -778,6 +781,9 @@ def rtl_resources(hw) -> dict[str, float]:
            + G * (tags * (line_bits + 48) + hw.cache_lines * (line_bits + 32))  # line store, cache
            + G * ((line_bits + 1 if hw.cache_lines else 0) + 1  # a hit's line, copied the cycle after; the hit; first line last
                   + 32 + 34 + 14 + 32 + word_bits  # the walker's row-address pipeline
+                  # the index ports' words (LUT RAM banks: the word select's bits are address
+                  # register bits beside the line address the memory counts)
+                  + (2 * (32 + 2 * (line // isa.INDEX_BYTES).bit_length() - 2) if index_lines <= 64 else 0)
                   + 32 + isa.field_width("q") + entry_bits + 2  # the row buffer's second slot
                   + 32  # the address of the row the head takes next
                   # the cache fills pending a cycle (valid, set one-hot, line)
