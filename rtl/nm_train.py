@@ -1707,17 +1707,29 @@ def _rank_keep(m, prefix, lower_wins, E, n, group_mask, Mmax):
             stronger = lower_wins[b, e] if b < e else ~lower_wins[e, b]
             beaten.append(same & stronger)
         k = Signal(name=f"{prefix}_keep{e}")
-        m.d.comb += k.eq(_less(_popcount(beaten), n))
+        m.d.comb += k.eq(_less(m, f"{prefix}_keep{e}", _popcount(m, f"{prefix}_keep{e}", beaten), n))
         keep.append(k)
     return keep
 
 
-def _popcount(bits):
+def _popcount(m, prefix, bits):
     """The number of set bits among ``bits`` as a list of bits (least significant first), as
     explicit full and half adders: LUT logic, not the carry chains Yosys maps a sum of bits to
-    (deeper for a few bits)."""
+    (deeper for a few bits). Each adder's sum and carry is a signal of its own (``prefix``):
+    as expressions, every use of an adder's output would repeat its whole cone in the Verilog,
+    exponentially in the adder tree's depth (synthesis merges the copies again, but the
+    Verilated model of a max_m 16 point took 20 GB to compile)."""
     columns = [list(bits)]
     w = 0
+    k = 0
+
+    def wire(value):
+        nonlocal k
+        sig = Signal(name=f"{prefix}_pc{k}")
+        k += 1
+        m.d.comb += sig.eq(value)
+        return sig
+
     while w < len(columns):
         col = columns[w]
         while len(col) > 1:
@@ -1725,26 +1737,28 @@ def _popcount(bits):
                 columns.append([])
             if len(col) >= 3:
                 a, b, c = col.pop(0), col.pop(0), col.pop(0)
-                col.append(a ^ b ^ c)
-                columns[w + 1].append((a & b) | (a & c) | (b & c))
+                col.append(wire(a ^ b ^ c))
+                columns[w + 1].append(wire((a & b) | (a & c) | (b & c)))
             else:
                 a, b = col.pop(0), col.pop(0)
-                col.append(a ^ b)
-                columns[w + 1].append(a & b)
+                col.append(wire(a ^ b))
+                columns[w + 1].append(wire(a & b))
         w += 1
     return [col[0] if col else Const(0, 1) for col in columns]
 
 
-def _less(a_bits, b):
+def _less(m, prefix, a_bits, b):
     """``a < b`` for ``a`` a list of bits (least significant first) and ``b`` a value, as
-    explicit logic from the most significant bit down (no carry chain)."""
+    explicit logic from the most significant bit down (no carry chain; the running terms are
+    signals, ``prefix``, so that the Verilog does not repeat them)."""
     width = max(len(a_bits), len(b))
     lt, eq = Const(0, 1), Const(1, 1)
     for i in reversed(range(width)):
         ai = a_bits[i] if i < len(a_bits) else Const(0, 1)
         bi = b[i] if i < len(b) else Const(0, 1)
-        lt = lt | (eq & ~ai & bi)
-        eq = eq & ~(ai ^ bi)
+        lt_i, eq_i = Signal(name=f"{prefix}_lt{i}"), Signal(name=f"{prefix}_eq{i}")
+        m.d.comb += [lt_i.eq(lt | (eq & ~ai & bi)), eq_i.eq(eq & ~(ai ^ bi))]
+        lt, eq = lt_i, eq_i
     return lt
 
 
@@ -1763,7 +1777,7 @@ def _rank_drops(m, prefix, keep, group_mask, Mmax):
             m.d.comb += same.eq(((Const(other ^ i, 5)) & ~group_mask) == 0)
             local.append(same & ~keep[base + other])
         d = Signal(bits, name=f"{prefix}_drops{e}")
-        m.d.comb += d.eq(Cat(*_popcount(local))[:bits] if local else 0)
+        m.d.comb += d.eq(Cat(*_popcount(m, f"{prefix}_drops{e}", local))[:bits] if local else 0)
         drops.append(d)
     return drops
 
