@@ -322,8 +322,6 @@ class NmTrainAccelerator(wiring.Component):
         job = queue[0]
         push = Signal()
         pop = Signal()  # the computing job finishes this cycle (cycle e)
-        dispatched = Signal(16)  # jobs dispatched so far (mod 2^16)
-        completed = Signal(16)  # jobs finished so far
 
         # ---- loader: which load may issue -------------------------------------------------
         cur = loader.current
@@ -332,9 +330,14 @@ class NmTrainAccelerator(wiring.Component):
         a_ready = Signal(2)  # the bank's latest load has fully arrived
         b_ready = Signal(2)
         # Jobs dispatched before the previous LDA (LDB): a load into a bank waits for them, the
-        # readers of the load two before it (docs: g_A, g_B).
-        a_guard = Signal(16)
-        b_guard = Signal(16)
+        # readers of the load two before it (docs: g_A, g_B). Counted as those not yet done
+        # (jobs finish in order, the oldest first: at a load's issue the jobs in the queue, less
+        # one finishing then), and whether none is left registered from the next cycle's count,
+        # so that a load's issue condition is a register, not a 16-bit compare of job counters.
+        a_wait = Signal(range(_QUEUE_DEPTH + 1), name="a_wait")
+        b_wait = Signal(range(_QUEUE_DEPTH + 1), name="b_wait")
+        a_guard_ok = Signal(init=1, name="a_guard_ok")
+        b_guard_ok = Signal(init=1, name="b_guard_ok")
         b_prune = Signal(2)  # per weight bank: its latest load prunes
         b_n = Array(Signal(isa.field_width("n"), name=f"weight{b}_n", reset_less=True) for b in range(2))
         b_mlog2 = Array(Signal(isa.field_width("m_log2"), name=f"weight{b}_mlog2", reset_less=True)
@@ -356,31 +359,41 @@ class NmTrainAccelerator(wiring.Component):
             loader.load.payload.request.rec_bytes.eq(cur.width),
         ]
 
-        def guard_met(guard):
-            return ~(completed - guard)[15]
-
         with m.Switch(cur.op):
             with m.Case(isa.OP_LDA):
                 m.d.comb += [
-                    loader.load.valid.eq(Mux(cur.sync, engines_idle, guard_met(a_guard))),
+                    loader.load.valid.eq(Mux(cur.sync, engines_idle, a_guard_ok)),
                     loader.load.payload.target.eq(_TARGET_INPUT + a_next),
                 ]
             with m.Case(isa.OP_LDB):
                 m.d.comb += [
-                    loader.load.valid.eq(Mux(cur.sync, engines_idle, guard_met(b_guard))),
+                    loader.load.valid.eq(Mux(cur.sync, engines_idle, b_guard_ok)),
                     loader.load.payload.target.eq(_TARGET_WEIGHT + b_next),
                 ]
         issued = loader.load.valid & loader.load.ready
+        for wait, ok, op in ((a_wait, a_guard_ok, isa.OP_LDA), (b_wait, b_guard_ok, isa.OP_LDB)):
+            wait_next = Signal.like(wait, name=f"{wait.name}_next")
+            m.d.comb += wait_next.eq(Mux(issued & (cur.op == op), level - pop, Mux(wait != 0, wait - pop, 0)))
+            m.d.sync += [wait.eq(wait_next), ok.eq(wait_next == 0)]
         with m.If(issued & (cur.op == isa.OP_LDA)):
-            m.d.sync += [a_next.eq(~a_next), a_guard.eq(dispatched), a_ready.bit_select(a_next, 1).eq(0),
+            m.d.sync += [a_next.eq(~a_next), a_ready.bit_select(a_next, 1).eq(0),
                          a_width[a_next].eq(cur.width)]
         # Per weight bank: its latest load's rows of the held bytes' arithmetic (a table of the
         # formats, _weight_beat_rows) and its unpack format (one bit per format), registered
-        # when the load issues: its first beat comes a cycle later at the earliest.
-        cur_rows = _weight_beat_rows(m, geo, cur.n, cur.m_log2, cur.prune if M > 1 else Const(0), ib)
+        # when the load issues: its first beat comes a cycle later at the earliest. Both are
+        # decoded from the instruction when the loader takes it (into ``current``, a cycle before
+        # its issue at the earliest) and registered then, so that the issue only copies them.
+        fetched = self.instr.payload
+        fetch = Signal(name="instr_fetch")
+        m.d.comb += fetch.eq(self.instr.valid & self.instr.ready)
+        new_rows = _weight_beat_rows(m, geo, fetched.n, fetched.m_log2, fetched.prune if M > 1 else Const(0), ib)
+        new_fmt = _weight_beat_format(m, fetched.n, fetched.m_log2, fetched.prune if M > 1 else Const(0), ib)
+        cur_rows = [Signal.like(r, name=f"instr_row{h}", reset_less=True) for h, r in enumerate(new_rows)]
+        cur_fmt = Signal.like(new_fmt, name="instr_format", reset_less=True)
+        with m.If(fetch):
+            m.d.sync += [r.eq(x) for r, x in zip(cur_rows, new_rows)] + [cur_fmt.eq(new_fmt)]
         b_rows = [[Signal(_beat_row_layout(geo), name=f"weight{b}_row{h}") for h in range(len(cur_rows))]
                   for b in range(2)]
-        cur_fmt = _weight_beat_format(m, cur.n, cur.m_log2, cur.prune if M > 1 else Const(0), ib)
         b_fmts = [Signal.like(cur_fmt, name=f"weight{b}_format") for b in range(2)]
         for b in range(2):
             with m.If(issued & (cur.op == isa.OP_LDB) & (b_next == b)):
@@ -388,7 +401,7 @@ class NmTrainAccelerator(wiring.Component):
                 m.d.sync += b_fmts[b].eq(cur_fmt)
         with m.If(issued & (cur.op == isa.OP_LDB)):
             m.d.sync += [
-                b_next.eq(~b_next), b_guard.eq(dispatched), b_ready.bit_select(b_next, 1).eq(0),
+                b_next.eq(~b_next), b_ready.bit_select(b_next, 1).eq(0),
                 b_prune.bit_select(b_next, 1).eq(cur.prune), b_n[b_next].eq(cur.n), b_mlog2[b_next].eq(cur.m_log2),
                 b_ksteps[b_next].eq(cur.k_steps),
                 Array(b_width)[b_next].eq(cur.width),
@@ -432,10 +445,6 @@ class NmTrainAccelerator(wiring.Component):
             with m.Elif(pop):
                 m.d.sync += queue[i].eq(nxt)
         m.d.sync += level.eq(level + push - pop)
-        with m.If(push):
-            m.d.sync += dispatched.eq(dispatched + 1)
-        with m.If(pop):
-            m.d.sync += completed.eq(completed + 1)
 
         # ---- receiver: records into the banks -----------------------------------------------
         beat = receiver.beat
@@ -551,8 +560,13 @@ class NmTrainAccelerator(wiring.Component):
         qb = Signal(count_bits)
         fold_end = Signal()
         m.d.comb += fold_end.eq(rs & (fc == fold_last))
-        last_qb = Signal()
-        m.d.comb += last_qb.eq(q0 + C >= job.width)
+        # Whether the fold is the last of its column (row, k) blocks: compares registered every
+        # cycle, read at a fold's end only (q0, p0 and k0 change at fold ends, a job's fields are
+        # fixed from its start, and a fold takes at least five cycles), so that the fold's end
+        # conditions are registers, not carry chains.
+        last_qb = Signal(name="last_qb")
+        m.d.sync += last_qb.eq(q0 + C >= job.width)
+        last_blk = Signal(name="last_block")
         rs_finish = Signal()  # the job's last fold ends this cycle
         # Read offsets: the input window's (WS: the row's, and each array row's window's) first
         # byte in its sub-bank, the weight entry's in each column's; record bases are running
@@ -579,7 +593,8 @@ class NmTrainAccelerator(wiring.Component):
                     m.d.sync += [j.eq(0), g.eq(g + 1)]
                 with m.Else():
                     m.d.sync += j.eq(j + 1)
-            m.d.comb += rs_finish.eq(fold_end & last_qb & (p0 + R >= job.count))
+            m.d.sync += last_blk.eq(p0 + R >= job.count)
+            m.d.comb += rs_finish.eq(fold_end & last_qb & last_blk)
             with m.If(fold_end):
                 m.d.sync += [fc.eq(0), g.eq(0), j.eq(0)]
                 with m.If(last_qb):
@@ -631,7 +646,8 @@ class NmTrainAccelerator(wiring.Component):
             in_offs = [Signal(range(geo.in_sub_bytes + 1), name=f"in_offset{r}_next") for r in range(R)]
             for r in range(R):
                 m.d.comb += in_offs[r].eq(p_base + (row_g[r] << job.m_log2))
-            m.d.comb += rs_finish.eq(fold_end & last_qb & (k0 + R >= job.k_steps))
+            m.d.sync += last_blk.eq(k0 + R >= job.k_steps)
+            m.d.comb += rs_finish.eq(fold_end & last_qb & last_blk)
             with m.If(fold_end):
                 m.d.sync += fc.eq(0)
                 with m.If(last_qb):
@@ -949,7 +965,8 @@ class NmTrainAccelerator(wiring.Component):
                 with m.Case(n | (mlog << isa.field_width("n"))):
                     m.d.comb += gb_now.eq(size)
         gb = _reg(m, gb_now, "pg_group_bytes", reset_less=True)
-        group_en = _reg(m, Cat(*(gb_now > j if j < max(sizes.values()) else Const(0) for j in range(P))),
+        # (the enables from the registered size, a cycle later: their first use is many later)
+        group_en = _reg(m, Cat(*(gb > j if j < max(sizes.values()) else Const(0) for j in range(P))),
                         "pg_group_en", reset_less=True)
 
         # ---- sequencer ----
