@@ -157,16 +157,16 @@ def _blocks(hw):
               "size": port("size", rb)}
         valid, last, bank = port("valid", 1), port("last", 1), port("bank", 1)
         n, mlog, prune = port("n", nw), port("mlog", nm), port("prune", 1)
-        # (the rows of the held bytes' arithmetic, registered per bank when its load issues)
+        # (the rows of the held bytes' arithmetic and the format of the transfer in progress,
+        # registered when its load issues: the top's ``w_cur_*`` copies)
         new_rows = nt._weight_beat_rows(m, geo, n, mlog, prune, ib)
-        issue, issue_bank = port("issue", 1), port("issue_bank", 1)
-        rows = [[Signal(nt._beat_row_layout(geo), name=f"row{b}_{h}") for h in range(len(new_rows))] for b in range(2)]
+        issue = port("issue", 1)
+        rows = [Signal(nt._beat_row_layout(geo), name=f"row{h}") for h in range(len(new_rows))]
         new_fmt = nt._weight_beat_format(m, n, mlog, prune, ib)
-        fmts = [Signal.like(new_fmt, name=f"fmt{b}") for b in range(2)]
-        for b in range(2):
-            with m.If(issue & (issue_bank == b)):
-                m.d.sync += [r.eq(c) for r, c in zip(rows[b], new_rows)] + [fmts[b].eq(new_fmt)]
-        groups = nt._weight_beat_groups(m, geo, rx, last, port("beat", 8 * DB), valid, ib, bank, rows, fmts)
+        fmt = Signal.like(new_fmt, name="fmt")
+        with m.If(issue):
+            m.d.sync += [r.eq(c) for r, c in zip(rows, new_rows)] + [fmt.eq(new_fmt)]
+        groups = nt._weight_beat_groups(m, geo, rx, last, port("beat", 8 * DB), valid, ib, rows, fmt)
         sb = max(1, (C - 1).bit_length())
         segs = {"bank": bank, "last": last, "seg": (valid, port("sub", sb), port("base", wr), groups["mask"])}
         lists = nt._split_entries(groups["entries"], geo.w_seg_entries, ib)

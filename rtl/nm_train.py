@@ -482,28 +482,54 @@ class NmTrainAccelerator(wiring.Component):
         # byte comes at the earliest. A segment is registered, and the next cycle rotated into
         # the two words it spans and written (``_weight_segment_writes``): a record is in its
         # bank the cycle after its last byte's beat (pruned: PRUNE_CYCLES later).
-        w_sub, w_rec_base = sub_counter("w_wr", C, b_ksteps[bank_of_beat], WE, to_weight)
+        # The weight transfer whose beats arrive: weight loads are read in issue order into banks
+        # 0, 1, 0, ... (LDB j into bank j % 2), so its bank is a toggle (``w_cur_bank``, flipped
+        # by a transfer's last record), and its load's fields, rows and format are copies of its
+        # bank's (``w_cur_*``): loaded when a load issues into the bank current from the next
+        # cycle on, or when a transfer ends, from the other bank's registers. A beat's group
+        # arithmetic starts from registers of its own transfer, with no select by its bank.
+        wq = Signal(name="w_cur_bank")
+        w_end = Signal(name="w_transfer_end")
+        m.d.comb += w_end.eq(to_weight & bt.last)
+        wq_next = wq ^ w_end
+        m.d.sync += wq.eq(wq_next)
+        cw_rows = [Signal(_beat_row_layout(geo), name=f"w_cur_row{h}") for h in range(len(cur_rows))]
+        cw_fmt = Signal.like(cur_fmt, name="w_cur_format")
+        cw_prune = Signal(name="w_cur_prune")
+        cw_n = Signal.like(b_n[0], name="w_cur_n")
+        cw_mlog = Signal.like(b_mlog2[0], name="w_cur_m_log2")
+        cw_ksteps = Signal.like(b_ksteps[0], name="w_cur_ksteps")
+        other = ~wq
+        cw_regs = [*cw_rows, cw_fmt, cw_prune, cw_n, cw_mlog, cw_ksteps]
+        from_issue = [*(r.as_value() for r in cur_rows), cur_fmt, cur.prune, cur.n, cur.m_log2, cur.k_steps]
+        from_bank = [*(Mux(other, b_rows[1][h].as_value(), b_rows[0][h].as_value()) for h in range(len(cur_rows))),
+                     Mux(other, b_fmts[1], b_fmts[0]), b_prune.bit_select(other, 1), b_n[other], b_mlog2[other],
+                     b_ksteps[other]]
+        with m.If(issued & (cur.op == isa.OP_LDB) & (b_next == wq_next)):
+            m.d.sync += [r.eq(v) for r, v in zip(cw_regs, from_issue)]
+        with m.Elif(w_end):
+            m.d.sync += [r.eq(v) for r, v in zip(cw_regs, from_bank)]
+        w_sub, w_rec_base = sub_counter("w_wr", C, cw_ksteps, WE, to_weight)
         w_beat = Signal(name="w_beat")
         m.d.comb += w_beat.eq(self.rd_data.valid & (bt.target[1] == 1))
-        w_pruning = b_prune.bit_select(bank_of_beat, 1) if M > 1 else Const(0)
-        groups = _weight_beat_groups(m, geo, rx, bt.last, self.rd_data.payload, w_beat, ib, bank_of_beat,
-                                     b_rows, b_fmts)
+        w_pruning = cw_prune if M > 1 else Const(0)
+        groups = _weight_beat_groups(m, geo, rx, bt.last, self.rd_data.payload, w_beat, ib, cw_rows, cw_fmt)
         e_done = Signal(range(WE + 1), name="w_rec_entries")  # entries of the record in progress so far
         with m.If(w_beat):
             m.d.sync += e_done.eq(Mux(rx["completes"], 0, e_done + groups["count"]))
-        segs = {"bank": bank_of_beat, "last": to_weight & bt.last,
+        segs = {"bank": wq, "last": w_end,
                 "seg": (w_beat, w_sub, w_rec_base + e_done, groups["mask"])}
         plain_lists = _split_entries(groups["entries"], geo.w_seg_entries, ib)
         if M > 1:
             rank = _RankStage(geo, ib)
             pruned = self._prune_unit(m, geo, rank, groups["seq"], w_beat & w_pruning, segs,
-                                      b_n[bank_of_beat], b_mlog2[bank_of_beat], ib)
+                                      cw_n, cw_mlog, ib)
         else:  # a dense-only array: no N:M load to prune
             pruned = None
         # One segment register per bank: a pruned beat's segments come PRUNE_CYCLES after it, when
         # a plain load into the other bank may already be arriving.
         for b in range(2):
-            plain = w_beat & ~w_pruning & (bank_of_beat == b)
+            plain = w_beat & ~w_pruning & (wq == b)
             if pruned is None:
                 _weight_segment_writes(m, geo, f"weight{b}", [(plain, segs, plain_lists)], w_ram[b], ib)
             else:
@@ -511,8 +537,8 @@ class NmTrainAccelerator(wiring.Component):
                 _weight_segment_writes(m, geo, f"weight{b}",
                                        [(from_prune, pruned["segs"], pruned["lists"]), (plain, segs, plain_lists)],
                                        w_ram[b], ib)
-        with m.If(to_weight & ~w_pruning & bt.last):
-            m.d.sync += b_ready.bit_select(bank_of_beat, 1).eq(1)
+        with m.If(w_end & ~w_pruning):
+            m.d.sync += b_ready.bit_select(wq, 1).eq(1)
         if pruned is not None:
             with m.If(pruned["segs"]["last"] & pruned["pruning"]):
                 m.d.sync += b_ready.bit_select(pruned["segs"]["bank"], 1).eq(1)
@@ -1431,7 +1457,7 @@ def _weight_beat_format(m, n, m_log2, prune, ib):
     return fmt
 
 
-def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, bank, rows, fmts):
+def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
     """A weight load's beat as whole groups: the bytes not yet written from earlier beats (a
     register of ``w_hold_bytes``) followed by the beat's (``seq``), of which the complete groups
     of the record in progress (compressed groups of the load's N:M, or dense groups of M bytes
@@ -1441,29 +1467,31 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, bank, rows, fmts):
     groups unpacked: ``w_seg_entries`` entries of an INT8 value and an ``ib``-bit index; 1:1:
     entry k is byte k with index 0), ``count`` (the entries of the groups taken) and ``mask``
     (its low ``count`` bits set). ``rx``: the receiver's byte count of the record in progress
-    (``_count_beats``). ``rows``: per weight bank, its load's :func:`_weight_beat_rows`
-    (registers), ``fmts`` its :func:`_weight_beat_format` (a register), ``bank`` the beat's.
+    (``_count_beats``). ``rows``: the transfer's load's :func:`_weight_beat_rows` (registers),
+    ``fmt`` its :func:`_weight_beat_format` (a register).
 
     The held bytes' arithmetic is a row of a table, a register (``w_row``): the row of the
-    held bytes, selected in the beat before from the bank's rows by what that beat left held,
-    or, in a transfer's first beat (no bytes held), the bank's first row. So a beat's groups
-    taken, entries and held bytes come from registers through selects, without an adder or a
-    division in the loop from one beat's held bytes to the next's."""
+    held bytes, selected in the beat before from the load's rows by what that beat left held,
+    or, in a transfer's first beat (no bytes held), the first row. So a beat's groups taken,
+    entries and held bytes come from registers through selects, without an adder or a
+    division in the loop from one beat's held bytes to the next's. The held bytes are zero
+    past the ``h`` held (``w_hold``), so the sequence is the held bytes ORed with the beat's
+    shifted past them; the unpack takes each entry bit as an AND-OR over the sequence bits
+    the formats put there, each with the OR of those formats' bits (registers)."""
     DB, HB, SQ, EB = geo.beat_bytes, geo.w_hold_bytes, geo.w_seq_bytes, geo.w_seg_entries
     need, completes, size = rx["need"], rx["completes"], rx["size"]
     layout = _beat_row_layout(geo)
     h = Signal(range(HB + 1), name="w_held")
     hold = Signal(8 * HB, name="w_hold", reset_less=True)
     row_q = Signal(layout, name="w_row")  # the row of ``h`` (within a transfer)
-    fresh = Signal(init=1, name="w_fresh")  # no transfer in progress: h is 0, the row the bank's first
+    fresh = Signal(init=1, name="w_fresh")  # no transfer in progress: h is 0, the row the first
     row = Signal(layout, name="w_row_now")
-    first = [r[0].as_value() for r in rows]  # per bank: the row of no bytes held
-    m.d.comb += row.eq(Mux(fresh, Mux(bank, first[1], first[0]), row_q.as_value()))
+    first = rows[0].as_value()  # the row of no bytes held
+    m.d.comb += row.eq(Mux(fresh, first, row_q.as_value()))
     placed = Signal(8 * SQ, name="w_beat_placed")
     m.d.comb += placed.eq((Cat(data_, Const(0, 8 * HB)) << (h * 8))[: 8 * SQ])
     seq = Signal(8 * SQ, name="w_seq")
-    m.d.comb += seq.eq(Cat(*(Mux(k < h, hold[8 * k : 8 * k + 8], placed[8 * k : 8 * k + 8]) if k < HB
-                             else placed[8 * k : 8 * k + 8] for k in range(SQ))))
+    m.d.comb += seq.eq(Cat(hold, Const(0, 8 * (SQ - HB))) | placed)
     # A beat that completes its record takes the record's last ``need`` bytes after the held
     # ones (whole groups); if the transfer goes on past it inside the beat, the rest is held.
     ends = Signal(name="w_transfer_ends")  # nothing after the record in this beat
@@ -1476,29 +1504,63 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, bank, rows, fmts):
     m.d.comb += shift.eq(Mux(completes, need, row.shift))
     entries = Signal(EB * (8 + ib), name="w_beat_entries_unpacked")
     units = _weight_units(ib) if ib else [(1, 0, 1)]
-    fmt = Signal(len(fmts[0]), name="w_format")
-    m.d.comb += fmt.eq(Mux(bank, fmts[1], fmts[0]))
-    m.d.comb += entries.eq(_or_all([Mux(fmt[i], _unpack(seq, n_, ml, EB, ib), 0)
-                                    for i, (n_, ml, _) in enumerate(units[: len(fmts[0])])], EB * (8 + ib)))
+    m.d.comb += entries.eq(_unpack_select(seq, fmt, [(n_, ml) for n_, ml, _ in units[: len(fmt)]], EB, ib))
     # The next beat's held bytes and row: the bank's row of them (by need reversed: DB - need
     # held after a completed record the transfer goes on past).
     h_next = Signal(range(HB + 1), name="w_held_next")
     m.d.comb += h_next.eq(Mux(completes, Mux(ends, 0, DB - need), row.next))
-    bank_rows = [Array([x.as_value() for x in r]) for r in rows]
-    rev = [Array([(r[DB - x] if DB - x <= HB else r[0]).as_value() for x in range(DB + 1)]) for r in rows]
+    load_rows = Array([x.as_value() for x in rows])
+    rev = Array([(rows[DB - x] if DB - x <= HB else rows[0]).as_value() for x in range(DB + 1)])
     nx = need[: max(1, DB.bit_length())]
     row_next = Signal(layout, name="w_row_next")
     with m.If(completes):
-        m.d.comb += row_next.eq(Mux(ends, Mux(bank, first[1], first[0]), Mux(bank, rev[1][nx], rev[0][nx])))
+        m.d.comb += row_next.eq(Mux(ends, first, rev[nx]))
     with m.Else():
-        m.d.comb += row_next.eq(Mux(bank, bank_rows[1][row.next], bank_rows[0][row.next]))
+        m.d.comb += row_next.eq(load_rows[row.next])
     data_ext = Cat(data_, Const(0, 8 * HB))
     with m.If(valid):
         m.d.sync += [
             h.eq(h_next), row_q.eq(row_next), fresh.eq(completes & last),
-            hold.eq(Mux(~completes & row.zero, seq[: 8 * HB], (data_ext >> (shift * 8))[: 8 * HB])),
+            # (zero past the bytes held: none when the transfer ends)
+            hold.eq(Mux(completes & ends, 0,
+                        Mux(~completes & row.zero, seq[: 8 * HB], (data_ext >> (shift * 8))[: 8 * HB]))),
         ]
     return {"seq": seq, "entries": entries, "count": count, "mask": count_mask}
+
+
+def _unpack_positions(n, m_log2, entries, ib, nbits):
+    """Per output bit of :func:`_unpack` of a record of ``nbits`` bits, the record bit it
+    takes, or ``None`` where it is zero."""
+    gb = n + -(-n * m_log2 // 8)
+    out = []
+    for t in range(entries):
+        g, j = divmod(t, n)
+        at = 8 * (g * gb + j)
+        out += [at + i if at + 8 <= nbits else None for i in range(8)]
+        if ib:
+            bit = 8 * (g * gb + n) + j * m_log2
+            ok = m_log2 and bit + m_log2 <= nbits
+            out += [bit + k if ok and k < m_log2 else None for k in range(ib)]
+    return out
+
+
+def _unpack_select(record, fmt, formats, entries, ib):
+    """:func:`_unpack` of ``record`` in the format whose bit of ``fmt`` is set (``formats``: its
+    ``(n, m_log2)`` per bit), as one AND-OR per output bit over the record bits the formats
+    take there, each ANDed with the OR of the format bits that take it (a function of ``fmt``
+    alone, off the record's path)."""
+    lists = [_unpack_positions(n_, ml, entries, ib, len(record)) for n_, ml in formats]
+    out = []
+    for o in range(entries * (8 + ib)):
+        by = {}
+        for i, pos in enumerate(lists):
+            if pos[o] is not None:
+                by.setdefault(pos[o], []).append(i)
+        bit = Const(0, 1)
+        for p, fs in by.items():
+            bit = bit | (record[p] & Cat(*(fmt[i] for i in fs)).any())
+        out.append(bit)
+    return Cat(*out)
 
 
 def _split_entries(entries, count, ib):
