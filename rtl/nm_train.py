@@ -386,12 +386,15 @@ class NmTrainAccelerator(wiring.Component):
         fetched = self.instr.payload
         fetch = Signal(name="instr_fetch")
         m.d.comb += fetch.eq(self.instr.valid & self.instr.ready)
-        new_rows = _weight_beat_rows(m, geo, fetched.n, fetched.m_log2, fetched.prune if M > 1 else Const(0), ib)
+        # (registered at fetch: the load's group unit as one bit per unit, and its format; the
+        # rows are a table of the unit's bit, an OR of constants, at the issue)
+        new_unit = _weight_beat_unit(m, fetched.n, fetched.m_log2, fetched.prune if M > 1 else Const(0), ib)
         new_fmt = _weight_beat_format(m, fetched.n, fetched.m_log2, fetched.prune if M > 1 else Const(0), ib)
-        cur_rows = [Signal.like(r, name=f"instr_row{h}", reset_less=True) for h, r in enumerate(new_rows)]
+        cur_unit = Signal.like(new_unit, name="instr_unit", reset_less=True)
         cur_fmt = Signal.like(new_fmt, name="instr_format", reset_less=True)
         with m.If(fetch):
-            m.d.sync += [r.eq(x) for r, x in zip(cur_rows, new_rows)] + [cur_fmt.eq(new_fmt)]
+            m.d.sync += [cur_unit.eq(new_unit), cur_fmt.eq(new_fmt)]
+        cur_rows = _weight_beat_rows_of(m, geo, cur_unit, ib)
         b_rows = [[Signal(_beat_row_layout(geo), name=f"weight{b}_row{h}") for h in range(len(cur_rows))]
                   for b in range(2)]
         b_fmts = [Signal.like(cur_fmt, name=f"weight{b}_format") for b in range(2)]
@@ -491,8 +494,7 @@ class NmTrainAccelerator(wiring.Component):
         wq = Signal(name="w_cur_bank")
         w_end = Signal(name="w_transfer_end")
         m.d.comb += w_end.eq(to_weight & bt.last)
-        wq_next = wq ^ w_end
-        m.d.sync += wq.eq(wq_next)
+        m.d.sync += wq.eq(wq ^ w_end)
         cw_rows = [Signal(_beat_row_layout(geo), name=f"w_cur_row{h}") for h in range(len(cur_rows))]
         cw_fmt = Signal.like(cur_fmt, name="w_cur_format")
         cw_prune = Signal(name="w_cur_prune")
@@ -505,10 +507,11 @@ class NmTrainAccelerator(wiring.Component):
         from_bank = [*(Mux(other, b_rows[1][h].as_value(), b_rows[0][h].as_value()) for h in range(len(cur_rows))),
                      Mux(other, b_fmts[1], b_fmts[0]), b_prune.bit_select(other, 1), b_n[other], b_mlog2[other],
                      b_ksteps[other]]
-        with m.If(issued & (cur.op == isa.OP_LDB) & (b_next == wq_next)):
-            m.d.sync += [r.eq(v) for r, v in zip(cw_regs, from_issue)]
-        with m.Elif(w_end):
-            m.d.sync += [r.eq(v) for r, v in zip(cw_regs, from_bank)]
+        # (an LDB issues into the current bank only with no weight transfer in flight, and into
+        # the other one while one is: so the copy is loaded from the issue whenever one issues)
+        ldb_issue = issued & (cur.op == isa.OP_LDB)
+        with m.If((ldb_issue & (b_next == wq)) | w_end):
+            m.d.sync += [r.eq(Mux(ldb_issue, v, bv)) for r, v, bv in zip(cw_regs, from_issue, from_bank)]
         w_sub, w_rec_base = sub_counter("w_wr", C, cw_ksteps, WE, to_weight)
         w_beat = Signal(name="w_beat")
         m.d.comb += w_beat.eq(self.rd_data.valid & (bt.target[1] == 1))
@@ -584,8 +587,11 @@ class NmTrainAccelerator(wiring.Component):
         fc = Signal(18)  # fold cycle
         q0 = Signal(count_bits)
         qb = Signal(count_bits)
-        fold_end = Signal()
-        m.d.comb += fold_end.eq(rs & (fc == fold_last))
+        # A fold's last cycle as a register: the fold counter counts every cycle of an MM job's
+        # read stage from 0 at its start, so it is fold_last next cycle when it is fold_last - 1
+        # now (folds take at least five cycles).
+        fold_end = Signal(name="fold_end")
+        m.d.sync += fold_end.eq(rs & ~fold_end & (fc + 1 == fold_last))
         # Whether the fold is the last of its column (row, k) blocks: compares registered every
         # cycle, read at a fold's end only (q0, p0 and k0 change at fold ends, a job's fields are
         # fixed from its start, and a fold takes at least five cycles), so that the fold's end
@@ -631,7 +637,11 @@ class NmTrainAccelerator(wiring.Component):
                 m.d.sync += fc.eq(fc + 1)
             step_now = fc
             ctl.update(stream=stream, first=fc == 0, last=fc + 1 == job.k_steps, p0=p0, q0=q0,
-                       fold_start=rs & (fc == 0), qb=qb)
+                       fold_start=rs & (fc == 0), qb=qb,
+                       # the fold's rows and columns inside the tile (compared here, off the
+                       # select stage's path into the array)
+                       rows_in=Cat(*(p0 + r < job.count for r in range(R))),
+                       cols_in=Cat(*(q0 + c < job.width for c in range(C))))
             with m.If(rs_finish):
                 m.d.sync += [p0.eq(0), p_base.eq(0)]
         else:
@@ -686,7 +696,8 @@ class NmTrainAccelerator(wiring.Component):
                 m.d.sync += [k0.eq(0), base_g.eq(0), base_j.eq(0)]
             step_now = wstep
             ctl.update(preload=preload, stream=stream, step=wstep, q0=q0, qb=qb,
-                       fold_start=rs & (fc == 0), add=job.acc | (k0 != 0))
+                       fold_start=rs & (fc == 0), add=job.acc | (k0 != 0),
+                       cols_in=Cat(*((q0 + c < job.width) & (wstep < job.k_steps) for c in range(C))))
         with m.If(start_mm):
             m.d.sync += rs_run.eq(1)
         with m.If(rs_finish):
@@ -740,16 +751,18 @@ class NmTrainAccelerator(wiring.Component):
         # pre-generation unit only its sub-bank's pair (selected before the register).
         w_async = [[w_ram[b][c].read(m, w_rd_even[: geo.w_word_addr_bits],
                                      (w_rd_word >> 1)[: geo.w_word_addr_bits]) for c in range(C)] for b in range(2)]
-        w_words = [[tuple(_reg(m, d, f"weight{b}_{c}_read{h}", reset_less=True) for h, d in enumerate(pair))
-                    for c, pair in enumerate(bank)] for b, bank in enumerate(w_async)]
+        # (per column the word the offset lies in, of the job's bank, selected before the
+        # register: the select stage's path into the array is the entry select alone)
+        mm_odd = w_off_q[lww]  # (the MM's offset: the RAMs read it while the MM reads)
+        w_words = [_reg(m, Mux(b_sel, Mux(mm_odd, w_async[1][c][1], w_async[1][c][0]),
+                               Mux(mm_odd, w_async[0][c][1], w_async[0][c][0])),
+                        f"weight_word{c}", reset_less=True) for c in range(C)]
         w_ent_q = _reg(m, w_rd_off[:lww] if lww else Const(0, 1), "w_entry_q", reset_less=True)
-        w_odd_q = _reg(m, w_rd_word[0], "w_odd_q", reset_less=True)
         w_value = [Signal(8, name=f"w_value{c}") for c in range(C)]
         w_index = [Signal(max(1, ib), name=f"w_index{c}") for c in range(C)]
         EW = 8 + ib
         for c in range(C):
-            word = Mux(b_sel, Mux(w_odd_q, w_words[1][c][1], w_words[1][c][0]),
-                       Mux(w_odd_q, w_words[0][c][1], w_words[0][c][0]))
+            word = w_words[c]
             entry = word.word_select(w_ent_q, EW) if lww else word[:EW]
             m.d.comb += w_value[c].eq(entry[:8])
             if ib:
@@ -759,12 +772,14 @@ class NmTrainAccelerator(wiring.Component):
         a_in = data.View(array.a_layout, array.a.payload)
         b_in = data.View(array.b_layout, array.b.payload)
         result = data.View(array.result_layout, array.result.payload)
-        m_job = Signal(5)
-        m.d.comb += m_job.eq(job.m)
+        # (the job's lanes below its M, registered: the job's fields are fixed from its start,
+        # the select stage comes two cycles later)
+        lane_on = Signal(M, name="lane_on")
+        m.d.sync += lane_on.eq(Cat(*(lane < job.m for lane in range(M))))
 
         def masked(raw):
             """Lanes at and above the job's M read as zero."""
-            return Cat(*(Mux(lane < m_job, raw[8 * lane : 8 * lane + 8], 0) for lane in range(M)))
+            return Cat(*(Mux(lane_on[lane], raw[8 * lane : 8 * lane + 8], 0) for lane in range(M)))
 
         def weight_entry(c, valid):
             m.d.comb += b_in.values[c].eq(Mux(valid, w_value[c], 0))
@@ -775,15 +790,15 @@ class NmTrainAccelerator(wiring.Component):
             m.d.comb += [array.a.valid.eq(s2["stream"]), array.b.valid.eq(s2["stream"]),
                          a_in.first.eq(s2["first"]), a_in.last.eq(s2["last"])]
             for r in range(R):
-                m.d.comb += a_in.windows[r].eq(Mux(s2["p0"] + r < job.count, masked(in_data[r]), 0))
+                m.d.comb += a_in.windows[r].eq(Mux(s2["rows_in"][r], masked(in_data[r]), 0))
             for c in range(C):
-                weight_entry(c, s2["q0"] + c < job.width)
+                weight_entry(c, s2["cols_in"][c])
         else:
             m.d.comb += [array.a.valid.eq(s2["stream"]), array.b.valid.eq(s2["preload"])]
             for r in range(R):
                 m.d.comb += a_in.windows[r].eq(Mux(row_v[r], masked(in_data[r]), 0))
             for c in range(C):
-                weight_entry(c, (s2["q0"] + c < job.width) & (s2["step"] < job.k_steps))
+                weight_entry(c, s2["cols_in"][c])
 
         # ---- output: result rows read-added into the output bank ------------------------------
         # The fold whose results leave the array: latched at its first handshake, so the
@@ -859,14 +874,16 @@ class NmTrainAccelerator(wiring.Component):
                     pairs.append(Cat(values(Mux(b_sel, b1[0], b0[0])), values(Mux(b_sel, b1[1], b0[1]))))
                 pair_now = Signal(2 * WW * 8, name="pg_words_now")
                 m.d.comb += pair_now.eq(Array(pairs)[sub[:sb]])
-                pair = _reg(m, pair_now, "pg_words", reset_less=True)
-                even, odd = pair[: WW * 8], pair[WW * 8 :]
-                vals = Cat(Mux(w_odd_q, odd, even), Mux(w_odd_q, even, odd))
+                # (the offset's word first, the next one after it: ordered before the register)
+                even, odd = pair_now[: WW * 8], pair_now[WW * 8 :]
+                pg_odd = pg_offset[lww] if lww < len(pg_offset) else Const(0)
+                vals = _reg(m, Cat(Mux(pg_odd, odd, even), Mux(pg_odd, even, odd)), "pg_words",
+                            reset_less=True)
                 chunk = Signal(8 * WW, name="pg_chunk")
                 m.d.comb += chunk.eq((vals >> Cat(Const(0, 3), w_ent_q))[: 8 * WW] if lww else vals[: 8 * WW])
                 return chunk
 
-            pg = self._pregen_unit(m, geo, rank, job, start_pgs, busy, read_chunk, b_size, C, ib)
+            pg = self._pregen_unit(m, geo, rank, job, start_pgs, busy, read_chunk, b_size, [b_ksteps[0], b_ksteps[1]], C, ib)
             m.d.comb += [pg_reading.eq(pg["ram_select"]), pg_offset.eq(pg["offset"]), pg_even.eq(pg["even_word"])]
             rank.build(m)
             pg_done = pg["done"]
@@ -889,8 +906,12 @@ class NmTrainAccelerator(wiring.Component):
             m.d.sync += [draining.eq(1), drain_left.eq(isa.MM_PIPE_CYCLES - 1)]
         with m.If(draining):
             m.d.sync += drain_left.eq(drain_left - 1)
+        # (the drain's last cycle registered: drain_left is 1 the cycle before)
+        assert isa.MM_PIPE_CYCLES >= 2
+        drain_end = Signal(name="drain_end")
+        m.d.sync += drain_end.eq(draining & (drain_left == 1))
         compute_done = Signal()
-        m.d.comb += [compute_done.eq((draining & (drain_left == 0)) | pg_done), pop.eq(compute_done)]
+        m.d.comb += [compute_done.eq(drain_end | pg_done), pop.eq(compute_done)]
         with m.If(compute_done):
             m.d.sync += [draining.eq(0), busy.eq(0)]
             with m.If(job.store):
@@ -950,7 +971,7 @@ class NmTrainAccelerator(wiring.Component):
         return {"got": got, "need": need, "completes": completes, "size": size}
 
     @staticmethod
-    def _pregen_unit(m, geo, rank, job, start, busy, read_chunk, slab_cols, C, ib):
+    def _pregen_unit(m, geo, rank, job, start, busy, read_chunk, slab_cols, bank_cols, C, ib):
         """The pre-generation unit (PGS): prunes the weight bank's dense slab N:M into compressed
         records written to the job's output bank (docs/nm_train.md, "Pre-generation unit").
 
@@ -1012,12 +1033,21 @@ class NmTrainAccelerator(wiring.Component):
         reading = Signal(name="pg_reading")
         emitting = Signal(name="pg_emitting")  # axis 1: a column goes to the rank stage
         row_end = Signal(name="pg_row_end")  # the row's last chunk is read
+        # (per weight bank the chunk number of a slab row's last chunk, ceil(cols / W) - 1,
+        # registered from its latest load's record size: a PGS job starts at least two cycles
+        # after its LDB issued)
+        ck_lasts = []
+        for b in range(2):
+            cl = Signal.like(ck, name=f"pg_chunk_last{b}")
+            m.d.sync += cl.eq((bank_cols[b] - 1) >> _log2(WW))
+            ck_lasts.append(cl)
+        ck_last = Mux(job.b_bank, ck_lasts[1], ck_lasts[0])
         last = Signal(name="pg_last")  # the sequencer's last cycle
         col_end = Signal(name="pg_column_end")
         m.d.comb += [
             reading.eq(active & ~emit_ph),
             emitting.eq(active & emit_ph),
-            row_end.eq(coff + WW >= slab_cols),
+            row_end.eq(ck == ck_last),
             col_end.eq(col == job.count_last),
             last.eq(active & Mux(job.axis, emit_ph & col_end & (kept >= job.kept_last),
                                  row_end & (row == job.count_last))),
@@ -1250,12 +1280,13 @@ class _RankStage:
 
         # 1: |w| and the pairwise compares, registered
         mags = [_magnitude(m, f"rank_in{e}", v) for e, v in enumerate(self.inputs)]
-        wins = {k: _reg(m, w, f"rank_ge{k[0]}_{k[1]}_q", reset_less=True)
-                for k, w in _rank_compare(m, "rank", mags, Mmax).items()}
+        # (who beats whom within its group, registered: the group's mask is the input's)
+        beaten = {k: _reg(m, w, f"rank_beat{k[0]}_{k[1]}_q", reset_less=True)
+                  for k, w in _rank_beaten(m, "rank", _rank_compare(m, "rank", mags, Mmax), E, gmask, Mmax).items()}
         vals, n, mlog, pgs = stage(1, self.inputs, n, mlog, pgs)
         gmask = _reg(m, gmask, "rank_gmask1", reset_less=True)
         # 2: ranks and kept bytes (only the loading unit's own positions), registered
-        keep = _rank_keep(m, "rank", wins, E, n, gmask, Mmax)
+        keep = _rank_keep_from(m, "rank", beaten, E, n, Mmax)
         own = [Mux(pgs, e < self.widths["pgs"], e < self.widths["prune"]) for e in range(E)]
         keep = [_reg(m, k & o, f"rank_keep{e}") for e, (k, o) in enumerate(zip(keep, own))]
         vals, n, mlog, pgs = stage(2, vals, n, mlog, pgs)
@@ -1410,37 +1441,49 @@ def _beat_row_layout(geo):
     })
 
 
-def _weight_beat_rows(m, geo, n, m_log2, prune, ib):
-    """Per count of held bytes h = 0 .. ``w_hold_bytes`` the row of :func:`_beat_row_layout` for
-    a weight load of ``n``:2^``m_log2`` (``prune``: dense groups of M bytes), constants of the
-    format (a table: the loads' group sizes are few), combinational. The top registers a
-    bank's rows when its load issues, so that a beat's group arithmetic is a select of
-    registers (:func:`_weight_beat_groups`)."""
+def _weight_beat_unit(m, n, m_log2, prune, ib):
+    """One bit per group unit of :func:`_weight_units` (bit 0: 1:1, and any load matching no
+    other) for a weight load of ``n``:2^``m_log2`` (``prune``: dense groups of M bytes),
+    combinational."""
+    units = _weight_units(ib) if ib else [(1, 0, 1)]
+    nw = isa.field_width("n")
+    n_plain = 1 + sum((1 << ml) - 1 for ml in range(1, ib + 1))  # (1:1 and the N:M formats)
+    bits = [(Cat(n[:nw], m_log2, prune) == (n_ | (ml << nw) | (int(i >= n_plain) << (nw + len(m_log2)))))
+            for i, (n_, ml, _) in enumerate(units[1:], start=1)]
+    one = Signal(len(units), name="w_unit_new")
+    m.d.comb += one.eq(Cat(~Cat(*bits).any() if bits else Const(1), *bits))
+    return one
+
+
+def _weight_beat_rows_of(m, geo, unit, ib):
+    """Per count of held bytes h = 0 .. ``w_hold_bytes`` the row of :func:`_beat_row_layout` of
+    the group unit whose bit of ``unit`` (:func:`_weight_beat_unit`) is set: constants of the
+    unit (the loads' group sizes are few) as an AND-OR of its bit, combinational. The top
+    registers a bank's rows when its load issues, so that a beat's group arithmetic is a
+    select of registers (:func:`_weight_beat_groups`)."""
     DB, HB, EB = geo.beat_bytes, geo.w_hold_bytes, geo.w_seg_entries
     layout = _beat_row_layout(geo)
-    rows = [Signal(layout, name=f"w_row_new{h}") for h in range(HB + 1)]
-    nw = isa.field_width("n")
-
-    def unit(n_, g):
-        for h, row in enumerate(rows):
+    units = _weight_units(ib) if ib else [(1, 0, 1)]
+    rows = []
+    for h in range(HB + 1):
+        row = Signal(layout, name=f"w_row_new{h}")
+        consts = []
+        for n_, _, g in units:
             t = h + DB
             used = t // g * g
-            m.d.comb += [row.next.eq(t - used), row.zero.eq(used == 0), row.shift.eq(max(0, used - h)),
-                         row.count.eq(min(t // g * n_, EB))]
-            m.d.comb += [row.ccount[x].eq(min((h + x) // g * n_, EB)) for x in range(DB + 1)]
-
-    if ib:
-        units = _weight_units(ib)
-        n_plain = 1 + sum((1 << ml) - 1 for ml in range(1, ib + 1))  # (1:1 and the N:M formats)
-        with m.Switch(Cat(n[:nw], m_log2, prune)):
-            for i, (n_, ml, g) in enumerate(units[1:], start=1):
-                with m.Case(n_ | (ml << nw) | (int(i >= n_plain) << (nw + len(m_log2)))):
-                    unit(n_, g)
-            with m.Default():
-                unit(1, 1)
-    else:
-        unit(1, 1)
+            c = layout.const({"next": t - used, "zero": int(used == 0), "shift": max(0, used - h),
+                                    "count": min(t // g * n_, EB),
+                                    "ccount": [min((h + x) // g * n_, EB) for x in range(DB + 1)]})
+            consts.append(c.as_value())
+        m.d.comb += row.eq(_or_all([Mux(unit[i], c, 0) for i, c in enumerate(consts)], len(consts[0])))
+        rows.append(row)
     return rows
+
+
+def _weight_beat_rows(m, geo, n, m_log2, prune, ib):
+    """:func:`_weight_beat_rows_of` of a weight load of ``n``:2^``m_log2`` (``prune``: dense
+    groups of M bytes), combinational."""
+    return _weight_beat_rows_of(m, geo, _weight_beat_unit(m, n, m_log2, prune, ib), ib)
 
 
 def _weight_beat_format(m, n, m_log2, prune, ib):
@@ -1500,8 +1543,6 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
     m.d.comb += count.eq(Mux(completes, row.ccount[need[: max(1, DB.bit_length())]], row.count))
     count_mask = Signal(EB, name="w_beat_entry_mask")  # the low ``count`` bits set
     m.d.comb += count_mask.eq(Cat(*(count > j for j in range(EB))))
-    shift = Signal(range(DB + 1), name="w_hold_shift")  # where the bytes held next start in the beat
-    m.d.comb += shift.eq(Mux(completes, need, row.shift))
     entries = Signal(EB * (8 + ib), name="w_beat_entries_unpacked")
     units = _weight_units(ib) if ib else [(1, 0, 1)]
     m.d.comb += entries.eq(_unpack_select(seq, fmt, [(n_, ml) for n_, ml, _ in units[: len(fmt)]], EB, ib))
@@ -1521,9 +1562,10 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
     with m.If(valid):
         m.d.sync += [
             h.eq(h_next), row_q.eq(row_next), fresh.eq(completes & last),
-            # (zero past the bytes held: none when the transfer ends)
-            hold.eq(Mux(completes & ends, 0,
-                        Mux(~completes & row.zero, seq[: 8 * HB], (data_ext >> (shift * 8))[: 8 * HB]))),
+            # (zero past the bytes held: none when the transfer ends; the beat shifted by where
+            # the held bytes start in it, ``need`` or the row's, both shifts in parallel)
+            hold.eq(Mux(completes, Mux(ends, 0, (data_ext >> (nx * 8))[: 8 * HB]),
+                        Mux(row.zero, seq[: 8 * HB], (data_ext >> (row.shift * 8))[: 8 * HB]))),
         ]
     return {"seq": seq, "entries": entries, "count": count, "mask": count_mask}
 
@@ -1769,14 +1811,13 @@ def _group_mask(m, prefix, m_log2):
     return mask
 
 
-def _rank_keep(m, prefix, lower_wins, E, n, group_mask, Mmax):
-    """Per position whether an N:M prune keeps it: fewer than N bytes of its group beat it
-    (larger |w|, or equal |w| at a lower position; ``lower_wins`` of :func:`_rank_compare`;
-    ``group_mask``: M - 1, :func:`_group_mask`)."""
-    keep = []
+def _rank_beaten(m, prefix, lower_wins, E, group_mask, Mmax):
+    """``{(e, b): byte b of e's group beats byte e}`` (larger |w|, or equal |w| at a lower
+    position; ``lower_wins`` of :func:`_rank_compare`; ``group_mask``: M - 1,
+    :func:`_group_mask`), for every b of e's aligned block of ``Mmax``."""
+    beaten = {}
     for e in range(E):
         base, i = e - e % Mmax, e % Mmax
-        beaten = []
         for other in range(Mmax):
             if other == i or base + other >= E:
                 continue
@@ -1784,7 +1825,22 @@ def _rank_keep(m, prefix, lower_wins, E, n, group_mask, Mmax):
             m.d.comb += same.eq(((Const(other ^ i, 5)) & ~group_mask) == 0)
             b = base + other
             stronger = lower_wins[b, e] if b < e else ~lower_wins[e, b]
-            beaten.append(same & stronger)
+            beaten[e, b] = same & stronger
+    return beaten
+
+
+def _rank_keep(m, prefix, lower_wins, E, n, group_mask, Mmax):
+    """Per position whether an N:M prune keeps it: fewer than N bytes of its group beat it
+    (:func:`_rank_beaten`)."""
+    return _rank_keep_from(m, prefix, _rank_beaten(m, prefix, lower_wins, E, group_mask, Mmax), E, n, Mmax)
+
+
+def _rank_keep_from(m, prefix, beaten_by, E, n, Mmax):
+    """Per position whether an N:M prune keeps it: fewer than N of ``beaten_by`` (of
+    :func:`_rank_beaten`, or registers of it) are set for it."""
+    keep = []
+    for e in range(E):
+        beaten = [v for (x, _), v in beaten_by.items() if x == e]
         k = Signal(name=f"{prefix}_keep{e}")
         m.d.comb += k.eq(_less(m, f"{prefix}_keep{e}", _popcount(m, f"{prefix}_keep{e}", beaten), n))
         keep.append(k)
