@@ -104,8 +104,11 @@ def response_layout(line_bytes: int, tag_bits: int) -> data.StructLayout:
 
 
 def pool_layout(lanes: int, entry_bits: int, ctx_bits: int) -> data.StructLayout:
-    """``count`` (1 … lanes) INT8 values to add into elements ``elem`` … ``elem + count - 1``;
-    ``last`` marks a line's final chunk (its tag is free from the next cycle)."""
+    """``count`` (1 … lanes) INT8 values to add into elements ``elem`` … ``elem + count - 1``,
+    in the pooled memories' order: ``values[b]`` is the value of the element that falls in
+    memory ``b`` (element ``elem + ((b - elem) mod lanes)``, its place ``(b - elem) mod lanes``
+    in the chunk; the others are don't-cares); ``last`` marks a line's final chunk (its tag is
+    free from the next cycle)."""
     return data.StructLayout({"elem": unsigned(entry_bits), "count": unsigned(_bits(lanes + 1)),
                               "values": data.ArrayLayout(signed(8), lanes), "last": 1,
                               "ctx": unsigned(ctx_bits)})
@@ -424,7 +427,8 @@ class GatherUnit(wiring.Component):
     resp : In(stream.Signature(response_layout(line_bytes, tag_bits), always_ready=True)).array(channels)
         Delivered lines, one lane per channel.
     pool : Out(stream.Signature(pool_layout(pool_lanes, entry_bits, ctx_bits), always_ready=True))
-        Elements to add into the pooled buffer, one chunk per cycle.
+        Elements to add into the pooled buffer, one chunk per cycle, in the pooled memories'
+        order (each memory's byte picked out of the line by a select of its own).
     tags_used : Out(range(max_outstanding + 1))
         Tags in use at the start of the cycle (requested, queued or pooling).
     hits : Out(1)
@@ -674,13 +678,20 @@ class GatherUnit(wiring.Component):
             self.pool.valid.eq(active | popping),
         ]
         last_chunk = c_left <= lanes
-        shifted = Signal(8 * line)
-        m.d.comb += shifted.eq(store[cur_tag] >> (c_shift * 8))
+        # Pooled memory b takes byte ``c_shift + ((b - c_elem) mod lanes)`` of the line (modulo
+        # the line: exact for the chunk's places below ``count``, the only ones added): the
+        # rotation into the memories' order is in each byte's select, a small sum of registers
+        # formed beside the tag's line select, and not behind the pooled bank's value register.
+        pb = lanes.bit_length() - 1
+        cur = Signal(8 * line)
+        m.d.comb += cur.eq(store[cur_tag])
+        for b in range(lanes):
+            sel = Signal(lb, name=f"c_sel{b}")
+            m.d.comb += sel.eq(c_shift + ((b - c_elem[:pb])[:pb] if pb else 0))
+            m.d.comb += self.pool.payload.values[b].eq(cur.word_select(sel, 8))
         m.d.comb += [
             self.pool.payload.elem.eq(c_elem),
             self.pool.payload.count.eq(Mux(last_chunk, c_left, lanes)),
-            self.pool.payload.values.eq(shifted[: 8 * lanes] if 8 * lanes <= 8 * line
-                                        else shifted),
             self.pool.payload.last.eq(last_chunk),
             self.pool.payload.ctx.eq(c_ctx),
         ]
@@ -742,8 +753,9 @@ class PooledBuffer(wiring.Component):
     Each pooling port owns ``lanes`` memories (element e of port p in memory e % lanes of p, at
     row e // lanes), so a chunk's consecutive elements fall in distinct memories and every
     memory takes at most one element per cycle: a read–add–write pipeline per memory reads the
-    row in the chunk's cycle x (its values registered as they come, their rotation into the
-    memories' order after that register) and writes the sum at the end of x + 1; the read port
+    row in the chunk's cycle x (its values, which come in the memories' order, registered) and
+    writes the sum at the end of x + 1 (the read line plus the memory's value register: no
+    select between the add and a register); the read port
     is transparent to its write port, so a chunk of x + 1 on the same row sees the sum of x (the
     forwarding). The units write disjoint elements and the others hold 0, so an element's value
     is the OR over the ports' memories (no adder).
@@ -881,12 +893,11 @@ class PooledBuffer(wiring.Component):
                 # Stage 1 (the chunk's cycle): read the row; stage 2: add and write.
                 add_q = Signal(name=f"add{p}_{b}")
                 addr_q = Signal(row_bits, name=f"row{p}_{b}")
-                lane_q = Signal.like(lane, name=f"lane_q{p}_{b}")
                 m.d.comb += rd.addr.eq(Mux(active, row, pre[b][0]))
-                m.d.sync += [add_q.eq(active), addr_q.eq(row), lane_q.eq(lane)]
+                m.d.sync += [add_q.eq(active), addr_q.eq(row)]
                 with m.If(add_q):
                     m.d.comb += [wr.en.eq(1), wr.addr.eq(addr_q),
-                                 wr.data.eq(rd.data + values_q[lane_q])]
+                                 wr.data.eq(rd.data + values_q[b])]
                 with m.Elif(clear_on[b]):
                     m.d.comb += [wr.en.eq(1), wr.addr.eq(clear_row[b]), wr.data.eq(0)]
                 bank_or[b] = bank_or[b] | rd.data.as_unsigned()

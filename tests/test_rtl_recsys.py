@@ -307,8 +307,8 @@ def test_pooled_bank_forwards_and_the_reader_clears():
             ctx.set(buf.pool[port].valid, 1)
             ctx.set(buf.pool[port].payload.elem, elem)
             ctx.set(buf.pool[port].payload.count, len(values))
-            for i, v in enumerate(values):
-                ctx.set(buf.pool[port].payload.values[i], v)
+            for i, v in enumerate(values):  # in the memories' order: element elem + i in memory (elem + i) % 2
+                ctx.set(buf.pool[port].payload.values[(elem + i) % 2], v)
 
         def idle(port):
             ctx.set(buf.pool[port].valid, 0)
@@ -416,7 +416,7 @@ def test_pooled_bank_wide_read_clears_what_it_reads():
             ctx.set(buf.pool[port].valid, 1)
             ctx.set(buf.pool[port].payload.elem, e)
             ctx.set(buf.pool[port].payload.count, 1)
-            ctx.set(buf.pool[port].payload.values[0], v)
+            ctx.set(buf.pool[port].payload.values[e % 4], v)  # element e is in memory e % 4
             await ctx.tick()
             ctx.set(buf.pool[port].valid, 0)
         await ctx.tick()  # no read in the cycle after a chunk
