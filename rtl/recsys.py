@@ -1250,11 +1250,25 @@ def _clog2(m: Module, value, bits: int, name: str):
     """``ceil(log2(value))`` for ``value`` >= 1 (combinational): the bit length of ``value - 1``."""
     less = Signal(len(Value.cast(value)), name=f"{name}_m1")
     m.d.comb += less.eq(value - 1)
+    return _bit_length(m, less, bits, name)
+
+
+def _bit_length(m: Module, value, bits: int, name: str):
+    """The bit length ``c`` of ``value`` (combinational; 0 for 0), from the thermometer
+    ``t[i] = value[i:] != 0`` (``c > i``): bit j of ``c`` is set where ``c`` lies in
+    ``[k + 2^j, k + 2^(j+1))`` for some multiple ``k`` of ``2^(j+1)``, an OR of ``t[k + 2^j - 1]
+    & ~t[k + 2^(j+1) - 1]``, so the encoder is two shallow OR trees, not a priority chain."""
+    value = Value.cast(value)
+    w = len(value)
+    therm = [Signal(name=f"{name}_t{i}") for i in range(w)]
+    for i in range(w):
+        m.d.comb += therm[i].eq(value[i:].any())
+    t = lambda i: therm[i] if i < w else Const(0, 1)
     out = Signal(bits, name=name)
-    m.d.comb += out.eq(0)
-    for i in range(len(less)):
-        with m.If(less[i]):
-            m.d.comb += out.eq(i + 1)
+    for j in range(bits):
+        step = 1 << (j + 1)
+        terms = [t(k + (1 << j) - 1) & ~t(k + step - 1) for k in range(0, w + 1, step) if k + (1 << j) - 1 < w]
+        m.d.comb += out[j].eq(Cat(*terms).any() if terms else 0)
     return out
 
 
@@ -1623,8 +1637,11 @@ class DenseEngine(wiring.Component):
             # A GEMM's Q * K (where its biases start), an INTER's P * T (its feature rows).
             m.d.sync += [qk.eq(new.q * new.k), pt.eq(new.p * new.b), lp_act.eq(_clog2(m, new.p, 5, "lp_new"))]
         # The feature store's row stride follows its P x T rows (first used by the first
-        # chunk's write address, three cycles after the INTER is taken).
-        m.d.sync += lp_feat.eq(_clog2(m, pt, 5, "lp_pt"))
+        # chunk's write address, three cycles after the INTER is taken: ``pt`` is loaded in the
+        # cycle it is taken, ``pt - 1`` in the next and its bit length in the one after, so
+        # neither the carry chain nor the priority encoder is in front of the other).
+        pt_m1 = Signal.like(pt, name="pt_m1")
+        m.d.sync += [pt_m1.eq(pt - 1), lp_feat.eq(_bit_length(m, pt_m1, 5, "lp_pt"))]
         with m.If(accept & ~new_inter):
             m.d.sync += issuing.eq(1)
         with m.If(self.cmd.ready & ~new_inter):
