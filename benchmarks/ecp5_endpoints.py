@@ -146,7 +146,10 @@ class Netlist:
             path.append((self.arrival.get(bit, 0.0), c["type"], self.name.get(bit, name)))
             if c["type"] in ("TRELLIS_FF", "DP16KD"):
                 break
-            ins = [b for b in self._inputs(c) if isinstance(b, int) and b in self.driver]
+            # a LUT RAM's read depends on its read address only (its write inputs are endpoints:
+            # following them could loop through a read-add-write back into the same RAM)
+            ports = ("RAD",) if c["type"] == "TRELLIS_DPR16X4" else None
+            ins = [b for b in self._inputs(c, ports) if isinstance(b, int) and b in self.driver]
             if not ins:
                 break
             bit = max(ins, key=lambda b: self.arrival.get(b, 0.0))

@@ -46,6 +46,16 @@ def test_distributed_ram_read_depends_on_its_read_address_only(endpoints):
     assert arrival["TRELLIS_DPR16X4 ram"] == round(0.45 + 0.9 + 1.5 + 0.9 + 0.45 + 0.9 + 0.2, 2)
 
 
+def test_trace_through_a_read_add_write_ends_at_the_read_address_register(endpoints):
+    # the RAM's write data comes from its own read (as a pooled bank's read-add-write does): the
+    # trace into its write inputs follows the read back to the read address's register, once
+    net = endpoints.Netlist(_design(), 0.9)
+    label, bit = next((label, bit) for _, label, bit in net.endpoints() if label == "TRELLIS_DPR16X4 ram")
+    path = net.trace(bit)
+    assert [kind for _, kind, _ in path] == ["TRELLIS_FF", "LUT4", "TRELLIS_DPR16X4", "LUT4"]
+    assert path[0][2] == "unit.addr[0]"
+
+
 def test_units_count_the_endpoints_over_the_threshold(endpoints, capsys, tmp_path):
     import json
 
