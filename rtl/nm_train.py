@@ -1156,8 +1156,7 @@ class NmTrainAccelerator(wiring.Component):
             M_, gb_ = 1 << ml, k + -(-k * ml // 8)
             groups = 1 if ax else -(-P // gb_)
             pos = [(t // k) * M_ + t % k for t in range(groups * k)]
-            # (the squeezed values are zero where no byte is kept: no gate by the valid bits)
-            packed = _pack([Const(1) if q < E else Const(0) for q in pos],
+            packed = _pack([rank.sq_valid[q] if q < E else Const(0) for q in pos],
                            [rank.sq_value[q] if q < E else Const(0, 8) for q in pos],
                            [rank.sq_index[q] if q < E else Const(0, max(1, ib)) for q in pos], k, ml, gb_ * groups)
             if ax:
@@ -1476,9 +1475,7 @@ def _weight_beat_rows_of(m, geo, unit, ib):
                                     "count": min(t // g * n_, EB),
                                     "ccount": [min((h + x) // g * n_, EB) for x in range(DB + 1)]})
             consts.append(c.as_value())
-        width = len(consts[0])
-        m.d.comb += row.eq(Cat(*(Cat(*(unit[i] for i, c in enumerate(consts) if (c.value >> j) & 1)).any()
-                                 if any((c.value >> j) & 1 for c in consts) else Const(0, 1) for j in range(width))))
+        m.d.comb += row.eq(_or_all([Mux(unit[i], c, 0) for i, c in enumerate(consts)], len(consts[0])))
         rows.append(row)
     return rows
 
@@ -1534,10 +1531,8 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
     row = Signal(layout, name="w_row_now")
     first = rows[0].as_value()  # the row of no bytes held
     m.d.comb += row.eq(Mux(fresh, first, row_q.as_value()))
-    h1 = Signal(HB + 1, name="w_held_onehot", init=1)  # h as one bit per count
     placed = Signal(8 * SQ, name="w_beat_placed")
-    m.d.comb += placed.eq(_or_all([Mux(h1[j], (Cat(data_, Const(0, 8 * HB)) << (8 * j))[: 8 * SQ], 0)
-                                   for j in range(HB + 1)], 8 * SQ))
+    m.d.comb += placed.eq((Cat(data_, Const(0, 8 * HB)) << (h * 8))[: 8 * SQ])
     seq = Signal(8 * SQ, name="w_seq")
     m.d.comb += seq.eq(Cat(hold, Const(0, 8 * (SQ - HB))) | placed)
     # A beat that completes its record takes the record's last ``need`` bytes after the held
@@ -1566,7 +1561,7 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
     data_ext = Cat(data_, Const(0, 8 * HB))
     with m.If(valid):
         m.d.sync += [
-            h.eq(h_next), h1.eq(Const(1, HB + 1) << h_next), row_q.eq(row_next), fresh.eq(completes & last),
+            h.eq(h_next), row_q.eq(row_next), fresh.eq(completes & last),
             # (zero past the bytes held: none when the transfer ends; the beat shifted by where
             # the held bytes start in it, ``need`` or the row's, both shifts in parallel)
             hold.eq(Mux(completes, Mux(ends, 0, (data_ext >> (nx * 8))[: 8 * HB]),
