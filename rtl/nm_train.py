@@ -874,11 +874,10 @@ class NmTrainAccelerator(wiring.Component):
                     pairs.append(Cat(values(Mux(b_sel, b1[0], b0[0])), values(Mux(b_sel, b1[1], b0[1]))))
                 pair_now = Signal(2 * WW * 8, name="pg_words_now")
                 m.d.comb += pair_now.eq(Array(pairs)[sub[:sb]])
-                # (the offset's word first, the next one after it: ordered before the register)
-                even, odd = pair_now[: WW * 8], pair_now[WW * 8 :]
-                pg_odd = pg_offset[lww] if lww < len(pg_offset) else Const(0)
-                vals = _reg(m, Cat(Mux(pg_odd, odd, even), Mux(pg_odd, even, odd)), "pg_words",
-                            reset_less=True)
+                pair = _reg(m, pair_now, "pg_words", reset_less=True)
+                pg_odd_q = _reg(m, w_rd_word[0], "pg_odd_q", reset_less=True)
+                even, odd = pair[: WW * 8], pair[WW * 8 :]
+                vals = Cat(Mux(pg_odd_q, odd, even), Mux(pg_odd_q, even, odd))
                 chunk = Signal(8 * WW, name="pg_chunk")
                 m.d.comb += chunk.eq((vals >> Cat(Const(0, 3), w_ent_q))[: 8 * WW] if lww else vals[: 8 * WW])
                 return chunk
