@@ -1043,12 +1043,17 @@ class NmTrainAccelerator(wiring.Component):
         ck_last = Mux(job.b_bank, ck_lasts[1], ck_lasts[0])
         last = Signal(name="pg_last")  # the sequencer's last cycle
         col_end = Signal(name="pg_column_end")
+        # (axis 1: whether the groups before hold the job's kept entries but the last, registered:
+        # ``kept`` changes at a group's last column only, and is read at the next group's last
+        # column, at least M rows' reads later; a job starts with it 0)
+        kept_all = Signal(name="pg_kept_all")
+        m.d.sync += kept_all.eq(kept >= job.kept_last)
         m.d.comb += [
             reading.eq(active & ~emit_ph),
             emitting.eq(active & emit_ph),
             row_end.eq(ck == ck_last),
             col_end.eq(col == job.count_last),
-            last.eq(active & Mux(job.axis, emit_ph & col_end & (kept >= job.kept_last),
+            last.eq(active & Mux(job.axis, emit_ph & col_end & kept_all,
                                  row_end & (row == job.count_last))),
         ]
         # The read offset base + coff as a register of its own (the weight RAMs' address: no
