@@ -955,7 +955,11 @@ class NmTrainAccelerator(wiring.Component):
         completes = Signal(name="rx_completes")
         # per target: its record size less ``got`` (meaningful for the oldest route's target)
         left = [Signal(range(RB + 1), name=f"rx_left{t}") for t in range(len(rec_bytes_of))]
-        m.d.comb += [need.eq(Array(left)[target]), completes.eq(need <= DB)]
+        # (whether the record ends in this beat: per target ``left <= DB`` as explicit logic from
+        # the registers, then the target's, instead of a carry-chain compare after the select)
+        fits = [_less(m, f"rx_fits{t}", [l[i] for i in range(len(l))], Const(DB + 1, (DB + 1).bit_length()))
+                for t, l in enumerate(left)]
+        m.d.comb += [need.eq(Array(left)[target]), completes.eq(Array(fits)[target])]
         m.d.comb += [receiver.rd_data.valid.eq(self.rd_data.valid & completes),
                      receiver.rd_data.payload.eq(self.rd_data.payload)]
         got_next = Signal.like(got, name="rx_got_next")
