@@ -52,8 +52,26 @@ def test_trace_through_a_read_add_write_ends_at_the_read_address_register(endpoi
     net = endpoints.Netlist(_design(), 0.9)
     label, bit = next((label, bit) for _, label, bit in net.endpoints() if label == "TRELLIS_DPR16X4 ram")
     path = net.trace(bit)
-    assert [kind for _, kind, _ in path] == ["TRELLIS_FF", "LUT4", "TRELLIS_DPR16X4", "LUT4"]
+    assert [hop[1] for hop in path] == ["TRELLIS_FF", "LUT4", "TRELLIS_DPR16X4", "LUT4"]
     assert path[0][2] == "unit.addr[0]"
+    # each hop's loads: the register drives one LUT, the LUT the read address, the read data the
+    # register, the LUT and the RAM's own write data, the last LUT the write address and enable
+    assert [hop[3] for hop in path] == [1, 1, 3, 2]
+
+
+def test_fanout_lists_registers_by_their_loads(endpoints, capsys, tmp_path):
+    import json
+
+    design = _design()
+    cells = design["modules"]["top"]["cells"]
+    for i in range(5):  # ra's output now also drives five more LUTs
+        cells[f"extra{i}"] = _cell("LUT4", {"A": 2}, {"Z": 20 + i})
+    path = tmp_path / "ecp5_packed.json"
+    path.write_text(json.dumps(design))
+    assert endpoints.main(["--netlist", str(path), "--top", "0", "--fanout", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = lines.index(next(line for line in lines if line.startswith("register outputs by loads")))
+    assert [line.split() for line in lines[at + 1:at + 3]] == [["6", "unit.addr[0]"], ["0", "other.data[0]"]]
 
 
 def test_units_count_the_endpoints_over_the_threshold(endpoints, capsys, tmp_path):

@@ -130,6 +130,7 @@ def test_nextpnr_command_names_seed_and_placer_and_leaves_the_default_placer_unn
     cmd = nextpnr_ecp5_command("n.json", "r.json", "l.log")
     assert cmd[cmd.index("--seed") + 1] == "1" and cmd[cmd.index("--speed") + 1] == "6"
     assert "--placer" not in cmd
+    assert "--detailed-timing-report" in cmd  # benchmarks/routed_endpoints.py reads its arrivals
     cmd = nextpnr_ecp5_command("n.json", "r.json", "l.log", seed=7, placer="static", speed=8)
     assert cmd[cmd.index("--seed") + 1] == "7" and cmd[cmd.index("--placer") + 1] == "static"
     assert cmd[cmd.index("--speed") + 1] == "8"
