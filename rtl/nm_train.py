@@ -303,7 +303,7 @@ class NmTrainAccelerator(wiring.Component):
         # Loads in flight: at most one per bank (a bank's next load waits for its readers,
         # which wait for its data): four, one spare.
         receiver = m.submodules.receiver = shell.Receiver(
-            data_bits=geo.beat_bytes * 8, targets=_TARGETS, count_bits=count_bits, depth=5
+            data_bits=geo.beat_bytes * 8, targets=_TARGETS, count_bits=count_bits, depth=5, ahead=True
         )
         store = m.submodules.store = shell.Store(
             banks=2, addr_bits=isa.field_width("addr"), count_bits=count_bits, data_bits=out_bits,
@@ -448,12 +448,19 @@ class NmTrainAccelerator(wiring.Component):
             with m.Elif(pop):
                 m.d.sync += queue[i].eq(nxt)
         m.d.sync += level.eq(level + push - pop)
+        # The computing job's weight bank from the next cycle on (entry 0's next ``b_bank``): the
+        # weight RAMs' bank select, per column, in registers of their own (one job-queue bit
+        # drove every weight word's select: 2,337 LUT inputs at tiny).
+        b_bank_next = Signal(name="job_b_bank_next")
+        m.d.comb += b_bank_next.eq(Mux(push & (slot == 0), new_job.b_bank,
+                                       Mux(pop, queue[1].b_bank, queue[0].b_bank)))
 
         # ---- receiver: records into the banks -----------------------------------------------
         beat = receiver.beat
         bt = beat.payload
-        to_input = beat.valid & (bt.target[1] == 0)
-        to_weight = beat.valid & (bt.target[1] == 1)
+        # (beat.valid & the target's kind, from the read data's valid and a register: _count_beats)
+        to_input = self.rd_data.valid & rx["in_take"]
+        to_weight = self.rd_data.valid & rx["w_take"]
         bank_of_beat = bt.target[0]
         def sub_counter(name, subs, size, cap, enable):
             """(sub-bank, base) of the record in progress: record i of a transfer of records of
@@ -492,16 +499,17 @@ class NmTrainAccelerator(wiring.Component):
         # cycle on, or when a transfer ends, from the other bank's registers. A beat's group
         # arithmetic starts from registers of its own transfer, with no select by its bank.
         wq = Signal(name="w_cur_bank")
+        wq_cur = Signal(name="w_cur_bank_copy")  # (the same toggle, for the copies' loads alone)
         w_end = Signal(name="w_transfer_end")
-        m.d.comb += w_end.eq(to_weight & bt.last)
-        m.d.sync += wq.eq(wq ^ w_end)
+        m.d.comb += w_end.eq(self.rd_data.valid & rx["w_end"])  # (to_weight & bt.last)
+        m.d.sync += [wq.eq(wq ^ w_end), wq_cur.eq(wq_cur ^ w_end)]
         cw_rows = [Signal(_beat_row_layout(geo), name=f"w_cur_row{h}") for h in range(len(cur_rows))]
         cw_fmt = Signal.like(cur_fmt, name="w_cur_format")
         cw_prune = Signal(name="w_cur_prune")
         cw_n = Signal.like(b_n[0], name="w_cur_n")
         cw_mlog = Signal.like(b_mlog2[0], name="w_cur_m_log2")
         cw_ksteps = Signal.like(b_ksteps[0], name="w_cur_ksteps")
-        other = ~wq
+        other = ~wq_cur
         cw_regs = [*cw_rows, cw_fmt, cw_prune, cw_n, cw_mlog, cw_ksteps]
         from_issue = [*(r.as_value() for r in cur_rows), cur_fmt, cur.prune, cur.n, cur.m_log2, cur.k_steps]
         from_bank = [*(Mux(other, b_rows[1][h].as_value(), b_rows[0][h].as_value()) for h in range(len(cur_rows))),
@@ -510,7 +518,7 @@ class NmTrainAccelerator(wiring.Component):
         # (an LDB issues into the current bank only with no weight transfer in flight, and into
         # the other one while one is: so the copy is loaded from the issue whenever one issues)
         ldb_issue = issued & (cur.op == isa.OP_LDB)
-        with m.If((ldb_issue & (b_next == wq)) | w_end):
+        with m.If((ldb_issue & (b_next == wq_cur)) | w_end):
             m.d.sync += [r.eq(Mux(ldb_issue, v, bv)) for r, v, bv in zip(cw_regs, from_issue, from_bank)]
         w_sub, w_rec_base = sub_counter("w_wr", C, cw_ksteps, WE, to_weight)
         w_beat = Signal(name="w_beat")
@@ -519,7 +527,7 @@ class NmTrainAccelerator(wiring.Component):
         groups = _weight_beat_groups(m, geo, rx, bt.last, self.rd_data.payload, w_beat, ib, cw_rows, cw_fmt)
         e_done = Signal(range(WE + 1), name="w_rec_entries")  # entries of the record in progress so far
         with m.If(w_beat):
-            m.d.sync += e_done.eq(Mux(rx["completes"], 0, e_done + groups["count"]))
+            m.d.sync += e_done.eq(Mux(rx["completes_w"], 0, e_done + groups["count"]))
         segs = {"bank": wq, "last": w_end,
                 "seg": (w_beat, w_sub, w_rec_base + e_done, groups["mask"])}
         plain_lists = _split_entries(groups["entries"], geo.w_seg_entries, ib)
@@ -566,6 +574,8 @@ class NmTrainAccelerator(wiring.Component):
         out_row_bytes = Array(Signal(range(geo.out_row_bytes + 1), name=f"out{b}_row_bytes", reset_less=True)
                               for b in range(2))
         bank_now = Mux(opens, new_bank, tile_bank)
+        # (the job's output bank, a copy per output lane for its reads and write enables)
+        out_bank = _copies(m, Mux(start, bank_now, job_bank), lanes, "out_bank", reset_less=False)
         with m.If(start):
             m.d.sync += [
                 busy.eq(1),
@@ -715,9 +725,8 @@ class NmTrainAccelerator(wiring.Component):
 
         s1 = stage(ctl, "s1")
         s2 = stage(s1, "s2")
-        a_sel = Signal()  # the job's input / weight bank, from the data stage on
-        b_sel = Signal()
-        m.d.comb += [a_sel.eq(job.a_bank), b_sel.eq(job.b_bank)]
+        a_sel = Signal()  # the job's input bank, from the data stage on
+        m.d.comb += a_sel.eq(job.a_bank)
         # The offsets are registered in the read stage (the input RAMs' address); the data stage
         # registers what they select: per input window its two RAM words (the RAMs' read data;
         # the window's bytes are selected from them in the select stage), per column its weight
@@ -753,17 +762,24 @@ class NmTrainAccelerator(wiring.Component):
                                      (w_rd_word >> 1)[: geo.w_word_addr_bits]) for c in range(C)] for b in range(2)]
         # (per column the word the offset lies in, of the job's bank, selected before the
         # register: the select stage's path into the array is the entry select alone)
-        mm_odd = w_off_q[lww]  # (the MM's offset: the RAMs read it while the MM reads)
-        w_words = [_reg(m, Mux(b_sel, Mux(mm_odd, w_async[1][c][1], w_async[1][c][0]),
-                               Mux(mm_odd, w_async[0][c][1], w_async[0][c][0])),
+        # (the job's bank: a copy of ``b_bank`` per column for the MM's words, and per column
+        # for the pre-generation unit's)
+        w_bank = _copies(m, b_bank_next, 2 * C, "w_bank")
+        # (and the MM's offset's word parity, a copy per column: the RAMs read the MM's offset
+        # while the MM reads)
+        w_odd = _copies(m, (w_base + step_now)[lww], C, "w_odd")
+        w_words = [_reg(m, Mux(w_bank[c], Mux(w_odd[c], w_async[1][c][1], w_async[1][c][0]),
+                               Mux(w_odd[c], w_async[0][c][1], w_async[0][c][0])),
                         f"weight_word{c}", reset_less=True) for c in range(C)]
-        w_ent_q = _reg(m, w_rd_off[:lww] if lww else Const(0, 1), "w_entry_q", reset_less=True)
+        # (the entry within the word: a copy per column, and the pre-generation unit's)
+        w_ent = _copies(m, w_rd_off[:lww] if lww else Const(0, 1), C + 1, "w_entry")
+        w_ent_q = w_ent[C]
         w_value = [Signal(8, name=f"w_value{c}") for c in range(C)]
         w_index = [Signal(max(1, ib), name=f"w_index{c}") for c in range(C)]
         EW = 8 + ib
         for c in range(C):
             word = w_words[c]
-            entry = word.word_select(w_ent_q, EW) if lww else word[:EW]
+            entry = word.word_select(w_ent[c], EW) if lww else word[:EW]
             m.d.comb += w_value[c].eq(entry[:8])
             if ib:
                 m.d.comb += w_index[c].eq(entry[8:])
@@ -841,19 +857,20 @@ class NmTrainAccelerator(wiring.Component):
         w_valid = Signal()
         w_row = Signal(count_bits, reset_less=True)
         w_qb = Signal(count_bits, reset_less=True)
-        w_add = Signal(reset_less=True)
+        w_add = _copies(m, of_add, lanes, "w_add")  # (a copy per output lane)
         w_res = Signal(array.result_layout, reset_less=True)
         m.d.sync += [
             w_valid.eq(array.result.valid & (res_row < job.count)),
-            w_row.eq(res_row), w_qb.eq(of_qb), w_add.eq(of_add), w_res.eq(result),
+            w_row.eq(res_row), w_qb.eq(of_qb), w_res.eq(result),
         ]
         old = Signal(out_bits)
-        m.d.comb += old.eq(Mux(job_bank, old_q[1], old_q[0]))
+        m.d.comb += old.eq(Cat(*(Mux(out_bank[lane], old_q[1][lane * A : (lane + 1) * A], old_q[0][lane * A : (lane + 1) * A])
+                                 for lane in range(lanes))))
         new_row = []
         lane_en = []
         for lane in range(lanes):
             prev = old[lane * A : (lane + 1) * A]
-            new_row.append(Mux(w_add, prev + w_res[lane % C], w_res[lane % C].as_unsigned())[:A])
+            new_row.append(Mux(w_add[lane], prev + w_res[lane % C], w_res[lane % C].as_unsigned())[:A])
             lane_en.append((w_valid & (w_qb == lane // C)).replicate(geo.acc_bytes))
         if M > 1:
             def read_chunk(sub):
@@ -871,7 +888,8 @@ class NmTrainAccelerator(wiring.Component):
                 pairs = []
                 for c in range(1 << sb):
                     b0, b1 = w_async[0][min(c, C - 1)], w_async[1][min(c, C - 1)]
-                    pairs.append(Cat(values(Mux(b_sel, b1[0], b0[0])), values(Mux(b_sel, b1[1], b0[1]))))
+                    sel = w_bank[C + min(c, C - 1)]
+                    pairs.append(Cat(values(Mux(sel, b1[0], b0[0])), values(Mux(sel, b1[1], b0[1]))))
                 pair_now = Signal(2 * WW * 8, name="pg_words_now")
                 m.d.comb += pair_now.eq(Array(pairs)[sub[:sb]])
                 pair = _reg(m, pair_now, "pg_words", reset_less=True)
@@ -886,15 +904,22 @@ class NmTrainAccelerator(wiring.Component):
             m.d.comb += [pg_reading.eq(pg["ram_select"]), pg_offset.eq(pg["offset"]), pg_even.eq(pg["even_word"])]
             rank.build(m)
             pg_done = pg["done"]
+            # (per output lane its own copy of the unit's write valid)
+            pg_write = pg["write_copies"]
             row_addr = Mux(pg["write"], pg["row"], w_row)
-            row_data = Mux(pg["write"], pg["data"], Cat(*new_row))
-            row_en = Mux(pg["write"], pg["en"], Cat(*lane_en))
+            row_data = Cat(*(Mux(pg_write[lane], pg["data"][lane * A : (lane + 1) * A], new_row[lane])
+                             for lane in range(lanes)))
+            ab = geo.acc_bytes
+            row_en = Cat(*(Mux(pg_write[lane], pg["en"][lane * ab : (lane + 1) * ab], lane_en[lane])
+                           for lane in range(lanes)))
         else:
             pg_done = Const(0)
             row_addr, row_data, row_en = w_row, Cat(*new_row), Cat(*lane_en)
         for b in range(2):
+            en = Cat(*(Mux(out_bank[lane] == b, row_en[lane * geo.acc_bytes : (lane + 1) * geo.acc_bytes], 0)
+                       for lane in range(lanes)))
             for wp in out_wp[b]:
-                m.d.comb += [wp.addr.eq(row_addr), wp.data.eq(row_data), wp.en.eq(Mux(job_bank == b, row_en, 0))]
+                m.d.comb += [wp.addr.eq(row_addr), wp.data.eq(row_data), wp.en.eq(en)]
 
         # ---- compute: the job drains the pipeline and finishes (cycle e) ----------------------
         # MM_PIPE_CYCLES after the read stage's last cycle: select (x+2) -> array -> result
@@ -942,36 +967,62 @@ class NmTrainAccelerator(wiring.Component):
         themselves). ``got`` counts the bytes of the record in progress from earlier beats; a
         beat's bytes past its record's end are the next record's first (records wider than a
         beat lie back to back in the stream). ``rec_bytes_of``: per receiver target, its latest
-        load's record size (``rec_bytes_next``: from the next cycle on). The record's bytes left,
-        ``need = size - got``, are registers: per target, its size less ``got``, both as they
-        will be in the next cycle, so that a beat's group count starts from a 4:1 select of
-        registers, not from a select and a subtraction."""
+        load's record size (``rec_bytes_next``: from the next cycle on).
+
+        What a beat needs of its record, its size (``size``, whether it fits in a beat,
+        ``small``), its bytes left (``need = size - got``) and whether the beat ends it
+        (``completes``, ``need <= DB``), are registers, loaded with the values of the target the
+        receiver's next beat has (``receiver.ahead``): no select by the target and no compare
+        lies between a beat's arrival and the enables of the bank writes and loads it gates,
+        which fan out over the whole weight and input write paths."""
         DB, RB = geo.beat_bytes, geo.read_bytes
         got = Signal(range(RB + 1), name="rx_got")  # bytes of the record in progress so far
-        target = receiver.beat.payload.target  # the oldest route's (a register)
+        ahead = receiver.ahead.target  # the next cycle's oldest route's target
         size = Signal(range(RB + 1), name="rx_rec_bytes")
-        m.d.comb += size.eq(Array(rec_bytes_of)[target])
         need = Signal(range(RB + 1), name="rx_need")
-        completes = Signal(name="rx_completes")
-        # per target: its record size less ``got`` (meaningful for the oldest route's target)
-        left = [Signal(range(RB + 1), name=f"rx_left{t}") for t in range(len(rec_bytes_of))]
-        # (whether the record ends in this beat: per target ``left <= DB`` as explicit logic from
-        # the registers, then the target's, instead of a carry-chain compare after the select)
-        fits = [_less(m, f"rx_fits{t}", [l[i] for i in range(len(l))], Const(DB + 1, (DB + 1).bit_length()))
-                for t, l in enumerate(left)]
-        m.d.comb += [need.eq(Array(left)[target]), completes.eq(Array(fits)[target])]
+        completes = Signal(init=1, name="rx_completes")
+        is_small = Signal(init=1, name="rx_small")
         m.d.comb += [receiver.rd_data.valid.eq(self.rd_data.valid & completes),
                      receiver.rd_data.payload.eq(self.rd_data.payload)]
         got_next = Signal.like(got, name="rx_got_next")
         m.d.comb += got_next.eq(got)
         with m.If(self.rd_data.valid):
             with m.If(completes):
-                m.d.comb += got_next.eq(Mux(receiver.beat.payload.last | (size <= DB), 0, DB - need))
+                m.d.comb += got_next.eq(Mux(receiver.beat.payload.last | is_small, 0, DB - need))
             with m.Else():
                 m.d.comb += got_next.eq(got + DB)
         m.d.sync += got.eq(got_next)
-        m.d.sync += [left[t].eq(rec_bytes_next[t] - got_next) for t in range(len(left))]
-        return {"got": got, "need": need, "completes": completes, "size": size}
+        # per target: its record size less ``got`` next cycle, and whether that is at most a beat
+        # (meaningful for the oldest route's target)
+        left_next = [Signal(range(RB + 1), name=f"rx_left{t}_next") for t in range(len(rec_bytes_of))]
+        fits_next = []
+        for t in range(len(rec_bytes_of)):
+            m.d.comb += left_next[t].eq(rec_bytes_next[t] - got_next)
+            fits_next.append(_less(m, f"rx_fits{t}_next", [left_next[t][i] for i in range(len(left_next[t]))],
+                                   Const(DB + 1, (DB + 1).bit_length())))
+        completes_next = Signal(name="rx_completes_next")
+        m.d.comb += completes_next.eq(Array(fits_next)[ahead])
+        m.d.sync += [
+            size.eq(Array(rec_bytes_next)[ahead]),
+            is_small.eq(Array([r <= DB for r in rec_bytes_next])[ahead]),
+            need.eq(Array(left_next)[ahead]),
+            completes.eq(completes_next),
+        ]
+        # Per group of consumers its own registers (so that no one net reaches them all): a copy
+        # of ``completes`` for the input writes, the weight beat's entries and its held bytes;
+        # and, with ``receiver.ahead``'s held route, target and last record, whether a beat now
+        # is one of an input record (``in_take``), of a weight record (``w_take``), and a weight
+        # transfer's last (``w_end``): a beat's enable is then the read data's valid AND one
+        # register.
+        copies = _copies(m, completes_next, 3, "rx_completes", reset_less=False, init=1)
+        nxt = receiver.ahead
+        takes = {}
+        for key, cond in (("in_take", ~nxt.target[1]), ("w_take", nxt.target[1]),
+                          ("w_end", nxt.target[1] & nxt.last)):
+            takes[key] = Signal(name=f"rx_{key}")
+            m.d.sync += takes[key].eq(nxt.held & completes_next & cond)
+        return {"got": got, "need": need, "completes": completes, "size": size, "small": is_small,
+                "completes_in": copies[0], "completes_w": copies[1], "completes_h": copies[2], **takes}
 
     @staticmethod
     def _pregen_unit(m, geo, rank, job, start, busy, read_chunk, slab_cols, bank_cols, C, ib):
@@ -1141,6 +1192,8 @@ class NmTrainAccelerator(wiring.Component):
         # record and registered, then written ----
         t_valid, t_row, t_off, t_done = d2_valid, d2_out_row, d2_off, d2_done
         for t in range(3, isa.PREGEN_CYCLES + 1):
+            if t == isa.PREGEN_CYCLES:  # (the write's valid, and a copy of it per output lane)
+                write_copies = _copies(m, t_valid, geo.out_lanes, "pg_write", reset_less=False)
             t_valid = _reg(m, t_valid, f"pg_t{t}_valid")
             t_row = _reg(m, t_row, f"pg_t{t}_row", reset_less=True)
             if t < isa.PREGEN_CYCLES:  # (the offset goes into the write enables' register)
@@ -1182,6 +1235,8 @@ class NmTrainAccelerator(wiring.Component):
             "offset": rd_off,
             "even_word": rd_even,
             "write": tw_valid,
+            # (the same, a copy per output lane)
+            "write_copies": write_copies,
             "row": tw_row,
             # Axis 1 writes one group at its offset; axis 0 the whole record.
             "data": tw_data,
@@ -1377,9 +1432,9 @@ def _input_beat_writes(m, geo, rx, rd_data, bt, sub, base, stores):
     beat = Signal(name="in_beat")
     m.d.comb += beat.eq(rd_data.valid & (target[1] == 0))
     data = rd_data.payload
-    got, need, completes, size = rx["got"], rx["need"], rx["completes"], rx["size"]
+    got, need, completes, size = rx["got"], rx["need"], rx["completes_in"], rx["size"]
     goes_on = Signal(name="in_beat_goes_on")  # the beat also holds the next record's first bytes
-    m.d.comb += goes_on.eq(completes & ~bt.last & (size > DB))
+    m.d.comb += goes_on.eq(completes & ~bt.last & ~rx["small"])
     len_a = Signal(range(DB + 1), name="in_seg_a_len")
     m.d.comb += len_a.eq(Mux(completes & ~(goes_on & (subs == 1)), need, DB))
     segments = [("a", beat, sub, base + got, data, len_a)]
@@ -1421,13 +1476,17 @@ def _input_window_reads(m, geo, M, offsets, a_sel, stores):
     lw, ab = _log2(geo.in_word_bytes), geo.in_word_addr_bits
     reads = [(stores[s], 0, offsets[0]) for s in range(geo.in_subs)] if len(offsets) == 1 \
         else [(stores[0], r, off) for r, off in enumerate(offsets)]
+    if len(offsets) == 1:  # (one offset: its byte and word parity registered per sub-bank)
+        byte_qs = _copies(m, offsets[0][:lw], len(reads), "in_byte")
+        odd_qs = _copies(m, offsets[0][lw], len(reads), "in_odd")
     windows = []
     for i, (store, port, offset) in enumerate(reads):
         word = offset[lw:]
-        suffix = "" if len(offsets) == 1 else str(i)
-        if i == 0 or suffix:
-            byte_q = _reg(m, offset[:lw], f"in_byte_q{suffix}", reset_less=True)
-            odd_q = _reg(m, word[0], f"in_odd_q{suffix}", reset_less=True)
+        if len(offsets) == 1:
+            byte_q, odd_q = byte_qs[i], odd_qs[i]
+        else:
+            byte_q = _reg(m, offset[:lw], f"in_byte_q{i}", reset_less=True)
+            odd_q = _reg(m, word[0], f"in_odd_q{i}", reset_less=True)
         even, odd = store.read(m, Cat(((word + 1) >> 1)[:ab], a_sel), Cat((word >> 1)[:ab], a_sel), port)
         sel = Signal(8 * M, name=f"in_q{i}")
         m.d.comb += sel.eq((Cat(Mux(odd_q, odd, even), Mux(odd_q, even, odd)) >> (byte_q * 8))[: 8 * M])
@@ -1530,7 +1589,7 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
     shifted past them; the unpack takes each entry bit as an AND-OR over the sequence bits
     the formats put there, each with the OR of those formats' bits (registers)."""
     DB, HB, SQ, EB = geo.beat_bytes, geo.w_hold_bytes, geo.w_seq_bytes, geo.w_seg_entries
-    need, completes, size = rx["need"], rx["completes"], rx["size"]
+    need, completes, size = rx["need"], rx["completes_h"], rx["size"]
     layout = _beat_row_layout(geo)
     h = Signal(range(HB + 1), name="w_held")
     hold = Signal(8 * HB, name="w_hold", reset_less=True)
@@ -1546,9 +1605,9 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
     # A beat that completes its record takes the record's last ``need`` bytes after the held
     # ones (whole groups); if the transfer goes on past it inside the beat, the rest is held.
     ends = Signal(name="w_transfer_ends")  # nothing after the record in this beat
-    m.d.comb += ends.eq(last | (size <= DB))
+    m.d.comb += ends.eq(last | rx["small"])
     count = Signal(range(EB + 1), name="w_beat_entries")
-    m.d.comb += count.eq(Mux(completes, row.ccount[need[: max(1, DB.bit_length())]], row.count))
+    m.d.comb += count.eq(Mux(rx["completes_w"], row.ccount[need[: max(1, DB.bit_length())]], row.count))
     count_mask = Signal(EB, name="w_beat_entry_mask")  # the low ``count`` bits set
     m.d.comb += count_mask.eq(Cat(*(count > j for j in range(EB))))
     entries = Signal(EB * (8 + ib), name="w_beat_entries_unpacked")
@@ -1783,6 +1842,20 @@ def _reg(m, value, name, reset_less=False):
     r = Signal.like(value, name=name, reset_less=reset_less) if hasattr(value, "shape") else Signal(name=name)
     m.d.sync += r.eq(value)
     return r
+
+
+def _copies(m, value, count, name, reset_less=True, init=0):
+    """``count`` registers each loaded with ``value`` every cycle (so each equals a register of
+    ``value``: give each a share of a wide fan-out, so that no one net reaches across the die).
+    Each is written as itself XOR (``value`` XOR itself), the same value: Yosys merges
+    registers whose D inputs are one net, and these D inputs differ until logic optimisation
+    has made each ``value`` again, after the merge."""
+    regs = []
+    for k in range(count):
+        r = Signal(len(value), name=f"{name}_copy{k}", reset_less=reset_less, init=init)
+        m.d.sync += r.eq(r ^ (value ^ r))
+        regs.append(r)
+    return regs
 
 
 def _rank(m, prefix, mag, n, m_log2, Mmax):

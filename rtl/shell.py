@@ -132,6 +132,12 @@ def route_layout(*, targets: int, count_bits: int) -> data.StructLayout:
     )
 
 
+def ahead_layout(*, targets: int) -> data.StructLayout:
+    """The :class:`Receiver`'s next beat as far as its registers tell: whether a route is
+    ``held``, its ``target`` and whether its record is its ``last``."""
+    return data.StructLayout({"held": 1, "target": range(_check_positive("targets", targets)), "last": 1})
+
+
 def load_layout(request: data.Layout, *, targets: int) -> data.StructLayout:
     """A load the engine offers to the :class:`Loader`: its read ``request`` and ``target``."""
     return data.StructLayout({"request": request, "target": range(_check_positive("targets", targets))})
@@ -431,26 +437,32 @@ class Receiver(wiring.Component):
     beat : Out(stream.Signature(beat_layout(...), always_ready=True))
         Each routed record in its arrival cycle (combinational): ``target``, ``index`` within
         the transfer, ``last`` record of the transfer, ``data``. The consumer takes every beat.
+    ahead : Out(ahead_layout(targets=targets))
+        Only with ``ahead=True``: what the next cycle's beat will carry, ``held`` (a route is
+        held), ``target`` and ``last``, the values its registers take (combinational), so that
+        a consumer can register its own conditions on the next beat.
     """
 
-    def __init__(self, *, data_bits: int, targets: int, count_bits: int, depth: int):
+    def __init__(self, *, data_bits: int, targets: int, count_bits: int, depth: int, ahead: bool = False):
         with rejected_is_not_unused(self):
             self._data_bits = _check_positive("data_bits", data_bits)
             self._targets = _check_positive("targets", targets)
             self._count_bits = _check_positive("count_bits", count_bits)
             self._depth = _check_positive("depth", depth)
-        super().__init__(
-            {
-                "route": In(stream.Signature(route_layout(targets=targets, count_bits=count_bits))),
-                "rd_data": In(stream.Signature(data_bits, always_ready=True)),
-                "beat": Out(
-                    stream.Signature(
-                        beat_layout(targets=targets, count_bits=count_bits, data_bits=data_bits),
-                        always_ready=True,
-                    )
-                ),
-            }
-        )
+        self._ahead = bool(ahead)
+        members = {
+            "route": In(stream.Signature(route_layout(targets=targets, count_bits=count_bits))),
+            "rd_data": In(stream.Signature(data_bits, always_ready=True)),
+            "beat": Out(
+                stream.Signature(
+                    beat_layout(targets=targets, count_bits=count_bits, data_bits=data_bits),
+                    always_ready=True,
+                )
+            ),
+        }
+        if self._ahead:
+            members["ahead"] = Out(ahead_layout(targets=targets))
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -521,6 +533,18 @@ class Receiver(wiring.Component):
         next_level = Signal.like(level)
         m.d.comb += next_level.eq(level + push - pop)
         m.d.sync += [level.eq(next_level), held.eq(next_level != 0), room.eq(next_level != depth)]
+        if self._ahead:  # (the same updates as the registers', as values)
+            ahead = self.ahead
+            m.d.comb += [ahead.held.eq(next_level != 0), ahead.target.eq(oldest_target), ahead.last.eq(is_last)]
+            with m.If(pop):
+                m.d.comb += [
+                    ahead.last.eq(Mux(level == 1, route_single, entries[wrap_inc(head)].single)),
+                    ahead.target.eq(Mux(level == 1, route.target, entries[wrap_inc(head)].target)),
+                ]
+            with m.Elif(beat.valid):
+                m.d.comb += ahead.last.eq(index == oldest.penult)
+            with m.Elif(level == 0):
+                m.d.comb += [ahead.last.eq(route_single), ahead.target.eq(route.target)]
         return m
 
 
