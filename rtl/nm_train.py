@@ -50,6 +50,9 @@ _TARGETS = 4
 #: Compute jobs the loader may have dispatched ahead of the one computing (the loader's bank
 #: guards keep it at most three in compiled Programs; one spare).
 _QUEUE_DEPTH = 4
+#: bits of a wide select driven by one copy of its select register (``_copies``): ECP5's routing
+#: of a net grows with its loads and their spread, beyond about 64 loads markedly
+_SLICE_BITS = 32
 
 
 def _log2(value: int) -> int:
@@ -764,13 +767,22 @@ class NmTrainAccelerator(wiring.Component):
         # register: the select stage's path into the array is the entry select alone)
         # (the job's bank: a copy of ``b_bank`` per column for the MM's words, and per column
         # for the pre-generation unit's)
-        w_bank = _copies(m, b_bank_next, 2 * C, "w_bank")
-        # (and the MM's offset's word parity, a copy per column: the RAMs read the MM's offset
-        # while the MM reads)
-        w_odd = _copies(m, (w_base + step_now)[lww], C, "w_odd")
-        w_words = [_reg(m, Mux(w_bank[c], Mux(w_odd[c], w_async[1][c][1], w_async[1][c][0]),
-                               Mux(w_odd[c], w_async[0][c][1], w_async[0][c][0])),
-                        f"weight_word{c}", reset_less=True) for c in range(C)]
+        # (and the MM's offset's word parity: the RAMs read the MM's offset while the MM reads):
+        # a copy of each per slice of ``_SLICE_BITS`` of each column's word
+        ww_bits = geo.w_word_entries * (8 + ib)
+        slices = [(lo, min(lo + _SLICE_BITS, ww_bits)) for lo in range(0, ww_bits, _SLICE_BITS)]
+        w_bank_mm = _copies(m, b_bank_next, C * len(slices), "w_bank")
+        w_odd = _copies(m, (w_base + step_now)[lww], C * len(slices), "w_odd")
+        w_words = []
+        for c in range(C):
+            parts = []
+            for i, (lo, hi) in enumerate(slices):
+                bank, odd = w_bank_mm[c * len(slices) + i], w_odd[c * len(slices) + i]
+                parts.append(Mux(bank, Mux(odd, w_async[1][c][1][lo:hi], w_async[1][c][0][lo:hi]),
+                                 Mux(odd, w_async[0][c][1][lo:hi], w_async[0][c][0][lo:hi])))
+            w_words.append(_reg(m, Cat(*parts), f"weight_word{c}", reset_less=True))
+        # (the pre-generation unit's: a copy per column and word)
+        w_bank = _copies(m, b_bank_next, 2 * C, "w_bank_pg")
         # (the entry within the word: a copy per column, and the pre-generation unit's)
         w_ent = _copies(m, w_rd_off[:lww] if lww else Const(0, 1), C + 1, "w_entry")
         w_ent_q = w_ent[C]
@@ -888,8 +900,9 @@ class NmTrainAccelerator(wiring.Component):
                 pairs = []
                 for c in range(1 << sb):
                     b0, b1 = w_async[0][min(c, C - 1)], w_async[1][min(c, C - 1)]
-                    sel = w_bank[C + min(c, C - 1)]
-                    pairs.append(Cat(values(Mux(sel, b1[0], b0[0])), values(Mux(sel, b1[1], b0[1]))))
+                    c_ = min(c, C - 1)
+                    pairs.append(Cat(values(Mux(w_bank[2 * c_], b1[0], b0[0])),
+                                     values(Mux(w_bank[2 * c_ + 1], b1[1], b0[1]))))
                 pair_now = Signal(2 * WW * 8, name="pg_words_now")
                 m.d.comb += pair_now.eq(Array(pairs)[sub[:sb]])
                 pair = _reg(m, pair_now, "pg_words", reset_less=True)
@@ -1599,7 +1612,12 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
     first = rows[0].as_value()  # the row of no bytes held
     m.d.comb += row.eq(Mux(fresh, first, row_q.as_value()))
     placed = Signal(8 * SQ, name="w_beat_placed")
-    m.d.comb += placed.eq((Cat(data_, Const(0, 8 * HB)) << (h * 8))[: 8 * SQ])
+    # (the shift by a copy of ``h`` per slice of the sequence: each copy drives one slice's)
+    h_slices = [(lo, min(lo + _SLICE_BITS, 8 * SQ)) for lo in range(0, 8 * SQ, _SLICE_BITS)]
+    h_next = Signal(range(HB + 1), name="w_held_next")
+    h_copies = _copies(m, Mux(valid, h_next, h), len(h_slices), "w_held", reset_less=False)
+    m.d.comb += placed.eq(Cat(*((Cat(data_, Const(0, 8 * HB)) << (hk * 8))[lo:hi]
+                                for hk, (lo, hi) in zip(h_copies, h_slices))))
     seq = Signal(8 * SQ, name="w_seq")
     m.d.comb += seq.eq(Cat(hold, Const(0, 8 * (SQ - HB))) | placed)
     # A beat that completes its record takes the record's last ``need`` bytes after the held
@@ -1615,7 +1633,6 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
     m.d.comb += entries.eq(_unpack_select(seq, fmt, [(n_, ml) for n_, ml, _ in units[: len(fmt)]], EB, ib))
     # The next beat's held bytes and row: the bank's row of them (by need reversed: DB - need
     # held after a completed record the transfer goes on past).
-    h_next = Signal(range(HB + 1), name="w_held_next")
     m.d.comb += h_next.eq(Mux(completes, Mux(ends, 0, DB - need), row.next))
     load_rows = Array([x.as_value() for x in rows])
     rev = Array([(rows[DB - x] if DB - x <= HB else rows[0]).as_value() for x in range(DB + 1)])
@@ -1705,28 +1722,46 @@ def _weight_segment_writes(m, geo, name, sources, stores, ib):
     for i, (_, segs, _) in enumerate(sources):
         positions.append(Signal(range(WE + 1), name=f"{name}_seg_pos{i}"))
         m.d.comb += positions[-1].eq(segs["seg"][2])
+    # (the word and rotation the segment register takes next, for their copies below)
+    word_next = Signal.like(word, name=f"{name}_seg_word_next")
+    rot_next = Signal.like(rot, name=f"{name}_seg_rot_next")
+    m.d.comb += [word_next.eq(word), rot_next.eq(rot)]
     for i, (enable, segs, (values, indices)) in enumerate(sources):
         seg_valid, seg_sub, _, seg_mask = segs["seg"]
         posw = positions[i]
         with (m.If(enable) if i == 0 else m.Elif(enable)):
+            m.d.comb += word_next.eq(posw[lw:])
+            if lw:
+                m.d.comb += rot_next.eq(posw[:lw])
             m.d.sync += [valid.eq(seg_valid), sub.eq(seg_sub), word.eq(posw[lw:]),
                          mask.eq(seg_mask), vals.eq(Cat(*values))]
             if lw:
                 m.d.sync += rot.eq(posw[:lw])
             if ib:
                 m.d.sync += idxs.eq(Cat(*(Cat(x, Const(0, ibp - ib)) for x in indices)))
-    # The next cycle: rotated into two words (even, odd) and written.
+    # The next cycle: rotated into two words (even, odd) and written. (Each slice of
+    # ``_SLICE_BITS`` of a rotated field is shifted by its own copy of the rotation, and each
+    # slice of a word placed by its own copy of the word's parity.)
     odd = word[0]
     halves = {}
     for field, src, bits in (("v", vals, 8), ("i", idxs, ibp), ("e", mask, 1)):
         if field == "i" and not ib:
             continue
         wide = Cat(src, Const(0, (2 * W - EB) * bits))
-        sh = (Cat(Const(0, _log2(bits)), rot) if bits > 1 else rot) if lw else Const(0, 1)
+        slices = [(lo, min(lo + 4 * _SLICE_BITS, 2 * W * bits)) for lo in range(0, 2 * W * bits, 4 * _SLICE_BITS)]
+        rots = _copies(m, rot_next, len(slices), f"{name}_seg_rot_{field}") if lw else [None] * len(slices)
+        parts = []
+        for (lo, hi), rk in zip(slices, rots):
+            sh = (Cat(Const(0, _log2(bits)), rk) if bits > 1 else rk) if lw else Const(0, 1)
+            parts.append((wide << sh)[lo:hi])
         rt = Signal(2 * W * bits, name=f"{name}_seg_rot_{field}")
-        m.d.comb += rt.eq((wide << sh)[: 2 * W * bits])
+        m.d.comb += rt.eq(Cat(*parts))
         lo_h, hi_h = rt[: W * bits], rt[W * bits :]
-        halves[field] = (Mux(odd, hi_h, lo_h), Mux(odd, lo_h, hi_h))  # (even word, odd word)
+        halves_slices = [(lo, min(lo + _SLICE_BITS, W * bits)) for lo in range(0, W * bits, _SLICE_BITS)]
+        odds = _copies(m, word_next[0], len(halves_slices), f"{name}_seg_odd_{field}")
+        even_w = Cat(*(Mux(o, hi_h[lo:hi], lo_h[lo:hi]) for o, (lo, hi) in zip(odds, halves_slices)))
+        odd_w = Cat(*(Mux(o, lo_h[lo:hi], hi_h[lo:hi]) for o, (lo, hi) in zip(odds, halves_slices)))
+        halves[field] = (even_w, odd_w)
     addrs = (((word + 1) >> 1)[:ab], (word >> 1)[:ab])
     ports = []
     for h in range(2):
