@@ -152,6 +152,50 @@ def test_receiver_routes_records_in_request_order(seed):
     assert [s[3] for s in seen] == sent
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_receiver_ahead_is_the_next_beat(seed):
+    """``ahead=True``: each cycle ``ahead`` holds what the next cycle's beat carries (a route
+    held, its target, its last record), for a consumer's own registers."""
+    rng = np.random.default_rng(seed)
+    depth = 3
+    dut = shell.Receiver(data_bits=8, targets=4, count_bits=4, depth=depth, ahead=True)
+    routes = [(int(rng.integers(0, 4)), int(rng.integers(1, 5))) for _ in range(12)]
+    total = sum(n for _, n in routes)
+    checked = []
+
+    async def bench(ctx):
+        pushed, held, got = 0, 0, 0
+        predicted = None
+        for _ in range(2000):
+            if got == total:
+                break
+            offer = pushed < len(routes) and rng.random() < 0.5
+            ctx.set(dut.route.valid, int(offer))
+            if offer:
+                ctx.set(dut.route.payload.target, routes[pushed][0])
+                ctx.set(dut.route.payload.count, routes[pushed][1])
+            ready = ctx.get(dut.route.ready)
+            record = held > 0 and rng.random() < 0.6
+            ctx.set(dut.rd_data.valid, int(record))
+            if predicted is not None:  # (this cycle's beat, before this cycle's inputs act)
+                assert predicted[0] == int(held > 0)
+                if held:
+                    assert predicted[1:] == (ctx.get(dut.beat.payload.target), ctx.get(dut.beat.payload.last))
+                    checked.append(predicted)
+            if record:
+                got += 1
+                if ctx.get(dut.beat.payload.last):
+                    held -= 1
+            if offer and ready:
+                pushed += 1
+                held += 1
+            predicted = (ctx.get(dut.ahead.held), ctx.get(dut.ahead.target), ctx.get(dut.ahead.last))
+            await ctx.tick()
+
+    _simulate(dut, bench)
+    assert len(checked) > total
+
+
 def test_receiver_drops_records_without_a_route():
     dut = shell.Receiver(data_bits=8, targets=2, count_bits=4, depth=2)
 
