@@ -756,13 +756,18 @@ class NmTrainAccelerator(wiring.Component):
         w_rd_off = Signal(max(WE.bit_length(), lww + 1), name="w_read_offset")
         m.d.comb += w_rd_off.eq(Mux(pg_reading, pg_offset, w_off_q))
         w_rd_word = w_rd_off[lww:]
-        w_even_q = Signal(max(1, len(w_off_q) - lww), name="w_even_word", reset_less=True)
-        m.d.sync += w_even_q.eq(((w_base + step_now)[lww:] + 1) >> 1)
-        w_rd_even = Mux(pg_reading, pg_even, w_even_q)
         # The RAMs are read asynchronously: the MM's data stage registers every word, the
-        # pre-generation unit only its sub-bank's pair (selected before the register).
-        w_async = [[w_ram[b][c].read(m, w_rd_even[: geo.w_word_addr_bits],
-                                     (w_rd_word >> 1)[: geo.w_word_addr_bits]) for c in range(C)] for b in range(2)]
+        # pre-generation unit only its sub-bank's pair (selected before the register). (Each
+        # RAM's address from its own copies of the MM's word registers, so that no one net
+        # reaches every RAM: the read address is the widest fan-out of the top.)
+        wab = geo.w_word_addr_bits
+        mm_even = _copies(m, (((w_base + step_now)[lww:] + 1) >> 1)[:wab], 2 * C, "w_even_word")
+        mm_offset = Signal.like(w_rd_off, name="w_offset_next")
+        m.d.comb += mm_offset.eq(w_base + step_now)
+        mm_odd_word = _copies(m, mm_offset[lww + 1 : lww + 1 + wab], 2 * C, "w_odd_word")
+        w_async = [[w_ram[b][c].read(m, Mux(pg_reading, pg_even[:wab], mm_even[b * C + c]),
+                                     Mux(pg_reading, (pg_offset >> (lww + 1))[:wab], mm_odd_word[b * C + c]))
+                    for c in range(C)] for b in range(2)]
         # (per column the word the offset lies in, of the job's bank, selected before the
         # register: the select stage's path into the array is the entry select alone)
         # (the job's bank: a copy of ``b_bank`` per column for the MM's words, and per column
@@ -1885,6 +1890,8 @@ def _copies(m, value, count, name, reset_less=True, init=0):
     Each is written as itself XOR (``value`` XOR itself), the same value: Yosys merges
     registers whose D inputs are one net, and these D inputs differ until logic optimisation
     has made each ``value`` again, after the merge."""
+    if len(value) == 0:  # (nothing to copy: Verilog has no zero-width wires)
+        return [Const(0, 0)] * count
     regs = []
     for k in range(count):
         r = Signal(len(value), name=f"{name}_copy{k}", reset_less=reset_less, init=init)
