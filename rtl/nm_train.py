@@ -967,8 +967,14 @@ class NmTrainAccelerator(wiring.Component):
             store.job.payload.addr.eq(out_addr[st_next]),
             store.job.payload.rows.eq(out_rows[st_next]),
             store.job.payload.row_bytes.eq(out_row_bytes[st_next]),
-            store.read_data.eq(Mux(store.bank, out_st[1].data, out_st[0].data)),
         ]
+        # The stored bank's read data, per slice of ``_SLICE_BITS`` by its own copy of the store's
+        # bank register (loaded when the store takes a job, as that register is).
+        st_slices = [(lo, min(lo + _SLICE_BITS, out_bits)) for lo in range(0, out_bits, _SLICE_BITS)]
+        st_bank = _copies(m, Mux(store.job.valid & store.job.ready, st_next, store.bank), len(st_slices),
+                          "store_bank", reset_less=False)
+        m.d.comb += store.read_data.eq(Cat(*(Mux(k, out_st[1].data[lo:hi], out_st[0].data[lo:hi])
+                                             for k, (lo, hi) in zip(st_bank, st_slices))))
         for b in range(2):
             m.d.comb += out_st[b].addr.eq(store.read_row)
         # After compute's update of out_full, so that a bank taken in the cycle it fills stays empty.
