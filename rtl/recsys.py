@@ -2766,6 +2766,13 @@ class RecsysAccelerator(wiring.Component):
         s_start = Signal()
         st_ok = ahead("st_ok", lambda sq: sq[0] & after(top_count, top_inc,
                                                          lambda v: v > data.View(store_entry, sq[1]).mb), store_q)
+        # ``st_ok`` in copies per consumer group, so no one register drives the write port, the
+        # store's state and the per-bank offer flags across the device (on the tiny top placed and
+        # routed at 8cf9044, ``st_ok`` -> ``wr.valid`` -> the offer flags was the critical path,
+        # 11.18 of its 13.08 ns routing): ``st_ok`` for the write port and the store's state,
+        # ``st_ok_b`` (reset-less, so synthesis does not merge it back) for the offer flags.
+        st_ok_b = Signal(name="st_ok_b", reset_less=True)
+        m.d.sync += st_ok_b.eq(nexts[id(st_ok)])
         m.d.comb += s_start.eq(running & ~s_active & st_ok)
         wr = self.wr
         m.d.comb += [wr.valid.eq(s_active | s_start), wr.payload.addr.eq(Mux(s_active, s_addr, sh.addr)),
@@ -2806,22 +2813,36 @@ class RecsysAccelerator(wiring.Component):
         # bank p, if ``st_ok`` (``st_head``, ``st_head_last`` if it is its only line; running,
         # no STORE active). So "a write of bank p handshaken" and "its STORE's last" are a gate on
         # them, ``st_ok`` and ``wr.ready``, not the handshake's multiplexers behind ``st_ok``.
-        s_active_next = Mux(accepted, ~last_line, s_active)
-        s_bank_next = Mux(accepted, wr.payload.bank, s_bank)
-        s_one_next = Mux(accepted, lines_left == 2, s_one)
-        sh_next = data.View(store_entry, Mux(store_q.adv, store_q.cand_data, store_q.r_data))
+        # Their next values are computed from registers for both outcomes of the handshake
+        # (accepted: the active STORE's next line or the head STORE's first, read from the queue
+        # if no STORE was active; not accepted: the state kept) and ``accepted`` picks last, so
+        # the handshake reaches them through one multiplexer, not through the queue's ``adv``.
+        outcomes = []
+        for acc_ in (True, False):
+            if acc_:
+                a_active = ~Mux(s_active, s_one, sh.one)
+                a_bank = Mux(s_active, s_bank, sh.mb[0])
+                a_one = lines_left == 2
+                a_adv = ~store_q.r_rdy | ~s_active  # accepted with no STORE active: its start
+            else:
+                a_active, a_bank, a_one, a_adv = s_active, s_bank, s_one, ~store_q.r_rdy
+            a_sh = data.View(store_entry, Mux(a_adv, store_q.cand_data, store_q.r_data))
+            outcomes.append((a_active, a_bank, a_one, a_sh))
         issued_p, last_p = [], []
         for p in range(2):
             act = Signal(name=f"st_act{p}")
             act_last = Signal(name=f"st_act_last{p}")
             hd = Signal(name=f"st_head{p}")
             hd_last = Signal(name=f"st_head_last{p}")
-            act_next = s_active_next & (s_bank_next == p)
-            hd_next = running_next & ~s_active_next & (sh_next.mb[0] == p)
-            m.d.sync += [act.eq(act_next), act_last.eq(act_next & s_one_next),
-                         hd.eq(hd_next), hd_last.eq(hd_next & sh_next.one)]
-            issued_p.append((act | (st_ok & hd)) & wr.ready)
-            last_p.append((act_last | (st_ok & hd_last)) & wr.ready)
+            flags = []
+            for a_active, a_bank, a_one, a_sh in outcomes:
+                act_next = a_active & (a_bank == p)
+                hd_next = running_next & ~a_active & (a_sh.mb[0] == p)
+                flags.append((act_next, act_next & a_one, hd_next, hd_next & a_sh.one))
+            m.d.sync += [reg.eq(Mux(accepted, took, kept))
+                         for reg, took, kept in zip((act, act_last, hd, hd_last), *flags)]
+            issued_p.append((act | (st_ok_b & hd)) & wr.ready)
+            last_p.append((act_last | (st_ok_b & hd_last)) & wr.ready)
         # Acknowledgements: a STORE is done when its last write is acknowledged. The writes in
         # flight and whether none are left are computed for a write issued and for none before
         # the handshake picks one (the handshake's path is a multiplexer).
