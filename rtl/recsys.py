@@ -683,8 +683,15 @@ class GatherUnit(wiring.Component):
         # rotation into the memories' order is in each byte's select, a small sum of registers
         # formed beside the tag's line select, and not behind the pooled bank's value register.
         pb = lanes.bit_length() - 1
+        # The chunk's line is read through ``cur_tag`` in copies, one per group of the line's
+        # bytes (each with its own reset value, so synthesis keeps them apart), so no register
+        # drives every byte's tag select (``cur_tag`` had 263 loads on the tiny top at 8cf9044,
+        # where seed 2's routed limit ran from it to a pooled bank's value register).
+        n_copies = min(4, 1 << self.tag_bits, line)
+        cur_tags = [cur_tag] + [Signal(self.tag_bits, init=i, name=f"cur_tag_c{i}") for i in range(1, n_copies)]
         cur = Signal(8 * line)
-        m.d.comb += cur.eq(store[cur_tag])
+        m.d.comb += cur.eq(Cat(*[Array(st[8 * j:8 * j + 8] for st in store)[cur_tags[j * n_copies // line]]
+                                 for j in range(line)]))
         for b in range(lanes):
             sel = Signal(lb, name=f"c_sel{b}")
             m.d.comb += sel.eq(c_shift + ((b - c_elem[:pb])[:pb] if pb else 0))
@@ -742,7 +749,7 @@ class GatherUnit(wiring.Component):
             m.d.sync += [c_shift.eq(c_shift + lanes), c_left.eq(c_left - lanes), c_elem.eq(c_elem + lanes)]
         with m.Else():
             m.d.sync += [cur_tag.eq(queued_next), c_shift.eq(nm.off), c_left.eq(nm.n), c_elem.eq(nm.elem),
-                         c_ctx.eq(nm.ctx)]
+                         c_ctx.eq(nm.ctx), *[c.eq(queued_next) for c in cur_tags[1:]]]
         return m
 
 
@@ -2837,7 +2844,9 @@ class RecsysAccelerator(wiring.Component):
             flags = []
             for a_active, a_bank, a_one, a_sh in outcomes:
                 act_next = a_active & (a_bank == p)
-                hd_next = running_next & ~a_active & (a_sh.mb[0] == p)
+                # ``running`` (registered) in place of ``running_next``: in the first running cycle
+                # no top GEMM has ended, so ``st_ok`` is low and ``st_head`` is not read.
+                hd_next = running & ~a_active & (a_sh.mb[0] == p)
                 flags.append((act_next, act_next & a_one, hd_next, hd_next & a_sh.one))
             m.d.sync += [reg.eq(Mux(accepted, took, kept))
                          for reg, took, kept in zip((act, act_last, hd, hd_last), *flags)]
