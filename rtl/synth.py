@@ -321,8 +321,8 @@ def nextpnr_ecp5_command(netlist: str, report: str, log: str, *, speed: int = EC
     """The ``nextpnr-ecp5`` command line of the flow (also :file:`benchmarks/pnr_spread.py`'s).
     The default placer is not named, so the command of every recorded figure is unchanged but for
     ``--detailed-timing-report``: it adds every timed endpoint's routed arrival to the report
-    (read by :file:`benchmarks/routed_endpoints.py`) and changes no placement or route (dsp_chain
-    tiny: the same 156.01 MHz and critical path with and without it)."""
+    (read by :file:`benchmarks/routed_endpoints.py`) and changes no placement or route
+    (the same 156.01 MHz and critical path with and without it on the tiny GEMM example)."""
     check_pnr_options(speed, seed, placer)
     return _nextpnr_ecp5() + [
         f"--{ECP5_DEVICE}", "--package", ECP5_PACKAGE, "--out-of-context",
