@@ -166,6 +166,25 @@ class Netlist:
         return path[::-1]
 
 
+def print_units(ends, depth: int, by_prefix: bool, threshold: float, title: str) -> None:
+    """Count ``(ns, register label)`` endpoints at or above ``threshold`` per unit: the label's first
+    ``depth`` dotted components, or with ``by_prefix`` a top-level name's first word; print them."""
+    units = collections.defaultdict(lambda: [0, 0])
+    for a, label in ends:
+        name = label.split(" ", 1)[-1]  # a RAM's or multiplier's label starts with its type
+        name = re.sub(r"\[\d+\]$", "", re.sub(r"_TRELLIS_FF_Q.*", "", name))  # Yosys: merged nets
+        unit = re.sub(r"\d+", "#", ".".join(name.split(".")[:depth]))
+        if "." not in name:
+            word = re.sub(r"\d+", "#", name.lstrip("\\").split("_")[0]) if by_prefix else ""
+            unit = f"(top) {word}_" if word else "(top)"
+        units[unit][0] += a >= threshold
+        units[unit][1] += 1
+    print(title)
+    for unit, (over, n) in sorted(units.items(), key=lambda kv: -kv[1][0]):
+        if over:
+            print(f"{over:8d} {n:6d}  {unit}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="design point whose cached sparsim synth P&R folder to read")
@@ -209,20 +228,8 @@ def main(argv=None) -> int:
                                     for g, v in groups.items()), reverse=True)[: args.top]:
         print(f"{worst:7.1f} {over:8d} {n:6d}  {g}")
     if args.units > 0:
-        units = collections.defaultdict(lambda: [0, 0])
-        for a, label, _ in ends:
-            name = label.split(" ", 1)[-1]  # a RAM's or multiplier's label starts with its type
-            name = re.sub(r"\[\d+\]$", "", re.sub(r"_TRELLIS_FF_Q.*", "", name))  # Yosys: merged nets
-            unit = re.sub(r"\d+", "#", ".".join(name.split(".")[: args.units]))
-            if "." not in name:
-                word = re.sub(r"\d+", "#", name.lstrip("\\").split("_")[0]) if args.by_prefix else ""
-                unit = f"(top) {word}_" if word else "(top)"
-            units[unit][0] += a >= args.over
-            units[unit][1] += 1
-        print(f"per unit: endpoints at or above {args.over} ns of all endpoints")
-        for unit, (over, n) in sorted(units.items(), key=lambda kv: -kv[1][0]):
-            if over:
-                print(f"{over:8d} {n:6d}  {unit}")
+        print_units(((a, label) for a, label, _ in ends), args.units, args.by_prefix, args.over,
+                    f"per unit: endpoints at or above {args.over} ns of all endpoints")
     if args.fanout > 0:
         print(f"register outputs by loads (cell inputs driven), the {args.fanout} largest:")
         regs = [(net.fanout[b], net.name.get(b, n)) for n, c in net.cells.items() if c["type"] == "TRELLIS_FF"

@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ecp5_endpoints import Netlist  # noqa: E402
+from ecp5_endpoints import Netlist, print_units  # noqa: E402
 
 #: nextpnr splits a carry cell and a LUT RAM into slice parts named after the Yosys cell.
 _PART = re.compile(r"\$(CCU2_COMB|DPRAM_COMB|RAMW_SLICE)\d*$")
@@ -130,20 +130,8 @@ def main(argv=None) -> int:
     for worst, n_late, n, port, g in ranked[: args.top]:
         print(f"{worst:7.2f} {n_late:6d} {n:6d}  {port:<5} {g}")
     if args.units > 0:
-        units = collections.defaultdict(lambda: [0, 0])
-        for a, cell, _ in ends:
-            name = names.label(cell).split(" ", 1)[-1]
-            name = re.sub(r"\[\d+\]$", "", re.sub(r"_TRELLIS_FF_Q.*", "", name))
-            unit = re.sub(r"\d+", "#", ".".join(name.split(".")[: args.units]))
-            if "." not in name:
-                word = re.sub(r"\d+", "#", name.lstrip("\\").split("_")[0]) if args.by_prefix else ""
-                unit = f"(top) {word}_" if word else "(top)"
-            units[unit][0] += a >= args.period
-            units[unit][1] += 1
-        print(f"per unit: endpoints at or after {args.period} ns of all endpoints")
-        for unit, (n_late, n) in sorted(units.items(), key=lambda kv: -kv[1][0]):
-            if n_late:
-                print(f"{n_late:8d} {n:6d}  {unit}")
+        print_units(((a, names.label(cell)) for a, cell, _ in ends), args.units, args.by_prefix, args.period,
+                    f"per unit: endpoints at or after {args.period} ns of all endpoints")
     loads = net_loads(net)
     for cp in report.get("critical_paths", [])[:1]:
         print("critical path (ns, kind, loads of the net, to cell):")
