@@ -295,8 +295,11 @@ def simulate(point) -> results.RawCounts:
 #: array alone synthesises to about its count: 5,961 xcup LUTs for 5,632 at 8 x 8 OS,
 #: benchmarks/README.md). Fitted on the tiny point alone ((144,426 - 1,408) / (122,392 - 1,408), the RTL of 0ffdc01;
 #: benchmarks/nm_resource_calibration.json, tests/test_resources_nm_train.py), the mid points
-#: held out. FFs are counted without a fitted constant.
+#: held out. FFs are counted from widths but for one measured constant, the control registers
+#: (``CONTROL_FF``).
 LUT_SCALE = 1.182
+#: The engine top's control registers (:func:`rtl_features`' ``control``), measured.
+CONTROL_FF = 1575
 
 
 def rtl_features(hw) -> dict[str, float]:
@@ -319,7 +322,7 @@ def rtl_features(hw) -> dict[str, float]:
       (``simulator.resources.memory_cost``) and their read-add;
     - the array's PEs as ``dataflow.nm_train.resources`` counts them."""
     from sparsim.dataflow.nm_train import resources as array_resources
-    from sparsim.rtl.nm_train import Geometry
+    from sparsim.rtl.nm_train import _QUEUE_DEPTH, Geometry, _job_layout
 
     from .resources import _mux_luts, memory_cost
 
@@ -354,9 +357,12 @@ def rtl_features(hw) -> dict[str, float]:
         "weight_beats": 8 * SQ * clog2(HB + 1) / 2 + 8 * HB + EB * (8 + ib) * _mux_luts(plain_formats)
         + 2 * (9 + ibp) * 2 * WW * (clog2(WW) / 2 + 1),
     }
-    ff = {"read_regs": C * (8 + ib),
+    ff = {# per column the weight word its read offset lies in (the data stage's register)
+          "read_regs": C * WW * (8 + ib),
           # the held bytes, and per weight bank its segment register (entries, mask, word, rotation)
-          "weight_beats": 8 * HB + clog2(HB + 1) + 2 * ((9 + ibp) * EB + 2 * clog2(WE + 1) + 2)}
+          "weight_beats": 8 * HB + clog2(HB + 1) + 2 * ((9 + ibp) * EB + 2 * clog2(WE + 1) + 2),
+          # the compute jobs' queue (every field of a job, registered at dispatch)
+          "job_queue": _QUEUE_DEPTH * _job_layout(geo).size}
     # Input sub-banks: OS a window from each sub-bank, WS R windows from the one sub-bank (a read
     # port, so a copy of its RAMs, per array row).
     W, ab = geo.in_word_bytes, geo.in_word_addr_bits
@@ -380,7 +386,11 @@ def rtl_features(hw) -> dict[str, float]:
     })
     ff.update({"input_rams": ram_units * ram.read_ffs,
                "input_segments": segments * (9 * DB + clog2(S + 1) + 3) + reads * (clog2(S + 1) + 1)})
-    ff["stores"] = w_bits * (w_depth + 1) if geo.w_word_logic else w_units * w_ram.read_ffs
+    # Weight RAMs of registers (``w_word_logic``): per sub-bank pair the words a write can reach (a
+    # two-word write at the last entry's word reaches the word after it; Yosys drops the others).
+    # LUT-RAMs are read combinationally into the per-column word register (``read_regs``).
+    w_words = min(2 * w_depth, (WE - 1) // WW + 2)
+    ff["stores"] = 2 * C * w_words * WW * (8 + ib) if geo.w_word_logic else 0
     bram_inputs = ram_units * ram.bram36 + (0 if geo.w_word_logic else w_units * w_ram.bram36)
     if M > 1:
         E = max(geo.prune_bytes, Ew)
@@ -395,16 +405,27 @@ def rtl_features(hw) -> dict[str, float]:
             "pgs_buffer": 8 * M * _mux_luts(Ew),
         })
         # the rank stage's input register (bytes, |w|, group terms) and its rank registers
-        ff.update({"pgs_buffer": 8 * M * Ew + 8 * P,
+        # (the transposing buffer, the packed row and its byte enables, the chunk's two words' values)
+        ff.update({"pgs_buffer": 8 * M * Ew + 9 * P + 2 * WW * 8,
                    "rank": E * (16 + E.bit_length()) + E * (1 + 8 + E.bit_length())})
     # Output banks: a read-add port and a store port each, a copy per read port.
     out_bits = geo.out_lanes * A
     cost = memory_cost(out_bits, geo.out_rows, copies=2)
     lut["output_banks"], ff["output_banks"], bram = 2 * cost.lutram_luts, 2 * cost.read_ffs, 2 * cost.bram36 + bram_inputs
     # (the read-add's read register: a fabric FF on xcup, the block RAM's output register on ECP5)
-    lut["output_add"], ff["output_add"] = out_bits * 2, C * A + 2 * out_bits
+    # FFs: per bank the row read for the add, the sum and its write's lane enables
+    lut["output_add"], ff["output_add"] = out_bits * 2, 3 * out_bits + 2 * P
     arr = array_resources(hw)
-    lut["array"], ff["array"] = arr["lut"], arr["ff"]
+    # (the last column's PEs pass no window on: Yosys drops their window registers, which
+    # nothing reads, as the selected lane is registered from the incoming window itself)
+    lut["array"], ff["array"] = arr["lut"], arr["ff"] - R * 8 * M
+    # The registers no term above names: the loader's instruction and guards, the receiver's
+    # routes, the store's and the sequencers' counters, the weight transfer's row tables (Yosys
+    # keeps 91 of each 490-bit table's bits) and the fan-out copies. A measured constant, not
+    # counted from widths: 1,564 FFs in the tiny point's xcup netlist and 1,590 in mid_ecp5's
+    # (the RTL of 8598c83, docs/nm_train.md "RTL (measured)", session 18); it does not grow with
+    # R, C or the buffers.
+    ff["control"] = CONTROL_FF
     return {"lut": lut, "ff": ff, "bram36": bram}
 
 
