@@ -6,8 +6,11 @@ build/pnr holds ``ecp5_packed.json``; the folder's ``top.v`` says which design i
 and routes it again for each placer and seed asked for, in sub-folders ``spread/<placer>_s<seed>``,
 then prints each run's Fmax and, per placer, the lowest, median and highest. The netlist is the
 same in every run, so the spread is the tools', not the design's.
+``--router router2`` and ``--tmg-ripup`` route with nextpnr's other router or its timing-driven
+rip-up (sub-folders ``..._router2``, ``..._tr``): with the same placer and seed the placement is
+the same, so the difference is the router's.
 Run: .venv/bin/python benchmarks/pnr_spread.py build/pnr/<folder> [--seeds 1,2,3]
-     [--placers heap,static] [--speed 6] [--timeout 3600] [--json OUT]
+     [--placers heap,static] [--speed 6] [--router router1] [--tmg-ripup] [--timeout 3600] [--json OUT]
 """
 
 from __future__ import annotations
@@ -21,24 +24,26 @@ import time
 from pathlib import Path
 
 from sparsim.rtl.synth import ECP5_PLACERS as PLACERS
-from sparsim.rtl.synth import ECP5_SPEED, ECP5_SPEED_GRADES, nextpnr_ecp5_command
+from sparsim.rtl.synth import ECP5_ROUTER, ECP5_ROUTERS, ECP5_SPEED, ECP5_SPEED_GRADES, nextpnr_ecp5_command
 
 
-def run_one(folder: Path, placer: str, seed: int, speed: int, timeout_s: float) -> dict:
+def run_one(folder: Path, placer: str, seed: int, speed: int, timeout_s: float,
+            router: str = ECP5_ROUTER, tmg_ripup: bool = False) -> dict:
     folder = folder.resolve()
-    out = folder / "spread" / f"{placer}_s{seed}_g{speed}"
+    tail = ("" if router == ECP5_ROUTER else f"_{router}") + ("_tr" if tmg_ripup else "")
+    out = folder / "spread" / f"{placer}_s{seed}_g{speed}{tail}"
     out.mkdir(parents=True, exist_ok=True)
     report = out / "report.json"
     t0 = time.perf_counter()
     if not report.exists():
         cmd = nextpnr_ecp5_command(str(folder / "ecp5_packed.json"), str(report), str(out / "nextpnr.log"),
-                                   speed=speed, seed=seed, placer=placer)
+                                   speed=speed, seed=seed, placer=placer, router=router, tmg_ripup=tmg_ripup)
         subprocess.run(cmd, cwd=out, check=True, timeout=timeout_s,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     clocks = json.loads(report.read_text()).get("fmax", {})
     if not clocks:
         raise RuntimeError(f"nextpnr reported no clock; see {out / 'nextpnr.log'}")
-    return {"placer": placer, "seed": seed, "speed": speed,
+    return {"placer": placer, "seed": seed, "speed": speed, "router": router, "tmg_ripup": tmg_ripup,
             "fmax_mhz": round(min(c["achieved"] for c in clocks.values()), 2),
             "seconds": round(time.perf_counter() - t0, 1)}
 
@@ -49,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--placers", default="heap,static")
     ap.add_argument("--speed", type=int, default=ECP5_SPEED, choices=ECP5_SPEED_GRADES)
+    ap.add_argument("--router", default=ECP5_ROUTER, choices=ECP5_ROUTERS)
+    ap.add_argument("--tmg-ripup", action="store_true", help="nextpnr's timing-driven rip-up in the router")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per nextpnr run")
     ap.add_argument("--json", type=Path, help="write the runs here")
     args = ap.parse_args(argv)
@@ -72,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for placer in placers:
         for seed in seeds:
-            r = run_one(args.folder, placer, seed, args.speed, args.timeout)
+            r = run_one(args.folder, placer, seed, args.speed, args.timeout, args.router, args.tmg_ripup)
             runs.append(r)
             print(f"{placer:7s} seed {seed:3d}  {r['fmax_mhz']:7.2f} MHz  ({r['seconds']:.0f} s)",
                   flush=True)

@@ -67,6 +67,11 @@ ECP5_SPEED = 6
 #: "Seed and placer spread"); ``sa`` (simulated annealing) is slow on anything but small designs.
 ECP5_PLACERS = ("heap", "static", "sa")
 ECP5_PLACER = "heap"
+#: nextpnr-ecp5's routers. ``router1`` (nextpnr's default) routed every figure the docs quote;
+#: ``router2`` is offered to :file:`benchmarks/pnr_spread.py` to compare on one placement (the
+#: placer does not depend on the router: the same seed and placer give the same placement).
+ECP5_ROUTERS = ("router1", "router2")
+ECP5_ROUTER = "router1"
 PROXY_NOTE = ("ECP5 Fmax is an open-flow proxy (Yosys + nextpnr on a Lattice ECP5-85), "
               "not an UltraScale+ timing figure")
 
@@ -306,7 +311,8 @@ def place_and_route_ecp5(hw: HardwareConfig, build_root: Path | None = None, *,
                                    timeout_s=timeout_s, pack=pack, speed=speed, seed=seed, placer=placer)
 
 
-def check_pnr_options(speed: int = ECP5_SPEED, seed: int = ECP5_SEED, placer: str = ECP5_PLACER) -> None:
+def check_pnr_options(speed: int = ECP5_SPEED, seed: int = ECP5_SEED, placer: str = ECP5_PLACER,
+                      router: str = ECP5_ROUTER) -> None:
     """ValueError naming the first of nextpnr's options that is not one it takes here."""
     if speed not in ECP5_SPEED_GRADES:
         raise ValueError(f"speed grade must be one of {', '.join(map(str, ECP5_SPEED_GRADES))}, not {speed!r}")
@@ -314,21 +320,26 @@ def check_pnr_options(speed: int = ECP5_SPEED, seed: int = ECP5_SEED, placer: st
         raise ValueError(f"placer seed must be an integer from 1 to {2**31 - 1}, not {seed!r}")
     if placer not in ECP5_PLACERS:
         raise ValueError(f"placer must be one of {', '.join(ECP5_PLACERS)}, not {placer!r}")
+    if router not in ECP5_ROUTERS:
+        raise ValueError(f"router must be one of {', '.join(ECP5_ROUTERS)}, not {router!r}")
 
 
 def nextpnr_ecp5_command(netlist: str, report: str, log: str, *, speed: int = ECP5_SPEED,
-                         seed: int = ECP5_SEED, placer: str = ECP5_PLACER) -> list[str]:
+                         seed: int = ECP5_SEED, placer: str = ECP5_PLACER, router: str = ECP5_ROUTER,
+                         tmg_ripup: bool = False) -> list[str]:
     """The ``nextpnr-ecp5`` command line of the flow (also :file:`benchmarks/pnr_spread.py`'s).
-    The default placer is not named, so the command of every recorded figure is unchanged but for
-    ``--detailed-timing-report``: it adds every timed endpoint's routed arrival to the report
-    (read by :file:`benchmarks/routed_endpoints.py`) and changes no placement or route
-    (the same 156.01 MHz and critical path with and without it on the tiny GEMM example)."""
-    check_pnr_options(speed, seed, placer)
+    The default placer and router are not named, so the command of every recorded figure is
+    unchanged but for ``--detailed-timing-report``: it adds every timed endpoint's routed
+    arrival to the report (read by :file:`benchmarks/routed_endpoints.py`) and changes no
+    placement or route (the same 156.01 MHz and critical path with and without it on the tiny
+    GEMM example). ``tmg_ripup``: nextpnr's experimental timing-driven rip-up in the router."""
+    check_pnr_options(speed, seed, placer, router)
     return _nextpnr_ecp5() + [
         f"--{ECP5_DEVICE}", "--package", ECP5_PACKAGE, "--out-of-context",
         "--json", netlist, "--report", report, "--detailed-timing-report", "--log", log,
         "--freq", f"{ECP5_TARGET_MHZ:g}", "--seed", str(seed), "--speed", str(speed),
         *(["--placer", placer] if placer != ECP5_PLACER else []),
+        *(["--router", router] if router != ECP5_ROUTER else []), *(["--tmg-ripup"] if tmg_ripup else []),
         "--timing-allow-fail", "--quiet"]
 
 

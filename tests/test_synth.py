@@ -134,6 +134,11 @@ def test_nextpnr_command_names_seed_and_placer_and_leaves_the_default_placer_unn
     cmd = nextpnr_ecp5_command("n.json", "r.json", "l.log", seed=7, placer="static", speed=8)
     assert cmd[cmd.index("--seed") + 1] == "7" and cmd[cmd.index("--placer") + 1] == "static"
     assert cmd[cmd.index("--speed") + 1] == "8"
+    assert "--router" not in cmd and "--tmg-ripup" not in cmd  # router1, every recorded figure's
+    cmd = nextpnr_ecp5_command("n.json", "r.json", "l.log", router="router2", tmg_ripup=True)
+    assert cmd[cmd.index("--router") + 1] == "router2" and "--tmg-ripup" in cmd
+    with pytest.raises(ValueError, match="router must be one of router1, router2, not 'fast'"):
+        nextpnr_ecp5_command("n.json", "r.json", "l.log", router="fast")
 
 
 def test_cli_placer_choices_are_the_flows():
