@@ -75,6 +75,18 @@ encode_program = FORMAT.encode_program
 
 #: Cycles from a cache lookup (the request's handshake) to the hit's delivery.
 CACHE_HIT_CYCLES = 2
+#: Cycles from a LOAD's last line write to its done event: the write's "last line of its LOAD"
+#: registered, so every issue condition that counts finished LOADs (the GATHERs' on the index
+#: LOAD, the GEMMs' on the weight and dense LOADs) starts from a register (docs/recsys.md,
+#: "Engines and timing" 1). (Picked from the written line's tag through the write queue, it put
+#: the dense engine's and the gather units' issue conditions at 11.9-12.6 ns routed on ECP5.)
+LOAD_DONE_CYCLES = 1
+#: Cycles more before an index LOAD of mini-batch m sees every GATHER of m - 2 done: the loader's
+#: "no gather lane busy with that parity" test is registered, so its first request waits for
+#: ``done + LOAD_WAIT_CYCLES + 1`` (docs/recsys.md, "Engines and timing" 1). (Read in the request's
+#: cycle, the lanes' busy flags ran through the test and the request's valid into the loader's
+#: tag registers' enables: 11.3 ns routed on ECP5.)
+LOAD_WAIT_CYCLES = 1
 #: Cycles from a GATHER's start to the first cycle its index walker may offer a row: the walker
 #: reads the range's first two positions from the index bank (block RAM with its read line
 #: registered again: two cycles), then the first index word (two more), fills its row-address

@@ -2502,7 +2502,15 @@ class RecsysAccelerator(wiring.Component):
                            | beyond(uh, data.View(loader_entry, lh[1]).mb_m2), loader_q, q)
                      for u, q in enumerate(unit_q)]
         head_ok = Signal()
-        m.d.comb += [ld_nb.eq(no_busy(ld_chk)), head_ok.eq(ld_ok & Cat(*ld_beyond).all() & ld_nb)]
+        # "No lane busy with the head's parity" a cycle late (``LOAD_WAIT_CYCLES``): registered
+        # from the busy flags of this cycle and the checks of the next cycle's head (``ld_chk``'s
+        # next values). While an index LOAD of m waits, no GATHER of m's parity can start (those
+        # of m wait for it), so the flags only fall and the late test never lets it go early.
+        # The lanes' ``busy`` then reach only this register, not the request and the tag
+        # registers' enables behind it.
+        ld_nb_q = Signal(name="ld_nb_q")
+        m.d.sync += ld_nb_q.eq(no_busy([nexts[id(c)] for c in ld_chk]))
+        m.d.comb += [ld_nb.eq(ld_nb_q), head_ok.eq(ld_ok & Cat(*ld_beyond).all() & ld_nb)]
         cur = Signal()  # a LOAD past its first request
         cur_target = Signal(2)
         cur_bank = Signal()
@@ -2608,15 +2616,23 @@ class RecsysAccelerator(wiring.Component):
                 m.d.sync += [sig.eq(Mux(loads, lines_of_head, Mux(n_written, sig_m1, sig))),
                              sig_one.eq(Mux(loads, head_one, Mux(n_written, sig_two, sig_one)))]
                 finished = n_written & sig_one
+                # The LOAD is done the cycle after its last line's write (``LOAD_DONE_CYCLES``):
+                # "last line written" registered, so the events that count finished LOADs (and the
+                # issue conditions picked by them) start from a register, not from the write
+                # queue's lane pick and the tag's kind.
+                fin_q = Signal(name=f"load_fin{tg}_{p}")
+                m.d.sync += fin_q.eq(finished)
                 with m.If(starts_here):
                     m.d.sync += inflight.eq(1)
-                with m.Elif(finished):
+                with m.Elif(fin_q):
+                    # A LOAD of the same (target, parity) starts only after something that waited
+                    # for this one's done, so clearing a cycle late never delays its count.
                     m.d.sync += inflight.eq(0)
                 if tg == isa.LOAD_WEIGHT:
                     if p == 0:
-                        m.d.comb += w_fin.eq(finished)
+                        m.d.comb += w_fin.eq(fin_q)
                 else:
-                    m.d.comb += (ldd_inc if tg == isa.LOAD_DENSE else ldi_inc)[p].eq(finished)
+                    m.d.comb += (ldd_inc if tg == isa.LOAD_DENSE else ldi_inc)[p].eq(fin_q)
 
         m.d.comb += [gs.idx_wr.valid.eq(write_en & (write.target == isa.LOAD_INDEX)),
                      gs.idx_wr.payload.bank.eq(write.bank), gs.idx_wr.payload.addr.eq(write.idx),

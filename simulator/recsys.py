@@ -40,7 +40,7 @@ _COUNTERS = ("requests", "cache_hits", "cache_misses", "loader_lines", "store_li
 @njit(cache=True)
 def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off, tab_idx, tab_off, mb_start,
             loader_q, unit_ptr, unit_q, dense_q, store_q, n_mb, units, channels, line_bytes, beats,
-            latency, max_out, cache_lines, hit_cycles, walk_cycles, pool_lanes, n_bottom, skip_quiet, activity, stalls,
+            latency, max_out, cache_lines, hit_cycles, walk_cycles, load_done, load_wait, pool_lanes, n_bottom, skip_quiet, activity, stalls,
             counters):
     n_ins = op.shape[0]
     # Events per mini-batch (INF: not yet); a condition on an event in cycle y holds from y + 1.
@@ -164,14 +164,14 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
                 elif fa[i] == isa.LOAD_DENSE:
                     ok = m < 2 or bot_first_end[m - 2] < x
                 else:
-                    ok = m < 2 or g_all[m - 2] < x
+                    ok = m < 2 or g_all[m - 2] + load_wait < x
                 if ok:
                     l_started = True
                     l_next = 0
                     if lines[i] == 0:
-                        _load_done(i, x, fa, mb, ldd_done, ldi_done)
+                        _load_done(i, x + load_done, fa, mb, ldd_done, ldi_done)
                         if fa[i] == isa.LOAD_WEIGHT:
-                            w_done = x
+                            w_done = x + load_done
                         l_started = False
                         l_pos += 1
             if l_started and l_inflight < max_out:
@@ -332,9 +332,11 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
                     l_written = x if x > l_written else l_written + 1
                     load_left[i] -= 1
                     if load_left[i] == 0:
-                        _load_done(i, l_written, fa, mb, ldd_done, ldi_done)
+                        # Done LOAD_DONE_CYCLES after its last line's write (the END waits for
+                        # the write only: nothing is left to do for the LOAD after it).
+                        _load_done(i, l_written + load_done, fa, mb, ldd_done, ldi_done)
                         if fa[i] == isa.LOAD_WEIGHT:
-                            w_done = l_written
+                            w_done = l_written + load_done
                         if l_written > last_event:
                             last_event = l_written
                 else:
@@ -425,7 +427,7 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
             i = loader_q[l_pos]
             m = mb[i]
             if (fa[i] == isa.LOAD_WEIGHT or (fa[i] == isa.LOAD_DENSE and (m < 2 or bot_first_end[m - 2] < x))
-                    or (fa[i] == isa.LOAD_INDEX and (m < 2 or g_all[m - 2] < x))):
+                    or (fa[i] == isa.LOAD_INDEX and (m < 2 or g_all[m - 2] + load_wait < x))):
                 quiet = False
         if quiet and s_pos < store_q.shape[0] and top_end[mb[store_q[s_pos]]] < x:
             quiet = False
@@ -569,7 +571,7 @@ def run(program: Program, *, skip_quiet: bool = True) -> Timed:
         *_queues(program), np.int64(pl.mini_batches), np.int64(hw.gather_units), np.int64(mem.channels),
         np.int64(line), np.int64(-(-line // mem.bytes_per_cycle)), np.int64(mem.latency_cycles),
         np.int64(hw.max_outstanding), np.int64(hw.cache_lines), np.int64(isa.CACHE_HIT_CYCLES), np.int64(isa.WALK_CYCLES),
-        np.int64(hw.pool_lanes), np.int64(len(pl.model.bottom_layers)), skip_quiet, activity, stalls, counters)
+        np.int64(isa.LOAD_DONE_CYCLES), np.int64(isa.LOAD_WAIT_CYCLES), np.int64(hw.pool_lanes), np.int64(len(pl.model.bottom_layers)), skip_quiet, activity, stalls, counters)
     if cycles < 0:
         raise RuntimeError("recsys simulator: no instruction finished for 2**26 cycles (a deadlock)")
     return Timed(

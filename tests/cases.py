@@ -355,15 +355,16 @@ _RS_HAND = Case(
         "workload": {"kind": "dlrm", "dense_features": 1, "bottom": [1], "top": [1], "dim": 16,
                      "table_rows": [4], "lookups": 1, "batch": 1},
     }),
-    hand_cycles=102,
+    hand_cycles=103,
     derivation="""G = 1 unit with 1 tag, 16 B lines, 1 channel of 16 B/cycle (a line per cycle),
     latency 4, a 1 x 1 array (OS fold = K + 4 with L = 3, GEMM = DECODE 1 + READ 4 + fold +
     POST 4, INTER = DECODE 1 + P x tables x ceil(dim / C) + POST 4), concat.
     Loader, one tag: 5 weight lines handshaken 0, 5, 10, 15, 20 (delivered 4 .. 24), dense line
-    25 -> 29, index line 30 -> 34. GATHER starts 35, its walker offers the row from 35 +
-    WALK_CYCLES (8) = 43: request 43, delivered 47, pooled 48.
-    Bottom GEMM (K 1: 14 cycles) 30..43 (weights 24, dense 29); INTER (1 + 16 + 4) 49..69 after
-    the gather; top GEMM (K 17: 30 cycles) 70..99; STORE handshaken 100, done 100; END 101: 102 cycles.
+    25 -> 29, index line 30 -> 34; each LOAD done LOAD_DONE_CYCLES (1) after its last line's
+    write: weights 25, dense 30, index 35. GATHER starts 36, its walker offers the row from 36 +
+    WALK_CYCLES (8) = 44: request 44, delivered 48, pooled 49.
+    Bottom GEMM (K 1: 14 cycles) 31..44 (weights 25, dense 30); INTER (1 + 16 + 4) 50..70 after
+    the gather; top GEMM (K 17: 30 cycles) 71..100; STORE handshaken 101, done 101; END 102: 103 cycles.
     (tests/test_simulator_recsys.py::test_hand_derived_program checks the stalls as well.)""",
 )
 
@@ -437,8 +438,14 @@ def rs_gather_bound_point(k: int, data_seed: int) -> DesignPoint:
 RS_GATHER_POINT = 4
 #: A gather-bound point whose cycles the row buffer of two sets (one unit, three tags, one
 #: channel, a cache): with a one-row register it took 781, 815 and 796 cycles for data seeds
-#: 1-3, with the buffer 780, 814 and 791 (the walker steps ahead of the unit's takes).
+#: 1-3, with the buffer 780, 814 and 791 (the walker steps ahead of the unit's takes); 781, 815
+#: and 792 since a LOAD is done LOAD_DONE_CYCLES after its last line's write.
 RS_ROW_BUFFER_POINT = 20
+#: A gather-bound point whose index LOADs wait on the GATHERs of two mini-batches before (three
+#: units, two tags, one channel, a cache): the only point here where that condition binds, so
+#: ``LOAD_WAIT_CYCLES`` shows (1,455, 1,549 and 1,501 cycles for data seeds 1-3 without it; 1,474,
+#: 1,550 and 1,506 with it).
+RS_LOAD_WAIT_POINT = 32
 
 RS_CASES: tuple[Case, ...] = (
     _RS_HAND,
@@ -454,6 +461,10 @@ RS_CASES: tuple[Case, ...] = (
     ),
     *(
         Case(id=f"rs-gather{RS_ROW_BUFFER_POINT}-data{seed}", point=rs_gather_bound_point(RS_ROW_BUFFER_POINT, seed))
+        for seed in DATA_SEEDS
+    ),
+    *(
+        Case(id=f"rs-gather{RS_LOAD_WAIT_POINT}-data{seed}", point=rs_gather_bound_point(RS_LOAD_WAIT_POINT, seed))
         for seed in DATA_SEEDS
     ),
 )

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from cases import (CASES, CASES_BY_ID, DESIGN_SEEDS, NM_CASES, NM_DESIGN_SEEDS, RS_CASES, RS_DESIGN_SEEDS,
-                   RS_GATHER_POINT, RS_ROW_BUFFER_POINT, STALL_RUNS, Case, nm_random_design_point,
+                   RS_GATHER_POINT, RS_LOAD_WAIT_POINT, RS_ROW_BUFFER_POINT, STALL_RUNS, Case, nm_random_design_point,
                    random_design_point, rs_random_design_point)
 from sparsim.dataflow import dsp_chain_isa as isa
 from sparsim.dataflow.dsp_chain import Program, compile_design_point
@@ -480,13 +480,13 @@ def _rs_rtl_runs(case: Case) -> bool:
 #: of design points 6 (OS, 2 x 2, concat) and 1 (WS, 4 x 3, concat, 4 gather units), each point
 #: one Verilator build, and the gather-bound point (the only one whose dense engine waits for its
 #: gathers, so its cycles differ between data seeds), and the first data seed of the point whose
-#: cycles the walker's row buffer of two sets. ``SPARSIM_RECSYS_RTL=all`` runs every case of the table (the tiny
+#: cycles the walker's row buffer of two sets, and that of the point whose index LOADs wait on the gathers. ``SPARSIM_RECSYS_RTL=all`` runs every case of the table (the tiny
 #: example and all 8 design points x 3 seeds: both dataflows, concat and dot, 1 to 4 gather
 #: units, 1 to 3 channels, tag pools of 1 to 8, latencies 1 to 9), with a stalled run of each.
 RS_RTL_CASES = tuple(c for c in RS_CASES if _rs_rtl_runs(c) and (
     os.environ.get("SPARSIM_RECSYS_RTL") == "all" or c.id == "rs-hand-one-sample"
     or c.id.startswith(("rs-dp6-", "rs-dp1-", f"rs-gather{RS_GATHER_POINT}-"))
-    or c.id == f"rs-gather{RS_ROW_BUFFER_POINT}-data1"))
+    or c.id == f"rs-gather{RS_ROW_BUFFER_POINT}-data1" or c.id == f"rs-gather{RS_LOAD_WAIT_POINT}-data1"))
 #: Stalled runs (random instruction gaps, request and write back-pressure): (case, stall seed).
 RS_STALL_RUNS = tuple((c, 200 + i) for i, c in enumerate(RS_RTL_CASES) if c.hand_cycles is None)
 
@@ -542,8 +542,13 @@ def test_rs_rtl_values_under_random_stalls(case: Case, stall_seed: int, level: s
     assert res.stall_seed == stall_seed
     assert not res.errors, res.summary()
     assert res.outputs_match, res.summary()
-    # Stalls only delay; a short Program may dodge them all (they fall where nothing waits).
-    assert res.cycles_rtl >= res.cycles_sim, res.summary()
+    # Stalls only delay; a short Program may dodge them all (they fall where nothing waits). Where
+    # an index LOAD waits on the gathers (``RS_LOAD_WAIT_POINT``) a delay can reorder the loader's
+    # and the units' requests on a channel and end sooner (``LOAD_WAIT_CYCLES``, a delay, took
+    # gather-bound points 2 and 37 from 4,940 to 4,932 and from 6,087 to 6,078 cycles), so there
+    # only the values are checked.
+    if not case.id.startswith(f"rs-gather{RS_LOAD_WAIT_POINT}-"):
+        assert res.cycles_rtl >= res.cycles_sim, res.summary()
 
 
 @pytest.mark.parametrize("level", ("amaranth", pytest.param("verilator", marks=pytest.mark.verilator)))
