@@ -60,8 +60,8 @@ FORWARD, ACT_GRAD, WEIGHT_GRAD, PREGEN = range(4)
 #: compares, the ranks and kept bytes, the shifts, the squeeze's low shift bits), the squeezed
 #: entries' register, then the pack and the write. A slab row is read ``k = ceil(cols / W)``
 #: cycles (W entries of a weight RAM word a cycle, dataflow.nm_train.weight_word_entries); axis 0
-#: emits one record per slab row; axis 1 spends M k + columns cycles per group of M rows
-#: (simulator.nm_train.pgs_cycles). rtl/nm_train.py owns this number.
+#: emits one record per slab row; axis 1 spends M k + TRANSPOSE_WRITE_CYCLES + columns cycles per
+#: group of M rows (simulator.nm_train.pgs_cycles). rtl/nm_train.py owns this number.
 PREGEN_CYCLES = 7
 #: Cycles an MM job adds to its array time D (docs/nm_train.md, event equation of compute): two
 #: before the first fold's handshake (the banks' synchronous read, then the read-data register
@@ -73,6 +73,16 @@ MM_PIPE_CYCLES = 4
 #: the rank network's input register and its four register stages on the receive path (the
 #: squeezed entries then go to the segment register as a plain beat's do).
 PRUNE_CYCLES = 5
+#: Cycles from an LDA's or LDB's last record (its last byte's beat, cycle ``a``) to its bank being
+#: ready (``a + LOAD_READY_CYCLES``; a pruning LDB's ``PRUNE_CYCLES`` later): the beat's segment
+#: register, then the sub-banks' write stage (each RAM's address, data and enables registered
+#: before it takes them), so the bank holds the record at the end of ``a + 2``, and a job
+#: starting in ``a + 2`` reads it from ``a + 3`` on. rtl/nm_train.py owns this number.
+LOAD_READY_CYCLES = 2
+#: Cycles a PGS job along axis 1 adds per group of M slab rows between the group's last row read
+#: and its first column's emit: the transposing buffer's write stage (each chunk and its slot's
+#: enables registered before the buffer takes them).
+TRANSPOSE_WRITE_CYCLES = 1
 
 
 # --------------------------------------------------------------------------------------------

@@ -219,7 +219,8 @@ class NmTrainAccelerator(wiring.Component):
         transfer of records wider than a beat as its byte stream, ``beat_bytes`` a beat (its
         last beat may be shorter), records of at most ``beat_bytes`` one per beat in the low
         ``rec_bytes * 8`` bits. Never stalled: every record is taken in the cycle of its last
-        byte's beat (pruned records PRUNE_CYCLES later) and in its bank the cycle after.
+        byte's beat (pruned records PRUNE_CYCLES later) and in its bank LOAD_READY_CYCLES (2)
+        cycles after: the segment register, then the sub-banks' write stage.
     wr : Out(stream.Signature(write_layout(hw)))
         Output rows: ``addr``, ``data`` (accumulators, little-endian), ``bytes`` (the row's size,
         ``Q_t * acc_bits / 8``) and ``last``.
@@ -254,9 +255,9 @@ class NmTrainAccelerator(wiring.Component):
         # ---- storage --------------------------------------------------------------------
         # Input and weight sub-banks hold records back to back from a running base (records of
         # one load have one width), written from the read-data beats: a record is in its bank
-        # the cycle after its last byte's beat. Nothing reads a bank in the cycle after its last
-        # record (a job starts at the earliest then, and reads in the cycle after its start), so
-        # the bank is ready as before. Reads select a window at a byte (entry) offset. A bank is
+        # two cycles after its last byte's beat (a segment register, then each RAM's write stage).
+        # Nothing reads a bank before then (a job starts at the earliest LOAD_READY_CYCLES after
+        # the last record's beat, and reads in the cycle after its start). Reads select a window at a byte (entry) offset. A bank is
         # rewritten only once no job reads it (the loader's guards). OS: R-way row banking (row p in sub-bank p % R), so a fold's R rows
         # are read in one cycle; WS: one store of whole rows, a step's R windows from one row.
         in_subs = geo.in_subs
@@ -484,8 +485,18 @@ class NmTrainAccelerator(wiring.Component):
 
         in_sub, in_base = sub_counter("in_wr", in_subs, a_width[bank_of_beat], geo.in_sub_bytes, to_input)
         _input_beat_writes(m, geo, rx, self.rd_data, bt, in_sub, in_base, in_ram)
-        with m.If(to_input & bt.last):
-            m.d.sync += a_ready.bit_select(bank_of_beat, 1).eq(1)
+        # (a bank is ready LOAD_READY_CYCLES after its last record's beat: the beat's segment
+        # register, then the sub-banks' write stage; the ready bit is set that much later)
+        assert isa.LOAD_READY_CYCLES == 2, "the segment register, then the RAMs' write stage"
+
+        def ready_event(valid, bank, name):
+            for d in range(1, isa.LOAD_READY_CYCLES):
+                valid, bank = _reg(m, valid, f"{name}_d{d}"), _reg(m, bank, f"{name}_bank_d{d}", reset_less=True)
+            return valid, bank
+
+        a_set, a_set_bank = ready_event(to_input & bt.last, bank_of_beat, "in_ready")
+        with m.If(a_set):
+            m.d.sync += a_ready.bit_select(a_set_bank, 1).eq(1)
 
         # Weight loads are written from the beats a group at a time (``_weight_beat_groups``):
         # the complete groups of the record in progress in a beat (after the bytes held from
@@ -494,7 +505,8 @@ class NmTrainAccelerator(wiring.Component):
         # so far; the next record's bytes in that beat wait for the next beat, in which its last
         # byte comes at the earliest. A segment is registered, and the next cycle rotated into
         # the two words it spans and written (``_weight_segment_writes``): a record is in its
-        # bank the cycle after its last byte's beat (pruned: PRUNE_CYCLES later).
+        # bank two cycles after its last byte's beat, through each RAM's write stage (pruned:
+        # PRUNE_CYCLES later).
         # The weight transfer whose beats arrive: weight loads are read in issue order into banks
         # 0, 1, 0, ... (LDB j into bank j % 2), so its bank is a toggle (``w_cur_bank``, flipped
         # by a transfer's last record), and its load's fields, rows and format are copies of its
@@ -551,11 +563,14 @@ class NmTrainAccelerator(wiring.Component):
                 _weight_segment_writes(m, geo, f"weight{b}",
                                        [(from_prune, pruned["segs"], pruned["lists"]), (plain, segs, plain_lists)],
                                        w_ram[b], ib)
-        with m.If(w_end & ~w_pruning):
-            m.d.sync += b_ready.bit_select(wq, 1).eq(1)
+        b_set, b_set_bank = ready_event(w_end & ~w_pruning, wq, "w_ready")
+        with m.If(b_set):
+            m.d.sync += b_ready.bit_select(b_set_bank, 1).eq(1)
         if pruned is not None:
-            with m.If(pruned["segs"]["last"] & pruned["pruning"]):
-                m.d.sync += b_ready.bit_select(pruned["segs"]["bank"], 1).eq(1)
+            p_set, p_set_bank = ready_event(pruned["segs"]["last"] & pruned["pruning"], pruned["segs"]["bank"],
+                                            "prune_ready")
+            with m.If(p_set):
+                m.d.sync += b_ready.bit_select(p_set_bank, 1).eq(1)
 
         # ---- compute: start conditions ------------------------------------------------------
         tile_bank = Signal(init=1)  # output bank of the open tile (tile t in bank t % 2)
@@ -1066,10 +1081,13 @@ class NmTrainAccelerator(wiring.Component):
         its rows are read into a transposing buffer of M rows (a chunk a cycle, as into the
         input register), then one cycle per column hands that column's M bytes from the buffer
         to the same rank / pack stages (into the rank stage's input register a cycle later),
+        from the cycle after the buffer's write stage has written the group's last chunk
+        (``TRANSPOSE_WRITE_CYCLES`` = 1 a group),
         whose group is written into output row ``column`` at the group's byte offset. The last
         write is ``PREGEN_CYCLES = 7`` cycles after the last sequencer cycle.
         """
         assert isa.PREGEN_CYCLES == 2 + _RankStage.STAGES + 1, "read, data register, the network's stages, write"
+        assert isa.TRANSPOSE_WRITE_CYCLES == 1, "the transposing buffer's one write stage"
         Mmax = 1 << ib
         E = geo.w_entries
         WW = geo.w_word_entries
@@ -1106,6 +1124,9 @@ class NmTrainAccelerator(wiring.Component):
         grow = Signal(5, name="pg_group_row")  # axis 1: the row read within its group of M
         col = Signal(count_bits, name="pg_column")  # axis 1: the column emitted
         emit_ph = Signal(name="pg_emit_phase")  # axis 1: the group's columns are emitted
+        # (axis 1: the emit phase's first cycle, in which the buffer's write stage writes the
+        # group's last chunk: columns are emitted from the next cycle on)
+        settle = Signal(name="pg_settle")
         kept = Signal(count_bits + 1, name="pg_kept")  # axis 1: kept entries of earlier groups
         off = Signal(range(P + 1), name="pg_offset")  # axis 1: the group's byte offset in a record
         reading = Signal(name="pg_reading")
@@ -1129,10 +1150,10 @@ class NmTrainAccelerator(wiring.Component):
         m.d.sync += kept_all.eq(kept >= job.kept_last)
         m.d.comb += [
             reading.eq(active & ~emit_ph),
-            emitting.eq(active & emit_ph),
+            emitting.eq(active & emit_ph & ~settle),
             row_end.eq(ck == ck_last),
             col_end.eq(col == job.count_last),
-            last.eq(active & Mux(job.axis, emit_ph & col_end & kept_all,
+            last.eq(active & Mux(job.axis, emit_ph & ~settle & col_end & kept_all,
                                  row_end & (row == job.count_last))),
         ]
         # The read offset base + coff as a register of its own (the weight RAMs' address: no
@@ -1153,12 +1174,14 @@ class NmTrainAccelerator(wiring.Component):
                     m.d.sync += sub.eq(sub + 1)
                 with m.If(job.axis):
                     with m.If(grow == rows_m - 1):
-                        m.d.sync += [grow.eq(0), emit_ph.eq(1)]
+                        m.d.sync += [grow.eq(0), emit_ph.eq(1), settle.eq(1)]
                     with m.Else():
                         m.d.sync += grow.eq(grow + 1)
             with m.Else():
                 m.d.sync += [ck.eq(ck + 1), coff.eq(coff + WW)]
                 m.d.comb += rd_off_next.eq(rd_off + WW)
+        with m.If(settle):
+            m.d.sync += settle.eq(0)
         with m.If(emitting):
             with m.If(col_end):
                 m.d.sync += [col.eq(0), emit_ph.eq(0), kept.eq(kept + job.n), off.eq(off + gb)]
@@ -1185,18 +1208,20 @@ class NmTrainAccelerator(wiring.Component):
         d2_done = _reg(m, _reg(m, last, "pg_done_d1"), "pg_done_d2")
         chunk = read_chunk(sub)
         # Axis 1: the chunk also goes into the transposing buffer, the group's rows one per
-        # slot, at its positions (as into the rank stage's input register, two cycles later the
-        # row is whole in both). A column is handed on a cycle after it is emitted, when the
-        # group's last row's last chunk, read in the cycle before the emit phase, is in the
-        # buffer: the columns come from the buffer's registers alone.
+        # slot, at its positions, through a write stage: the chunk (a copy per slot) and the
+        # slot's chunk-position enables (one-hot) are registered, and the buffer takes them the
+        # next cycle, so each buffer byte is fed by registers alone. A group's last row's last
+        # chunk, read in the cycle before the emit phase, is in the buffer at the end of the
+        # emit phase's first cycle (``settle``); a column is emitted from the next on and handed
+        # on a cycle after it is emitted: the columns come from the buffer's registers alone.
         buf = [[Signal(8, name=f"pg_buffer{i}_{e}", reset_less=True) for e in range(E)] for i in range(Mmax)]
-        with m.If(d1_read & job.axis):
-            with m.Switch(d1_slot):
-                for i in range(Mmax):
-                    with m.Case(i):
-                        for e in range(E):
-                            with m.If(d1_ck == e // WW):
-                                m.d.sync += buf[i][e].eq(chunk[8 * (e % WW) : 8 * (e % WW) + 8])
+        for i in range(Mmax):
+            bw_data = _reg(m, chunk, f"pg_buf_data{i}", reset_less=True)
+            bw_en = _reg(m, Cat(*(d1_read & job.axis & (d1_slot == i) & (d1_ck == k) for k in range(chunks))),
+                         f"pg_buf_en{i}")
+            for e in range(E):
+                with m.If(bw_en[e // WW]):
+                    m.d.sync += buf[i][e].eq(bw_data[8 * (e % WW) : 8 * (e % WW) + 8])
         column = [Signal(8, name=f"pg_column{i}") for i in range(Mmax)]
         for i in range(Mmax):
             m.d.comb += column[i].eq(Mux(i < rows_m, Array(buf[i])[d1_out_row], 0))
@@ -1420,16 +1445,21 @@ class _WordStore:
             # (``comb_reads``: asynchronous read ports, the reader registers what it needs)
             self.ports.append((wp, [mem.read_port(domain="comb" if comb_reads else "sync") for _ in range(reads)]))
 
-    def write(self, m, writes):
+    def write(self, m, writes, name):
         """``writes``: ``(enable, (even addr, data, byte enables), (odd addr, data, byte enables))``
-        choices, at most one enabled in a cycle."""
+        choices, at most one enabled in a cycle. The chosen address, data and enables are
+        registered (this store's own registers: ``name``) and the RAMs take them the next cycle,
+        so that each RAM's write port is fed by registers (``LOAD_READY_CYCLES``)."""
         for h, (wp, _) in enumerate(self.ports):
             addr, dat, en = writes[-1][1 + h]
             en = Mux(writes[-1][0], en, 0)
             for enable, *halves in reversed(writes[:-1]):
                 a, d, e = halves[h]
                 addr, dat, en = Mux(enable, a, addr), Mux(enable, d, dat), Mux(enable, e, en)
-            m.d.comb += [wp.addr.eq(addr), wp.data.eq(dat), wp.en.eq(en)]
+            half = ("even", "odd")[h]
+            m.d.comb += [wp.addr.eq(_reg(m, addr, f"{name}_{half}_wa", reset_less=True)),
+                         wp.data.eq(_reg(m, dat, f"{name}_{half}_wd", reset_less=True)),
+                         wp.en.eq(_reg(m, en, f"{name}_{half}_we"))]
 
     def read(self, m, even_addr, odd_addr, port=0):
         """The even and odd words at these addresses, a cycle later (through read port ``port``;
@@ -1447,8 +1477,8 @@ def _input_beat_writes(m, geo, rx, rd_data, bt, sub, base, stores):
     that record ends inside the beat and the transfer goes on, the next record's first bytes (at
     its own sub-bank and base; with one sub-bank the two are contiguous, one segment). The next
     cycle each segment is rotated into the two words it spans (a funnel of two words) and written
-    with byte enables: a record is in its bank the cycle after its last byte's beat, as the
-    contract's write stage has it."""
+    with byte enables through each RAM's write stage (``_WordStore.write``): a record is in its
+    bank two cycles after its last byte's beat (``LOAD_READY_CYCLES``)."""
     DB, W = geo.beat_bytes, geo.in_word_bytes
     subs = geo.in_subs
     lw, ab = _log2(W), geo.in_word_addr_bits
@@ -1488,7 +1518,7 @@ def _input_beat_writes(m, geo, rx, rd_data, bt, sub, base, stores):
         odd_w = (Cat((word >> 1)[:ab], bank), Mux(odd, lo, hi), Mux(odd, en_lo, en_hi))
         writes.append((v, ssub, even_w, odd_w))
     for s in range(subs):
-        stores[s].write(m, [(v & (ssub == s), ev, od) for v, ssub, ev, od in writes])
+        stores[s].write(m, [(v & (ssub == s), ev, od) for v, ssub, ev, od in writes], f"input_{s}")
 
 
 def _input_window_reads(m, geo, M, offsets, a_sel, stores):
@@ -1715,7 +1745,8 @@ def _weight_segment_writes(m, geo, name, sources, stores, ib):
     taken; ``segs["seg"]`` is ``(valid, sub-bank, entry position, entry mask)``, the mask's
     entries of the lists (its low bits set). This cycle the segment is registered as its word, its rotation and the mask of
     its entries; the next cycle it is rotated into the two words of ``w_word_entries`` it spans
-    (a funnel of two words), which the sub-bank's even and odd RAMs take (entry enables)."""
+    (a funnel of two words), which the sub-bank's even and odd RAMs take (entry enables) through
+    their write stage (``_WordStore.write``: the cycle after)."""
     W, EB, WE = geo.w_word_entries, geo.w_seg_entries, geo.w_sub_entries
     lw = _log2(W)
     ab = geo.w_word_addr_bits
@@ -1784,7 +1815,7 @@ def _weight_segment_writes(m, geo, name, sources, stores, ib):
                                   for e in range(W))))
         ports.append((addrs[h], dat, en))
     for s, store in enumerate(stores):
-        store.write(m, [(valid & (sub == s), ports[0], ports[1])])
+        store.write(m, [(valid & (sub == s), ports[0], ports[1])], f"{name}_{s}")
 
 
 def _magnitude(m, name, value):

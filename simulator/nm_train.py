@@ -30,25 +30,26 @@ _N_COUNTERS = 7
 
 
 @njit(cache=True)
-def pgs_cycles(axis, count, width, k_steps, n, m_log2, pregen_cycles, word):
+def pgs_cycles(axis, count, width, k_steps, n, m_log2, pregen_cycles, word, buffer_cycles):
     """Duration D of a PGS job (docs/nm_train.md, event equation of compute): a slab row of
     ``cols`` entries is read ``word`` entries a cycle (``dataflow.nm_train.weight_word_entries``),
     ``ceil(cols / word)`` cycles a row. Axis 0 reads ``count`` rows of ``cols = width /
     group_bytes · M`` entries and emits one record per row; axis 1 (``cols = count``) spends, per
-    group of M rows, their reads into the transposing buffer and one cycle per column (``count``)
+    group of M rows, their reads into the transposing buffer, ``buffer_cycles``
+    (``TRANSPOSE_WRITE_CYCLES``: the buffer's write stage) and one cycle per column (``count``)
     emitting that column's group; then ``PREGEN_CYCLES`` of pipeline."""
     m = np.int64(1) << m_log2
     if axis == 0:
         gb = n + (n * m_log2 + 7) // 8
         cols = (width // gb) * m
         return count * ((cols + word - 1) // word) + pregen_cycles
-    return (k_steps // n) * (m * ((count + word - 1) // word) + count) + pregen_cycles
+    return (k_steps // n) * (m * ((count + word - 1) // word) + buffer_cycles + count) + pregen_cycles
 
 
 @njit(cache=True)
 def _run_kernel(op, sync, acc, store, prune, axis, n, m_log2, count, width, k_steps, pass_, layer,
                 rows, cols, dataflow, bw, latency, acc_bytes, pregen_cycles, prune_cycles, mm_pipe, pgs_word,
-                stalls, pass_cycles, layer_cycles, counters, pass_stalls, pass_bytes):
+                load_ready, buffer_cycles, stalls, pass_cycles, layer_cycles, counters, pass_stalls, pass_bytes):
     """Returns the Program's cycle count; fills ``stalls`` [7], ``pass_cycles`` [4],
     ``layer_cycles`` [layers, 4], ``counters`` [7] (see ``_N_COUNTERS``), ``pass_stalls``
     [4, 7] and ``pass_bytes`` [4, 2] (read, written)."""
@@ -81,11 +82,11 @@ def _run_kernel(op, sync, acc, store, prune, axis, n, m_log2, count, width, k_st
             pass_bytes[np.int64(pass_[i]), 0] += cnt * rec
             if code == 1:
                 guard_a = e_prev
-                a_ready = a + 1
+                a_ready = a + load_ready
                 counters[6] += cnt * rec
             else:
                 guard_b = e_prev
-                b_ready = a + 1 + (prune_cycles if prune[i] != 0 else 0)
+                b_ready = a + load_ready + (prune_cycles if prune[i] != 0 else 0)
                 groups = np.int64(k_steps[i]) // np.int64(n[i])
                 gb = np.int64(n[i]) + (np.int64(n[i]) * np.int64(m_log2[i]) + 7) // 8
                 counters[6] += cnt * groups * gb
@@ -149,7 +150,7 @@ def _run_kernel(op, sync, acc, store, prune, axis, n, m_log2, count, width, k_st
                 dur += mm_pipe
             else:
                 dur = pgs_cycles(axis[i], cnt, wid, np.int64(k_steps[i]), np.int64(n[i]), np.int64(m_log2[i]),
-                                 pregen_cycles, pgs_word)
+                                 pregen_cycles, pgs_word, buffer_cycles)
                 counters[3] += dur
                 counters[6] += cnt * wid
             e = start + dur - 1
@@ -226,7 +227,7 @@ def run(program: Program) -> Result:
         np.int64(hw.memory.bandwidth_bytes_per_cycle), np.int64(hw.memory.latency_cycles),
         np.int64(hw.acc_bits // 8), np.int64(isa.PREGEN_CYCLES), np.int64(isa.PRUNE_CYCLES),
         np.int64(isa.MM_PIPE_CYCLES), np.int64(weight_word_entries(hw)),
-        stalls, pass_cycles, layer_cycles, counters, pass_stalls, pass_bytes,
+        np.int64(isa.LOAD_READY_CYCLES), np.int64(isa.TRANSPOSE_WRITE_CYCLES), stalls, pass_cycles, layer_cycles, counters, pass_stalls, pass_bytes,
     ))
     if cycles < 0:
         raise ValueError("program has no END instruction")

@@ -183,25 +183,26 @@ _NM_HAND = Case(
         "workload": {"kind": "train", "batch": 1, "mode": "dense",
                      "layers": [{"name": "l", "k": 4, "cout": 2, "positions": 2}]},
     }),
-    hand_cycles=71,
-    derivation="""R = C = 2 (OS), L = 3, MM_PIPE_CYCLES = 4, BW = 4 B/cycle, latency 5; one
+    hand_cycles=73,
+    derivation="""R = C = 2 (OS), L = 3, MM_PIPE_CYCLES = 4, LOAD_READY_CYCLES = 2, BW = 4 B/cycle,
+    latency 5; one
     layer, P = 2, K = 4, Cout = 2: forward (P 2, Q 2, K 4) and weight gradient (P = Cout 2,
     Q = K 4, K = P 2); the first layer has no act_grad. Instructions LDB, LDA, MM, LDB, LDA, MM,
     END.
-    i0 LDB fwd (sync): request 1, t0 = 6, 2 records of 4 B at 6, 7; weight bank ready 8.
-    i1 LDA fwd: request 3, t0 = max(8, read_free 8) = 8, records 8, 9; input bank ready 10.
-    i2 MM: dispatched 5; starts max(0, 6, 10, 8) = 10 (input_stream 10); one fold of
+    i0 LDB fwd (sync): request 1, t0 = 6, 2 records of 4 B at 6, 7; weight bank ready 7 + 2 = 9.
+    i1 LDA fwd: request 3, t0 = max(8, read_free 8) = 8, records 8, 9; input bank ready 11.
+    i2 MM: dispatched 5; starts max(0, 6, 11, 9) = 11 (input_stream 11); one fold of
        2R + C + K' - 2 + L = 4 + 2 + 4 - 2 + 3 = 11 cycles, plus the 4 of the bank pipeline:
-       done 10 + 11 - 1 + 4 = 24 (stream 4, fill/drain 7, bank_pipe 4).
-       Store: 2 records of 8 B from 25: off = 1, 3, last accepted 28.
-    i3 LDB wgrad (sync): waits for the store: request 29, t0 = 34, 4 records of 2 B at
-       34..37; ready 38.
-    i4 LDA wgrad: request 31, t0 = max(36, 38) = 38, 2 records of 2 B at 38, 39; ready 40.
-    i5 MM: starts 40 (input_stream 40 - 25 = 15); 1 x 2 folds of 4 + 2 + 2 - 2 + 3 = 9: done
-       40 + 18 - 1 + 4 = 61 (stream 4, fill/drain 14, bank_pipe 4). Store: 2 records of 16 B
-       from 62: off = 3, 7, last 69.
-    END: max(35, 62, 70) = 70: 71 cycles; tail 71 - 62 = 9.
-    Forward owns 0..24 (25 cycles), weight_grad 25..70 (46).""",
+       done 11 + 11 - 1 + 4 = 25 (stream 4, fill/drain 7, bank_pipe 4).
+       Store: 2 records of 8 B from 26: off = 1, 3, last accepted 29.
+    i3 LDB wgrad (sync): waits for the store: request 30, t0 = 35, 4 records of 2 B at
+       35..38; ready 40.
+    i4 LDA wgrad: request 32, t0 = max(37, 39) = 39, 2 records of 2 B at 39, 40; ready 42.
+    i5 MM: starts 42 (input_stream 42 - 26 = 16); 1 x 2 folds of 4 + 2 + 2 - 2 + 3 = 9: done
+       42 + 18 - 1 + 4 = 63 (stream 4, fill/drain 14, bank_pipe 4). Store: 2 records of 16 B
+       from 64: off = 3, 7, last 71.
+    END: max(35, 64, 72) = 72: 73 cycles; tail 73 - 64 = 9.
+    Forward owns 0..25 (26 cycles), weight_grad 26..72 (47).""",
 )
 
 _NM_HAND_DOUBLE_BUFFER = Case(
@@ -213,29 +214,31 @@ _NM_HAND_DOUBLE_BUFFER = Case(
         "workload": {"kind": "train", "batch": 1, "mode": "dense",
                      "layers": [{"name": "l", "k": 2, "cout": 2, "positions": 6}]},
     }),
-    hand_cycles=100,
-    derivation="""R = C = 2 (OS), L = 3, MM_PIPE_CYCLES = 4, BW = 4 B/cycle, latency 2; banks
+    hand_cycles=102,
+    derivation="""R = C = 2 (OS), L = 3, MM_PIPE_CYCLES = 4, LOAD_READY_CYCLES = 2, BW = 4 B/cycle,
+    latency 2; banks
     of 4 B (input, weight) and 16 B (output). Forward P = 6, Q = 2, K = 2: three 2-row tiles
     under one weight tile (LDB, then LDA + MM per tile); weight gradient P = 2, Q = 2, K = 6 in
     three chunks of 2 (LDA, LDB, MM per chunk; acc from the second, store on the third). Every
     fold 2R + C + K' - 2 + L = 9 cycles (K' = 2), stream 2, fill/drain 7; every MM job one fold
     plus the bank pipeline: 13 cycles.
-    i0 LDB (sync): request 1, records (2 B) 3, 4; weight bank ready 5.
-    i1 LDA0: request 3, records 5, 6; ready 7.
-    i2 MM0: dispatched 5, starts 7 (input_stream 7), done 19; store of 2 x 8 B from 20, last 23.
-    i3 LDA1 (bank 1, no readers yet): request 7, records 9, 10; ready 11.
-    i4 MM1: starts 20, done 32; store from 33 (write port free 24), last 36.
-    i5 LDA2 (bank 0): waits for its reader MM0 (done 19): request 20, records 22, 23; ready 24.
-    i6 MM2: starts 33 (its output bank 0 was drained at 23), done 45; store 46..49.
-    i7 LDA (wgrad, sync): waits for the last store: request 50, records 52, 53; ready 54.
-    i8 LDB: request 52 (its bank's last reader was before i0: none), records 54, 55; ready 56.
-    i9 MM: dispatched 54, starts 56 (weight_stream 56 - 46 = 10), done 68.
-    i10 LDA: request 56, records 58, 59. i11 LDB: request 58, records 60, 61.
-    i12 MM (acc): starts 69, done 81.
-    i13 LDA: waits for i9 (done 68): request 69, records 71, 72. i14 LDB: request 71, records
-    73, 74. i15 MM (acc, store): starts 82, done 94; store from 95, last 98.
-    END: max(75, 95, 99) = 99: 100 cycles; tail 100 - 95 = 5. Forward 0..45 (46 cycles: 7
-    waiting + 3 jobs), weight_grad 46..99 (54: 10 waiting + 3 jobs + 5 tail).""",
+    i0 LDB (sync): request 1, records (2 B) 3, 4; weight bank ready 4 + 2 = 6.
+    i1 LDA0: request 3, records 5, 6; ready 8.
+    i2 MM0: dispatched 5, starts 8 (input_stream 8), done 20; store of 2 x 8 B from 21, last 24.
+    i3 LDA1 (bank 1, no readers yet): request 7, records 9, 10; ready 12.
+    i4 MM1: starts 21, done 33; store from 34 (write port free 25), last 37.
+    i5 LDA2 (bank 0): waits for its reader MM0 (done 20): request 21, records 23, 24; ready 26.
+    i6 MM2: starts 34 (its output bank 0 was drained at 24), done 46; store 47..50.
+    i7 LDA (wgrad, sync): waits for the last store: request 51, records 53, 54; ready 56.
+    i8 LDB: request 53 (its bank's last reader was before i0: none), records 55, 56; ready 58.
+    i9 MM: dispatched 55, starts 58 (weight_stream 58 - 47 = 11), done 70.
+    i10 LDA: waits for i4 (done 33): request 57, records 59, 60. i11 LDB: request 59,
+    records 61, 62; ready 64.
+    i12 MM (acc): starts 71, done 83.
+    i13 LDA: waits for i9 (done 70): request 71, records 73, 74; ready 76. i14 LDB: request 73,
+    records 75, 76; ready 78. i15 MM (acc, store): starts 84, done 96; store from 97, last 100.
+    END: max(77, 97, 101) = 101: 102 cycles; tail 102 - 97 = 5. Forward 0..46 (47 cycles: 8
+    waiting + 3 jobs), weight_grad 47..101 (55: 11 waiting + 3 jobs + 5 tail).""",
 )
 
 _NM_EXAMPLE_TINY = Case(id="nm-example-tiny", point=_example("nm_train_tiny.yaml"))
@@ -297,7 +300,7 @@ NM_CASES: tuple[Case, ...] = (
 CASES_BY_ID.update({case.id: case for case in NM_CASES})
 
 #: Cycles of :func:`nm_hand_pregen_program`, derived by hand in its docstring.
-NM_HAND_PGS_CYCLES = 56
+NM_HAND_PGS_CYCLES = 59
 
 
 def nm_hand_pregen_program():
@@ -307,14 +310,16 @@ def nm_hand_pregen_program():
 
     The weight RAM words hold W = weight_word_entries = 8 entries (4 B beats, max_m 4), so a
     slab row of 4 entries is one read: ceil(4 / 8) = 1 cycle a row.
-    i0 LDB (8 records of 4 B): request 1, t0 = 3, records 3..10; weight bank ready 11.
-    i1 PGS axis 0 (8 records of 3 B: group_bytes(2, 4) = 3): dispatched 3, starts 11
-       (weight_stream 11), D = 8 rows x 1 + PREGEN_CYCLES 7 = 15, done 25. Store from 26:
-       off(j) = j for 3 B records at 4 B/cycle, last 33.
+    i0 LDB (8 records of 4 B): request 1, t0 = 3, records 3..10; weight bank ready 10 +
+       LOAD_READY_CYCLES 2 = 12.
+    i1 PGS axis 0 (8 records of 3 B: group_bytes(2, 4) = 3): dispatched 3, starts 12
+       (weight_stream 12), D = 8 rows x 1 + PREGEN_CYCLES 7 = 15, done 26. Store from 27:
+       off(j) = j for 3 B records at 4 B/cycle, last 34.
     i2 PGS axis 1 (4 records of 6 B, k_steps 4: G = 4 / 2 = 2 groups of M = 4 rows):
-       dispatched 5, starts 26 (its output bank 1 is free), D = G (M x 1 + 4 columns) + 7 = 23,
-       done 48. Store from 49: off = 1, 2, 4, 5 for 6 B records, last 54.
-    END: max(7, 49, 55) = 55: 56 cycles (pregen 38, weight_stream 11, tail 7).
+       dispatched 5, starts 27 (its output bank 1 is free), D = G (M x 1 +
+       TRANSPOSE_WRITE_CYCLES 1 + 4 columns) + 7 = 25, done 51. Store from 52: off = 1, 2, 4, 5
+       for 6 B records, last 57.
+    END: max(7, 52, 58) = 58: 59 cycles (pregen 40, weight_stream 12, tail 7).
     """
     from sparsim.dataflow import nm_train_isa as isa
     from sparsim.dataflow.nm_train import Program

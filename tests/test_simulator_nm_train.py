@@ -16,8 +16,8 @@ from cases import CASES_BY_ID
 from test_nm_train_model import random_point
 
 def test_hand_computed_step():
-    """Case nm-hand-step of tests/cases.py (derivation there): 71 cycles, forward 25 and
-    weight_grad 46; the array waits 10 + 15 cycles for A rows, spends 7 + 14 on fill/drain and
+    """Case nm-hand-step of tests/cases.py (derivation there): 73 cycles, forward 26 and
+    weight_grad 47; the array waits 11 + 16 cycles for A rows, spends 7 + 14 on fill/drain and
     streams 4 + 4; each MM job adds MM_PIPE_CYCLES = 4 (bank_pipe); 9 cycles of tail for the
     last store and END."""
     case = CASES_BY_ID["nm-hand-step"]
@@ -25,22 +25,23 @@ def test_hand_computed_step():
     assert list(program.instrs["op"]) == [2, 1, 3, 2, 1, 3, 0]
     r = run(program)
     assert isa.MM_PIPE_CYCLES == 4, "re-derive the hand cases of tests/cases.py"
-    assert r.cycles == case.hand_cycles == 71
-    assert r.pass_cycles == {"forward": 25, "act_grad": 0, "weight_grad": 46, "pregen": 0}
-    assert r.stalls == {"dispatch": 0, "input_stream": 25, "weight_stream": 0, "out_bank": 0,
+    assert isa.LOAD_READY_CYCLES == 2, "re-derive the hand cases of tests/cases.py"
+    assert r.cycles == case.hand_cycles == 73
+    assert r.pass_cycles == {"forward": 26, "act_grad": 0, "weight_grad": 47, "pregen": 0}
+    assert r.stalls == {"dispatch": 0, "input_stream": 27, "weight_stream": 0, "out_bank": 0,
                         "fill_drain": 21, "bank_pipe": 8, "tail": 9}
     assert r.stream_cycles == 8 and r.folds == 3
     assert r.bytes_read == 8 + 8 + 8 + 4 and r.bytes_written == 16 + 32
-    assert r.layer_cycles == {"l": {"forward": 25, "weight_grad": 46}}
-    assert r.per_pass["forward"]["stalls"]["input_stream"] == 10
-    assert r.per_pass["weight_grad"]["stalls"] == {"dispatch": 0, "input_stream": 15, "weight_stream": 0,
+    assert r.layer_cycles == {"l": {"forward": 26, "weight_grad": 47}}
+    assert r.per_pass["forward"]["stalls"]["input_stream"] == 11
+    assert r.per_pass["weight_grad"]["stalls"] == {"dispatch": 0, "input_stream": 16, "weight_stream": 0,
                                                    "out_bank": 0, "fill_drain": 14, "bank_pipe": 4,
                                                    "tail": 9}
     assert (r.per_pass["forward"]["bytes_read"], r.per_pass["forward"]["bytes_written"]) == (16, 16)
 
 
 def test_hand_computed_double_buffering_and_chunks():
-    """Case nm-hand-double-buffer of tests/cases.py (derivation there): 100 cycles. The third
+    """Case nm-hand-double-buffer of tests/cases.py (derivation there): 102 cycles. The third
     forward tile's load waits for the first tile's MM (its bank's reader), the weight
     gradient's first load for the last store (sync), and its three K chunks accumulate into one
     stored tile."""
@@ -51,29 +52,31 @@ def test_hand_computed_double_buffering_and_chunks():
     mm = ins[ins["op"] == isa.OP_MM]
     assert list(mm["acc"]) == [0, 0, 0, 0, 1, 1] and list(mm["store"]) == [1, 1, 1, 0, 0, 1]
     r = run(program)
-    assert r.cycles == case.hand_cycles == 100
-    assert r.pass_cycles == {"forward": 46, "act_grad": 0, "weight_grad": 54, "pregen": 0}
-    assert r.stalls == {"dispatch": 0, "input_stream": 7, "weight_stream": 10, "out_bank": 0,
+    assert r.cycles == case.hand_cycles == 102
+    assert r.pass_cycles == {"forward": 47, "act_grad": 0, "weight_grad": 55, "pregen": 0}
+    assert r.stalls == {"dispatch": 0, "input_stream": 8, "weight_stream": 11, "out_bank": 0,
                         "fill_drain": 42, "bank_pipe": 24, "tail": 5}
     assert r.stream_cycles == 12 and r.folds == 6
 
 
 def test_hand_computed_pregeneration():
-    """nm_hand_pregen_program of tests/cases.py (derivation there): 56 cycles; its slab rows of
+    """nm_hand_pregen_program of tests/cases.py (derivation there): 59 cycles; its slab rows of
     4 entries are one weight RAM word read each (W = 8), so PGS axis 0 takes count +
-    PREGEN_CYCLES = 15 cycles, PGS axis 1 G (M + count) + PREGEN_CYCLES = 23."""
+    PREGEN_CYCLES = 15 cycles, PGS axis 1 G (M + TRANSPOSE_WRITE_CYCLES + count) +
+    PREGEN_CYCLES = 25."""
     from cases import NM_HAND_PGS_CYCLES, nm_hand_pregen_program
     from sparsim.dataflow.nm_train import weight_word_entries
 
     assert isa.PREGEN_CYCLES == 7, "re-derive nm_hand_pregen_program in tests/cases.py"
+    assert (isa.LOAD_READY_CYCLES, isa.TRANSPOSE_WRITE_CYCLES) == (2, 1), "re-derive nm_hand_pregen_program"
     program = nm_hand_pregen_program()
     assert weight_word_entries(program.hw) == 8, "re-derive nm_hand_pregen_program in tests/cases.py"
     r = run(program)
-    assert r.cycles == NM_HAND_PGS_CYCLES == 56
-    assert r.pregen_cycles == 15 + 23
-    assert r.stalls == {"dispatch": 0, "input_stream": 0, "weight_stream": 11, "out_bank": 0,
+    assert r.cycles == NM_HAND_PGS_CYCLES == 59
+    assert r.pregen_cycles == 15 + 25
+    assert r.stalls == {"dispatch": 0, "input_stream": 0, "weight_stream": 12, "out_bank": 0,
                         "fill_drain": 0, "bank_pipe": 0, "tail": 7}
-    assert r.pass_cycles["pregen"] == 56
+    assert r.pass_cycles["pregen"] == 59
     assert (r.bytes_read, r.bytes_written) == (32, 8 * 3 + 4 * 6)
 
 
@@ -81,10 +84,11 @@ def test_pgs_cycles_read_a_slab_row_in_chunks():
     """PGS's D when slab rows take several weight RAM reads (W = 4 entries a cycle): axis 0, 16
     rows of 16 entries (2:4 records of 4 groups of 3 B) read in 4 cycles each: 16 x 4 + 4 = 68;
     axis 1, 8 columns of 16 rows (k_steps 8: G = 4 groups of M = 4 rows), rows of 8 entries read
-    in 2 cycles each: 4 (4 x 2 + 8) + 4 = 68; a row of 17 entries takes 5 reads."""
-    assert pgs_cycles(0, 16, 12, 8, 2, 2, 4, 4) == 16 * 4 + 4
-    assert pgs_cycles(1, 8, 8, 8, 2, 2, 4, 4) == 4 * (4 * 2 + 8) + 4
-    assert pgs_cycles(1, 17, 8, 8, 2, 2, 4, 4) == 4 * (4 * 5 + 17) + 4
+    in 2 cycles each, one of the buffer's write stage per group: 4 (4 x 2 + 1 + 8) + 4 = 72; a row
+    of 17 entries takes 5 reads."""
+    assert pgs_cycles(0, 16, 12, 8, 2, 2, 4, 4, 1) == 16 * 4 + 4
+    assert pgs_cycles(1, 8, 8, 8, 2, 2, 4, 4, 1) == 4 * (4 * 2 + 1 + 8) + 4
+    assert pgs_cycles(1, 17, 8, 8, 2, 2, 4, 4, 1) == 4 * (4 * 5 + 1 + 17) + 4
 
 
 def _points(count: int = 24):
@@ -128,9 +132,10 @@ def test_one_tile_gemm_takes_the_array_equations(dataflow):
     bank pipeline (MM_PIPE_CYCLES).
 
     vcu1525 memory (384 B/cycle, latency 100) with an 8 x 4 array: forward P = 36, Q = 37,
-    K = 150. LDB: request 1, t0 = 101, 37 records of 150 B one per cycle, 101..137, ready 138.
-    LDA: request 3, t0 = max(103, 138) = 138, 36 records 138..173, ready 174. The MM starts
-    at 174, so the forward pass takes 174 + gemm_cycles + MM_PIPE_CYCLES.
+    K = 150. LDB: request 1, t0 = 101, 37 records of 150 B one per cycle, 101..137, ready 139
+    (LOAD_READY_CYCLES 2). LDA: request 3, t0 = max(103, 138) = 138, 36 records 138..173,
+    ready 175. The MM starts at 175, so the forward pass takes 175 + gemm_cycles +
+    MM_PIPE_CYCLES.
     """
     point = design_point_from_dict({
         "hardware": {"preset": "vcu1525", "rows": 8, "cols": 4, "dataflow": dataflow},
@@ -142,7 +147,7 @@ def test_one_tile_gemm_takes_the_array_equations(dataflow):
     assert (mm["pass_"] == isa.FORWARD).sum() == 1
     code = systolic.DATAFLOWS[dataflow]
     r = run(program)
-    assert r.pass_cycles["forward"] == 174 + systolic.gemm_cycles(code, 8, 4, 36, 37, 150) + isa.MM_PIPE_CYCLES
+    assert r.pass_cycles["forward"] == 173 + isa.LOAD_READY_CYCLES + systolic.gemm_cycles(code, 8, 4, 36, 37, 150) + isa.MM_PIPE_CYCLES
     assert r.folds == sum(systolic.fold_count(code, 8, 4, int(i["count"]), int(i["width"]), int(i["k_steps"]))
                           for i in mm)
 
@@ -169,11 +174,11 @@ def test_bdwp_beats_dense_and_pregen_costs_less_than_inline():
 def test_edited_program_is_timed_afresh():
     """The kernel reads the instruction columns on every run: one fold fewer in the weight
     gradient (width 4 -> 2 columns) saves its 9 cycles (the store of 2 x 8 B then ends at
-    61 - 9 + 1 + 3 = 56, END at 57: 58 cycles)."""
+    63 - 9 + 1 + 3 = 58, END at 59: 60 cycles)."""
     program = compile_design_point(CASES_BY_ID["nm-hand-step"].point)
-    assert run(program).cycles == 71
+    assert run(program).cycles == 73
     program.instrs[5]["width"] = 2
-    assert run(program).cycles == 58
+    assert run(program).cycles == 60
 
 
 def test_simulate_and_sweep_through_the_cli(tmp_path, capsys, write_yaml):
@@ -240,7 +245,7 @@ def _reference_cycles(program) -> tuple[int, dict]:
             r = max(f + 1, guard + 1, last_store + 1 if row["sync"] else 0)
             a = transfer_end(read_start(r, lat, read_free), int(row["count"]), int(row["width"]), bw)
             read_free = a + 1
-            ready[op] = a + 1 + (isa_.PRUNE_CYCLES if row["prune"] else 0)
+            ready[op] = a + isa_.LOAD_READY_CYCLES + (isa_.PRUNE_CYCLES if row["prune"] else 0)
             if op == isa_.OP_LDB:
                 slab_cols = int(row["width"])  # a PGS's slab: this load's records (1:1)
             loads.append([])
@@ -272,11 +277,13 @@ def _reference_cycles(program) -> tuple[int, dict]:
                 readers[isa_.OP_LDA][-1].append(i)
             else:
                 # A slab row is read W entries a cycle; axis 1: per group of M rows, their reads
-                # into the transposing buffer and one cycle per column (cnt columns).
+                # into the transposing buffer, its write stage and one cycle per column (cnt
+                # columns).
                 groups = int(row["k_steps"]) // int(row["n"])
                 rows_read = cnt if row["axis"] == 0 else groups * (1 << int(row["m_log2"]))
                 row_reads = math.ceil(slab_cols / weight_word_entries(hw))
-                dur = rows_read * row_reads + (0 if row["axis"] == 0 else groups * cnt) + isa_.PREGEN_CYCLES
+                per_group = isa_.TRANSPOSE_WRITE_CYCLES + cnt
+                dur = rows_read * row_reads + (0 if row["axis"] == 0 else groups * per_group) + isa_.PREGEN_CYCLES
             readers[isa_.OP_LDB][-1].append(i)
             done[i] = prev_done = start + dur - 1
             if opens:
