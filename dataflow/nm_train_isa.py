@@ -58,17 +58,19 @@ FORWARD, ACT_GRAD, WEIGHT_GRAD, PREGEN = range(4)
 #: Cycles of a PGS job's pipeline after its last slab read (axis 0) or column (axis 1): the bank
 #: read, the read-data register, the rank network's four register stages (the pairwise |w|
 #: compares, the ranks and kept bytes, the shifts, the squeeze's low shift bits), the squeezed
-#: entries' register, then the pack and the write. A slab row is read ``k = ceil(cols / W)``
+#: entries' register, then the pack into the record's register and, a cycle later, the output RAMs'
+#: write stage (the row, data and byte enables registered before the block RAM takes them). A slab row is read ``k = ceil(cols / W)``
 #: cycles (W entries of a weight RAM word a cycle, dataflow.nm_train.weight_word_entries); axis 0
 #: emits one record per slab row; axis 1 spends M k + TRANSPOSE_WRITE_CYCLES + columns cycles per
 #: group of M rows (simulator.nm_train.pgs_cycles). rtl/nm_train.py owns this number.
-PREGEN_CYCLES = 7
+PREGEN_CYCLES = 8
 #: Cycles an MM job adds to its array time D (docs/nm_train.md, event equation of compute): two
 #: before the first fold's handshake (the banks' synchronous read, then the read-data register
-#: from which the windows and weight entries are selected) and two after the last fold's last
-#: result leaves the array (the output bank's read of the row the result adds into, then the
-#: registered add and write). rtl/nm_train.py owns this number; the simulator reads it here.
-MM_PIPE_CYCLES = 4
+#: from which the windows and weight entries are selected) and three after the last fold's last
+#: result leaves the array (the output bank's read of the row the result adds into, the
+#: registered add, then the output RAMs' write stage: the row, data and byte enables registered
+#: before the block RAM takes them). rtl/nm_train.py owns this number; the simulator reads it here.
+MM_PIPE_CYCLES = 5
 #: Extra cycles an LDB with ``prune`` adds after its last record before the weight bank is ready:
 #: the rank network's input register and its four register stages on the receive path (the
 #: squeezed entries then go to the segment register as a plain beat's do).

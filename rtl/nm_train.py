@@ -936,7 +936,7 @@ class NmTrainAccelerator(wiring.Component):
             pg = self._pregen_unit(m, geo, rank, job, start_pgs, busy, read_chunk, b_size, [b_ksteps[0], b_ksteps[1]], C, ib)
             m.d.comb += [pg_reading.eq(pg["ram_select"]), pg_offset.eq(pg["offset"]), pg_even.eq(pg["even_word"])]
             rank.build(m)
-            pg_done = pg["done"]
+            pg_done = _reg(m, pg["done"], "pg_done_q")  # (the output RAMs' write stage)
             # (per output lane its own copy of the unit's write valid)
             pg_write = pg["write_copies"]
             row_addr = Mux(pg["write"], pg["row"], w_row)
@@ -948,15 +948,21 @@ class NmTrainAccelerator(wiring.Component):
         else:
             pg_done = Const(0)
             row_addr, row_data, row_en = w_row, Cat(*new_row), Cat(*lane_en)
+        # The output RAMs' write stage: per RAM (a bank's two copies) its row, data and byte
+        # enables registered, written the cycle after (the last cycle of MM_PIPE_CYCLES and of
+        # PREGEN_CYCLES), so that each block RAM's write port is fed by registers alone.
         for b in range(2):
             en = Cat(*(Mux(out_bank[lane] == b, row_en[lane * geo.acc_bytes : (lane + 1) * geo.acc_bytes], 0)
                        for lane in range(lanes)))
-            for wp in out_wp[b]:
-                m.d.comb += [wp.addr.eq(row_addr), wp.data.eq(row_data), wp.en.eq(en)]
+            for k, wp in enumerate(out_wp[b]):
+                name = f"output{b}" + ("_add" if k else "")
+                m.d.comb += [wp.addr.eq(_reg(m, row_addr, f"{name}_wa", reset_less=True)),
+                             wp.data.eq(_reg(m, row_data, f"{name}_wd", reset_less=True)),
+                             wp.en.eq(_reg(m, en, f"{name}_we"))]
 
         # ---- compute: the job drains the pipeline and finishes (cycle e) ----------------------
         # MM_PIPE_CYCLES after the read stage's last cycle: select (x+2) -> array -> result
-        # leaves at x+3 (the fold's end) -> read-add-write at x+4.
+        # leaves at x+3 (the fold's end) -> read-add at x+4 -> the RAMs' write stage at x+5.
         draining = Signal()
         drain_left = Signal(range(isa.MM_PIPE_CYCLES))
         with m.If(rs_finish):
@@ -964,7 +970,7 @@ class NmTrainAccelerator(wiring.Component):
         with m.If(draining):
             m.d.sync += drain_left.eq(drain_left - 1)
         # (the drain's last cycle registered: drain_left is 1 the cycle before)
-        assert isa.MM_PIPE_CYCLES >= 2
+        assert isa.MM_PIPE_CYCLES == 5, "read offsets, read data; output read, add, the RAMs' write stage"
         drain_end = Signal(name="drain_end")
         m.d.sync += drain_end.eq(draining & (drain_left == 1))
         compute_done = Signal()
@@ -1076,17 +1082,19 @@ class NmTrainAccelerator(wiring.Component):
         that a row is whole there two cycles after its last chunk's read, as the flat stores'
         whole-row read had it. Axis 0: a row whose last chunk is read in cycle t goes through the
         shared network's stages (:class:`_RankStage`: compared in t + 2, ranked in t + 3,
-        shifted in t + 4, half squeezed in t + 5), is squeezed in t + 6 and packed into its
-        record and written to output row r in t + 7. Axis 1 (groups of M rows down each column): per group of rows,
+        shifted in t + 4, half squeezed in t + 5), is squeezed in t + 6, packed into its
+        record (registered) in t + 7 and written to output row r in t + 8 (the output RAMs'
+        write stage). Axis 1 (groups of M rows down each column): per group of rows,
         its rows are read into a transposing buffer of M rows (a chunk a cycle, as into the
         input register), then one cycle per column hands that column's M bytes from the buffer
         to the same rank / pack stages (into the rank stage's input register a cycle later),
         from the cycle after the buffer's write stage has written the group's last chunk
         (``TRANSPOSE_WRITE_CYCLES`` = 1 a group),
         whose group is written into output row ``column`` at the group's byte offset. The last
-        write is ``PREGEN_CYCLES = 7`` cycles after the last sequencer cycle.
+        write is ``PREGEN_CYCLES = 8`` cycles after the last sequencer cycle.
         """
-        assert isa.PREGEN_CYCLES == 2 + _RankStage.STAGES + 1, "read, data register, the network's stages, write"
+        assert isa.PREGEN_CYCLES == 2 + _RankStage.STAGES + 2, \
+            "read, data register, the network's stages, the packed record's register, the RAMs' write stage"
         assert isa.TRANSPOSE_WRITE_CYCLES == 1, "the transposing buffer's one write stage"
         Mmax = 1 << ib
         E = geo.w_entries
@@ -1239,13 +1247,15 @@ class NmTrainAccelerator(wiring.Component):
         # ---- the shared stage's registers (_RankStage.STAGES of them from its input
         # register's), the last one's (each group's kept bytes at its front) packed into the
         # record and registered, then written ----
+        # (the last of PREGEN_CYCLES is the output RAMs' write stage, at the top level)
+        T = isa.PREGEN_CYCLES - 1
         t_valid, t_row, t_off, t_done = d2_valid, d2_out_row, d2_off, d2_done
-        for t in range(3, isa.PREGEN_CYCLES + 1):
-            if t == isa.PREGEN_CYCLES:  # (the write's valid, and a copy of it per output lane)
+        for t in range(3, T + 1):
+            if t == T:  # (the write's valid, and a copy of it per output lane)
                 write_copies = _copies(m, t_valid, geo.out_lanes, "pg_write", reset_less=False)
             t_valid = _reg(m, t_valid, f"pg_t{t}_valid")
             t_row = _reg(m, t_row, f"pg_t{t}_row", reset_less=True)
-            if t < isa.PREGEN_CYCLES:  # (the offset goes into the write enables' register)
+            if t < T:  # (the offset goes into the write enables' register)
                 t_off = _reg(m, t_off, f"pg_t{t}_off", reset_less=True)
             t_done = _reg(m, t_done, f"pg_t{t}_done")
         tw_valid, tw_row, tw_done = t_valid, t_row, t_done

@@ -183,8 +183,8 @@ _NM_HAND = Case(
         "workload": {"kind": "train", "batch": 1, "mode": "dense",
                      "layers": [{"name": "l", "k": 4, "cout": 2, "positions": 2}]},
     }),
-    hand_cycles=73,
-    derivation="""R = C = 2 (OS), L = 3, MM_PIPE_CYCLES = 4, LOAD_READY_CYCLES = 2, BW = 4 B/cycle,
+    hand_cycles=75,
+    derivation="""R = C = 2 (OS), L = 3, MM_PIPE_CYCLES = 5, LOAD_READY_CYCLES = 2, BW = 4 B/cycle,
     latency 5; one
     layer, P = 2, K = 4, Cout = 2: forward (P 2, Q 2, K 4) and weight gradient (P = Cout 2,
     Q = K 4, K = P 2); the first layer has no act_grad. Instructions LDB, LDA, MM, LDB, LDA, MM,
@@ -192,17 +192,17 @@ _NM_HAND = Case(
     i0 LDB fwd (sync): request 1, t0 = 6, 2 records of 4 B at 6, 7; weight bank ready 7 + 2 = 9.
     i1 LDA fwd: request 3, t0 = max(8, read_free 8) = 8, records 8, 9; input bank ready 11.
     i2 MM: dispatched 5; starts max(0, 6, 11, 9) = 11 (input_stream 11); one fold of
-       2R + C + K' - 2 + L = 4 + 2 + 4 - 2 + 3 = 11 cycles, plus the 4 of the bank pipeline:
-       done 11 + 11 - 1 + 4 = 25 (stream 4, fill/drain 7, bank_pipe 4).
-       Store: 2 records of 8 B from 26: off = 1, 3, last accepted 29.
-    i3 LDB wgrad (sync): waits for the store: request 30, t0 = 35, 4 records of 2 B at
-       35..38; ready 40.
-    i4 LDA wgrad: request 32, t0 = max(37, 39) = 39, 2 records of 2 B at 39, 40; ready 42.
-    i5 MM: starts 42 (input_stream 42 - 26 = 16); 1 x 2 folds of 4 + 2 + 2 - 2 + 3 = 9: done
-       42 + 18 - 1 + 4 = 63 (stream 4, fill/drain 14, bank_pipe 4). Store: 2 records of 16 B
-       from 64: off = 3, 7, last 71.
-    END: max(35, 64, 72) = 72: 73 cycles; tail 73 - 64 = 9.
-    Forward owns 0..25 (26 cycles), weight_grad 26..72 (47).""",
+       2R + C + K' - 2 + L = 4 + 2 + 4 - 2 + 3 = 11 cycles, plus the 5 of the bank pipeline:
+       done 11 + 11 - 1 + 5 = 26 (stream 4, fill/drain 7, bank_pipe 5).
+       Store: 2 records of 8 B from 27: off = 1, 3, last accepted 30.
+    i3 LDB wgrad (sync): waits for the store: request 31, t0 = 36, 4 records of 2 B at
+       36..39; ready 41.
+    i4 LDA wgrad: request 33, t0 = max(38, 40) = 40, 2 records of 2 B at 40, 41; ready 43.
+    i5 MM: starts 43 (input_stream 43 - 27 = 16); 1 x 2 folds of 4 + 2 + 2 - 2 + 3 = 9: done
+       43 + 18 - 1 + 5 = 65 (stream 4, fill/drain 14, bank_pipe 5). Store: 2 records of 16 B
+       from 66: off = 3, 7, last 73.
+    END: max(37, 66, 74) = 74: 75 cycles; tail 75 - 66 = 9.
+    Forward owns 0..26 (27 cycles), weight_grad 27..74 (48).""",
 )
 
 _NM_HAND_DOUBLE_BUFFER = Case(
@@ -214,31 +214,31 @@ _NM_HAND_DOUBLE_BUFFER = Case(
         "workload": {"kind": "train", "batch": 1, "mode": "dense",
                      "layers": [{"name": "l", "k": 2, "cout": 2, "positions": 6}]},
     }),
-    hand_cycles=102,
-    derivation="""R = C = 2 (OS), L = 3, MM_PIPE_CYCLES = 4, LOAD_READY_CYCLES = 2, BW = 4 B/cycle,
+    hand_cycles=108,
+    derivation="""R = C = 2 (OS), L = 3, MM_PIPE_CYCLES = 5, LOAD_READY_CYCLES = 2, BW = 4 B/cycle,
     latency 2; banks
     of 4 B (input, weight) and 16 B (output). Forward P = 6, Q = 2, K = 2: three 2-row tiles
     under one weight tile (LDB, then LDA + MM per tile); weight gradient P = 2, Q = 2, K = 6 in
     three chunks of 2 (LDA, LDB, MM per chunk; acc from the second, store on the third). Every
     fold 2R + C + K' - 2 + L = 9 cycles (K' = 2), stream 2, fill/drain 7; every MM job one fold
-    plus the bank pipeline: 13 cycles.
+    plus the bank pipeline: 14 cycles.
     i0 LDB (sync): request 1, records (2 B) 3, 4; weight bank ready 4 + 2 = 6.
     i1 LDA0: request 3, records 5, 6; ready 8.
-    i2 MM0: dispatched 5, starts 8 (input_stream 8), done 20; store of 2 x 8 B from 21, last 24.
+    i2 MM0: dispatched 5, starts 8 (input_stream 8), done 21; store of 2 x 8 B from 22, last 25.
     i3 LDA1 (bank 1, no readers yet): request 7, records 9, 10; ready 12.
-    i4 MM1: starts 21, done 33; store from 34 (write port free 25), last 37.
-    i5 LDA2 (bank 0): waits for its reader MM0 (done 20): request 21, records 23, 24; ready 26.
-    i6 MM2: starts 34 (its output bank 0 was drained at 24), done 46; store 47..50.
-    i7 LDA (wgrad, sync): waits for the last store: request 51, records 53, 54; ready 56.
-    i8 LDB: request 53 (its bank's last reader was before i0: none), records 55, 56; ready 58.
-    i9 MM: dispatched 55, starts 58 (weight_stream 58 - 47 = 11), done 70.
-    i10 LDA: waits for i4 (done 33): request 57, records 59, 60. i11 LDB: request 59,
-    records 61, 62; ready 64.
-    i12 MM (acc): starts 71, done 83.
-    i13 LDA: waits for i9 (done 70): request 71, records 73, 74; ready 76. i14 LDB: request 73,
-    records 75, 76; ready 78. i15 MM (acc, store): starts 84, done 96; store from 97, last 100.
-    END: max(77, 97, 101) = 101: 102 cycles; tail 102 - 97 = 5. Forward 0..46 (47 cycles: 8
-    waiting + 3 jobs), weight_grad 47..101 (55: 11 waiting + 3 jobs + 5 tail).""",
+    i4 MM1: starts 22, done 35; store from 36 (write port free 26), last 39.
+    i5 LDA2 (bank 0): waits for its reader MM0 (done 21): request 22, records 24, 25; ready 27.
+    i6 MM2: starts 36 (its output bank 0 was drained at 25), done 49; store 50..53.
+    i7 LDA (wgrad, sync): waits for the last store: request 54, records 56, 57; ready 59.
+    i8 LDB: request 56 (its bank's last reader was before i0: none), records 58, 59; ready 61.
+    i9 MM: dispatched 58, starts 61 (weight_stream 61 - 50 = 11), done 74.
+    i10 LDA (bank 0; its reader MM2 done 49): request 60, records 62, 63. i11 LDB: request 62,
+    records 64, 65; ready 67.
+    i12 MM (acc): starts 75, done 88.
+    i13 LDA: waits for i9 (done 74): request 75, records 77, 78; ready 80. i14 LDB: request 77,
+    records 79, 80; ready 82. i15 MM (acc, store): starts 89, done 102; store from 103, last 106.
+    END: max(81, 103, 107) = 107: 108 cycles; tail 108 - 103 = 5. Forward 0..49 (50 cycles: 8
+    waiting + 3 jobs), weight_grad 50..107 (58: 11 waiting + 3 jobs + 5 tail).""",
 )
 
 _NM_EXAMPLE_TINY = Case(id="nm-example-tiny", point=_example("nm_train_tiny.yaml"))
@@ -300,7 +300,7 @@ NM_CASES: tuple[Case, ...] = (
 CASES_BY_ID.update({case.id: case for case in NM_CASES})
 
 #: Cycles of :func:`nm_hand_pregen_program`, derived by hand in its docstring.
-NM_HAND_PGS_CYCLES = 59
+NM_HAND_PGS_CYCLES = 61
 
 
 def nm_hand_pregen_program():
@@ -313,13 +313,13 @@ def nm_hand_pregen_program():
     i0 LDB (8 records of 4 B): request 1, t0 = 3, records 3..10; weight bank ready 10 +
        LOAD_READY_CYCLES 2 = 12.
     i1 PGS axis 0 (8 records of 3 B: group_bytes(2, 4) = 3): dispatched 3, starts 12
-       (weight_stream 12), D = 8 rows x 1 + PREGEN_CYCLES 7 = 15, done 26. Store from 27:
-       off(j) = j for 3 B records at 4 B/cycle, last 34.
+       (weight_stream 12), D = 8 rows x 1 + PREGEN_CYCLES 8 = 16, done 27. Store from 28:
+       off(j) = j for 3 B records at 4 B/cycle, last 35.
     i2 PGS axis 1 (4 records of 6 B, k_steps 4: G = 4 / 2 = 2 groups of M = 4 rows):
-       dispatched 5, starts 27 (its output bank 1 is free), D = G (M x 1 +
-       TRANSPOSE_WRITE_CYCLES 1 + 4 columns) + 7 = 25, done 51. Store from 52: off = 1, 2, 4, 5
-       for 6 B records, last 57.
-    END: max(7, 52, 58) = 58: 59 cycles (pregen 40, weight_stream 12, tail 7).
+       dispatched 5, starts 28 (its output bank 1 is free), D = G (M x 1 +
+       TRANSPOSE_WRITE_CYCLES 1 + 4 columns) + 8 = 26, done 53. Store from 54: off = 1, 2, 4, 5
+       for 6 B records, last 59.
+    END: max(7, 54, 60) = 60: 61 cycles (pregen 42, weight_stream 12, tail 7).
     """
     from sparsim.dataflow import nm_train_isa as isa
     from sparsim.dataflow.nm_train import Program
