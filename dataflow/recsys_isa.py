@@ -87,6 +87,13 @@ LOAD_DONE_CYCLES = 1
 #: cycle, the lanes' busy flags ran through the test and the request's valid into the loader's
 #: tag registers' enables: 11.3 ns routed on ECP5.)
 LOAD_WAIT_CYCLES = 1
+#: Cycles from a cache fill's delivery to the first request whose lookup sees it (a line delivered
+#: in y is in its set for the requests of y + CACHE_FILL_CYCLES and later): the fill's set and
+#: line are registered before they reach the cache and the lookups (docs/recsys.md, "Units",
+#: line cache). (Applied in the delivery cycle, the delivered tag's line read and compare ran
+#: through the lookups into ``hit`` and the sets' line registers' enables: 11.1-11.9 ns routed
+#: on ECP5.)
+CACHE_FILL_CYCLES = 2
 #: Cycles from a GATHER's start to the first cycle its index walker may offer a row: the walker
 #: reads the range's first two positions from the index bank (block RAM with its read line
 #: registered again: two cycles), then the first index word (two more), fills its row-address

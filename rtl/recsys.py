@@ -398,7 +398,8 @@ class GatherUnit(wiring.Component):
     free (``max_outstanding`` tags; a tag is held from the request up to and including the last
     pooling cycle of its slice). A line found in the cache slice (``cache_lines`` sets, direct
     mapped by line number; 0: no cache) takes a tag but no memory request and is delivered
-    ``CACHE_HIT_CYCLES`` after its lookup; a miss fills its set in its delivery cycle. The
+    ``CACHE_HIT_CYCLES`` after its lookup; a miss fills its set for the lookups of
+    ``CACHE_FILL_CYCLES`` after its delivery and later. The
     pooling stage takes delivered lines in arrival order (same cycle: channel 0 first, hits
     last) from the cycle after their delivery and emits ``ceil(n / pool_lanes)`` chunks of a
     slice of ``n`` elements, one per cycle, back to back.
@@ -534,6 +535,13 @@ class GatherUnit(wiring.Component):
             s = cur_line[:sb] if sb else Const(0, 1)
             # Hits wait CACHE_HIT_CYCLES in a tag delay line, then join the arrival order.
             hit_pipe = [Signal(1 + self.tag_bits, name=f"hit_pipe{i}") for i in range(isa.CACHE_HIT_CYCLES)]
+            # A fill (per response lane): its line, set (one-hot) and data registered in the cycle
+            # after its delivery, from which the set is written at the end of that cycle and the
+            # lookups of that cycle see it (``CACHE_FILL_CYCLES`` = 2: the requests of the cycle
+            # after): the delivered tag's line read is off the lookups and the sets' enables.
+            pend = [(Signal(name=f"pend{c}_valid"), Signal(sets, name=f"pend{c}_set"),
+                     Signal(8 * line, reset_less=True, name=f"pend{c}_data"),
+                     Signal(ln_bits, reset_less=True, name=f"pend{c}_line")) for c in range(len(self.resp))]
 
         take = Signal()  # a line leaves this cycle (to memory or as a hit)
         m.d.comb += [
@@ -586,15 +594,8 @@ class GatherUnit(wiring.Component):
                 ls = ln[:sb] if sb else Const(0, 1)
                 found = Signal(name=name)
                 result = c_valid.bit_select(ls, 1) & (c_line[ls] == ln) if before is None else before
-                set_eq, line_eq = [], []
-                for i in range(tags):
-                    filled = data.View(meta_layout, meta[i]).line
-                    set_eq.append(Signal(name=f"{name}_set{i}"))
-                    line_eq.append(Signal(name=f"{name}_line{i}"))
-                    m.d.comb += [set_eq[-1].eq((filled[:sb] == ls) if sb else 1), line_eq[-1].eq(filled == ln)]
-                for lane in self.resp:
-                    tag = lane.payload.tag
-                    result = Mux(lane.valid & Array(set_eq)[tag], Array(line_eq)[tag], result)
+                for valid, onehot, _, pline in pend:
+                    result = Mux(valid & onehot.bit_select(ls, 1), pline == ln, result)
                 m.d.comb += found.eq(result)
                 return found
 
@@ -638,25 +639,20 @@ class GatherUnit(wiring.Component):
             # The set's line and valid bit, which the lookups read, are written in the delivery
             # cycle as before.
             hit_data = Signal(8 * line, reset_less=True)
-            pend = [(Signal(name=f"pend{c}_valid"), Signal(sets, name=f"pend{c}_set"),
-                     Signal(8 * line, reset_less=True, name=f"pend{c}_data")) for c in range(len(self.resp))]
-            read = c_data[s]
-            for valid, onehot, line_data in pend:
-                read = Mux(valid & onehot.bit_select(s, 1), line_data, read)
-            m.d.sync += hit_data.eq(read)
+            # The set is read as it stands: a fill delivered in the cycle before the lookup's is
+            # not in it yet (``CACHE_FILL_CYCLES``), nor in the lookup, so no forwarding.
+            m.d.sync += hit_data.eq(c_data[s])
             with m.If(hit_pipe[0][0]):
                 m.d.sync += store[hit_pipe[0][1:]].eq(hit_data)
             for i in range(sets):
-                for valid, onehot, line_data in pend:
+                for valid, onehot, line_data, pline in pend:
                     with m.If(valid & onehot[i]):
-                        m.d.sync += c_data[i].eq(line_data)
-            for lane, (valid, onehot, line_data) in zip(self.resp, pend):
+                        m.d.sync += [c_data[i].eq(line_data), c_valid[i].eq(1), c_line[i].eq(pline)]
+            for lane, (valid, onehot, line_data, pline) in zip(self.resp, pend):
                 filled = data.View(meta_layout, meta[lane.payload.tag]).line
                 fset = filled[:sb] if sb else Const(0, 1)
-                m.d.sync += [valid.eq(lane.valid), onehot.eq(1 << fset), line_data.eq(lane.payload.data)]
-                with m.If(lane.valid):
-                    m.d.sync += [c_valid.bit_select(fset, 1).eq(1),
-                                 c_line[fset].eq(filled)]
+                m.d.sync += [valid.eq(lane.valid), onehot.eq(1 << fset), line_data.eq(lane.payload.data),
+                             pline.eq(filled)]
         for lane in self.resp:
             with m.If(lane.valid):
                 m.d.sync += store[lane.payload.tag].eq(lane.payload.data)

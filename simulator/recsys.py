@@ -40,7 +40,7 @@ _COUNTERS = ("requests", "cache_hits", "cache_misses", "loader_lines", "store_li
 @njit(cache=True)
 def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off, tab_idx, tab_off, mb_start,
             loader_q, unit_ptr, unit_q, dense_q, store_q, n_mb, units, channels, line_bytes, beats,
-            latency, max_out, cache_lines, hit_cycles, walk_cycles, load_done, load_wait, pool_lanes, n_bottom, skip_quiet, activity, stalls,
+            latency, max_out, cache_lines, hit_cycles, walk_cycles, load_done, load_wait, fill_cycles, pool_lanes, n_bottom, skip_quiet, activity, stalls,
             counters):
     n_ins = op.shape[0]
     # Events per mini-batch (INF: not yet); a condition on an event in cycle y holds from y + 1.
@@ -114,6 +114,14 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
     r2_ins = np.zeros(units, np.int64)
     r2_row = np.zeros(units, np.int64)
 
+    # Each unit's cache fills not yet visible (in delivery order): a line delivered in y is in
+    # its set for the lookups of cycles y + fill_cycles and later.
+    pcap = channels * fill_cycles + 1
+    pf_cyc = np.zeros((units, pcap), np.int64)
+    pf_line = np.zeros((units, pcap), np.int64)
+    pf_head = np.zeros(units, np.int64)
+    pf_n = np.zeros(units, np.int64)
+
     l_pos = 0
     l_started = False
     l_next = 0
@@ -154,6 +162,13 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
                 counters[9] += fifo_elems[u, h]
                 fifo_head[u] = (h + 1) % ucap
                 fifo_n[u] -= 1
+        if cache_lines > 0:
+            for u in range(units):
+                while pf_n[u] > 0 and pf_cyc[u, pf_head[u]] + fill_cycles <= x:
+                    ln = pf_line[u, pf_head[u]]
+                    tags[u, ln % cache_lines] = ln
+                    pf_head[u] = (pf_head[u] + 1) % pcap
+                    pf_n[u] -= 1
         # (c) Request handshakes: loader, gather units 0 .. G-1, store.
         if l_pos < loader_q.shape[0]:
             i = loader_q[l_pos]
@@ -347,7 +362,10 @@ def _kernel(op, mb, fa, fb, fp, fk, fq, addr, lines, dense_cyc, bag_idx, bag_off
                     fifo_arr[u, k] = x
                     fifo_n[u] += 1
                     if cache_lines > 0:
-                        tags[u, ch_line[c, h] % cache_lines] = ch_line[c, h]
+                        k = (pf_head[u] + pf_n[u]) % pcap
+                        pf_cyc[u, k] = x
+                        pf_line[u, k] = ch_line[c, h]
+                        pf_n[u] += 1
         gather_busy = walk_done_now
         pool_busy = False
         in_flight = l_inflight
@@ -571,7 +589,8 @@ def run(program: Program, *, skip_quiet: bool = True) -> Timed:
         *_queues(program), np.int64(pl.mini_batches), np.int64(hw.gather_units), np.int64(mem.channels),
         np.int64(line), np.int64(-(-line // mem.bytes_per_cycle)), np.int64(mem.latency_cycles),
         np.int64(hw.max_outstanding), np.int64(hw.cache_lines), np.int64(isa.CACHE_HIT_CYCLES), np.int64(isa.WALK_CYCLES),
-        np.int64(isa.LOAD_DONE_CYCLES), np.int64(isa.LOAD_WAIT_CYCLES), np.int64(hw.pool_lanes), np.int64(len(pl.model.bottom_layers)), skip_quiet, activity, stalls, counters)
+        np.int64(isa.LOAD_DONE_CYCLES), np.int64(isa.LOAD_WAIT_CYCLES),
+        np.int64(isa.CACHE_FILL_CYCLES), np.int64(hw.pool_lanes), np.int64(len(pl.model.bottom_layers)), skip_quiet, activity, stalls, counters)
     if cycles < 0:
         raise RuntimeError("recsys simulator: no instruction finished for 2**26 cycles (a deadlock)")
     return Timed(

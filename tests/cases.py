@@ -449,7 +449,8 @@ RS_ROW_BUFFER_POINT = 20
 #: A gather-bound point whose index LOADs wait on the GATHERs of two mini-batches before (three
 #: units, two tags, one channel, a cache): the only point here where that condition binds, so
 #: ``LOAD_WAIT_CYCLES`` shows (1,455, 1,549 and 1,501 cycles for data seeds 1-3 without it; 1,474,
-#: 1,550 and 1,506 with it).
+#: 1,550 and 1,506 with it; data seed 1 1,448 since ``CACHE_FILL_CYCLES`` 2: a fill seen a
+#: cycle later changes which requests hit there, 135 instead of 133, and the run ends sooner).
 RS_LOAD_WAIT_POINT = 32
 
 RS_CASES: tuple[Case, ...] = (

@@ -108,9 +108,13 @@ def reference(pt: _Point):
             pending.append((ln, entry + lo - addr, hi - lo))
     requests, chunks = [], []
     tags, fifo, hits, pool, cache = 0, deque(), deque(), None, {}
+    fills = deque()  # (delivery cycle, line): in its set for the requests of cycle + CACHE_FILL_CYCLES on
     meta = {}
     x = 0
     while pending or fifo or hits or pool or not mem.idle:
+        while fills and fills[0][0] + isa.CACHE_FILL_CYCLES <= x:
+            _, ln = fills.popleft()
+            cache[ln % pt.cache_lines] = ln
         if pool is not None and pool == x - 1:
             pool, tags = None, tags - 1
         if pool is None and fifo and fifo[0][0] < x:
@@ -132,7 +136,7 @@ def reference(pt: _Point):
             ln, elem, n = meta.pop(tag)
             fifo.append((x, elem, n))
             if pt.cache_lines:
-                cache[ln % pt.cache_lines] = ln
+                fills.append((x, ln))
         while hits and hits[0][0] == x:
             fifo.append(hits.popleft())
         x += 1
