@@ -425,7 +425,16 @@ class NmTrainAccelerator(wiring.Component):
         rx = self._count_beats(m, geo, receiver, rec_bytes, rec_bytes_next)
 
         # ---- dispatch into the queue ------------------------------------------------------
-        m.d.comb += [loader.dispatch.ready.eq(level != _QUEUE_DEPTH), push.eq(loader.dispatch.valid & loader.dispatch.ready)]
+        # The queue's fill also as registers of their own: one-hot (``level_oh[i]``: ``level == i``)
+        # and whether there is room, so that each entry's load enable is a gate of registers (the
+        # loader's state, the room, two one-hot bits, the compute engine's done terms) instead of
+        # a subtraction and a compare after the dispatch handshake.
+        level_oh = Signal(_QUEUE_DEPTH + 1, init=1, name="job_level_oh")
+        room = Signal(init=1, name="job_room")
+        m.d.comb += [loader.dispatch.ready.eq(room), push.eq(loader.dispatch.valid & room)]
+        level_oh_next = Signal.like(level_oh, name="job_level_oh_next")
+        m.d.comb += level_oh_next.eq(Mux(push & ~pop, level_oh << 1, Mux(pop & ~push, level_oh >> 1, level_oh)))
+        m.d.sync += [level_oh.eq(level_oh_next), room.eq(~level_oh_next[_QUEUE_DEPTH])]
         new_job = Signal(job_layout)
         cur_m = Const(1, 5) << cur.m_log2
         m.d.comb += [
@@ -443,11 +452,10 @@ class NmTrainAccelerator(wiring.Component):
             new_job.phase_last.eq(cur_m + cur.count - 1),
             new_job.kept_last.eq(Mux(cur.k_steps > cur.n, cur.k_steps - cur.n, 0)),
         ]
-        slot = Signal(range(_QUEUE_DEPTH + 1))
-        m.d.comb += slot.eq(level - pop)
         for i in range(_QUEUE_DEPTH):
             nxt = queue[i + 1] if i + 1 < _QUEUE_DEPTH else queue[i]
-            with m.If(push & (slot == i)):
+            # (the entry a push writes: ``level - pop``)
+            with m.If(push & Mux(pop, level_oh[i + 1], level_oh[i])):
                 m.d.sync += queue[i].eq(new_job)
             with m.Elif(pop):
                 m.d.sync += queue[i].eq(nxt)
@@ -456,7 +464,7 @@ class NmTrainAccelerator(wiring.Component):
         # weight RAMs' bank select, per column, in registers of their own (one job-queue bit
         # drove every weight word's select: 2,337 LUT inputs at tiny).
         b_bank_next = Signal(name="job_b_bank_next")
-        m.d.comb += b_bank_next.eq(Mux(push & (slot == 0), new_job.b_bank,
+        m.d.comb += b_bank_next.eq(Mux(push & Mux(pop, level_oh[1], level_oh[0]), new_job.b_bank,
                                        Mux(pop, queue[1].b_bank, queue[0].b_bank)))
 
         # ---- receiver: records into the banks -----------------------------------------------
@@ -578,7 +586,7 @@ class NmTrainAccelerator(wiring.Component):
         new_bank = ~tile_bank
         start = Signal()
         m.d.comb += start.eq(
-            (level != 0) & ~busy
+            ~level_oh[0] & ~busy
             & (job.pgs | a_ready.bit_select(job.a_bank, 1)) & b_ready.bit_select(job.b_bank, 1)
             & (~opens | ~out_busy.bit_select(new_bank, 1))
         )
