@@ -83,8 +83,9 @@ PRUNE_CYCLES = 5
 LOAD_READY_CYCLES = 2
 #: Cycles a PGS job along axis 1 adds per group of M slab rows between the group's last row read
 #: and its first column's emit: the transposing buffer's write stage (each chunk and its slot's
-#: enables registered before the buffer takes them).
-TRANSPOSE_WRITE_CYCLES = 1
+#: enables registered before the buffer takes them), then a cycle for the buffer to be whole when
+#: a column is selected from it into its register in the column's emit cycle.
+TRANSPOSE_WRITE_CYCLES = 2
 
 
 # --------------------------------------------------------------------------------------------

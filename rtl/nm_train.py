@@ -1095,15 +1095,16 @@ class NmTrainAccelerator(wiring.Component):
         write stage). Axis 1 (groups of M rows down each column): per group of rows,
         its rows are read into a transposing buffer of M rows (a chunk a cycle, as into the
         input register), then one cycle per column hands that column's M bytes from the buffer
-        to the same rank / pack stages (into the rank stage's input register a cycle later),
-        from the cycle after the buffer's write stage has written the group's last chunk
-        (``TRANSPOSE_WRITE_CYCLES`` = 1 a group),
+        (selected into a register in its emit cycle) to the same rank / pack stages (into the
+        rank stage's input register a cycle later), from the cycle after the buffer is whole:
+        ``TRANSPOSE_WRITE_CYCLES`` = 2 a group (the buffer's write stage writes the group's
+        last chunk, then the column is selected from it),
         whose group is written into output row ``column`` at the group's byte offset. The last
         write is ``PREGEN_CYCLES = 8`` cycles after the last sequencer cycle.
         """
         assert isa.PREGEN_CYCLES == 2 + _RankStage.STAGES + 2, \
             "read, data register, the network's stages, the packed record's register, the RAMs' write stage"
-        assert isa.TRANSPOSE_WRITE_CYCLES == 1, "the transposing buffer's one write stage"
+        assert isa.TRANSPOSE_WRITE_CYCLES == 2, "the buffer's write stage, then its column's register"
         Mmax = 1 << ib
         E = geo.w_entries
         WW = geo.w_word_entries
@@ -1140,9 +1141,10 @@ class NmTrainAccelerator(wiring.Component):
         grow = Signal(5, name="pg_group_row")  # axis 1: the row read within its group of M
         col = Signal(count_bits, name="pg_column")  # axis 1: the column emitted
         emit_ph = Signal(name="pg_emit_phase")  # axis 1: the group's columns are emitted
-        # (axis 1: the emit phase's first cycle, in which the buffer's write stage writes the
-        # group's last chunk: columns are emitted from the next cycle on)
-        settle = Signal(name="pg_settle")
+        # (axis 1: the emit phase's first TRANSPOSE_WRITE_CYCLES cycles, a count down: the buffer's
+        # write stage writes the group's last chunk, then the buffer is whole; columns are
+        # emitted from the next cycle on)
+        settle = Signal(range(isa.TRANSPOSE_WRITE_CYCLES + 1), name="pg_settle")
         kept = Signal(count_bits + 1, name="pg_kept")  # axis 1: kept entries of earlier groups
         off = Signal(range(P + 1), name="pg_offset")  # axis 1: the group's byte offset in a record
         reading = Signal(name="pg_reading")
@@ -1166,10 +1168,10 @@ class NmTrainAccelerator(wiring.Component):
         m.d.sync += kept_all.eq(kept >= job.kept_last)
         m.d.comb += [
             reading.eq(active & ~emit_ph),
-            emitting.eq(active & emit_ph & ~settle),
+            emitting.eq(active & emit_ph & (settle == 0)),
             row_end.eq(ck == ck_last),
             col_end.eq(col == job.count_last),
-            last.eq(active & Mux(job.axis, emit_ph & ~settle & col_end & kept_all,
+            last.eq(active & Mux(job.axis, emit_ph & (settle == 0) & col_end & kept_all,
                                  row_end & (row == job.count_last))),
         ]
         # The read offset base + coff as a register of its own (the weight RAMs' address: no
@@ -1190,14 +1192,14 @@ class NmTrainAccelerator(wiring.Component):
                     m.d.sync += sub.eq(sub + 1)
                 with m.If(job.axis):
                     with m.If(grow == rows_m - 1):
-                        m.d.sync += [grow.eq(0), emit_ph.eq(1), settle.eq(1)]
+                        m.d.sync += [grow.eq(0), emit_ph.eq(1), settle.eq(isa.TRANSPOSE_WRITE_CYCLES)]
                     with m.Else():
                         m.d.sync += grow.eq(grow + 1)
             with m.Else():
                 m.d.sync += [ck.eq(ck + 1), coff.eq(coff + WW)]
                 m.d.comb += rd_off_next.eq(rd_off + WW)
-        with m.If(settle):
-            m.d.sync += settle.eq(0)
+        with m.If(settle != 0):
+            m.d.sync += settle.eq(settle - 1)
         with m.If(emitting):
             with m.If(col_end):
                 m.d.sync += [col.eq(0), emit_ph.eq(0), kept.eq(kept + job.n), off.eq(off + gb)]
@@ -1228,8 +1230,9 @@ class NmTrainAccelerator(wiring.Component):
         # slot's chunk-position enables (one-hot) are registered, and the buffer takes them the
         # next cycle, so each buffer byte is fed by registers alone. A group's last row's last
         # chunk, read in the cycle before the emit phase, is in the buffer at the end of the
-        # emit phase's first cycle (``settle``); a column is emitted from the next on and handed
-        # on a cycle after it is emitted: the columns come from the buffer's registers alone.
+        # emit phase's second cycle (``settle``); a column is emitted from the next on: selected
+        # from the buffer by the column counter into a register (``pg_column_q``) in its emit
+        # cycle, and handed on from that register a cycle later.
         buf = [[Signal(8, name=f"pg_buffer{i}_{e}", reset_less=True) for e in range(E)] for i in range(Mmax)]
         for i in range(Mmax):
             bw_data = _reg(m, chunk, f"pg_buf_data{i}", reset_less=True)
@@ -1238,9 +1241,9 @@ class NmTrainAccelerator(wiring.Component):
             for e in range(E):
                 with m.If(bw_en[e // WW]):
                     m.d.sync += buf[i][e].eq(bw_data[8 * (e % WW) : 8 * (e % WW) + 8])
-        column = [Signal(8, name=f"pg_column{i}") for i in range(Mmax)]
+        column = [Signal(8, name=f"pg_column_q{i}", reset_less=True) for i in range(Mmax)]
         for i in range(Mmax):
-            m.d.comb += column[i].eq(Mux(i < rows_m, Array(buf[i])[d1_out_row], 0))
+            m.d.sync += column[i].eq(Mux(i < rows_m, Array(buf[i])[col], 0))
         values = [Signal(8, name=f"pg_in{e}") for e in range(E)]
         loads = [Signal(name=f"pg_load{e}") for e in range(E)]
         for e in range(E):
