@@ -386,7 +386,14 @@ def rtl_features(hw) -> dict[str, float]:
         + reads * (16 * W + 8 * M * _mux_luts(W)),
     })
     ff.update({"input_rams": ram_units * ram.read_ffs,
-               "input_segments": segments * (9 * DB + clog2(S + 1) + 3) + reads * (clog2(S + 1) + 1)})
+               "input_segments": segments * (9 * DB + clog2(S + 1) + 3) + reads * (clog2(S + 1) + 1),
+               # the RAMs' write stage (LOAD_READY_CYCLES): per input sub-bank and half (even/odd)
+               # its address (with the bank bit), data and byte enables (each sub-bank picks its
+               # own segment); per weight bank and half one address and data register (every
+               # sub-bank of a bank takes the same segment: Yosys merges their copies) and per
+               # sub-bank its entry enables
+               "write_stages": geo.in_subs * 2 * (ab + 1 + 9 * W)
+               + 2 * 2 * (geo.w_word_addr_bits + WW * (8 + ib)) + 2 * C * 2 * WW})
     # Weight RAMs of registers (``w_word_logic``): per sub-bank pair the words a write can reach (a
     # two-word write at the last entry's word reaches the word after it; Yosys drops the others).
     # LUT-RAMs are read combinationally into the per-column word register (``read_regs``).
@@ -407,15 +414,20 @@ def rtl_features(hw) -> dict[str, float]:
         })
         # the rank stage's input register (bytes, |w|, group terms) and its rank registers
         # (the transposing buffer, the packed row and its byte enables, the chunk's two words' values)
-        ff.update({"pgs_buffer": 8 * M * Ew + 9 * P + 2 * WW * 8,
+        # (and its write stage: the chunk, its slots' copies merged, and per slot one-hot chunk
+        # enables; the column selected into a register in its emit cycle)
+        ff.update({"pgs_buffer": 8 * M * Ew + 9 * P + 2 * WW * 8 + 8 * WW + M * -(-Ew // WW) + 8 * M,
                    "rank": E * (16 + E.bit_length()) + E * (1 + 8 + E.bit_length())})
     # Output banks: a read-add port and a store port each, a copy per read port.
     out_bits = geo.out_lanes * A
     cost = memory_cost(out_bits, geo.out_rows, copies=2)
     lut["output_banks"], ff["output_banks"], bram = 2 * cost.lutram_luts, 2 * cost.read_ffs, 2 * cost.bram36 + bram_inputs
     # (the read-add's read register: a fabric FF on xcup, the block RAM's output register on ECP5)
-    # FFs: per bank the row read for the add, the sum and its write's lane enables
-    lut["output_add"], ff["output_add"] = out_bits * 2, 3 * out_bits + 2 * P
+    # FFs: per bank the row read for the add, the sum and its write's lane enables, and the
+    # block RAMs' write stage: per bank its row and byte enables, one data register for both
+    # banks and copies (the same sum: Yosys merges them)
+    lut["output_add"] = out_bits * 2
+    ff["output_add"] = 3 * out_bits + 2 * P + out_bits + 2 * (clog2(geo.out_rows) + out_bits // 8)
     arr = array_resources(hw)
     # (the last column's PEs pass no window on: Yosys drops their window registers, which
     # nothing reads, as the selected lane is registered from the incoming window itself)
