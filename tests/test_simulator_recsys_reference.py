@@ -83,6 +83,7 @@ def reference(program):
             self.hits = deque()  # (due, instr, lo, hi, entry, data)
             self.pool = None  # (end, instr)
             self.cache = {}
+            self.fills = deque()  # (delivery cycle, line): in its set from + CACHE_FILL_CYCLES on
 
     us = [Unit() for _ in range(hw.gather_units)]
     g_pooled = {i: 0 for i in lines_of}
@@ -121,12 +122,16 @@ def reference(program):
                 u.pool = (x + -(-(hi - lo) // hw.pool_lanes) - 1, i)
                 acc = pooled.setdefault((t, sample), np.zeros(int(ins[i]["q"]), np.int64))
                 acc[lo - row_addr: hi - row_addr] += np.frombuffer(data, np.int8)[lo % line: lo % line + hi - lo]
+        for u in us:  # cache fills become visible to this cycle's lookups
+            while u.fills and u.fills[0][0] + isa.CACHE_FILL_CYCLES <= x:
+                _, ln = u.fills.popleft()
+                u.cache[ln % hw.cache_lines] = ln
         # Loader.
         if loader_cur is None and loader:
             i = loader[0]
             m, a = mbs[i], int(ins[i]["a"])
             ok = (a == isa.LOAD_WEIGHT or (a == isa.LOAD_DENSE and (m < 2 or ev["bot"][m - 2] < x))
-                  or (a == isa.LOAD_INDEX and (m < 2 or ev["gall"][m - 2] < x)))
+                  or (a == isa.LOAD_INDEX and (m < 2 or ev["gall"][m - 2] + isa.LOAD_WAIT_CYCLES < x)))
             if ok:
                 loader.popleft()
                 loader_cur = [i, 0]
@@ -206,16 +211,17 @@ def reference(program):
                 if not load_left[i]:
                     last = max(last, written)
                     a, m = int(ins[i]["a"]), mbs[i]
+                    # (done LOAD_DONE_CYCLES after the last line's write; the END waits for the write)
                     if a == isa.LOAD_WEIGHT:
-                        w_done = written
+                        w_done = written + isa.LOAD_DONE_CYCLES
                     else:
-                        ev["ldd" if a == isa.LOAD_DENSE else "ldi"][m] = written
+                        ev["ldd" if a == isa.LOAD_DENSE else "ldi"][m] = written + isa.LOAD_DONE_CYCLES
             else:
                 _, i, lo, hi, entry, ln = kind
                 u = us[requester - 1]
                 u.fifo.append((x, i, lo, hi, entry, data))
                 if hw.cache_lines:
-                    u.cache[ln % hw.cache_lines] = ln
+                    u.fills.append((x, ln))
         for u in us:
             while u.hits and u.hits[0][0] == x:
                 _, i, lo, hi, entry, data = u.hits.popleft()
