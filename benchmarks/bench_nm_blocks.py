@@ -41,7 +41,7 @@ from sparsim.dataflow.config import load_design_point
 from sparsim.dataflow import nm_train_isa as isa
 from sparsim.rtl import nm_train as nt
 from sparsim.rtl.ecp5_pack import pack_registers
-from sparsim.rtl.synth import _yosys, place_and_route_verilog, pnr_folder, synthesize_verilog
+from sparsim.rtl.synth import _yosys, place_and_route_verilog, pnr_folder, synth_ecp5, synthesize_verilog
 from sparsim.rtl.systolic import OPERAND_BITS, SystolicArray
 from sparsim.rtl.verilog import TOP_MODULE, component_verilog, to_verilog
 
@@ -339,9 +339,7 @@ def _estimate(text: str, module: str, timeout_s: float, over: float) -> dict:
     if not packed.exists():
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "top.v").write_text(text)
-        subprocess.run(_yosys() + ["-q", "-l", "yosys.log", "-p",
-                                   f"read_verilog -sv top.v; synth_ecp5 -top {module} -json ecp5.json"],
-                       cwd=folder, check=True, timeout=timeout_s, capture_output=True)
+        synth_ecp5(folder, module, timeout_s)
         design = json.loads((folder / "ecp5.json").read_text())
         pack_registers(design)
         packed.write_text(json.dumps(design))

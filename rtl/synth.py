@@ -72,6 +72,16 @@ ECP5_PLACER = "heap"
 #: placer does not depend on the router: the same seed and placer give the same placement).
 ECP5_ROUTERS = ("router1", "router2")
 ECP5_ROUTER = "router1"
+#: The AIGER writer ``abc9`` hands ABC inside ``synth_ecp5``: 1, the older ``write_xaiger``. Yosys
+#: 0.70's default, ``write_xaiger2``, mis-synthesises some netlists: on the recsys tiny top of
+#: cdd3890 it left three bits of ``gather.pooled0.read_data`` driven by two flip-flops each (Yosys's
+#: ``check`` warns, nextpnr refuses the netlist), the regression of YosysHQ/yosys issue 6237, whose
+#: stated workaround is this switch. It also mapped that top to 34,396 LUT4 rather than 36,449.
+#: Every ECP5 figure from 2026-11-28 (session 19) on is of this flow; earlier ones used the default
+#: (their netlists had no conflicting drivers, or nextpnr would have refused them).
+ECP5_ABC9_XAIGER = 1
+#: What Yosys's log says of a net with more than one driver (its ``check`` pass).
+_CONFLICT = "multiple conflicting drivers for "
 PROXY_NOTE = ("ECP5 Fmax is an open-flow proxy (Yosys + nextpnr on a Lattice ECP5-85), "
               "not an UltraScale+ timing figure")
 
@@ -352,11 +362,35 @@ def pnr_folder(text: str, build_root: Path | None = None, *, pack: bool = True,
         flow = f"ecp5-{FLOW_VERSION}-pack{ECP5_PACK_VERSION}-{ECP5_DEVICE}-{ECP5_PACKAGE}-{ECP5_TARGET_MHZ}-{seed}"
     else:
         flow = f"ecp5-{FLOW_VERSION}-{ECP5_DEVICE}-{ECP5_PACKAGE}-{ECP5_TARGET_MHZ}-{seed}"
+    flow += f"-xaiger{ECP5_ABC9_XAIGER}"
     if speed != ECP5_SPEED:  # grade 6 keeps the folders it always had
         flow += f"-speed{speed}"
     if placer != ECP5_PLACER:  # and so does the heap placer
         flow += f"-{placer}"
     return _build_root(build_root, "pnr") / _key(text, flow)
+
+
+def ecp5_synth_script(top: str) -> str:
+    """The Yosys script of the flow's ECP5 synthesis: ``top.v`` to ``ecp5.json``."""
+    return f"read_verilog -sv top.v; scratchpad -set abc9.xaiger {ECP5_ABC9_XAIGER}; synth_ecp5 -top {top} -json ecp5.json"
+
+
+def check_yosys_log(log: Path) -> None:
+    """RuntimeError naming the nets Yosys's ``check`` found driven more than once, which nextpnr
+    would refuse with a less telling message (conflicting drivers in the Verilog, or a
+    mis-synthesis such as :data:`ECP5_ABC9_XAIGER`'s)."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    nets = list(dict.fromkeys(line.split(_CONFLICT, 1)[1].rstrip(":")
+                              for line in text.splitlines() if _CONFLICT in line))
+    if nets:
+        raise RuntimeError(f"Yosys's netlist has {len(nets)} net bit{'s' if len(nets) > 1 else ''} with "
+                           f"conflicting drivers (first {nets[0]}); see {log}")
+
+
+def synth_ecp5(folder: Path, top: str, timeout_s: float) -> None:
+    """Run the flow's ``synth_ecp5`` on ``folder/top.v`` (:func:`ecp5_synth_script`), checked."""
+    _run(_yosys() + ["-q", "-l", "yosys.log", "-p", ecp5_synth_script(top)], folder, "yosys.log", timeout_s)
+    check_yosys_log(folder / "yosys.log")
 
 
 def _reuse_synth_ecp5(text: str, build_root: Path | None, folder: Path) -> bool:
@@ -395,9 +429,7 @@ def place_and_route_verilog(text: str, top: str, build_root: Path | None = None,
     (folder / "top.v").write_text(text)
     t0 = time.perf_counter()
     if not (pack and _reuse_synth_ecp5(text, build_root, folder)):
-        _run(_yosys() + ["-q", "-l", "yosys.log", "-p",
-                         f"read_verilog -sv top.v; synth_ecp5 -top {top} -json ecp5.json"],
-             folder, "yosys.log", timeout_s)
+        synth_ecp5(folder, top, timeout_s)
     netlist, packed = "ecp5.json", None
     if pack:
         design = json.loads((folder / netlist).read_text())

@@ -5,7 +5,6 @@ systolic array as Yosys ``synth_ecp5`` maps it."""
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 
@@ -184,15 +183,14 @@ def test_every_pe_multiplier_of_the_array_takes_its_registers(tmp_path, dataflow
     """As Yosys maps the shared array, each PE's operand and product registers are plain
     registers next to its MULT18X18D: all of them move, so no PE keeps a fabric-register ->
     combinational-DSP -> fabric-register path."""
-    from sparsim.rtl.synth import _yosys
+    from sparsim.rtl.synth import synth_ecp5
     from sparsim.rtl.systolic import SystolicArray
     from sparsim.rtl.verilog import component_verilog
 
     R, C = 2, 3
     (tmp_path / "top.v").write_text(component_verilog(SystolicArray(rows=R, cols=C, dataflow=dataflow, max_m=4,
                                                                    acc_bits=24)))
-    subprocess.run(_yosys() + ["-q", "-p", "read_verilog -sv top.v; synth_ecp5 -top top -json ecp5.json"],
-                   cwd=tmp_path, check=True, capture_output=True)
+    synth_ecp5(tmp_path, "top", 600)
     netlist = json.loads((tmp_path / "ecp5.json").read_text())
     ffs = sum(c["type"] == "TRELLIS_FF" for c in _cells(netlist).values())
     counts = pack_registers(netlist)
