@@ -72,13 +72,14 @@ ECP5_PLACER = "heap"
 #: placer does not depend on the router: the same seed and placer give the same placement).
 ECP5_ROUTERS = ("router1", "router2")
 ECP5_ROUTER = "router1"
-#: The AIGER writer ``abc9`` hands ABC inside ``synth_ecp5``: 1, the older ``write_xaiger``. Yosys
-#: 0.70's default, ``write_xaiger2``, mis-synthesises some netlists: on the recsys tiny top of
-#: cdd3890 it left three bits of ``gather.pooled0.read_data`` driven by two flip-flops each (Yosys's
-#: ``check`` warns, nextpnr refuses the netlist), the regression of YosysHQ/yosys issue 6237, whose
-#: stated workaround is this switch. It also mapped that top to 34,396 LUT4 rather than 36,449.
-#: Every ECP5 figure from 2026-11-28 (session 19) on is of this flow; earlier ones used the default
-#: (their netlists had no conflicting drivers, or nextpnr would have refused them).
+#: The AIGER writer ``abc9`` hands ABC inside ``synth_ecp5`` when Yosys 0.70's default,
+#: ``write_xaiger2``, has mis-synthesised a netlist: 1, the older ``write_xaiger``. On the recsys
+#: tiny top of cdd3890 the default left three bits of ``gather.pooled0.read_data`` driven by two
+#: flip-flops each (Yosys's ``check`` warns, nextpnr refuses the netlist), the regression of
+#: YosysHQ/yosys issue 6237, whose stated workaround is this switch. The flow runs the default
+#: first and this writer only after such a netlist (:func:`synth_ecp5`), so every figure of a
+#: netlist the default maps correctly stays what it was (the older writer moves them: dsp_chain
+#: tiny 3,837 LUT4, 147.08 MHz against the default's 3,826 and 156.01).
 ECP5_ABC9_XAIGER = 1
 #: What Yosys's log says of a net with more than one driver (its ``check`` pass).
 _CONFLICT = "multiple conflicting drivers for "
@@ -125,6 +126,9 @@ class PnrResult:
     #: The slowest path nextpnr reports (:func:`critical_path_summary`); read from the run's
     #: ``report.json`` also for results cached before this field existed.
     critical_path: dict | None = None
+    #: Set when ``synth_ecp5`` had to be re-run with abc9's older AIGER writer
+    #: (:data:`ECP5_ABC9_XAIGER`, :func:`synth_ecp5`): what happened, in one line.
+    synth_note: str | None = None
 
 
 def critical_path_summary(report: Path) -> dict | None:
@@ -362,7 +366,6 @@ def pnr_folder(text: str, build_root: Path | None = None, *, pack: bool = True,
         flow = f"ecp5-{FLOW_VERSION}-pack{ECP5_PACK_VERSION}-{ECP5_DEVICE}-{ECP5_PACKAGE}-{ECP5_TARGET_MHZ}-{seed}"
     else:
         flow = f"ecp5-{FLOW_VERSION}-{ECP5_DEVICE}-{ECP5_PACKAGE}-{ECP5_TARGET_MHZ}-{seed}"
-    flow += f"-xaiger{ECP5_ABC9_XAIGER}"
     if speed != ECP5_SPEED:  # grade 6 keeps the folders it always had
         flow += f"-speed{speed}"
     if placer != ECP5_PLACER:  # and so does the heap placer
@@ -370,27 +373,41 @@ def pnr_folder(text: str, build_root: Path | None = None, *, pack: bool = True,
     return _build_root(build_root, "pnr") / _key(text, flow)
 
 
-def ecp5_synth_script(top: str) -> str:
-    """The Yosys script of the flow's ECP5 synthesis: ``top.v`` to ``ecp5.json``."""
-    return f"read_verilog -sv top.v; scratchpad -set abc9.xaiger {ECP5_ABC9_XAIGER}; synth_ecp5 -top {top} -json ecp5.json"
+def ecp5_synth_script(top: str, xaiger: int | None = None) -> str:
+    """The Yosys script of the flow's ECP5 synthesis, ``top.v`` to ``ecp5.json``; ``xaiger``
+    names ``abc9``'s AIGER writer (default: Yosys's own)."""
+    writer = f"scratchpad -set abc9.xaiger {xaiger}; " if xaiger is not None else ""
+    return f"read_verilog -sv top.v; {writer}synth_ecp5 -top {top} -json ecp5.json"
 
 
-def check_yosys_log(log: Path) -> None:
-    """RuntimeError naming the nets Yosys's ``check`` found driven more than once, which nextpnr
-    would refuse with a less telling message (conflicting drivers in the Verilog, or a
-    mis-synthesis such as :data:`ECP5_ABC9_XAIGER`'s)."""
+def conflicting_nets(log: Path) -> list[str]:
+    """The net bits Yosys's ``check`` found driven more than once, in its log's order."""
     text = log.read_text(errors="replace") if log.exists() else ""
-    nets = list(dict.fromkeys(line.split(_CONFLICT, 1)[1].rstrip(":")
+    return list(dict.fromkeys(line.split(_CONFLICT, 1)[1].rstrip(":")
                               for line in text.splitlines() if _CONFLICT in line))
+
+
+def synth_ecp5(folder: Path, top: str, timeout_s: float) -> str | None:
+    """Run the flow's ``synth_ecp5`` on ``folder/top.v`` and check its netlist. If Yosys's
+    ``check`` finds conflicting drivers (which nextpnr refuses), synthesise again with abc9's
+    older AIGER writer (:data:`ECP5_ABC9_XAIGER`) and return a note saying so (else None);
+    RuntimeError naming the nets if they are still there (then they are in the Verilog)."""
+    _run(_yosys() + ["-q", "-l", "yosys.log", "-p", ecp5_synth_script(top)], folder, "yosys.log", timeout_s)
+    first = conflicting_nets(folder / "yosys.log")
+    if not first:
+        (folder / "synth_note.txt").unlink(missing_ok=True)
+        return None
+    shutil.move(folder / "yosys.log", folder / "yosys_xaiger2.log")
+    _run(_yosys() + ["-q", "-l", "yosys.log", "-p", ecp5_synth_script(top, ECP5_ABC9_XAIGER)],
+         folder, "yosys.log", timeout_s)
+    nets = conflicting_nets(folder / "yosys.log")
     if nets:
         raise RuntimeError(f"Yosys's netlist has {len(nets)} net bit{'s' if len(nets) > 1 else ''} with "
-                           f"conflicting drivers (first {nets[0]}); see {log}")
-
-
-def synth_ecp5(folder: Path, top: str, timeout_s: float) -> None:
-    """Run the flow's ``synth_ecp5`` on ``folder/top.v`` (:func:`ecp5_synth_script`), checked."""
-    _run(_yosys() + ["-q", "-l", "yosys.log", "-p", ecp5_synth_script(top)], folder, "yosys.log", timeout_s)
-    check_yosys_log(folder / "yosys.log")
+                           f"conflicting drivers (first {nets[0]}); see {folder / 'yosys.log'}")
+    note = (f"synth_ecp5 with abc9's write_xaiger: the default write_xaiger2 left {len(first)} net "
+            f"bit{'s' if len(first) > 1 else ''} with two drivers (first {first[0]}; yosys_xaiger2.log)")
+    (folder / "synth_note.txt").write_text(note + "\n")
+    return note
 
 
 def _reuse_synth_ecp5(text: str, build_root: Path | None, folder: Path) -> bool:
@@ -402,6 +419,8 @@ def _reuse_synth_ecp5(text: str, build_root: Path | None, folder: Path) -> bool:
         # ecp5_packed.json is written after Yosys has finished, so its ecp5.json is whole
         if source != folder and (source / "ecp5_packed.json").exists():
             shutil.copyfile(source / "ecp5.json", folder / "ecp5.json")
+            if (source / "synth_note.txt").exists():
+                shutil.copyfile(source / "synth_note.txt", folder / "synth_note.txt")
             return True
     return False
 
@@ -430,6 +449,8 @@ def place_and_route_verilog(text: str, top: str, build_root: Path | None = None,
     t0 = time.perf_counter()
     if not (pack and _reuse_synth_ecp5(text, build_root, folder)):
         synth_ecp5(folder, top, timeout_s)
+    note_file = folder / "synth_note.txt"  # also when the netlist came from another folder
+    synth_note = note_file.read_text().strip() if note_file.exists() else None
     netlist, packed = "ecp5.json", None
     if pack:
         design = json.loads((folder / netlist).read_text())
@@ -456,6 +477,7 @@ def place_and_route_verilog(text: str, top: str, build_root: Path | None = None,
         seed=seed,
         placer=placer,
         critical_path=critical_path_summary(folder / "report.json"),
+        synth_note=synth_note,
     )
     _store(result_file, res)
     return res

@@ -309,6 +309,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         if cp:
             print(f"  limited by {cp['from']} -> {cp['to']}: {cp['ns']:.2f} ns, {cp['routing_ns']:.2f} of it "
                   f"routing, {cp['levels']} logic levels")
+        if pnr.synth_note:
+            print(f"  note: {pnr.synth_note}")
     for r in runs[1:]:
         print(f"  ECP5 Fmax: {r.fmax_mhz:.1f} MHz at seed {r.seed}")
     if spread is not None:
