@@ -249,6 +249,12 @@ class Loader(wiring.Component):
     cycle after the issue or dispatch (or after ``arrived``); ``done`` rises the cycle after
     ``idle`` was seen with an ending instruction in flight, and ``cycles`` stops there.
 
+    With ``registered_request``, a load is issued (taken on ``load``) in cycle ``r`` without
+    looking at ``rd_req.ready``: its read request and route are registered then and offered on
+    ``rd_req`` and ``route`` from ``r + 1`` (``LOAD_REQUEST_CYCLES`` = 1 of the engine's
+    contract), each held until taken; the next load issues once both are taken. No memory
+    handshake then lies in the combinational cone of ``load.ready`` (the engine's issue).
+
     Parameters (keyword-only)
     -------------------------
     instr_layout : data.Layout
@@ -264,6 +270,9 @@ class Loader(wiring.Component):
     dispatches : Iterable[int]
         Opcodes that are neither loads nor ends: compute jobs handed to the engine (default
         none, and then the loader has no ``dispatch`` member).
+    registered_request : bool
+        Offer each read request and its route from registers, a cycle after the issue (default
+        false: in the cycle of the issue, which waits for ``rd_req.ready`` and ``route.ready``).
 
     Members
     -------
@@ -273,7 +282,9 @@ class Loader(wiring.Component):
         The instruction taken last (registered at its handshake).
     load : In(stream.Signature(load_layout(request_layout, targets=targets)))
         The engine's offer of :attr:`current`'s load: ``valid`` once the engine allows it;
-        taken when the loader is issuing a load and both ``rd_req`` and ``route`` are ready.
+        taken when the loader is issuing a load and both ``rd_req`` and ``route`` are ready
+        (``registered_request``: when ``route`` is ready and no earlier request or route waits
+        in the loader's registers).
     rd_req : Out(stream.Signature(request_layout))
         Read requests to memory.
     route : Out(stream.Signature(route_layout(...)))
@@ -300,8 +311,12 @@ class Loader(wiring.Component):
         request_layout: data.Layout,
         targets: int,
         dispatches: Iterable[int] = (),
+        registered_request: bool = False,
     ):
         with rejected_is_not_unused(self):
+            if not isinstance(registered_request, bool):
+                raise TypeError(f"registered_request must be a bool, not {registered_request!r}")
+            self._registered_request = registered_request
             self._instr_layout = _check_layout("instr_layout", instr_layout)
             if op_field not in _field_names(instr_layout):
                 raise ValueError(f"op_field must name a field of instr_layout, not {op_field!r}")
@@ -354,11 +369,37 @@ class Loader(wiring.Component):
         # The payloads follow the engine's offer in every state (they mean something only with
         # ``valid``), so the loader's state gates only the handshake, not the data path.
         request = self.load.payload.request
-        m.d.comb += [
-            self.rd_req.payload.eq(request),
-            self.route.payload.target.eq(self.load.payload.target),
-            self.route.payload.count.eq(request.count),
-        ]
+        registered = self._registered_request
+        if registered:
+            # The issued request and route wait in registers until memory and the receiver take
+            # them (each its own ``held`` bit): the issue sees only registers and ``route.ready``.
+            req_held = Signal(name="req_held")
+            route_held = Signal(name="route_held")
+            req_q = Signal.like(self.rd_req.payload, name="req_q", reset_less=True)
+            target_q = Signal.like(self.route.payload.target, name="route_target_q", reset_less=True)
+            m.d.comb += [
+                self.rd_req.payload.eq(req_q),
+                self.rd_req.valid.eq(req_held),
+                self.route.payload.target.eq(target_q),
+                self.route.payload.count.eq(req_q.count),
+                self.route.valid.eq(route_held),
+            ]
+            with m.If(self.rd_req.ready):
+                m.d.sync += req_held.eq(0)
+            with m.If(self.route.ready):
+                m.d.sync += route_held.eq(0)
+            with m.If(self.load.valid & self.load.ready):
+                m.d.sync += [req_q.eq(request), target_q.eq(self.load.payload.target),
+                             req_held.eq(1), route_held.eq(1)]
+            pending = req_held | route_held
+            may_end = self.idle & ~pending
+        else:
+            m.d.comb += [
+                self.rd_req.payload.eq(request),
+                self.route.payload.target.eq(self.load.payload.target),
+                self.route.payload.count.eq(request.count),
+            ]
+            may_end = self.idle
 
         done = Signal()
         with m.FSM(name="loader"):
@@ -375,11 +416,14 @@ class Loader(wiring.Component):
                         with m.Default():
                             m.next = "END"
             with m.State("LOAD"):
-                m.d.comb += [
-                    self.rd_req.valid.eq(self.load.valid & self.route.ready),
-                    self.route.valid.eq(self.load.valid & self.rd_req.ready),
-                    self.load.ready.eq(self.rd_req.ready & self.route.ready),
-                ]
+                if registered:
+                    m.d.comb += self.load.ready.eq(~pending & self.route.ready)
+                else:
+                    m.d.comb += [
+                        self.rd_req.valid.eq(self.load.valid & self.route.ready),
+                        self.route.valid.eq(self.load.valid & self.rd_req.ready),
+                        self.load.ready.eq(self.rd_req.ready & self.route.ready),
+                    ]
                 with m.If(self.load.valid & self.load.ready):
                     with m.If(waits):
                         m.next = "WAIT"
@@ -394,7 +438,7 @@ class Loader(wiring.Component):
                     with m.If(self.dispatch.ready):
                         m.next = "FETCH"
             with m.State("END"):
-                with m.If(self.idle):
+                with m.If(may_end):
                     m.d.sync += done.eq(1)
                     m.next = "HALT"
             with m.State("HALT"):

@@ -301,7 +301,7 @@ _OP_WAIT, _OP_NOWAIT, _OP_END = 1, 2, 0
 _TEST_INSTR = shell.struct_from_fields((("op", 0, 2), ("count", 2, 4), ("addr", 8, 8)), 16)
 
 
-def _test_loader():
+def _test_loader(**options):
     """A loader of the test ISA above: one waiting and one non-waiting load, two targets."""
     request = shell.read_request_layout(addr_bits=8, count_bits=4, max_rec_bytes=3)
     return shell.Loader(
@@ -310,6 +310,7 @@ def _test_loader():
         loads={_OP_WAIT: True, _OP_NOWAIT: False},
         request_layout=request,
         targets=2,
+        **options,
     )
 
 
@@ -422,6 +423,127 @@ def test_loader_under_random_stalls_issues_each_load_once_in_order(seed):
     _simulate(dut, bench)
     assert fetched == list(range(len(words)))
     assert issued == [(addr, count, op & 1) for op, count, addr in program if op != _OP_END]
+
+
+def test_registered_loader_offers_each_request_a_cycle_after_its_issue():
+    """``registered_request``: the load is taken (issued) without ``rd_req.ready``; its request
+    and route are offered from the next cycle; fetches follow the issue as without it."""
+    dut = _test_loader(registered_request=True)
+    program = [(_OP_NOWAIT, 3, 10), (_OP_WAIT, 2, 20), (_OP_NOWAIT, 1, 30), (_OP_END, 0, 0)]
+    words = [op | (count << 2) | (addr << 8) for op, count, addr in program]
+    events = []
+
+    async def bench(ctx):
+        pc = 0
+        arrive_at = None
+        fetched_at = None
+        for x in range(60):
+            if ctx.get(dut.done):
+                events.append(("done", x, ctx.get(dut.cycles)))
+                break
+            ctx.set(dut.instr.valid, int(pc < len(words)))
+            if pc < len(words):
+                ctx.set(dut.instr.payload.as_value(), words[pc])
+            cur = ctx.get(dut.current)
+            ctx.set(dut.load.valid, int(fetched_at is not None and x >= fetched_at + 2))
+            ctx.set(dut.load.payload.request.addr, cur.addr)
+            ctx.set(dut.load.payload.request.count, cur.count)
+            ctx.set(dut.load.payload.request.rec_bytes, 3)
+            ctx.set(dut.load.payload.target, cur.op & 1)
+            # memory refuses every request in its first cycle: the issue does not wait for it
+            ctx.set(dut.rd_req.ready, 0)
+            ctx.set(dut.route.ready, 1)
+            ctx.set(dut.arrived, int(arrive_at == x))
+            ctx.set(dut.idle, int(x >= 40))
+            if ctx.get(dut.instr.ready) and pc < len(words):
+                events.append(("fetch", x, pc))
+                fetched_at = x
+                pc += 1
+            if ctx.get(dut.load.valid) and ctx.get(dut.load.ready):
+                events.append(("issue", x))
+                fetched_at = None
+            if ctx.get(dut.route.valid):
+                events.append(("route", x, ctx.get(dut.route.payload.count), ctx.get(dut.route.payload.target)))
+            if ctx.get(dut.rd_req.valid):
+                if events[-1][0] == "request" and events[-1][2] == ctx.get(dut.rd_req.payload.addr):
+                    ctx.set(dut.rd_req.ready, 1)  # the second cycle it is offered
+                    if cur.op == _OP_WAIT:
+                        arrive_at = x + 5
+                else:
+                    events.append(("request", x, ctx.get(dut.rd_req.payload.addr)))
+            await ctx.tick()
+
+    _simulate(dut, bench)
+    assert events == [
+        ("fetch", 0, 0),
+        ("issue", 2),
+        ("fetch", 3, 1),  # the cycle after the issue
+        ("route", 3, 3, 0), ("request", 3, 10),  # held until taken in 4
+        ("issue", 5),
+        ("route", 6, 2, 1), ("request", 6, 20),  # taken in 7, its data in 12
+        ("fetch", 13, 2),
+        ("issue", 15),
+        ("fetch", 16, 3),
+        ("route", 16, 1, 0), ("request", 16, 30),
+        ("done", 41, 41),
+    ]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_registered_loader_under_random_stalls_requests_each_load_once_in_order(seed):
+    """``registered_request`` with back-pressure on memory and the route queue: each issued load
+    becomes exactly one request and one route, in program order, each offered until taken; no
+    load issues while an earlier request or route waits; END waits for both."""
+    rng = np.random.default_rng(seed)
+    dut = _test_loader(registered_request=True)
+    program = [(_OP_NOWAIT, int(rng.integers(1, 16)), int(rng.integers(0, 256))) for _ in range(10)]
+    program.append((_OP_END, 0, 0))
+    words = [op | (count << 2) | (addr << 8) for op, count, addr in program]
+    requests, routes, issues = [], [], []
+
+    async def bench(ctx):
+        pc = 0
+        held = {"req": None, "route": None}
+        for x in range(1000):
+            if ctx.get(dut.done):
+                break
+            offer = pc < len(words) and rng.random() < 0.6
+            ctx.set(dut.instr.valid, int(offer))
+            if offer:
+                ctx.set(dut.instr.payload.as_value(), words[pc])
+            cur = ctx.get(dut.current)
+            ctx.set(dut.load.valid, int(rng.random() < 0.5))
+            ctx.set(dut.load.payload.request.addr, cur.addr)
+            ctx.set(dut.load.payload.request.count, cur.count)
+            ctx.set(dut.load.payload.target, cur.op & 1)
+            ctx.set(dut.rd_req.ready, int(rng.random() < 0.4))
+            ctx.set(dut.route.ready, int(rng.random() < 0.6))
+            ctx.set(dut.idle, 1)
+            if ctx.get(dut.instr.ready) and offer:
+                pc += 1
+            if ctx.get(dut.load.valid) and ctx.get(dut.load.ready):
+                assert held == {"req": None, "route": None}, "issued while a request or route waited"
+                issues.append((cur.addr, cur.count, cur.op & 1))
+            for key, stream, got in (("req", dut.rd_req, requests), ("route", dut.route, routes)):
+                if ctx.get(stream.valid):
+                    value = (ctx.get(stream.payload.addr),) if key == "req" else (
+                        ctx.get(stream.payload.count), ctx.get(stream.payload.target))
+                    assert held[key] in (None, value), "a waiting payload changed"
+                    held[key] = value
+                    if ctx.get(stream.ready):
+                        got.append(value)
+                        held[key] = None
+                else:
+                    assert held[key] is None, "a waiting payload was dropped"
+            await ctx.tick()
+        assert ctx.get(dut.done)
+        assert held == {"req": None, "route": None}
+
+    _simulate(dut, bench)
+    loads = [(addr, count, op & 1) for op, count, addr in program if op != _OP_END]
+    assert issues == loads
+    assert requests == [(addr,) for addr, _, _ in loads]
+    assert routes == [(count, target) for _, count, target in loads]
 
 
 # ------------------------------------------------------------------------------------------
