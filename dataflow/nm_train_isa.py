@@ -81,6 +81,12 @@ PRUNE_CYCLES = 5
 #: before it takes them), so the bank holds the record at the end of ``a + 2``, and a job
 #: starting in ``a + 2`` reads it from ``a + 3`` on. rtl/nm_train.py owns this number.
 LOAD_READY_CYCLES = 2
+#: Cycles from an LDA's or LDB's issue (cycle ``r``) to its read request's handshake with memory
+#: (``t0 = max(r + LOAD_REQUEST_CYCLES + latency, read_free)``): the shell's loader registers the
+#: request and its route at the issue and offers them a cycle later (``Loader(registered_request=
+#: True)``), so that no memory handshake lies in the cone of the issue and of the receiver's
+#: lookahead. rtl/nm_train.py owns this number.
+LOAD_REQUEST_CYCLES = 1
 #: Cycles a PGS job along axis 1 adds per group of M slab rows between the group's last row read
 #: and its first column's emit: the transposing buffer's write stage (each chunk and its slot's
 #: enables registered before the buffer takes them), then a cycle for the buffer to be whole when

@@ -213,7 +213,8 @@ class NmTrainAccelerator(wiring.Component):
         Instruction words (``sparsim.dataflow.nm_train_isa`` encoding); unknown opcodes behave
         as ``END`` (and ``PGS`` on an array with ``max_m`` 1, which no compiled Program has).
     rd_req : Out(stream.Signature(read_request_layout(hw)))
-        Memory read requests: ``addr``, ``count`` records of ``rec_bytes`` bytes, consecutive.
+        Memory read requests: ``addr``, ``count`` records of ``rec_bytes`` bytes, consecutive;
+        offered from a register, ``LOAD_REQUEST_CYCLES`` (1) after the load's issue.
     rd_data : In(stream.Signature(Geometry(hw).beat_bytes * 8, always_ready=True))
         Read data in request order, the memory's beats (``StripedMemory(beats=True)``): a
         transfer of records wider than a beat as its byte stream, ``beat_bytes`` a beat (its
@@ -303,7 +304,12 @@ class NmTrainAccelerator(wiring.Component):
             targets=_TARGETS,
             # A dense-only array (max_m 1) runs no Program with pre-generation.
             dispatches=(isa.OP_MM, isa.OP_PGS) if M > 1 else (isa.OP_MM,),
+            # The request and its route from registers, a cycle after the issue
+            # (LOAD_REQUEST_CYCLES): neither memory's ``ready`` nor the issue's conditions reach
+            # the receiver's lookahead or the bank state.
+            registered_request=True,
         )
+        assert isa.LOAD_REQUEST_CYCLES == 1, "the loader's request register"
         # Loads in flight: at most one per bank (a bank's next load waits for its readers,
         # which wait for its data): four, one spare.
         receiver = m.submodules.receiver = shell.Receiver(
@@ -354,9 +360,11 @@ class NmTrainAccelerator(wiring.Component):
         b_width = [Signal(range(geo.read_bytes + 1), name=f"weight{b}_width", reset_less=True) for b in range(2)]
         busy = Signal()  # a job is computing
         out_busy = Signal(2)  # output bank holds an open or unstored tile
-        engines_idle = Signal()
+        # No job queued or computing, no tile open or unstored (so the store is idle too): a
+        # register, loaded with the next cycle's value (below, with the store), so that a sync
+        # load's issue is a gate of registers.
+        engines_idle = Signal(init=1, name="engines_idle")
         m.d.comb += [
-            engines_idle.eq((level == 0) & ~busy & (out_busy == 0) & ~store.busy),
             loader.idle.eq(engines_idle),
             loader.load.payload.request.addr.eq(cur.addr),
             loader.load.payload.request.count.eq(cur.count),
@@ -413,16 +421,13 @@ class NmTrainAccelerator(wiring.Component):
                 b_ksteps[b_next].eq(cur.k_steps),
                 Array(b_width)[b_next].eq(cur.width),
             ]
-        # Per receiver target: bytes per record of its latest load, now and from the next cycle
-        # on (a load's issue sets its bank's).
+        # Per receiver target: bytes per record of its latest load (registers). A load's issue
+        # sets its bank's in cycle r; its route reaches the receiver in r + 1 (the loader's
+        # request register), so the lookahead for its first beat (r + 2 at the earliest) reads
+        # the register, and a target's earlier load has no beat left then (a bank's next load
+        # waits for its readers, which wait for its data).
         rec_bytes = [a_width[0], a_width[1], *b_width]
-        rec_bytes_next = []
-        for t, width in enumerate(rec_bytes):
-            op, bank = (isa.OP_LDA, a_next) if t < 2 else (isa.OP_LDB, b_next)
-            nxt = Signal.like(width, name=f"rx_rec_bytes{t}_next")
-            m.d.comb += nxt.eq(Mux(issued & (cur.op == op) & (bank == t % 2), cur.width, width))
-            rec_bytes_next.append(nxt)
-        rx = self._count_beats(m, geo, receiver, rec_bytes, rec_bytes_next)
+        rx = self._count_beats(m, geo, receiver, rec_bytes)
 
         # ---- dispatch into the queue ------------------------------------------------------
         # The queue's fill also as registers of their own: one-hot (``level_oh[i]``: ``level == i``)
@@ -1011,16 +1016,24 @@ class NmTrainAccelerator(wiring.Component):
             m.d.sync += [out_full.bit_select(st_next, 1).eq(0), st_next.eq(~st_next)]
         with m.If(store.done):
             m.d.sync += out_busy.bit_select(store.bank, 1).eq(0)
+        # engines_idle next cycle: the queue empty then (a computing job stays in it until its
+        # done, ``busy`` only while it is there) and no output bank busy then (a tile opened at
+        # a job's start, freed at its store's done: ``store.busy`` only while its bank is busy).
+        out_busy_next = Signal(2, name="out_busy_next")
+        for b in range(2):
+            m.d.comb += out_busy_next[b].eq(
+                (out_busy[b] | (start & opens & (new_bank == b))) & ~(store.done & (store.bank == b)))
+        m.d.sync += engines_idle.eq(level_oh_next[0] & (out_busy_next == 0))
         return m
 
-    def _count_beats(self, m, geo, receiver, rec_bytes_of, rec_bytes_next):
+    def _count_beats(self, m, geo, receiver, rec_bytes):
         """Records counted in the read-data beats: the shell's receiver sees a record in the
         cycle of the beat that holds its last byte, when a record port would have delivered it,
         and numbers and routes it as before (its data is that beat; the banks take the beats
         themselves). ``got`` counts the bytes of the record in progress from earlier beats; a
         beat's bytes past its record's end are the next record's first (records wider than a
-        beat lie back to back in the stream). ``rec_bytes_of``: per receiver target, its latest
-        load's record size (``rec_bytes_next``: from the next cycle on).
+        beat lie back to back in the stream). ``rec_bytes``: per receiver target, its latest
+        load's record size, registered at least a cycle before that load's route is pushed.
 
         What a beat needs of its record, its size (``size``, whether it fits in a beat,
         ``small``), its bytes left (``need = size - got``) and whether the beat ends it
@@ -1047,17 +1060,17 @@ class NmTrainAccelerator(wiring.Component):
         m.d.sync += got.eq(got_next)
         # per target: its record size less ``got`` next cycle, and whether that is at most a beat
         # (meaningful for the oldest route's target)
-        left_next = [Signal(range(RB + 1), name=f"rx_left{t}_next") for t in range(len(rec_bytes_of))]
+        left_next = [Signal(range(RB + 1), name=f"rx_left{t}_next") for t in range(len(rec_bytes))]
         fits_next = []
-        for t in range(len(rec_bytes_of)):
-            m.d.comb += left_next[t].eq(rec_bytes_next[t] - got_next)
+        for t in range(len(rec_bytes)):
+            m.d.comb += left_next[t].eq(rec_bytes[t] - got_next)
             fits_next.append(_less(m, f"rx_fits{t}_next", [left_next[t][i] for i in range(len(left_next[t]))],
                                    Const(DB + 1, (DB + 1).bit_length())))
         completes_next = Signal(name="rx_completes_next")
         m.d.comb += completes_next.eq(Array(fits_next)[ahead])
         m.d.sync += [
-            size.eq(Array(rec_bytes_next)[ahead]),
-            is_small.eq(Array([r <= DB for r in rec_bytes_next])[ahead]),
+            size.eq(Array(rec_bytes)[ahead]),
+            is_small.eq(Array([r <= DB for r in rec_bytes])[ahead]),
             need.eq(Array(left_next)[ahead]),
             completes.eq(completes_next),
         ]

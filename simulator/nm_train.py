@@ -49,7 +49,7 @@ def pgs_cycles(axis, count, width, k_steps, n, m_log2, pregen_cycles, word, buff
 @njit(cache=True)
 def _run_kernel(op, sync, acc, store, prune, axis, n, m_log2, count, width, k_steps, pass_, layer,
                 rows, cols, dataflow, bw, latency, acc_bytes, pregen_cycles, prune_cycles, mm_pipe, pgs_word,
-                load_ready, buffer_cycles, stalls, pass_cycles, layer_cycles, counters, pass_stalls, pass_bytes):
+                load_ready, buffer_cycles, load_request, stalls, pass_cycles, layer_cycles, counters, pass_stalls, pass_bytes):
     """Returns the Program's cycle count; fills ``stalls`` [7], ``pass_cycles`` [4],
     ``layer_cycles`` [layers, 4], ``counters`` [7] (see ``_N_COUNTERS``), ``pass_stalls``
     [4, 7] and ``pass_bytes`` [4, 2] (read, written)."""
@@ -76,7 +76,7 @@ def _run_kernel(op, sync, acc, store, prune, axis, n, m_log2, count, width, k_st
                 r = z_last + 1
             cnt = np.int64(count[i])
             rec = np.int64(width[i])
-            a = transfer_end(read_start(r, latency, read_free), cnt, rec, bw)
+            a = transfer_end(read_start(r + load_request, latency, read_free), cnt, rec, bw)
             read_free = a + 1
             counters[0] += cnt * rec
             pass_bytes[np.int64(pass_[i]), 0] += cnt * rec
@@ -227,7 +227,8 @@ def run(program: Program) -> Result:
         np.int64(hw.memory.bandwidth_bytes_per_cycle), np.int64(hw.memory.latency_cycles),
         np.int64(hw.acc_bits // 8), np.int64(isa.PREGEN_CYCLES), np.int64(isa.PRUNE_CYCLES),
         np.int64(isa.MM_PIPE_CYCLES), np.int64(weight_word_entries(hw)),
-        np.int64(isa.LOAD_READY_CYCLES), np.int64(isa.TRANSPOSE_WRITE_CYCLES), stalls, pass_cycles, layer_cycles, counters, pass_stalls, pass_bytes,
+        np.int64(isa.LOAD_READY_CYCLES), np.int64(isa.TRANSPOSE_WRITE_CYCLES),
+        np.int64(isa.LOAD_REQUEST_CYCLES), stalls, pass_cycles, layer_cycles, counters, pass_stalls, pass_bytes,
     ))
     if cycles < 0:
         raise ValueError("program has no END instruction")
@@ -323,7 +324,7 @@ def rtl_features(hw) -> dict[str, float]:
       (``simulator.resources.memory_cost``) and their read-add;
     - the array's PEs as ``dataflow.nm_train.resources`` counts them."""
     from sparsim.dataflow.nm_train import resources as array_resources
-    from sparsim.rtl.nm_train import _QUEUE_DEPTH, Geometry, _job_layout
+    from sparsim.rtl.nm_train import _QUEUE_DEPTH, _TARGETS, Geometry, _job_layout, read_request_layout
 
     from .resources import _mux_luts, memory_cost
 
@@ -439,6 +440,9 @@ def rtl_features(hw) -> dict[str, float]:
     # (the RTL of 8598c83, docs/nm_train.md "RTL (measured)", session 18); it does not grow with
     # R, C or the buffers.
     ff["control"] = CONTROL_FF
+    # the loader's request register (LOAD_REQUEST_CYCLES): the request, its route's target and
+    # the two held bits (session 19, after CONTROL_FF was measured)
+    ff["load_request"] = read_request_layout(hw).size + clog2(_TARGETS) + 2
     return {"lut": lut, "ff": ff, "bram36": bram}
 
 

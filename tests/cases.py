@@ -183,26 +183,27 @@ _NM_HAND = Case(
         "workload": {"kind": "train", "batch": 1, "mode": "dense",
                      "layers": [{"name": "l", "k": 4, "cout": 2, "positions": 2}]},
     }),
-    hand_cycles=75,
-    derivation="""R = C = 2 (OS), L = 3, MM_PIPE_CYCLES = 5, LOAD_READY_CYCLES = 2, BW = 4 B/cycle,
-    latency 5; one
+    hand_cycles=77,
+    derivation="""R = C = 2 (OS), L = 3, MM_PIPE_CYCLES = 5, LOAD_READY_CYCLES = 2, LOAD_REQUEST_CYCLES = 1,
+    BW = 4 B/cycle, latency 5; one
     layer, P = 2, K = 4, Cout = 2: forward (P 2, Q 2, K 4) and weight gradient (P = Cout 2,
     Q = K 4, K = P 2); the first layer has no act_grad. Instructions LDB, LDA, MM, LDB, LDA, MM,
-    END.
-    i0 LDB fwd (sync): request 1, t0 = 6, 2 records of 4 B at 6, 7; weight bank ready 7 + 2 = 9.
-    i1 LDA fwd: request 3, t0 = max(8, read_free 8) = 8, records 8, 9; input bank ready 11.
-    i2 MM: dispatched 5; starts max(0, 6, 11, 9) = 11 (input_stream 11); one fold of
+    END. A load issued in r has its request taken by memory in r + 1 (t0 = r + 1 + latency).
+    i0 LDB fwd (sync): issue 1, request 2, t0 = 7, 2 records of 4 B at 7, 8; weight bank ready
+       8 + 2 = 10.
+    i1 LDA fwd: issue 3, t0 = max(9, read_free 9) = 9, records 9, 10; input bank ready 12.
+    i2 MM: dispatched 5; starts max(0, 6, 12, 10) = 12 (input_stream 12); one fold of
        2R + C + K' - 2 + L = 4 + 2 + 4 - 2 + 3 = 11 cycles, plus the 5 of the bank pipeline:
-       done 11 + 11 - 1 + 5 = 26 (stream 4, fill/drain 7, bank_pipe 5).
-       Store: 2 records of 8 B from 27: off = 1, 3, last accepted 30.
-    i3 LDB wgrad (sync): waits for the store: request 31, t0 = 36, 4 records of 2 B at
-       36..39; ready 41.
-    i4 LDA wgrad: request 33, t0 = max(38, 40) = 40, 2 records of 2 B at 40, 41; ready 43.
-    i5 MM: starts 43 (input_stream 43 - 27 = 16); 1 x 2 folds of 4 + 2 + 2 - 2 + 3 = 9: done
-       43 + 18 - 1 + 5 = 65 (stream 4, fill/drain 14, bank_pipe 5). Store: 2 records of 16 B
-       from 66: off = 3, 7, last 73.
-    END: max(37, 66, 74) = 74: 75 cycles; tail 75 - 66 = 9.
-    Forward owns 0..26 (27 cycles), weight_grad 27..74 (48).""",
+       done 12 + 11 - 1 + 5 = 27 (stream 4, fill/drain 7, bank_pipe 5).
+       Store: 2 records of 8 B from 28: off = 1, 3, last accepted 31.
+    i3 LDB wgrad (sync): waits for the store: issue 32, t0 = 38, 4 records of 2 B at
+       38..41; ready 43.
+    i4 LDA wgrad: issue 34, t0 = max(40, 42) = 42, 2 records of 2 B at 42, 43; ready 45.
+    i5 MM: starts 45 (input_stream 45 - 28 = 17); 1 x 2 folds of 4 + 2 + 2 - 2 + 3 = 9: done
+       45 + 18 - 1 + 5 = 67 (stream 4, fill/drain 14, bank_pipe 5). Store: 2 records of 16 B
+       from 68: off = 3, 7, last 75.
+    END: max(38, 68, 76) = 76: 77 cycles; tail 77 - 68 = 9.
+    Forward owns 0..27 (28 cycles), weight_grad 28..76 (49).""",
 )
 
 _NM_HAND_DOUBLE_BUFFER = Case(
@@ -214,31 +215,31 @@ _NM_HAND_DOUBLE_BUFFER = Case(
         "workload": {"kind": "train", "batch": 1, "mode": "dense",
                      "layers": [{"name": "l", "k": 2, "cout": 2, "positions": 6}]},
     }),
-    hand_cycles=108,
-    derivation="""R = C = 2 (OS), L = 3, MM_PIPE_CYCLES = 5, LOAD_READY_CYCLES = 2, BW = 4 B/cycle,
-    latency 2; banks
+    hand_cycles=110,
+    derivation="""R = C = 2 (OS), L = 3, MM_PIPE_CYCLES = 5, LOAD_READY_CYCLES = 2, LOAD_REQUEST_CYCLES = 1,
+    BW = 4 B/cycle, latency 2; banks
     of 4 B (input, weight) and 16 B (output). Forward P = 6, Q = 2, K = 2: three 2-row tiles
     under one weight tile (LDB, then LDA + MM per tile); weight gradient P = 2, Q = 2, K = 6 in
     three chunks of 2 (LDA, LDB, MM per chunk; acc from the second, store on the third). Every
     fold 2R + C + K' - 2 + L = 9 cycles (K' = 2), stream 2, fill/drain 7; every MM job one fold
-    plus the bank pipeline: 14 cycles.
-    i0 LDB (sync): request 1, records (2 B) 3, 4; weight bank ready 4 + 2 = 6.
-    i1 LDA0: request 3, records 5, 6; ready 8.
-    i2 MM0: dispatched 5, starts 8 (input_stream 8), done 21; store of 2 x 8 B from 22, last 25.
-    i3 LDA1 (bank 1, no readers yet): request 7, records 9, 10; ready 12.
-    i4 MM1: starts 22, done 35; store from 36 (write port free 26), last 39.
-    i5 LDA2 (bank 0): waits for its reader MM0 (done 21): request 22, records 24, 25; ready 27.
-    i6 MM2: starts 36 (its output bank 0 was drained at 25), done 49; store 50..53.
-    i7 LDA (wgrad, sync): waits for the last store: request 54, records 56, 57; ready 59.
-    i8 LDB: request 56 (its bank's last reader was before i0: none), records 58, 59; ready 61.
-    i9 MM: dispatched 58, starts 61 (weight_stream 61 - 50 = 11), done 74.
-    i10 LDA (bank 0; its reader MM2 done 49): request 60, records 62, 63. i11 LDB: request 62,
-    records 64, 65; ready 67.
-    i12 MM (acc): starts 75, done 88.
-    i13 LDA: waits for i9 (done 74): request 75, records 77, 78; ready 80. i14 LDB: request 77,
-    records 79, 80; ready 82. i15 MM (acc, store): starts 89, done 102; store from 103, last 106.
-    END: max(81, 103, 107) = 107: 108 cycles; tail 108 - 103 = 5. Forward 0..49 (50 cycles: 8
-    waiting + 3 jobs), weight_grad 50..107 (58: 11 waiting + 3 jobs + 5 tail).""",
+    plus the bank pipeline: 14 cycles. A load issued in r: t0 = max(r + 1 + 2, read_free).
+    i0 LDB (sync): issue 1, records (2 B) 4, 5; weight bank ready 5 + 2 = 7.
+    i1 LDA0: issue 3, records 6, 7; ready 9.
+    i2 MM0: dispatched 5, starts 9 (input_stream 9), done 22; store of 2 x 8 B from 23, last 26.
+    i3 LDA1 (bank 1, no readers yet): issue 7, records 10, 11; ready 13.
+    i4 MM1: starts 23, done 36; store from 37 (write port free 27), last 40.
+    i5 LDA2 (bank 0): waits for its reader MM0 (done 22): issue 23, records 26, 27; ready 29.
+    i6 MM2: starts 37 (its output bank 0 was drained at 26), done 50; store 51..54.
+    i7 LDA (wgrad, sync): waits for the last store: issue 55, records 58, 59; ready 61.
+    i8 LDB: issue 57 (its bank's last reader was before i0: none), records 60, 61; ready 63.
+    i9 MM: dispatched 59, starts 63 (weight_stream 63 - 51 = 12), done 76.
+    i10 LDA (bank 0; its reader MM2 done 50): issue 61, records 64, 65. i11 LDB: issue 63,
+    records 66, 67; ready 69.
+    i12 MM (acc): starts 77, done 90.
+    i13 LDA: waits for i9 (done 76): issue 77, records 80, 81; ready 83. i14 LDB: issue 79,
+    records 82, 83; ready 85. i15 MM (acc, store): starts 91, done 104; store from 105, last 108.
+    END: max(83, 105, 109) = 109: 110 cycles; tail 110 - 105 = 5. Forward 0..50 (51 cycles: 9
+    waiting + 3 jobs), weight_grad 51..109 (59: 12 waiting + 3 jobs + 5 tail).""",
 )
 
 _NM_EXAMPLE_TINY = Case(id="nm-example-tiny", point=_example("nm_train_tiny.yaml"))
@@ -300,7 +301,7 @@ NM_CASES: tuple[Case, ...] = (
 CASES_BY_ID.update({case.id: case for case in NM_CASES})
 
 #: Cycles of :func:`nm_hand_pregen_program`, derived by hand in its docstring.
-NM_HAND_PGS_CYCLES = 63
+NM_HAND_PGS_CYCLES = 64
 
 
 def nm_hand_pregen_program():
@@ -310,16 +311,16 @@ def nm_hand_pregen_program():
 
     The weight RAM words hold W = weight_word_entries = 8 entries (4 B beats, max_m 4), so a
     slab row of 4 entries is one read: ceil(4 / 8) = 1 cycle a row.
-    i0 LDB (8 records of 4 B): request 1, t0 = 3, records 3..10; weight bank ready 10 +
-       LOAD_READY_CYCLES 2 = 12.
-    i1 PGS axis 0 (8 records of 3 B: group_bytes(2, 4) = 3): dispatched 3, starts 12
-       (weight_stream 12), D = 8 rows x 1 + PREGEN_CYCLES 8 = 16, done 27. Store from 28:
-       off(j) = j for 3 B records at 4 B/cycle, last 35.
+    i0 LDB (8 records of 4 B): issue 1, request taken 2 (LOAD_REQUEST_CYCLES 1), t0 = 4,
+       records 4..11; weight bank ready 11 + LOAD_READY_CYCLES 2 = 13.
+    i1 PGS axis 0 (8 records of 3 B: group_bytes(2, 4) = 3): dispatched 3, starts 13
+       (weight_stream 13), D = 8 rows x 1 + PREGEN_CYCLES 8 = 16, done 28. Store from 29:
+       off(j) = j for 3 B records at 4 B/cycle, last 36.
     i2 PGS axis 1 (4 records of 6 B, k_steps 4: G = 4 / 2 = 2 groups of M = 4 rows):
-       dispatched 5, starts 28 (its output bank 1 is free), D = G (M x 1 +
-       TRANSPOSE_WRITE_CYCLES 2 + 4 columns) + 8 = 28, done 55. Store from 56: off = 1, 2, 4, 5
-       for 6 B records, last 61.
-    END: max(7, 56, 62) = 62: 63 cycles (pregen 44, weight_stream 12, tail 7).
+       dispatched 5, starts 29 (its output bank 1 is free), D = G (M x 1 +
+       TRANSPOSE_WRITE_CYCLES 2 + 4 columns) + 8 = 28, done 56. Store from 57: off = 1, 2, 4, 5
+       for 6 B records, last 62.
+    END: max(7, 57, 63) = 63: 64 cycles (pregen 44, weight_stream 13, tail 7).
     """
     from sparsim.dataflow import nm_train_isa as isa
     from sparsim.dataflow.nm_train import Program
