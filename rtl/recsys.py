@@ -2574,11 +2574,23 @@ class RecsysAccelerator(wiring.Component):
                              gs.resp[g][c].payload.data.eq(resp.payload.data)]
         m.d.sync += free.eq((free & ~taken) | freed)
         write, write_en, queued = wq.write.payload, wq.write.valid, wq.waiting
-        m.d.comb += [dense.weight_wr.valid.eq(write_en & (write.target == isa.LOAD_WEIGHT)),
-                     dense.weight_wr.payload.addr.eq(write.idx), dense.weight_wr.payload.data.eq(write.data),
-                     dense.dense_wr.valid.eq(write_en & (write.target == isa.LOAD_DENSE)),
-                     dense.dense_wr.payload.bank.eq(write.bank), dense.dense_wr.payload.addr.eq(write.idx),
-                     dense.dense_wr.payload.data.eq(write.data)]
+        # The write stage: the line the queue gives in cycle w is written into its memory at the
+        # end of w + 1, from registers (its target's enable, bank, line number and data), so the
+        # queue's lane pick and the tag's ``ltag`` read end in a register, not in the LUT RAMs'
+        # and block RAMs' write inputs. Cycle-neutral: nothing reads a LOAD's lines before its
+        # done (``LOAD_DONE_CYCLES``: w + 1 for the last line's write in w), which its readers see
+        # in w + 2 at the earliest (their issue conditions are registers picked by the done), and
+        # a LOAD starts only after the readers of the bank it refills have finished. The counts
+        # of lines left and the done below follow the queue's write itself, as before; the END
+        # does not wait for the stage (nothing reads a line written after it).
+        ws = Signal(line_write, reset_less=True)
+        ws_en = {tg: Signal(name=f"ws_en{tg}") for tg in (isa.LOAD_WEIGHT, isa.LOAD_DENSE, isa.LOAD_INDEX)}
+        m.d.sync += [ws.eq(write), *[en.eq(write_en & (write.target == tg)) for tg, en in ws_en.items()]]
+        m.d.comb += [dense.weight_wr.valid.eq(ws_en[isa.LOAD_WEIGHT]),
+                     dense.weight_wr.payload.addr.eq(ws.idx), dense.weight_wr.payload.data.eq(ws.data),
+                     dense.dense_wr.valid.eq(ws_en[isa.LOAD_DENSE]),
+                     dense.dense_wr.payload.bank.eq(ws.bank), dense.dense_wr.payload.addr.eq(ws.idx),
+                     dense.dense_wr.payload.data.eq(ws.data)]
         # Lines each (target, parity) still waits for: set at a LOAD's first request; a LOAD is
         # done in its last line's write cycle. A LOAD's first line is written a cycle after its
         # first request at the earliest (latency_cycles >= 1), and the LOAD before it of the same
@@ -2630,9 +2642,9 @@ class RecsysAccelerator(wiring.Component):
                 else:
                     m.d.comb += (ldd_inc if tg == isa.LOAD_DENSE else ldi_inc)[p].eq(fin_q)
 
-        m.d.comb += [gs.idx_wr.valid.eq(write_en & (write.target == isa.LOAD_INDEX)),
-                     gs.idx_wr.payload.bank.eq(write.bank), gs.idx_wr.payload.addr.eq(write.idx),
-                     gs.idx_wr.payload.data.eq(write.data)]
+        m.d.comb += [gs.idx_wr.valid.eq(ws_en[isa.LOAD_INDEX]),
+                     gs.idx_wr.payload.bank.eq(ws.bank), gs.idx_wr.payload.addr.eq(ws.idx),
+                     gs.idx_wr.payload.data.eq(ws.data)]
 
         # ---- gather lanes: the unit queues, under the GATHER's conditions ---------------------
         for g, q in enumerate(unit_q):

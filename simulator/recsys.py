@@ -813,6 +813,7 @@ def rtl_resources(hw) -> dict[str, float]:
            + 2 * (G * lanes * max(1, (lanes - 1).bit_length()) + max(2, C) * acc)
            # loader: write queue (its slots and the oldest line's register), tag targets
            + (max(1, tags - 1) + 1) * (line_bits + 16) + 1 + tags * (3 + loader_idx_bits)
+           + 8 * line + loader_idx_bits + 1 + 3  # the loader's write stage (line, its number, bank, enables)
            + 2 * (hw.memory.channels + 1)  # the store's "k writes in flight" flags
            # the out banks' write stage (a row and its first value's index) and read addresses
            + C * acc + 40 + 2 * out_banks * _bits(-(-max(1, int(hw.out_buffer_kib * 1024) // 2 // hw.acc_bytes)
