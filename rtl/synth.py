@@ -78,8 +78,8 @@ ECP5_ROUTER = "router1"
 #: flip-flops each (Yosys's ``check`` warns, nextpnr refuses the netlist), the regression of
 #: YosysHQ/yosys issue 6237, whose stated workaround is this switch. The flow runs the default
 #: first and this writer only after such a netlist (:func:`synth_ecp5`), so every figure of a
-#: netlist the default maps correctly stays what it was (the older writer moves them: dsp_chain
-#: tiny 3,837 LUT4, 147.08 MHz against the default's 3,826 and 156.01).
+#: netlist the default maps correctly stays what it was (the older writer moves them: examples/tiny_gemm.yaml,
+#: 3,837 LUT4, 147.08 MHz against the default's 3,826 and 156.01).
 ECP5_ABC9_XAIGER = 1
 #: What Yosys's log says of a net with more than one driver (its ``check`` pass).
 _CONFLICT = "multiple conflicting drivers for "
