@@ -27,6 +27,10 @@ from sparsim.rtl.synth import ECP5_PLACERS as PLACERS
 from sparsim.rtl.synth import ECP5_ROUTER, ECP5_ROUTERS, ECP5_SPEED, ECP5_SPEED_GRADES, nextpnr_ecp5_command
 
 
+class SpreadError(RuntimeError):
+    """A nextpnr run that failed, timed out or reported no clock (printed as one line)."""
+
+
 def run_one(folder: Path, placer: str, seed: int, speed: int, timeout_s: float,
             router: str = ECP5_ROUTER, tmg_ripup: bool = False) -> dict:
     folder = folder.resolve()
@@ -36,13 +40,23 @@ def run_one(folder: Path, placer: str, seed: int, speed: int, timeout_s: float,
     report = out / "report.json"
     t0 = time.perf_counter()
     if not report.exists():
-        cmd = nextpnr_ecp5_command(str(folder / "ecp5_packed.json"), str(report), str(out / "nextpnr.log"),
+        # Paths relative to the run's folder: YoWASP's nextpnr sees the working directory and
+        # its parents, but maps /tmp to a directory of its own, so an absolute path under /tmp
+        # would not be found (nextpnr then exits 125 with no log).
+        cmd = nextpnr_ecp5_command("../../ecp5_packed.json", "report.json", "nextpnr.log",
                                    speed=speed, seed=seed, placer=placer, router=router, tmg_ripup=tmg_ripup)
-        subprocess.run(cmd, cwd=out, check=True, timeout=timeout_s,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            subprocess.run(cmd, cwd=out, check=True, timeout=timeout_s,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        except subprocess.CalledProcessError as e:
+            raise SpreadError(f"nextpnr exited {e.returncode} ({placer}, seed {seed}); see "
+                              f"{out / 'nextpnr.log'}") from None
+        except subprocess.TimeoutExpired:
+            raise SpreadError(f"nextpnr did not finish in {timeout_s:g} s ({placer}, seed {seed}); "
+                              f"see {out / 'nextpnr.log'}") from None
     clocks = json.loads(report.read_text()).get("fmax", {})
     if not clocks:
-        raise RuntimeError(f"nextpnr reported no clock; see {out / 'nextpnr.log'}")
+        raise SpreadError(f"nextpnr reported no clock; see {out / 'nextpnr.log'}")
     return {"placer": placer, "seed": seed, "speed": speed, "router": router, "tmg_ripup": tmg_ripup,
             "fmax_mhz": round(min(c["achieved"] for c in clocks.values()), 2),
             "seconds": round(time.perf_counter() - t0, 1)}
@@ -79,7 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for placer in placers:
         for seed in seeds:
-            r = run_one(args.folder, placer, seed, args.speed, args.timeout, args.router, args.tmg_ripup)
+            try:
+                r = run_one(args.folder, placer, seed, args.speed, args.timeout, args.router,
+                            args.tmg_ripup)
+            except SpreadError as e:
+                print(f"error: {e}", file=sys.stderr)
+                return 1
             runs.append(r)
             print(f"{placer:7s} seed {seed:3d}  {r['fmax_mhz']:7.2f} MHz  ({r['seconds']:.0f} s)",
                   flush=True)
