@@ -314,10 +314,30 @@ def _test_loader(**options):
     )
 
 
+def _encode(program):
+    return [op | (count << 2) | (addr << 8) for op, count, addr in program]
+
+
+def _drive_loader(ctx, dut, words, pc, *, offer, load_valid):
+    """One cycle of a :func:`_test_loader`'s inputs from the test benches below: instruction
+    ``pc`` offered or not, and the engine's load (the current instruction's fields) allowed or
+    not. Returns the current instruction."""
+    ctx.set(dut.instr.valid, int(offer))
+    if offer:
+        ctx.set(dut.instr.payload.as_value(), words[pc])
+    cur = ctx.get(dut.current)
+    ctx.set(dut.load.valid, int(load_valid))
+    ctx.set(dut.load.payload.request.addr, cur.addr)
+    ctx.set(dut.load.payload.request.count, cur.count)
+    ctx.set(dut.load.payload.request.rec_bytes, 3)
+    ctx.set(dut.load.payload.target, cur.op & 1)
+    return cur
+
+
 def test_loader_issues_loads_waits_and_ends():
     dut = _test_loader()
     program = [(_OP_NOWAIT, 3, 10), (_OP_WAIT, 2, 20), (_OP_NOWAIT, 1, 30), (_OP_END, 0, 0)]
-    words = [op | (count << 2) | (addr << 8) for op, count, addr in program]
+    words = _encode(program)
     events = []
 
     async def bench(ctx):
@@ -327,17 +347,9 @@ def test_loader_issues_loads_waits_and_ends():
             if ctx.get(dut.done):
                 events.append(("done", x, ctx.get(dut.cycles)))
                 break
-            ctx.set(dut.instr.valid, int(pc < len(words)))
-            if pc < len(words):
-                ctx.set(dut.instr.payload.as_value(), words[pc])
             # The engine allows each load two cycles after its instruction is taken.
-            cur = ctx.get(dut.current)
             allow = bool(events) and events[-1][0] == "fetch" and x >= events[-1][1] + 2
-            ctx.set(dut.load.valid, int(allow))
-            ctx.set(dut.load.payload.request.addr, cur.addr)
-            ctx.set(dut.load.payload.request.count, cur.count)
-            ctx.set(dut.load.payload.request.rec_bytes, 3)
-            ctx.set(dut.load.payload.target, cur.op & 1)
+            cur = _drive_loader(ctx, dut, words, pc, offer=pc < len(words), load_valid=allow)
             ctx.set(dut.rd_req.ready, 1)
             ctx.set(dut.route.ready, 1)
             ctx.set(dut.arrived, int(arrive_at == x))
@@ -378,7 +390,7 @@ def test_loader_under_random_stalls_issues_each_load_once_in_order(seed):
     dut = _test_loader()
     program = [(int(rng.choice([_OP_WAIT, _OP_NOWAIT])), int(rng.integers(1, 16)), int(rng.integers(0, 256)))
                for _ in range(10)] + [(_OP_END, 0, 0)]
-    words = [op | (count << 2) | (addr << 8) for op, count, addr in program]
+    words = _encode(program)
     issued = []
     fetched = []
 
@@ -390,14 +402,7 @@ def test_loader_under_random_stalls_issues_each_load_once_in_order(seed):
             if ctx.get(dut.done):
                 break
             offer = pc < len(words) and rng.random() < 0.6
-            ctx.set(dut.instr.valid, int(offer))
-            if offer:
-                ctx.set(dut.instr.payload.as_value(), words[pc])
-            cur = ctx.get(dut.current)
-            ctx.set(dut.load.valid, int(rng.random() < 0.5))
-            ctx.set(dut.load.payload.request.addr, cur.addr)
-            ctx.set(dut.load.payload.request.count, cur.count)
-            ctx.set(dut.load.payload.target, cur.op & 1)
+            cur = _drive_loader(ctx, dut, words, pc, offer=offer, load_valid=rng.random() < 0.5)
             ctx.set(dut.rd_req.ready, int(rng.random() < 0.6))
             ctx.set(dut.route.ready, int(rng.random() < 0.8))
             ctx.set(dut.arrived, int(arrive_at == x))
@@ -430,7 +435,7 @@ def test_registered_loader_offers_each_request_a_cycle_after_its_issue():
     and route are offered from the next cycle; fetches follow the issue as without it."""
     dut = _test_loader(registered_request=True)
     program = [(_OP_NOWAIT, 3, 10), (_OP_WAIT, 2, 20), (_OP_NOWAIT, 1, 30), (_OP_END, 0, 0)]
-    words = [op | (count << 2) | (addr << 8) for op, count, addr in program]
+    words = _encode(program)
     events = []
 
     async def bench(ctx):
@@ -441,15 +446,8 @@ def test_registered_loader_offers_each_request_a_cycle_after_its_issue():
             if ctx.get(dut.done):
                 events.append(("done", x, ctx.get(dut.cycles)))
                 break
-            ctx.set(dut.instr.valid, int(pc < len(words)))
-            if pc < len(words):
-                ctx.set(dut.instr.payload.as_value(), words[pc])
-            cur = ctx.get(dut.current)
-            ctx.set(dut.load.valid, int(fetched_at is not None and x >= fetched_at + 2))
-            ctx.set(dut.load.payload.request.addr, cur.addr)
-            ctx.set(dut.load.payload.request.count, cur.count)
-            ctx.set(dut.load.payload.request.rec_bytes, 3)
-            ctx.set(dut.load.payload.target, cur.op & 1)
+            cur = _drive_loader(ctx, dut, words, pc, offer=pc < len(words),
+                                load_valid=fetched_at is not None and x >= fetched_at + 2)
             # memory refuses every request in its first cycle: the issue does not wait for it
             ctx.set(dut.rd_req.ready, 0)
             ctx.set(dut.route.ready, 1)
@@ -498,7 +496,7 @@ def test_registered_loader_under_random_stalls_requests_each_load_once_in_order(
     dut = _test_loader(registered_request=True)
     program = [(_OP_NOWAIT, int(rng.integers(1, 16)), int(rng.integers(0, 256))) for _ in range(10)]
     program.append((_OP_END, 0, 0))
-    words = [op | (count << 2) | (addr << 8) for op, count, addr in program]
+    words = _encode(program)
     requests, routes, issues = [], [], []
 
     async def bench(ctx):
@@ -508,14 +506,7 @@ def test_registered_loader_under_random_stalls_requests_each_load_once_in_order(
             if ctx.get(dut.done):
                 break
             offer = pc < len(words) and rng.random() < 0.6
-            ctx.set(dut.instr.valid, int(offer))
-            if offer:
-                ctx.set(dut.instr.payload.as_value(), words[pc])
-            cur = ctx.get(dut.current)
-            ctx.set(dut.load.valid, int(rng.random() < 0.5))
-            ctx.set(dut.load.payload.request.addr, cur.addr)
-            ctx.set(dut.load.payload.request.count, cur.count)
-            ctx.set(dut.load.payload.target, cur.op & 1)
+            cur = _drive_loader(ctx, dut, words, pc, offer=offer, load_valid=rng.random() < 0.5)
             ctx.set(dut.rd_req.ready, int(rng.random() < 0.4))
             ctx.set(dut.route.ready, int(rng.random() < 0.6))
             ctx.set(dut.idle, 1)
