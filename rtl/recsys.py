@@ -61,6 +61,9 @@ ADDR_BITS = isa.field_width("addr")
 DIM_BITS = isa.field_width("q")
 #: Bits of an index-block word (positions and indices, :data:`~sparsim.dataflow.recsys_isa.INDEX_BYTES`).
 WORD_BITS = 8 * isa.INDEX_BYTES
+#: The copies of a cache set's fill enable and source-lane select (:class:`GatherUnit`), as
+#: (reset_less, init): copies of one register that differ in these stay apart through synthesis.
+FILL_COPY_KINDS = ((False, 0), (True, 0), (True, 1), (False, 1))
 
 
 def _check_int(name: str, value: object, *, minimum: int, pow2: bool = False) -> int:
@@ -532,7 +535,6 @@ class GatherUnit(wiring.Component):
             c_valid = Signal(sets)
             c_line = Array(Signal(ln_bits, reset_less=True, name=f"cline{i}") for i in range(sets))
             c_data = Array(Signal(8 * line, reset_less=True, name=f"cdata{i}") for i in range(sets))
-            s = cur_line[:sb] if sb else Const(0, 1)
             # Hits wait CACHE_HIT_CYCLES in a tag delay line, then join the arrival order.
             hit_pipe = [Signal(1 + self.tag_bits, name=f"hit_pipe{i}") for i in range(isa.CACHE_HIT_CYCLES)]
             # A fill (per response lane): its line, set (one-hot) and data registered in the cycle
@@ -572,12 +574,19 @@ class GatherUnit(wiring.Component):
         # The next cycle's line: the row's next (``following``), a new row's first (the row
         # register taking one while no row is part-way), the row's first after its last line
         # leaves without a new row (``mid`` falls: what the row register holds), else this one.
+        # ``cur_set``: a copy of ``cur_line``'s set bits (reset-less, so synthesis keeps it apart)
+        # for the hit's read of its set, so the register behind the request's address does not
+        # also drive the line-wide set select.
+        cur_set = Signal(max(1, self._cache.bit_length() - 1), reset_less=True)
+        cur_next = Signal(ln_bits)
+        m.d.comb += cur_next.eq(cur_line)
         with m.If(take & ~last_line):
-            m.d.sync += cur_line.eq(following)
+            m.d.comb += cur_next.eq(following)
         with m.Elif((take | ~mid) & self.next_load):
-            m.d.sync += cur_line.eq(self.next_addr[lb:])
+            m.d.comb += cur_next.eq(self.next_addr[lb:])
         with m.Elif(take):
-            m.d.sync += cur_line.eq(row.addr[lb:])
+            m.d.comb += cur_next.eq(row.addr[lb:])
+        m.d.sync += [cur_line.eq(cur_next), cur_set.eq(cur_next[:len(cur_set)])]
         if self._cache:
             # The line of the next cycle: the row's next line, the same one, or (the row register
             # taking a new row, ``next_load``, while no row is part-way) the new row's first line.
@@ -599,21 +608,26 @@ class GatherUnit(wiring.Component):
                 m.d.comb += found.eq(result)
                 return found
 
-            # The same line as this cycle's: ``hit_q`` is its lookup against the cache before
+            # The same line as this cycle's: ``hit`` is its lookup against the cache before
             # this cycle's fills (every line is looked up in full when it becomes the line to
             # request, by ``adv`` or ``new_row``, and only fills change a set), so only this
             # cycle's fills are applied to it (no set select or line compare on the row
             # register's line).
-            hit_q = Signal()
-            same, adv = lookup(cur_line, "hit_same", before=hit_q), lookup(following, "hit_next_line")
+            # Each of the three lookups is registered as it stands (``h_adv``, ``h_new``,
+            # ``h_same``) and the cycle's outcome only loads two flags that pick one of them in
+            # the next cycle, so ``hit`` is a select of registers and the take (which waits on
+            # ``req.ready``, and so on ``hit`` through ``req.valid``) ends in those two flags,
+            # not in front of the lookups' selects and compares: routed at 119a6f3, ``hit`` ->
+            # ``req.ready`` -> ``take`` -> the lookups' line selects -> ``hit`` was the critical
+            # path (12.99 ns).
+            h_adv, h_new, h_same = Signal(name="hit_adv"), Signal(name="hit_new"), Signal(name="hit_kept")
+            pick_adv, pick_new = Signal(name="hit_pick_adv"), Signal(name="hit_pick_new")
+            same, adv = lookup(cur_line, "hit_same", before=hit), lookup(following, "hit_next_line")
             new_row = lookup(self.next_addr[lb:], "hit_new_row")
-            m.d.comb += hit.eq(hit_q)
-            with m.If(take & ~last_line):
-                m.d.sync += hit_q.eq(adv)
-            with m.Elif((take | ~mid) & self.next_load):
-                m.d.sync += hit_q.eq(new_row)
-            with m.Else():
-                m.d.sync += hit_q.eq(same)
+            m.d.comb += hit.eq(Mux(pick_adv, h_adv, Mux(pick_new, h_new, h_same)))
+            m.d.sync += [h_adv.eq(adv), h_new.eq(new_row), h_same.eq(same),
+                         pick_adv.eq(take & ~last_line),
+                         pick_new.eq(~(take & ~last_line) & (take | ~mid) & self.next_load)]
 
         # Arrival queue of tags (capacity: every tag), filled by the channel lanes in channel
         # order and then the cache hit due this cycle.
@@ -641,15 +655,51 @@ class GatherUnit(wiring.Component):
             hit_data = Signal(8 * line, reset_less=True)
             # The set is read as it stands: a fill delivered in the cycle before the lookup's is
             # not in it yet (``CACHE_FILL_CYCLES``), nor in the lookup, so no forwarding.
-            m.d.sync += hit_data.eq(c_data[s])
+            m.d.sync += hit_data.eq(c_data[cur_set[:sb]] if sb else c_data[0])
             with m.If(hit_pipe[0][0]):
                 m.d.sync += store[hit_pipe[0][1:]].eq(hit_data)
+            # Each set's write enable and source lane (the later lane's fill of a set wins) are
+            # registers of their own, loaded in the delivery cycle beside ``pend``, in
+            # copies per set (``FILL_COPY_KINDS``), each driving a group of the line's bits (and a
+            # share of the line number's), so the set's enables and data selects are one hop
+            # from a register with a few dozen loads: as OR and select of the ``pend`` registers
+            # they were two LUTs with 157-load nets in series on the tiny top (routed at 119a6f3:
+            # ``cdata#`` 4,082 of 4,096 clock enables late, ``cline#`` 896, up to 12.6 ns). The
+            # copies differ in their reset and initial values, so synthesis keeps them apart; the
+            # set's valid bit takes copy 0, the one reset to 0 (the others may write a line of
+            # an invalid set in reset or the first cycle, which no lookup reads).
+            n_copies = len(FILL_COPY_KINDS)
+            gw = 8 * line // n_copies
+            fills = [(lane.valid, data.View(meta_layout, meta[lane.payload.tag]).line) for lane in self.resp]
+            chans = len(self.resp)
             for i in range(sets):
-                for valid, onehot, line_data, pline in pend:
-                    with m.If(valid & onehot[i]):
-                        m.d.sync += [c_data[i].eq(line_data), c_valid[i].eq(1), c_line[i].eq(pline)]
-            for lane, (valid, onehot, line_data, pline) in zip(self.resp, pend):
-                filled = data.View(meta_layout, meta[lane.payload.tag]).line
+                hits_i = [v & ((ln[:sb] == i) if sb else Const(1, 1)) for v, ln in fills]
+                src = Const(0, range(chans))
+                for c, h in enumerate(hits_i):
+                    src = Mux(h, c, src)
+                en_c, sel_c = [], []
+                for k in range(n_copies):
+                    rl, init = FILL_COPY_KINDS[k]
+                    en = Signal(name=f"fill{i}_en{k}", reset_less=rl, init=init)
+                    m.d.sync += en.eq(Cat(*hits_i).any())
+                    en_c.append(en)
+                    if chans > 1:
+                        sel = Signal(range(chans), name=f"fill{i}_sel{k}", reset_less=rl, init=init)
+                        m.d.sync += sel.eq(src)
+                        sel_c.append(sel)
+                    else:
+                        sel_c.append(Const(0, 1))
+                datas = [pd for _, _, pd, _ in pend]
+                plines = [pl for _, _, _, pl in pend]
+                for k in range(n_copies):
+                    with m.If(en_c[k]):
+                        m.d.sync += c_data[i][k * gw:(k + 1) * gw].eq(
+                            Array(d[k * gw:(k + 1) * gw] for d in datas)[sel_c[k]])
+                        for j in range(k, ln_bits, n_copies):
+                            m.d.sync += c_line[i][j].eq(Array(pl[j] for pl in plines)[sel_c[k]])
+                with m.If(en_c[0]):
+                    m.d.sync += c_valid[i].eq(1)
+            for lane, (valid, onehot, line_data, pline), (_, filled) in zip(self.resp, pend, fills):
                 fset = filled[:sb] if sb else Const(0, 1)
                 m.d.sync += [valid.eq(lane.valid), onehot.eq(1 << fset), line_data.eq(lane.payload.data),
                              pline.eq(filled)]

@@ -807,8 +807,11 @@ def rtl_resources(hw) -> dict[str, float]:
                   + (2 * (32 + 2 * (line // isa.INDEX_BYTES).bit_length() - 2) if index_lines <= 64 else 0)
                   + 32 + isa.field_width("q") + entry_bits + 2  # the row buffer's second slot
                   + 32  # the address of the row the head takes next
-                  # the cache fills pending a cycle (valid, set one-hot, line)
-                  + (hw.memory.channels * (line_bits + hw.cache_lines + 1) if hw.cache_lines else 0))
+                  # the cache fills pending a cycle (valid, set one-hot, line), each set's fill
+                  # enable and source lane in four copies, the three lookups and two picks
+                  + (hw.memory.channels * (line_bits + hw.cache_lines + 1)
+                     + 4 * hw.cache_lines * (1 + (_bits(hw.memory.channels) if hw.memory.channels > 1 else 0))
+                     + 4 if hw.cache_lines else 0))
            # pooled banks: each memory's value select and the registered sums of the reads
            + 2 * (G * lanes * max(1, (lanes - 1).bit_length()) + max(2, C) * acc)
            # loader: write queue (its slots and the oldest line's register), tag targets
