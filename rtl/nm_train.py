@@ -468,6 +468,11 @@ class NmTrainAccelerator(wiring.Component):
         # The computing job's weight bank from the next cycle on (entry 0's next ``b_bank``): the
         # weight RAMs' bank select, per column, in registers of their own (one job-queue bit
         # drove every weight word's select: 2,337 LUT inputs at tiny).
+        # (the head job from the next cycle on: the start condition's and the PGS sequencer's
+        # registers are loaded with its fields a cycle ahead)
+        head_next = Signal(job_layout, name="job_head_next")
+        m.d.comb += head_next.eq(Mux(push & Mux(pop, level_oh[1], level_oh[0]), new_job,
+                                     Mux(pop, queue[1], queue[0])))
         b_bank_next = Signal(name="job_b_bank_next")
         m.d.comb += b_bank_next.eq(Mux(push & Mux(pop, level_oh[1], level_oh[0]), new_job.b_bank,
                                        Mux(pop, queue[1].b_bank, queue[0].b_bank)))
@@ -589,12 +594,13 @@ class NmTrainAccelerator(wiring.Component):
         tile_bank = Signal(init=1)  # output bank of the open tile (tile t in bank t % 2)
         opens = ~job.acc | job.pgs
         new_bank = ~tile_bank
-        start = Signal()
-        m.d.comb += start.eq(
-            ~level_oh[0] & ~busy
-            & (job.pgs | a_ready.bit_select(job.a_bank, 1)) & b_ready.bit_select(job.b_bank, 1)
-            & (~opens | ~out_busy.bit_select(new_bank, 1))
-        )
+        # The head job starts when the queue holds it, no job computes, its input bank (MM) and
+        # weight bank are ready and, if it opens a tile, its output bank is free:
+        # ``~level_oh[0] & ~busy & (job.pgs | a_ready[job.a_bank]) & b_ready[job.b_bank] &
+        # (~opens | ~out_busy[new_bank])``, as a register loaded with the next cycle's value of
+        # each term (``start_next``, below), so that the sequencers' and the read stage's
+        # enables start from a register.
+        start = Signal(name="compute_start")
         start_mm = Signal()
         start_pgs = Signal()
         m.d.comb += [start_mm.eq(start & ~job.pgs), start_pgs.eq(start & job.pgs)]
@@ -946,7 +952,7 @@ class NmTrainAccelerator(wiring.Component):
                 m.d.comb += chunk.eq((vals >> Cat(Const(0, 3), w_ent_q))[: 8 * WW] if lww else vals[: 8 * WW])
                 return chunk
 
-            pg = self._pregen_unit(m, geo, rank, job, start_pgs, busy, read_chunk, b_size, [b_ksteps[0], b_ksteps[1]], C, ib)
+            pg = self._pregen_unit(m, geo, rank, job, head_next, start_pgs, busy, read_chunk, b_size, [b_ksteps[0], b_ksteps[1]], C, ib)
             m.d.comb += [pg_reading.eq(pg["ram_select"]), pg_offset.eq(pg["offset"]), pg_even.eq(pg["even_word"])]
             rank.build(m)
             pg_done = _reg(m, pg["done"], "pg_done_q")  # (the output RAMs' write stage)
@@ -1024,6 +1030,30 @@ class NmTrainAccelerator(wiring.Component):
             m.d.comb += out_busy_next[b].eq(
                 (out_busy[b] | (start & opens & (new_bank == b))) & ~(store.done & (store.bank == b)))
         m.d.sync += engines_idle.eq(level_oh_next[0] & (out_busy_next == 0))
+
+        # start next cycle, from every term's next value (each as the updates above make it):
+        # the head job then (``b_bank_next``'s select), busy (set by a start, cleared by a done,
+        # which needs busy), the ready bits (cleared by an issue into the bank, set by the
+        # arrival events, which win), the open tile's bank and out_busy_next.
+        busy_next = start | (busy & ~compute_done)
+        a_ready_next = Signal(2, name="a_ready_next")
+        b_ready_next = Signal(2, name="b_ready_next")
+        for b in range(2):
+            m.d.comb += [
+                a_ready_next[b].eq((a_ready[b] & ~(issued & (cur.op == isa.OP_LDA) & (a_next == b)))
+                                   | (a_set & (a_set_bank == b))),
+                b_ready_next[b].eq((b_ready[b] & ~(issued & (cur.op == isa.OP_LDB) & (b_next == b)))
+                                   | (b_set & (b_set_bank == b))
+                                   | ((p_set & (p_set_bank == b)) if pruned is not None else Const(0))),
+            ]
+        new_bank_next = ~Mux(start & opens, new_bank, tile_bank)
+        opens_next = ~head_next.acc | head_next.pgs
+        m.d.sync += start.eq(
+            ~level_oh_next[0] & ~busy_next
+            & (head_next.pgs | a_ready_next.bit_select(head_next.a_bank, 1))
+            & b_ready_next.bit_select(head_next.b_bank, 1)
+            & (~opens_next | ~out_busy_next.bit_select(new_bank_next, 1))
+        )
         return m
 
     def _count_beats(self, m, geo, receiver, rec_bytes):
@@ -1091,7 +1121,7 @@ class NmTrainAccelerator(wiring.Component):
                 "completes_in": copies[0], "completes_w": copies[1], "completes_h": copies[2], **takes}
 
     @staticmethod
-    def _pregen_unit(m, geo, rank, job, start, busy, read_chunk, slab_cols, bank_cols, C, ib):
+    def _pregen_unit(m, geo, rank, job, head_next, start, busy, read_chunk, slab_cols, bank_cols, C, ib):
         """The pre-generation unit (PGS): prunes the weight bank's dense slab N:M into compressed
         records written to the job's output bank (docs/nm_train.md, "Pre-generation unit").
 
@@ -1179,13 +1209,18 @@ class NmTrainAccelerator(wiring.Component):
         # column, at least M rows' reads later; a job starts with it 0)
         kept_all = Signal(name="pg_kept_all")
         m.d.sync += kept_all.eq(kept >= job.kept_last)
+        # (whether the row read, the column emitted, is the job's last: registers, loaded with
+        # the next cycle's compare, from the head job's count before its start, so that no
+        # count-wide compare lies between the sequencer's registers and its counters' resets)
+        row_last = Signal(name="pg_row_last")
+        col_last = Signal(name="pg_column_last")
         m.d.comb += [
             reading.eq(active & ~emit_ph),
             emitting.eq(active & emit_ph & (settle == 0)),
             row_end.eq(ck == ck_last),
-            col_end.eq(col == job.count_last),
+            col_end.eq(col_last),
             last.eq(active & Mux(job.axis, emit_ph & (settle == 0) & col_end & kept_all,
-                                 row_end & (row == job.count_last))),
+                                 row_end & row_last)),
         ]
         # The read offset base + coff as a register of its own (the weight RAMs' address: no
         # adder after the sequencer's registers), and its even RAM's word address.
@@ -1218,6 +1253,12 @@ class NmTrainAccelerator(wiring.Component):
                 m.d.sync += [col.eq(0), emit_ph.eq(0), kept.eq(kept + job.n), off.eq(off + gb)]
             with m.Else():
                 m.d.sync += col.eq(col + 1)
+        with m.If(~active):  # (the next job starts with row and column 0)
+            m.d.sync += [row_last.eq(head_next.count_last == 0), col_last.eq(head_next.count_last == 0)]
+        with m.If(reading & row_end):
+            m.d.sync += row_last.eq(row + 1 == job.count_last)
+        with m.If(emitting):
+            m.d.sync += col_last.eq(Mux(col_end, job.count_last == 0, col + 1 == job.count_last))
         with m.If(start):
             m.d.sync += run.eq(1)
         with m.If(last):

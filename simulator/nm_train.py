@@ -443,6 +443,9 @@ def rtl_features(hw) -> dict[str, float]:
     # the loader's request register (LOAD_REQUEST_CYCLES): the request, its route's target and
     # the two held bits (session 19, after CONTROL_FF was measured)
     ff["load_request"] = read_request_layout(hw).size + clog2(_TARGETS) + 2
+    # flags loaded a cycle ahead (session 19): engines_idle, the compute start and the PGS
+    # sequencer's last-row and last-column flags
+    ff["ahead_flags"] = 2 + (2 if M > 1 else 0)
     return {"lut": lut, "ff": ff, "bram36": bram}
 
 
