@@ -784,11 +784,15 @@ class NmTrainAccelerator(wiring.Component):
         lww = _log2(geo.w_word_entries)
         # (registers: the pre-generation unit's offset and select, and both units' even RAM word
         # addresses, so that the RAMs' read address is a 2:1 select of registers)
-        pg_reading = Signal(name="pg_ram_read")  # driven by the pre-generation unit
+        # (the RAMs read at the pre-generation unit's offset whenever a PGS job is at the queue's
+        # head, idle, reading or emitting: no MM reads then; its offset is 0 until it starts. A
+        # copy of the head job's ``pgs`` per weight RAM pair and one for the entry select,
+        # loaded with the next head's)
+        pg_sel = _copies(m, head_next.pgs, 2 * C + 1, "w_pgs_select", reset_less=False) if M > 1 else None
         pg_offset = Signal(range(WE + 1), name="pg_ram_offset")
         pg_even = Signal(max(1, len(pg_offset) - lww), name="pg_ram_even_word")
         w_rd_off = Signal(max(WE.bit_length(), lww + 1), name="w_read_offset")
-        m.d.comb += w_rd_off.eq(Mux(pg_reading, pg_offset, w_off_q))
+        m.d.comb += w_rd_off.eq(Mux(pg_sel[2 * C], pg_offset, w_off_q) if M > 1 else w_off_q)
         w_rd_word = w_rd_off[lww:]
         # The RAMs are read asynchronously: the MM's data stage registers every word, the
         # pre-generation unit only its sub-bank's pair (selected before the register). (Each
@@ -799,8 +803,10 @@ class NmTrainAccelerator(wiring.Component):
         mm_offset = Signal.like(w_rd_off, name="w_offset_next")
         m.d.comb += mm_offset.eq(w_base + step_now)
         mm_odd_word = _copies(m, mm_offset[lww + 1 : lww + 1 + wab], 2 * C, "w_odd_word")
-        w_async = [[w_ram[b][c].read(m, Mux(pg_reading, pg_even[:wab], mm_even[b * C + c]),
-                                     Mux(pg_reading, (pg_offset >> (lww + 1))[:wab], mm_odd_word[b * C + c]))
+        w_async = [[w_ram[b][c].read(m, Mux(pg_sel[b * C + c], pg_even[:wab], mm_even[b * C + c]) if M > 1
+                                     else mm_even[b * C + c],
+                                     Mux(pg_sel[b * C + c], (pg_offset >> (lww + 1))[:wab], mm_odd_word[b * C + c])
+                                     if M > 1 else mm_odd_word[b * C + c])
                     for c in range(C)] for b in range(2)]
         # (per column the word the offset lies in, of the job's bank, selected before the
         # register: the select stage's path into the array is the entry select alone)
@@ -953,7 +959,7 @@ class NmTrainAccelerator(wiring.Component):
                 return chunk
 
             pg = self._pregen_unit(m, geo, rank, job, head_next, start_pgs, busy, read_chunk, b_size, [b_ksteps[0], b_ksteps[1]], C, ib)
-            m.d.comb += [pg_reading.eq(pg["ram_select"]), pg_offset.eq(pg["offset"]), pg_even.eq(pg["even_word"])]
+            m.d.comb += [pg_offset.eq(pg["offset"]), pg_even.eq(pg["even_word"])]
             rank.build(m)
             pg_done = _reg(m, pg["done"], "pg_done_q")  # (the output RAMs' write stage)
             # (per output lane its own copy of the unit's write valid)
@@ -1296,8 +1302,14 @@ class NmTrainAccelerator(wiring.Component):
                 with m.If(bw_en[e // WW]):
                     m.d.sync += buf[i][e].eq(bw_data[8 * (e % WW) : 8 * (e % WW) + 8])
         column = [Signal(8, name=f"pg_column_q{i}", reset_less=True) for i in range(Mmax)]
+        # (the column counter's select bits, a copy per buffer row: one register drove every
+        # row's 8 x E:1 select, 335 LUT inputs at tiny; each copy is loaded with the counter's
+        # next value, the updates above: a job's last cycle, then the emit's)
+        col_next = Signal.like(col, name="pg_column_next")
+        m.d.comb += col_next.eq(Mux(last, 0, Mux(emitting, Mux(col_end, 0, col + 1), col)))
+        col_sel = _copies(m, col_next[: max(1, (E - 1).bit_length())], Mmax, "pg_column_sel", reset_less=False)
         for i in range(Mmax):
-            m.d.sync += column[i].eq(Mux(i < rows_m, Array(buf[i])[col], 0))
+            m.d.sync += column[i].eq(Mux(i < rows_m, Array(buf[i])[col_sel[i]], 0))
         values = [Signal(8, name=f"pg_in{e}") for e in range(E)]
         loads = [Signal(name=f"pg_load{e}") for e in range(E)]
         for e in range(E):
@@ -1352,10 +1364,6 @@ class NmTrainAccelerator(wiring.Component):
         tw_en = _reg(m, Mux(job.axis, (group_en << t_off)[:P], Const((1 << P) - 1, P)), "pg_tw_en", reset_less=True)
         return {
             "active": active,
-            # the RAMs read at the unit's offset while it runs and reads, and whenever it is idle
-            # with a PGS job at the queue's head (which reads offset 0 in its start cycle, when
-            # ``rd_off`` is 0: the select needs no start condition); nothing else reads then
-            "ram_select": (run & ~emit_ph) | (~busy & job.pgs),
             "offset": rd_off,
             "even_word": rd_even,
             "write": tw_valid,

@@ -446,6 +446,8 @@ def rtl_features(hw) -> dict[str, float]:
     # flags loaded a cycle ahead (session 19): engines_idle, the compute start and the PGS
     # sequencer's last-row and last-column flags
     ff["ahead_flags"] = 2 + (2 if M > 1 else 0)
+    if M > 1:  # the PGS column counter's select bits per buffer row, the head job's pgs per RAM pair
+        ff["select_copies"] = M * clog2(Ew) + 2 * C + 1
     return {"lut": lut, "ff": ff, "bram36": bram}
 
 
