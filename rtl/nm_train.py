@@ -559,10 +559,12 @@ class NmTrainAccelerator(wiring.Component):
         w_pruning = cw_prune if M > 1 else Const(0)
         groups = _weight_beat_groups(m, geo, rx, bt.last, self.rd_data.payload, w_beat, ib, cw_rows, cw_fmt)
         e_done = Signal(range(WE + 1), name="w_rec_entries")  # entries of the record in progress so far
+        # (a beat that does not complete its record gives its row's count: ``rx_need`` is not
+        # in this loop)
         with m.If(w_beat):
-            m.d.sync += e_done.eq(Mux(rx["completes_w"], 0, e_done + groups["count"]))
+            m.d.sync += e_done.eq(Mux(rx["completes_w"], 0, e_done + groups["row_count"]))
         segs = {"bank": wq, "last": w_end,
-                "seg": (w_beat, w_sub, w_rec_base + e_done, groups["mask"])}
+                "seg": (w_beat, w_sub, w_rec_base + e_done, groups["count"])}
         plain_lists = _split_entries(groups["entries"], geo.w_seg_entries, ib)
         if M > 1:
             rank = _RankStage(geo, ib)
@@ -1104,12 +1106,18 @@ class NmTrainAccelerator(wiring.Component):
                                    Const(DB + 1, (DB + 1).bit_length())))
         completes_next = Signal(name="rx_completes_next")
         m.d.comb += completes_next.eq(Array(fits_next)[ahead])
+        need_next = Signal.like(need, name="rx_need_next")
+        m.d.comb += need_next.eq(Array(left_next)[ahead])
         m.d.sync += [
             size.eq(Array(rec_bytes)[ahead]),
             is_small.eq(Array([r <= DB for r in rec_bytes])[ahead]),
-            need.eq(Array(left_next)[ahead]),
+            need.eq(need_next),
             completes.eq(completes_next),
         ]
+        # (``need`` reached about 100 LUT inputs at tiny, the head of the routed ranking at
+        # d60f76b: a copy per group of consumers, the input segments', the weight beat's entry
+        # count and its held bytes'; ``need`` itself the byte count's)
+        need_copies = _copies(m, need_next, 3, "rx_need")
         # Per group of consumers its own registers (so that no one net reaches them all): a copy
         # of ``completes`` for the input writes, the weight beat's entries and its held bytes;
         # and, with ``receiver.ahead``'s held route, target and last record, whether a beat now
@@ -1124,7 +1132,8 @@ class NmTrainAccelerator(wiring.Component):
             takes[key] = Signal(name=f"rx_{key}")
             m.d.sync += takes[key].eq(nxt.held & completes_next & cond)
         return {"got": got, "need": need, "completes": completes, "size": size, "small": is_small,
-                "completes_in": copies[0], "completes_w": copies[1], "completes_h": copies[2], **takes}
+                "completes_in": copies[0], "completes_w": copies[1], "completes_h": copies[2],
+                "need_in": need_copies[0], "need_w": need_copies[1], "need_h": need_copies[2], **takes}
 
     @staticmethod
     def _pregen_unit(m, geo, rank, job, head_next, start, busy, read_chunk, slab_cols, bank_cols, C, ib):
@@ -1569,7 +1578,7 @@ def _input_beat_writes(m, geo, rx, rd_data, bt, sub, base, stores):
     beat = Signal(name="in_beat")
     m.d.comb += beat.eq(rd_data.valid & (target[1] == 0))
     data = rd_data.payload
-    got, need, completes, size = rx["got"], rx["need"], rx["completes_in"], rx["size"]
+    got, need, completes, size = rx["got"], rx["need_in"], rx["completes_in"], rx["size"]
     goes_on = Signal(name="in_beat_goes_on")  # the beat also holds the next record's first bytes
     m.d.comb += goes_on.eq(completes & ~bt.last & ~rx["small"])
     len_a = Signal(range(DB + 1), name="in_seg_a_len")
@@ -1712,8 +1721,9 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
     when the record ends inside the beat, the next record's first bytes (a record is whole
     groups, so the record's end is a group's). Returns ``seq``, ``entries`` (a plain load's
     groups unpacked: ``w_seg_entries`` entries of an INT8 value and an ``ib``-bit index; 1:1:
-    entry k is byte k with index 0), ``count`` (the entries of the groups taken) and ``mask``
-    (its low ``count`` bits set). ``rx``: the receiver's byte count of the record in progress
+    entry k is byte k with index 0), ``count`` (the entries of the groups taken) and
+    ``row_count`` (the count of a beat that does not complete its record: the row's, without
+    the receiver's ``need``). ``rx``: the receiver's byte count of the record in progress
     (``_count_beats``). ``rows``: the transfer's load's :func:`_weight_beat_rows` (registers),
     ``fmt`` its :func:`_weight_beat_format` (a register).
 
@@ -1726,7 +1736,7 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
     shifted past them; the unpack takes each entry bit as an AND-OR over the sequence bits
     the formats put there, each with the OR of those formats' bits (registers)."""
     DB, HB, SQ, EB = geo.beat_bytes, geo.w_hold_bytes, geo.w_seq_bytes, geo.w_seg_entries
-    need, completes, size = rx["need"], rx["completes_h"], rx["size"]
+    need, completes, size = rx["need_h"], rx["completes_h"], rx["size"]
     layout = _beat_row_layout(geo)
     h = Signal(range(HB + 1), name="w_held")
     hold = Signal(8 * HB, name="w_hold", reset_less=True)
@@ -1749,9 +1759,7 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
     ends = Signal(name="w_transfer_ends")  # nothing after the record in this beat
     m.d.comb += ends.eq(last | rx["small"])
     count = Signal(range(EB + 1), name="w_beat_entries")
-    m.d.comb += count.eq(Mux(rx["completes_w"], row.ccount[need[: max(1, DB.bit_length())]], row.count))
-    count_mask = Signal(EB, name="w_beat_entry_mask")  # the low ``count`` bits set
-    m.d.comb += count_mask.eq(Cat(*(count > j for j in range(EB))))
+    m.d.comb += count.eq(Mux(rx["completes_w"], row.ccount[rx["need_w"][: max(1, DB.bit_length())]], row.count))
     entries = Signal(EB * (8 + ib), name="w_beat_entries_unpacked")
     units = _weight_units(ib) if ib else [(1, 0, 1)]
     m.d.comb += entries.eq(_unpack_select(seq, fmt, [(n_, ml) for n_, ml, _ in units[: len(fmt)]], EB, ib))
@@ -1775,7 +1783,7 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
             hold.eq(Mux(completes, Mux(ends, 0, (data_ext >> (nx * 8))[: 8 * HB]),
                         Mux(row.zero, seq[: 8 * HB], (data_ext >> (row.shift * 8))[: 8 * HB]))),
         ]
-    return {"seq": seq, "entries": entries, "count": count, "mask": count_mask}
+    return {"seq": seq, "entries": entries, "count": count, "row_count": row.count}
 
 
 def _unpack_positions(n, m_log2, entries, ib, nbits):
@@ -1825,11 +1833,12 @@ def _weight_segment_writes(m, geo, name, sources, stores, ib):
     """A weight bank's segment register and the writes of its C sub-banks (``stores``: a
     ``_WordStore`` of ``w_word_entries`` entries of an INT8 value and an ``ib``-bit index per
     sub-bank). ``sources``: ``(enable, segs, (values, indices))`` choices, the first enabled
-    taken; ``segs["seg"]`` is ``(valid, sub-bank, entry position, entry mask)``, the mask's
-    entries of the lists (its low bits set). This cycle the segment is registered as its word, its rotation and the mask of
-    its entries; the next cycle it is rotated into the two words of ``w_word_entries`` it spans
-    (a funnel of two words), which the sub-bank's even and odd RAMs take (entry enables) through
-    their write stage (``_WordStore.write``: the cycle after)."""
+    taken; ``segs["seg"]`` is ``(valid, sub-bank, entry position, entry count)``, the count's
+    first entries of the lists. This cycle the segment is registered as its word, its rotation
+    and its entry count; the next cycle its entry mask (the count's low bits set) and entries
+    are rotated into the two words of ``w_word_entries`` it spans (a funnel of two words),
+    which the sub-bank's even and odd RAMs take (entry enables) through their write stage
+    (``_WordStore.write``: the cycle after)."""
     W, EB, WE = geo.w_word_entries, geo.w_seg_entries, geo.w_sub_entries
     lw = _log2(W)
     ab = geo.w_word_addr_bits
@@ -1839,7 +1848,7 @@ def _weight_segment_writes(m, geo, name, sources, stores, ib):
     sub = Signal(range(max(len(stores), 2)), name=f"{name}_seg_sub", reset_less=True)
     word = Signal(range(words + 1), name=f"{name}_seg_word", reset_less=True)
     rot = Signal(max(1, lw), name=f"{name}_seg_rot", reset_less=True)
-    mask = Signal(EB, name=f"{name}_seg_mask", reset_less=True)
+    count = Signal(range(EB + 1), name=f"{name}_seg_count", reset_less=True)
     vals = Signal(8 * EB, name=f"{name}_seg_values", reset_less=True)
     idxs = Signal(max(1, ibp * EB), name=f"{name}_seg_indices", reset_less=True)
     m.d.sync += valid.eq(0)
@@ -1852,22 +1861,25 @@ def _weight_segment_writes(m, geo, name, sources, stores, ib):
     rot_next = Signal.like(rot, name=f"{name}_seg_rot_next")
     m.d.comb += [word_next.eq(word), rot_next.eq(rot)]
     for i, (enable, segs, (values, indices)) in enumerate(sources):
-        seg_valid, seg_sub, _, seg_mask = segs["seg"]
+        seg_valid, seg_sub, _, seg_count = segs["seg"]
         posw = positions[i]
         with (m.If(enable) if i == 0 else m.Elif(enable)):
             m.d.comb += word_next.eq(posw[lw:])
             if lw:
                 m.d.comb += rot_next.eq(posw[:lw])
             m.d.sync += [valid.eq(seg_valid), sub.eq(seg_sub), word.eq(posw[lw:]),
-                         mask.eq(seg_mask), vals.eq(Cat(*values))]
+                         count.eq(seg_count), vals.eq(Cat(*values))]
             if lw:
                 m.d.sync += rot.eq(posw[:lw])
             if ib:
                 m.d.sync += idxs.eq(Cat(*(Cat(x, Const(0, ibp - ib)) for x in indices)))
-    # The next cycle: rotated into two words (even, odd) and written. (Each slice of
+    # The next cycle: the entry mask (the low ``count`` bits) from the registered count (not
+    # in the cycle of the beat, whose count comes from the receiver's ``need`` through the
+    # row's table), then rotated into two words (even, odd) and written. (Each slice of
     # ``_SLICE_BITS`` of a rotated field is shifted by its own copy of the rotation, and each
     # slice of a word placed by its own copy of the word's parity.)
-    odd = word[0]
+    mask = Signal(EB, name=f"{name}_seg_mask")
+    m.d.comb += mask.eq(Cat(*(count > j for j in range(EB))))
     halves = {}
     for field, src, bits in (("v", vals, 8), ("i", idxs, ibp), ("e", mask, 1)):
         if field == "i" and not ib:

@@ -361,8 +361,9 @@ def rtl_features(hw) -> dict[str, float]:
     }
     ff = {# per column the weight word its read offset lies in (the data stage's register)
           "read_regs": C * WW * (8 + ib),
-          # the held bytes, and per weight bank its segment register (entries, mask, word, rotation)
-          "weight_beats": 8 * HB + clog2(HB + 1) + 2 * ((9 + ibp) * EB + 2 * clog2(WE + 1) + 2),
+          # the held bytes, and per weight bank its segment register (entries, their count, word,
+          # rotation; the count, not the entry mask, since session 20)
+          "weight_beats": 8 * HB + clog2(HB + 1) + 2 * ((8 + ibp) * EB + clog2(EB + 1) + 2 * clog2(WE + 1) + 2),
           # the compute jobs' queue (every field of a job, registered at dispatch)
           "job_queue": _QUEUE_DEPTH * _job_layout(geo).size}
     # Input sub-banks: OS a window from each sub-bank, WS R windows from the one sub-bank (a read
@@ -446,6 +447,8 @@ def rtl_features(hw) -> dict[str, float]:
     # flags loaded a cycle ahead (session 19): engines_idle, the compute start and the PGS
     # sequencer's last-row and last-column flags
     ff["ahead_flags"] = 2 + (2 if M > 1 else 0)
+    # the receiver's bytes-left register, a copy per group of consumers (session 20)
+    ff["need_copies"] = 3 * geo.read_bytes.bit_length()
     if M > 1:  # the PGS column counter's select bits per buffer row, the head job's pgs per RAM pair
         ff["select_copies"] = M * clog2(Ew) + 2 * C + 1
     return {"lut": lut, "ff": ff, "bram36": bram}
