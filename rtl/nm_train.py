@@ -392,9 +392,10 @@ class NmTrainAccelerator(wiring.Component):
                          a_width[a_next].eq(cur.width)]
         # Per weight bank: its latest load's rows of the held bytes' arithmetic (a table of the
         # formats, _weight_beat_rows) and its unpack format (one bit per format), registered
-        # when the load issues: its first beat comes a cycle later at the earliest. Both are
-        # decoded from the instruction when the loader takes it (into ``current``, a cycle before
-        # its issue at the earliest) and registered then, so that the issue only copies them.
+        # a cycle after the load issues (below): its first beat comes two cycles after the issue
+        # at the earliest. Both are decoded from the instruction when the loader takes it (into
+        # ``current``, a cycle before its issue at the earliest) and registered then, so that
+        # the bank only copies them.
         fetched = self.instr.payload
         fetch = Signal(name="instr_fetch")
         m.d.comb += fetch.eq(self.instr.valid & self.instr.ready)
@@ -406,27 +407,43 @@ class NmTrainAccelerator(wiring.Component):
         cur_fmt = Signal.like(new_fmt, name="instr_format", reset_less=True)
         with m.If(fetch):
             m.d.sync += [cur_unit.eq(new_unit), cur_fmt.eq(new_fmt)]
-        cur_rows = _weight_beat_rows_of(m, geo, cur_unit, ib)
+        # A weight bank's fields are written a cycle after its LDB's issue (cycle r), from
+        # registers: ``ldb_into[b]`` (an LDB issued last cycle into bank b) and the instruction's
+        # fields, registered every cycle (``ldb_*_q``). The issue's condition (the loader's state
+        # and the guards) then loads two flags and the bank toggles, not the clock enables of
+        # every bank field and of the transfer's copies (the routed ranking of d60f76b: 12.1 ns
+        # at ``w_cur_ksteps`` and ``weight#_ksteps``, through nets of 62, 138 and 125 loads). Who
+        # reads a bank's fields in r + 1: the transfer's copies (below: from the registered
+        # fields) and the receiver's lookahead (the record size: ``ldb_into``'s select); jobs
+        # read them once the bank is ready, at least LOAD_READY_CYCLES after its last beat.
+        ldb_issue = issued & (cur.op == isa.OP_LDB)
+        ldb_into = [Signal(name=f"ldb_into{b}") for b in range(2)]
+        m.d.sync += [ldb_into[b].eq(ldb_issue & (b_next == b)) for b in range(2)]
+        iq_unit = _reg(m, cur_unit, "ldb_unit_q", reset_less=True)
+        iq_fmt = _reg(m, cur_fmt, "ldb_format_q", reset_less=True)
+        iq_prune = _reg(m, cur.prune, "ldb_prune_q", reset_less=True)
+        iq_n = _reg(m, cur.n, "ldb_n_q", reset_less=True)
+        iq_mlog = _reg(m, cur.m_log2, "ldb_m_log2_q", reset_less=True)
+        iq_ksteps = _reg(m, cur.k_steps, "ldb_k_steps_q", reset_less=True)
+        iq_width = _reg(m, cur.width, "ldb_width_q", reset_less=True)
+        cur_rows = _weight_beat_rows_of(m, geo, iq_unit, ib)
         b_rows = [[Signal(_beat_row_layout(geo), name=f"weight{b}_row{h}") for h in range(len(cur_rows))]
                   for b in range(2)]
         b_fmts = [Signal.like(cur_fmt, name=f"weight{b}_format") for b in range(2)]
         for b in range(2):
-            with m.If(issued & (cur.op == isa.OP_LDB) & (b_next == b)):
+            with m.If(ldb_into[b]):
                 m.d.sync += [r.eq(c) for r, c in zip(b_rows[b], cur_rows)]
-                m.d.sync += b_fmts[b].eq(cur_fmt)
-        with m.If(issued & (cur.op == isa.OP_LDB)):
-            m.d.sync += [
-                b_next.eq(~b_next), b_ready.bit_select(b_next, 1).eq(0),
-                b_prune.bit_select(b_next, 1).eq(cur.prune), b_n[b_next].eq(cur.n), b_mlog2[b_next].eq(cur.m_log2),
-                b_ksteps[b_next].eq(cur.k_steps),
-                Array(b_width)[b_next].eq(cur.width),
-            ]
+                m.d.sync += [b_fmts[b].eq(iq_fmt), b_prune[b].eq(iq_prune), b_n[b].eq(iq_n),
+                             b_mlog2[b].eq(iq_mlog), b_ksteps[b].eq(iq_ksteps), b_width[b].eq(iq_width)]
+        with m.If(ldb_issue):
+            m.d.sync += [b_next.eq(~b_next), b_ready.bit_select(b_next, 1).eq(0)]
         # Per receiver target: bytes per record of its latest load (registers). A load's issue
-        # sets its bank's in cycle r; its route reaches the receiver in r + 1 (the loader's
-        # request register), so the lookahead for its first beat (r + 2 at the earliest) reads
-        # the register, and a target's earlier load has no beat left then (a bank's next load
-        # waits for its readers, which wait for its data).
-        rec_bytes = [a_width[0], a_width[1], *b_width]
+        # sets its bank's in cycle r (a weight bank's: in r + 1, selected by ``ldb_into`` in r +
+        # 1); its route reaches the receiver in r + 1 (the loader's request register), so the
+        # lookahead for its first beat (r + 2 at the earliest) reads the register, and a
+        # target's earlier load has no beat left then (a bank's next load waits for its readers,
+        # which wait for its data).
+        rec_bytes = [a_width[0], a_width[1], *(Mux(ldb_into[b], iq_width, b_width[b]) for b in range(2))]
         rx = self._count_beats(m, geo, receiver, rec_bytes)
 
         # ---- dispatch into the queue ------------------------------------------------------
@@ -544,15 +561,21 @@ class NmTrainAccelerator(wiring.Component):
         cw_ksteps = Signal.like(b_ksteps[0], name="w_cur_ksteps")
         other = ~wq_cur
         cw_regs = [*cw_rows, cw_fmt, cw_prune, cw_n, cw_mlog, cw_ksteps]
-        from_issue = [*(r.as_value() for r in cur_rows), cur_fmt, cur.prune, cur.n, cur.m_log2, cur.k_steps]
+        from_issue = [*(r.as_value() for r in cur_rows), iq_fmt, iq_prune, iq_n, iq_mlog, iq_ksteps]
         from_bank = [*(Mux(other, b_rows[1][h].as_value(), b_rows[0][h].as_value()) for h in range(len(cur_rows))),
                      Mux(other, b_fmts[1], b_fmts[0]), b_prune.bit_select(other, 1), b_n[other], b_mlog2[other],
                      b_ksteps[other]]
         # (an LDB issues into the current bank only with no weight transfer in flight, and into
-        # the other one while one is: so the copy is loaded from the issue whenever one issues)
-        ldb_issue = issued & (cur.op == isa.OP_LDB)
-        with m.If((ldb_issue & (b_next == wq_cur)) | w_end):
-            m.d.sync += [r.eq(Mux(ldb_issue, v, bv)) for r, v, bv in zip(cw_regs, from_issue, from_bank)]
+        # the other one while one is. The copies take the registered fields a cycle after an
+        # issue into the bank current then (``ldb_into``; its first beat comes a cycle later at
+        # the earliest), and the other bank's at a transfer's end: its registered fields if it
+        # was issued into in the cycle before (its bank fields are written at this edge), else
+        # its bank fields; if it is issued into in the cycle of the end, the copies take the
+        # stale fields, then its registered ones a cycle later, before its first beat)
+        into_cur = Mux(wq_cur, ldb_into[1], ldb_into[0])
+        into_other = Mux(wq_cur, ldb_into[0], ldb_into[1])
+        with m.If(into_cur | w_end):
+            m.d.sync += [r.eq(Mux(w_end & ~into_other, bv, v)) for r, v, bv in zip(cw_regs, from_issue, from_bank)]
         w_sub, w_rec_base = sub_counter("w_wr", C, cw_ksteps, WE, to_weight)
         w_beat = Signal(name="w_beat")
         m.d.comb += w_beat.eq(self.rd_data.valid & (bt.target[1] == 1))

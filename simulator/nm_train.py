@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit
 
 from sparsim.dataflow import nm_train_isa as isa
-from sparsim.dataflow.nm_train import Program, weight_word_entries
+from sparsim.dataflow.nm_train import Program, weight_group_units, weight_word_entries
 from sparsim.dataflow.systolic import OS, fold_count, fold_cycles
 
 from . import results
@@ -449,6 +449,10 @@ def rtl_features(hw) -> dict[str, float]:
     ff["ahead_flags"] = 2 + (2 if M > 1 else 0)
     # the receiver's bytes-left register, a copy per group of consumers (session 20)
     ff["need_copies"] = 3 * geo.read_bytes.bit_length()
+    # an LDB's fields registered for its banks' write a cycle after the issue, and the two
+    # per-bank flags of that issue (session 20): group unit, format, prune, n, m_log2, k_steps, width
+    ff["ldb_fields"] = 2 + len(weight_group_units(M)) + plain_formats + 1 + sum(
+        isa.field_width(f) for f in ("n", "m_log2", "k_steps", "width"))
     if M > 1:  # the PGS column counter's select bits per buffer row, the head job's pgs per RAM pair
         ff["select_copies"] = M * clog2(Ew) + 2 * C + 1
     return {"lut": lut, "ff": ff, "bram36": bram}
