@@ -561,8 +561,14 @@ class GatherUnit(wiring.Component):
         first_p1 = Signal(ln_bits)
         first_p1_next = Signal(ln_bits)
         m.d.comb += first_p1_next.eq(first_p1)
+        # The line's slice is written into the lowest free tag's meta in every cycle, taken or
+        # not: a free tag's meta is read by nothing (fills, the arrival queue and pooling read held
+        # tags only), so the write's enable is the free bits' decode (registers) and not the take,
+        # which waits on ``req.ready`` (routed at 119a6f3: ``meta#`` 388 of 720 endpoints late).
+        for i in range(tags):
+            with m.If(free[i] & ~(free[:i].any() if i else Const(0, 1))):
+                m.d.sync += meta[i].eq(slice_meta)
         with m.If(take):
-            m.d.sync += meta[new_tag].eq(slice_meta)
             m.d.sync += [mid.eq(~last_line), next_line.eq(following),
                          mid_last.eq(row_last[lb:] == following)]
         with m.If((take | ~mid) & self.next_load):
@@ -640,7 +646,7 @@ class GatherUnit(wiring.Component):
         if self._cache:
             due = hit_pipe[-1]
             pushes.append((due[0], due[1:]))
-            m.d.sync += hit_pipe[0].eq(Cat(take & hit, new_tag))
+            m.d.sync += hit_pipe[0].eq(Cat(self.hits, new_tag))  # take & hit, without req.ready
             for a, b in zip(hit_pipe, hit_pipe[1:]):
                 m.d.sync += b.eq(a)
             # A hit's line is copied into its tag's store the cycle after the lookup (pooling reads
@@ -2801,8 +2807,22 @@ class RecsysAccelerator(wiring.Component):
         w_bank = Signal()
         w_count = Signal.like(o.count)
         w_values = Signal.like(o.values, reset_less=True)
-        m.d.sync += [n0.eq(o.row * d_cur.q + o.col), w_valid.eq(dense.out.valid), w_bank.eq(o.bank),
+        n0_next = Signal(32)
+        m.d.comb += n0_next.eq(o.row * d_cur.q + o.col)
+        m.d.sync += [n0.eq(n0_next), w_valid.eq(dense.out.valid), w_bank.eq(o.bank),
                      w_count.eq(o.count), w_values.eq(o.values)]
+        # Per memory b, registered with ``n0``: the place in the row of the value it takes
+        # (``c_of`` = (b - n0) mod B) and whether that value is in the next line of memories
+        # (b < n0 mod B), so its write address is ``n0 // B`` plus that bit and its value select
+        # and enable start from registers of its own (``n0``'s low bits drove 530 loads on the
+        # tiny top: routed at 119a6f3 the out banks' write data was 1,950 of 2,560 late).
+        c_ofs, incs = [], []
+        for b in range(B):
+            c_of = Signal(lB if lB else 1, name=f"out_c{b}")
+            inc = Signal(name=f"out_inc{b}")
+            m.d.sync += [c_of.eq((b - n0_next[:lB]) if lB else 0), inc.eq((b < n0_next[:lB]) if b < B - 1 else 0)]
+            c_ofs.append(c_of)
+            incs.append(inc)
         # The store's read: line i's values n_lo … n_lo + B - 1, then bytes from ``off``.
         rd_bank = Signal()
         rd_nlo = Signal(32)
@@ -2819,13 +2839,10 @@ class RecsysAccelerator(wiring.Component):
                 m.submodules[f"out{p}_{b}"] = mem
                 wr = mem.write_port()
                 rd = mem.read_port(transparent_for=(wr,))
-                c_of = Signal(lB if lB else 1, name=f"out_c{p}_{b}")
-                m.d.comb += c_of.eq((b - n0) if lB else 0)
-                n = Signal(32, name=f"out_n{p}_{b}")
-                m.d.comb += n.eq(n0 + c_of)
+                c_of = c_ofs[b]
                 vals = Array(w_values[c] for c in range(hw.cols))
                 m.d.comb += [wr.en.eq(w_valid & (w_bank == p) & (c_of < w_count)),
-                             wr.addr.eq(n >> lB), wr.data.eq(vals[c_of])]
+                             wr.addr.eq((n0 >> lB) + incs[b]), wr.data.eq(vals[c_of])]
                 k = Signal(lB if lB else 1, name=f"out_k{p}_{b}")
                 m.d.comb += k.eq((b - adv_nlo) if lB else 0)
                 read_addr = Signal.like(rd.addr, name=f"out_ra{p}_{b}")

@@ -818,9 +818,11 @@ def rtl_resources(hw) -> dict[str, float]:
            + (max(1, tags - 1) + 1) * (line_bits + 16) + 1 + tags * (3 + loader_idx_bits)
            + 8 * line + loader_idx_bits + 1 + 3  # the loader's write stage (line, its number, bank, enables)
            + 2 * (hw.memory.channels + 1)  # the store's "k writes in flight" flags
-           # the out banks' write stage (a row and its first value's index) and read addresses
+           # the out banks' write stage (a row and its first value's index; per memory its value's
+           # place and line-carry bit) and read addresses
            + C * acc + 40 + 2 * out_banks * _bits(-(-max(1, int(hw.out_buffer_kib * 1024) // 2 // hw.acc_bytes)
                                                   // out_banks) + 1)
+           + out_banks * (max(1, (out_banks - 1).bit_length()) + 1)
            # the queues' head and two next-word registers, the intake's second stage
            + 3 * (isa.INSTR_BITS + _loader_entry_bits(hw) + 49 + store_lines_bits + G * _unit_entry_bits(hw))
            + isa.INSTR_BITS + word_bits + entry_bits + store_lines_bits + 17
