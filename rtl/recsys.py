@@ -1525,9 +1525,24 @@ class _SkewedStores:
 
 
 def out_row_layout(cols: int, acc_bits: int, row_bits: int) -> data.StructLayout:
-    """A GEMM's output row for the out bank: ``values[0 .. count-1]`` are ``out[row, col ..]``."""
-    return data.StructLayout({"bank": 1, "row": unsigned(row_bits), "col": unsigned(isa.field_width("q")),
+    """A GEMM's output row for the out bank: ``values[0 .. count-1]`` are ``out[row, col ..]``,
+    and ``n`` is ``row * q + col`` (the GEMM's ``q``), the out bank's index of ``values[0]``."""
+    q_bits = isa.field_width("q")
+    return data.StructLayout({"bank": 1, "row": unsigned(row_bits), "col": unsigned(q_bits),
+                              "n": unsigned(row_bits + q_bits),
                               "count": range(cols + 1), "values": data.ArrayLayout(signed(acc_bits), cols)})
+
+
+def _times(value, k: int):
+    """``value * k`` for a constant ``k`` >= 1 as a sum of shifts (no multiplier cell: synthesis
+    may map a constant product onto a DSP block)."""
+    terms = [value << i for i in range(k.bit_length()) if (k >> i) & 1]
+    if not terms:
+        return Const(0, 1)
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total
 
 
 class DenseEngine(wiring.Component):
@@ -1982,6 +1997,38 @@ class DenseEngine(wiring.Component):
                         m.d.sync += [rp0.eq(0), rq0.eq(rq0 + C), zoff.eq(zoff + C)]
                     with m.Else():
                         m.d.sync += [rp0.eq(0), rq0.eq(0), rgb.eq(rgb + 1), zoff.eq(width)]
+        # A GEMM row's place in the out bank, ``rowq`` = its row times Q, kept by increments
+        # like the row itself, so the out bank's ``n = row * Q + col`` is an add of registers
+        # (a MULT18X18D without registers, 3.93 ns, and the adder behind it in front of the out
+        # banks' ``n0`` were the critical path of the tiny top routed at 482a599, 12.94 ns).
+        # OS rows come R-1 .. 0 per fold (subtract Q); the next R-block's top row rp0 + 2R - 1 is
+        # rp0q + (2R - 1) Q (rp0q = rp0 * Q); a new C-block's is R - 1. WS rows come 0 .. S-1.
+        # The multiples of Q are registers loaded from ``ins`` (steady from the cycle after the
+        # instruction is taken); ``rowq`` starts from them two cycles after it, long before
+        # the first result.
+        n_bits = len(self.out.payload.n)
+        rowq = Signal(n_bits)
+        rp0q = Signal(n_bits)
+        if not ws:
+            q_r, q_r1, q_2r1 = (Signal(n_bits, name=f"q_r{k}") for k in ("", "1", "2r1"))
+            m.d.sync += [q_r.eq(_times(Q, R)), q_r1.eq(_times(Q, R - 1)), q_2r1.eq(_times(Q, 2 * R - 1))]
+            rowq_init = _lagged(m, accept, 2, "rowq_init")
+            with m.If(self.cmd.ready):
+                m.d.sync += rp0q.eq(0)
+            with m.Elif(rowq_init):
+                m.d.sync += rowq.eq(q_r1)
+            with m.Elif(array.result.valid):
+                with m.If(~fold_done):
+                    m.d.sync += rowq.eq(rowq - Q)
+                with m.Elif(rp_more):
+                    m.d.sync += [rowq.eq(rp0q + q_2r1), rp0q.eq(rp0q + q_r)]
+                with m.Else():
+                    m.d.sync += [rowq.eq(q_r1), rp0q.eq(0)]
+        else:
+            with m.If(self.cmd.ready):
+                m.d.sync += rowq.eq(0)
+            with m.Elif(array.result.valid):
+                m.d.sync += rowq.eq(Mux(fold_done, 0, rowq + Q))
         sums = [Signal(signed(acc), name=f"sum{c}") for c in range(C)]
         if ws:
             # Row s of k-block k0's partial sums: the first block stores them, later ones add,
@@ -2073,6 +2120,7 @@ class DenseEngine(wiring.Component):
         s1_last = Signal()  # the instruction's (or the dot's requantisation phase's) last row
         s1_row = Signal(_SkewedStores.ADDR_BITS, reset_less=True)
         s1_off = Signal(32, reset_less=True)
+        s1_n = Signal(n_bits, reset_less=True)  # a GEMM's: rowq + rq0
         s1_count = Signal(range(C + 1), reset_less=True)
         s1_vals = [Signal(signed(acc), name=f"s1_{c}", reset_less=True) for c in range(C)]
         gemm_count = Mux(Q - rq0 >= C, C, Q - rq0)
@@ -2088,6 +2136,7 @@ class DenseEngine(wiring.Component):
                 s1_last.eq(last_row & ~rq_more & (~gram | (rgb + 1 >= P))),
                 s1_row.eq(Mux(gram, rgb, row_here)),
                 s1_off.eq(Mux(gram, zoff + tri_here, rq0)),
+                s1_n.eq(rowq + rq0),
                 s1_count.eq(Mux(gram, gram_count, gemm_count)),
             ]
             for c in range(C):
@@ -2099,6 +2148,7 @@ class DenseEngine(wiring.Component):
             self.out.payload.bank.eq(parity),
             self.out.payload.row.eq(s1_row),
             self.out.payload.col.eq(s1_off),
+            self.out.payload.n.eq(s1_n),
             self.out.payload.count.eq(s1_count),
         ]
         for c in range(C):
@@ -2796,7 +2846,7 @@ class RecsysAccelerator(wiring.Component):
         lB = B.bit_length() - 1
         out_depth = -(-out_values // B) + 1
         # A row the dense engine gives in cycle f is written in f + 1, its first value's index
-        # ``row * V + col`` registered in f (the multiply is off the banks' write path). A read
+        # ``n = row * V + col`` (the dense engine's, from its registers) registered in f. A read
         # sees the rows given up to its cycle: written before it, in it (transparent ports) or,
         # for the row given in its cycle, from the write of the next (a compare on the address
         # read), so the store's first line, read in the last top GEMM's final cycle, sees its last
@@ -2808,7 +2858,7 @@ class RecsysAccelerator(wiring.Component):
         w_count = Signal.like(o.count)
         w_values = Signal.like(o.values, reset_less=True)
         n0_next = Signal(32)
-        m.d.comb += n0_next.eq(o.row * d_cur.q + o.col)
+        m.d.comb += n0_next.eq(o.n)
         m.d.sync += [n0.eq(n0_next), w_valid.eq(dense.out.valid), w_bank.eq(o.bank),
                      w_count.eq(o.count), w_values.eq(o.values)]
         # Per memory b, registered with ``n0``: the place in the row of the value it takes

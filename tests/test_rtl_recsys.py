@@ -963,6 +963,8 @@ def run_dense(program):
                 last_read = (ctx.get(dut.pool_rd.addr), ctx.get(dut.pool_rd.count), running[2])
             if ctx.get(dut.out.valid):
                 row, col = ctx.get(dut.out.payload.row), ctx.get(dut.out.payload.col)
+                # the out bank's index of the row's first value, kept by increments
+                assert ctx.get(dut.out.payload.n) == row * int(ins[running[0]]["q"]) + col
                 for c in range(ctx.get(dut.out.payload.count)):
                     outs[(running[2], row, col + c)] = ctx.get(dut.out.payload.values[c])
             if ctx.get(dut.ended):
