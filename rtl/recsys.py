@@ -2446,11 +2446,16 @@ class RecsysAccelerator(wiring.Component):
         m.d.sync += room.eq(Cat(*[q.w_level < QUEUE_DEPTH - 3 for q in queues]).all())
         a_valid = Signal()
         a_word = Signal(INSTR_LAYOUT, reset_less=True)
+        # A GATHER's samples + 1 (``shift`` + 1), registered in stage A, so stage B's product
+        # ``t * (samples + 1)`` starts from registers (its carry chain was in front of the
+        # multiplier: routed at 482a599, a_word -> adder -> MULT18X18D -> adder -> the unit
+        # queue's word, 11.15 ns).
+        a_samples_p1 = Signal(len(a_word.shift) + 1, reset_less=True)
         ended_intake = Signal()
         m.d.comb += self.instr.ready.eq(room & ~ended_intake)
         m.d.sync += a_valid.eq(self.instr.valid & self.instr.ready)
         with m.If(self.instr.valid & self.instr.ready):
-            m.d.sync += a_word.eq(self.instr.payload)
+            m.d.sync += [a_word.eq(self.instr.payload), a_samples_p1.eq(self.instr.payload.shift + 1)]
             with m.If(self.instr.payload.op == isa.OP_END):
                 m.d.sync += ended_intake.eq(1)
         b_valid = Signal()
@@ -2460,7 +2465,7 @@ class RecsysAccelerator(wiring.Component):
         b_store_lines = Signal(store_lines_bits, reset_less=True)
         b_mb_m2 = Signal.like(a_word.mb, reset_less=True)
         t, first, samples = a_word.b, a_word.k, a_word.shift
-        m.d.sync += [b_valid.eq(a_valid), b_word.eq(a_word), b_pos.eq(t * (samples + 1) + first),
+        m.d.sync += [b_valid.eq(a_valid), b_word.eq(a_word), b_pos.eq(t * a_samples_p1 + first),
                      b_first_entry.eq(t * samples + first), b_mb_m2.eq(a_word.mb - 2),
                      b_store_lines.eq((a_word.p * a_word.k * acc_bytes + line - 1) >> lb)]
         op = b_word.op
