@@ -55,15 +55,6 @@ _QUEUE_DEPTH = 4
 _SLICE_BITS = 32
 
 
-def _shift_slices(width, positions, unit=8):
-    """Slices of a ``width``-bit shift or rotation by one of ``positions`` offsets (of ``unit``
-    bits), each to be shifted by its own copy of the offset: ``_SLICE_BITS`` at 4 positions,
-    narrower as the positions grow (a shift's select bit drives a LUT per output bit per
-    level: at 16 positions a 32-bit slice's copy drove ~190 loads), never below ``unit``."""
-    step = max(unit, _SLICE_BITS * 4 // max(1, positions))
-    return [(lo, min(lo + step, width)) for lo in range(0, width, step)]
-
-
 def _log2(value: int) -> int:
     return value.bit_length() - 1
 
@@ -483,19 +474,13 @@ class NmTrainAccelerator(wiring.Component):
             new_job.phase_last.eq(cur_m + cur.count - 1),
             new_job.kept_last.eq(Mux(cur.k_steps > cur.n, cur.k_steps - cur.n, 0)),
         ]
-        # (each slice of 64 bits of an entry loaded under its own copy of ``level_oh``, so that
-        # its clock enable is a LUT of its own: one enable drove every bit of an entry)
-        q_bits = job_layout.size
-        q_slices = [(lo, min(lo + 2 * _SLICE_BITS, q_bits)) for lo in range(0, q_bits, 2 * _SLICE_BITS)]
-        q_oh = _copies(m, level_oh_next, len(q_slices), "job_level_oh", reset_less=False, init=1)
         for i in range(_QUEUE_DEPTH):
             nxt = queue[i + 1] if i + 1 < _QUEUE_DEPTH else queue[i]
-            for oh, (lo, hi) in zip(q_oh, q_slices):
-                # (the entry a push writes: ``level - pop``)
-                with m.If(push & Mux(pop, oh[i + 1], oh[i])):
-                    m.d.sync += queue[i].as_value()[lo:hi].eq(new_job.as_value()[lo:hi])
-                with m.Elif(pop):
-                    m.d.sync += queue[i].as_value()[lo:hi].eq(nxt.as_value()[lo:hi])
+            # (the entry a push writes: ``level - pop``)
+            with m.If(push & Mux(pop, level_oh[i + 1], level_oh[i])):
+                m.d.sync += queue[i].eq(new_job)
+            with m.Elif(pop):
+                m.d.sync += queue[i].eq(nxt)
         m.d.sync += level.eq(level + push - pop)
         # The computing job's weight bank from the next cycle on (entry 0's next ``b_bank``): the
         # weight RAMs' bank select, per column, in registers of their own (one job-queue bit
@@ -591,16 +576,11 @@ class NmTrainAccelerator(wiring.Component):
         into_other = Mux(wq_cur, ldb_into[0], ldb_into[1])
         with m.If(into_cur | w_end):
             m.d.sync += [r.eq(Mux(w_end & ~into_other, bv, v)) for r, v, bv in zip(cw_regs, from_issue, from_bank)]
-        # (the first row's value from the next cycle on, for the beat's row register)
-        cw_row0_next = Signal(_beat_row_layout(geo), name="w_cur_row0_next")
-        m.d.comb += cw_row0_next.eq(Mux(into_cur | w_end, Mux(w_end & ~into_other, from_bank[0], from_issue[0]),
-                                        cw_rows[0].as_value()))
         w_sub, w_rec_base = sub_counter("w_wr", C, cw_ksteps, WE, to_weight)
         w_beat = Signal(name="w_beat")
         m.d.comb += w_beat.eq(self.rd_data.valid & (bt.target[1] == 1))
         w_pruning = cw_prune if M > 1 else Const(0)
-        groups = _weight_beat_groups(m, geo, rx, bt.last, self.rd_data.payload, w_beat, ib, cw_rows, cw_fmt,
-                                     cw_row0_next)
+        groups = _weight_beat_groups(m, geo, rx, bt.last, self.rd_data.payload, w_beat, ib, cw_rows, cw_fmt)
         e_done = Signal(range(WE + 1), name="w_rec_entries")  # entries of the record in progress so far
         # (a beat that does not complete its record gives its row's count: ``rx_need`` is not
         # in this loop)
@@ -923,26 +903,19 @@ class NmTrainAccelerator(wiring.Component):
         # previous fold's last row (leaving in that very cycle) still sees its own.
         of_qb = Signal(count_bits)
         of_add = Signal()
+        orow = Signal(count_bits)
         with m.If(s2["fold_start"]):
             m.d.sync += of_qb.eq(s2["qb"])
             if os_flow:
                 m.d.sync += of_add.eq(job.acc)
         if os_flow:
-            # The fold's rows leave last first (p0 + R - 1 down to p0): the row of the result
-            # leaving (``out_p``) and the row one below it as registers, loaded a fold's first
-            # rows from the select stage's p0 a cycle ahead (the data stage's), so that the
-            # read row below is a select of registers, no adder (it drives the block RAMs'
-            # addresses).
-            out_p = Signal(count_bits, name="out_row")
-            out_p_m1 = Signal(count_bits, name="out_row_below", init=(1 << count_bits) - 1)
-            p0_top = _reg(m, (s1["p0"] + (R - 1))[:count_bits], "out_row_top", reset_less=True)
-            p0_top_m1 = _reg(m, (s1["p0"] + (R - 2))[:count_bits], "out_row_top_below", reset_less=True)
+            of_p0 = Signal(count_bits)
             with m.If(s2["fold_start"]):
-                m.d.sync += out_p_m1.eq(p0_top_m1)
+                m.d.sync += [of_p0.eq(s2["p0"]), orow.eq(R - 1)]
             with m.Elif(array.result.valid):
-                m.d.sync += out_p_m1.eq(out_p_m1 - 1)
+                m.d.sync += orow.eq(orow - 1)
+            out_p = of_p0 + orow
         else:
-            orow = Signal(count_bits)
             with m.If(s2["fold_start"]):
                 m.d.sync += [orow.eq(0), of_add.eq(s2["add"])]
             with m.Elif(array.result.valid):
@@ -954,8 +927,8 @@ class NmTrainAccelerator(wiring.Component):
         # passes a plain register (the block RAM's output register) before the add.
         next_row = Signal(count_bits)
         if os_flow:
-            m.d.comb += next_row.eq(Mux(s2["fold_start"], p0_top, Mux(array.result.valid, out_p_m1, out_p)))
-            m.d.sync += out_p.eq(next_row)
+            m.d.comb += next_row.eq(Mux(s2["fold_start"], s2["p0"] + (R - 1),
+                                        of_p0 + Mux(array.result.valid, orow - 1, orow)))
         else:
             m.d.comb += next_row.eq(Mux(s2["fold_start"], 0, Mux(array.result.valid, orow + 1, orow)))
         old_q = []
@@ -979,9 +952,7 @@ class NmTrainAccelerator(wiring.Component):
         lane_en = []
         for lane in range(lanes):
             prev = old[lane * A : (lane + 1) * A]
-            # (the accumulate's select before the add, in the bank select's LUT: after it, it
-            # was a LUT level between the carry chain and the write stage)
-            new_row.append((Mux(w_add[lane], prev, 0) + w_res[lane % C])[:A])
+            new_row.append(Mux(w_add[lane], prev + w_res[lane % C], w_res[lane % C].as_unsigned())[:A])
             lane_en.append((w_valid & (w_qb == lane // C)).replicate(geo.acc_bytes))
         if M > 1:
             def read_chunk(sub):
@@ -1005,21 +976,11 @@ class NmTrainAccelerator(wiring.Component):
                 pair_now = Signal(2 * WW * 8, name="pg_words_now")
                 m.d.comb += pair_now.eq(Array(pairs)[sub[:sb]])
                 pair = _reg(m, pair_now, "pg_words", reset_less=True)
+                pg_odd_q = _reg(m, w_rd_word[0], "pg_odd_q", reset_less=True)
                 even, odd = pair[: WW * 8], pair[WW * 8 :]
-                # (each slice of ``_SLICE_BITS`` swapped by its own copy of the word's parity,
-                # and each of ``_shift_slices`` shifted by its own copy of the entry: one
-                # register of each drove ~260 and ~300 loads)
-                sl = [(lo, min(lo + _SLICE_BITS, 8 * WW)) for lo in range(0, 8 * WW, _SLICE_BITS)]
-                pg_odd_q = _copies(m, w_rd_word[0], 2 * len(sl), "pg_odd_q")
-                vals = Cat(*(Mux(o, odd[lo:hi], even[lo:hi]) for o, (lo, hi) in zip(pg_odd_q, sl)),
-                           *(Mux(o, even[lo:hi], odd[lo:hi]) for o, (lo, hi) in zip(pg_odd_q[len(sl):], sl)))
+                vals = Cat(Mux(pg_odd_q, odd, even), Mux(pg_odd_q, even, odd))
                 chunk = Signal(8 * WW, name="pg_chunk")
-                if lww:
-                    e_sl = _shift_slices(8 * WW, WW)
-                    ents = [w_ent_q] + _copies(m, w_rd_off[:lww], len(e_sl) - 1, "pg_entry")
-                    m.d.comb += chunk.eq(Cat(*((vals >> Cat(Const(0, 3), e))[lo:hi] for e, (lo, hi) in zip(ents, e_sl))))
-                else:
-                    m.d.comb += chunk.eq(vals[: 8 * WW])
+                m.d.comb += chunk.eq((vals >> Cat(Const(0, 3), w_ent_q))[: 8 * WW] if lww else vals[: 8 * WW])
                 return chunk
 
             pg = self._pregen_unit(m, geo, rank, job, head_next, start_pgs, busy, read_chunk, b_size, [b_ksteps[0], b_ksteps[1]], C, ib)
@@ -1383,20 +1344,14 @@ class NmTrainAccelerator(wiring.Component):
             m.d.sync += column[i].eq(Mux(i < rows_m, Array(buf[i])[col_sel[i]], 0))
         values = [Signal(8, name=f"pg_in{e}") for e in range(E)]
         loads = [Signal(name=f"pg_load{e}") for e in range(E)]
-        # (copies of the emit flag and of the rank stage's load select, each for
-        # ``_SLICE_BITS`` of the input bytes: one register drove ~230 loads)
-        per = max(1, _SLICE_BITS // 8)
-        groups = -(-E // per)
-        emits = _copies(m, emitting, groups, "pg_emit_sel", reset_less=False)
-        ons = _copies(m, reading | emitting, groups, "pg_on", reset_less=False)
         for e in range(E):
             m.d.comb += [
-                values[e].eq(Mux(emits[e // per], column[e] if e < Mmax else 0, chunk[8 * (e % WW) : 8 * (e % WW) + 8])),
-                loads[e].eq(emits[e // per] | (d1_ck == e // WW)),
+                values[e].eq(Mux(d1_emit, column[e] if e < Mmax else 0, chunk[8 * (e % WW) : 8 * (e % WW) + 8])),
+                loads[e].eq(d1_emit | (d1_ck == e // WW)),
             ]
         d2_valid = Signal(name="pg_d2_valid")
         m.d.comb += d2_valid.eq(Mux(job.axis, d2_emit, d2_read))
-        rank.load("pgs", [ons[e // per] for e in range(E)], values, job.n, job.m_log2, loads)
+        rank.load("pgs", d1_read | d1_emit, values, job.n, job.m_log2, loads)
 
         # ---- the shared stage's registers (_RankStage.STAGES of them from its input
         # register's), the last one's (each group's kept bytes at its front) packed into the
@@ -1424,10 +1379,7 @@ class NmTrainAccelerator(wiring.Component):
         fmt = Signal(len(formats), name="pg_format")
         m.d.comb += fmt.eq(Cat(*((Cat(job.n, job.m_log2) == (k | (ml << nw))) & (job.axis == ax)
                                  for k, ml, ax in formats)))
-        # (a copy of the registered format per slice of 4 x ``_SLICE_BITS`` of the packed row
-        # (a format bit drives a LUT per bit it takes): one register drove ~260 loads)
-        tw_sl = [(lo, min(lo + 4 * _SLICE_BITS, 8 * P)) for lo in range(0, 8 * P, 4 * _SLICE_BITS)]
-        fmts = _copies(m, fmt, len(tw_sl), "pg_format_q")
+        fmt = _reg(m, fmt, "pg_format_q", reset_less=True)
         cands = []
         for f, (k, ml, ax) in enumerate(formats):
             M_, gb_ = 1 << ml, k + -(-k * ml // 8)
@@ -1438,7 +1390,7 @@ class NmTrainAccelerator(wiring.Component):
                            [rank.sq_index[q] if q < E else Const(0, max(1, ib)) for q in pos], k, ml, gb_ * groups)
             if ax:
                 packed = Cat(*(packed[8 * (o % gb_) : 8 * (o % gb_) + 8] for o in range(P)))
-            cands.append(Cat(*(Mux(fk[f], packed[lo:hi], 0) for fk, (lo, hi) in zip(fmts, tw_sl))))
+            cands.append(Mux(fmt[f], packed[: 8 * P], 0))
         tw_data = _reg(m, _or_all(cands, 8 * P), "pg_tw_packed", reset_less=True)
         # The write enables: axis 1 the group's bytes at its offset, registered beside the data.
         tw_en = _reg(m, Mux(job.axis, (group_en << t_off)[:P], Const((1 << P) - 1, P)), "pg_tw_en", reset_less=True)
@@ -1529,23 +1481,19 @@ class _RankStage:
 
     def load(self, unit, active, values, n, m_log2, enables=None):
         """``unit``'s ``values`` (with its N:M) go into the input register this cycle when
-        ``active`` (a signal, or a list of copies of it, one per input position: each position's
-        select from its own), to be compared in the next; with ``enables``, only the positions
-        whose enable is high (the others keep their bytes)."""
+        ``active``, to be compared in the next; with ``enables``, only the positions whose
+        enable is high (the others keep their bytes)."""
         self.loads[unit] = (active, values, n, m_log2, enables)
 
     def build(self, m):
         E, Mmax = self.E, self.Mmax
         pg_on, pg_vals, pg_n, pg_mlog, pg_en = self.loads["pgs"]
         _, pr_vals, pr_n, pr_mlog, _ = self.loads["prune"]
-        # (``pg_on``: a signal, or per input position a copy of it)
-        ons = pg_on if isinstance(pg_on, list) else [pg_on] * E
         sel = Signal(name="rank_load_pgs")
-        m.d.comb += sel.eq(ons[0])
+        m.d.comb += sel.eq(pg_on)
         for e in range(E):
-            on = ons[min(e, len(ons) - 1)]
-            v = Mux(on, pg_vals[e] if e < len(pg_vals) else 0, pr_vals[e] if e < len(pr_vals) else 0)
-            with m.If(~on | (pg_en[e] if pg_en is not None and e < len(pg_en) else 1)):
+            v = Mux(sel, pg_vals[e] if e < len(pg_vals) else 0, pr_vals[e] if e < len(pr_vals) else 0)
+            with m.If(~sel | (pg_en[e] if pg_en is not None and e < len(pg_en) else 1)):
                 m.d.sync += self.inputs[e].eq(v)
         pgs = _reg(m, sel, "rank_pgs")
         n = _reg(m, Mux(sel, pg_n, pr_n), "rank_n", reset_less=True)
@@ -1670,29 +1618,19 @@ def _input_beat_writes(m, geo, rx, rd_data, bt, sub, base, stores):
         ssub = _reg(m, seg_sub, f"in_seg_{name}_sub", reset_less=True)
         spos = Signal(range(geo.in_sub_bytes + 1), name=f"in_seg_{name}_pos")
         m.d.comb += spos.eq(pos)
-        spos_now, spos = spos, _reg(m, spos, f"in_seg_{name}_pos_q", reset_less=True)
+        spos = _reg(m, spos, f"in_seg_{name}_pos_q", reset_less=True)
         sdat = _reg(m, seg_data[: 8 * DB], f"in_seg_{name}_data", reset_less=True)
         smask = _reg(m, _length_mask(length, DB), f"in_seg_{name}_mask", reset_less=True)
         byte, word = spos[:lw], spos[lw:]
-        # (each slice of the rotated bytes, ``_shift_slices``, shifted by its own copy of the
-        # byte offset, and each slice of ``_SLICE_BITS`` of a word placed by its own copy of the
-        # word's parity: one register of them drove ~170 loads)
-        rot_slices = _shift_slices(16 * W, W)
-        bytes_ = _copies(m, spos_now[:lw], len(rot_slices), f"in_seg_{name}_byte") if lw else [Const(0, 1)] * len(rot_slices)
         rot = Signal(16 * W, name=f"in_seg_{name}_rot")
         ren = Signal(2 * W, name=f"in_seg_{name}_en")
-        m.d.comb += [rot.eq(Cat(*((Cat(sdat, Const(0, 16 * W)) << (bk * 8))[lo:hi]
-                                  for bk, (lo, hi) in zip(bytes_, rot_slices)))),
+        m.d.comb += [rot.eq((Cat(sdat, Const(0, 16 * W)) << (byte * 8))[: 16 * W]),
                      ren.eq((Cat(smask, Const(0, 2 * W)) << byte)[: 2 * W])]
         lo, hi = rot[: 8 * W], rot[8 * W :]
         en_lo, en_hi = ren[:W], ren[W:]
-        half_slices = [(a, min(a + _SLICE_BITS, 8 * W)) for a in range(0, 8 * W, _SLICE_BITS)]
-        odds = _copies(m, spos_now[lw], len(half_slices), f"in_seg_{name}_odd")
         odd = word[0]
-        even_w = (Cat(((word + 1) >> 1)[:ab], bank),
-                  Cat(*(Mux(o, hi[a:b], lo[a:b]) for o, (a, b) in zip(odds, half_slices))), Mux(odd, en_hi, en_lo))
-        odd_w = (Cat((word >> 1)[:ab], bank),
-                 Cat(*(Mux(o, lo[a:b], hi[a:b]) for o, (a, b) in zip(odds, half_slices))), Mux(odd, en_lo, en_hi))
+        even_w = (Cat(((word + 1) >> 1)[:ab], bank), Mux(odd, hi, lo), Mux(odd, en_hi, en_lo))
+        odd_w = (Cat((word >> 1)[:ab], bank), Mux(odd, lo, hi), Mux(odd, en_lo, en_hi))
         writes.append((v, ssub, even_w, odd_w))
     for s in range(subs):
         stores[s].write(m, [(v & (ssub == s), ev, od) for v, ssub, ev, od in writes], f"input_{s}")
@@ -1798,7 +1736,7 @@ def _weight_beat_format(m, n, m_log2, prune, ib):
     return fmt
 
 
-def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt, first_next):
+def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
     """A weight load's beat as whole groups: the bytes not yet written from earlier beats (a
     register of ``w_hold_bytes``) followed by the beat's (``seq``), of which the complete groups
     of the record in progress (compressed groups of the load's N:M, or dense groups of M bytes
@@ -1810,13 +1748,11 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt, first_nex
     ``row_count`` (the count of a beat that does not complete its record: the row's, without
     the receiver's ``need``). ``rx``: the receiver's byte count of the record in progress
     (``_count_beats``). ``rows``: the transfer's load's :func:`_weight_beat_rows` (registers),
-    ``fmt`` its :func:`_weight_beat_format` (a register); ``first_next``: the first row's value
-    from the next cycle on (``rows[0]`` is loaded when a load issues or a transfer ends).
+    ``fmt`` its :func:`_weight_beat_format` (a register).
 
     The held bytes' arithmetic is a row of a table, a register (``w_row``): the row of the
     held bytes, selected in the beat before from the load's rows by what that beat left held,
-    or, with no transfer in progress (no bytes held), the first row, loaded with the first
-    row's next value every cycle until the transfer's first beat. So a beat's groups taken,
+    or, in a transfer's first beat (no bytes held), the first row. So a beat's groups taken,
     entries and held bytes come from registers through selects, without an adder or a
     division in the loop from one beat's held bytes to the next's. The held bytes are zero
     past the ``h`` held (``w_hold``), so the sequence is the held bytes ORed with the beat's
@@ -1827,11 +1763,11 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt, first_nex
     layout = _beat_row_layout(geo)
     h = Signal(range(HB + 1), name="w_held")
     hold = Signal(8 * HB, name="w_hold", reset_less=True)
-    # (the row of ``h``: within a transfer the row the beat before selected, with none in
-    # progress the first row, as one register: no select by ``fresh`` in front of its readers)
-    row = Signal(layout, name="w_row")
+    row_q = Signal(layout, name="w_row")  # the row of ``h`` (within a transfer)
     fresh = Signal(init=1, name="w_fresh")  # no transfer in progress: h is 0, the row the first
+    row = Signal(layout, name="w_row_now")
     first = rows[0].as_value()  # the row of no bytes held
+    m.d.comb += row.eq(Mux(fresh, first, row_q.as_value()))
     placed = Signal(8 * SQ, name="w_beat_placed")
     # (the shift by a copy of ``h`` per slice of the sequence: each copy drives one slice's)
     h_slices = [(lo, min(lo + _SLICE_BITS, 8 * SQ)) for lo in range(0, 8 * SQ, _SLICE_BITS)]
@@ -1863,12 +1799,8 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt, first_nex
         m.d.comb += row_next.eq(load_rows[row.next])
     data_ext = Cat(data_, Const(0, 8 * HB))
     with m.If(valid):
-        m.d.sync += row.eq(Mux(completes & last, first_next, row_next))
-    with m.Elif(fresh):
-        m.d.sync += row.eq(first_next)
-    with m.If(valid):
         m.d.sync += [
-            h.eq(h_next), fresh.eq(completes & last),
+            h.eq(h_next), row_q.eq(row_next), fresh.eq(completes & last),
             # (zero past the bytes held: none when the transfer ends; the beat shifted by where
             # the held bytes start in it, ``need`` or the row's, both shifts in parallel)
             hold.eq(Mux(completes, Mux(ends, 0, (data_ext >> (nx * 8))[: 8 * HB]),
@@ -1966,9 +1898,9 @@ def _weight_segment_writes(m, geo, name, sources, stores, ib):
                 m.d.sync += idxs.eq(Cat(*(Cat(x, Const(0, ibp - ib)) for x in indices)))
     # The next cycle: the entry mask (the low ``count`` bits) from the registered count (not
     # in the cycle of the beat, whose count comes from the receiver's ``need`` through the
-    # row's table), then rotated into two words (even, odd) and written. (Each slice of a
-    # rotated field, ``_shift_slices``, is shifted by its own copy of the rotation, and each
-    # slice of ``_SLICE_BITS`` of a word placed by its own copy of the word's parity.)
+    # row's table), then rotated into two words (even, odd) and written. (Each slice of
+    # ``_SLICE_BITS`` of a rotated field is shifted by its own copy of the rotation, and each
+    # slice of a word placed by its own copy of the word's parity.)
     mask = Signal(EB, name=f"{name}_seg_mask")
     m.d.comb += mask.eq(Cat(*(count > j for j in range(EB))))
     halves = {}
@@ -1976,7 +1908,7 @@ def _weight_segment_writes(m, geo, name, sources, stores, ib):
         if field == "i" and not ib:
             continue
         wide = Cat(src, Const(0, (2 * W - EB) * bits))
-        slices = _shift_slices(2 * W * bits, W, bits)
+        slices = [(lo, min(lo + 4 * _SLICE_BITS, 2 * W * bits)) for lo in range(0, 2 * W * bits, 4 * _SLICE_BITS)]
         rots = _copies(m, rot_next, len(slices), f"{name}_seg_rot_{field}") if lw else [None] * len(slices)
         parts = []
         for (lo, hi), rk in zip(slices, rots):
