@@ -721,7 +721,6 @@ class GatherUnit(wiring.Component):
         active = Signal()
         popping = Signal()
         cur_tag = Signal(self.tag_bits)
-        c_shift = Signal(n_bits)  # the chunk's first byte in the line (off + elements pooled)
         c_left = Signal(n_bits)  # elements of the slice not yet pooled
         c_elem = Signal(entry_bits)  # the chunk's first element
         c_ctx = Signal(ctx_bits)
@@ -730,8 +729,8 @@ class GatherUnit(wiring.Component):
             self.pool.valid.eq(active | popping),
         ]
         last_chunk = c_left <= lanes
-        # Pooled memory b takes byte ``c_shift + ((b - c_elem) mod lanes)`` of the line (modulo
-        # the line: exact for the chunk's places below ``count``, the only ones added): the
+        # Pooled memory b takes byte ``off + elements pooled + ((b - c_elem) mod lanes)`` of the
+        # line (modulo the line: exact for the chunk's places below ``count``, the only ones added): the
         # rotation into the memories' order is in each byte's select, a small sum of registers
         # formed beside the tag's line select, and not behind the pooled bank's value register.
         pb = lanes.bit_length() - 1
@@ -744,10 +743,20 @@ class GatherUnit(wiring.Component):
         cur = Signal(8 * line)
         m.d.comb += cur.eq(Cat(*[Array(st[8 * j:8 * j + 8] for st in store)[cur_tags[j * n_copies // line]]
                                  for j in range(line)]))
+        # Each memory's byte select is a register of its own, in copies (one per group of the
+        # byte's bits, each with its own reset value so synthesis keeps them apart), set a cycle
+        # ahead beside ``c_elem``: the slice's next chunk adds ``lanes`` to it, a new slice takes
+        # ``off + ((b - elem) mod lanes)`` of the queued tag, formed per tag from its meta before
+        # the tag's select. As a sum of a shift register and ``c_elem`` behind the line's byte
+        # multiplexer it headed the routed tiny top at 69f2f43 (``c_elem`` -> a pooled bank's
+        # value register, 12.07 ns, nets of 16 and 132 loads).
+        sel_copies = 4 if lb else 1
+        sel_regs = []
         for b in range(lanes):
-            sel = Signal(lb, name=f"c_sel{b}")
-            m.d.comb += sel.eq(c_shift + ((b - c_elem[:pb])[:pb] if pb else 0))
-            m.d.comb += self.pool.payload.values[b].eq(cur.word_select(sel, 8))
+            regs = [Signal(lb, name=f"c_sel{b}_{k}", init=k % (1 << lb)) for k in range(sel_copies)]
+            sel_regs.append(regs)
+            byte = Cat(*[cur.word_select(regs[k * sel_copies // 8], 8)[k] for k in range(8)])
+            m.d.comb += self.pool.payload.values[b].eq(byte)
         m.d.comb += [
             self.pool.payload.elem.eq(c_elem),
             self.pool.payload.count.eq(Mux(last_chunk, c_left, lanes)),
@@ -797,11 +806,25 @@ class GatherUnit(wiring.Component):
         m.d.comb += queued_next.eq(Mux(popping, Mux(more, q_tags[q_head1], first_push),
                                        Mux(q_count != 0, q_tags[q_head], first_push)))
         nm = data.View(meta_layout, meta[queued_next])
+        # Per tag and memory: the byte select of the slice's first chunk, from the tag's meta.
+        first_sels = []
+        for b in range(lanes):
+            per_tag = []
+            for t in range(tags):
+                mt = data.View(meta_layout, meta[t])
+                fs = Signal(lb, name=f"first_sel{b}_t{t}")
+                m.d.comb += fs.eq(mt.off + ((b - mt.elem[:pb])[:pb] if pb else 0))
+                per_tag.append(fs)
+            first_sels.append(Array(per_tag)[queued_next])
         with m.If(stays):
-            m.d.sync += [c_shift.eq(c_shift + lanes), c_left.eq(c_left - lanes), c_elem.eq(c_elem + lanes)]
+            m.d.sync += [c_left.eq(c_left - lanes), c_elem.eq(c_elem + lanes)]
+            for regs in sel_regs:
+                m.d.sync += [r.eq(r + lanes) for r in regs]
         with m.Else():
-            m.d.sync += [cur_tag.eq(queued_next), c_shift.eq(nm.off), c_left.eq(nm.n), c_elem.eq(nm.elem),
+            m.d.sync += [cur_tag.eq(queued_next), c_left.eq(nm.n), c_elem.eq(nm.elem),
                          c_ctx.eq(nm.ctx), *[c.eq(queued_next) for c in cur_tags[1:]]]
+            for regs, fs in zip(sel_regs, first_sels):
+                m.d.sync += [r.eq(fs) for r in regs]
         return m
 
 
