@@ -1293,12 +1293,13 @@ class _Requantizer:
     carry chain or the shifter (the single-cycle form limited the dense engine to 43 MHz on
     ECP5). ``shift`` may change; the thresholds follow it two cycles later."""
 
-    def __init__(self, m: Module, shift, acc: int, name: str):
+    def __init__(self, m: Module, shift, acc: int, name: str, clamped: bool = False):
         self._m, self._acc, self._name = m, acc, name
         w = acc + 2  # signed: u (acc + 1 bits) and the thresholds +2^acc / -2^acc ("never")
         self._s = Signal(range(acc + 2), name=f"{name}_s")  # the shift, clamped to acc + 1
         self._s_next = Signal(range(acc + 2), name=f"{name}_s_next")
-        m.d.comb += self._s_next.eq(Mux(shift > acc + 1, acc + 1, shift))
+        # ``clamped``: ``shift`` is already at most acc + 1.
+        m.d.comb += self._s_next.eq(shift if clamped else Mux(shift > acc + 1, acc + 1, shift))
         m.d.sync += self._s.eq(self._s_next)
         self._hi = Signal(signed(w), name=f"{name}_hi", reset_less=True)
         self._lo = Signal(signed(w), name=f"{name}_lo", reset_less=True)
@@ -2184,8 +2185,20 @@ class DenseEngine(wiring.Component):
         for c in range(C):
             m.d.comb += self.out.payload.values[c].eq(s1_vals[c])
         chunks = is_inter & ~gram  # the INTER's requantisation phase
-        shift = Mux(gram, ins.shift[6:12], Mux(is_inter, ins.shift[:6], ins.shift))
-        requant = _Requantizer(m, shift, acc, "rq")
+        w_last = Signal()  # the write of the instruction's (or the dot's requantisation's) last row
+        # The requantisation shift (``Mux(gram, shift[6:12], Mux(is_inter, shift[:6], shift))``,
+        # clamped to acc + 1) is a register of its own, loaded where ``ins``, ``is_inter`` and
+        # ``gram`` are: as that select and clamp behind them it ended the routed tiny top's
+        # second-longest paths at 69f2f43 (``rq_s``, ``rq#_sc``: 11.3 ns).
+        def clamp(v):
+            return Mux(v > acc + 1, acc + 1, v)
+
+        shift = Signal(range(acc + 2), name="rq_shift")
+        with m.If(self.cmd.ready):
+            m.d.sync += shift.eq(clamp(Mux(new_inter, new.shift[:6], new.shift)))
+        with m.If(w_last & chunks & dot):  # gram <- 1
+            m.d.sync += shift.eq(clamp(ins.shift[6:12]))
+        requant = _Requantizer(m, shift, acc, "rq", clamped=True)
         relu = ~is_inter  # a GEMM's hidden layers; the Gram's dots and pooled sums have none
         stage_a = [requant.stage_a(s1_vals[c], relu & s1_vals[c][-1], c) for c in range(C)]
         a_valid = Signal()
@@ -2207,7 +2220,6 @@ class DenseEngine(wiring.Component):
         for side in feat:
             side.write([a_valid & chunks & dot], a_count, values)
         # After the dot's last requantised chunk is written, the Gram folds start (READ_CYCLES).
-        w_last = Signal()  # the write of the instruction's (or the dot's requantisation's) last row
         m.d.sync += w_last.eq(a_last)
         with m.If(w_last & chunks & dot):
             m.d.sync += [gram.eq(1), issuing.eq(1), j.eq(0), j_last.eq((F if ws else D) + fold_extra - 1), p0.eq(0),
