@@ -728,7 +728,12 @@ class GatherUnit(wiring.Component):
             popping.eq(~active & (q_count != 0)),
             self.pool.valid.eq(active | popping),
         ]
-        last_chunk = c_left <= lanes
+        # Whether the chunk is the slice's last (``c_left <= lanes``) and its element count
+        # (``min(c_left, lanes)``) are registers of their own, set a cycle ahead beside
+        # ``c_left`` (a new slice's from its tag's meta, per tag before the tag's select), so the
+        # pooled banks' per-memory enables and read address selects start from registers.
+        last_chunk = Signal(init=1, name="c_last")
+        c_count = Signal(range(lanes + 1), name="c_count")
         # Pooled memory b takes byte ``off + elements pooled + ((b - c_elem) mod lanes)`` of the
         # line (modulo the line: exact for the chunk's places below ``count``, the only ones added): the
         # rotation into the memories' order is in each byte's select, a small sum of registers
@@ -759,7 +764,7 @@ class GatherUnit(wiring.Component):
             m.d.comb += self.pool.payload.values[b].eq(byte)
         m.d.comb += [
             self.pool.payload.elem.eq(c_elem),
-            self.pool.payload.count.eq(Mux(last_chunk, c_left, lanes)),
+            self.pool.payload.count.eq(c_count),
             self.pool.payload.last.eq(last_chunk),
             self.pool.payload.ctx.eq(c_ctx),
         ]
@@ -816,12 +821,18 @@ class GatherUnit(wiring.Component):
                 m.d.comb += fs.eq(mt.off + ((b - mt.elem[:pb])[:pb] if pb else 0))
                 per_tag.append(fs)
             first_sels.append(Array(per_tag)[queued_next])
+        first_lasts = Array(data.View(meta_layout, meta[t]).n <= lanes for t in range(tags))
+        first_counts = Array(Mux(data.View(meta_layout, meta[t]).n <= lanes, data.View(meta_layout, meta[t]).n, lanes)
+                             for t in range(tags))
         with m.If(stays):
-            m.d.sync += [c_left.eq(c_left - lanes), c_elem.eq(c_elem + lanes)]
+            m.d.sync += [c_left.eq(c_left - lanes), c_elem.eq(c_elem + lanes),
+                         last_chunk.eq(c_left <= 2 * lanes),
+                         c_count.eq(Mux(c_left <= 2 * lanes, c_left - lanes, lanes))]
             for regs in sel_regs:
                 m.d.sync += [r.eq(r + lanes) for r in regs]
         with m.Else():
             m.d.sync += [cur_tag.eq(queued_next), c_left.eq(nm.n), c_elem.eq(nm.elem),
+                         last_chunk.eq(first_lasts[queued_next]), c_count.eq(first_counts[queued_next]),
                          c_ctx.eq(nm.ctx), *[c.eq(queued_next) for c in cur_tags[1:]]]
             for regs, fs in zip(sel_regs, first_sels):
                 m.d.sync += [r.eq(fs) for r in regs]
