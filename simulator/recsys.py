@@ -807,6 +807,9 @@ def rtl_resources(hw) -> dict[str, float]:
                   + (2 * (32 + 2 * (line // isa.INDEX_BYTES).bit_length() - 2) if index_lines <= 64 else 0)
                   + 32 + isa.field_width("q") + entry_bits + 2  # the row buffer's second slot
                   + 32  # the address of the row the head takes next
+                  # the pooling's byte selects (a register per memory in four copies), the
+                  # chunk's last flag and count (registers), for the shift they replace
+                  + lanes * 4 * (line.bit_length() - 1) + 1 + _bits(lanes + 1) - _bits(line + 1)
                   # the cache fills pending a cycle (valid, set one-hot, line), each set's fill
                   # enable and source lane in four copies, the three lookups and two picks
                   + (hw.memory.channels * (line_bits + hw.cache_lines + 1)
@@ -826,6 +829,7 @@ def rtl_resources(hw) -> dict[str, float]:
            # the queues' head and two next-word registers, the intake's second stage
            + 3 * (isa.INSTR_BITS + _loader_entry_bits(hw) + 49 + store_lines_bits + G * _unit_entry_bits(hw))
            + isa.INSTR_BITS + word_bits + entry_bits + store_lines_bits + 17
+           + _bits(acc + 2)  # the requantisation shift, a register of its own
            + FF_BASE)
     return {
         "dsp": float(R * C + WALKER_DSPS * G + FIXED_DSPS),
