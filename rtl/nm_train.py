@@ -55,6 +55,15 @@ _QUEUE_DEPTH = 4
 _SLICE_BITS = 32
 
 
+def _shift_slices(width, positions, unit=8):
+    """Slices of a ``width``-bit shift or rotation by one of ``positions`` offsets (of ``unit``
+    bits), each to be shifted by its own copy of the offset: ``_SLICE_BITS`` at 4 positions,
+    narrower as the positions grow (a shift's select bit drives a LUT per output bit per
+    level: at 16 positions a 32-bit slice's copy drove ~190 loads), never below ``unit``."""
+    step = max(unit, _SLICE_BITS * 4 // max(1, positions))
+    return [(lo, min(lo + step, width)) for lo in range(0, width, step)]
+
+
 def _log2(value: int) -> int:
     return value.bit_length() - 1
 
@@ -474,13 +483,19 @@ class NmTrainAccelerator(wiring.Component):
             new_job.phase_last.eq(cur_m + cur.count - 1),
             new_job.kept_last.eq(Mux(cur.k_steps > cur.n, cur.k_steps - cur.n, 0)),
         ]
+        # (each slice of 64 bits of an entry loaded under its own copy of ``level_oh``, so that
+        # its clock enable is a LUT of its own: one enable drove every bit of an entry)
+        q_bits = job_layout.size
+        q_slices = [(lo, min(lo + 2 * _SLICE_BITS, q_bits)) for lo in range(0, q_bits, 2 * _SLICE_BITS)]
+        q_oh = _copies(m, level_oh_next, len(q_slices), "job_level_oh", reset_less=False, init=1)
         for i in range(_QUEUE_DEPTH):
             nxt = queue[i + 1] if i + 1 < _QUEUE_DEPTH else queue[i]
-            # (the entry a push writes: ``level - pop``)
-            with m.If(push & Mux(pop, level_oh[i + 1], level_oh[i])):
-                m.d.sync += queue[i].eq(new_job)
-            with m.Elif(pop):
-                m.d.sync += queue[i].eq(nxt)
+            for oh, (lo, hi) in zip(q_oh, q_slices):
+                # (the entry a push writes: ``level - pop``)
+                with m.If(push & Mux(pop, oh[i + 1], oh[i])):
+                    m.d.sync += queue[i].as_value()[lo:hi].eq(new_job.as_value()[lo:hi])
+                with m.Elif(pop):
+                    m.d.sync += queue[i].as_value()[lo:hi].eq(nxt.as_value()[lo:hi])
         m.d.sync += level.eq(level + push - pop)
         # The computing job's weight bank from the next cycle on (entry 0's next ``b_bank``): the
         # weight RAMs' bank select, per column, in registers of their own (one job-queue bit
@@ -903,19 +918,26 @@ class NmTrainAccelerator(wiring.Component):
         # previous fold's last row (leaving in that very cycle) still sees its own.
         of_qb = Signal(count_bits)
         of_add = Signal()
-        orow = Signal(count_bits)
         with m.If(s2["fold_start"]):
             m.d.sync += of_qb.eq(s2["qb"])
             if os_flow:
                 m.d.sync += of_add.eq(job.acc)
         if os_flow:
-            of_p0 = Signal(count_bits)
+            # The fold's rows leave last first (p0 + R - 1 down to p0): the row of the result
+            # leaving (``out_p``) and the row one below it as registers, loaded a fold's first
+            # rows from the select stage's p0 a cycle ahead (the data stage's), so that the
+            # read row below is a select of registers, no adder (it drives the block RAMs'
+            # addresses).
+            out_p = Signal(count_bits, name="out_row")
+            out_p_m1 = Signal(count_bits, name="out_row_below", init=(1 << count_bits) - 1)
+            p0_top = _reg(m, (s1["p0"] + (R - 1))[:count_bits], "out_row_top", reset_less=True)
+            p0_top_m1 = _reg(m, (s1["p0"] + (R - 2))[:count_bits], "out_row_top_below", reset_less=True)
             with m.If(s2["fold_start"]):
-                m.d.sync += [of_p0.eq(s2["p0"]), orow.eq(R - 1)]
+                m.d.sync += out_p_m1.eq(p0_top_m1)
             with m.Elif(array.result.valid):
-                m.d.sync += orow.eq(orow - 1)
-            out_p = of_p0 + orow
+                m.d.sync += out_p_m1.eq(out_p_m1 - 1)
         else:
+            orow = Signal(count_bits)
             with m.If(s2["fold_start"]):
                 m.d.sync += [orow.eq(0), of_add.eq(s2["add"])]
             with m.Elif(array.result.valid):
@@ -927,8 +949,8 @@ class NmTrainAccelerator(wiring.Component):
         # passes a plain register (the block RAM's output register) before the add.
         next_row = Signal(count_bits)
         if os_flow:
-            m.d.comb += next_row.eq(Mux(s2["fold_start"], s2["p0"] + (R - 1),
-                                        of_p0 + Mux(array.result.valid, orow - 1, orow)))
+            m.d.comb += next_row.eq(Mux(s2["fold_start"], p0_top, Mux(array.result.valid, out_p_m1, out_p)))
+            m.d.sync += out_p.eq(next_row)
         else:
             m.d.comb += next_row.eq(Mux(s2["fold_start"], 0, Mux(array.result.valid, orow + 1, orow)))
         old_q = []
@@ -952,7 +974,9 @@ class NmTrainAccelerator(wiring.Component):
         lane_en = []
         for lane in range(lanes):
             prev = old[lane * A : (lane + 1) * A]
-            new_row.append(Mux(w_add[lane], prev + w_res[lane % C], w_res[lane % C].as_unsigned())[:A])
+            # (the accumulate's select before the add, in the bank select's LUT: after it, it
+            # was a LUT level between the carry chain and the write stage)
+            new_row.append((Mux(w_add[lane], prev, 0) + w_res[lane % C])[:A])
             lane_en.append((w_valid & (w_qb == lane // C)).replicate(geo.acc_bytes))
         if M > 1:
             def read_chunk(sub):
@@ -976,11 +1000,21 @@ class NmTrainAccelerator(wiring.Component):
                 pair_now = Signal(2 * WW * 8, name="pg_words_now")
                 m.d.comb += pair_now.eq(Array(pairs)[sub[:sb]])
                 pair = _reg(m, pair_now, "pg_words", reset_less=True)
-                pg_odd_q = _reg(m, w_rd_word[0], "pg_odd_q", reset_less=True)
                 even, odd = pair[: WW * 8], pair[WW * 8 :]
-                vals = Cat(Mux(pg_odd_q, odd, even), Mux(pg_odd_q, even, odd))
+                # (each slice of ``_SLICE_BITS`` swapped by its own copy of the word's parity,
+                # and each of ``_shift_slices`` shifted by its own copy of the entry: one
+                # register of each drove ~260 and ~300 loads)
+                sl = [(lo, min(lo + _SLICE_BITS, 8 * WW)) for lo in range(0, 8 * WW, _SLICE_BITS)]
+                pg_odd_q = _copies(m, w_rd_word[0], 2 * len(sl), "pg_odd_q")
+                vals = Cat(*(Mux(o, odd[lo:hi], even[lo:hi]) for o, (lo, hi) in zip(pg_odd_q, sl)),
+                           *(Mux(o, even[lo:hi], odd[lo:hi]) for o, (lo, hi) in zip(pg_odd_q[len(sl):], sl)))
                 chunk = Signal(8 * WW, name="pg_chunk")
-                m.d.comb += chunk.eq((vals >> Cat(Const(0, 3), w_ent_q))[: 8 * WW] if lww else vals[: 8 * WW])
+                if lww:
+                    e_sl = _shift_slices(8 * WW, WW)
+                    ents = [w_ent_q] + _copies(m, w_rd_off[:lww], len(e_sl) - 1, "pg_entry")
+                    m.d.comb += chunk.eq(Cat(*((vals >> Cat(Const(0, 3), e))[lo:hi] for e, (lo, hi) in zip(ents, e_sl))))
+                else:
+                    m.d.comb += chunk.eq(vals[: 8 * WW])
                 return chunk
 
             pg = self._pregen_unit(m, geo, rank, job, head_next, start_pgs, busy, read_chunk, b_size, [b_ksteps[0], b_ksteps[1]], C, ib)
@@ -1344,14 +1378,20 @@ class NmTrainAccelerator(wiring.Component):
             m.d.sync += column[i].eq(Mux(i < rows_m, Array(buf[i])[col_sel[i]], 0))
         values = [Signal(8, name=f"pg_in{e}") for e in range(E)]
         loads = [Signal(name=f"pg_load{e}") for e in range(E)]
+        # (copies of the emit flag and of the rank stage's load select, each for
+        # ``_SLICE_BITS`` of the input bytes: one register drove ~230 loads)
+        per = max(1, _SLICE_BITS // 8)
+        groups = -(-E // per)
+        emits = _copies(m, emitting, groups, "pg_emit_sel", reset_less=False)
+        ons = _copies(m, reading | emitting, groups, "pg_on", reset_less=False)
         for e in range(E):
             m.d.comb += [
-                values[e].eq(Mux(d1_emit, column[e] if e < Mmax else 0, chunk[8 * (e % WW) : 8 * (e % WW) + 8])),
-                loads[e].eq(d1_emit | (d1_ck == e // WW)),
+                values[e].eq(Mux(emits[e // per], column[e] if e < Mmax else 0, chunk[8 * (e % WW) : 8 * (e % WW) + 8])),
+                loads[e].eq(emits[e // per] | (d1_ck == e // WW)),
             ]
         d2_valid = Signal(name="pg_d2_valid")
         m.d.comb += d2_valid.eq(Mux(job.axis, d2_emit, d2_read))
-        rank.load("pgs", d1_read | d1_emit, values, job.n, job.m_log2, loads)
+        rank.load("pgs", [ons[e // per] for e in range(E)], values, job.n, job.m_log2, loads)
 
         # ---- the shared stage's registers (_RankStage.STAGES of them from its input
         # register's), the last one's (each group's kept bytes at its front) packed into the
@@ -1379,7 +1419,10 @@ class NmTrainAccelerator(wiring.Component):
         fmt = Signal(len(formats), name="pg_format")
         m.d.comb += fmt.eq(Cat(*((Cat(job.n, job.m_log2) == (k | (ml << nw))) & (job.axis == ax)
                                  for k, ml, ax in formats)))
-        fmt = _reg(m, fmt, "pg_format_q", reset_less=True)
+        # (a copy of the registered format per slice of 4 x ``_SLICE_BITS`` of the packed row
+        # (a format bit drives a LUT per bit it takes): one register drove ~260 loads)
+        tw_sl = [(lo, min(lo + 4 * _SLICE_BITS, 8 * P)) for lo in range(0, 8 * P, 4 * _SLICE_BITS)]
+        fmts = _copies(m, fmt, len(tw_sl), "pg_format_q")
         cands = []
         for f, (k, ml, ax) in enumerate(formats):
             M_, gb_ = 1 << ml, k + -(-k * ml // 8)
@@ -1390,7 +1433,7 @@ class NmTrainAccelerator(wiring.Component):
                            [rank.sq_index[q] if q < E else Const(0, max(1, ib)) for q in pos], k, ml, gb_ * groups)
             if ax:
                 packed = Cat(*(packed[8 * (o % gb_) : 8 * (o % gb_) + 8] for o in range(P)))
-            cands.append(Mux(fmt[f], packed[: 8 * P], 0))
+            cands.append(Cat(*(Mux(fk[f], packed[lo:hi], 0) for fk, (lo, hi) in zip(fmts, tw_sl))))
         tw_data = _reg(m, _or_all(cands, 8 * P), "pg_tw_packed", reset_less=True)
         # The write enables: axis 1 the group's bytes at its offset, registered beside the data.
         tw_en = _reg(m, Mux(job.axis, (group_en << t_off)[:P], Const((1 << P) - 1, P)), "pg_tw_en", reset_less=True)
@@ -1481,19 +1524,23 @@ class _RankStage:
 
     def load(self, unit, active, values, n, m_log2, enables=None):
         """``unit``'s ``values`` (with its N:M) go into the input register this cycle when
-        ``active``, to be compared in the next; with ``enables``, only the positions whose
-        enable is high (the others keep their bytes)."""
+        ``active`` (a signal, or a list of copies of it, one per input position: each position's
+        select from its own), to be compared in the next; with ``enables``, only the positions
+        whose enable is high (the others keep their bytes)."""
         self.loads[unit] = (active, values, n, m_log2, enables)
 
     def build(self, m):
         E, Mmax = self.E, self.Mmax
         pg_on, pg_vals, pg_n, pg_mlog, pg_en = self.loads["pgs"]
         _, pr_vals, pr_n, pr_mlog, _ = self.loads["prune"]
+        # (``pg_on``: a signal, or per input position a copy of it)
+        ons = pg_on if isinstance(pg_on, list) else [pg_on] * E
         sel = Signal(name="rank_load_pgs")
-        m.d.comb += sel.eq(pg_on)
+        m.d.comb += sel.eq(ons[0])
         for e in range(E):
-            v = Mux(sel, pg_vals[e] if e < len(pg_vals) else 0, pr_vals[e] if e < len(pr_vals) else 0)
-            with m.If(~sel | (pg_en[e] if pg_en is not None and e < len(pg_en) else 1)):
+            on = ons[min(e, len(ons) - 1)]
+            v = Mux(on, pg_vals[e] if e < len(pg_vals) else 0, pr_vals[e] if e < len(pr_vals) else 0)
+            with m.If(~on | (pg_en[e] if pg_en is not None and e < len(pg_en) else 1)):
                 m.d.sync += self.inputs[e].eq(v)
         pgs = _reg(m, sel, "rank_pgs")
         n = _reg(m, Mux(sel, pg_n, pr_n), "rank_n", reset_less=True)
@@ -1618,19 +1665,29 @@ def _input_beat_writes(m, geo, rx, rd_data, bt, sub, base, stores):
         ssub = _reg(m, seg_sub, f"in_seg_{name}_sub", reset_less=True)
         spos = Signal(range(geo.in_sub_bytes + 1), name=f"in_seg_{name}_pos")
         m.d.comb += spos.eq(pos)
-        spos = _reg(m, spos, f"in_seg_{name}_pos_q", reset_less=True)
+        spos_now, spos = spos, _reg(m, spos, f"in_seg_{name}_pos_q", reset_less=True)
         sdat = _reg(m, seg_data[: 8 * DB], f"in_seg_{name}_data", reset_less=True)
         smask = _reg(m, _length_mask(length, DB), f"in_seg_{name}_mask", reset_less=True)
         byte, word = spos[:lw], spos[lw:]
+        # (each slice of the rotated bytes, ``_shift_slices``, shifted by its own copy of the
+        # byte offset, and each slice of ``_SLICE_BITS`` of a word placed by its own copy of the
+        # word's parity: one register of them drove ~170 loads)
+        rot_slices = _shift_slices(16 * W, W)
+        bytes_ = _copies(m, spos_now[:lw], len(rot_slices), f"in_seg_{name}_byte") if lw else [Const(0, 1)] * len(rot_slices)
         rot = Signal(16 * W, name=f"in_seg_{name}_rot")
         ren = Signal(2 * W, name=f"in_seg_{name}_en")
-        m.d.comb += [rot.eq((Cat(sdat, Const(0, 16 * W)) << (byte * 8))[: 16 * W]),
+        m.d.comb += [rot.eq(Cat(*((Cat(sdat, Const(0, 16 * W)) << (bk * 8))[lo:hi]
+                                  for bk, (lo, hi) in zip(bytes_, rot_slices)))),
                      ren.eq((Cat(smask, Const(0, 2 * W)) << byte)[: 2 * W])]
         lo, hi = rot[: 8 * W], rot[8 * W :]
         en_lo, en_hi = ren[:W], ren[W:]
+        half_slices = [(a, min(a + _SLICE_BITS, 8 * W)) for a in range(0, 8 * W, _SLICE_BITS)]
+        odds = _copies(m, spos_now[lw], len(half_slices), f"in_seg_{name}_odd")
         odd = word[0]
-        even_w = (Cat(((word + 1) >> 1)[:ab], bank), Mux(odd, hi, lo), Mux(odd, en_hi, en_lo))
-        odd_w = (Cat((word >> 1)[:ab], bank), Mux(odd, lo, hi), Mux(odd, en_lo, en_hi))
+        even_w = (Cat(((word + 1) >> 1)[:ab], bank),
+                  Cat(*(Mux(o, hi[a:b], lo[a:b]) for o, (a, b) in zip(odds, half_slices))), Mux(odd, en_hi, en_lo))
+        odd_w = (Cat((word >> 1)[:ab], bank),
+                 Cat(*(Mux(o, lo[a:b], hi[a:b]) for o, (a, b) in zip(odds, half_slices))), Mux(odd, en_lo, en_hi))
         writes.append((v, ssub, even_w, odd_w))
     for s in range(subs):
         stores[s].write(m, [(v & (ssub == s), ev, od) for v, ssub, ev, od in writes], f"input_{s}")
@@ -1908,7 +1965,9 @@ def _weight_segment_writes(m, geo, name, sources, stores, ib):
         if field == "i" and not ib:
             continue
         wide = Cat(src, Const(0, (2 * W - EB) * bits))
-        slices = [(lo, min(lo + 4 * _SLICE_BITS, 2 * W * bits)) for lo in range(0, 2 * W * bits, 4 * _SLICE_BITS)]
+        # (per ``_SLICE_BITS``, not ``_shift_slices``: at 16 positions a copy per 8 bits put
+        # ~240 copies on the rotation's next value, routed late themselves, session 21)
+        slices = [(lo, min(lo + _SLICE_BITS, 2 * W * bits)) for lo in range(0, 2 * W * bits, _SLICE_BITS)]
         rots = _copies(m, rot_next, len(slices), f"{name}_seg_rot_{field}") if lw else [None] * len(slices)
         parts = []
         for (lo, hi), rk in zip(slices, rots):

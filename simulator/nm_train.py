@@ -455,6 +455,33 @@ def rtl_features(hw) -> dict[str, float]:
         isa.field_width(f) for f in ("n", "m_log2", "k_steps", "width"))
     if M > 1:  # the PGS column counter's select bits per buffer row, the head job's pgs per RAM pair
         ff["select_copies"] = M * clog2(Ew) + 2 * C + 1
+    # select registers copied per slice of the selects they drive (session 21): each weight
+    # bank's segment rotation (values, indices and entry mask; it had a copy per 128 bits), each input
+    # segment's byte offset and word parity, and the PGS unit's word parity and entry (its
+    # chunk), format (per 128 bits of its packed row), emit flag and rank load select (its rank
+    # input bytes)
+    # (a shift by one of k positions: a copy per max(unit, 128 / k) bits, rtl/nm_train.py
+    # ``_shift_slices``)
+    def per32(bits):
+        return -(-bits // 32)
+
+    def shift_copies(bits, positions, unit=8):
+        return -(-bits // max(unit, 128 // max(1, positions)))
+
+    lw_w, lw_in, lww = (WW - 1).bit_length(), (W - 1).bit_length(), (WW - 1).bit_length()
+    # (the weight segment rotation per 32 bits: per 8 bits, session 21's first try, routed worse)
+    extra = 2 * lw_w * (per32(2 * WW * 8) + per32(2 * WW) - -(-2 * WW * 8 // 128) - -(-2 * WW // 128))
+    if ib:
+        extra += 2 * lw_w * (per32(2 * WW * ibp) - -(-2 * WW * ibp // 128))
+    extra += segments * (shift_copies(16 * W, W) * lw_in + per32(8 * W))
+    if M > 1:
+        extra += 2 * per32(8 * WW) - 1 + (shift_copies(8 * WW, WW) - 1) * lww
+        extra += (-(-8 * P // 128) - 1) * 2 * (plain_formats - 1) + 2 * -(-Ew // 4)
+    # and per 64 bits of a queued job a copy of the queue's one-hot level (its entries' enables)
+    extra += -(-_job_layout(geo).size // 64) * (_QUEUE_DEPTH + 1)
+    ff["slice_copies"] = extra
+    if hw.dataflow == "os":  # the read-add's row one below the leaving one, and a fold's top rows
+        ff["out_rows_ahead"] = 2 * isa.field_width("count")
     return {"lut": lut, "ff": ff, "bram36": bram}
 
 
