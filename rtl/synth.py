@@ -387,12 +387,41 @@ def conflicting_nets(log: Path) -> list[str]:
                               for line in text.splitlines() if _CONFLICT in line))
 
 
+def failed_assertion(log: Path) -> str | None:
+    """The internal assertion a Yosys run stopped on (``ERROR: Assert `...' failed``), as its
+    log names it, or None if the log names none (a failure of the design, not of Yosys)."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    for line in reversed(text.splitlines()):
+        if line.startswith("ERROR: Assert "):
+            return line[len("ERROR: "):].split(" in ", 1)[0].strip()
+    return None
+
+
 def synth_ecp5(folder: Path, top: str, timeout_s: float) -> str | None:
     """Run the flow's ``synth_ecp5`` on ``folder/top.v`` and check its netlist. If Yosys's
     ``check`` finds conflicting drivers (which nextpnr refuses), synthesise again with abc9's
     older AIGER writer (:data:`ECP5_ABC9_XAIGER`) and return a note saying so (else None);
-    RuntimeError naming the nets if they are still there (then they are in the Verilog)."""
-    _run(_yosys() + ["-q", "-l", "yosys.log", "-p", ecp5_synth_script(top)], folder, "yosys.log", timeout_s)
+    RuntimeError naming the nets if they are still there (then they are in the Verilog). The
+    same second run follows a Yosys run that stopped on one of its own assertions
+    (:func:`failed_assertion`; Yosys 0.70's default writer did so inside ``abc9``, in
+    ``abc9_ops -reintegrate``, on a 36,853-LUT4 top with 1,792 LUT RAMs, which the older writer
+    maps)."""
+    try:
+        _run(_yosys() + ["-q", "-l", "yosys.log", "-p", ecp5_synth_script(top)], folder, "yosys.log", timeout_s)
+    except RuntimeError:
+        crash = failed_assertion(folder / "yosys.log")
+        if crash is None:
+            raise
+        shutil.move(folder / "yosys.log", folder / "yosys_xaiger2.log")
+        _run(_yosys() + ["-q", "-l", "yosys.log", "-p", ecp5_synth_script(top, ECP5_ABC9_XAIGER)],
+             folder, "yosys.log", timeout_s)
+        nets = conflicting_nets(folder / "yosys.log")
+        if nets:
+            raise RuntimeError(f"Yosys's netlist has {len(nets)} net bit{'s' if len(nets) > 1 else ''} with "
+                               f"conflicting drivers (first {nets[0]}); see {folder / 'yosys.log'}") from None
+        note = f"synth_ecp5 with abc9's write_xaiger: the default write_xaiger2 run stopped on {crash} (yosys_xaiger2.log)"
+        (folder / "synth_note.txt").write_text(note + "\n")
+        return note
     first = conflicting_nets(folder / "yosys.log")
     if not first:
         (folder / "synth_note.txt").unlink(missing_ok=True)

