@@ -2986,14 +2986,28 @@ class RecsysAccelerator(wiring.Component):
         # ``st_ok_b`` (reset-less, so synthesis does not merge it back) for the offer flags.
         st_ok_b = Signal(name="st_ok_b", reset_less=True)
         m.d.sync += st_ok_b.eq(nexts[id(st_ok)])
-        m.d.comb += s_start.eq(running & ~s_active & st_ok)
+        # ``wr.valid`` (``s_active | running & st_ok``) as registers computed a cycle ahead, in two
+        # copies: ``st_go`` for the write port, the handshake and the store's state, ``st_go_rd_n``
+        # (its complement, so synthesis does not merge the two) for the out banks' read select
+        # (routed at c814805, ``running`` -> ``wr.valid`` -> the read select's 50 loads ->
+        # ``rd_bank_q`` was the critical path, 12.62 ns).
+        st_go = Signal(name="st_go")
+        st_go_rd_n = Signal(name="st_go_rd_n", init=1)
+        m.d.comb += s_start.eq(st_go & ~s_active)
         wr = self.wr
-        m.d.comb += [wr.valid.eq(s_active | s_start), wr.payload.addr.eq(Mux(s_active, s_addr, sh.addr)),
+        m.d.comb += [wr.valid.eq(st_go), wr.payload.addr.eq(Mux(s_active, s_addr, sh.addr)),
                      wr.payload.data.eq(line_data), wr.payload.bank.eq(Mux(s_active, s_bank, sh.mb[0]))]
         accepted = wr.valid & wr.ready
         lines_left = Mux(s_active, s_left, sh.lines)
         s_one = Signal()  # s_left == 1, registered
-        last_line = accepted & Mux(s_active, s_one, sh.one)
+        one_sel = Mux(s_active, s_one, sh.one)
+        last_line = accepted & one_sel
+        s_active_next = Mux(accepted, ~last_line, s_active)
+        go_next = Signal(name="st_go_next")
+        # ``running`` (registered) in place of ``running_next``, as for ``st_head`` below: in the first
+        # running cycle no top GEMM has ended, so ``st_ok`` is low.
+        m.d.comb += go_next.eq(s_active_next | (running & nexts[id(st_ok)]))
+        m.d.sync += [st_go.eq(go_next), st_go_rd_n.eq(~go_next)]
         with m.If(s_start & accepted):
             m.d.comb += store_q.r_en.eq(1)
         with m.If(accepted):
@@ -3008,18 +3022,24 @@ class RecsysAccelerator(wiring.Component):
         nxt_off = Signal(range(2 * acc_bytes))
         m.d.comb += nxt_off.eq(cur_off + step_off)
         m.d.comb += adv_nlo.eq(cur_nlo + step_nlo + (nxt_off >= acc_bytes))
-        with m.If((s_active | s_start) & ~last_line):
-            m.d.comb += [rd_on.eq(1), rd_adv.eq(accepted)]
-            with m.If(accepted):
-                m.d.comb += [rd_bank.eq(wr.payload.bank),
-                             rd_nlo.eq(adv_nlo),
+        # Reading on (a STORE active or starting, its last line not accepted): computed from
+        # registers for both outcomes of the handshake and ``wr.ready`` picking last; advancing
+        # is ``wr.ready`` itself (read only while reading on, when ``wr.valid`` is high). The bank
+        # is the active STORE's unless its last line is accepted, else the head STORE's (its bank's
+        # current contents while waiting).
+        go_rd = ~st_go_rd_n
+        m.d.comb += [rd_on.eq(Mux(wr.ready, go_rd & ~one_sel, go_rd)), rd_adv.eq(wr.ready),
+                     rd_bank.eq(Mux(wr.ready, Mux(s_active & ~s_one, s_bank, sh.mb[0]),
+                                    Mux(s_active, s_bank, sh.mb[0])))]
+        with m.If(rd_on):
+            with m.If(rd_adv):
+                m.d.comb += [rd_nlo.eq(adv_nlo),
                              rd_off.eq(Mux(nxt_off >= acc_bytes, nxt_off - acc_bytes, nxt_off))]
             with m.Else():
-                m.d.comb += [rd_bank.eq(wr.payload.bank), rd_nlo.eq(cur_nlo), rd_off.eq(cur_off)]
+                m.d.comb += [rd_nlo.eq(cur_nlo), rd_off.eq(cur_off)]
         with m.Else():
-            # Waiting: the head STORE's first line (its bank's current contents).
-            next_head = data.View(store_entry, store_q.r_data)
-            m.d.comb += [rd_bank.eq(next_head.mb[0]), rd_nlo.eq(0), rd_off.eq(0)]
+            # Waiting: the head STORE's first line.
+            m.d.comb += [rd_nlo.eq(0), rd_off.eq(0)]
         m.d.sync += [cur_nlo.eq(rd_nlo), cur_off.eq(rd_off)]
         # Per out bank p, as registers holding this cycle's offer: a write of bank p of the active
         # STORE (``st_act``, ``st_act_last`` its last line) and the head STORE's first write, of
