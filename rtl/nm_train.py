@@ -1097,28 +1097,42 @@ class NmTrainAccelerator(wiring.Component):
         m.d.sync += engines_idle.eq(level_oh_next[0] & (out_busy_next == 0))
 
         # start next cycle, from every term's next value (each as the updates above make it):
-        # the head job then (``b_bank_next``'s select), busy (set by a start, cleared by a done,
+        # the head job then (``head_next``'s select), busy (set by a start, cleared by a done,
         # which needs busy), the ready bits (cleared by an issue into the bank, set by the
         # arrival events, which win), the open tile's bank and out_busy_next.
         busy_next = start | (busy & ~compute_done)
-        a_ready_next = Signal(2, name="a_ready_next")
-        b_ready_next = Signal(2, name="b_ready_next")
-        for b in range(2):
-            m.d.comb += [
-                a_ready_next[b].eq((a_ready[b] & ~(issued & (cur.op == isa.OP_LDA) & (a_next == b)))
-                                   | (a_set & (a_set_bank == b))),
-                b_ready_next[b].eq((b_ready[b] & ~(issued & (cur.op == isa.OP_LDB) & (b_next == b)))
-                                   | (b_set & (b_set_bank == b))
-                                   | ((p_set & (p_set_bank == b)) if pruned is not None else Const(0))),
-            ]
         new_bank_next = ~Mux(start & opens, new_bank, tile_bank)
-        opens_next = ~head_next.acc | head_next.pgs
-        m.d.sync += start.eq(
-            ~level_oh_next[0] & ~busy_next
-            & (head_next.pgs | a_ready_next.bit_select(head_next.a_bank, 1))
-            & b_ready_next.bit_select(head_next.b_bank, 1)
-            & (~opens_next | ~out_busy_next.bit_select(new_bank_next, 1))
-        )
+        out_free_next = ~out_busy_next.bit_select(new_bank_next, 1)
+
+        def start_given(iss, psh):
+            """``start``'s next value were the loader's load handshake ``issued`` and the queue's
+            ``push`` (both the loader's state decoded through its guards) ``iss`` and ``psh``."""
+            a_rn, b_rn = [], []
+            for b in range(2):
+                a_rn.append((a_ready[b] & ~(iss & (cur.op == isa.OP_LDA) & (a_next == b)))
+                            | (a_set & (a_set_bank == b)))
+                b_rn.append((b_ready[b] & ~(iss & (cur.op == isa.OP_LDB) & (b_next == b)))
+                            | (b_set & (b_set_bank == b))
+                            | ((p_set & (p_set_bank == b)) if pruned is not None else Const(0)))
+
+            def can_start(j):
+                # (the job ``j`` as the head job next cycle finds its banks ready then)
+                return ((j.pgs | Mux(j.a_bank, a_rn[1], a_rn[0])) & Mux(j.b_bank, b_rn[1], b_rn[0])
+                        & (~(~j.acc | j.pgs) | out_free_next))
+
+            empty_next = Mux(psh & ~pop, 0, Mux(pop & ~psh, level_oh[1], level_oh[0]))
+            head_new = psh & Mux(pop, level_oh[1], level_oh[0])
+            return (~empty_next & ~busy_next
+                    & Mux(head_new, can_start(new_job), Mux(pop, can_start(queue[1]), can_start(queue[0]))))
+
+        # (as a function of the loader's two late handshakes, selected by them last: the condition
+        # of each job that can be the head next cycle (the dispatched one, entries 0 and 1), from
+        # registers and the next ready bits; the head job's select (``head_next``) and the load
+        # issue fed every bank bit select of the condition: the routed critical path at ca211da,
+        # dispatch's ready -> pg_done_q -> the head job's b_bank (34 loads) -> compute_start)
+        one, zero = Const(1), Const(0)
+        m.d.sync += start.eq(Mux(issued, Mux(push, start_given(one, one), start_given(one, zero)),
+                                 Mux(push, start_given(zero, one), start_given(zero, zero))))
         return m
 
     def _count_beats(self, m, geo, receiver, rec_bytes):
