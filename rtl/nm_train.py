@@ -505,6 +505,11 @@ class NmTrainAccelerator(wiring.Component):
         head_next = Signal(job_layout, name="job_head_next")
         m.d.comb += head_next.eq(Mux(push & Mux(pop, level_oh[1], level_oh[0]), new_job,
                                      Mux(pop, queue[1], queue[0])))
+        # (whether the head job from the next cycle on has a count of 1: per candidate from
+        # registers, selected last)
+        head_next_single = Signal(name="job_head_next_single")
+        m.d.comb += head_next_single.eq(Mux(push & Mux(pop, level_oh[1], level_oh[0]), cur.count == 1,
+                                            Mux(pop, queue[1].count_last == 0, queue[0].count_last == 0)))
         b_bank_next = Signal(name="job_b_bank_next")
         m.d.comb += b_bank_next.eq(Mux(push & Mux(pop, level_oh[1], level_oh[0]), new_job.b_bank,
                                        Mux(pop, queue[1].b_bank, queue[0].b_bank)))
@@ -1017,7 +1022,7 @@ class NmTrainAccelerator(wiring.Component):
                     m.d.comb += chunk.eq(vals[: 8 * WW])
                 return chunk
 
-            pg = self._pregen_unit(m, geo, rank, job, head_next, start_pgs, busy, read_chunk, b_size, [b_ksteps[0], b_ksteps[1]], C, ib)
+            pg = self._pregen_unit(m, geo, rank, job, head_next, head_next_single, start_pgs, busy, read_chunk, b_size, [b_ksteps[0], b_ksteps[1]], C, ib)
             m.d.comb += [pg_offset.eq(pg["offset"]), pg_even.eq(pg["even_word"])]
             rank.build(m)
             pg_done = _reg(m, pg["done"], "pg_done_q")  # (the output RAMs' write stage)
@@ -1207,7 +1212,7 @@ class NmTrainAccelerator(wiring.Component):
                 "need_in": need_copies[0], "need_w": need_copies[1], "need_h": need_copies[2], **takes}
 
     @staticmethod
-    def _pregen_unit(m, geo, rank, job, head_next, start, busy, read_chunk, slab_cols, bank_cols, C, ib):
+    def _pregen_unit(m, geo, rank, job, head_next, head_next_single, start, busy, read_chunk, slab_cols, bank_cols, C, ib):
         """The pre-generation unit (PGS): prunes the weight bank's dense slab N:M into compressed
         records written to the job's output bank (docs/nm_train.md, "Pre-generation unit").
 
@@ -1278,16 +1283,19 @@ class NmTrainAccelerator(wiring.Component):
         off = Signal(range(P + 1), name="pg_offset")  # axis 1: the group's byte offset in a record
         reading = Signal(name="pg_reading")
         emitting = Signal(name="pg_emitting")  # axis 1: a column goes to the rank stage
-        row_end = Signal(name="pg_row_end")  # the row's last chunk is read
+        # (the row's last chunk is read: a register, loaded with the next cycle's compare)
+        row_end = Signal(init=1, name="pg_row_end")
         # (per weight bank the chunk number of a slab row's last chunk, ceil(cols / W) - 1,
         # registered from its latest load's record size: a PGS job starts at least two cycles
         # after its LDB issued)
-        ck_lasts = []
+        ck_lasts, ck_lasts_next = [], []
         for b in range(2):
             cl = Signal.like(ck, name=f"pg_chunk_last{b}")
-            m.d.sync += cl.eq((bank_cols[b] - 1) >> _log2(WW))
+            cl_next = Signal.like(ck, name=f"pg_chunk_last{b}_next")
+            m.d.comb += cl_next.eq((bank_cols[b] - 1) >> _log2(WW))
+            m.d.sync += cl.eq(cl_next)
             ck_lasts.append(cl)
-        ck_last = Mux(job.b_bank, ck_lasts[1], ck_lasts[0])
+            ck_lasts_next.append(cl_next)
         last = Signal(name="pg_last")  # the sequencer's last cycle
         col_end = Signal(name="pg_column_end")
         # (axis 1: whether the groups before hold the job's kept entries but the last, registered:
@@ -1299,11 +1307,12 @@ class NmTrainAccelerator(wiring.Component):
         # the next cycle's compare, from the head job's count before its start, so that no
         # count-wide compare lies between the sequencer's registers and its counters' resets)
         row_last = Signal(name="pg_row_last")
+        row_next_last = Signal(name="pg_row_next_last")
+        m.d.comb += row_next_last.eq(row + 1 == job.count_last)
         col_last = Signal(name="pg_column_last")
         m.d.comb += [
             reading.eq(active & ~emit_ph),
             emitting.eq(active & emit_ph & (settle == 0)),
-            row_end.eq(ck == ck_last),
             col_end.eq(col_last),
             last.eq(active & Mux(job.axis, emit_ph & (settle == 0) & col_end & kept_all,
                                  row_end & row_last)),
@@ -1315,7 +1324,15 @@ class NmTrainAccelerator(wiring.Component):
         m.d.comb += rd_off_next.eq(rd_off)
         lww = _log2(WW)
         rd_even = Signal(max(1, len(rd_off) - lww), name="pg_read_even_word")
-        m.d.sync += [rd_off.eq(rd_off_next), rd_even.eq((rd_off_next[lww:] + 1) >> 1)]
+        m.d.sync += rd_off.eq(rd_off_next)
+        # (the even word of each offset the next can be (as the updates below choose it), each
+        # from registers, selected by the sequencer's conditions last: the adder after the
+        # select ended the conditions' cone, 11.0 ns estimated at ca211da)
+        def even_of(x):
+            return (x[: len(rd_off)][lww:] + 1) >> 1
+        even_row = Mux(sub == C - 1, even_of(base + slab_cols), even_of(base))
+        m.d.sync += rd_even.eq(Mux(last, 0, Mux(reading, Mux(row_end, even_row, even_of(rd_off + WW)),
+                                                even_of(rd_off))))
         with m.If(reading):
             with m.If(row_end):
                 m.d.sync += [ck.eq(0), coff.eq(0), row.eq(row + 1)]
@@ -1332,6 +1349,16 @@ class NmTrainAccelerator(wiring.Component):
             with m.Else():
                 m.d.sync += [ck.eq(ck + 1), coff.eq(coff + WW)]
                 m.d.comb += rd_off_next.eq(rd_off + WW)
+        # ``row_end`` next cycle: the chunk number then (0 after a row's last chunk or the job's
+        # last cycle, the next one while reading, else kept) against the head job's bank's last
+        # chunk number then (``head_next``: the job from the next cycle on), compared per bank
+        # and per case from registers and selected last (the compare after the selects ended the
+        # sequencer's conditions' cone, which sets the read offsets: ca211da's pg_read_even_word)
+        def end_at(value):
+            eqs = [value == cl for cl in ck_lasts_next]
+            return Mux(head_next.b_bank, eqs[1], eqs[0])
+        m.d.sync += row_end.eq(Mux(last | (reading & row_end), end_at(Const(0, len(ck))),
+                                   Mux(reading, end_at((ck + 1)[: len(ck)]), end_at(ck))))
         with m.If(settle != 0):
             m.d.sync += settle.eq(settle - 1)
         with m.If(emitting):
@@ -1339,10 +1366,13 @@ class NmTrainAccelerator(wiring.Component):
                 m.d.sync += [col.eq(0), emit_ph.eq(0), kept.eq(kept + job.n), off.eq(off + gb)]
             with m.Else():
                 m.d.sync += col.eq(col + 1)
-        with m.If(~active):  # (the next job starts with row and column 0)
-            m.d.sync += [row_last.eq(head_next.count_last == 0), col_last.eq(head_next.count_last == 0)]
+        # (the next job starts with row and column 0: whether its count is 1, as the head job from
+        # the next cycle on, per candidate compared from registers and selected by the queue's
+        # push and pop last; the count's subtraction and the head select lay before the compare)
+        with m.If(~active):
+            m.d.sync += [row_last.eq(head_next_single), col_last.eq(head_next_single)]
         with m.If(reading & row_end):
-            m.d.sync += row_last.eq(row + 1 == job.count_last)
+            m.d.sync += row_last.eq(row_next_last)
         with m.If(emitting):
             m.d.sync += col_last.eq(Mux(col_end, job.count_last == 0, col + 1 == job.count_last))
         with m.If(start):
