@@ -412,20 +412,14 @@ def synth_ecp5(folder: Path, top: str, timeout_s: float) -> str | None:
         crash = failed_assertion(folder / "yosys.log")
         if crash is None:
             raise
-        shutil.move(folder / "yosys.log", folder / "yosys_xaiger2.log")
-        _run(_yosys() + ["-q", "-l", "yosys.log", "-p", ecp5_synth_script(top, ECP5_ABC9_XAIGER)],
-             folder, "yosys.log", timeout_s)
-        nets = conflicting_nets(folder / "yosys.log")
-        if nets:
-            raise RuntimeError(f"Yosys's netlist has {len(nets)} net bit{'s' if len(nets) > 1 else ''} with "
-                               f"conflicting drivers (first {nets[0]}); see {folder / 'yosys.log'}") from None
-        note = f"synth_ecp5 with abc9's write_xaiger: the default write_xaiger2 run stopped on {crash} (yosys_xaiger2.log)"
-        (folder / "synth_note.txt").write_text(note + "\n")
-        return note
-    first = conflicting_nets(folder / "yosys.log")
-    if not first:
-        (folder / "synth_note.txt").unlink(missing_ok=True)
-        return None
+        why = f"run stopped on {crash} (yosys_xaiger2.log)"
+    else:
+        first = conflicting_nets(folder / "yosys.log")
+        if not first:
+            (folder / "synth_note.txt").unlink(missing_ok=True)
+            return None
+        why = (f"left {len(first)} net bit{'s' if len(first) > 1 else ''} with two drivers "
+               f"(first {first[0]}; yosys_xaiger2.log)")
     shutil.move(folder / "yosys.log", folder / "yosys_xaiger2.log")
     _run(_yosys() + ["-q", "-l", "yosys.log", "-p", ecp5_synth_script(top, ECP5_ABC9_XAIGER)],
          folder, "yosys.log", timeout_s)
@@ -433,8 +427,7 @@ def synth_ecp5(folder: Path, top: str, timeout_s: float) -> str | None:
     if nets:
         raise RuntimeError(f"Yosys's netlist has {len(nets)} net bit{'s' if len(nets) > 1 else ''} with "
                            f"conflicting drivers (first {nets[0]}); see {folder / 'yosys.log'}")
-    note = (f"synth_ecp5 with abc9's write_xaiger: the default write_xaiger2 left {len(first)} net "
-            f"bit{'s' if len(first) > 1 else ''} with two drivers (first {first[0]}; yosys_xaiger2.log)")
+    note = f"synth_ecp5 with abc9's write_xaiger: the default write_xaiger2 {why}"
     (folder / "synth_note.txt").write_text(note + "\n")
     return note
 
