@@ -67,9 +67,12 @@ ECP5_SPEED = 6
 #: "Seed and placer spread"); ``sa`` (simulated annealing) is slow on anything but small designs.
 ECP5_PLACERS = ("heap", "static", "sa")
 ECP5_PLACER = "heap"
-#: nextpnr-ecp5's routers. ``router1`` (nextpnr's default) routed every figure the docs quote;
-#: ``router2`` is offered to :file:`benchmarks/pnr_spread.py` to compare on one placement (the
-#: placer does not depend on the router: the same seed and placer give the same placement).
+#: nextpnr-ecp5's routers. ``router1`` (nextpnr's default) routed every figure the docs quote
+#: unless they say otherwise; ``router2`` (``sparsim synth --router``, and
+#: :file:`benchmarks/pnr_spread.py` to compare on one placement), nextpnr's newer
+#: congestion-driven router, for tops near the device's size (it routed nm_train's mid_ecp5 with
+#: the weight stores in LUT RAM in 888 s: benchmarks/README.md). The placer does not depend on the router: the same seed and
+#: placer give the same placement.
 ECP5_ROUTERS = ("router1", "router2")
 ECP5_ROUTER = "router1"
 #: The AIGER writer ``abc9`` hands ABC inside ``synth_ecp5`` when Yosys 0.70's default,
@@ -123,6 +126,9 @@ class PnrResult:
     #: fields existed are of the defaults, which their folders' names say.
     seed: int = ECP5_SEED
     placer: str = ECP5_PLACER
+    #: nextpnr's router (:data:`ECP5_ROUTERS`); results cached before this field existed are
+    #: router1's, as their folders' names say.
+    router: str = ECP5_ROUTER
     #: The slowest path nextpnr reports (:func:`critical_path_summary`); read from the run's
     #: ``report.json`` also for results cached before this field existed.
     critical_path: dict | None = None
@@ -313,16 +319,17 @@ def synthesize_verilog(text: str, top: str, build_root: Path | None = None, *, f
 def place_and_route_ecp5(hw: HardwareConfig, build_root: Path | None = None, *,
                          use_cache: bool = True, timeout_s: float = 3600,
                          pack: bool = True, speed: int = ECP5_SPEED, seed: int = ECP5_SEED,
-                         placer: str = ECP5_PLACER) -> PnrResult:
+                         placer: str = ECP5_PLACER, router: str = ECP5_ROUTER) -> PnrResult:
     """``synth_ecp5`` and ``nextpnr-ecp5`` (ECP5-85, out of context, speed grade ``speed``,
-    placer ``placer`` with seed ``seed``) of the design point, with the register packing of
+    placer ``placer`` with seed ``seed``, router ``router``) of the design point, with the register packing of
     :mod:`sparsim.rtl.ecp5_pack` unless ``pack`` is false.
 
     Works in ``build_root`` (default ``$SPARSIM_BUILD_DIR/pnr``). The Fmax is nextpnr's
     achieved figure for the one clock domain, from its ``--report`` JSON.
     """
     return place_and_route_verilog(to_verilog(hw), TOP_MODULE, build_root, use_cache=use_cache,
-                                   timeout_s=timeout_s, pack=pack, speed=speed, seed=seed, placer=placer)
+                                   timeout_s=timeout_s, pack=pack, speed=speed, seed=seed, placer=placer,
+                                   router=router)
 
 
 def check_pnr_options(speed: int = ECP5_SPEED, seed: int = ECP5_SEED, placer: str = ECP5_PLACER,
@@ -358,10 +365,11 @@ def nextpnr_ecp5_command(netlist: str, report: str, log: str, *, speed: int = EC
 
 
 def pnr_folder(text: str, build_root: Path | None = None, *, pack: bool = True,
-               speed: int = ECP5_SPEED, seed: int = ECP5_SEED, placer: str = ECP5_PLACER) -> Path:
+               speed: int = ECP5_SPEED, seed: int = ECP5_SEED, placer: str = ECP5_PLACER,
+               router: str = ECP5_ROUTER) -> Path:
     """Where :func:`place_and_route_verilog` works on ``text`` (and keeps nextpnr's log and
     ``report.json``, whose critical path names the slowest path's cells)."""
-    check_pnr_options(speed, seed, placer)
+    check_pnr_options(speed, seed, placer, router)
     if pack:
         flow = f"ecp5-{FLOW_VERSION}-pack{ECP5_PACK_VERSION}-{ECP5_DEVICE}-{ECP5_PACKAGE}-{ECP5_TARGET_MHZ}-{seed}"
     else:
@@ -370,6 +378,8 @@ def pnr_folder(text: str, build_root: Path | None = None, *, pack: bool = True,
         flow += f"-speed{speed}"
     if placer != ECP5_PLACER:  # and so does the heap placer
         flow += f"-{placer}"
+    if router != ECP5_ROUTER:  # and so does router1
+        flow += f"-{router}"
     return _build_root(build_root, "pnr") / _key(text, flow)
 
 
@@ -450,16 +460,16 @@ def _reuse_synth_ecp5(text: str, build_root: Path | None, folder: Path) -> bool:
 def place_and_route_verilog(text: str, top: str, build_root: Path | None = None, *,
                             use_cache: bool = True, timeout_s: float = 3600,
                             pack: bool = True, speed: int = ECP5_SPEED, seed: int = ECP5_SEED,
-                            placer: str = ECP5_PLACER) -> PnrResult:
+                            placer: str = ECP5_PLACER, router: str = ECP5_ROUTER) -> PnrResult:
     """:func:`place_and_route_ecp5` of any Verilog text whose module ``top`` has one clock.
 
     ``pack``: move block RAM output registers and the registers around each MULT18X18D into
     the primitives before nextpnr, as a vendor flow would (:mod:`sparsim.rtl.ecp5_pack`; Yosys
     does not); false leaves them in the fabric. ``speed``: the LFE5U-85F speed grade nextpnr
     times with (:data:`ECP5_SPEED_GRADES`); ``seed`` and ``placer``: nextpnr's placer seed and
-    placer (:data:`ECP5_PLACERS`). Another grade's, seed's or placer's ``synth_ecp5`` netlist
-    of the same text is reused."""
-    folder = pnr_folder(text, build_root, pack=pack, speed=speed, seed=seed, placer=placer)
+    placer (:data:`ECP5_PLACERS`); ``router``: nextpnr's router (:data:`ECP5_ROUTERS`). Another
+    grade's, seed's, placer's or router's ``synth_ecp5`` netlist of the same text is reused."""
+    folder = pnr_folder(text, build_root, pack=pack, speed=speed, seed=seed, placer=placer, router=router)
     result_file = folder / "result.json"
     if use_cache and result_file.exists():
         res = PnrResult(**json.loads(result_file.read_text()))
@@ -479,7 +489,8 @@ def place_and_route_verilog(text: str, top: str, build_root: Path | None = None,
         packed = pack_registers(design)
         netlist = "ecp5_packed.json"
         (folder / netlist).write_text(json.dumps(design))
-    _run(nextpnr_ecp5_command(netlist, "report.json", "nextpnr.log", speed=speed, seed=seed, placer=placer),
+    _run(nextpnr_ecp5_command(netlist, "report.json", "nextpnr.log", speed=speed, seed=seed, placer=placer,
+                              router=router),
          folder, "nextpnr.log", timeout_s)
     seconds = time.perf_counter() - t0
     report = json.loads((folder / "report.json").read_text())
@@ -498,6 +509,7 @@ def place_and_route_verilog(text: str, top: str, build_root: Path | None = None,
         speed_grade=speed,
         seed=seed,
         placer=placer,
+        router=router,
         critical_path=critical_path_summary(folder / "report.json"),
         synth_note=synth_note,
     )

@@ -244,8 +244,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     seeds = _pnr_seeds(args.pnr_seeds)
     timeout_s = 60 * _timeout_minutes(args.timeout)
-    if args.no_pnr and (args.pnr_seeds != "1" or args.placer != "heap"):
-        raise ConfigError("--no-pnr", "skips the place and route that --pnr-seeds and --placer choose for")
+    if args.no_pnr and (args.pnr_seeds != "1" or args.placer != "heap" or args.router != "router1"):
+        raise ConfigError("--no-pnr", "skips the place and route that --pnr-seeds, --placer and --router "
+                                      "choose for")
     point = _load_point(args)
     eng = _engine(point, args, rtl=True)
     hw = point.hardware
@@ -267,10 +268,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
         res = synthesize(hw, family=args.family, use_cache=not args.fresh, timeout_s=timeout_s)
         for i, seed in enumerate([] if args.no_pnr else seeds):
             if len(seeds) > 1:
-                print(f"  ECP5 place and route {i + 1} of {len(seeds)}: {args.placer} placer, seed {seed} ...",
-                      file=sys.stderr)
+                print(f"  ECP5 place and route {i + 1} of {len(seeds)}: {args.placer} placer, seed {seed}, "
+                      f"{args.router} ...", file=sys.stderr)
             runs.append(place_and_route_ecp5(hw, use_cache=not args.fresh, speed=args.speed_grade,
-                                             seed=seed, placer=args.placer, timeout_s=timeout_s))
+                                             seed=seed, placer=args.placer, router=args.router,
+                                             timeout_s=timeout_s))
     except RuntimeError as exc:
         raise _Fail(str(exc)) from None
     pnr = runs[0] if runs else None
@@ -303,7 +305,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
               "the RTL has that structure)")
     if pnr is not None:
         print(f"  ECP5 Fmax: {pnr.fmax_mhz:.1f} MHz at speed grade {pnr.speed_grade}, {pnr.placer} placer, "
-              f"seed {pnr.seed} (target {pnr.target_mhz:g}; {pnr.lut4} LUT4, {pnr.ff} FF, "
+              f"seed {pnr.seed}, {pnr.router} (target {pnr.target_mhz:g}; {pnr.lut4} LUT4, {pnr.ff} FF, "
               f"{pnr.mult18} MULT18X18D) -- {PROXY_NOTE}")
         cp = pnr.critical_path
         if cp:
@@ -442,6 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--placer", choices=("heap", "static", "sa"), default="heap",
                    help="nextpnr placer: heap (default, every recorded figure), static (better on "
                         "large control-heavy netlists) or sa (slow)")
+    p.add_argument("--router", choices=("router1", "router2"), default="router1",
+                   help="nextpnr router: router1 (default, every recorded figure unless the docs say "
+                        "otherwise) or router2 (nextpnr's newer congestion-driven router: try it on "
+                        "tops near the device's size); the same placement and synth_ecp5 netlist")
     p.add_argument("--timeout", default="60", metavar="MINUTES",
                    help="minutes each Yosys or nextpnr run may take before it is stopped (default 60; "
                         "a whole top near an ECP5-85's size can take 2-3 hours to route)")

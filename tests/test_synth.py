@@ -117,6 +117,10 @@ def test_seeds_and_placers_have_their_own_folders_and_the_default_keeps_its_own(
     others = {pnr_folder(text, seed=2), pnr_folder(text, seed=3), pnr_folder(text, speed=8, seed=2),
               *(pnr_folder(text, placer=p) for p in ECP5_PLACERS if p != "heap")}
     assert len(others) == 5 and default not in others
+    assert pnr_folder(text, router="router1") == default
+    assert pnr_folder(text, router="router2") not in {default, *others}
+    with pytest.raises(ValueError, match="router must be one of router1, router2, not 'fast'"):
+        pnr_folder(text, router="fast")
     with pytest.raises(ValueError, match="placer seed must be an integer from 1"):
         pnr_folder(text, seed=0)
     with pytest.raises(ValueError, match="placer must be one of heap, static, sa, not 'fast'"):
@@ -153,14 +157,59 @@ def test_cli_placer_choices_are_the_flows():
     assert exc.value.code == 2
 
 
+def test_cli_router_choices_are_the_flows():
+    from sparsim.cli import build_parser
+    from sparsim.rtl.synth import ECP5_ROUTER, ECP5_ROUTERS
+
+    parse = build_parser().parse_args
+    assert parse(["synth", "x.yaml"]).router == ECP5_ROUTER == "router1"
+    assert all(parse(["synth", "x.yaml", "--router", r]).router == r for r in ECP5_ROUTERS)
+    with pytest.raises(SystemExit) as exc:
+        parse(["synth", "x.yaml", "--router", "fast"])
+    assert exc.value.code == 2
+
+
+def test_router2_runs_nextpnr_with_it_on_the_default_folders_netlist_and_says_so(tmp_path, monkeypatch):
+    """``router="router2"`` reaches nextpnr's command line, works in a folder of its own, reuses
+    router1's ``synth_ecp5`` netlist of the same text (no Yosys run) and is recorded in the result."""
+    from sparsim.rtl import synth
+
+    text = "module top(input clk); endmodule"
+    default = synth.pnr_folder(text, tmp_path)
+    default.mkdir(parents=True)
+    netlist = {"creator": "test", "modules": {"top": {"attributes": {"top": "1"}, "ports": {}, "cells": {},
+                                                      "netnames": {}}}}
+    (default / "ecp5.json").write_text(json.dumps(netlist))
+    (default / "ecp5_packed.json").write_text(json.dumps(netlist))
+    commands = []
+
+    def fake_run(cmd, folder, log, timeout_s, progress_every_s=None):
+        commands.append(cmd)
+        assert "yosys" not in " ".join(map(str, cmd))  # the netlist is reused
+        (folder / "report.json").write_text(json.dumps({"fmax": {"clk": {"achieved": 123.456}},
+                                                        "utilization": {"TRELLIS_COMB": {"used": 7}}}))
+
+    monkeypatch.setattr(synth, "_run", fake_run)
+    res = synth.place_and_route_verilog(text, "top", tmp_path, router="router2")
+    assert len(commands) == 1 and commands[0][commands[0].index("--router") + 1] == "router2"
+    assert (res.router, res.fmax_mhz, res.lut4) == ("router2", 123.46, 7)
+    assert (synth.pnr_folder(text, tmp_path, router="router2") / "result.json").exists()
+    assert not (default / "result.json").exists()
+    # cached: a second call runs nothing and returns the stored result
+    assert synth.place_and_route_verilog(text, "top", tmp_path, router="router2") == res
+    assert len(commands) == 1
+
+
 @pytest.mark.parametrize("args, message", [
     (["--pnr-seeds", "0"], "--pnr-seeds: seeds must be from 1 to 2147483647, not '0'"),
     (["--pnr-seeds", "1,x"], "--pnr-seeds: '1,x' is not a comma-separated list of integers"),
     (["--pnr-seeds", "2,2"], "--pnr-seeds: '2,2' names a seed twice"),
     (["--pnr-seeds", "1,2", "--no-pnr"],
-     "--no-pnr: skips the place and route that --pnr-seeds and --placer choose for"),
+     "--no-pnr: skips the place and route that --pnr-seeds, --placer and --router choose for"),
     (["--placer", "static", "--no-pnr"],
-     "--no-pnr: skips the place and route that --pnr-seeds and --placer choose for"),
+     "--no-pnr: skips the place and route that --pnr-seeds, --placer and --router choose for"),
+    (["--router", "router2", "--no-pnr"],
+     "--no-pnr: skips the place and route that --pnr-seeds, --placer and --router choose for"),
     (["--timeout", "x"], "--timeout: 'x' is not a number of minutes"),
     (["--timeout", "0"], "--timeout: must be a positive, finite number of minutes, not '0'"),
     (["--timeout", "nan"], "--timeout: must be a positive, finite number of minutes, not 'nan'"),
