@@ -446,8 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "large control-heavy netlists) or sa (slow)")
     p.add_argument("--router", choices=("router1", "router2"), default="router1",
                    help="nextpnr router: router1 (default, every recorded figure unless the docs say "
-                        "otherwise) or router2 (nextpnr's newer congestion-driven router: try it on "
-                        "tops near the device's size); the same placement and synth_ecp5 netlist")
+                        "otherwise) or router2 (nextpnr's newer congestion-driven router, for tops near "
+                        "the device's size; it has timed worse where both finish); the same placement "
+                        "and synth_ecp5 netlist")
     p.add_argument("--timeout", default="60", metavar="MINUTES",
                    help="minutes each Yosys or nextpnr run may take before it is stopped (default 60; "
                         "a whole top near an ECP5-85's size can take 2-3 hours to route)")
