@@ -174,8 +174,8 @@ def _blocks(hw):
         ab = geo.w_word_addr_bits
         raddr = port("raddr", ab)
         for b in range(2):
-            stores = [nt._WordStore(m, f"w{b}_{s}", geo.w_word_entries, 1 << ab, unit_bits=8 + ib,
-                                    logic=geo.w_word_logic) for s in range(C)]
+            stores = [nt._WordStore(m, f"w{b}_{s}", geo.w_word_entries, 1 << ab, unit_bits=8 + ib)
+                      for s in range(C)]
             nt._weight_segment_writes(m, geo, f"w{b}", [(valid & (bank == b), segs, lists)], stores, ib)
             for st in stores:  # (the RAMs read, so that synthesis keeps them)
                 outs += list(st.read(m, raddr, raddr))

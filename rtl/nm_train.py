@@ -132,10 +132,11 @@ class Geometry:
         #: unit, spans at most two words
         w_half = (((self.w_sub_entries - 1) // self.w_word_entries) + 2) // 2 + 1
         self.w_word_addr_bits = max(1, (w_half - 1).bit_length())
-        #: RAMs of two words (sub-banks of at most about two words: mid_ecp5's 28 entries) are
-        #: registers (``ram_style = "logic"``): as LUT RAM (16 words deep on ECP5, 32 on xcup)
-        #: they would waste most of their cells
-        self.w_word_logic = (1 << self.w_word_addr_bits) <= 2
+        #: (RAMs of two words, sub-banks of at most about two words such as mid_ecp5's 28 entries,
+        #: are LUT RAM too since session 23: as registers with record-wide read selects they held
+        #: two thirds of mid_ecp5's routing congestion; LUT RAM (16 words deep on ECP5, 32 on xcup)
+        #: leaves most of its cells' depth unused but keeps the words and their read select inside
+        #: the RAM cells, read asynchronously as before)
         #: bytes a pruning load hands the rank network per beat (its complete dense groups lie in
         #: them)
         self.prune_bytes = max(hw.max_m, DB) - 1 + DB if hw.max_m > 1 else 0
@@ -285,7 +286,7 @@ class NmTrainAccelerator(wiring.Component):
         # chunk of ``w_word_entries`` (PGS) a cycle at a registered offset.
         WE = geo.w_sub_entries
         w_ram = [[_WordStore(m, f"weight{b}_{s}", geo.w_word_entries, 1 << geo.w_word_addr_bits,
-                             unit_bits=8 + ib, logic=geo.w_word_logic, comb_reads=True) for s in range(C)]
+                             unit_bits=8 + ib, comb_reads=True) for s in range(C)]
                  for b in range(2)]
         # Output banks: one row per tile row, written accumulator by accumulator. Two copies
         # written together (synthesis makes one RAM per read port anyway): the read-add's, whose

@@ -340,15 +340,13 @@ def rtl_features(hw) -> dict[str, float]:
     HB, SQ, EB, WW = geo.w_hold_bytes, geo.w_seq_bytes, geo.w_seg_entries, geo.w_word_entries
     plain_formats = sum((1 << ml) - 1 for ml in range(1, ib + 1)) + 1
     # weight RAMs: 2 banks x C sub-banks x even/odd, a LUT-RAM per entry column up to 64 words
-    # (block RAM beyond: not calibrated); RAMs of two words are registers (``w_word_logic``):
-    # their bits, the read register and a 2:1 read select per bit
+    # (block RAM beyond: not calibrated); RAMs of two words too (registers before session 23)
     w_depth = 1 << geo.w_word_addr_bits
     w_small = w_depth <= 64
     w_ram = memory_cost(8 + ib, w_depth) if w_small else memory_cost((8 + ib) * WW, w_depth)
     w_units = 2 * C * 2 * (WW if w_small else 1)
-    w_bits = 2 * C * 2 * WW * (8 + ib)
     lut = {
-        "weight_rams": w_bits * _mux_luts(w_depth) if geo.w_word_logic else w_units * w_ram.lutram_luts,
+        "weight_rams": w_units * w_ram.lutram_luts,
         # per sub-bank RAM its entry enables (the segment's, gated by the sub-bank)
         "store_writes": 2 * C * 2 * WW,
         # per column its word by bank and parity, then the entry in it
@@ -396,12 +394,8 @@ def rtl_features(hw) -> dict[str, float]:
                # sub-bank its entry enables
                "write_stages": geo.in_subs * 2 * (ab + 1 + 9 * W)
                + 2 * 2 * (geo.w_word_addr_bits + WW * (8 + ib)) + 2 * C * 2 * WW})
-    # Weight RAMs of registers (``w_word_logic``): per sub-bank pair the words a write can reach (a
-    # two-word write at the last entry's word reaches the word after it; Yosys drops the others).
     # LUT-RAMs are read combinationally into the per-column word register (``read_regs``).
-    w_words = min(2 * w_depth, (WE - 1) // WW + 2)
-    ff["stores"] = 2 * C * w_words * WW * (8 + ib) if geo.w_word_logic else 0
-    bram_inputs = ram_units * ram.bram36 + (0 if geo.w_word_logic else w_units * w_ram.bram36)
+    bram_inputs = ram_units * ram.bram36 + w_units * w_ram.bram36
     if M > 1:
         E = max(geo.prune_bytes, Ew)
         formats = sum((1 << ml) - 1 for ml in range(1, ib + 1)) + 1
