@@ -1652,11 +1652,14 @@ class _WordStore:
             # (``comb_reads``: asynchronous read ports, the reader registers what it needs)
             self.ports.append((wp, [mem.read_port(domain="comb" if comb_reads else "sync") for _ in range(reads)]))
 
-    def write(self, m, writes, name):
+    def write(self, m, writes, name, own_addr=False):
         """``writes``: ``(enable, (even addr, data, byte enables), (odd addr, data, byte enables))``
         choices, at most one enabled in a cycle. The chosen address, data and enables are
         registered (this store's own registers: ``name``) and the RAMs take them the next cycle,
-        so that each RAM's write port is fed by registers (``LOAD_READY_CYCLES``)."""
+        so that each RAM's write port is fed by registers (``LOAD_READY_CYCLES``). ``own_addr``:
+        the address register is this store's even where another store registers the same
+        value (Yosys merges such registers: the weight sub-banks of a bank share their write
+        address, one register drove every LUT RAM cell of the bank, 384 at mid_ecp5)."""
         for h, (wp, _) in enumerate(self.ports):
             addr, dat, en = writes[-1][1 + h]
             en = Mux(writes[-1][0], en, 0)
@@ -1664,7 +1667,9 @@ class _WordStore:
                 a, d, e = halves[h]
                 addr, dat, en = Mux(enable, a, addr), Mux(enable, d, dat), Mux(enable, e, en)
             half = ("even", "odd")[h]
-            m.d.comb += [wp.addr.eq(_reg(m, addr, f"{name}_{half}_wa", reset_less=True)),
+            wa = _copies(m, addr, 1, f"{name}_{half}_wa")[0] if own_addr else \
+                _reg(m, addr, f"{name}_{half}_wa", reset_less=True)
+            m.d.comb += [wp.addr.eq(wa),
                          wp.data.eq(_reg(m, dat, f"{name}_{half}_wd", reset_less=True)),
                          wp.en.eq(_reg(m, en, f"{name}_{half}_we"))]
 
@@ -2037,7 +2042,7 @@ def _weight_segment_writes(m, geo, name, sources, stores, ib):
                                   for e in range(W))))
         ports.append((addrs[h], dat, en))
     for s, store in enumerate(stores):
-        store.write(m, [(valid & (sub == s), ports[0], ports[1])], f"{name}_{s}")
+        store.write(m, [(valid & (sub == s), ports[0], ports[1])], f"{name}_{s}", own_addr=True)
 
 
 def _magnitude(m, name, value):

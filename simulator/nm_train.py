@@ -389,11 +389,11 @@ def rtl_features(hw) -> dict[str, float]:
                "input_segments": segments * (9 * DB + clog2(S + 1) + 3) + reads * (clog2(S + 1) + 1),
                # the RAMs' write stage (LOAD_READY_CYCLES): per input sub-bank and half (even/odd)
                # its address (with the bank bit), data and byte enables (each sub-bank picks its
-               # own segment); per weight bank and half one address and data register (every
-               # sub-bank of a bank takes the same segment: Yosys merges their copies) and per
-               # sub-bank its entry enables
+               # own segment); per weight bank and half one data register (every sub-bank of a
+               # bank takes the same segment: Yosys merges their copies), per sub-bank its own
+               # address register (kept apart since session 23) and its entry enables
                "write_stages": geo.in_subs * 2 * (ab + 1 + 9 * W)
-               + 2 * 2 * (geo.w_word_addr_bits + WW * (8 + ib)) + 2 * C * 2 * WW})
+               + 2 * 2 * (C * geo.w_word_addr_bits + WW * (8 + ib)) + 2 * C * 2 * WW})
     # LUT-RAMs are read combinationally into the per-column word register (``read_regs``).
     bram_inputs = ram_units * ram.bram36 + w_units * w_ram.bram36
     if M > 1:
