@@ -304,6 +304,37 @@ LUT_SCALE = 1.182
 CONTROL_FF = 1575
 
 
+def sliced_shift_luts(src_bits, width, positions, unit, step, right=False) -> int:
+    """LUT6 of ``(src << s * unit)[:width]`` (``s`` < ``positions``; ``right``: ``src >> s * unit``
+    of a ``src`` of ``src_bits`` bits) built per slice of ``step`` output bits, each slice by a
+    select of its own (rtl/nm_train.py's select copies, ``_SLICE_BITS`` and ``_shift_slices``):
+    each slice a log shifter of 4:1 levels (two select bits a LUT6, the low bits first, as
+    Yosys' shift mapping orders them), pruned to its own cone, so that a slice's first levels
+    compute the bits the later levels reach for (``step`` >= ``width``: the one shared shifter).
+    Counted where an output or level bit has any source, constants folded at the edges. On xcup
+    (session 24; the weight segment rotation's value field, 120 bits into 256, 16 positions of 8
+    bits, alone): 384 / 480 / 816 counted for one shifter / per 128 bits / per 32 bits, 504 / 608 /
+    1,017 measured, the difference 432 x ``LUT_SCALE`` = 511 against 513."""
+    L = max(1, (positions - 1).bit_length())
+    levels = [(f, min(2, L - f)) for f in range(0, L, 2)]
+    wins = [(lo, min(lo + step, width)) for lo in range(0, width, step)]
+    if right:  # (the mirror image: a left shift into the top bits)
+        wins = [(src_bits - hi, src_bits - lo) for lo, hi in wins]
+    total = 0
+    for lo, hi in wins:
+        need = set(range(lo, hi))
+        for first, nb in reversed(levels):
+            reach = src_bits + unit * ((1 << (first + nb)) - 1)  # (where this level can be non-zero)
+            below = set()
+            for j in need:
+                if j < reach:
+                    total += 1
+                    below.update(j - (k * unit << first) for k in range(1 << nb)
+                                 if j - (k * unit << first) >= 0 and (k << first) < positions)
+            need = below
+    return total
+
+
 def rtl_features(hw) -> dict[str, float]:
     """LUTs and FFs of rtl/nm_train.py's blocks counted from its widths (``rtl.nm_train.Geometry``;
     the blocks of docs/nm_train.md "RTL (measured)"), one LUT6 per 4:1 mux slice
@@ -324,7 +355,8 @@ def rtl_features(hw) -> dict[str, float]:
       (``simulator.resources.memory_cost``) and their read-add;
     - the array's PEs as ``dataflow.nm_train.resources`` counts them."""
     from sparsim.dataflow.nm_train import resources as array_resources
-    from sparsim.rtl.nm_train import _QUEUE_DEPTH, _TARGETS, Geometry, _job_layout, read_request_layout
+    from sparsim.rtl.nm_train import (_QUEUE_DEPTH, _SLICE_BITS, _TARGETS, Geometry, _job_layout,
+                                      read_request_layout)
 
     from .resources import _mux_luts, memory_cost
 
@@ -414,6 +446,23 @@ def rtl_features(hw) -> dict[str, float]:
         # enables; the column selected into a register in its emit cycle)
         ff.update({"pgs_buffer": 8 * M * Ew + 9 * P + 2 * WW * 8 + 8 * WW + M * -(-Ew // WW) + 8 * M,
                    "rank": E * (16 + E.bit_length()) + E * (1 + 8 + E.bit_length())})
+    # The shifters built per slice, each slice by its own copy of the select (sessions 20-22,
+    # ``_SLICE_BITS``): what they take beyond the one shifter the terms above count (a slice
+    # shares no level with the others; session 22's per-32-bit slices added 1,712 xcup LUTs at
+    # tiny that no term counted, -10.6 %): per weight bank the segment rotation's fields (values,
+    # indices, entry mask), per input segment its rotation (``_shift_slices``), the beat placed
+    # after the held bytes, and the PGS chunk's entry shift (``_shift_slices``).
+    def slicing(src, width, positions, unit, step, right=False):
+        return (sliced_shift_luts(src, width, positions, unit, step, right)
+                - sliced_shift_luts(src, width, positions, unit, width, right))
+
+    fields = [(8 * EB, 8), (EB, 1)] + ([(ibp * EB, ibp)] if ib else [])
+    extra_luts = sum(2 * slicing(src, 2 * WW * u, WW, u, _SLICE_BITS) for src, u in fields)
+    extra_luts += segments * slicing(8 * DB, 16 * W, W, 8, max(8, 4 * _SLICE_BITS // W))
+    extra_luts += slicing(8 * DB, 8 * SQ, HB + 1, 8, _SLICE_BITS)
+    if M > 1:
+        extra_luts += slicing(16 * WW, 8 * WW, WW, 8, max(8, 4 * _SLICE_BITS // WW), right=True)
+    lut["slice_shifts"] = extra_luts
     # Output banks: a read-add port and a store port each, a copy per read port.
     out_bits = geo.out_lanes * A
     cost = memory_cost(out_bits, geo.out_rows, copies=2)
