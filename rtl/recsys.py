@@ -2940,32 +2940,39 @@ class RecsysAccelerator(wiring.Component):
         # handshake last (``rd_on``, ``rd_adv``), so no adder follows the handshake.
         adv_nlo = Signal(32)
         rd_on, rd_adv = Signal(), Signal()
-        bank_data = [[None] * B for _ in range(2)]
-        for p in range(2):
-            for b in range(B):
-                mem = memory.Memory(shape=signed(acc), depth=out_depth, init=[])
-                m.submodules[f"out{p}_{b}"] = mem
-                wr = mem.write_port()
-                rd = mem.read_port(transparent_for=(wr,))
-                c_of = c_ofs[b]
-                vals = Array(w_values[c] for c in range(hw.cols))
-                m.d.comb += [wr.en.eq(w_valid & (w_bank == p) & (c_of < w_count)),
-                             wr.addr.eq((n0 >> lB) + incs[b]), wr.data.eq(vals[c_of])]
-                k = Signal(lB if lB else 1, name=f"out_k{p}_{b}")
-                m.d.comb += k.eq((b - adv_nlo) if lB else 0)
-                read_addr = Signal.like(rd.addr, name=f"out_ra{p}_{b}")
-                m.d.comb += rd.addr.eq(Mux(rd_on, Mux(rd_adv, (adv_nlo + k) >> lB, read_addr), 0))
-                m.d.sync += read_addr.eq(rd.addr)
-                forward = Signal(name=f"out_fwd{p}_{b}")
-                m.d.comb += forward.eq(wr.en & (wr.addr == read_addr))
-                bank_data[p][b] = Mux(forward, wr.data, rd.data)
+        # Both out banks in one memory per b, the bank the address's top bit (a read is of one bank,
+        # a write of one bank, so one port each suffices): no bank select behind the memories'
+        # outputs (routed at c814805, ``rd_bank_q`` drove that select's 1,768 cell inputs, and on
+        # mid the per-memory forward and bank selects, copied into each rotated value's select,
+        # made the line assembly ~14,870 LUT4).
+        row_bits = max(1, (out_depth - 1).bit_length())
         rd_bank_q = Signal()
         rd_nlo_q = Signal(max(1, lB))
         rd_off_q = Signal(range(acc_bytes))
         m.d.sync += [rd_bank_q.eq(rd_bank), rd_nlo_q.eq(rd_nlo[:lB] if lB else 0), rd_off_q.eq(rd_off)]
+        bank_data = [None] * B
+        for b in range(B):
+            mem = memory.Memory(shape=signed(acc), depth=2 << row_bits, init=[])
+            m.submodules[f"out_{b}"] = mem
+            wr = mem.write_port()
+            rd = mem.read_port(transparent_for=(wr,))
+            c_of = c_ofs[b]
+            vals = Array(w_values[c] for c in range(hw.cols))
+            m.d.comb += [wr.en.eq(w_valid & (c_of < w_count)),
+                         wr.addr.eq(Cat(((n0 >> lB) + incs[b])[:row_bits], w_bank)), wr.data.eq(vals[c_of])]
+            k = Signal(lB if lB else 1, name=f"out_k{b}")
+            m.d.comb += k.eq((b - adv_nlo) if lB else 0)
+            read_row = Signal(row_bits, name=f"out_ra{b}")
+            row_next = Signal(row_bits, name=f"out_rn{b}")
+            m.d.comb += row_next.eq(Mux(rd_on, Mux(rd_adv, ((adv_nlo + k) >> lB)[:row_bits], read_row), 0))
+            m.d.comb += rd.addr.eq(Cat(row_next, rd_bank))
+            m.d.sync += read_row.eq(row_next)
+            forward = Signal(name=f"out_fwd{b}")
+            m.d.comb += forward.eq(wr.en & (wr.addr == Cat(read_row, rd_bank_q)))
+            bank_data[b] = Mux(forward, wr.data, rd.data)
         rotated = []
+        sel = Array(bank_data)
         for kk in range(B):
-            sel = Array(Mux(rd_bank_q, bank_data[1][b], bank_data[0][b]) for b in range(B))
             rotated.append(sel[(rd_nlo_q + kk)[:lB] if lB else 0])
         line_data = Signal(8 * line)
         m.d.comb += line_data.eq((Cat(*rotated) >> (rd_off_q * 8))[: 8 * line])

@@ -736,7 +736,8 @@ def _memories(hw) -> list[tuple[str, int, int, int, bool, bool]]:
         ("act", 8, 2 * (-(-act // banks) + hw.mini_batch), 3 * banks, False, True),  # power-of-two row strides
         ("features", 8, 2 * entries, 2 * banks, False, True),
         ("pooled", hw.acc_bits, -(-entries // hw.pool_lanes), 2 * G * hw.pool_lanes, True, False),
-        ("out", hw.acc_bits, -(-out_values // out_banks) + 1, 2 * out_banks, True, False),
+        # both out banks in each of the out_banks memories (the bank the address's top bit)
+        ("out", hw.acc_bits, 2 << max(0, (-(-out_values // out_banks)).bit_length()), out_banks, True, False),
         # The per-engine instruction queues (SyncFIFOBuffered of 256: 255 rows in memory); the
         # loader's entries hold only what the loader reads.
         ("loader_queue", _loader_entry_bits(hw), 255, 1, False, False),
@@ -783,7 +784,7 @@ def rtl_resources(hw) -> dict[str, float]:
             # the cache lookup ahead: the next line's and the new row's besides the current one's
             + (2 * G * (32 - line.bit_length() + 1) * _mux_luts(sets) if hw.cache_lines else 0)
             + 2 * G * lanes * 2 * acc  # pooled banks: read-add-write adder and the units' OR
-            + 2 * out_banks * acc * (_mux_luts(C) + _mux_luts(2 * out_banks))  # out banks in and out
+            + out_banks * acc * (_mux_luts(C) + _mux_luts(out_banks))  # out banks in and out
             + 6 * banks * 24 + 8 * R * 4 * _mux_luts(banks)  # skewed stores: addresses, rotation
             + 2 * C * 3 * acc  # requantisers
             + LUT_BASE)
@@ -823,7 +824,7 @@ def rtl_resources(hw) -> dict[str, float]:
            + 2 * (hw.memory.channels + 1)  # the store's "k writes in flight" flags
            # the out banks' write stage (a row and its first value's index; per memory its value's
            # place and line-carry bit) and read addresses
-           + C * acc + 40 + 2 * out_banks * _bits(-(-max(1, int(hw.out_buffer_kib * 1024) // 2 // hw.acc_bytes)
+           + C * acc + 40 + out_banks * _bits(-(-max(1, int(hw.out_buffer_kib * 1024) // 2 // hw.acc_bytes)
                                                   // out_banks) + 1)
            + out_banks * (max(1, (out_banks - 1).bit_length()) + 1)
            # the queues' head and two next-word registers, the intake's second stage
