@@ -534,7 +534,6 @@ class GatherUnit(wiring.Component):
             sb = sets.bit_length() - 1
             c_valid = Signal(sets)
             c_line = Array(Signal(ln_bits, reset_less=True, name=f"cline{i}") for i in range(sets))
-            c_data = Array(Signal(8 * line, reset_less=True, name=f"cdata{i}") for i in range(sets))
             # Hits wait CACHE_HIT_CYCLES in a tag delay line, then join the arrival order.
             hit_pipe = [Signal(1 + self.tag_bits, name=f"hit_pipe{i}") for i in range(isa.CACHE_HIT_CYCLES)]
             # A fill (per response lane): its line, set (one-hot) and data registered in the cycle
@@ -661,7 +660,27 @@ class GatherUnit(wiring.Component):
             hit_data = Signal(8 * line, reset_less=True)
             # The set is read as it stands: a fill delivered in the cycle before the lookup's is
             # not in it yet (``CACHE_FILL_CYCLES``), nor in the lookup, so no forwarding.
-            m.d.sync += hit_data.eq(c_data[cur_set[:sb]] if sb else c_data[0])
+            # The sets' lines are in LUT RAM, one memory per response lane (each written by its
+            # lane's pending fill, so one write port each), and a register per set (``cfrom#``)
+            # says which lane's memory holds the set's last fill (the later lane's, when both fill
+            # it in one cycle): read asynchronously at ``cur_set``, as the flip-flops they replace
+            # (mid: 16 sets of 128 bits in flip-flops with per-set write selects).
+            chans = len(self.resp)
+            c_from = [Signal(range(chans), name=f"cfrom{i}") for i in range(sets)] if chans > 1 else []
+            c_rd = []
+            for c, (valid, _, pdata, pline) in enumerate(pend):
+                cmem = memory.Memory(shape=8 * line, depth=sets, init=[])
+                m.submodules[f"cdata_l{c}"] = cmem
+                cw = cmem.write_port()
+                cr = cmem.read_port(domain="comb")
+                m.d.comb += [cw.en.eq(valid), cw.addr.eq(pline[:sb] if sb else 0), cw.data.eq(pdata),
+                             cr.addr.eq(cur_set[:sb] if sb else 0)]
+                c_rd.append(cr.data)
+            if chans > 1:
+                src_lane = Array(c_from)[cur_set[:sb]] if sb else c_from[0]
+                m.d.sync += hit_data.eq(Array(c_rd)[src_lane])
+            else:
+                m.d.sync += hit_data.eq(c_rd[0])
             with m.If(hit_pipe[0][0]):
                 m.d.sync += store[hit_pipe[0][1:]].eq(hit_data)
             # Each set's write enable and source lane (the later lane's fill of a set wins) are
@@ -675,7 +694,6 @@ class GatherUnit(wiring.Component):
             # set's valid bit takes copy 0, the one reset to 0 (the others may write a line of
             # an invalid set in reset or the first cycle, which no lookup reads).
             n_copies = len(FILL_COPY_KINDS)
-            gw = 8 * line // n_copies
             fills = [(lane.valid, data.View(meta_layout, meta[lane.payload.tag]).line) for lane in self.resp]
             chans = len(self.resp)
             for i in range(sets):
@@ -695,16 +713,15 @@ class GatherUnit(wiring.Component):
                         sel_c.append(sel)
                     else:
                         sel_c.append(Const(0, 1))
-                datas = [pd for _, _, pd, _ in pend]
                 plines = [pl for _, _, _, pl in pend]
                 for k in range(n_copies):
                     with m.If(en_c[k]):
-                        m.d.sync += c_data[i][k * gw:(k + 1) * gw].eq(
-                            Array(d[k * gw:(k + 1) * gw] for d in datas)[sel_c[k]])
                         for j in range(k, ln_bits, n_copies):
                             m.d.sync += c_line[i][j].eq(Array(pl[j] for pl in plines)[sel_c[k]])
                 with m.If(en_c[0]):
                     m.d.sync += c_valid[i].eq(1)
+                    if chans > 1:
+                        m.d.sync += c_from[i].eq(sel_c[0])
             for lane, (valid, onehot, line_data, pline), (_, filled) in zip(self.resp, pend, fills):
                 fset = filled[:sb] if sb else Const(0, 1)
                 m.d.sync += [valid.eq(lane.valid), onehot.eq(1 << fset), line_data.eq(lane.payload.data),

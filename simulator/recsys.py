@@ -737,6 +737,8 @@ def _memories(hw) -> list[tuple[str, int, int, int, bool, bool]]:
         ("features", 8, 2 * entries, 2 * banks, False, True),
         ("pooled", hw.acc_bits, -(-entries // hw.pool_lanes), 2 * G * hw.pool_lanes, True, False),
         # both out banks in each of the out_banks memories (the bank the address's top bit)
+        # the gather units' cache lines: one memory per response lane (LUT RAM, read asynchronously)
+        *([("cache", 8 * line, hw.cache_lines, G * hw.memory.channels, True, False)] if hw.cache_lines else []),
         ("out", hw.acc_bits, 2 << max(0, (-(-out_values // out_banks)).bit_length()), out_banks, True, False),
         # The per-engine instruction queues (SyncFIFOBuffered of 256: 255 rows in memory); the
         # loader's entries hold only what the loader reads.
@@ -780,7 +782,8 @@ def rtl_resources(hw) -> dict[str, float]:
     line_bits = 8 * line
     lut += (R * C * (2 * acc + 24)  # accumulator adder and its clear, operand gating
             + 8 * _mux_luts(line) * (C + R)  # an operand byte out of each copy's line
-            + G * line_bits * (_mux_luts(tags) + _mux_luts(line) + _mux_luts(sets))  # unit: tag, shift, cache
+            # unit: tag, shift, the cache's lane select (its lines in LUT RAM, one memory per lane)
+            + G * line_bits * (_mux_luts(tags) + _mux_luts(line) + _mux_luts(hw.memory.channels))
             # the cache lookup ahead: the next line's and the new row's besides the current one's
             + (2 * G * (32 - line.bit_length() + 1) * _mux_luts(sets) if hw.cache_lines else 0)
             + 2 * G * lanes * 2 * acc  # pooled banks: read-add-write adder and the units' OR
@@ -800,7 +803,9 @@ def rtl_resources(hw) -> dict[str, float]:
            + 8 * (3 * R + 2 * C)  # the operands' source registers (dense, act, feature; weight, feature)
            # the skewed stores' write registers (word address, byte, an enable per store), per memory
            + banks * (_bits(act_depth) + 8 + 3 + 2 * (_bits(feat_depth) + 8 + 1))
-           + G * (tags * (line_bits + 48) + hw.cache_lines * (line_bits + 32))  # line store, cache
+           # line store; cache: each set's line number and valid bit, and the lane holding its line
+           + G * (tags * (line_bits + 48) + hw.cache_lines * (32 + (_bits(hw.memory.channels)
+                                                                   if hw.memory.channels > 1 else 0)))
            + G * ((line_bits + 1 if hw.cache_lines else 0) + 1  # a hit's line, copied the cycle after; the hit; first line last
                   + 32 + 34 + 14 + 32 + word_bits  # the walker's row-address pipeline
                   # the index ports' words (LUT RAM banks: the word select's bits are address
