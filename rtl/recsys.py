@@ -2924,6 +2924,10 @@ class RecsysAccelerator(wiring.Component):
         B = _pow2_at_least(max(hw.cols, (line - 1) // acc_bytes + 2))
         lB = B.bit_length() - 1
         out_depth = -(-out_values // B) + 1
+        row_bits = max(1, (out_depth - 1).bit_length())
+        # The read's value index ``n_lo`` modulo the memories' span (B values a row, 2^row_bits
+        # rows): the addresses wrap there anyway, so no 32-bit adder or register behind it.
+        nlo_bits = lB + row_bits
         # A row the dense engine gives in cycle f is written in f + 1, its first value's index
         # ``n = row * V + col`` (the dense engine's, from its registers) registered in f. A read
         # sees the rows given up to its cycle: written before it, in it (transparent ports) or,
@@ -2954,19 +2958,18 @@ class RecsysAccelerator(wiring.Component):
             incs.append(inc)
         # The store's read: line i's values n_lo … n_lo + B - 1, then bytes from ``off``.
         rd_bank = Signal()
-        rd_nlo = Signal(32)
+        rd_nlo = Signal(nlo_bits)
         rd_off = Signal(range(acc_bytes))
         # The read address is the next line's (``adv_nlo``, from registers), the same line's (the
         # address register of the cycle before) or the first line's, picked by the write
         # handshake last (``rd_on``, ``rd_adv``), so no adder follows the handshake.
-        adv_nlo = Signal(32)
+        adv_nlo = Signal(nlo_bits)
         rd_on, rd_adv = Signal(), Signal()
         # Both out banks in one memory per b, the bank the address's top bit (a read is of one bank,
         # a write of one bank, so one port each suffices): no bank select behind the memories'
         # outputs (routed at c814805, ``rd_bank_q`` drove that select's 1,768 cell inputs, and on
         # mid the per-memory forward and bank selects, copied into each rotated value's select,
         # made the line assembly ~14,870 LUT4).
-        row_bits = max(1, (out_depth - 1).bit_length())
         rd_bank_q = Signal()
         rd_nlo_q = Signal(max(1, lB))
         rd_off_q = Signal(range(acc_bytes))
@@ -2981,11 +2984,13 @@ class RecsysAccelerator(wiring.Component):
             vals = Array(w_values[c] for c in range(hw.cols))
             m.d.comb += [wr.en.eq(w_valid & (c_of < w_count)),
                          wr.addr.eq(Cat(((n0 >> lB) + incs[b])[:row_bits], w_bank)), wr.data.eq(vals[c_of])]
-            k = Signal(lB if lB else 1, name=f"out_k{b}")
-            m.d.comb += k.eq((b - adv_nlo) if lB else 0)
+            # The row of the first value at or after ``adv_nlo`` in memory b: ``adv_nlo``'s row, or
+            # the next one if b is below ``adv_nlo``'s memory.
+            k = Signal(name=f"out_k{b}")
+            m.d.comb += k.eq((b < adv_nlo[:lB]) if lB else 0)
             read_row = Signal(row_bits, name=f"out_ra{b}")
             row_next = Signal(row_bits, name=f"out_rn{b}")
-            m.d.comb += row_next.eq(Mux(rd_on, Mux(rd_adv, ((adv_nlo + k) >> lB)[:row_bits], read_row), 0))
+            m.d.comb += row_next.eq(Mux(rd_on, Mux(rd_adv, ((adv_nlo >> lB) + k)[:row_bits], read_row), 0))
             m.d.comb += rd.addr.eq(Cat(row_next, rd_bank))
             m.d.sync += read_row.eq(row_next)
             forward = Signal(name=f"out_fwd{b}")
@@ -3045,7 +3050,7 @@ class RecsysAccelerator(wiring.Component):
         # accepted), or the next STORE's first line.
         step_nlo = line // acc_bytes
         step_off = line % acc_bytes
-        cur_nlo = Signal(32)
+        cur_nlo = Signal(nlo_bits)
         cur_off = Signal(range(acc_bytes))
         nxt_off = Signal(range(2 * acc_bytes))
         m.d.comb += nxt_off.eq(cur_off + step_off)
