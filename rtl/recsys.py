@@ -2987,7 +2987,7 @@ class RecsysAccelerator(wiring.Component):
             # The row of the first value at or after ``adv_nlo`` in memory b: ``adv_nlo``'s row, or
             # the next one if b is below ``adv_nlo``'s memory.
             k = Signal(name=f"out_k{b}")
-            m.d.comb += k.eq((b < adv_nlo[:lB]) if lB else 0)
+            m.d.comb += k.eq((b < adv_nlo[:lB]) if lB and b < B - 1 else 0)
             read_row = Signal(row_bits, name=f"out_ra{b}")
             row_next = Signal(row_bits, name=f"out_rn{b}")
             m.d.comb += row_next.eq(Mux(rd_on, Mux(rd_adv, ((adv_nlo >> lB) + k)[:row_bits], read_row), 0))
