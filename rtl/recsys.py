@@ -157,10 +157,10 @@ class IndexWalker(wiring.Component):
         Two read ports of the index bank, each a two-stage pipeline that moves only in a cycle
         with ``en`` high: ``data`` is the word of the read enabled before the last enabled cycle
         (it holds while ``en`` is low).
-    next_addr, next_dim, next_load : Out(ADDR_BITS), Out(DIM_BITS), Out(1)
-        The row register takes the row at ``next_addr`` of ``next_dim`` bytes at the end of this
-        cycle (the second slot's, or a row stepped now), for :class:`GatherUnit`'s decisions
-        ahead.
+    next_addr, next_dim, next_avail : Out(ADDR_BITS), Out(DIM_BITS), Out(1)
+        A row at ``next_addr`` of ``next_dim`` bytes is there for the row register (the second
+        slot's, or a row stepped now), which takes it at the end of this cycle if it is free
+        then (empty or taken), for :class:`GatherUnit`'s decisions ahead.
     last_step : Out(1)
         The walk's last step is in this cycle (``cmd`` is ready from the next), for
         :class:`GatherLane`'s ``busy`` flags ahead.
@@ -181,7 +181,7 @@ class IndexWalker(wiring.Component):
             "idx_port": In(port),
             "next_addr": Out(ADDR_BITS),
             "next_dim": Out(DIM_BITS),
-            "next_load": Out(1),
+            "next_avail": Out(1),
             "last_step": Out(1),
             "holds": Out(2),
         })
@@ -278,8 +278,8 @@ class IndexWalker(wiring.Component):
         stepped = Signal.like(second)
         m.d.comb += [stepped.addr.eq(row_addr), stepped.dim.eq(cur.dim), stepped.entry.eq(entry),
                      stepped.ctx.eq(cur.ctx)]
-        # The row the head takes at the end of this cycle (if ``next_load``): the second slot's,
-        # else the one stepped now.
+        # The row the head takes at the end of this cycle (if it is free then): the second
+        # slot's, else the one stepped now.
         incoming = Signal.like(second)
         # ``incoming``'s address as a register of its own (the row the head takes next: the
         # second slot's, or the row-address pipeline's head while that slot is empty), loaded
@@ -287,7 +287,7 @@ class IndexWalker(wiring.Component):
         # not from the select of the two.
         next_row_addr = Signal(ADDR_BITS, reset_less=True)
         m.d.comb += [incoming.eq(Mux(second_valid, second, stepped)),
-                     self.next_load.eq(head_free & (second_valid | row_step)),
+                     self.next_avail.eq(second_valid | row_step),
                      self.next_addr.eq(next_row_addr), self.next_dim.eq(incoming.dim)]
         # The next cycle's ``next_row_addr``: the second slot's row if it holds one then (a row
         # stepped now into it, or its row kept), else the pipeline's head after this cycle.
@@ -360,7 +360,7 @@ class GatherLane(wiring.Component):
         wiring.connect(m, wiring.flipped(self.idx_port), walker.idx_port)
         wiring.connect(m, walker.rows, unit.rows)
         m.d.comb += [unit.next_addr.eq(walker.next_addr), unit.next_dim.eq(walker.next_dim),
-                     unit.next_load.eq(walker.next_load)]
+                     unit.next_avail.eq(walker.next_avail)]
         wiring.connect(m, unit.req, wiring.flipped(self.req))
         for mine, its in zip(self.resp, unit.resp):
             wiring.connect(m, wiring.flipped(mine), its)
@@ -437,12 +437,13 @@ class GatherUnit(wiring.Component):
         Tags in use at the start of the cycle (requested, queued or pooling).
     hits : Out(1)
         The line requested this cycle was a cache hit.
-    next_addr, next_dim, next_load : In(ADDR_BITS), In(DIM_BITS), In(1)
-        The row source's row register takes a new row (byte address ``next_addr``, ``next_dim``
-        bytes) at the end of this cycle (``next_load``; ignored while a row is part-way
-        requested): the unit looks the next cycle's line up and decides whether a row's first
-        line is its last one cycle ahead. The payload of ``rows`` holds while no new row is
-        taken; every row is announced so, the first one too.
+    next_addr, next_dim, next_avail : In(ADDR_BITS), In(DIM_BITS), In(1)
+        The row source has a row (byte address ``next_addr``, ``next_dim`` bytes) for its row
+        register (``next_avail``), which takes it at the end of a cycle in which the register
+        is free then (``rows`` not valid, or its row's last line taken; none is taken while a
+        row is part-way requested): the unit looks the next cycle's line up and decides whether
+        a row's first line is its last one cycle ahead. The payload of ``rows`` holds while no
+        new row is taken; every row is announced so, the first one too.
     """
 
     def __init__(self, *, line_bytes: int, max_outstanding: int, channels: int, pool_lanes: int,
@@ -468,7 +469,7 @@ class GatherUnit(wiring.Component):
             "hits": Out(1),
             "next_addr": In(ADDR_BITS),
             "next_dim": In(DIM_BITS),
-            "next_load": In(1),
+            "next_avail": In(1),
         })
 
     def elaborate(self, platform):
@@ -570,12 +571,26 @@ class GatherUnit(wiring.Component):
         with m.If(take):
             m.d.sync += [mid.eq(~last_line), next_line.eq(following),
                          mid_last.eq(row_last[lb:] == following)]
-        with m.If((take | ~mid) & self.next_load):
-            m.d.comb += first_p1_next.eq(self.next_addr[lb:] + 1)
+        # Whether the row register takes the announced row at the end of this cycle (it does when
+        # it is free then: empty, or its row's last line taken), and the choices below, are formed
+        # for both outcomes of ``take`` from registers and the announcement, and ``take`` (which
+        # waits on ``req.ready``) picks last: one select behind it, not a chain of decisions with
+        # nets of 58 and 59 loads (routed at 6e29c65: ``hit_pick_adv`` -> ``req.ready`` ->
+        # ``take`` -> ``cur_set``, 12.99 ns).
+        load_if_take = Signal()  # take: the row leaves when its last line is taken
+        load_if_not = Signal()  # no take: the register is empty
+        m.d.comb += [load_if_take.eq(last_line & self.next_avail),
+                     load_if_not.eq(~self.rows.valid & ~mid & self.next_avail)]
+        row_in = Signal()  # the register takes the announced row (while no row is part-way)
+        m.d.comb += row_in.eq(Mux(take, load_if_take, load_if_not))
+        next_p1 = Signal(ln_bits)
+        m.d.comb += next_p1.eq(self.next_addr[lb:] + 1)
+        with m.If(row_in):
+            m.d.comb += first_p1_next.eq(next_p1)
             m.d.sync += first_last.eq(self.next_addr[:lb] + self.next_dim <= line)
-        m.d.sync += [first_p1.eq(first_p1_next),
-                     following.eq(Mux(take & ~last_line, following + 1,
-                                      Mux(mid & ~take, following, first_p1_next)))]
+        fol_take = Mux(~last_line, following + 1, Mux(self.next_avail, next_p1, first_p1))
+        fol_not = Mux(mid, following, Mux(load_if_not, next_p1, first_p1))
+        m.d.sync += [first_p1.eq(first_p1_next), following.eq(Mux(take, fol_take, fol_not))]
         # The next cycle's line: the row's next (``following``), a new row's first (the row
         # register taking one while no row is part-way), the row's first after its last line
         # leaves without a new row (``mid`` falls: what the row register holds), else this one.
@@ -584,17 +599,13 @@ class GatherUnit(wiring.Component):
         # also drive the line-wide set select.
         cur_set = Signal(max(1, self._cache.bit_length() - 1), reset_less=True)
         cur_next = Signal(ln_bits)
-        m.d.comb += cur_next.eq(cur_line)
-        with m.If(take & ~last_line):
-            m.d.comb += cur_next.eq(following)
-        with m.Elif((take | ~mid) & self.next_load):
-            m.d.comb += cur_next.eq(self.next_addr[lb:])
-        with m.Elif(take):
-            m.d.comb += cur_next.eq(row.addr[lb:])
+        cur_take = Mux(~last_line, following, Mux(self.next_avail, self.next_addr[lb:], row.addr[lb:]))
+        cur_not = Mux(load_if_not, self.next_addr[lb:], cur_line)
+        m.d.comb += cur_next.eq(Mux(take, cur_take, cur_not))
         m.d.sync += [cur_line.eq(cur_next), cur_set.eq(cur_next[:len(cur_set)])]
         if self._cache:
             # The line of the next cycle: the row's next line, the same one, or (the row register
-            # taking a new row, ``next_load``, while no row is part-way) the new row's first line.
+            # taking a new row, ``row_in``, while no row is part-way) the new row's first line.
             # Each candidate comes from registers (the new row from the row buffer's second slot
             # or the walker's row-address pipeline, whose step waits on no take), so the lookups
             # run side by side and the take only picks a result.
@@ -631,8 +642,7 @@ class GatherUnit(wiring.Component):
             new_row = lookup(self.next_addr[lb:], "hit_new_row")
             m.d.comb += hit.eq(Mux(pick_adv, h_adv, Mux(pick_new, h_new, h_same)))
             m.d.sync += [h_adv.eq(adv), h_new.eq(new_row), h_same.eq(same),
-                         pick_adv.eq(take & ~last_line),
-                         pick_new.eq(~(take & ~last_line) & (take | ~mid) & self.next_load)]
+                         pick_adv.eq(take & ~last_line), pick_new.eq(row_in)]
 
         # Arrival queue of tags (capacity: every tag), filled by the channel lanes in channel
         # order and then the cache hit due this cycle.

@@ -185,15 +185,17 @@ def run_rtl(pt: _Point, stall_seed: int | None = None):
     rows = deque(pt.rows())
 
     async def bench(ctx):
-        def announce(rows):
-            """The row the "row register" holds next cycle (the unit decides on it ahead)."""
-            ctx.set(unit.next_load, bool(rows))
-            ctx.set(unit.next_addr, rows[0][0] if rows else 0)
-            ctx.set(unit.next_dim, rows[0][1] if rows else 0)
+        def announce(rows, offered):
+            """The row the "row register" takes when it is free (the unit decides on it ahead):
+            the one after the offered head, or the head while none is offered."""
+            after = list(rows)[1:] if offered else list(rows)
+            ctx.set(unit.next_avail, bool(after))
+            ctx.set(unit.next_addr, after[0][0] if after else 0)
+            ctx.set(unit.next_dim, after[0][1] if after else 0)
 
         where = {}  # tag -> line address of the request in flight
         delayed = [deque() for _ in range(pt.channels)]
-        announce(rows)  # the first row is taken into the register in the cycle before cycle 0
+        announce(rows, False)  # the first row is taken into the register in the cycle before cycle 0
         await ctx.tick()
         x = 0
         while x < 20_000:
@@ -210,6 +212,7 @@ def run_rtl(pt: _Point, stall_seed: int | None = None):
                     ctx.set(unit.resp[c].payload.data, int.from_bytes(data, "little"))
             offer = bool(rows) and not (stalls and rng.random() < 0.3)
             ctx.set(unit.rows.valid, offer)
+            announce(rows, offer)
             if rows:
                 # The payload is the head row's while it is offered or not, as a row register's.
                 addr, dim, entry = rows[0]
@@ -232,7 +235,6 @@ def run_rtl(pt: _Point, stall_seed: int | None = None):
                 out["chunks"].append((x, ctx.get(p.elem), ctx.get(p.count)))
             if offer and ctx.get(unit.rows.ready):
                 rows.popleft()
-            announce(rows)
             busy = rows or ctx.get(unit.tags_used) or ctx.get(unit.pool.valid) or any(delayed) or not mem.idle
             await ctx.tick()
             x += 1
