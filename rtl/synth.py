@@ -71,8 +71,8 @@ ECP5_PLACER = "heap"
 #: unless they say otherwise; ``router2`` (``sparsim synth --router``, and
 #: :file:`benchmarks/pnr_spread.py` to compare on one placement), nextpnr's newer
 #: congestion-driven router, for tops near the device's size (it routed nm_train's mid_ecp5 with
-#: the weight stores in LUT RAM in 888 s: benchmarks/README.md). The placer does not depend on the router: the same seed and
-#: placer give the same placement.
+#: the weight stores in LUT RAM in 888 s: benchmarks/README.md). The placer does not depend on
+#: the router: the same seed and placer give the same placement.
 ECP5_ROUTERS = ("router1", "router2")
 ECP5_ROUTER = "router1"
 #: The AIGER writer ``abc9`` hands ABC inside ``synth_ecp5`` when Yosys 0.70's default,
