@@ -678,10 +678,13 @@ _NARROW_LUTRAM = (8, 4096)
 #: post-processing), fitted on the tiny point's synthesis.
 LUT_BASE = 10_564
 FF_BASE = 1_985
-#: Multipliers of the top beyond the array and the walkers, measured: 4 while the intake computed
-#: a GATHER's walk in one stage, 2 since it takes two (which products Yosys now maps to LUTs is
-#: not identified).
+#: Multipliers of the dense engine beyond the array, each one DSP48E2: an instruction's Q x K (where
+#: a GEMM's biases start) and P x T (an INTER's feature rows).
 FIXED_DSPS = 2
+#: Yosys's synth_xilinx maps a multiplier to a DSP block only if its product, as wide as what
+#: reads it (after ``wreduce``), has at least this many bits (mul2dsp's ``DSP_Y_MINWIDTH``);
+#: narrower ones become LUTs.
+DSP_MIN_PRODUCT_BITS = 9
 
 
 def _bits(n: int) -> int:
@@ -709,6 +712,18 @@ def _unit_entry_bits(hw) -> int:
     word_bits = _bits(index_lines * hw.line_bytes // isa.INDEX_BYTES)
     entry_bits = _bits(int(hw.pooled_buffer_kib * 1024) // 2 // hw.acc_bytes + 1)
     return 16 + word_bits + 16 + 32 + 16 + entry_bits + 1
+
+
+def _intake_products(hw) -> list[int]:
+    """Bits kept of each product the top's instruction intake computes for a GATHER or a STORE
+    (rtl/recsys.py, stage B): the walk's first index word ``t * (samples + 1) + first``, its first
+    pooled entry ``t * samples + first`` and that entry times ``dim`` (both entry-wide), and a
+    STORE's ``p * k`` (its line count times the line over the accumulator bytes)."""
+    index_lines = max(1, int(hw.index_buffer_kib * 1024) // 2 // hw.line_bytes)
+    word_bits = _bits(index_lines * hw.line_bytes // isa.INDEX_BYTES)
+    entry_bits = _bits(int(hw.pooled_buffer_kib * 1024) // 2 // hw.acc_bytes + 1)
+    lines_product = _store_lines_bits(hw) + (hw.line_bytes.bit_length() - 1) - (hw.acc_bytes.bit_length() - 1)
+    return [word_bits, entry_bits, entry_bits, lines_product]
 
 
 def _memories(hw) -> list[tuple[str, int, int, int, bool, bool]]:
@@ -755,8 +770,8 @@ def _memories(hw) -> list[tuple[str, int, int, int, bool, bool]]:
 def rtl_resources(hw) -> dict[str, float]:
     """The engine top as rtl/recsys.py builds it (docs/recsys.md, "RTL (measured)"): every
     memory mapped as Yosys maps it (``sparsim.simulator.resources.memory_cost``; narrow small
-    memories beyond 64 rows as RAM64M8 columns); one DSP per PE, WALKER_DSPS per gather unit
-    and FIXED_DSPS; LUTs and FFs counted from the datapath widths (the PEs, the operand copies'
+    memories beyond 64 rows as RAM64M8 columns); one DSP per PE, WALKER_DSPS per gather unit,
+    FIXED_DSPS and one per intake product of at least DSP_MIN_PRODUCT_BITS bits; LUTs and FFs counted from the datapath widths (the PEs, the operand copies'
     byte selects, the gather units' line stores, cache slices and shifters, the pooled and out
     banks, the skewed stores' address adders and rotations, the loader's write queue) plus
     LUT_BASE and FF_BASE, fitted on the tiny point (tests/test_resources_recsys.py)."""
@@ -838,7 +853,8 @@ def rtl_resources(hw) -> dict[str, float]:
            + _bits(acc + 2)  # the requantisation shift, a register of its own
            + FF_BASE)
     return {
-        "dsp": float(R * C + WALKER_DSPS * G + FIXED_DSPS),
+        "dsp": float(R * C + WALKER_DSPS * G + FIXED_DSPS
+                     + sum(bits >= DSP_MIN_PRODUCT_BITS for bits in _intake_products(hw))),
         "lut": float(lut),
         "ff": float(ff),
         "bram36": float(bram),

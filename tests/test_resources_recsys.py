@@ -35,9 +35,8 @@ def _skip_if_stale(row):
 def test_rtl_model_agrees_with_recorded_synthesis(row):
     _skip_if_stale(row)
     est = recsys.rtl_resources(_hw(row))
-    # FIXED_DSPS is the tiny point's count; the mid point maps two more of the top's products
-    # to DSPs (its wider intake products, not identified one by one).
-    assert row["dsp"] - 3 <= est["dsp"] <= row["dsp"]
+    # Exact: the mid point's two more DSPs are its intake's entry-wide products (10 bits, 8 on tiny).
+    assert est["dsp"] == row["dsp"]
     assert est["bram36"] == row["bram36"]
     assert est["uram"] == row["uram"]
     for name in ("lut", "ff"):
