@@ -676,8 +676,8 @@ _NARROW_LUTRAM = (8, 4096)
 #: The engine top's logic beyond the counted terms (the Program intake, the per-engine queues'
 #: control, the loader, the store, the conditions' counters, the dense engine's fold counters and
 #: post-processing), fitted on the tiny point's synthesis.
-LUT_BASE = 10_564
-FF_BASE = 1_985
+LUT_BASE = 9_753
+FF_BASE = 2_880
 #: Multipliers of the dense engine beyond the array, each one DSP48E2: an instruction's Q x K (where
 #: a GEMM's biases start) and P x T (an INTER's feature rows).
 FIXED_DSPS = 2
@@ -689,6 +689,41 @@ DSP_MIN_PRODUCT_BITS = 9
 
 def _bits(n: int) -> int:
     return max(1, (n - 1).bit_length())
+
+
+def _and_or_luts(pairs: int) -> int:
+    """LUT6 per bit of an OR of ``pairs`` (select AND value) terms: a LUT takes three pairs,
+    each further LUT five more inputs beside the chain."""
+    inputs = 2 * pairs
+    return 1 + max(0, -(-(inputs - 6) // 5))
+
+
+def _operand_selects(hw) -> tuple[int, int]:
+    """The dense engine's operand AND-OR (rtl/recsys.py ``DenseEngine``, ``_operand``): LUTs of the
+    AND-ORs of each row's skewed-store sources (the three activation stores' and the features'
+    banks) and each column's feature banks (column 0 also Z's), and the final OR of each
+    operand's registers; and the registered one-hot selects (a LUT and an FF each: reader,
+    store, bank)."""
+    R, C = hw.rows, hw.cols
+    nb = 1 << max(0, (max(R, C) - 1).bit_length())
+    luts = 8 * (R * (_and_or_luts(3 * nb) + _and_or_luts(nb) + 1)
+                + C * (_and_or_luts(nb) + 1) + _and_or_luts(2 * nb) - _and_or_luts(nb))
+    selects = 3 * R * nb + R * nb + C * nb + nb
+    return luts, selects
+
+
+def _address_counters(hw) -> tuple[int, int]:
+    """The dense engine's per-row dense and per-column weight byte addresses (``ab``, ``ab0``,
+    ``rb``: OS), as wide as the memories' byte addresses: LUTs of the step add, the next-value
+    select, the load chain's add and the read address's add per counter, and their FFs (row 0's
+    start address is 0)."""
+    line = hw.line_bytes
+    lb = line.bit_length() - 1
+    dense_bits = lb + _bits(-(-int(hw.act_buffer_kib * 1024) // line))
+    weight_bits = lb + _bits(int(hw.weight_buffer_kib * 1024) // line)
+    luts = 4 * (hw.rows * dense_bits + hw.cols * weight_bits)
+    ffs = (2 * hw.rows - 1) * dense_bits + hw.cols * weight_bits
+    return luts, ffs
 
 
 def _store_lines_bits(hw) -> int:
@@ -795,6 +830,8 @@ def rtl_resources(hw) -> dict[str, float]:
     out_banks = 1 << max(0, (max(C, (line - 1) // hw.acc_bytes + 2) - 1).bit_length())
     sets = max(1, hw.cache_lines)
     line_bits = 8 * line
+    sel_luts, sel_regs = _operand_selects(hw)
+    addr_luts, addr_ffs = _address_counters(hw)
     lut += (R * C * (2 * acc + 24)  # accumulator adder and its clear, operand gating
             + 8 * _mux_luts(line) * (C + R)  # an operand byte out of each copy's line
             # unit: tag, shift, the cache's lane select (its lines in LUT RAM, one memory per lane)
@@ -805,6 +842,10 @@ def rtl_resources(hw) -> dict[str, float]:
             + out_banks * acc * (_mux_luts(C) + _mux_luts(out_banks))  # out banks in and out
             + 6 * banks * 24 + 8 * R * 4 * _mux_luts(banks)  # skewed stores: addresses, rotation
             + 2 * C * 3 * acc  # requantisers
+            # each tag's line register takes a response lane's line or a hit's (a LUT per bit)
+            + G * tags * line_bits * _mux_luts(hw.memory.channels + (1 if hw.cache_lines else 0))
+            + sel_luts + sel_regs  # the dense engine's operand AND-ORs and one-hot selects
+            + addr_luts  # the dense engine's row and column address counters
             + LUT_BASE)
     index_lines = max(1, int(hw.index_buffer_kib * 1024) // 2 // line)
     word_bits = max(1, (index_lines * line // isa.INDEX_BYTES - 1).bit_length())
@@ -851,6 +892,7 @@ def rtl_resources(hw) -> dict[str, float]:
            + 3 * (isa.INSTR_BITS + _loader_entry_bits(hw) + 49 + store_lines_bits + G * _unit_entry_bits(hw))
            + isa.INSTR_BITS + word_bits + entry_bits + store_lines_bits + 17
            + _bits(acc + 2)  # the requantisation shift, a register of its own
+           + sel_regs + addr_ffs  # the dense engine's one-hot operand selects, address counters
            + FF_BASE)
     return {
         "dsp": float(R * C + WALKER_DSPS * G + FIXED_DSPS
