@@ -806,10 +806,12 @@ def rtl_resources(hw) -> dict[str, float]:
     """The engine top as rtl/recsys.py builds it (docs/recsys.md, "RTL (measured)"): every
     memory mapped as Yosys maps it (``sparsim.simulator.resources.memory_cost``; narrow small
     memories beyond 64 rows as RAM64M8 columns); one DSP per PE, WALKER_DSPS per gather unit,
-    FIXED_DSPS and one per intake product of at least DSP_MIN_PRODUCT_BITS bits; LUTs and FFs counted from the datapath widths (the PEs, the operand copies'
-    byte selects, the gather units' line stores, cache slices and shifters, the pooled and out
-    banks, the skewed stores' address adders and rotations, the loader's write queue) plus
-    LUT_BASE and FF_BASE, fitted on the tiny point (tests/test_resources_recsys.py)."""
+    FIXED_DSPS and one per intake product of at least DSP_MIN_PRODUCT_BITS bits; LUTs and FFs
+    counted from the datapath widths (the PEs, the operand copies' byte selects, the gather
+    units' line stores, cache slices and shifters, the pooled and out banks, the skewed stores'
+    address adders and rotations, the loader's write queue, the dense engine's operand AND-ORs
+    and address counters) plus LUT_BASE and FF_BASE, fitted on the tiny point
+    (tests/test_resources_recsys.py)."""
     from .resources import _mux_luts, memory_cost
 
     R, C, G, tags, line = hw.rows, hw.cols, hw.gather_units, hw.max_outstanding, hw.line_bytes
