@@ -79,6 +79,21 @@ class _Block(Elaboratable):
         return self._m
 
 
+def _rx_ports(port, width):
+    """The receiver's byte count of the record in progress as the top hands it to the input and
+    weight writes (``NmTrainAccelerator``'s ``_count_beats``): the count, its per-consumer copies
+    (``need_in``/``_w``/``_h``, ``completes_in``/``_w``/``_h``, registers of their own in the top,
+    so ports of their own here), whether the record fits in a beat, and the beat's routing flags."""
+    rx = {"got": port("got", width), "need": port("need", width), "completes": port("completes", 1),
+          "size": port("size", width), "small": port("small", 1)}
+    for group in ("in", "w", "h"):
+        rx[f"need_{group}"] = port(f"need_{group}", width)
+        rx[f"completes_{group}"] = port(f"completes_{group}", 1)
+    for key in ("in_take", "w_take", "w_end"):
+        rx[key] = port(key, 1)
+    return rx
+
+
 def _blocks(hw):
     geo = nt.Geometry(hw)
     R, C, M = hw.rows, hw.cols, hw.max_m
@@ -96,8 +111,7 @@ def _blocks(hw):
         rd = SimpleNamespace(valid=port("valid", 1), payload=port("beat", 8 * DB))
         bt = SimpleNamespace(target=port("target", 2), last=port("last", 1))
         w = S.bit_length()
-        rx = {"got": port("got", w), "need": port("need", w), "completes": port("completes", 1),
-              "size": port("size", w)}
+        rx = _rx_ports(port, w)
         sub, base = port("sub", max(1, (geo.in_subs - 1).bit_length())), port("base", w)
         os_flow = hw.dataflow == "os"
         stores = [nt._WordStore(m, f"input_{s}", geo.in_word_bytes, 2 << geo.in_word_addr_bits,
@@ -153,8 +167,7 @@ def _blocks(hw):
         # two-word funnels and the writes of the 2 x C sub-banks' word RAMs (session 13; before,
         # flat stores), read at one address
         DB, wr, rb = geo.beat_bytes, WE.bit_length(), geo.read_bytes.bit_length()
-        rx = {"got": port("got", rb), "need": port("need", rb), "completes": port("completes", 1),
-              "size": port("size", rb)}
+        rx = _rx_ports(port, rb)
         valid, last, bank = port("valid", 1), port("last", 1), port("bank", 1)
         n, mlog, prune = port("n", nw), port("mlog", nm), port("prune", 1)
         # (the rows of the held bytes' arithmetic and the format of the transfer in progress,
@@ -168,7 +181,7 @@ def _blocks(hw):
             m.d.sync += [r.eq(c) for r, c in zip(rows, new_rows)] + [fmt.eq(new_fmt)]
         groups = nt._weight_beat_groups(m, geo, rx, last, port("beat", 8 * DB), valid, ib, rows, fmt)
         sb = max(1, (C - 1).bit_length())
-        segs = {"bank": bank, "last": last, "seg": (valid, port("sub", sb), port("base", wr), groups["mask"])}
+        segs = {"bank": bank, "last": last, "seg": (valid, port("sub", sb), port("base", wr), groups["count"])}
         lists = nt._split_entries(groups["entries"], geo.w_seg_entries, ib)
         outs = []
         ab = geo.w_word_addr_bits
@@ -209,7 +222,7 @@ def _blocks(hw):
         seq, n, mlog = port("seq", 8 * geo.w_seq_bytes), port("n", nw), port("mlog", nm)
         rank = nt._RankStage(geo, ib)
         segs = {"bank": Const(0), "last": Const(0),
-                "seg": (Const(1), Const(0), Const(0), port("mask", geo.w_seg_entries))}
+                "seg": (Const(1), Const(0), Const(0), port("count", geo.w_seg_entries.bit_length()))}
         res = nt.NmTrainAccelerator._prune_unit(m, geo, rank, seq, Const(1), segs, n, mlog, ib)
         rank.load("pgs", Const(0), [], Const(0, nw), Const(0, nm))
         rank.build(m)
