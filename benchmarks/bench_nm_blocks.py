@@ -79,6 +79,12 @@ class _Block(Elaboratable):
         return self._m
 
 
+#: Blocks of an earlier structure, kept to compare with: main's top no longer builds them so (the
+#: flat stores' byte-aligned reads and write stages, the unpack before the weight beat's AND-OR,
+#: the PGS row read of a whole record from a flat sub-bank). Their rows say so (``*``, ``"earlier"``).
+EARLIER = frozenset({"in_read", "in_write", "w_write", "w_read", "unpack", "pgs_read"})
+
+
 def _rx_ports(port, width):
     """The receiver's byte count of the record in progress as the top hands it to the input and
     weight writes (``NmTrainAccelerator``'s ``_count_beats``): the count, its per-consumer copies
@@ -404,12 +410,13 @@ def main(argv: list[str] | None = None) -> int:
         else:
             top = _Block(blocks[name], registered=args.pnr or args.estimate)
             text = verilog.convert(top, name="top", ports=top.ports, emit_src=False)
+        label = name + ("*" if name in EARLIER else "")
         if args.pnr:
             pnr = place_and_route_verilog(text, module, timeout_s=args.timeout, speed=args.speed_grade)
-            row = {"block": name, "speed_grade": pnr.speed_grade, "fmax_mhz": pnr.fmax_mhz, "lut4": pnr.lut4, "ff": pnr.ff,
+            row = {"block": name, "earlier": name in EARLIER, "speed_grade": pnr.speed_grade, "fmax_mhz": pnr.fmax_mhz, "lut4": pnr.lut4, "ff": pnr.ff,
                    "mult18": pnr.mult18, "seconds": round(pnr.seconds), "critical_path": critical_path(text)}
             rows.append(row)
-            print(f"{name:<14} {pnr.fmax_mhz:>8.1f} MHz {pnr.lut4:>7} LUT4 {pnr.ff:>7} FF {pnr.mult18:>4} MULT18 "
+            print(f"{label:<14} {pnr.fmax_mhz:>8.1f} MHz {pnr.lut4:>7} LUT4 {pnr.ff:>7} FF {pnr.mult18:>4} MULT18 "
                   f"{row['seconds']:>6} s", flush=True)
             print("  critical path: " + " -> ".join(row["critical_path"]), flush=True)
             if args.paths:
@@ -419,9 +426,9 @@ def main(argv: list[str] | None = None) -> int:
                 Path(args.json).write_text(json.dumps(rows, indent=1))
             continue
         if args.estimate:
-            row = {"block": name, **_estimate(text, module, args.timeout, args.over)}
+            row = {"block": name, "earlier": name in EARLIER, **_estimate(text, module, args.timeout, args.over)}
             rows.append(row)
-            print(f"{name:<14} worst {row['worst_ns']:>5.1f} ns, {row['over']} of {row['endpoints']} endpoints "
+            print(f"{label:<14} worst {row['worst_ns']:>5.1f} ns, {row['over']} of {row['endpoints']} endpoints "
                   f">= {args.over:g} ns; {row['lut4']} LUT4 {row['ccu2c']} CCU2C {row['ff']} FF {row['seconds']:>6} s",
                   flush=True)
             ecp5_endpoints.main(["--netlist", row["netlist"], "--over", str(args.over), "--top", "12"])
@@ -430,15 +437,17 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if args.xcup:
             syn = synthesize_verilog(text, "top", family="xcup", timeout_s=args.timeout)
-            row = {"block": name, "logic": syn.lut, "ff": syn.ff, "mem": syn.bram36,
+            row = {"block": name, "earlier": name in EARLIER, "logic": syn.lut, "ff": syn.ff, "mem": syn.bram36,
                    "seconds": round(syn.seconds, 1), "cells": syn.cells}
         else:
-            row = {"block": name, **_count(text, args.lut, args.timeout)}
+            row = {"block": name, "earlier": name in EARLIER, **_count(text, args.lut, args.timeout)}
         rows.append(row)
-        print(f"{name:<14} {row['logic']:>8} {row['ff']:>8} {row['mem']:>4} {row['seconds']:>6}",
+        print(f"{label:<14} {row['logic']:>8} {row['ff']:>8} {row['mem']:>4} {row['seconds']:>6}",
               flush=True)
         if args.json:  # row by row: the whole top takes long
             Path(args.json).write_text(json.dumps(rows, indent=1))
+    if any(r["block"] in EARLIER for r in rows):
+        print("* an earlier structure of the block, kept to compare with: main's top no longer builds it so")
     return 0
 
 

@@ -32,9 +32,13 @@ def blocks(bench):
     return bench._blocks(load_design_point(ROOT / "examples" / "nm_train_tiny.yaml").hardware)
 
 
-def test_the_bench_names_the_blocks_the_docs_name(blocks):
+def test_the_bench_names_the_blocks_the_docs_name(bench, blocks):
     assert {"in_words", "w_beats", "w_read", "prune", "rank", "pack", "pgs_read", "pgs_buffer",
             "out_banks", "out_add"} <= set(blocks)
+    # the blocks of an earlier structure, marked in its output, are blocks it builds, and none
+    # of the current ones above
+    assert bench.EARLIER <= set(blocks)
+    assert not bench.EARLIER & {"in_words", "w_beats", "prune", "rank", "pack", "out_banks", "out_add"}
 
 
 @pytest.mark.parametrize("name", ["in_words", "w_beats", "w_read", "unpack", "prune", "pack", "pgs_read",
