@@ -442,11 +442,21 @@ def synth_ecp5(folder: Path, top: str, timeout_s: float) -> str | None:
     return note
 
 
+def _netlist_record(text: str, build_root: Path | None) -> Path:
+    """The file naming the folder that holds ``synth_ecp5``'s netlist of ``text`` (whatever
+    seed, placer, router or grade that folder's nextpnr run had), written when Yosys has run."""
+    return _build_root(build_root, "pnr") / f"{_key(text, f'ecp5-synth-{FLOW_VERSION}')}.netlist"
+
+
 def _reuse_synth_ecp5(text: str, build_root: Path | None, folder: Path) -> bool:
-    """Copy ``synth_ecp5``'s netlist of ``text`` from another folder of the same text (another
-    speed grade's, or seed 1's with the default placer), if one has it: Yosys's mapping depends
-    on none of nextpnr's options."""
-    candidates = [pnr_folder(text, build_root, speed=other) for other in ECP5_SPEED_GRADES]
+    """Copy ``synth_ecp5``'s netlist of ``text`` from another folder of the same text, if one has
+    it: the folder the last Yosys run of this text recorded (:func:`_netlist_record`; any
+    speed grade, seed, placer or router), else seed 1's with the default placer and router at
+    any grade (folders made before the record existed). Yosys's mapping depends on none of
+    nextpnr's options."""
+    record = _netlist_record(text, build_root)
+    recorded = [record.parent / record.read_text().strip()] if record.exists() else []
+    candidates = recorded + [pnr_folder(text, build_root, speed=other) for other in ECP5_SPEED_GRADES]
     for source in candidates:
         # ecp5_packed.json is written after Yosys has finished, so its ecp5.json is whole
         if source != folder and (source / "ecp5_packed.json").exists():
@@ -479,7 +489,8 @@ def place_and_route_verilog(text: str, top: str, build_root: Path | None = None,
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "top.v").write_text(text)
     t0 = time.perf_counter()
-    if not (pack and _reuse_synth_ecp5(text, build_root, folder)):
+    synthesised = not (pack and _reuse_synth_ecp5(text, build_root, folder))
+    if synthesised:
         synth_ecp5(folder, top, timeout_s)
     note_file = folder / "synth_note.txt"  # also when the netlist came from another folder
     synth_note = note_file.read_text().strip() if note_file.exists() else None
@@ -489,6 +500,11 @@ def place_and_route_verilog(text: str, top: str, build_root: Path | None = None,
         packed = pack_registers(design)
         netlist = "ecp5_packed.json"
         (folder / netlist).write_text(json.dumps(design))
+        if synthesised:  # (after ecp5_packed.json: a recorded folder's netlist is whole)
+            record = _netlist_record(text, build_root)
+            tmp = record.with_suffix(".tmp")
+            tmp.write_text(folder.name + "\n")
+            tmp.replace(record)
     _run(nextpnr_ecp5_command(netlist, "report.json", "nextpnr.log", speed=speed, seed=seed, placer=placer,
                               router=router),
          folder, "nextpnr.log", timeout_s)

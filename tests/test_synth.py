@@ -200,6 +200,41 @@ def test_router2_runs_nextpnr_with_it_on_the_default_folders_netlist_and_says_so
     assert len(commands) == 1
 
 
+def test_any_variants_netlist_is_reused_by_every_other_variant(tmp_path, monkeypatch):
+    """The first place and route of a text synthesises (here with the static placer and seed 3,
+    no default folder anywhere); every later one, whatever its router, seed, placer or grade,
+    places that netlist without running Yosys again. (Before, only seed 1's default folder was
+    looked at, so this run of router2 synthesised the same text a second time.)"""
+    from sparsim.rtl import synth
+
+    text = "module top(input clk); endmodule"
+    netlist = {"creator": "test", "modules": {"top": {"attributes": {"top": "1"}, "ports": {}, "cells": {},
+                                                      "netnames": {}}}}
+    yosys_runs = []
+
+    def fake_run(cmd, folder, log, timeout_s, progress_every_s=None):
+        if "yosys" in " ".join(map(str, cmd)):
+            yosys_runs.append(folder.name)
+            (folder / "yosys.log").write_text("")
+            (folder / "ecp5.json").write_text(json.dumps(netlist))
+            return
+        (folder / "report.json").write_text(json.dumps({"fmax": {"clk": {"achieved": 100.0}},
+                                                        "utilization": {"TRELLIS_COMB": {"used": 3}}}))
+
+    monkeypatch.setattr(synth, "_run", fake_run)
+    first = synth.place_and_route_verilog(text, "top", tmp_path, placer="static", seed=3)
+    assert yosys_runs == [synth.pnr_folder(text, tmp_path, placer="static", seed=3).name]
+    assert not synth.pnr_folder(text, tmp_path).exists()  # no default folder to reuse from
+    for options in ({"router": "router2"}, {"seed": 2}, {"speed": 8, "placer": "sa"}, {}):
+        res = synth.place_and_route_verilog(text, "top", tmp_path, **options)
+        assert (res.lut4, res.fmax_mhz) == (first.lut4, first.fmax_mhz)
+        assert (synth.pnr_folder(text, tmp_path, **options) / "ecp5.json").exists()
+    assert len(yosys_runs) == 1
+    # another text does not take this one's netlist
+    synth.place_and_route_verilog(text + "\n// other", "top", tmp_path, router="router2")
+    assert len(yosys_runs) == 2
+
+
 @pytest.mark.parametrize("args, message", [
     (["--pnr-seeds", "0"], "--pnr-seeds: seeds must be from 1 to 2147483647, not '0'"),
     (["--pnr-seeds", "1,x"], "--pnr-seeds: '1,x' is not a comma-separated list of integers"),
