@@ -97,6 +97,9 @@ def _rx_ports(port, width):
         rx[f"completes_{group}"] = port(f"completes_{group}", 1)
     for key in ("in_take", "w_take", "w_end"):
         rx[key] = port(key, 1)
+    rx["ends_h"] = [port("ends0", 1)]
+    rx["to_first"] = [port(f"to_first{k}", 1) for k in range(2)]
+    rx["to_rev"] = [port(f"to_rev{k}", 1) for k in range(2)]
     return rx
 
 

@@ -1185,9 +1185,11 @@ class NmTrainAccelerator(wiring.Component):
         m.d.comb += completes_next.eq(Array(fits_next)[ahead])
         need_next = Signal.like(need, name="rx_need_next")
         m.d.comb += need_next.eq(Array(left_next)[ahead])
+        small_next = Signal(name="rx_small_next")
+        m.d.comb += small_next.eq(Array([r <= DB for r in rec_bytes])[ahead])
         m.d.sync += [
             size.eq(Array(rec_bytes)[ahead]),
-            is_small.eq(Array([r <= DB for r in rec_bytes])[ahead]),
+            is_small.eq(small_next),
             need.eq(need_next),
             completes.eq(completes_next),
         ]
@@ -1208,9 +1210,21 @@ class NmTrainAccelerator(wiring.Component):
                           ("w_end", nxt.target[1] & nxt.last)):
             takes[key] = Signal(name=f"rx_{key}")
             m.d.sync += takes[key].eq(nxt.held & completes_next & cond)
+        # The weight beat's held bytes and row take, after a beat that completes its record, the
+        # first row when nothing follows the record in the beat (the transfer's last record, or
+        # a record that fits in a beat), else the row of the bytes past it: ``ends`` (the beat's
+        # ``last`` OR ``small``) and the two conditions with ``completes``, registered here from
+        # their next values (the two conditions: a copy for the row, one for the held bytes), so
+        # that no gate lies between these registers and the ~120 selects they drive.
+        ends_next = Signal(name="rx_ends_next")
+        m.d.comb += ends_next.eq(nxt.last | small_next)
+        ends = _copies(m, ends_next, 1, "rx_ends", reset_less=False, init=1)
+        to_first = _copies(m, completes_next & ends_next, 2, "rx_to_first", reset_less=False, init=1)
+        to_rev = _copies(m, completes_next & ~ends_next, 2, "rx_to_rev", reset_less=False)
         return {"got": got, "need": need, "completes": completes, "size": size, "small": is_small,
                 "completes_in": copies[0], "completes_w": copies[1], "completes_h": copies[2],
-                "need_in": need_copies[0], "need_w": need_copies[1], "need_h": need_copies[2], **takes}
+                "need_in": need_copies[0], "need_w": need_copies[1], "need_h": need_copies[2],
+                "ends_h": ends, "to_first": to_first, "to_rev": to_rev, **takes}
 
     @staticmethod
     def _pregen_unit(m, geo, rank, job, head_next, head_next_single, start, busy, read_chunk, slab_cols, bank_cols, C, ib):
@@ -1886,8 +1900,10 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
     m.d.comb += seq.eq(Cat(hold, Const(0, 8 * (SQ - HB))) | placed)
     # A beat that completes its record takes the record's last ``need`` bytes after the held
     # ones (whole groups); if the transfer goes on past it inside the beat, the rest is held.
-    ends = Signal(name="w_transfer_ends")  # nothing after the record in this beat
-    m.d.comb += ends.eq(last | rx["small"])
+    # (``ends``: nothing after the record in this beat, the beat's ``last`` OR ``small``;
+    # ``to_first`` / ``to_rev``: a completing beat with / without ``ends``: the receiver's
+    # registers, ``_count_beats``)
+    ends, to_first, to_rev = rx["ends_h"][0], rx["to_first"], rx["to_rev"]
     count = Signal(range(EB + 1), name="w_beat_entries")
     m.d.comb += count.eq(Mux(rx["completes_w"], row.ccount[rx["need_w"][: max(1, DB.bit_length())]], row.count))
     entries = Signal(EB * (8 + ib), name="w_beat_entries_unpacked")
@@ -1900,8 +1916,10 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
     rev = Array([(rows[DB - x] if DB - x <= HB else rows[0]).as_value() for x in range(DB + 1)])
     nx = need[: max(1, DB.bit_length())]
     row_next = Signal(layout, name="w_row_next")
-    with m.If(completes):
-        m.d.comb += row_next.eq(Mux(ends, first, rev[nx]))
+    with m.If(to_first[0]):
+        m.d.comb += row_next.eq(first)
+    with m.Elif(to_rev[0]):
+        m.d.comb += row_next.eq(rev[nx])
     with m.Else():
         m.d.comb += row_next.eq(load_rows[row.next])
     data_ext = Cat(data_, Const(0, 8 * HB))
@@ -1910,8 +1928,8 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
             h.eq(h_next), row_q.eq(row_next), fresh.eq(completes & last),
             # (zero past the bytes held: none when the transfer ends; the beat shifted by where
             # the held bytes start in it, ``need`` or the row's, both shifts in parallel)
-            hold.eq(Mux(completes, Mux(ends, 0, (data_ext >> (nx * 8))[: 8 * HB]),
-                        Mux(row.zero, seq[: 8 * HB], (data_ext >> (row.shift * 8))[: 8 * HB]))),
+            hold.eq(Mux(to_first[1], 0, Mux(to_rev[1], (data_ext >> (nx * 8))[: 8 * HB],
+                        Mux(row.zero, seq[: 8 * HB], (data_ext >> (row.shift * 8))[: 8 * HB])))),
         ]
     return {"seq": seq, "entries": entries, "count": count, "row_count": row.count}
 
