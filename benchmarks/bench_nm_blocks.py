@@ -34,7 +34,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from amaranth.back import verilog
-from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Signal
+from amaranth.hdl import Array, Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import memory
 
 from sparsim.dataflow.config import load_design_point
@@ -188,7 +188,8 @@ def _blocks(hw):
         fmt = Signal.like(new_fmt, name="fmt")
         with m.If(issue):
             m.d.sync += [r.eq(c) for r, c in zip(rows, new_rows)] + [fmt.eq(new_fmt)]
-        groups = nt._weight_beat_groups(m, geo, rx, last, port("beat", 8 * DB), valid, ib, rows, fmt)
+        first_next = Mux(issue, new_rows[0].as_value(), rows[0].as_value())
+        groups = nt._weight_beat_groups(m, geo, rx, last, port("beat", 8 * DB), valid, ib, rows, fmt, first_next)
         sb = max(1, (C - 1).bit_length())
         segs = {"bank": bank, "last": last, "seg": (valid, port("sub", sb), port("base", wr), groups["count"])}
         lists = nt._split_entries(groups["entries"], geo.w_seg_entries, ib)

@@ -16,7 +16,7 @@ memory. Its timing is the contract's event equations, with the array's fold time
 from __future__ import annotations
 
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, memory, wiring
 
 from sparsim.dataflow import nm_train_isa as isa
@@ -597,11 +597,15 @@ class NmTrainAccelerator(wiring.Component):
         into_other = Mux(wq_cur, ldb_into[0], ldb_into[1])
         with m.If(into_cur | w_end):
             m.d.sync += [r.eq(Mux(w_end & ~into_other, bv, v)) for r, v, bv in zip(cw_regs, from_issue, from_bank)]
+        # (the first row's value next cycle, for the beat's copies of its row's fields)
+        first_next = Signal.like(cw_rows[0], name="w_cur_row0_next")
+        m.d.comb += first_next.eq(Mux(into_cur | w_end, Mux(w_end & ~into_other, from_bank[0], from_issue[0]),
+                                      cw_rows[0].as_value()))
         w_sub, w_rec_base = sub_counter("w_wr", C, cw_ksteps, WE, to_weight)
         w_beat = Signal(name="w_beat")
         m.d.comb += w_beat.eq(self.rd_data.valid & (bt.target[1] == 1))
         w_pruning = cw_prune if M > 1 else Const(0)
-        groups = _weight_beat_groups(m, geo, rx, bt.last, self.rd_data.payload, w_beat, ib, cw_rows, cw_fmt)
+        groups = _weight_beat_groups(m, geo, rx, bt.last, self.rd_data.payload, w_beat, ib, cw_rows, cw_fmt, first_next)
         e_done = Signal(range(WE + 1), name="w_rec_entries")  # entries of the record in progress so far
         # (a beat that does not complete its record gives its row's count: ``rx_need`` is not
         # in this loop)
@@ -1857,7 +1861,7 @@ def _weight_beat_format(m, n, m_log2, prune, ib):
     return fmt
 
 
-def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
+def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt, first_next):
     """A weight load's beat as whole groups: the bytes not yet written from earlier beats (a
     register of ``w_hold_bytes``) followed by the beat's (``seq``), of which the complete groups
     of the record in progress (compressed groups of the load's N:M, or dense groups of M bytes
@@ -1869,7 +1873,8 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
     ``row_count`` (the count of a beat that does not complete its record: the row's, without
     the receiver's ``need``). ``rx``: the receiver's byte count of the record in progress
     (``_count_beats``). ``rows``: the transfer's load's :func:`_weight_beat_rows` (registers),
-    ``fmt`` its :func:`_weight_beat_format` (a register).
+    ``fmt`` its :func:`_weight_beat_format` (a register), ``first_next`` the value ``rows[0]``
+    takes next cycle.
 
     The held bytes' arithmetic is a row of a table, a register (``w_row``): the row of the
     held bytes, selected in the beat before from the load's rows by what that beat left held,
@@ -1923,13 +1928,21 @@ def _weight_beat_groups(m, geo, rx, last, data_, valid, ib, rows, fmt):
     with m.Else():
         m.d.comb += row_next.eq(load_rows[row.next])
     data_ext = Cat(data_, Const(0, 8 * HB))
+    # (the held bytes' select takes the row's ``zero`` and ``shift`` from registers of their
+    # own, loaded with the row's next fields: no select by ``fresh`` on the held bytes' path)
+    zero_q = Signal(name="w_row_zero_q")
+    shift_q = Signal.like(row_q.shift, name="w_row_shift_q")
+    fresh_next = Signal(name="w_fresh_next")
+    m.d.comb += fresh_next.eq(Mux(valid, completes & last, fresh))
+    nxt_row = Mux(fresh_next, Value.cast(first_next), Mux(valid, row_next.as_value(), row_q.as_value()))
+    m.d.sync += [zero_q.eq(layout(nxt_row).zero), shift_q.eq(layout(nxt_row).shift)]
     with m.If(valid):
         m.d.sync += [
             h.eq(h_next), row_q.eq(row_next), fresh.eq(completes & last),
             # (zero past the bytes held: none when the transfer ends; the beat shifted by where
             # the held bytes start in it, ``need`` or the row's, both shifts in parallel)
             hold.eq(Mux(to_first[1], 0, Mux(to_rev[1], (data_ext >> (nx * 8))[: 8 * HB],
-                        Mux(row.zero, seq[: 8 * HB], (data_ext >> (row.shift * 8))[: 8 * HB])))),
+                        Mux(zero_q, seq[: 8 * HB], (data_ext >> (shift_q * 8))[: 8 * HB])))),
         ]
     return {"seq": seq, "entries": entries, "count": count, "row_count": row.count}
 
