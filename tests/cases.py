@@ -346,6 +346,47 @@ def nm_hand_pregen_program():
     return Program(hw=hw, instrs=ins, gemms=[], pregens=[], layers=["slab"], batch=1, memory=memory)
 
 
+
+def nm_hand_format_switch_program():
+    """Two weight transfers of different formats whose beats follow each other: LDA, LDB of 4
+    dense 1:1 records of 8 B (8 entries), MM, LDB (no sync) of 4 compressed 2:4 records of 2
+    groups (6 B), MM, END, on R = C = 2, max_m 4, one channel of 4 B/cycle, latency 2. The
+    second LDB issues into the other bank while the first transfer is in flight, so its first
+    beat comes the cycle after the first transfer's last beat. The first transfer's beats hold
+    no bytes (8 B records in 4 B beats), the second's first beat holds one (a 3 B group taken of
+    4): the weight beat's held bytes in that beat take the second load's first row, which the
+    RTL loads the cycle before (``w_cur_row0_next``), not the first load's. Values seeded."""
+    from sparsim.dataflow import nm_train_isa as isa
+    from sparsim.dataflow.nm_train import Program
+
+    hw = design_point_from_dict({
+        "hardware": {"preset": "tiny", "rows": 2, "cols": 2, "max_m": 4, "acc_bits": 24,
+                     "input_buffer_kib": 64 / 1024, "weight_buffer_kib": 64 / 1024,
+                     "output_buffer_kib": 96 / 1024,
+                     "memory": {"channels": 1, "bytes_per_cycle": 4, "latency_cycles": 2}},
+        "workload": {"kind": "train", "batch": 1, "layers": [{"name": "a", "k": 8, "cout": 4}]},
+    }).hardware
+    gb = isa.group_bytes(2, 4)
+    ins = np.zeros(6, dtype=isa.INSTR_DTYPE)
+    ins["pass_"], ins["layer"] = isa.FORWARD, 0
+    for i, (op, sync, store, n, m_log2, count, width, k_steps, addr) in enumerate((
+        (isa.OP_LDA, 1, 0, 0, 0, 2, 8, 0, 0),
+        (isa.OP_LDB, 1, 0, 1, 0, 4, 8, 8, 32),
+        (isa.OP_MM, 0, 1, 1, 0, 2, 4, 8, 96),
+        (isa.OP_LDB, 0, 0, 2, 2, 4, 2 * gb, 4, 64),
+        (isa.OP_MM, 0, 1, 2, 2, 2, 4, 4, 128),
+        (isa.OP_END, 0, 0, 0, 0, 0, 0, 0, 0),
+    )):
+        ins[i]["op"], ins[i]["sync"], ins[i]["store"], ins[i]["n"], ins[i]["m_log2"] = op, sync, store, n, m_log2
+        ins[i]["count"], ins[i]["width"], ins[i]["k_steps"], ins[i]["addr"] = count, width, k_steps, addr
+    rng = np.random.default_rng(11)
+    memory = np.zeros(160, dtype=np.uint8)
+    memory[:48] = rng.integers(-128, 128, size=48).astype(np.int8).view(np.uint8)
+    values = rng.integers(-128, 128, size=(4, 2, 2))
+    indices = np.sort([[rng.choice(4, 2, replace=False) for _ in range(2)] for _ in range(4)], axis=-1)
+    memory[64 : 64 + 8 * gb] = isa.pack_groups(values, indices, 4).reshape(-1)
+    return Program(hw=hw, instrs=ins, gemms=[], pregens=[], layers=["a"], batch=1, memory=memory)
+
 # ------------------------------------------------------------------------------------------
 # recsys: functional and simulator levels (rtl/recsys.py adds its levels when it exists)
 

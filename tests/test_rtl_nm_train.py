@@ -4,7 +4,8 @@ Whole Programs on the engine top: the hand-timed cases of the case table (values
 cycles equal the simulator's and the hand derivation), a point whose sparse layer is pruned by
 the prune unit on every weight load (with |w| ties that the tie rule decides), the same point in
 WS under random stalls on every stream (values exact), a hand-timed pre-generation Program and
-the point with pre-generation (PGS along both axes), those Programs again with the collision
+the point with pre-generation (PGS along both axes), a hand Program whose compressed weight
+transfer's first beat follows a dense one's last, those Programs again with the collision
 poison of the ``no_rw_check`` output banks, and controls that must fail: a broken Program, a top
 whose sequencer miscounts the PE pipeline and a read of a row being written under the poison. The case table
 (tests/test_case_table.py) runs the random design points; Verilator benches are marked
@@ -131,6 +132,24 @@ def test_pregen_hand_program():
     assert (got[64:88] == want[64:88]).all() and (got[128:152] == want[128:152]).all()
     assert (got == want).all()
 
+
+
+def test_format_switch_between_back_to_back_transfers():
+    """tests/cases.py's nm_hand_format_switch_program: a compressed 2:4 weight transfer whose
+    first beat follows a dense one's last beat; both GEMMs' tiles equal the functional model's
+    and the run takes the simulator's cycles. (An RTL whose held bytes took the first row of
+    the transfer ending, not of the one starting, misreads the second load's first group.)"""
+    from cases import nm_hand_format_switch_program
+    from sparsim.dataflow.nm_train_exec import execute
+    from sparsim.rtl.harness import ProgramRun
+
+    program = nm_hand_format_switch_program()
+    (res,) = amaranth_sim.run_programs([ProgramRun(program)])
+    assert res.done and not res.errors, res.errors
+    assert res.cycles == program_cycles(program)
+    want = execute(program.hw, program.words(), program.memory)
+    got = np.frombuffer(bytes(res.memory), dtype=np.uint8)
+    assert want[96:152].any() and (got == want).all()
 
 @pytest.mark.parametrize("chunks", [False, True], ids=["row-a-cycle", "row-in-chunks"])
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
