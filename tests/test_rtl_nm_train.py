@@ -4,9 +4,9 @@ Whole Programs on the engine top: the hand-timed cases of the case table (values
 cycles equal the simulator's and the hand derivation), a point whose sparse layer is pruned by
 the prune unit on every weight load (with |w| ties that the tie rule decides), the same point in
 WS under random stalls on every stream (values exact), a hand-timed pre-generation Program and
-the point with pre-generation (PGS along both axes), a hand Program whose compressed weight
-transfer's first beat follows a dense one's last, those Programs again with the collision
-poison of the ``no_rw_check`` output banks, and controls that must fail: a broken Program, a top
+the point with pre-generation (PGS along both axes), those Programs again with the collision
+poison of the ``no_rw_check`` output banks, a hand Program whose compressed weight transfer's
+first beat follows a dense one's last, and controls that must fail: a broken Program, a top
 whose sequencer miscounts the PE pipeline and a read of a row being written under the poison. The case table
 (tests/test_case_table.py) runs the random design points; Verilator benches are marked
 ``verilator``.
