@@ -346,7 +346,6 @@ def nm_hand_pregen_program():
     return Program(hw=hw, instrs=ins, gemms=[], pregens=[], layers=["slab"], batch=1, memory=memory)
 
 
-
 def nm_hand_format_switch_program():
     """Two weight transfers of different formats whose beats follow each other: LDA, LDB of 4
     dense 1:1 records of 8 B (8 entries), MM, LDB (no sync) of 4 compressed 2:4 records of 2
@@ -386,6 +385,7 @@ def nm_hand_format_switch_program():
     indices = np.sort([[rng.choice(4, 2, replace=False) for _ in range(2)] for _ in range(4)], axis=-1)
     memory[64 : 64 + 8 * gb] = isa.pack_groups(values, indices, 4).reshape(-1)
     return Program(hw=hw, instrs=ins, gemms=[], pregens=[], layers=["a"], batch=1, memory=memory)
+
 
 # ------------------------------------------------------------------------------------------
 # recsys: functional and simulator levels (rtl/recsys.py adds its levels when it exists)

@@ -7,7 +7,8 @@ WS under random stalls on every stream (values exact), a hand-timed pre-generati
 the point with pre-generation (PGS along both axes), those Programs again with the collision
 poison of the ``no_rw_check`` output banks, a hand Program whose compressed weight transfer's
 first beat follows a dense one's last, and controls that must fail: a broken Program, a top
-whose sequencer miscounts the PE pipeline and a read of a row being written under the poison. The case table
+whose sequencer miscounts the PE pipeline, a read of a row being written under the poison and
+held bytes that take the ending weight transfer's first row. The case table
 (tests/test_case_table.py) runs the random design points; Verilator benches are marked
 ``verilator``.
 """
@@ -134,22 +135,44 @@ def test_pregen_hand_program():
 
 
 
-def test_format_switch_between_back_to_back_transfers():
-    """tests/cases.py's nm_hand_format_switch_program: a compressed 2:4 weight transfer whose
-    first beat follows a dense one's last beat; both GEMMs' tiles equal the functional model's
-    and the run takes the simulator's cycles. (An RTL whose held bytes took the first row of
-    the transfer ending, not of the one starting, misreads the second load's first group.)"""
+def _format_switch_run():
     from cases import nm_hand_format_switch_program
     from sparsim.dataflow.nm_train_exec import execute
     from sparsim.rtl.harness import ProgramRun
 
     program = nm_hand_format_switch_program()
     (res,) = amaranth_sim.run_programs([ProgramRun(program)])
+    want = execute(program.hw, program.words(), program.memory)
+    return program, res, want, np.frombuffer(bytes(res.memory), dtype=np.uint8)
+
+
+def test_format_switch_between_back_to_back_transfers():
+    """tests/cases.py's nm_hand_format_switch_program: a compressed 2:4 weight transfer whose
+    first beat follows a dense one's last beat; both GEMMs' tiles equal the functional model's
+    and the run takes the simulator's cycles."""
+    program, res, want, got = _format_switch_run()
     assert res.done and not res.errors, res.errors
     assert res.cycles == program_cycles(program)
-    want = execute(program.hw, program.words(), program.memory)
-    got = np.frombuffer(bytes(res.memory), dtype=np.uint8)
     assert want[96:152].any() and (got == want).all()
+
+
+def test_format_switch_fails_with_the_ending_transfers_row(monkeypatch):
+    """Negative control for the test above (and proof that its Program still brings the beats
+    back to back): a weight beat path whose held bytes take the first row of the transfer
+    ending (``w_cur_row0``), not of the one starting (``w_cur_row0_next``), misreads the second
+    load's first group, so the second tile differs."""
+    import sparsim.rtl.nm_train as rtl_nm
+
+    orig = rtl_nm._weight_beat_groups
+
+    def stale_first_row(m, geo, rx, last, data_, valid, ib, rows, fmt, first_next):
+        return orig(m, geo, rx, last, data_, valid, ib, rows, fmt, rows[0])
+
+    monkeypatch.setattr(rtl_nm, "_weight_beat_groups", stale_first_row)
+    _, res, want, got = _format_switch_run()
+    assert res.done and not res.errors, res.errors
+    assert (got[:128] == want[:128]).all() and (got[128:152] != want[128:152]).any()
+
 
 @pytest.mark.parametrize("chunks", [False, True], ids=["row-a-cycle", "row-in-chunks"])
 @pytest.mark.parametrize("dataflow", ["os", "ws"])
